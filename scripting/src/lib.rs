@@ -1,0 +1,9 @@
+//! MonkScript and ArrowScript front ends.
+//!
+//! Everything here is pure: no tokio, no clock, no randomness, no network, and no
+//! file I/O beyond reading the files a caller names. The cluster state machine
+//! depends on this crate, so it must stay deterministic.
+//!
+//! - [`tree`]: the ordered value tree definitions are stored as.
+
+pub mod tree;
