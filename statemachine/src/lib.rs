@@ -1,1 +1,32 @@
-//! placeholder
+//! The pure, deterministic cluster state machine.
+//!
+//! Every cluster mutation is a [`Command`] carried in a [`Proposal`] (who, when, which
+//! request) and committed to the Raft log as an [`Entry`] (plus index and term). Every
+//! peer feeds committed entries, in order, to [`apply`], which changes [`State`] and
+//! returns an [`Applied`] result: accepted, or rejected with a deterministic reason.
+//!
+//! Deliberately absent from this crate and its dependency tree: tokio, clocks,
+//! randomness, file and network I/O. Time is the proposer's timestamp inside the entry
+//! and is used for display and audit only, never for a decision. CI fails if
+//! `cargo tree -p monk-statemachine` shows tokio.
+
+pub mod apply;
+pub mod command;
+pub mod entry;
+pub mod snapshot;
+pub mod state;
+pub mod view;
+
+pub use apply::{advance, apply, Applied, ApplyError, Rejection};
+pub use command::{Capacity, Command, LoadedTemplate, PeerId, Proposal, SecretScope};
+pub use entry::{decode_proposal, DecodeError, Entry};
+pub use snapshot::{
+    decode_snapshot, digest, encode_snapshot, inspect_snapshot, SnapshotError, SnapshotHeader,
+};
+pub use state::{InvariantViolation, Peer, PeerStatus, Secret, State, Template};
+pub use view::{ClusterView, NodeView};
+
+/// The entry format this build writes and the newest it can apply. Older formats are
+/// applied forever (append-only evolution); a newer one stops the peer with a clear
+/// error instead of being guessed at.
+pub const FORMAT_VERSION: u32 = 1;

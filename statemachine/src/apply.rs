@@ -1,0 +1,561 @@
+//! `apply`: the one writer of [`State`]. Deterministic: the same state and entry give
+//! the same result and the same new state on every peer. A command that is invalid for
+//! the current state is *rejected* (recorded in the result, state unchanged apart from
+//! the applied index); only an entry this build cannot interpret is an error.
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::{Command, LoadedTemplate, PeerId, SecretScope};
+use crate::entry::Entry;
+use crate::state::{secret_key, Peer, PeerStatus, Secret, State, Template};
+use crate::FORMAT_VERSION;
+
+/// Most peers a cluster records (members and departed); keeps state bounded.
+pub const PEERS_MAX: usize = 4096;
+/// Most stored definitions; a hub mirror holds a few thousand.
+pub const TEMPLATES_MAX: usize = 100_000;
+/// Longest template path, in bytes.
+pub const PATH_BYTES_MAX: usize = 512;
+/// Largest sealed secret, in bytes (secrets are credentials and keys, not files).
+pub const SEALED_SECRET_BYTES_MAX: usize = 64 * 1024;
+/// Most outstanding join tokens; older ones are forgotten first.
+pub const JOIN_TOKENS_MAX: usize = 64;
+/// Longest peer or cluster name, in bytes.
+pub const NAME_BYTES_MAX: usize = 128;
+
+/// The result of applying one entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "kebab-case")]
+pub enum Applied {
+    Accepted {
+        /// The id assigned by `cluster-created` / `peer-joined`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer_id: Option<PeerId>,
+    },
+    Rejected {
+        reason: Rejection,
+    },
+}
+
+impl Applied {
+    const ACCEPTED: Applied = Applied::Accepted { peer_id: None };
+
+    pub fn is_accepted(&self) -> bool {
+        matches!(self, Applied::Accepted { .. })
+    }
+}
+
+/// Why a command was refused; the same on every peer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "rejection", rename_all = "kebab-case")]
+pub enum Rejection {
+    #[error("the cluster already exists")]
+    ClusterExists,
+    #[error("no cluster has been created yet")]
+    NoCluster,
+    #[error("invalid name {name:?}: {why}")]
+    InvalidName { name: String, why: String },
+    #[error("unknown peer {peer}")]
+    UnknownPeer { peer: PeerId },
+    #[error("peer {peer} has left the cluster")]
+    PeerGone { peer: PeerId },
+    #[error("the join token is not valid for this cluster")]
+    BadJoinToken,
+    #[error("peer {peer} already uses {what} {value:?}")]
+    PeerConflict {
+        peer: PeerId,
+        what: String,
+        value: String,
+    },
+    #[error("invalid path {path:?}: {why}")]
+    InvalidPath { path: String, why: String },
+    #[error("no template at {path}")]
+    UnknownTemplate { path: String },
+    #[error("no secret {name} ({scope})")]
+    UnknownSecret { name: String, scope: String },
+    #[error("limit reached: {what} (at most {max})")]
+    Limit { what: String, max: usize },
+}
+
+/// An entry this build cannot apply: the peer must stop rather than diverge.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ApplyError {
+    #[error("entry {index} has format version {found}; this build applies up to {supported}")]
+    NewerFormat {
+        index: u64,
+        found: u32,
+        supported: u32,
+    },
+    #[error("entry {index} goes backwards (last applied {last})")]
+    OutOfOrder { index: u64, last: u64 },
+}
+
+/// Apply one committed entry.
+pub fn apply(state: &mut State, entry: &Entry) -> Result<Applied, ApplyError> {
+    if entry.proposal.format_version > FORMAT_VERSION {
+        return Err(ApplyError::NewerFormat {
+            index: entry.index,
+            found: entry.proposal.format_version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    advance(state, entry.index, entry.term)?;
+    let result = apply_command(state, entry.index, &entry.proposal.command);
+    Ok(match result {
+        Ok(applied) => applied,
+        Err(reason) => Applied::Rejected { reason },
+    })
+}
+
+/// Record that a Raft-internal entry (blank or membership) was applied.
+pub fn advance(state: &mut State, index: u64, term: u64) -> Result<(), ApplyError> {
+    if index <= state.last_applied_index && state.last_applied_index != 0 {
+        return Err(ApplyError::OutOfOrder {
+            index,
+            last: state.last_applied_index,
+        });
+    }
+    state.last_applied_index = index;
+    state.last_applied_term = term;
+    Ok(())
+}
+
+fn apply_command(state: &mut State, index: u64, command: &Command) -> Result<Applied, Rejection> {
+    match command {
+        Command::Noop => Ok(Applied::ACCEPTED),
+        Command::ClusterCreated {
+            name,
+            first_peer_name,
+            first_peer_address,
+            tags,
+            capacity,
+        } => {
+            if state.cluster_name.is_some() {
+                return Err(Rejection::ClusterExists);
+            }
+            check_name(name)?;
+            check_name(first_peer_name)?;
+            state.cluster_name = Some(name.clone());
+            state.next_peer_id = 1;
+            let peer = new_peer(
+                state,
+                index,
+                first_peer_name,
+                first_peer_address,
+                tags,
+                *capacity,
+            );
+            Ok(Applied::Accepted {
+                peer_id: Some(peer),
+            })
+        }
+        Command::JoinTokenIssued { token_sha256 } => {
+            require_cluster(state)?;
+            if state.join_tokens.len() >= JOIN_TOKENS_MAX {
+                let oldest = state
+                    .join_tokens
+                    .iter()
+                    .min_by_key(|(_, at)| **at)
+                    .map(|(k, _)| k.clone());
+                if let Some(oldest) = oldest {
+                    state.join_tokens.remove(&oldest);
+                }
+            }
+            state.join_tokens.insert(token_sha256.clone(), index);
+            Ok(Applied::ACCEPTED)
+        }
+        Command::PeerJoined {
+            name,
+            address,
+            token_sha256,
+            tags,
+            capacity,
+        } => {
+            require_cluster(state)?;
+            if !state.join_tokens.contains_key(token_sha256) {
+                return Err(Rejection::BadJoinToken);
+            }
+            check_name(name)?;
+            for peer in state.members() {
+                if peer.name == *name {
+                    return Err(Rejection::PeerConflict {
+                        peer: peer.id,
+                        what: "name".into(),
+                        value: name.clone(),
+                    });
+                }
+                if peer.address == *address {
+                    return Err(Rejection::PeerConflict {
+                        peer: peer.id,
+                        what: "address".into(),
+                        value: address.clone(),
+                    });
+                }
+            }
+            if state.peers.len() >= PEERS_MAX {
+                return Err(Rejection::Limit {
+                    what: "peers".into(),
+                    max: PEERS_MAX,
+                });
+            }
+            let id = new_peer(state, index, name, address, tags, *capacity);
+            Ok(Applied::Accepted { peer_id: Some(id) })
+        }
+        Command::PeerLeft { peer } => {
+            let peer = member_mut(state, *peer)?;
+            peer.status = PeerStatus::Left { at_index: index };
+            Ok(Applied::ACCEPTED)
+        }
+        Command::PeerDown { peer, reason } => {
+            let peer = member_mut(state, *peer)?;
+            if peer.is_up() {
+                peer.status = PeerStatus::Down {
+                    reason: reason.clone(),
+                    since_index: index,
+                };
+            }
+            Ok(Applied::ACCEPTED)
+        }
+        Command::PeerUp { peer } => {
+            let peer = member_mut(state, *peer)?;
+            peer.status = PeerStatus::Up;
+            Ok(Applied::ACCEPTED)
+        }
+        Command::TemplatesLoaded { templates } => {
+            require_cluster(state)?;
+            for t in templates {
+                check_path(&t.path)?;
+            }
+            let new_paths = templates
+                .iter()
+                .filter(|t| !state.templates.contains_key(&t.path))
+                .count();
+            if state.templates.len() + new_paths > TEMPLATES_MAX {
+                return Err(Rejection::Limit {
+                    what: "templates".into(),
+                    max: TEMPLATES_MAX,
+                });
+            }
+            for LoadedTemplate {
+                path,
+                kind,
+                definition,
+            } in templates
+            {
+                let generation = state
+                    .templates
+                    .get(path)
+                    .map_or(1, |old| old.generation + 1);
+                state.templates.insert(
+                    path.clone(),
+                    Template {
+                        path: path.clone(),
+                        kind: kind.clone(),
+                        definition: definition.clone(),
+                        generation,
+                        loaded_at_index: index,
+                    },
+                );
+            }
+            Ok(Applied::ACCEPTED)
+        }
+        Command::TemplatesRemoved { paths } => {
+            if let Some(missing) = paths.iter().find(|p| !state.templates.contains_key(*p)) {
+                return Err(Rejection::UnknownTemplate {
+                    path: missing.clone(),
+                });
+            }
+            for path in paths {
+                state.templates.remove(path);
+            }
+            Ok(Applied::ACCEPTED)
+        }
+        Command::SecretSet {
+            name,
+            scope,
+            sealed,
+        } => {
+            require_cluster(state)?;
+            check_secret_name(name)?;
+            if let SecretScope::Entity(path) = scope {
+                check_path(path)?;
+            }
+            if sealed.len() > SEALED_SECRET_BYTES_MAX {
+                return Err(Rejection::Limit {
+                    what: "sealed secret bytes".into(),
+                    max: SEALED_SECRET_BYTES_MAX,
+                });
+            }
+            let key = secret_key(name, scope);
+            state.secrets.insert(
+                key,
+                Secret {
+                    name: name.clone(),
+                    scope: scope.clone(),
+                    sealed: sealed.clone(),
+                    set_at_index: index,
+                },
+            );
+            Ok(Applied::ACCEPTED)
+        }
+        Command::SecretRemoved { name, scope } => {
+            let key = secret_key(name, scope);
+            if state.secrets.remove(&key).is_none() {
+                let scope = match scope {
+                    SecretScope::Global => "global".to_string(),
+                    SecretScope::Entity(p) => p.clone(),
+                };
+                return Err(Rejection::UnknownSecret {
+                    name: name.clone(),
+                    scope,
+                });
+            }
+            Ok(Applied::ACCEPTED)
+        }
+    }
+}
+
+fn new_peer(
+    state: &mut State,
+    index: u64,
+    name: &str,
+    address: &str,
+    tags: &[String],
+    capacity: crate::Capacity,
+) -> PeerId {
+    let id = state.next_peer_id;
+    state.next_peer_id += 1;
+    let peer = Peer {
+        id,
+        name: name.to_string(),
+        address: address.to_string(),
+        tags: tags.to_vec(),
+        capacity,
+        status: PeerStatus::Up,
+        joined_at_index: index,
+    };
+    state.peers.insert(id, peer);
+    id
+}
+
+fn require_cluster(state: &State) -> Result<(), Rejection> {
+    state
+        .cluster_name
+        .as_ref()
+        .map(|_| ())
+        .ok_or(Rejection::NoCluster)
+}
+
+fn member_mut(state: &mut State, id: PeerId) -> Result<&mut Peer, Rejection> {
+    let peer = state
+        .peers
+        .get_mut(&id)
+        .ok_or(Rejection::UnknownPeer { peer: id })?;
+    if !peer.is_member() {
+        return Err(Rejection::PeerGone { peer: id });
+    }
+    Ok(peer)
+}
+
+/// Peer and cluster names: 1..=128 bytes of letters, digits, `-`, `_`, `.`.
+fn check_name(name: &str) -> Result<(), Rejection> {
+    let why = if name.is_empty() {
+        Some("must not be empty".to_string())
+    } else if name.len() > NAME_BYTES_MAX {
+        Some(format!("longer than {NAME_BYTES_MAX} bytes"))
+    } else if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        Some("only letters, digits, '-', '_' and '.' are allowed".to_string())
+    } else {
+        None
+    };
+    why.map_or(Ok(()), |why| {
+        Err(Rejection::InvalidName {
+            name: name.to_string(),
+            why,
+        })
+    })
+}
+
+fn check_secret_name(name: &str) -> Result<(), Rejection> {
+    check_name(name)
+}
+
+/// Stored template paths are absolute-free `namespace/name[/...]`: no empty, `.` or
+/// `..` segments, no leading or trailing slash.
+pub fn check_path(path: &str) -> Result<(), Rejection> {
+    let invalid = |why: &str| {
+        Err(Rejection::InvalidPath {
+            path: path.to_string(),
+            why: why.to_string(),
+        })
+    };
+    if path.len() > PATH_BYTES_MAX {
+        return invalid("too long");
+    }
+    let segments: Vec<&str> = path.split('/').collect();
+    if segments.len() < 2 {
+        return invalid("expected namespace/name");
+    }
+    if segments.iter().any(|s| s.is_empty()) {
+        return invalid("empty segment (leading, trailing or double slash)");
+    }
+    if segments.iter().any(|s| *s == "." || *s == "..") {
+        return invalid("'.' and '..' segments are not allowed");
+    }
+    if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return invalid("whitespace is not allowed");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::{Capacity, Proposal};
+    use monk_scripting::tree::Tree;
+
+    fn entry(index: u64, command: Command) -> Entry {
+        Entry {
+            index,
+            term: 1,
+            proposal: Proposal {
+                format_version: FORMAT_VERSION,
+                proposed_at_ms: index,
+                actor: "test".into(),
+                request_id: format!("r{index}"),
+                command,
+            },
+        }
+    }
+
+    fn created() -> State {
+        let mut s = State::default();
+        let c = Command::ClusterCreated {
+            name: "c".into(),
+            first_peer_name: "p1".into(),
+            first_peer_address: "127.0.0.1:1".into(),
+            tags: vec![],
+            capacity: Capacity::default(),
+        };
+        assert_eq!(
+            apply(&mut s, &entry(1, c)).unwrap(),
+            Applied::Accepted { peer_id: Some(1) }
+        );
+        s
+    }
+
+    #[test]
+    fn join_needs_issued_token_and_assigns_next_id() {
+        let mut s = created();
+        let join = Command::PeerJoined {
+            name: "p2".into(),
+            address: "127.0.0.1:2".into(),
+            token_sha256: "ab".into(),
+            tags: vec![],
+            capacity: Capacity::default(),
+        };
+        assert_eq!(
+            apply(&mut s, &entry(2, join.clone())).unwrap(),
+            Applied::Rejected {
+                reason: Rejection::BadJoinToken
+            }
+        );
+        apply(
+            &mut s,
+            &entry(
+                3,
+                Command::JoinTokenIssued {
+                    token_sha256: "ab".into(),
+                },
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            apply(&mut s, &entry(4, join.clone())).unwrap(),
+            Applied::Accepted { peer_id: Some(2) }
+        );
+        let again = apply(&mut s, &entry(5, join)).unwrap();
+        assert!(
+            matches!(
+                again,
+                Applied::Rejected {
+                    reason: Rejection::PeerConflict { peer: 2, .. }
+                }
+            ),
+            "{again:?}"
+        );
+        s.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn templates_reload_bumps_generation_and_remove_unknown_is_rejected() {
+        let mut s = created();
+        let t = LoadedTemplate {
+            path: "ns/a".into(),
+            kind: "runnable".into(),
+            definition: Tree::Null,
+        };
+        apply(
+            &mut s,
+            &entry(
+                2,
+                Command::TemplatesLoaded {
+                    templates: vec![t.clone()],
+                },
+            ),
+        )
+        .unwrap();
+        apply(
+            &mut s,
+            &entry(3, Command::TemplatesLoaded { templates: vec![t] }),
+        )
+        .unwrap();
+        assert_eq!(s.templates["ns/a"].generation, 2);
+        let r = apply(
+            &mut s,
+            &entry(
+                4,
+                Command::TemplatesRemoved {
+                    paths: vec!["ns/a".into(), "ns/b".into()],
+                },
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            r,
+            Applied::Rejected {
+                reason: Rejection::UnknownTemplate {
+                    path: "ns/b".into()
+                }
+            }
+        );
+        assert!(
+            s.templates.contains_key("ns/a"),
+            "a rejected removal removes nothing"
+        );
+        assert_eq!(s.last_applied_index, 4);
+    }
+
+    #[test]
+    fn bad_paths_are_rejected() {
+        for bad in ["a", "/a/b", "a/b/", "a//b", "a/./b", "a/../b", "a/b c"] {
+            assert!(check_path(bad).is_err(), "{bad}");
+        }
+        check_path("ns/name/sub").unwrap();
+    }
+
+    #[test]
+    fn newer_format_is_an_error_and_changes_nothing() {
+        let mut s = created();
+        let mut e = entry(2, Command::Noop);
+        e.proposal.format_version = FORMAT_VERSION + 1;
+        assert!(matches!(
+            apply(&mut s, &e),
+            Err(ApplyError::NewerFormat { index: 2, .. })
+        ));
+        assert_eq!(s.last_applied_index, 1);
+    }
+}

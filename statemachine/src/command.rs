@@ -1,0 +1,215 @@
+//! Commands: the only way cluster state changes. Kinds are only ever appended; an old
+//! kind keeps its handler forever so old logs replay (invariant "replayable forever").
+
+use monk_scripting::tree::Tree;
+use serde::{Deserialize, Serialize};
+
+/// A peer's id in the cluster, assigned by the state machine when it joins (the peer
+/// that creates the cluster is always 1).
+pub type PeerId = u64;
+
+/// What a user, an executor or the leader asks the cluster to do, with who asked and when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// Entry format version; see [`crate::FORMAT_VERSION`].
+    pub format_version: u32,
+    /// Proposer's wall clock in milliseconds since the Unix epoch: display and audit only.
+    pub proposed_at_ms: u64,
+    /// Who proposed it: `cli:<user>@<host>`, `peer:<id>` for leader-driven liveness, ...
+    pub actor: String,
+    /// Client request id, so a retried request can be recognised in audit.
+    pub request_id: String,
+    pub command: Command,
+}
+
+/// Resources a peer offers to the scheduler.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Capacity {
+    pub cpu_millis: u64,
+    pub memory_mb: u64,
+}
+
+/// One top-level MonkScript definition as written, keyed by `namespace/name`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadedTemplate {
+    pub path: String,
+    /// `runnable`, `group`, `entity`, `module`, `service`, `abstract`, or the entity type
+    /// path of an entity instance.
+    pub kind: String,
+    pub definition: Tree,
+}
+
+/// Who may read a secret: every permitted runnable, or one runnable/entity path.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "scope", content = "path")]
+pub enum SecretScope {
+    Global,
+    Entity(String),
+}
+
+/// Every cluster mutation. Serialized with an explicit `kind` tag so logs stay readable
+/// and an unknown kind from a newer build is reported by name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Command {
+    /// Does nothing; used to commit a barrier and in benchmarks.
+    Noop,
+    /// The first peer makes itself a one-voter cluster; it becomes peer 1.
+    ClusterCreated {
+        name: String,
+        first_peer_name: String,
+        first_peer_address: String,
+        tags: Vec<String>,
+        capacity: Capacity,
+    },
+    /// A join token was issued; only its SHA-256 (hex) is stored, never the token.
+    JoinTokenIssued {
+        token_sha256: String,
+    },
+    /// A peer presented a valid token and joins; the state machine assigns its id.
+    PeerJoined {
+        name: String,
+        address: String,
+        token_sha256: String,
+        tags: Vec<String>,
+        capacity: Capacity,
+    },
+    /// A peer left the cluster on purpose.
+    PeerLeft {
+        peer: PeerId,
+    },
+    /// The leader saw no heartbeat from the peer for too long.
+    PeerDown {
+        peer: PeerId,
+        reason: String,
+    },
+    /// The peer is heard from again.
+    PeerUp {
+        peer: PeerId,
+    },
+    /// Definitions loaded by `monk load`, replacing earlier ones at the same paths.
+    TemplatesLoaded {
+        templates: Vec<LoadedTemplate>,
+    },
+    TemplatesRemoved {
+        paths: Vec<String>,
+    },
+    /// A secret, sealed by the proposing peer; plaintext never enters the log.
+    SecretSet {
+        name: String,
+        scope: SecretScope,
+        sealed: Vec<u8>,
+    },
+    SecretRemoved {
+        name: String,
+        scope: SecretScope,
+    },
+}
+
+impl Command {
+    /// The command's kind tag as it appears in the log (`peer-joined`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::Noop => "noop",
+            Command::ClusterCreated { .. } => "cluster-created",
+            Command::JoinTokenIssued { .. } => "join-token-issued",
+            Command::PeerJoined { .. } => "peer-joined",
+            Command::PeerLeft { .. } => "peer-left",
+            Command::PeerDown { .. } => "peer-down",
+            Command::PeerUp { .. } => "peer-up",
+            Command::TemplatesLoaded { .. } => "templates-loaded",
+            Command::TemplatesRemoved { .. } => "templates-removed",
+            Command::SecretSet { .. } => "secret-set",
+            Command::SecretRemoved { .. } => "secret-removed",
+        }
+    }
+
+    /// One line for humans; never contains secret material.
+    pub fn summary(&self) -> String {
+        match self {
+            Command::Noop => "no-op".into(),
+            Command::ClusterCreated {
+                name,
+                first_peer_name,
+                first_peer_address,
+                ..
+            } => {
+                format!("cluster {name:?} created by {first_peer_name} ({first_peer_address})")
+            }
+            Command::JoinTokenIssued { token_sha256 } => {
+                format!("join token {}… issued", short(token_sha256))
+            }
+            Command::PeerJoined {
+                name,
+                address,
+                tags,
+                ..
+            } => format!("peer {name} ({address}) joined, tags [{}]", tags.join(",")),
+            Command::PeerLeft { peer } => format!("peer {peer} left"),
+            Command::PeerDown { peer, reason } => format!("peer {peer} declared down: {reason}"),
+            Command::PeerUp { peer } => format!("peer {peer} up again"),
+            Command::TemplatesLoaded { templates } => {
+                let paths: Vec<&str> = templates.iter().map(|t| t.path.as_str()).collect();
+                format!("{} template(s) loaded: {}", templates.len(), elide(&paths))
+            }
+            Command::TemplatesRemoved { paths } => {
+                let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+                format!("{} template(s) removed: {}", paths.len(), elide(&paths))
+            }
+            Command::SecretSet { name, scope, .. } => {
+                format!("secret {name} set ({})", scope_text(scope))
+            }
+            Command::SecretRemoved { name, scope } => {
+                format!("secret {name} removed ({})", scope_text(scope))
+            }
+        }
+    }
+
+    /// Entity paths this command touches, for `monk history` and `monk log --path`.
+    pub fn paths(&self) -> Vec<&str> {
+        match self {
+            Command::TemplatesLoaded { templates } => {
+                templates.iter().map(|t| t.path.as_str()).collect()
+            }
+            Command::TemplatesRemoved { paths } => paths.iter().map(String::as_str).collect(),
+            Command::SecretSet {
+                scope: SecretScope::Entity(p),
+                ..
+            }
+            | Command::SecretRemoved {
+                scope: SecretScope::Entity(p),
+                ..
+            } => {
+                vec![p.as_str()]
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn short(hex: &str) -> &str {
+    hex.get(..12).unwrap_or(hex)
+}
+
+fn scope_text(scope: &SecretScope) -> String {
+    match scope {
+        SecretScope::Global => "global".into(),
+        SecretScope::Entity(p) => format!("for {p}"),
+    }
+}
+
+/// At most this many paths are listed in a summary line before eliding.
+const SUMMARY_PATHS_MAX: usize = 4;
+
+fn elide(paths: &[&str]) -> String {
+    if paths.len() <= SUMMARY_PATHS_MAX {
+        return paths.join(", ");
+    }
+    format!(
+        "{}, … (+{})",
+        paths[..SUMMARY_PATHS_MAX].join(", "),
+        paths.len() - SUMMARY_PATHS_MAX
+    )
+}

@@ -1,0 +1,178 @@
+//! Property tests for invariant 1 (determinism) and invariant 5-style checks: the same
+//! random command sequence gives the same digest on two state machines; a snapshot at
+//! a random index plus the rest of the log equals the full replay; invariants hold
+//! after every apply.
+
+use monk_scripting::tree::Tree;
+use monk_statemachine::*;
+use proptest::prelude::*;
+
+fn name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("p1".to_string()),
+        Just("p2".to_string()),
+        Just("p3".to_string()),
+        Just("bad name".to_string()),
+        Just(String::new())
+    ]
+}
+
+fn path() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("ns/a".to_string()),
+        Just("ns/b".to_string()),
+        Just("other/c/d".to_string()),
+        Just("/bad".to_string()),
+        Just("x".to_string())
+    ]
+}
+
+fn tree() -> impl Strategy<Value = Tree> {
+    let leaf = prop_oneof![
+        Just(Tree::Null),
+        any::<bool>().prop_map(Tree::Bool),
+        any::<i64>().prop_map(Tree::Int),
+        "[a-z]{0,6}".prop_map(Tree::Str)
+    ];
+    leaf.prop_recursive(3, 16, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Tree::Seq),
+            prop::collection::vec(("[a-z]{1,4}", inner), 0..4).prop_map(|mut kv| {
+                kv.sort_by(|a, b| a.0.cmp(&b.0));
+                kv.dedup_by(|a, b| a.0 == b.0);
+                Tree::Map(kv)
+            }),
+        ]
+    })
+}
+
+fn scope() -> impl Strategy<Value = SecretScope> {
+    prop_oneof![
+        Just(SecretScope::Global),
+        path().prop_map(SecretScope::Entity)
+    ]
+}
+
+fn command() -> impl Strategy<Value = Command> {
+    let token = prop_oneof![Just("t1".to_string()), Just("t2".to_string())];
+    prop_oneof![
+        Just(Command::Noop),
+        (name(), name()).prop_map(|(n, p)| Command::ClusterCreated {
+            name: n,
+            first_peer_name: p,
+            first_peer_address: "127.0.0.1:1".into(),
+            tags: vec!["a".into()],
+            capacity: Capacity::default()
+        }),
+        token
+            .clone()
+            .prop_map(|t| Command::JoinTokenIssued { token_sha256: t }),
+        (name(), 1u16..4, token).prop_map(|(n, port, t)| Command::PeerJoined {
+            name: n,
+            address: format!("127.0.0.1:{port}"),
+            token_sha256: t,
+            tags: vec![],
+            capacity: Capacity {
+                cpu_millis: 1000,
+                memory_mb: 512
+            }
+        }),
+        (0u64..5).prop_map(|peer| Command::PeerLeft { peer }),
+        (0u64..5, "[a-z ]{0,8}").prop_map(|(peer, reason)| Command::PeerDown { peer, reason }),
+        (0u64..5).prop_map(|peer| Command::PeerUp { peer }),
+        prop::collection::vec((path(), tree()), 0..3).prop_map(|ts| Command::TemplatesLoaded {
+            templates: ts
+                .into_iter()
+                .map(|(path, definition)| LoadedTemplate {
+                    path,
+                    kind: "runnable".into(),
+                    definition
+                })
+                .collect()
+        }),
+        prop::collection::vec(path(), 0..3).prop_map(|paths| Command::TemplatesRemoved { paths }),
+        (name(), scope(), prop::collection::vec(any::<u8>(), 0..8)).prop_map(
+            |(name, scope, sealed)| Command::SecretSet {
+                name,
+                scope,
+                sealed
+            }
+        ),
+        (name(), scope()).prop_map(|(name, scope)| Command::SecretRemoved { name, scope }),
+    ]
+}
+
+fn entries(commands: Vec<Command>) -> Vec<Entry> {
+    commands
+        .into_iter()
+        .enumerate()
+        .map(|(i, command)| Entry {
+            index: i as u64 + 1,
+            term: 1 + i as u64 / 7,
+            proposal: Proposal {
+                format_version: FORMAT_VERSION,
+                proposed_at_ms: 1_000 + i as u64,
+                actor: "proptest".into(),
+                request_id: format!("r{i}"),
+                command,
+            },
+        })
+        .collect()
+}
+
+fn replay(state: &mut State, entries: &[Entry]) -> Vec<Applied> {
+    entries
+        .iter()
+        .map(|e| {
+            let applied = apply(state, e).expect("current-format entries apply");
+            state
+                .check_invariants()
+                .unwrap_or_else(|v| panic!("after entry {}: {v}", e.index));
+            applied
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn same_commands_same_digest(commands in prop::collection::vec(command(), 0..60)) {
+        let log = entries(commands);
+        let (mut a, mut b) = (State::default(), State::default());
+        let results_a = replay(&mut a, &log);
+        let results_b = replay(&mut b, &log);
+        prop_assert_eq!(results_a, results_b);
+        prop_assert_eq!(digest(&a), digest(&b));
+        prop_assert_eq!(encode_snapshot(&a), encode_snapshot(&b));
+    }
+
+    #[test]
+    fn snapshot_then_rest_equals_full_replay(commands in prop::collection::vec(command(), 1..60), cut in any::<prop::sample::Index>()) {
+        let log = entries(commands);
+        let cut = cut.index(log.len() + 1);
+        let mut full = State::default();
+        replay(&mut full, &log);
+        let mut head = State::default();
+        replay(&mut head, &log[..cut]);
+        let mut restored = decode_snapshot(&encode_snapshot(&head)).expect("own snapshot decodes");
+        replay(&mut restored, &log[cut..]);
+        prop_assert_eq!(digest(&restored), digest(&full));
+        prop_assert_eq!(restored, full);
+    }
+}
+
+#[test]
+fn digest_changes_when_state_changes() {
+    let log = entries(vec![Command::ClusterCreated {
+        name: "c".into(),
+        first_peer_name: "p1".into(),
+        first_peer_address: "a:1".into(),
+        tags: vec![],
+        capacity: Capacity::default(),
+    }]);
+    let mut s = State::default();
+    let before = digest(&s);
+    replay(&mut s, &log);
+    assert_ne!(before, digest(&s));
+}
