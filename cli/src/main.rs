@@ -1,1 +1,334 @@
-fn main() {}
+//! `monk`: the command line of a monk cluster. A thin binary: parse flags, call the
+//! typed client or the offline libraries, print a table or JSON, exit 0 on success and
+//! non-zero with a one-line reason on failure.
+
+mod table;
+mod templates;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use monk_node::views::{ConsensusView, InfoView, PeerRow, TemplateRow};
+use monk_node::MonkClient;
+use monk_statemachine::{Applied, Command, Proposal, FORMAT_VERSION};
+
+/// Default peer address when neither `--addr` nor `MONK_ADDR` is given.
+const DEFAULT_ADDR: &str = "127.0.0.1:44001";
+
+#[derive(Parser, Debug)]
+#[command(name = "monk", version, about = "Run and inspect a monk cluster")]
+struct Cli {
+    /// Peer to talk to (HOST:PORT).
+    #[arg(long, global = true, env = "MONK_ADDR", default_value = DEFAULT_ADDR)]
+    addr: String,
+    #[command(subcommand)]
+    command: Top,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Args, Debug, Clone, Copy)]
+struct OutputArg {
+    /// Output format: table for people, json for scripts.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+    output: Output,
+}
+
+#[derive(Subcommand, Debug)]
+enum Top {
+    /// Create, join, leave and inspect the cluster.
+    #[command(subcommand, visible_alias = "c")]
+    Cluster(ClusterCmd),
+    /// Consensus internals.
+    #[command(subcommand, visible_alias = "s")]
+    System(SystemCmd),
+    /// Store MonkScript definitions in the cluster (does not start anything).
+    Load {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List stored definitions.
+    #[command(visible_alias = "ls")]
+    List {
+        #[command(flatten)]
+        out: OutputArg,
+        /// Read from this peer's local state instead of the leader's.
+        #[arg(long)]
+        stale: bool,
+    },
+    /// Print a stored definition.
+    Dump {
+        path: String,
+        #[command(flatten)]
+        out: OutputArg,
+        #[arg(long)]
+        stale: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ClusterCmd {
+    /// Make the addressed peer a one-voter cluster.
+    New {
+        #[arg(short, long, default_value = "monk")]
+        name: String,
+    },
+    /// Print a join token for new peers.
+    Token,
+    /// Make the addressed peer join the cluster named in the token.
+    Join {
+        #[arg(long)]
+        token: String,
+    },
+    /// List the cluster's peers.
+    Peers {
+        #[command(flatten)]
+        out: OutputArg,
+        #[arg(long)]
+        stale: bool,
+    },
+    /// The addressed peer leaves the cluster.
+    Leave,
+    /// The addressed peer's id, name and address, and the cluster's name and leader.
+    Info {
+        #[command(flatten)]
+        out: OutputArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SystemCmd {
+    /// Raft state of the addressed peer: term, leader, indexes, digest, followers.
+    Consensus {
+        #[command(flatten)]
+        out: OutputArg,
+    },
+}
+
+/// A failure with a one-line reason.
+struct Failure(String);
+
+impl From<tonic::Status> for Failure {
+    fn from(s: tonic::Status) -> Failure {
+        Failure(s.message().to_string())
+    }
+}
+
+type Outcome = Result<String, Failure>;
+
+fn actor() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    format!("cli:{user}@{host}")
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Outcome {
+    serde_json::to_string_pretty(value)
+        .map(|s| s + "\n")
+        .map_err(|e| Failure(e.to_string()))
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+async fn connect(addr: &str) -> Result<MonkClient, Failure> {
+    MonkClient::connect(addr)
+        .await
+        .map_err(|e| Failure(format!("{e} (is monkd running? set --addr or MONK_ADDR)")))
+}
+
+async fn run(cli: Cli) -> Outcome {
+    match cli.command {
+        Top::Cluster(cmd) => cluster(&cli.addr, cmd).await,
+        Top::System(SystemCmd::Consensus { out }) => {
+            let view: ConsensusView = connect(&cli.addr).await?.consensus().await?;
+            if out.output == Output::Json {
+                return json(&view);
+            }
+            let mut text = format!(
+                "peer {}  state {}  term {}  leader {}\nlast log {}  commit {}  applied {}  snapshot {}  purged {}\nstate digest {}\nvoters {:?}  learners {:?}\n",
+                opt(view.id), view.state, view.term, opt(view.leader_id), opt(view.last_log_index), opt(view.commit_index), opt(view.applied_index), opt(view.snapshot_index), opt(view.purged_index), view.state_digest, view.voters, view.learners
+            );
+            if !view.followers.is_empty() {
+                let rows: Vec<Vec<String>> = view
+                    .followers
+                    .iter()
+                    .map(|f| vec![f.id.to_string(), opt(f.match_index), opt(f.lag)])
+                    .collect();
+                text.push_str(&table::render(&["FOLLOWER", "MATCH", "LAG"], &rows));
+            }
+            Ok(text)
+        }
+        Top::Load { files } => {
+            let mut templates = Vec::new();
+            for file in &files {
+                templates.extend(templates::read_file(file).map_err(Failure)?);
+            }
+            let count = templates.len();
+            let proposal = Proposal {
+                format_version: FORMAT_VERSION,
+                proposed_at_ms: 0,
+                actor: actor(),
+                request_id: format!("load-{}", std::process::id()),
+                command: Command::TemplatesLoaded { templates },
+            };
+            let outcome = connect(&cli.addr).await?.propose_raw(&proposal).await?;
+            match outcome.applied {
+                Applied::Accepted { .. } => Ok(format!(
+                    "Loaded {count} definition(s) from {} file(s) at index {}\n",
+                    files.len(),
+                    outcome.index
+                )),
+                Applied::Rejected { reason } => Err(Failure(format!("load rejected: {reason}"))),
+            }
+        }
+        Top::List { out, stale } => {
+            let rows: Vec<TemplateRow> = connect(&cli.addr)
+                .await?
+                .query("templates", "", stale)
+                .await?;
+            if out.output == Output::Json {
+                return json(&rows);
+            }
+            let cells: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.path.clone(),
+                        r.kind.clone(),
+                        r.generation.to_string(),
+                        r.loaded_at_index.to_string(),
+                    ]
+                })
+                .collect();
+            Ok(table::render(
+                &["PATH", "KIND", "GENERATION", "LOADED AT"],
+                &cells,
+            ))
+        }
+        Top::Dump { path, out, stale } => {
+            let template: serde_json::Value = connect(&cli.addr)
+                .await?
+                .query("template", &path, stale)
+                .await?;
+            let definition = template.get("definition").cloned().unwrap_or_default();
+            if out.output == Output::Json {
+                return json(&definition);
+            }
+            serde_saphyr::to_string(&definition).map_err(|e| Failure(e.to_string()))
+        }
+    }
+}
+
+async fn cluster(addr: &str, cmd: ClusterCmd) -> Outcome {
+    let mut client = connect(addr).await?;
+    match cmd {
+        ClusterCmd::New { name } => {
+            let info = client.cluster_new(&name).await?;
+            Ok(format!(
+                "Your cluster has been created successfully: {} (peer {} at {})\n",
+                opt(info.cluster),
+                opt(info.id),
+                info.address
+            ))
+        }
+        ClusterCmd::Token => Ok(client.issue_token().await? + "\n"),
+        ClusterCmd::Join { token } => {
+            let info = client.cluster_join(&token).await?;
+            Ok(format!(
+                "Joined cluster {} as peer {}\n",
+                opt(info.cluster),
+                opt(info.id)
+            ))
+        }
+        ClusterCmd::Leave => {
+            let info = client.leave().await?;
+            Ok(format!(
+                "Peer {} left cluster {}\n",
+                opt(info.id),
+                opt(info.cluster)
+            ))
+        }
+        ClusterCmd::Info { out } => {
+            let info: InfoView = client.info().await?;
+            if out.output == Output::Json {
+                return json(&info);
+            }
+            Ok(format!(
+                "peer id   {}\nname      {}\naddress   {}\ncluster   {}\nleader    {} ({})\n",
+                opt(info.id),
+                info.name,
+                info.address,
+                opt(info.cluster),
+                opt(info.leader_id),
+                opt(info.leader_address)
+            ))
+        }
+        ClusterCmd::Peers { out, stale } => {
+            let peers: Vec<PeerRow> = client.peers(stale).await?;
+            if out.output == Output::Json {
+                return json(&peers);
+            }
+            let rows: Vec<Vec<String>> = peers
+                .iter()
+                .map(|p| {
+                    vec![
+                        p.id.to_string(),
+                        p.name.clone(),
+                        p.address.clone(),
+                        p.role.clone(),
+                        if p.voter { "yes" } else { "no" }.into(),
+                        if p.up { "up" } else { "down" }.into(),
+                        p.tags.join(","),
+                        p.last_contact_ms.map_or("-".into(), |ms| format!("{ms}ms")),
+                    ]
+                })
+                .collect();
+            Ok(table::render(
+                &[
+                    "ID",
+                    "NAME",
+                    "ADDRESS",
+                    "ROLE",
+                    "VOTER",
+                    "STATE",
+                    "TAGS",
+                    "LAST CONTACT",
+                ],
+                &rows,
+            ))
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("monk: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(Failure(reason)) => {
+            eprintln!("monk: {}", reason.lines().next().unwrap_or("failed"));
+            ExitCode::FAILURE
+        }
+    }
+}

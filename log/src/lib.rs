@@ -1,1 +1,54 @@
-//! placeholder
+//! openraft storage on RocksDB, and an offline reader of a peer's data dir.
+//!
+//! - [`codec`]: how one log entry is laid out on disk (CRC32 + JSON) and decoded with
+//!   errors that name the index and byte offset.
+//! - [`store`]: the [`LogStore`] (entries, vote, committed, last purged) and the RocksDB
+//!   layout shared with the state machine.
+//! - [`state_machine`]: [`StateMachineStore`], a thin adapter around
+//!   `monk_statemachine::apply`, with snapshot build / install / restore.
+//! - [`reader`]: [`DataDirReader`], a read-only view of a data dir (live or dead) for
+//!   replay and audit.
+
+use std::io::Cursor;
+
+use serde::{Deserialize, Serialize};
+
+pub mod codec;
+pub mod reader;
+pub mod state_machine;
+pub mod store;
+
+pub use reader::DataDirReader;
+pub use state_machine::{AppliedState, SharedState, StateMachineStore};
+pub use store::{open_store, LogStore, OpenError};
+
+/// A peer as Raft membership knows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PeerNode {
+    pub name: String,
+    /// `host:port` of the peer's gRPC endpoint.
+    pub address: String,
+}
+
+impl std::fmt::Display for PeerNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.name, self.address)
+    }
+}
+
+openraft::declare_raft_types!(
+    /// The Raft types of a monk cluster: proposals in, apply results out.
+    pub TypeConfig:
+        D = monk_statemachine::Proposal,
+        R = monk_statemachine::Applied,
+        NodeId = u64,
+        Node = PeerNode,
+        SnapshotData = Cursor<Vec<u8>>,
+);
+
+/// A Raft log entry of this cluster.
+pub type RaftEntry = openraft::Entry<TypeConfig>;
+pub type LogId = openraft::LogId<u64>;
+pub type StorageError = openraft::StorageError<u64>;
+pub type SnapshotMeta = openraft::SnapshotMeta<u64, PeerNode>;
+pub type StoredMembership = openraft::StoredMembership<u64, PeerNode>;

@@ -1,1 +1,26 @@
-//! placeholder
+//! `monkd`, one peer of a monk cluster: Raft (openraft) over gRPC (tonic), the client
+//! API, liveness and voter autopilot.
+//!
+//! - [`node`]: the peer itself, transport-agnostic.
+//! - [`network`]: Raft transport (gRPC, or in-process for tests and simulation).
+//! - [`server`]: gRPC services; [`client`]: the typed client `monk` uses.
+//! - [`daemon`]: process wiring (listen, serve, graceful shutdown).
+//! - [`limits`]: every timing and limit, named.
+
+pub mod client;
+pub mod daemon;
+pub mod identity;
+pub mod limits;
+pub mod network;
+pub mod node;
+pub mod server;
+pub mod token;
+pub mod views;
+
+/// Generated protobuf and gRPC code (`proto/monk.proto`).
+pub mod pb {
+    tonic::include_proto!("monk.v1");
+}
+
+pub use client::MonkClient;
+pub use node::{Node, NodeConfig, NodeError};

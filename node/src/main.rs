@@ -1,1 +1,98 @@
-fn main() {}
+//! `monkd`: one peer of a monk cluster.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use monk_node::{daemon, NodeConfig};
+use monk_statemachine::Capacity;
+
+#[derive(Parser, Debug)]
+#[command(name = "monkd", version, about = "One peer of a monk cluster")]
+struct Args {
+    /// Directory holding this peer's Raft log, snapshots and identity.
+    #[arg(long, env = "MONK_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Address to listen on for peers and clients.
+    #[arg(long, default_value = "127.0.0.1:44001")]
+    listen: SocketAddr,
+    /// Address others use to reach this peer (default: the listen address).
+    #[arg(long)]
+    advertise: Option<String>,
+    /// Peer name (default: <hostname>-<port>).
+    #[arg(long)]
+    name: Option<String>,
+    /// Scheduling tags, comma separated.
+    #[arg(long, value_delimiter = ',')]
+    tags: Vec<String>,
+    /// Log format: human or json.
+    #[arg(long, default_value = "human", value_parser = ["human", "json"])]
+    log_format: String,
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "monkd".into())
+}
+
+/// CPU and memory this machine offers, read from the OS (0 when unknown).
+fn capacity() -> Capacity {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get() as u64)
+        .unwrap_or(0);
+    let memory_kb = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    Capacity {
+        cpu_millis: cpus * 1000,
+        memory_mb: memory_kb / 1024,
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    daemon::init_logging(args.log_format == "json");
+    let advertise = args
+        .advertise
+        .clone()
+        .unwrap_or_else(|| args.listen.to_string());
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", hostname(), args.listen.port()));
+    let config = NodeConfig {
+        data_dir: args.data_dir,
+        advertise,
+        name,
+        tags: args.tags,
+        capacity: capacity(),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("monkd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(daemon::run(config, args.listen)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("monkd: {e:#}");
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! End to end with real processes: a 3-peer cluster formed with the CLI survives the
+//! SIGKILL of its leader, loses no acknowledged write, and a restarted peer catches up
+//! to the same applied index and state digest as the others.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+
+fn write_template(dir: &std::path::Path, file: &str, namespace: &str, names: &[&str]) -> String {
+    let mut text = format!("namespace: {namespace}\n");
+    for name in names {
+        text.push_str(&format!("{name}:\n  defines: runnable\n  containers:\n    main:\n      image: busybox\n  variables:\n    port: 8080\n"));
+    }
+    let path = dir.join(file);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn leader_of(addr: &str) -> Option<u64> {
+    let o = monk(addr, &["cluster", "info", "-o", "json"]);
+    if !o.status.success() {
+        return None;
+    }
+    serde_json::from_str::<serde_json::Value>(&stdout(&o)).ok()?["leader_id"].as_u64()
+}
+
+fn list_paths(addr: &str, stale: bool) -> Vec<String> {
+    let mut args = vec!["list", "-o", "json"];
+    if stale {
+        args.push("--stale");
+    }
+    let o = monk(addr, &args);
+    if !o.status.success() {
+        return Vec::new();
+    }
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap_or_default();
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t["path"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn three_peers_survive_leader_kill_and_converge() {
+    let root = tempfile::tempdir().unwrap();
+    let mut peers = vec![
+        Peer::start(root.path(), "alpha"),
+        Peer::start(root.path(), "beta"),
+        Peer::start(root.path(), "gamma"),
+    ];
+
+    let created = ok(&peers[0].addr, &["cluster", "new", "--name", "drill"]);
+    assert!(created.contains("created"), "{created}");
+    let token = ok(&peers[0].addr, &["cluster", "token"]).trim().to_string();
+    assert!(token.starts_with("mk1_"), "{token}");
+    for peer in &peers[1..] {
+        let joined = ok(&peer.addr, &["cluster", "join", "--token", &token]);
+        assert!(joined.contains("Joined cluster drill"), "{joined}");
+    }
+
+    wait_for(
+        Duration::from_secs(40),
+        || {
+            let o = monk(&peers[0].addr, &["cluster", "peers", "-o", "json"]);
+            let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap_or_default();
+            v.as_array().is_some_and(|a| {
+                a.len() == 3 && a.iter().all(|p| p["voter"] == true && p["up"] == true)
+            })
+        },
+        "three up voters",
+    );
+    let table = ok(&peers[2].addr, &["cluster", "peers"]);
+    assert!(
+        table.contains("leader") && table.contains("follower"),
+        "{table}"
+    );
+
+    let leader = leader_of(&peers[0].addr).expect("a leader");
+    let follower = peers
+        .iter()
+        .find(|p| {
+            leader_of(&p.addr).is_some()
+                && p.monk(&["cluster", "info", "-o", "json"]).status.success()
+                && json(&p.addr, &["cluster", "info", "-o", "json"])["id"].as_u64() != Some(leader)
+        })
+        .unwrap();
+    let first = write_template(root.path(), "first.yaml", "shop", &["web", "db"]);
+    let loaded = ok(&follower.addr, &["load", &first]);
+    assert!(loaded.contains("Loaded 2 definition(s)"), "{loaded}");
+
+    let leader_index = peers
+        .iter()
+        .position(|p| {
+            json(&p.addr, &["cluster", "info", "-o", "json"])["id"].as_u64() == Some(leader)
+        })
+        .unwrap();
+    peers[leader_index].kill();
+    let survivors: Vec<String> = peers
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != leader_index)
+        .map(|(_, p)| p.addr.clone())
+        .collect();
+    wait_for(
+        Duration::from_secs(30),
+        || {
+            survivors
+                .iter()
+                .any(|a| leader_of(a).is_some_and(|l| l != leader))
+        },
+        "a new leader",
+    );
+
+    let second = write_template(root.path(), "second.yaml", "shop", &["cache"]);
+    let mut loaded_again = false;
+    wait_for(
+        Duration::from_secs(30),
+        || {
+            loaded_again = monk(&survivors[0], &["load", &second]).status.success();
+            loaded_again
+        },
+        "a load through a survivor",
+    );
+    let expected = vec![
+        "shop/cache".to_string(),
+        "shop/db".to_string(),
+        "shop/web".to_string(),
+    ];
+    assert_eq!(list_paths(&survivors[1], false), expected);
+
+    peers[leader_index].restart();
+    let restarted = peers[leader_index].addr.clone();
+    wait_for(
+        Duration::from_secs(40),
+        || list_paths(&restarted, true) == expected,
+        "the restarted peer to catch up",
+    );
+    let dump = ok(&restarted, &["dump", "shop/web", "--stale"]);
+    assert!(dump.contains("busybox"), "{dump}");
+
+    let mut last = Vec::new();
+    wait_for(
+        Duration::from_secs(40),
+        || {
+            last = peers
+                .iter()
+                .map(|p| {
+                    let v = json(&p.addr, &["system", "consensus", "-o", "json"]);
+                    (
+                        v["applied_index"].as_u64(),
+                        v["state_digest"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect();
+            last.iter().all(|x| x == &last[0]) && last[0].0.is_some()
+        },
+        "equal applied index and digest on all three",
+    );
+    let human = ok(&peers[1].addr, &["system", "consensus"]);
+    assert!(human.contains(&last[0].1), "{human}");
+}
+
+#[test]
+fn wrong_token_and_newer_commands_are_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let first = Peer::start(root.path(), "one");
+    let other = Peer::start(root.path(), "two");
+    ok(&first.addr, &["cluster", "new", "--name", "solo"]);
+
+    let forged = format!("mk1_{}@{}", "ab".repeat(24), first.addr);
+    let o = other.monk(&["cluster", "join", "--token", &forged]);
+    assert!(!o.status.success(), "a forged token must not join");
+    assert!(
+        stderr(&o).contains("join token is not valid"),
+        "{}",
+        stderr(&o)
+    );
+    let o = other.monk(&["cluster", "join", "--token", "not-a-token"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("not a monk join token"),
+        "{}",
+        stderr(&o)
+    );
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut client = monk_node::MonkClient::connect(&first.addr).await.unwrap();
+        let newer = br#"{"format_version":99,"proposed_at_ms":0,"actor":"t","request_id":"r","command":{"kind":"noop"}}"#.to_vec();
+        let err = client.propose_bytes(newer).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(err.message().contains("format version 99 is newer"), "{}", err.message());
+        let unknown = br#"{"format_version":1,"proposed_at_ms":0,"actor":"t","request_id":"r","command":{"kind":"teleport"}}"#.to_vec();
+        let err = client.propose_bytes(unknown).await.unwrap_err();
+        assert!(err.message().contains("unknown command kind `teleport`"), "{}", err.message());
+    });
+    let o = first.monk(&["load", "/nonexistent.yaml"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("/nonexistent.yaml"), "{}", stderr(&o));
+    assert_eq!(
+        list_paths(&first.addr, false),
+        Vec::<String>::new(),
+        "nothing stored after failures"
+    );
+}

@@ -1,0 +1,234 @@
+//! The openraft state machine: a thin adapter around `monk_statemachine::apply`.
+//!
+//! The state lives in memory behind [`SharedState`] (the node reads projections from
+//! it). Durability comes from the log plus snapshots: the latest snapshot, with the
+//! last applied log id and the membership it includes, is written in one synced batch,
+//! and at start the state is restored from it; openraft then re-applies the committed
+//! entries after it.
+
+use std::io::Cursor;
+use std::sync::{Arc, RwLock};
+
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError};
+use rocksdb::{WriteBatch, WriteOptions, DB};
+
+use monk_statemachine::{advance, apply, decode_snapshot, encode_snapshot, Applied, Entry, State};
+
+use crate::store::{OpenError, CF_SM, KEY_SNAPSHOT, KEY_SNAPSHOT_META};
+use crate::{LogId, RaftEntry, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
+
+/// What the node needs to see of the applied state.
+#[derive(Debug, Default, Clone)]
+pub struct AppliedState {
+    pub state: State,
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembership,
+}
+
+/// The applied state, shared between the Raft task and readers.
+pub type SharedState = Arc<RwLock<AppliedState>>;
+
+pub struct StateMachineStore {
+    db: Arc<DB>,
+    shared: SharedState,
+}
+
+impl StateMachineStore {
+    /// Restores the state from the latest snapshot in `db` (empty if there is none).
+    pub(crate) fn restore(db: Arc<DB>, path: &str) -> Result<StateMachineStore, OpenError> {
+        let mut applied = AppliedState::default();
+        if let Some((meta, bytes)) =
+            read_snapshot(&db).map_err(|reason| OpenError::CorruptSnapshot {
+                path: path.into(),
+                reason,
+            })?
+        {
+            let state = decode_snapshot(&bytes).map_err(|e| OpenError::CorruptSnapshot {
+                path: path.into(),
+                reason: e.to_string(),
+            })?;
+            if Some(state.last_applied_index) != meta.last_log_id.map(|l| l.index).or(Some(0)) {
+                return Err(OpenError::CorruptSnapshot {
+                    path: path.into(),
+                    reason: format!(
+                        "snapshot says index {:?} but its state is at {}",
+                        meta.last_log_id.map(|l| l.index),
+                        state.last_applied_index
+                    ),
+                });
+            }
+            applied = AppliedState {
+                state,
+                last_applied: meta.last_log_id,
+                membership: meta.last_membership,
+            };
+        }
+        Ok(StateMachineStore {
+            db,
+            shared: Arc::new(RwLock::new(applied)),
+        })
+    }
+
+    /// A handle for readers (API, projections).
+    pub fn shared(&self) -> SharedState {
+        self.shared.clone()
+    }
+}
+
+/// Reads the stored snapshot; `Err` carries a reason for a corrupt one.
+pub(crate) fn read_snapshot(db: &DB) -> Result<Option<(SnapshotMeta, Vec<u8>)>, String> {
+    let cf = db.cf_handle(CF_SM).ok_or("missing column family sm")?;
+    let meta = db
+        .get_cf(cf, KEY_SNAPSHOT_META)
+        .map_err(|e| e.to_string())?;
+    let data = db.get_cf(cf, KEY_SNAPSHOT).map_err(|e| e.to_string())?;
+    match (meta, data) {
+        (None, None) => Ok(None),
+        (Some(meta), Some(data)) => {
+            let meta: SnapshotMeta = serde_json::from_slice(&meta)
+                .map_err(|e| format!("snapshot metadata does not decode: {e}"))?;
+            Ok(Some((meta, data)))
+        }
+        _ => Err("snapshot metadata and data are not both present".into()),
+    }
+}
+
+fn write_snapshot(db: &DB, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
+    let cf = db
+        .cf_handle(CF_SM)
+        .expect("column families are created at open");
+    let meta_bytes = serde_json::to_vec(meta)
+        .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+    let mut batch = WriteBatch::default();
+    batch.put_cf(cf, KEY_SNAPSHOT_META, meta_bytes);
+    batch.put_cf(cf, KEY_SNAPSHOT, data);
+    let mut opts = WriteOptions::default();
+    // Synced: once a snapshot is stored, openraft may purge the log entries it covers;
+    // losing the snapshot in a crash would then lose those entries.
+    opts.set_sync(true);
+    db.write_opt(batch, &opts)
+        .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e).into())
+}
+
+/// Builds snapshots from a copy-free read of the shared state.
+pub struct SnapshotBuilder {
+    db: Arc<DB>,
+    shared: SharedState,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let (data, meta) = {
+            let applied = self.shared.read().expect("state lock");
+            let last = applied.last_applied;
+            let snapshot_id = match last {
+                Some(l) => format!("{}-{}-{}", l.leader_id.term, l.leader_id.node_id, l.index),
+                None => "empty".to_string(),
+            };
+            (
+                encode_snapshot(&applied.state),
+                SnapshotMeta {
+                    last_log_id: last,
+                    last_membership: applied.membership.clone(),
+                    snapshot_id,
+                },
+            )
+        };
+        write_snapshot(&self.db, &meta, &data)?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        let applied = self.shared.read().expect("state lock");
+        Ok((applied.last_applied, applied.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Applied>, StorageError>
+    where
+        I: IntoIterator<Item = RaftEntry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut applied = self.shared.write().expect("state lock");
+        let mut results = Vec::new();
+        for entry in entries {
+            let log_id = entry.log_id;
+            let result = match entry.payload {
+                EntryPayload::Blank => {
+                    advance(&mut applied.state, log_id.index, log_id.leader_id.term)
+                        .map_err(|e| StorageIOError::apply(log_id, &e))?;
+                    Applied::Accepted { peer_id: None }
+                }
+                EntryPayload::Membership(membership) => {
+                    advance(&mut applied.state, log_id.index, log_id.leader_id.term)
+                        .map_err(|e| StorageIOError::apply(log_id, &e))?;
+                    applied.membership = StoredMembership::new(Some(log_id), membership);
+                    Applied::Accepted { peer_id: None }
+                }
+                EntryPayload::Normal(proposal) => {
+                    let entry = Entry {
+                        index: log_id.index,
+                        term: log_id.leader_id.term,
+                        proposal,
+                    };
+                    apply(&mut applied.state, &entry)
+                        .map_err(|e| StorageIOError::apply(log_id, &e))?
+                }
+            };
+            if cfg!(debug_assertions) {
+                applied
+                    .state
+                    .check_invariants()
+                    .map_err(|e| StorageIOError::apply(log_id, &e))?;
+            }
+            applied.last_applied = Some(log_id);
+            results.push(result);
+        }
+        Ok(results)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            db: self.db.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let data = snapshot.into_inner();
+        let state = decode_snapshot(&data)
+            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
+        write_snapshot(&self.db, meta, &data)?;
+        let mut applied = self.shared.write().expect("state lock");
+        *applied = AppliedState {
+            state,
+            last_applied: meta.last_log_id,
+            membership: meta.last_membership.clone(),
+        };
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        let stored = read_snapshot(&self.db)
+            .map_err(|e| StorageIOError::read_snapshot(None, &std::io::Error::other(e)))?;
+        Ok(stored.map(|(meta, data)| Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
+    }
+}

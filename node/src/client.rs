@@ -1,0 +1,177 @@
+//! A typed client of the MonkService API, used by `monk` and by peers forwarding to
+//! the leader. Every call has a deadline ([`RPC_TIMEOUT`]).
+
+use monk_statemachine::{Capacity, Proposal};
+use serde::de::DeserializeOwned;
+use tonic::transport::Channel;
+
+use crate::limits::{GRPC_MESSAGE_BYTES_MAX, RPC_TIMEOUT};
+use crate::network::endpoint;
+use crate::pb::monk_service_client::MonkServiceClient;
+use crate::pb::{
+    AdmitPeerRequest, ClusterJoinRequest, ClusterNewRequest, Empty, HeartbeatRequest,
+    ProposeRequest, QueryRequest, RemovePeerRequest,
+};
+use crate::views::*;
+
+#[derive(Clone)]
+pub struct MonkClient {
+    inner: MonkServiceClient<Channel>,
+}
+
+fn request<T>(message: T) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(message);
+    req.set_timeout(RPC_TIMEOUT);
+    req
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, tonic::Status> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| tonic::Status::internal(format!("undecodable reply: {e}")))
+}
+
+impl MonkClient {
+    pub async fn connect(address: &str) -> Result<MonkClient, String> {
+        let endpoint = endpoint(address).map_err(|e| format!("bad address {address}: {e}"))?;
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+        let inner = MonkServiceClient::new(channel)
+            .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+        Ok(MonkClient { inner })
+    }
+
+    pub async fn propose_raw(
+        &mut self,
+        proposal: &Proposal,
+    ) -> Result<ProposeOutcome, tonic::Status> {
+        let proposal_json =
+            serde_json::to_vec(proposal).map_err(|e| tonic::Status::internal(e.to_string()))?;
+        self.propose_bytes(proposal_json).await
+    }
+
+    /// Sends proposal JSON as is (tests use it to send what a newer build would).
+    pub async fn propose_bytes(
+        &mut self,
+        proposal_json: Vec<u8>,
+    ) -> Result<ProposeOutcome, tonic::Status> {
+        let reply = self
+            .inner
+            .propose(request(ProposeRequest { proposal_json }))
+            .await?
+            .into_inner();
+        Ok(ProposeOutcome {
+            index: reply.index,
+            applied: decode(&reply.applied_json)?,
+        })
+    }
+
+    pub async fn query<T: DeserializeOwned>(
+        &mut self,
+        what: &str,
+        arg: &str,
+        stale: bool,
+    ) -> Result<T, tonic::Status> {
+        let reply = self
+            .inner
+            .query(request(QueryRequest {
+                what: what.into(),
+                arg: arg.into(),
+                stale,
+            }))
+            .await?
+            .into_inner();
+        decode(&reply.json)
+    }
+
+    pub async fn cluster_new(&mut self, name: &str) -> Result<InfoView, tonic::Status> {
+        decode(
+            &self
+                .inner
+                .cluster_new(request(ClusterNewRequest { name: name.into() }))
+                .await?
+                .into_inner()
+                .json,
+        )
+    }
+
+    pub async fn issue_token(&mut self) -> Result<String, tonic::Status> {
+        Ok(self
+            .inner
+            .issue_token(request(Empty {}))
+            .await?
+            .into_inner()
+            .token)
+    }
+
+    pub async fn cluster_join(&mut self, token: &str) -> Result<InfoView, tonic::Status> {
+        decode(
+            &self
+                .inner
+                .cluster_join(request(ClusterJoinRequest {
+                    token: token.into(),
+                }))
+                .await?
+                .into_inner()
+                .json,
+        )
+    }
+
+    pub async fn admit_peer(
+        &mut self,
+        secret: &str,
+        name: &str,
+        address: &str,
+        tags: &[String],
+        capacity: Capacity,
+    ) -> Result<Admission, tonic::Status> {
+        let req = AdmitPeerRequest {
+            token_secret: secret.into(),
+            name: name.into(),
+            address: address.into(),
+            tags: tags.to_vec(),
+            cpu_millis: capacity.cpu_millis,
+            memory_mb: capacity.memory_mb,
+        };
+        decode(&self.inner.admit_peer(request(req)).await?.into_inner().json)
+    }
+
+    pub async fn leave(&mut self) -> Result<InfoView, tonic::Status> {
+        decode(&self.inner.leave(request(Empty {})).await?.into_inner().json)
+    }
+
+    pub async fn remove_peer(&mut self, peer_id: u64) -> Result<(), tonic::Status> {
+        self.inner
+            .remove_peer(request(RemovePeerRequest { peer_id }))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn heartbeat(&mut self, peer_id: u64) -> Result<(), tonic::Status> {
+        self.inner
+            .heartbeat(request(HeartbeatRequest { peer_id }))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn info(&mut self) -> Result<InfoView, tonic::Status> {
+        decode(&self.inner.info(request(Empty {})).await?.into_inner().json)
+    }
+
+    pub async fn consensus(&mut self) -> Result<ConsensusView, tonic::Status> {
+        decode(
+            &self
+                .inner
+                .consensus(request(Empty {}))
+                .await?
+                .into_inner()
+                .json,
+        )
+    }
+
+    pub async fn peers(&mut self, stale: bool) -> Result<Vec<PeerRow>, tonic::Status> {
+        self.query("peers", "", stale).await
+    }
+}

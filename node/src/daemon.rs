@@ -1,0 +1,78 @@
+//! Process wiring for `monkd`: logging, the gRPC server on the listen address, and
+//! graceful shutdown on SIGTERM/SIGINT (stop accepting, stop Raft, exit 0).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tracing::info;
+
+use crate::limits::{CONCURRENT_REQUESTS_MAX, GRPC_MESSAGE_BYTES_MAX};
+use crate::network::Network;
+use crate::node::{Node, NodeConfig};
+use crate::pb::monk_service_server::MonkServiceServer;
+use crate::pb::raft_service_server::RaftServiceServer;
+use crate::server::{ClientApi, RaftApi};
+
+/// `human` (default) or `json` log lines on stderr; the filter comes from `MONK_LOG`
+/// (e.g. `MONK_LOG=debug,openraft=info`).
+pub fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MONK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Binds `listen`, serves until a shutdown signal, then stops Raft.
+pub async fn run(config: NodeConfig, listen: SocketAddr) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let node = Node::open(config, Network::Grpc).await?;
+    info!(%listen, advertise = %node.config.advertise, name = %node.config.name, data_dir = %node.config.data_dir.display(), "monkd is ready");
+    serve(node.clone(), listener, shutdown_signal()).await?;
+    info!("shutting down");
+    node.shutdown().await;
+    Ok(())
+}
+
+/// Serves both gRPC services on `listener` until `shutdown` resolves.
+pub async fn serve(
+    node: Arc<Node>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let raft = RaftServiceServer::new(RaftApi { node: node.clone() })
+        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+    let api = MonkServiceServer::new(ClientApi { node })
+        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+    tonic::transport::Server::builder()
+        .concurrency_limit_per_connection(CONCURRENT_REQUESTS_MAX)
+        .tcp_nodelay(true)
+        .add_service(raft)
+        .add_service(api)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,41 @@
+//! Every limit and timing of a peer, named with its unit and the reason for its value.
+
+use std::time::Duration;
+
+/// Leader heartbeat to followers. Loopback and LAN round trips are well under this.
+pub const RAFT_HEARTBEAT_INTERVAL_MS: u64 = 250;
+/// Election timeouts: several heartbeats, and generous because our machines are
+/// 2-core and shared (a busy build must not cause elections).
+pub const RAFT_ELECTION_TIMEOUT_MIN_MS: u64 = 1_500;
+pub const RAFT_ELECTION_TIMEOUT_MAX_MS: u64 = 3_000;
+/// Take a snapshot after this many applied entries; a snapshot of a typical cluster
+/// state is far smaller than 10k JSON entries.
+pub const SNAPSHOT_AFTER_ENTRIES: u64 = 10_000;
+/// Entries kept behind a snapshot, so a briefly lagging follower catches up from the
+/// log instead of a full snapshot transfer.
+pub const ENTRIES_KEPT_AFTER_SNAPSHOT: u64 = 1_000;
+/// Deadline of one peer-to-peer or client RPC (not a Raft RPC, which openraft bounds).
+pub const RPC_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to keep retrying a command while no leader is known (an election takes
+/// up to two election timeouts under load).
+pub const NO_LEADER_RETRY_FOR: Duration = Duration::from_secs(15);
+/// Pause between retries while no leader is known.
+pub const NO_LEADER_RETRY_PAUSE: Duration = Duration::from_millis(200);
+/// How often every member tells the leader it is alive.
+pub const PEER_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+/// A member not heard from for this long is declared down by the leader.
+pub const PEER_DOWN_AFTER: Duration = Duration::from_secs(6);
+/// How often the leader reviews liveness and voter membership.
+pub const AUTOPILOT_INTERVAL: Duration = Duration::from_secs(1);
+/// Most voters; further peers are learners (quorum latency grows with voters).
+pub const VOTERS_MAX: usize = 5;
+/// A learner within this many entries of the leader counts as caught up.
+pub const LEARNER_CAUGHT_UP_ENTRIES: u64 = 100;
+/// Largest gRPC message (snapshots travel in one InstallSnapshot chunk stream).
+pub const GRPC_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Largest single proposal accepted from a client (a big `monk load`).
+pub const PROPOSAL_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// In-flight client requests a peer serves at once.
+pub const CONCURRENT_REQUESTS_MAX: usize = 256;
+/// How long `cluster new` waits for the fresh single voter to become leader.
+pub const BOOTSTRAP_LEADER_WAIT: Duration = Duration::from_secs(10);

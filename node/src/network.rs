@@ -1,0 +1,233 @@
+//! Raft transport behind openraft's network traits. [`Network::Grpc`] talks to peers
+//! over tonic; [`Network::Memory`] calls peers' `Raft` handles in the same process, so
+//! several peers run the very same node code in one test (and, later, under a
+//! simulated network with injected faults).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::Raft;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::transport::{Channel, Endpoint};
+
+use monk_log::{PeerNode, TypeConfig};
+
+use crate::limits::GRPC_MESSAGE_BYTES_MAX;
+use crate::pb::raft_service_client::RaftServiceClient;
+use crate::pb::RaftPayload;
+
+/// Peers reachable in-process, by id (the memory transport's "network").
+#[derive(Clone, Default)]
+pub struct MemoryRouter {
+    peers: Arc<Mutex<HashMap<u64, Raft<TypeConfig>>>>,
+    /// Peers whose traffic is dropped (both directions), for partition tests.
+    cut: Arc<Mutex<std::collections::HashSet<u64>>>,
+}
+
+impl MemoryRouter {
+    pub fn register(&self, id: u64, raft: Raft<TypeConfig>) {
+        self.peers.lock().expect("router lock").insert(id, raft);
+    }
+    pub fn isolate(&self, id: u64, isolated: bool) {
+        let mut cut = self.cut.lock().expect("router lock");
+        if isolated {
+            cut.insert(id);
+        } else {
+            cut.remove(&id);
+        }
+    }
+    fn target(&self, from: u64, to: u64) -> Option<Raft<TypeConfig>> {
+        let cut = self.cut.lock().expect("router lock");
+        if cut.contains(&from) || cut.contains(&to) {
+            return None;
+        }
+        self.peers.lock().expect("router lock").get(&to).cloned()
+    }
+}
+
+/// The transport a peer uses.
+#[derive(Clone)]
+pub enum Network {
+    Grpc,
+    Memory { router: MemoryRouter, self_id: u64 },
+}
+
+pub enum Connection {
+    Grpc {
+        target: u64,
+        address: String,
+        client: Option<RaftServiceClient<Channel>>,
+    },
+    Memory {
+        router: MemoryRouter,
+        from: u64,
+        target: u64,
+    },
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = Connection;
+
+    async fn new_client(&mut self, target: u64, node: &PeerNode) -> Connection {
+        match self {
+            Network::Grpc => Connection::Grpc {
+                target,
+                address: node.address.clone(),
+                client: None,
+            },
+            Network::Memory { router, self_id } => Connection::Memory {
+                router: router.clone(),
+                from: *self_id,
+                target,
+            },
+        }
+    }
+}
+
+type RpcResult<T, E = openraft::error::Infallible> =
+    Result<T, RPCError<u64, PeerNode, RaftError<u64, E>>>;
+
+/// Connects lazily; a failed connection is retried on the next RPC.
+pub(crate) fn endpoint(address: &str) -> Result<Endpoint, tonic::transport::Error> {
+    Endpoint::from_shared(format!("http://{address}")).map(|e| {
+        e.connect_timeout(crate::limits::RPC_TIMEOUT)
+            .tcp_nodelay(true)
+    })
+}
+
+impl Connection {
+    async fn grpc_call<
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    >(
+        &mut self,
+        method: &'static str,
+        request: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<u64, PeerNode, RaftError<u64, E>>> {
+        let Connection::Grpc {
+            target,
+            address,
+            client,
+        } = self
+        else {
+            unreachable!("grpc_call on a memory connection")
+        };
+        if client.is_none() {
+            let channel = endpoint(address)
+                .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?
+                .connect()
+                .await
+                .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+            *client = Some(
+                RaftServiceClient::new(channel)
+                    .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+                    .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
+            );
+        }
+        let grpc = client.as_mut().expect("connected above");
+        let json =
+            serde_json::to_vec(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let mut req = tonic::Request::new(RaftPayload { json });
+        req.set_timeout(option.hard_ttl());
+        let reply = match method {
+            "append" => grpc.append_entries(req).await,
+            "vote" => grpc.vote(req).await,
+            _ => grpc.install_snapshot(req).await,
+        };
+        let reply = match reply {
+            Ok(r) => r.into_inner(),
+            Err(status) => {
+                *client = None;
+                return Err(RPCError::Unreachable(Unreachable::new(
+                    &std::io::Error::other(format!("{}: {}", address, status.message())),
+                )));
+            }
+        };
+        let result: Result<Resp, RaftError<u64, E>> = serde_json::from_slice(&reply.json)
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(*target, e)))
+    }
+
+    fn memory_target<E: std::error::Error>(
+        &self,
+    ) -> Result<Raft<TypeConfig>, RPCError<u64, PeerNode, RaftError<u64, E>>> {
+        let Connection::Memory {
+            router,
+            from,
+            target,
+        } = self
+        else {
+            unreachable!("memory_target on a grpc connection")
+        };
+        router.target(*from, *target).ok_or_else(|| {
+            RPCError::Unreachable(Unreachable::new(&std::io::Error::other(format!(
+                "peer {target} unreachable"
+            ))))
+        })
+    }
+
+    fn remote<E: std::error::Error>(
+        &self,
+        e: RaftError<u64, E>,
+    ) -> RPCError<u64, PeerNode, RaftError<u64, E>> {
+        let target = match self {
+            Connection::Grpc { target, .. } | Connection::Memory { target, .. } => *target,
+        };
+        RPCError::RemoteError(RemoteError::new(target, e))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for Connection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<u64>> {
+        match self {
+            Connection::Grpc { .. } => self.grpc_call("append", &rpc, &option).await,
+            Connection::Memory { .. } => {
+                let raft = self.memory_target()?;
+                raft.append_entries(rpc).await.map_err(|e| self.remote(e))
+            }
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<u64>, InstallSnapshotError> {
+        match self {
+            Connection::Grpc { .. } => self.grpc_call("snapshot", &rpc, &option).await,
+            Connection::Memory { .. } => {
+                let raft = self.memory_target()?;
+                raft.install_snapshot(rpc).await.map_err(|e| self.remote(e))
+            }
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<u64>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<u64>> {
+        match self {
+            Connection::Grpc { .. } => self.grpc_call("vote", &rpc, &option).await,
+            Connection::Memory { .. } => {
+                let raft = self.memory_target()?;
+                raft.vote(rpc).await.map_err(|e| self.remote(e))
+            }
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! The gRPC services of a peer: Raft RPCs from other peers and the client API. Thin:
+//! decode, call [`Node`], encode; errors become status codes with a one-line reason.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use monk_statemachine::{decode_proposal, Capacity};
+
+use crate::client::MonkClient;
+use crate::limits::PROPOSAL_BYTES_MAX;
+use crate::node::{status_to_error, Node, NodeError};
+use crate::pb::monk_service_server::MonkService;
+use crate::pb::raft_service_server::RaftService;
+use crate::pb::*;
+
+impl From<NodeError> for Status {
+    fn from(e: NodeError) -> Status {
+        match e {
+            NodeError::InvalidArgument(m) => Status::invalid_argument(m),
+            NodeError::FailedPrecondition(m) => Status::failed_precondition(m),
+            NodeError::PermissionDenied(m) => Status::permission_denied(m),
+            NodeError::Unavailable(m) => Status::unavailable(m),
+            NodeError::Internal(m) => Status::internal(m),
+        }
+    }
+}
+
+fn json_reply<T: serde::Serialize>(value: &T) -> Result<Response<JsonReply>, Status> {
+    serde_json::to_vec(value)
+        .map(|json| Response::new(JsonReply { json }))
+        .map_err(|e| Status::internal(e.to_string()))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Status> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Status::invalid_argument(format!("undecodable raft message: {e}")))
+}
+
+/// Raft RPCs between peers.
+pub struct RaftApi {
+    pub node: Arc<Node>,
+}
+
+#[tonic::async_trait]
+impl RaftService for RaftApi {
+    async fn append_entries(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
+        let raft = self
+            .node
+            .raft()
+            .await
+            .ok_or_else(|| Status::unavailable("raft not started on this peer"))?;
+        let result = raft
+            .append_entries(decode(&request.into_inner().json)?)
+            .await;
+        Ok(Response::new(RaftPayload {
+            json: serde_json::to_vec(&result).map_err(|e| Status::internal(e.to_string()))?,
+        }))
+    }
+
+    async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        let raft = self
+            .node
+            .raft()
+            .await
+            .ok_or_else(|| Status::unavailable("raft not started on this peer"))?;
+        let result = raft.vote(decode(&request.into_inner().json)?).await;
+        Ok(Response::new(RaftPayload {
+            json: serde_json::to_vec(&result).map_err(|e| Status::internal(e.to_string()))?,
+        }))
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
+        let raft = self
+            .node
+            .raft()
+            .await
+            .ok_or_else(|| Status::unavailable("raft not started on this peer"))?;
+        let result = raft
+            .install_snapshot(decode(&request.into_inner().json)?)
+            .await;
+        Ok(Response::new(RaftPayload {
+            json: serde_json::to_vec(&result).map_err(|e| Status::internal(e.to_string()))?,
+        }))
+    }
+}
+
+/// The client API.
+pub struct ClientApi {
+    pub node: Arc<Node>,
+}
+
+#[tonic::async_trait]
+impl MonkService for ClientApi {
+    async fn propose(
+        &self,
+        request: Request<ProposeRequest>,
+    ) -> Result<Response<ProposeReply>, Status> {
+        let bytes = request.into_inner().proposal_json;
+        if bytes.len() > PROPOSAL_BYTES_MAX {
+            return Err(Status::invalid_argument(format!(
+                "proposal of {} bytes exceeds the limit of {PROPOSAL_BYTES_MAX}",
+                bytes.len()
+            )));
+        }
+        let proposal = decode_proposal(&bytes)
+            .map_err(|e| Status::invalid_argument(format!("refused: {e}")))?;
+        let outcome = self.node.propose(proposal).await?;
+        let applied_json =
+            serde_json::to_vec(&outcome.applied).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(ProposeReply {
+            index: outcome.index,
+            applied_json,
+        }))
+    }
+
+    async fn query(&self, request: Request<QueryRequest>) -> Result<Response<JsonReply>, Status> {
+        let q = request.into_inner();
+        if !q.stale {
+            if let Some(leader) = self.node.linearize().await? {
+                let mut client = MonkClient::connect(&leader)
+                    .await
+                    .map_err(Status::unavailable)?;
+                let value: serde_json::Value = client
+                    .query(&q.what, &q.arg, false)
+                    .await
+                    .map_err(|s| Status::from(status_to_error(&s)))?;
+                return json_reply(&value);
+            }
+        }
+        if q.what == "peers" {
+            return json_reply(&self.node.peers().await?);
+        }
+        json_reply(&self.node.query_local(&q.what, &q.arg)?)
+    }
+
+    async fn cluster_new(
+        &self,
+        request: Request<ClusterNewRequest>,
+    ) -> Result<Response<JsonReply>, Status> {
+        json_reply(&self.node.cluster_new(&request.into_inner().name).await?)
+    }
+
+    async fn issue_token(&self, _request: Request<Empty>) -> Result<Response<TokenReply>, Status> {
+        let token = self.node.issue_token("cli".into()).await?;
+        Ok(Response::new(TokenReply { token }))
+    }
+
+    async fn cluster_join(
+        &self,
+        request: Request<ClusterJoinRequest>,
+    ) -> Result<Response<JsonReply>, Status> {
+        json_reply(&self.node.cluster_join(&request.into_inner().token).await?)
+    }
+
+    async fn admit_peer(
+        &self,
+        request: Request<AdmitPeerRequest>,
+    ) -> Result<Response<JsonReply>, Status> {
+        let r = request.into_inner();
+        let capacity = Capacity {
+            cpu_millis: r.cpu_millis,
+            memory_mb: r.memory_mb,
+        };
+        json_reply(
+            &self
+                .node
+                .admit_peer(&r.token_secret, &r.name, &r.address, r.tags, capacity)
+                .await?,
+        )
+    }
+
+    async fn leave(&self, _request: Request<Empty>) -> Result<Response<JsonReply>, Status> {
+        json_reply(&self.node.leave().await?)
+    }
+
+    async fn remove_peer(
+        &self,
+        request: Request<RemovePeerRequest>,
+    ) -> Result<Response<JsonReply>, Status> {
+        self.node.remove_peer(request.into_inner().peer_id).await?;
+        json_reply(&serde_json::json!({}))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<HeartbeatRequest>,
+    ) -> Result<Response<Empty>, Status> {
+        self.node.heartbeat(request.into_inner().peer_id);
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn info(&self, _request: Request<Empty>) -> Result<Response<JsonReply>, Status> {
+        json_reply(&self.node.info().await?)
+    }
+
+    async fn consensus(&self, _request: Request<Empty>) -> Result<Response<JsonReply>, Status> {
+        json_reply(&self.node.consensus().await?)
+    }
+}

@@ -1,0 +1,80 @@
+//! The JSON shapes the client API returns and `monk -o json` prints. Field names are a
+//! stable contract for scripts.
+
+use serde::{Deserialize, Serialize};
+
+/// `monk cluster info`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InfoView {
+    /// This peer's id; `None` before it is part of a cluster.
+    pub id: Option<u64>,
+    pub name: String,
+    pub address: String,
+    pub cluster: Option<String>,
+    pub leader_id: Option<u64>,
+    pub leader_address: Option<String>,
+}
+
+/// One row of `monk cluster peers`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerRow {
+    pub id: u64,
+    pub name: String,
+    pub address: String,
+    /// `leader`, `follower`, `learner`, or `none` (a member the Raft config no longer has).
+    pub role: String,
+    pub voter: bool,
+    pub up: bool,
+    pub tags: Vec<String>,
+    /// Milliseconds since the leader last heard from the peer (leader's view).
+    pub last_contact_ms: Option<u64>,
+}
+
+/// One follower in `monk system consensus`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowerProgress {
+    pub id: u64,
+    pub match_index: Option<u64>,
+    pub lag: Option<u64>,
+}
+
+/// `monk system consensus`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsensusView {
+    pub id: Option<u64>,
+    pub state: String,
+    pub term: u64,
+    pub leader_id: Option<u64>,
+    pub last_log_index: Option<u64>,
+    pub commit_index: Option<u64>,
+    pub applied_index: Option<u64>,
+    pub snapshot_index: Option<u64>,
+    pub purged_index: Option<u64>,
+    pub state_digest: String,
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
+    pub followers: Vec<FollowerProgress>,
+}
+
+/// One row of `monk list`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateRow {
+    pub path: String,
+    pub kind: String,
+    pub generation: u64,
+    pub loaded_at_index: u64,
+}
+
+/// The reply to a proposal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposeOutcome {
+    pub index: u64,
+    pub applied: monk_statemachine::Applied,
+}
+
+/// What a joining peer learns when admitted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Admission {
+    pub peer_id: u64,
+    pub cluster_name: String,
+}

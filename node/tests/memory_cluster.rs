@@ -1,0 +1,121 @@
+//! The transport seam: three peers in one process, the very same node code as
+//! `monkd`, over the in-memory Raft transport. Form a cluster, write through the
+//! leader, and check every peer applies the same entries to the same digest.
+
+use std::time::{Duration, Instant};
+
+use monk_node::network::{MemoryRouter, Network};
+use monk_node::{Node, NodeConfig};
+use monk_statemachine::{Applied, Capacity, Command, Proposal, FORMAT_VERSION};
+
+fn config(dir: &std::path::Path, name: &str) -> NodeConfig {
+    NodeConfig {
+        data_dir: dir.join(name),
+        advertise: format!("mem-{name}:1"),
+        name: name.into(),
+        tags: vec!["mem".into()],
+        capacity: Capacity::default(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_peers_in_one_process_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let router = MemoryRouter::default();
+    let network = || Network::Memory {
+        router: router.clone(),
+        self_id: 0,
+    };
+    let a = Node::open(config(dir.path(), "a"), network())
+        .await
+        .unwrap();
+    let b = Node::open(config(dir.path(), "b"), network())
+        .await
+        .unwrap();
+    let c = Node::open(config(dir.path(), "c"), network())
+        .await
+        .unwrap();
+
+    a.cluster_new("mem").await.unwrap();
+    let token = a.issue_token("test".into()).await.unwrap();
+    let secret = token
+        .trim_start_matches("mk1_")
+        .split('@')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        a.admit_peer("00", "x", "mem-x:1", vec![], Capacity::default())
+            .await
+            .is_err(),
+        "a wrong token is refused"
+    );
+    for peer in [&b, &c] {
+        let admission = a
+            .admit_peer(
+                &secret,
+                &peer.config.name,
+                &peer.config.advertise,
+                vec![],
+                Capacity::default(),
+            )
+            .await
+            .unwrap();
+        peer.accept_admission(admission).await.unwrap();
+    }
+
+    let mut last = 0;
+    for i in 0..20 {
+        let command = Command::JoinTokenIssued {
+            token_sha256: format!("{i:02x}"),
+        };
+        let proposal = Proposal {
+            format_version: FORMAT_VERSION,
+            proposed_at_ms: 0,
+            actor: "test".into(),
+            request_id: format!("r{i}"),
+            command,
+        };
+        let outcome = a.propose(proposal).await.unwrap();
+        assert_eq!(outcome.applied, Applied::Accepted { peer_id: None });
+        last = outcome.index;
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let view = a.consensus().await.unwrap();
+        if view.voters.len() == 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "autopilot did not promote the learners: {view:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let mut digests = Vec::new();
+    for node in [&a, &b, &c] {
+        node.wait_applied(last, Duration::from_secs(20))
+            .await
+            .unwrap();
+        let view = node.consensus().await.unwrap();
+        digests.push((view.applied_index, view.state_digest));
+    }
+    // Membership changes may have been applied after `last`; compare at a common point.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while digests.iter().any(|d| d != &digests[0]) {
+        assert!(Instant::now() < deadline, "peers disagree: {digests:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        digests.clear();
+        for node in [&a, &b, &c] {
+            let view = node.consensus().await.unwrap();
+            digests.push((view.applied_index, view.state_digest));
+        }
+    }
+    let cluster = a.query_local("cluster", "").unwrap();
+    assert_eq!(cluster["peers"].as_array().unwrap().len(), 3, "{cluster}");
+    for node in [&a, &b, &c] {
+        node.shutdown().await;
+    }
+}
