@@ -389,8 +389,8 @@ impl Machine<'_> {
                 let mut value = self.var(name, at)?;
                 for key in index {
                     let key = self.run_value(key, "an index")?;
-                    value =
-                        super::ops::member(&value, &key).map_err(|m| EvalError::script(at, m))?;
+                    value = super::ops::member(&value, &key)
+                        .map_err(|e| EvalError::script(at, e.message))?;
                 }
                 self.push(value, at)
             }
@@ -403,7 +403,7 @@ impl Machine<'_> {
                         Part::Expr(block) => {
                             let value = self.run_value(block, "`${...}`")?;
                             let piece = super::ops::to_text(&value)
-                                .map_err(|m| EvalError::script(at, m))?;
+                                .map_err(|e| EvalError::limit(at, e.message))?;
                             text.push_str(&piece);
                         }
                     }
@@ -431,7 +431,8 @@ impl Machine<'_> {
                         Key::Expr(block) => {
                             let k = self.run_value(block, "an object key")?;
                             Arc::from(
-                                super::ops::to_text(&k).map_err(|m| EvalError::script(at, m))?,
+                                super::ops::to_text(&k)
+                                    .map_err(|e| EvalError::limit(at, e.message))?,
                             )
                         }
                     };
@@ -494,8 +495,14 @@ impl Machine<'_> {
     pub fn invoke(&mut self, op: &'static OpSpec, base: usize, at: usize) -> Result<(), EvalError> {
         match op.imp {
             Imp::Pure(f) => {
-                let value = f(&self.stack[base..])
-                    .map_err(|m| EvalError::script(at, format!("`{}`: {m}", op.name)))?;
+                let value = f(&self.stack[base..]).map_err(|e| {
+                    let message = format!("`{}`: {}", op.name, e.message);
+                    if e.limit {
+                        EvalError::limit(at, message)
+                    } else {
+                        EvalError::script(at, message)
+                    }
+                })?;
                 self.stack.truncate(base);
                 self.push(value, at)
             }

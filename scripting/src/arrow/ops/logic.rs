@@ -8,28 +8,28 @@
 
 use crate::arrow::value::Value;
 
-use super::expected;
+use super::{expected, OpError};
 
-fn want_bool(value: &Value) -> Result<bool, String> {
+fn want_bool(value: &Value) -> Result<bool, OpError> {
     match value {
         Value::Bool(b) => Ok(*b),
-        other => Err(expected("a bool", other)),
+        other => Err(OpError::from(expected("a bool", other))),
     }
 }
 
-pub fn and(args: &[Value]) -> Result<Value, String> {
+pub fn and(args: &[Value]) -> Result<Value, OpError> {
     Ok(Value::Bool(want_bool(&args[0])? && want_bool(&args[1])?))
 }
 
-pub fn xor(args: &[Value]) -> Result<Value, String> {
+pub fn xor(args: &[Value]) -> Result<Value, OpError> {
     Ok(Value::Bool(want_bool(&args[0])? != want_bool(&args[1])?))
 }
 
-pub fn not(args: &[Value]) -> Result<Value, String> {
+pub fn not(args: &[Value]) -> Result<Value, OpError> {
     Ok(Value::Bool(!want_bool(&args[0])?))
 }
 
-pub fn or(args: &[Value]) -> Result<Value, String> {
+pub fn or(args: &[Value]) -> Result<Value, OpError> {
     Ok(if args[0].is_truthy() {
         args[0].clone()
     } else {
@@ -37,42 +37,42 @@ pub fn or(args: &[Value]) -> Result<Value, String> {
     })
 }
 
-pub fn eq(args: &[Value]) -> Result<Value, String> {
+pub fn eq(args: &[Value]) -> Result<Value, OpError> {
     Ok(Value::Bool(args[0].equals(&args[1])))
 }
 
-pub fn not_eq(args: &[Value]) -> Result<Value, String> {
+pub fn not_eq(args: &[Value]) -> Result<Value, OpError> {
     Ok(Value::Bool(!args[0].equals(&args[1])))
 }
 
-pub fn is_nil(args: &[Value]) -> Result<Value, String> {
+pub fn is_nil(args: &[Value]) -> Result<Value, OpError> {
     Ok(Value::Bool(matches!(args[0], Value::Nil)))
 }
 
 /// `haystack needle contains?`: substring of a string, element of an array, key
 /// of an object. A `nil` haystack contains nothing (a failed `http-get` gives
 /// `nil`, and a readiness check should then read "not ready", not crash).
-pub fn contains(args: &[Value]) -> Result<Value, String> {
+pub fn contains(args: &[Value]) -> Result<Value, OpError> {
     let (haystack, needle) = (&args[0], &args[1]);
     let found = match haystack {
         Value::Nil => false,
         Value::Str(s) => match needle {
             Value::Str(n) => s.contains(&**n),
-            other => return Err(expected("a string to look for", other)),
+            other => return Err(OpError::from(expected("a string to look for", other))),
         },
         Value::Array(list) => list.items().iter().any(|v| v.equals(needle)),
         Value::Object(map) => match needle {
             Value::Str(key) => map.get(key).is_some(),
-            other => return Err(expected("a string key", other)),
+            other => return Err(OpError::from(expected("a string key", other))),
         },
-        other => return Err(expected("a string, array or object", other)),
+        other => return Err(OpError::from(expected("a string, array or object", other))),
     };
     Ok(Value::Bool(found))
 }
 
 /// `cond then(x)`: `x` when `cond` is truthy, otherwise `nil` (list entries that
 /// evaluate to `nil`, like optional ports, are dropped by the caller).
-pub fn then(args: &[Value]) -> Result<Value, String> {
+pub fn then(args: &[Value]) -> Result<Value, OpError> {
     Ok(if args[0].is_truthy() {
         args[1].clone()
     } else {
@@ -81,7 +81,7 @@ pub fn then(args: &[Value]) -> Result<Value, String> {
 }
 
 /// `v else(y)`: `y` when `v` is `nil`, otherwise `v`; pairs with `then`.
-pub fn otherwise(args: &[Value]) -> Result<Value, String> {
+pub fn otherwise(args: &[Value]) -> Result<Value, OpError> {
     Ok(if matches!(args[0], Value::Nil) {
         args[1].clone()
     } else {
@@ -91,7 +91,7 @@ pub fn otherwise(args: &[Value]) -> Result<Value, String> {
 
 /// `v default(x)`: `x` when `v` is `nil` or the empty string (an unset or
 /// blank variable), otherwise `v`. `0` and `false` are kept: they are values.
-pub fn default(args: &[Value]) -> Result<Value, String> {
+pub fn default(args: &[Value]) -> Result<Value, OpError> {
     let missing = match &args[0] {
         Value::Nil => true,
         Value::Str(s) => s.is_empty(),

@@ -10,7 +10,7 @@ use std::cmp::Ordering;
 
 use crate::arrow::value::{numeric_cmp, Value};
 
-use super::expected;
+use super::{expected, OpError};
 
 #[derive(Clone, Copy)]
 enum Arith {
@@ -41,19 +41,19 @@ fn as_i128(v: &Value) -> i128 {
     }
 }
 
-fn float(value: f64) -> Result<Value, String> {
+fn float(value: f64) -> Result<Value, OpError> {
     if value.is_finite() {
         Ok(Value::Float(value))
     } else {
-        Err("float result is out of range".to_string())
+        Err(OpError::from("float result is out of range".to_string()))
     }
 }
 
-fn arith(args: &[Value], op: Arith) -> Result<Value, String> {
+fn arith(args: &[Value], op: Arith) -> Result<Value, OpError> {
     let (a, b) = (&args[0], &args[1]);
     for v in [a, b] {
         if !is_number(v) {
-            return Err(expected("a number", v));
+            return Err(OpError::from(expected("a number", v)));
         }
     }
     if matches!(a, Value::Float(_)) || matches!(b, Value::Float(_)) {
@@ -62,7 +62,7 @@ fn arith(args: &[Value], op: Arith) -> Result<Value, String> {
             Arith::Add => float(x + y),
             Arith::Sub => float(x - y),
             Arith::Mult => float(x * y),
-            Arith::Div if y == 0.0 => Err("division by zero".to_string()),
+            Arith::Div if y == 0.0 => Err(OpError::from("division by zero".to_string())),
             Arith::Div => float(x / y),
         };
     }
@@ -72,12 +72,12 @@ fn arith(args: &[Value], op: Arith) -> Result<Value, String> {
             Arith::Add => x.checked_add(y),
             Arith::Sub => x.checked_sub(y),
             Arith::Mult => x.checked_mul(y),
-            Arith::Div if y == 0 => return Err("division by zero".to_string()),
+            Arith::Div if y == 0 => return Err(OpError::from("division by zero".to_string())),
             Arith::Div if x.checked_rem(y) == Some(0) => x.checked_div(y),
             Arith::Div => return float(x as f64 / y as f64),
         };
         return result.map(Value::Int).ok_or_else(|| {
-            "integer overflow; use bigints (`123n`) for larger numbers".to_string()
+            OpError::from("integer overflow; use bigints (`123n`) for larger numbers")
         });
     }
     let (x, y) = (as_i128(a), as_i128(b));
@@ -85,69 +85,69 @@ fn arith(args: &[Value], op: Arith) -> Result<Value, String> {
         Arith::Add => x.checked_add(y),
         Arith::Sub => x.checked_sub(y),
         Arith::Mult => x.checked_mul(y),
-        Arith::Div if y == 0 => return Err("division by zero".to_string()),
+        Arith::Div if y == 0 => return Err(OpError::from("division by zero".to_string())),
         Arith::Div if x.checked_rem(y) == Some(0) => x.checked_div(y),
         Arith::Div => return float(x as f64 / y as f64),
     };
     result
         .map(Value::BigInt)
-        .ok_or_else(|| "bigint overflow: the result does not fit 128 bits".to_string())
+        .ok_or_else(|| OpError::from("bigint overflow: the result does not fit 128 bits"))
 }
 
-pub fn add(args: &[Value]) -> Result<Value, String> {
+pub fn add(args: &[Value]) -> Result<Value, OpError> {
     arith(args, Arith::Add)
 }
-pub fn sub(args: &[Value]) -> Result<Value, String> {
+pub fn sub(args: &[Value]) -> Result<Value, OpError> {
     arith(args, Arith::Sub)
 }
-pub fn mult(args: &[Value]) -> Result<Value, String> {
+pub fn mult(args: &[Value]) -> Result<Value, OpError> {
     arith(args, Arith::Mult)
 }
-pub fn div(args: &[Value]) -> Result<Value, String> {
+pub fn div(args: &[Value]) -> Result<Value, OpError> {
     arith(args, Arith::Div)
 }
 
 /// Orders numbers with numbers and strings with strings; anything else is a
 /// type error.
-fn order(args: &[Value]) -> Result<Ordering, String> {
+fn order(args: &[Value]) -> Result<Ordering, OpError> {
     let (a, b) = (&args[0], &args[1]);
     if let (Value::Str(x), Value::Str(y)) = (a, b) {
         return Ok(x.cmp(y));
     }
     if !is_number(a) {
-        return Err(expected("a number or string", a));
+        return Err(OpError::from(expected("a number or string", a)));
     }
     if !is_number(b) {
-        return Err(expected("a number", b));
+        return Err(OpError::from(expected("a number", b)));
     }
-    numeric_cmp(a, b).ok_or_else(|| "cannot compare these numbers".to_string())
+    numeric_cmp(a, b).ok_or_else(|| OpError::from("cannot compare these numbers"))
 }
 
-pub fn gt(args: &[Value]) -> Result<Value, String> {
+pub fn gt(args: &[Value]) -> Result<Value, OpError> {
     order(args).map(|o| Value::Bool(o == Ordering::Greater))
 }
-pub fn lt(args: &[Value]) -> Result<Value, String> {
+pub fn lt(args: &[Value]) -> Result<Value, OpError> {
     order(args).map(|o| Value::Bool(o == Ordering::Less))
 }
-pub fn ge(args: &[Value]) -> Result<Value, String> {
+pub fn ge(args: &[Value]) -> Result<Value, OpError> {
     order(args).map(|o| Value::Bool(o != Ordering::Less))
 }
-pub fn le(args: &[Value]) -> Result<Value, String> {
+pub fn le(args: &[Value]) -> Result<Value, OpError> {
     order(args).map(|o| Value::Bool(o != Ordering::Greater))
 }
 
 /// `x to-hex(prefix?)`: upper-case hex digits, `0x` after the sign when
 /// `prefix` is true.
-pub fn to_hex(args: &[Value]) -> Result<Value, String> {
+pub fn to_hex(args: &[Value]) -> Result<Value, OpError> {
     let n = match &args[0] {
         Value::Int(i) => i128::from(*i),
         Value::BigInt(i) => *i,
-        other => return Err(expected("an integer", other)),
+        other => return Err(OpError::from(expected("an integer", other))),
     };
     let prefix = match args.get(1) {
         None => false,
         Some(Value::Bool(b)) => *b,
-        Some(other) => return Err(expected("a bool prefix flag", other)),
+        Some(other) => return Err(OpError::from(expected("a bool prefix flag", other))),
     };
     let sign = if n < 0 { "-" } else { "" };
     let digits = format!("{:X}", n.unsigned_abs());

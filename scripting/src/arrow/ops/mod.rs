@@ -46,7 +46,7 @@ pub enum Params {
 #[derive(Clone, Copy)]
 pub enum Imp {
     /// A pure function of its inputs then params (in stack order).
-    Pure(fn(&[Value]) -> Result<Value, String>),
+    Pure(fn(&[Value]) -> Result<Value, OpError>),
     /// Needs the machine (stack shuffling, functions, variables); gets the base
     /// of its inputs on the stack and must leave its results there.
     Machine(fn(&mut Machine, usize, usize) -> Result<(), EvalError>),
@@ -146,14 +146,47 @@ pub fn lookup(name: &str) -> Option<&'static OpSpec> {
         .find(|op| op.name == name || op.aliases.contains(&name))
 }
 
+/// Why a pure operator failed: a mistake (type, value) or a size limit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpError {
+    pub message: String,
+    pub limit: bool,
+}
+
+impl From<String> for OpError {
+    fn from(message: String) -> OpError {
+        OpError {
+            message,
+            limit: false,
+        }
+    }
+}
+
+impl From<&str> for OpError {
+    fn from(message: &str) -> OpError {
+        OpError {
+            message: message.to_string(),
+            limit: false,
+        }
+    }
+}
+
+/// A size-limit failure (never caught by `if-error`).
+pub(crate) fn limit(message: String) -> OpError {
+    OpError {
+        message,
+        limit: true,
+    }
+}
+
 /// "expected X, got Y" for type errors.
 pub(crate) fn expected(what: &str, got: &Value) -> String {
     format!("expected {what}, got {}", got.describe())
 }
 
-pub(crate) fn want_str<'v>(value: &'v Value, what: &str) -> Result<&'v str, String> {
+pub(crate) fn want_str<'v>(value: &'v Value, what: &str) -> Result<&'v str, OpError> {
     match value {
         Value::Str(s) => Ok(s),
-        other => Err(expected(what, other)),
+        other => Err(expected(what, other).into()),
     }
 }

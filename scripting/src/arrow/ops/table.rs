@@ -174,7 +174,7 @@ pub static OPS: &[OpSpec] = &[
     op("to-json", &[], JSON, "(x Any) | to-json | (json String)",
         "Compact JSON text, object keys in their order.", r#"{"a": [1, nil]} to-json"#, r#""{\"a\":[1,null]}""#, 1, Exact(0), Pure(data::to_json)),
     op("parse-json", &[], JSON, "(json String) | parse-json | (x Any)",
-        "Parses JSON; integers beyond 64 bits become bigints.",
+        "Parses JSON, keeping key order; integers above the int range (up to 2^64-1) become bigints, larger ones floats.",
         r#"`{"port": 80}` parse-json get-member("port")"#, "80", 1, Exact(0), Pure(data::parse_json)),
     // Types
     op("to-string", &["to-s"], TYPES, "(x Any) | to-s | (s String)",
