@@ -104,6 +104,31 @@ impl EvalError {
     }
 }
 
+/// Where a one-value sub-expression sits, for error messages.
+#[derive(Clone, Copy, Debug)]
+pub enum Slot {
+    /// Argument number (from 0) of an operator.
+    Argument(usize, &'static str),
+    Index,
+    Interpolation,
+    Element,
+    Key,
+    Value,
+}
+
+impl Slot {
+    fn describe(self) -> String {
+        match self {
+            Slot::Argument(i, op) => format!("argument {} of `{op}`", i + 1),
+            Slot::Index => "an index".to_string(),
+            Slot::Interpolation => "`${...}`".to_string(),
+            Slot::Element => "an array element".to_string(),
+            Slot::Key => "an object key".to_string(),
+            Slot::Value => "an object value".to_string(),
+        }
+    }
+}
+
 /// Evaluates a script with the default limits.
 pub fn eval(script: &Script, vars: &dyn Vars, host: &mut dyn Host) -> Result<Value, EvalError> {
     eval_with(script, vars, host, Limits::default())
@@ -289,7 +314,7 @@ impl Machine<'_> {
 
     /// Runs a block that must produce exactly one value, seeing only its own
     /// values, and returns that value.
-    pub fn run_value(&mut self, block: &Block, what: &str) -> Result<Value, EvalError> {
+    pub fn run_value(&mut self, block: &Block, what: Slot) -> Result<Value, EvalError> {
         let at = block.first().map_or(0, |n| n.at);
         let saved_floor = self.floor;
         let height = self.stack.len();
@@ -302,7 +327,10 @@ impl Machine<'_> {
             self.stack.truncate(height);
             return Err(EvalError::script(
                 at,
-                format!("{what} must produce one value, it produced {produced}"),
+                format!(
+                    "{} must produce one value, it produced {produced}",
+                    what.describe()
+                ),
             ));
         }
         Ok(self.stack.pop().unwrap_or(Value::Nil))
@@ -357,7 +385,7 @@ impl Machine<'_> {
                     else {
                         return Err(err);
                     };
-                    let fallback = self.run_value(&args[0], "the argument of `if-error`")?;
+                    let fallback = self.run_value(&args[0], Slot::Argument(0, "if-error"))?;
                     self.push(fallback, block[j].at)?;
                     guard_height = self.stack.len();
                     i = j + 1;
@@ -388,7 +416,7 @@ impl Machine<'_> {
             NodeKind::Var { name, index } => {
                 let mut value = self.var(name, at)?;
                 for key in index {
-                    let key = self.run_value(key, "an index")?;
+                    let key = self.run_value(key, Slot::Index)?;
                     value = super::ops::member(&value, &key)
                         .map_err(|e| EvalError::script(at, e.message))?;
                 }
@@ -401,7 +429,7 @@ impl Machine<'_> {
                     match part {
                         Part::Text(t) => text.push_str(t),
                         Part::Expr(block) => {
-                            let value = self.run_value(block, "`${...}`")?;
+                            let value = self.run_value(block, Slot::Interpolation)?;
                             let piece = super::ops::to_text(&value)
                                 .map_err(|e| EvalError::limit(at, e.message))?;
                             text.push_str(&piece);
@@ -419,7 +447,7 @@ impl Machine<'_> {
             NodeKind::Array(items) => {
                 let mut values = Vec::with_capacity(items.len());
                 for item in items {
-                    values.push(self.run_value(item, "an array element")?);
+                    values.push(self.run_value(item, Slot::Element)?);
                 }
                 self.push(Value::array(values), at)
             }
@@ -429,14 +457,14 @@ impl Machine<'_> {
                     let key: Arc<str> = match key {
                         Key::Text(t) => t.clone(),
                         Key::Expr(block) => {
-                            let k = self.run_value(block, "an object key")?;
+                            let k = self.run_value(block, Slot::Key)?;
                             Arc::from(
                                 super::ops::to_text(&k)
                                     .map_err(|e| EvalError::limit(at, e.message))?,
                             )
                         }
                     };
-                    let value = self.run_value(value, "an object value")?;
+                    let value = self.run_value(value, Slot::Value)?;
                     map.insert(key, value);
                 }
                 self.push(Value::Object(Arc::new(map)), at)
@@ -470,8 +498,7 @@ impl Machine<'_> {
             Some(args) => {
                 let height = self.stack.len();
                 for (i, arg) in args.iter().enumerate() {
-                    let value =
-                        self.run_value(arg, &format!("argument {} of `{}`", i + 1, op.name))?;
+                    let value = self.run_value(arg, Slot::Argument(i, op.name))?;
                     self.push(value, at)?;
                 }
                 let under = op.stack_values_under_args(args.len());

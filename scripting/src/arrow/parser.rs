@@ -589,6 +589,21 @@ mod tests {
     }
 
     #[test]
+    fn scripts_can_be_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Script>();
+        assert_send_sync::<Value>();
+        let script = parse("$a 1 add").unwrap();
+        let copy = script.clone();
+        assert_eq!(
+            std::thread::spawn(move || copy.source().len())
+                .join()
+                .unwrap(),
+            script.source().len()
+        );
+    }
+
+    #[test]
     fn deep_nesting_is_an_error_not_a_crash() {
         let deep = "[".repeat(10_000);
         assert!(parse(&deep).unwrap_err().message.contains("nests deeper"));

@@ -36,6 +36,7 @@ const fn op(
 }
 
 /// A host operator that takes only params.
+#[allow(clippy::too_many_arguments)]
 const fn host(
     name: &'static str,
     aliases: &'static [&'static str],
