@@ -175,10 +175,14 @@ fn corpus_scripts_parse_or_fail_with_a_position() {
     let mut failures = String::new();
     let mut evaluated_ok = 0;
     let mut eval_errors = std::collections::BTreeMap::<String, usize>::new();
+    let mut op_uses = std::collections::BTreeMap::<&str, usize>::new();
     for script in &found {
         match parse(&script.text) {
             Ok(ast) => {
                 parsed += 1;
+                for op in ast.operators() {
+                    *op_uses.entry(op).or_default() += 1;
+                }
                 match eval(&ast, &AnyVars, &mut StubHost) {
                     Ok(_) => evaluated_ok += 1,
                     Err(err) => {
@@ -226,7 +230,19 @@ fn corpus_scripts_parse_or_fail_with_a_position() {
         parsed - evaluated_ok
     );
     let _ = writeln!(report, "\n## parse failures\n{failures}");
-    let _ = writeln!(report, "## evaluation errors (first 60 characters, count)");
+    let _ = writeln!(report, "## operators: scripts using each (table operators the corpus never uses are listed with 0)");
+    for op in monk_scripting::arrow::ops::OPS {
+        let _ = writeln!(
+            report,
+            "{:5} {}",
+            op_uses.get(op.name).copied().unwrap_or(0),
+            op.name
+        );
+    }
+    let _ = writeln!(
+        report,
+        "\n## evaluation errors (first 60 characters, count)"
+    );
     for (message, n) in &eval_errors {
         let _ = writeln!(report, "{n:5} {message}");
     }

@@ -28,7 +28,7 @@ use thiserror::Error;
 
 pub use eval::{eval, eval_with, EvalError, EvalErrorKind, Limits, VarMap, Vars};
 pub use host::{Host, HostError, OfflineHost, StubHost};
-pub use parser::{parse, Script};
+pub use parser::{has_arrow_prefix, parse, Script};
 pub use value::Value;
 
 /// Steps one evaluation may take (one per literal, variable and operator call,

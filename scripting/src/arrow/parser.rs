@@ -87,6 +87,85 @@ impl Script {
     pub fn body(&self) -> &Block {
         &self.body
     }
+
+    /// The variables read with `$name` or `${name}`, in order of first use,
+    /// without duplicates. `var("x")` is dynamic and not listed. Lets a caller
+    /// order variable resolution and find cycles before evaluating.
+    pub fn variables(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        visit(&self.body, &mut |node| {
+            if let NodeKind::Var { name, .. } = &node.kind {
+                if !names.contains(&&**name) {
+                    names.push(name);
+                }
+            }
+        });
+        names
+    }
+
+    /// Canonical names of the operators the script calls, in order of first
+    /// use, without duplicates.
+    pub fn operators(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = Vec::new();
+        visit(&self.body, &mut |node| {
+            if let NodeKind::Call { op, .. } = &node.kind {
+                if !names.contains(&op.name) {
+                    names.push(op.name);
+                }
+            }
+        });
+        names
+    }
+
+    /// Whether the script calls a host operator (so it cannot run offline).
+    pub fn needs_host(&self) -> bool {
+        self.operators()
+            .iter()
+            .any(|name| ops::lookup(name).is_some_and(OpSpec::is_host))
+    }
+}
+
+/// Calls `f` on every node, nested ones included.
+fn visit<'s>(block: &'s Block, f: &mut dyn FnMut(&'s Node)) {
+    for node in block {
+        f(node);
+        match &node.kind {
+            NodeKind::Push(_) => {}
+            NodeKind::Template(parts) => {
+                for part in parts {
+                    if let Part::Expr(inner) = part {
+                        visit(inner, f);
+                    }
+                }
+            }
+            NodeKind::Var { index, .. } => index.iter().for_each(|b| visit(b, f)),
+            NodeKind::Call { args, .. } => args.iter().flatten().for_each(|b| visit(b, f)),
+            NodeKind::Array(items) => items.iter().for_each(|b| visit(b, f)),
+            NodeKind::Object(entries) => {
+                for (key, value) in entries {
+                    if let Key::Expr(inner) = key {
+                        visit(inner, f);
+                    }
+                    visit(value, f);
+                }
+            }
+            NodeKind::Func(func) => visit(&func.body, f),
+            NodeKind::Cond { then, otherwise } => {
+                visit(then, f);
+                visit(otherwise, f);
+            }
+        }
+    }
+}
+
+/// Whether a YAML scalar is an ArrowScript (`<-` after optional whitespace).
+/// Fields that hold code (`checks.readiness.code`, `actions.*.code`,
+/// `scale.value`) are scripts without the prefix; there a leading `<-` means
+/// the script computes the code text, which is then run (per the MonkScript
+/// reference), so the caller evaluates it first and parses the result.
+pub fn has_arrow_prefix(text: &str) -> bool {
+    let trimmed = text.trim_start();
+    trimmed.starts_with("<-") && !trimmed.starts_with("<-{")
 }
 
 /// Parses one script, with or without the leading `<-` (checks, actions and
@@ -102,7 +181,7 @@ pub fn parse(text: &str) -> Result<Script, ParseError> {
     }
     let trimmed = text.trim_start();
     let mut start = text.len() - trimmed.len();
-    if trimmed.starts_with("<-") && !trimmed.starts_with("<-{") {
+    if has_arrow_prefix(text) {
         start += 2;
     }
     let tokens = lex(text, start)?;
@@ -586,6 +665,20 @@ mod tests {
             let err = parse(src).unwrap_err();
             assert_eq!((err.col, err.message.as_str()), (col, message), "{src}");
         }
+    }
+
+    #[test]
+    fn lists_variables_and_operators() {
+        let script =
+            parse(r#"`${db-host}:${port}` $db-host [$args["x"] secret] map(<-{ $y concat })"#)
+                .unwrap();
+        assert_eq!(script.variables(), vec!["db-host", "port", "args", "y"]);
+        assert_eq!(script.operators(), vec!["secret", "map", "concat"]);
+        assert!(script.needs_host());
+        assert!(!parse("$a 1 add").unwrap().needs_host());
+        assert!(
+            has_arrow_prefix("  <- 1") && !has_arrow_prefix("<-{ 1 }") && !has_arrow_prefix("1")
+        );
     }
 
     #[test]

@@ -57,15 +57,17 @@ pub fn render() -> String {
         "ArrowScript is MonkScript's embedded concatenative language: values and operator calls run\n",
         "left to right on a stack (`<- $port 1 add`). An operator takes its parenthesised arguments\n",
         "or, without parentheses, the same values from the stack: `concat(\"x\")` is `\"x\" concat`.\n",
-        "Signatures read `(stack inputs) | name(params) | (results)`.\n\n",
+        "Signatures read `(stack inputs) | name(params) | (results)`. The value of a script is the\n",
+        "top of the stack when it ends (`nil` if the stack is empty).\n\n",
         "Examples run with the variables `$port` = 8080, `$host` = \"db.local\", `$flag` = true,\n",
         "`$empty` = \"\" and `$args` = {\"name\": \"demo\"}. Operators marked *host* reach outside the\n",
         "script; their examples run against the stub host (`arrow::StubHost`), which answers with\n",
         "placeholders. Offline (`monk eval`) they fail with \"needs a running cluster\".\n\n",
-        "Syntax: `nil`, `true`/`false`, ints `0b11 0xff 0777 -1337`, bigints `123n`, floats `0.1 -0.4e2`,\n",
+        "Syntax: `nil` (or `null`), `true`/`false`, ints `0b11 0xff 0777 -1337`, bigints `123n`, floats `0.1 -0.4e2`,\n",
         "strings `\"...\"` `'...'`, templates `` `${name} ${f(\"x\") g}` `` (a bare name inside `${}` is a\n",
         "variable), arrays `[1, \"a\"]`, objects `{\"a\": 1, b: 2, $k: 3}`, functions `<-{ 1 add }`,\n",
-        "variables `$name` and `$args[\"key\"]`, and `cond ? a : b`.\n\n",
+        "variables `$name` and `$args[\"key\"]`, and `cond ? a : b` (the branches run to the end of\n",
+        "the enclosing sequence; the condition is truthy unless `nil`, `false`, `\"\"` or zero).\n\n",
     ));
     let mut groups: Vec<&str> = Vec::new();
     for op in OPS {

@@ -13,7 +13,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use crate::tree::{canonical_float, Tree};
+use crate::tree::Tree;
 
 use super::parser::Block;
 
@@ -184,7 +184,7 @@ impl Value {
             Value::Bool(b) => b.to_string(),
             Value::Int(i) => i.to_string(),
             Value::BigInt(i) => i.to_string(),
-            Value::Float(f) => canonical_float(*f),
+            Value::Float(f) => float_literal(*f),
             Value::Str(s) => s.to_string(),
             Value::Array(_) | Value::Object(_) => self
                 .to_json_bounded(crate::arrow::MAX_STRING_BYTES)
