@@ -396,4 +396,47 @@ fn limits_stop_runaway_scripts_cleanly() {
     );
     let fuel_map = "\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\" split(\"\") map(<-{ [1,2,3,4,5,6,7,8] map(<-{ [1,2,3,4,5,6,7,8] map(<-{ [1,2,3,4,5,6,7,8,9,10] map(<-{ 1 add }) }) }) })";
     assert!(limit(fuel_map, Limits::default()).starts_with("out of fuel"));
+
+    let list = |name: &str| format!("[{}]", vec![format!("${name}"); 200].join(", "));
+    let ints = format!(
+        "[{}]",
+        (0..200)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let shared = format!(
+        "{ints} set-tmp(\"a\") {ints} set-tmp(\"a2\") {} set-tmp(\"b\") {} set-tmp(\"b2\") {} {} eq?",
+        list("a"),
+        list("a2"),
+        list("b"),
+        list("b2")
+    );
+    assert!(limit(&shared, Limits::default()).starts_with("out of fuel"));
+    let smaller = shared.replace(&format!("{} {} eq?", list("b"), list("b2")), "$b $b2 eq?");
+    assert_eq!(
+        eval(&parse(&smaller).unwrap(), &vars(), &mut StubHost)
+            .unwrap()
+            .to_json(),
+        "true"
+    );
+}
+
+#[test]
+fn large_objects_stay_fast() {
+    let entries: Vec<String> = (0..50_000).map(|i| format!("\"k{i}\": {i}")).collect();
+    let mut vars = vars();
+    vars.insert(
+        "json".into(),
+        Value::str(&format!("{{{}}}", entries.join(","))),
+    );
+    let script = parse(r#"$json parse-json get-member("k49999")"#).unwrap();
+    let started = std::time::Instant::now();
+    let value = eval(&script, &vars, &mut StubHost).unwrap();
+    assert_eq!(value.to_json(), "49999");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
 }

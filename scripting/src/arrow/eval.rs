@@ -192,6 +192,11 @@ impl Machine<'_> {
         }
     }
 
+    /// Fuel left in this run.
+    pub fn fuel_left(&self) -> u64 {
+        self.fuel
+    }
+
     /// Checks the size limits of a value about to be pushed, and charges fuel
     /// for its size.
     pub fn check_value(&mut self, value: &Value, at: usize) -> Result<(), EvalError> {
@@ -520,6 +525,20 @@ impl Machine<'_> {
     /// Calls an operator with values already on the stack from `base` up
     /// (used by `call`).
     pub fn invoke(&mut self, op: &'static OpSpec, base: usize, at: usize) -> Result<(), EvalError> {
+        // Operators scan their inputs (search, split, copy, look up), so a large
+        // input costs fuel in proportion to its size, not just one step.
+        let weight: usize = self.stack[base..]
+            .iter()
+            .map(|v| match v {
+                Value::Str(s) => s.len() / FUEL_BYTES_PER_STEP,
+                Value::Array(list) => list.len(),
+                Value::Object(map) => map.len(),
+                _ => 0,
+            })
+            .sum();
+        if weight > 0 {
+            self.charge(weight as u64, at)?;
+        }
         match op.imp {
             Imp::Pure(f) => {
                 let value = f(&self.stack[base..]).map_err(|e| {

@@ -41,6 +41,12 @@ pub const MAX_FUEL_STEPS: u64 = 100_000;
 /// proportion to its size (1 MiB of output costs 4096 steps).
 pub const FUEL_BYTES_PER_STEP: usize = 256;
 
+/// Values visited by an equality test (`eq?`, `contains?` on arrays) per fuel
+/// step. Comparing two JSON documents of a few thousand values costs a few
+/// hundred steps; comparing huge shared structures runs out of fuel instead of
+/// walking billions of values.
+pub const COMPARE_VISITS_PER_STEP: u64 = 16;
+
 /// Values on the stack at once. Real scripts keep under 20 (a `concat-all` of a
 /// connection URL); 1024 leaves room for generated code while bounding memory.
 pub const MAX_STACK_DEPTH_VALUES: usize = 1_024;

@@ -10,6 +10,7 @@
 //! [`Value::to_literal`] is ArrowScript source that parses back to an equal value,
 //! and [`Value::to_json`] / [`Value::from_json`] convert to and from JSON.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -44,11 +45,18 @@ pub struct List {
 
 /// Entries of an object value in insertion order, with the cached nesting depth.
 /// Keys are unique; `insert` replaces in place.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Map {
     entries: Vec<(Arc<str>, Value)>,
+    /// Key positions, built once the map is large enough that scanning the
+    /// entries would make building or reading it quadratic (a 1 MiB JSON
+    /// document can hold 100k keys). A BTreeMap: deterministic, no hash seed.
+    index: Option<BTreeMap<Arc<str>, usize>>,
     depth: usize,
 }
+
+/// Entries above which a [`Map`] keeps an index.
+const MAP_INDEX_THRESHOLD: usize = 16;
 
 /// A code block `<-{ ... }` with the source text it was written as.
 #[derive(Debug)]
@@ -80,27 +88,51 @@ impl List {
     }
 }
 
+impl Default for Map {
+    fn default() -> Map {
+        Map::new()
+    }
+}
+
 impl Map {
     pub fn new() -> Map {
         Map {
             entries: Vec::new(),
+            index: None,
             depth: 1,
+        }
+    }
+
+    fn position(&self, key: &str) -> Option<usize> {
+        match &self.index {
+            Some(index) => index.get(key).copied(),
+            None => self.entries.iter().position(|(k, _)| &**k == key),
         }
     }
     pub fn entries(&self) -> &[(Arc<str>, Value)] {
         &self.entries
     }
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.entries
-            .iter()
-            .find(|(k, _)| &**k == key)
-            .map(|(_, v)| v)
+        self.position(key).map(|i| &self.entries[i].1)
     }
     pub fn insert(&mut self, key: Arc<str>, value: Value) {
         self.depth = self.depth.max(value.depth() + 1);
-        match self.entries.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = value,
-            None => self.entries.push((key, value)),
+        if let Some(i) = self.position(&key) {
+            self.entries[i].1 = value;
+            return;
+        }
+        if let Some(index) = &mut self.index {
+            index.insert(key.clone(), self.entries.len());
+        }
+        self.entries.push((key, value));
+        if self.index.is_none() && self.entries.len() > MAP_INDEX_THRESHOLD {
+            let index = self
+                .entries
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k.clone(), i))
+                .collect();
+            self.index = Some(index);
         }
     }
     pub fn len(&self) -> usize {
@@ -363,7 +395,8 @@ impl Value {
 
     /// Structural equality as `eq?` sees it: numbers compare by value across int,
     /// bigint and float; objects compare by keys regardless of order; functions
-    /// are equal only to themselves.
+    /// are equal only to themselves. Unbounded in time for large shared
+    /// structures; the evaluator uses [`Value::equals_within`].
     pub fn equals(&self, other: &Value) -> bool {
         use Value::*;
         match (self, other) {
@@ -386,6 +419,54 @@ impl Value {
             (Func(a), Func(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
+    }
+}
+
+impl Value {
+    /// [`Value::equals`] that visits at most `budget` values (decremented as it
+    /// goes); `None` when the budget runs out. Shared containers compare equal
+    /// without a walk, so comparing a value with itself is cheap, but two
+    /// separately built copies of a large shared structure are walked in full:
+    /// the evaluator charges fuel for the visits.
+    pub fn equals_within(&self, other: &Value, budget: &mut u64) -> Option<bool> {
+        use Value::*;
+        *budget = budget.checked_sub(1)?;
+        Some(match (self, other) {
+            (Array(a), Array(b)) => {
+                if Arc::ptr_eq(a, b) {
+                    return Some(true);
+                }
+                if a.items.len() != b.items.len() {
+                    return Some(false);
+                }
+                for (x, y) in a.items.iter().zip(&b.items) {
+                    if !x.equals_within(y, budget)? {
+                        return Some(false);
+                    }
+                }
+                true
+            }
+            (Object(a), Object(b)) => {
+                if Arc::ptr_eq(a, b) {
+                    return Some(true);
+                }
+                if a.entries.len() != b.entries.len() {
+                    return Some(false);
+                }
+                for (k, v) in &a.entries {
+                    match b.get(k) {
+                        Some(w) if v.equals_within(w, budget)? => {}
+                        _ => return Some(false),
+                    }
+                }
+                true
+            }
+            (Str(a), Str(b)) => {
+                *budget = budget.checked_sub((a.len() / 64) as u64)?;
+                a == b
+            }
+            _ => self.equals(other),
+        })
     }
 }
 

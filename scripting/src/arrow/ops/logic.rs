@@ -37,37 +37,8 @@ pub fn or(args: &[Value]) -> Result<Value, OpError> {
     })
 }
 
-pub fn eq(args: &[Value]) -> Result<Value, OpError> {
-    Ok(Value::Bool(args[0].equals(&args[1])))
-}
-
-pub fn not_eq(args: &[Value]) -> Result<Value, OpError> {
-    Ok(Value::Bool(!args[0].equals(&args[1])))
-}
-
 pub fn is_nil(args: &[Value]) -> Result<Value, OpError> {
     Ok(Value::Bool(matches!(args[0], Value::Nil)))
-}
-
-/// `haystack needle contains?`: substring of a string, element of an array, key
-/// of an object. A `nil` haystack contains nothing (a failed `http-get` gives
-/// `nil`, and a readiness check should then read "not ready", not crash).
-pub fn contains(args: &[Value]) -> Result<Value, OpError> {
-    let (haystack, needle) = (&args[0], &args[1]);
-    let found = match haystack {
-        Value::Nil => false,
-        Value::Str(s) => match needle {
-            Value::Str(n) => s.contains(&**n),
-            other => return Err(OpError::from(expected("a string to look for", other))),
-        },
-        Value::Array(list) => list.items().iter().any(|v| v.equals(needle)),
-        Value::Object(map) => match needle {
-            Value::Str(key) => map.get(key).is_some(),
-            other => return Err(OpError::from(expected("a string key", other))),
-        },
-        other => return Err(OpError::from(expected("a string, array or object", other))),
-    };
-    Ok(Value::Bool(found))
 }
 
 /// `cond then(x)`: `x` when `cond` is truthy, otherwise `nil` (list entries that

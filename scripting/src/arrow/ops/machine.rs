@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::arrow::eval::{EvalError, Machine};
 use crate::arrow::value::Value;
-use crate::arrow::MAX_ARRAY_ITEMS;
+use crate::arrow::{COMPARE_VISITS_PER_STEP, MAX_ARRAY_ITEMS};
 
 use super::{expected, lookup};
 
@@ -187,4 +187,69 @@ pub fn call(m: &mut Machine, base: usize, at: usize) -> Result<(), EvalError> {
         m.push(value, at)?;
     }
     m.invoke(op, height - under, at)
+}
+
+/// Structural equality paid for with fuel: one step per
+/// [`COMPARE_VISITS_PER_STEP`] values visited.
+fn equal(m: &mut Machine, a: &Value, b: &Value, at: usize) -> Result<bool, EvalError> {
+    let start = m.fuel_left().saturating_mul(COMPARE_VISITS_PER_STEP);
+    let mut budget = start;
+    let result = a.equals_within(b, &mut budget);
+    m.charge((start - budget) / COMPARE_VISITS_PER_STEP, at)?;
+    match result {
+        Some(equal) => Ok(equal),
+        None => m.charge(m.fuel_left() + 1, at).map(|()| false),
+    }
+}
+
+fn two(m: &mut Machine, base: usize) -> (Value, Value) {
+    let b = m.stack.pop().unwrap_or(Value::Nil);
+    let a = m.stack.pop().unwrap_or(Value::Nil);
+    m.stack.truncate(base);
+    (a, b)
+}
+
+/// `a b eq?` (also `equal?`, `cmp`).
+pub fn eq(m: &mut Machine, base: usize, at: usize) -> Result<(), EvalError> {
+    let (a, b) = two(m, base);
+    let result = equal(m, &a, &b, at)?;
+    m.push(Value::Bool(result), at)
+}
+
+/// `a b not-eq?`.
+pub fn not_eq(m: &mut Machine, base: usize, at: usize) -> Result<(), EvalError> {
+    let (a, b) = two(m, base);
+    let result = equal(m, &a, &b, at)?;
+    m.push(Value::Bool(!result), at)
+}
+
+/// `haystack needle contains?`: substring of a string, element of an array, key
+/// of an object. A `nil` haystack contains nothing (a failed `http-get` gives
+/// `nil`, and a readiness check should then read "not ready", not fail).
+pub fn contains(m: &mut Machine, base: usize, at: usize) -> Result<(), EvalError> {
+    let (haystack, needle) = two(m, base);
+    let fail = |what: &str, got: &Value| script_err(at, "contains?", expected(what, got));
+    let found = match &haystack {
+        Value::Nil => false,
+        Value::Str(s) => match &needle {
+            Value::Str(n) => s.contains(&**n),
+            other => return Err(fail("a string to look for", other)),
+        },
+        Value::Array(list) => {
+            let mut found = false;
+            for item in list.items() {
+                if equal(m, item, &needle, at)? {
+                    found = true;
+                    break;
+                }
+            }
+            found
+        }
+        Value::Object(map) => match &needle {
+            Value::Str(key) => map.get(key).is_some(),
+            other => return Err(fail("a string key", other)),
+        },
+        other => return Err(fail("a string, array or object", other)),
+    };
+    m.push(Value::Bool(found), at)
 }
