@@ -171,3 +171,15 @@ fn host_operators_fail_offline_with_a_clear_message() {
         ok(r#""none""#)
     );
 }
+
+#[test]
+fn deeply_nested_vars_files_are_refused_not_a_crash() {
+    let deep = format!("a: {}1{}\n", "[".repeat(500), "]".repeat(500));
+    let out = run("1", &[], Some(&deep));
+    assert_eq!(out.exit_code, 2, "{out:?}");
+    let nested_ok = format!("a: {}1{}\n", "[".repeat(10), "]".repeat(10));
+    assert_eq!(
+        run("$a first first", &[], Some(&nested_ok)),
+        ok("[[[[[[[[1]]]]]]]]")
+    );
+}
