@@ -2,16 +2,16 @@
 //! (`<- $port 1 add`, `` <- `http://${host}:${port}` ``, `connection-hostname("db")`).
 //!
 //! [`parse`] turns a script into a [`Script`] (or a [`ParseError`] with line and
-//! column); [`eval`] runs it on a value stack against a set of variables and a
+//! column); [`eval()`] runs it on a value stack against a set of variables and a
 //! [`Host`] that supplies everything touching the world. The interpreter itself is
 //! pure and deterministic: no clock, no randomness, no I/O. Every run is bounded
 //! by the limits below, so a script can fail but never hang or crash the node.
 //!
 //! - [`lexer`], [`parser`]: text to tokens to a syntax tree, with byte offsets.
 //! - [`value`]: the value type and its text, literal and JSON forms.
-//! - [`eval`]: the stack machine.
+//! - [`mod@eval`]: the stack machine.
 //! - [`ops`]: the operator table (name, aliases, signature, docs, example,
-//!   implementation); `docs/arrowscript.md` is generated from it by [`reference`].
+//!   implementation); `docs/arrowscript.md` is generated from it by [`mod@reference`].
 //! - [`host`]: the [`Host`] trait, the offline host and a stub host for examples.
 //! - [`cli`]: `monk eval`, as a library function.
 

@@ -8,7 +8,7 @@
 //!
 //! Text forms: [`Value::to_text`] is what `to-s` and string interpolation produce,
 //! [`Value::to_literal`] is ArrowScript source that parses back to an equal value,
-//! and [`Value::to_json`] / [`Value::from_json`] convert to and from JSON.
+//! and [`Value::to_json`] / [`Value::parse_json`] convert to and from JSON.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
