@@ -184,6 +184,7 @@ fn calling_convention() {
         (r#""a" "b" "c" "d" concat-all"#, r#""abcd""#),
         (r#""x" mark "a" "b" concat-all concat"#, r#""xab""#),
         (r#""z" concat("a" "b" concat-all)"#, r#""zab""#),
+        (r#""a" concat(mark "b") "c" concat-all"#, r#""abc""#),
         (r#"$host ":" $port concat-all"#, r#""db.local:8080""#),
         (
             "concat",

@@ -322,10 +322,12 @@ impl Machine<'_> {
     pub fn run_value(&mut self, block: &Block, what: Slot) -> Result<Value, EvalError> {
         let at = block.first().map_or(0, |n| n.at);
         let saved_floor = self.floor;
+        let saved_marks = self.marks.len();
         let height = self.stack.len();
         self.floor = height;
         let result = self.run(block);
         self.floor = saved_floor;
+        self.marks.truncate(saved_marks);
         result?;
         let produced = self.stack.len() - height;
         if produced != 1 {
@@ -345,6 +347,7 @@ impl Machine<'_> {
     /// value it leaves (`nil` if none).
     pub fn apply(&mut self, body: &Block, inputs: &[Value], at: usize) -> Result<Value, EvalError> {
         let saved_floor = self.floor;
+        let saved_marks = self.marks.len();
         let height = self.stack.len();
         self.floor = height;
         let mut result = Ok(());
@@ -364,6 +367,7 @@ impl Machine<'_> {
         };
         self.stack.truncate(height);
         self.floor = saved_floor;
+        self.marks.truncate(saved_marks);
         result.map(|()| top.unwrap_or(Value::Nil))
     }
 
@@ -383,7 +387,9 @@ impl Machine<'_> {
                     let Some(j) = (i + 1..block.len()).find(|&j| is_if_error(&block[j])) else {
                         return Err(err);
                     };
-                    self.stack.truncate(guard_height.max(self.floor));
+                    let height = guard_height.max(self.floor);
+                    self.stack.truncate(height);
+                    self.marks.retain(|&mark| mark <= height);
                     let NodeKind::Call {
                         args: Some(args), ..
                     } = &block[j].kind
