@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use monk_scripting::arrow::{eval, eval_with, parse, Limits, OfflineHost, StubHost, Value, VarMap};
+use monk_scripting::arrow::{
+    eval, eval_metered, eval_with, parse, Limits, OfflineHost, StubHost, Value, VarMap,
+};
 use proptest::prelude::*;
 
 fn vars() -> VarMap {
@@ -221,7 +223,10 @@ proptest! {
         let Ok(script) = parse(&text) else { return Ok(()) };
         for fuel in [5u64, 300, 100_000] {
             let limits = Limits { fuel_steps: fuel, ..Limits::default() };
-            let result = eval_with(&script, &vars(), &mut StubHost, limits);
+            let started = std::time::Instant::now();
+            let (result, used) = eval_metered(&script, &vars(), &mut StubHost, limits);
+            prop_assert!(used <= fuel, "{}: used {} of {}", text, used, fuel);
+            prop_assert!(started.elapsed() < std::time::Duration::from_secs(5), "{}: took {:?}", text, started.elapsed());
             if let Err(err) = &result {
                 prop_assert!(err.offset <= text.len(), "{}: offset {}", text, err.offset);
             }

@@ -134,6 +134,21 @@ pub fn eval(script: &Script, vars: &dyn Vars, host: &mut dyn Host) -> Result<Val
     eval_with(script, vars, host, Limits::default())
 }
 
+/// Evaluates a script with explicit limits and also reports the fuel steps it
+/// used (for metrics, and to show that a run never exceeds its budget).
+pub fn eval_metered(
+    script: &Script,
+    vars: &dyn Vars,
+    host: &mut dyn Host,
+    limits: Limits,
+) -> (Result<Value, EvalError>, u64) {
+    let mut machine = Machine::new(vars, host, limits);
+    let result = machine
+        .run(script.body())
+        .map(|()| machine.stack.pop().unwrap_or(Value::Nil));
+    (result, limits.fuel_steps - machine.fuel)
+}
+
 /// Evaluates a script with explicit limits.
 pub fn eval_with(
     script: &Script,
@@ -141,19 +156,7 @@ pub fn eval_with(
     host: &mut dyn Host,
     limits: Limits,
 ) -> Result<Value, EvalError> {
-    let mut machine = Machine {
-        stack: Vec::with_capacity(8),
-        marks: Vec::new(),
-        floor: 0,
-        fuel: limits.fuel_steps,
-        limits,
-        nesting: 0,
-        vars,
-        tmp: Vec::new(),
-        host,
-    };
-    machine.run(script.body())?;
-    Ok(machine.stack.pop().unwrap_or(Value::Nil))
+    eval_metered(script, vars, host, limits).0
 }
 
 /// Evaluation state. Operators implemented on the machine (`dup`, `map`, ...)
@@ -167,11 +170,25 @@ pub struct Machine<'a> {
     nesting: usize,
     vars: &'a dyn Vars,
     /// `set-tmp` variables: `None` marks an `unset`.
-    tmp: Vec<(Arc<str>, Option<Value>)>,
+    tmp: BTreeMap<Arc<str>, Option<Value>>,
     host: &'a mut dyn Host,
 }
 
-impl Machine<'_> {
+impl<'a> Machine<'a> {
+    fn new(vars: &'a dyn Vars, host: &'a mut dyn Host, limits: Limits) -> Machine<'a> {
+        Machine {
+            stack: Vec::with_capacity(8),
+            marks: Vec::new(),
+            floor: 0,
+            fuel: limits.fuel_steps,
+            limits,
+            nesting: 0,
+            vars,
+            tmp: BTreeMap::new(),
+            host,
+        }
+    }
+
     /// Charges `steps` of fuel.
     pub fn charge(&mut self, steps: u64, at: usize) -> Result<(), EvalError> {
         match self.fuel.checked_sub(steps) {
@@ -273,7 +290,7 @@ impl Machine<'_> {
 
     /// Looks a variable up: `set-tmp` values first, then the script's variables.
     pub fn var(&self, name: &str, at: usize) -> Result<Value, EvalError> {
-        if let Some((_, value)) = self.tmp.iter().rev().find(|(k, _)| &**k == name) {
+        if let Some(value) = self.tmp.get(name) {
             return value
                 .clone()
                 .ok_or_else(|| EvalError::script(at, format!("variable `${name}` was unset")));
@@ -284,8 +301,7 @@ impl Machine<'_> {
     }
 
     pub fn set_tmp(&mut self, name: Arc<str>, value: Option<Value>) {
-        self.tmp.retain(|(k, _)| *k != name);
-        self.tmp.push((name, value));
+        self.tmp.insert(name, value);
     }
 
     pub fn call_host(&mut self, op: &str, base: usize, at: usize) -> Result<Value, EvalError> {
