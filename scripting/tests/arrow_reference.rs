@@ -45,3 +45,45 @@ fn reference_page_is_up_to_date() {
     let committed = std::fs::read_to_string(path).unwrap_or_default();
     assert!(committed == page, "docs/arrowscript.md is stale; regenerate with UPDATE_EXPECT=1 cargo test -p monk-scripting --test arrow_reference");
 }
+
+/// Every operator, called with every argument count its table entry allows
+/// (and without parentheses), on stacks of odd values, fails cleanly or
+/// succeeds: the table's arity and the implementations agree.
+#[test]
+fn every_operator_survives_every_allowed_arity() {
+    let fillers = [
+        "nil",
+        "1",
+        "\"s\"",
+        "[1]",
+        "{\"a\": 1}",
+        "<-{ 1 }",
+        "true",
+        "2.5",
+        "3n",
+    ];
+    let mut panicked = Vec::new();
+    for op in OPS {
+        for filler in fillers {
+            let spare = format!("{filler} ").repeat(5);
+            let mut scripts = vec![format!("{spare}{}", op.name)];
+            for count in 0..=5 {
+                if op.check_arg_count(count).is_ok() {
+                    let args = vec![filler; count].join(", ");
+                    scripts.push(format!("{spare}{}({args})", op.name));
+                    scripts.push(format!("{}({args})", op.name));
+                }
+            }
+            for script in scripts {
+                if std::panic::catch_unwind(|| run_example(&script)).is_err() {
+                    panicked.push(script);
+                }
+            }
+        }
+    }
+    assert!(
+        panicked.is_empty(),
+        "these scripts panicked:\n{}",
+        panicked.join("\n")
+    );
+}
