@@ -140,6 +140,11 @@ impl OpSpec {
     }
 }
 
+/// The operators a [`super::host::Host`] must implement (by canonical name).
+pub fn host_operators() -> impl Iterator<Item = &'static OpSpec> {
+    OPS.iter().filter(|op| op.is_host())
+}
+
 /// Finds an operator by name or alias.
 pub fn lookup(name: &str) -> Option<&'static OpSpec> {
     OPS.iter()
