@@ -209,12 +209,19 @@ proptest! {
 
     #[test]
     fn any_text_parses_or_fails_cleanly(text in nasty_text()) {
-        if let Ok(script) = parse(&text) {
-            let limits = Limits { fuel_steps: 2_000, ..Limits::default() };
-            let _ = eval_with(&script, &vars(), &mut OfflineHost, limits);
-        } else if let Err(err) = parse(&text) {
-            prop_assert!(err.offset <= text.len());
-            prop_assert!(err.col >= 1 && err.line >= 1);
+        match parse(&text) {
+            Ok(script) => {
+                let limits = Limits { fuel_steps: 2_000, ..Limits::default() };
+                if let Err(err) = eval_with(&script, &vars(), &mut OfflineHost, limits) {
+                    prop_assert!(err.offset <= text.len(), "{}: offset {}", text, err.offset);
+                    prop_assert!(!err.message.is_empty());
+                }
+            }
+            Err(err) => {
+                prop_assert!(err.offset <= text.len());
+                prop_assert!(err.col >= 1 && err.line >= 1);
+                prop_assert!(!err.message.is_empty());
+            }
         }
     }
 
