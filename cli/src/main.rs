@@ -61,6 +61,17 @@ enum Top {
         #[arg(long)]
         stale: bool,
     },
+    /// Evaluate one ArrowScript expression offline and print the result as JSON.
+    Eval {
+        /// A variable, NAME=VALUE; the value is read as a YAML scalar (8080 is an int).
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+        /// A YAML map of variables.
+        #[arg(long)]
+        vars_file: Option<PathBuf>,
+        /// The script, with or without the leading `<-`.
+        script: String,
+    },
     /// Print a stored definition.
     Dump {
         path: String,
@@ -214,6 +225,7 @@ async fn run(cli: Cli) -> Outcome {
                 &cells,
             ))
         }
+        Top::Eval { .. } => Err(Failure("eval runs offline".into())),
         Top::Dump { path, out, stale } => {
             let template: serde_json::Value = connect(&cli.addr)
                 .await?
@@ -309,8 +321,35 @@ async fn cluster(addr: &str, cmd: ClusterCmd) -> Outcome {
     }
 }
 
+/// Prints what an offline command produced and turns its exit code into ours.
+fn finish(output: monk_scripting::cli_output::CommandOutput) -> ExitCode {
+    print!("{}", output.stdout);
+    eprint!("{}", output.stderr);
+    ExitCode::from(u8::try_from(output.exit_code).unwrap_or(1))
+}
+
+/// Commands that need no peer.
+fn offline(command: &Top) -> Option<ExitCode> {
+    match command {
+        Top::Eval { vars, vars_file, script } => {
+            let file_text = match vars_file.as_ref().map(std::fs::read_to_string).transpose() {
+                Ok(text) => text,
+                Err(e) => {
+                    eprintln!("monk: {}: {e}", vars_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
+                    return Some(ExitCode::from(2));
+                }
+            };
+            Some(finish(monk_scripting::arrow::cli::eval_command(script, vars, file_text.as_deref())))
+        }
+        _ => None,
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(code) = offline(&cli.command) {
+        return code;
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -5,5 +5,9 @@
 //! depends on this crate, so it must stay deterministic.
 //!
 //! - [`tree`]: the ordered value tree definitions are stored as.
+//! - [`arrow`]: ArrowScript, the embedded `<-` scripting language.
+//! - [`cli_output`]: the output shape of CLI commands implemented here.
 
+pub mod arrow;
+pub mod cli_output;
 pub mod tree;
