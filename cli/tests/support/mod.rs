@@ -17,7 +17,7 @@ pub fn monkd_bin() -> PathBuf {
     let path = monk_bin().with_file_name("monkd");
     assert!(
         path.exists(),
-        "{} is missing: run `cargo build --workspace --bins` first",
+        "{} is missing: run `cargo test --workspace` (it builds every binary)",
         path.display()
     );
     path
