@@ -5,5 +5,9 @@
 //! depends on this crate, so it must stay deterministic.
 //!
 //! - [`tree`]: the ordered value tree definitions are stored as.
+//! - [`monkscript`]: the MonkScript front end (parse, validate, resolve, MANIFEST, lint).
+//! - [`cli_output`]: what a command run as a library function prints.
 
+pub mod cli_output;
+pub mod monkscript;
 pub mod tree;
