@@ -10,12 +10,17 @@ fn corpus_files() -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut stack = vec![root];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() {
                 stack.push(path);
-            } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+            } else if matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml")
+            ) {
                 files.push(path);
             }
         }
@@ -26,7 +31,10 @@ fn corpus_files() -> Vec<PathBuf> {
 
 fn corpus(c: &mut Criterion) {
     let files = corpus_files();
-    assert!(!files.is_empty(), "corpus missing: expected ../shared/corpus beside the repository");
+    assert!(
+        !files.is_empty(),
+        "corpus missing: expected ../shared/corpus beside the repository"
+    );
     let mut group = c.benchmark_group("monkscript");
     group.sample_size(10);
     group.throughput(Throughput::Elements(files.len() as u64));

@@ -75,7 +75,13 @@ impl Tree {
 /// text still reads as a float.
 pub fn canonical_float(value: f64) -> String {
     if !value.is_finite() {
-        return if value.is_nan() { "nan".into() } else if value > 0.0 { "inf".into() } else { "-inf".into() };
+        return if value.is_nan() {
+            "nan".into()
+        } else if value > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
     }
     let text = value.to_string();
     if text.contains(['.', 'e', 'E']) {
@@ -138,13 +144,19 @@ impl<'de> Visitor<'de> for TreeVisitor {
         Ok(Tree::Int(v))
     }
     fn visit_u64<E>(self, v: u64) -> Result<Tree, E> {
-        Ok(i64::try_from(v).map(Tree::Int).unwrap_or_else(|_| Tree::Str(v.to_string())))
+        Ok(i64::try_from(v)
+            .map(Tree::Int)
+            .unwrap_or_else(|_| Tree::Str(v.to_string())))
     }
     fn visit_i128<E>(self, v: i128) -> Result<Tree, E> {
-        Ok(i64::try_from(v).map(Tree::Int).unwrap_or_else(|_| Tree::Str(v.to_string())))
+        Ok(i64::try_from(v)
+            .map(Tree::Int)
+            .unwrap_or_else(|_| Tree::Str(v.to_string())))
     }
     fn visit_u128<E>(self, v: u128) -> Result<Tree, E> {
-        Ok(i64::try_from(v).map(Tree::Int).unwrap_or_else(|_| Tree::Str(v.to_string())))
+        Ok(i64::try_from(v)
+            .map(Tree::Int)
+            .unwrap_or_else(|_| Tree::Str(v.to_string())))
     }
     fn visit_f64<E>(self, v: f64) -> Result<Tree, E> {
         Ok(Tree::float(v))
@@ -189,11 +201,20 @@ mod tests {
     fn json_round_trip_keeps_order_and_types() {
         let text = r#"{"z":1,"a":[true,null,"x",1.5,2.0],"m":{"b":1,"a":2}}"#;
         let tree: Tree = serde_json::from_str(text).unwrap();
-        let Tree::Map(entries) = &tree else { panic!("not a map") };
+        let Tree::Map(entries) = &tree else {
+            panic!("not a map")
+        };
         assert_eq!(entries[0].0, "z");
-        assert_eq!(tree.get("a").unwrap(), &Tree::Seq(vec![
-            Tree::Bool(true), Tree::Null, Tree::Str("x".into()), Tree::Float("1.5".into()), Tree::Float("2.0".into())
-        ]));
+        assert_eq!(
+            tree.get("a").unwrap(),
+            &Tree::Seq(vec![
+                Tree::Bool(true),
+                Tree::Null,
+                Tree::Str("x".into()),
+                Tree::Float("1.5".into()),
+                Tree::Float("2.0".into())
+            ])
+        );
         assert_eq!(serde_json::to_string(&tree).unwrap(), text);
     }
 

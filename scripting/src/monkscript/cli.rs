@@ -60,7 +60,12 @@ fn lint_diagnostics(workspace: &Workspace, checker: ScriptChecker) -> Vec<Diagno
     diagnostics.extend(workspace.inheritance_diagnostics(&store, true));
     for site in &workspace.scripts {
         if let Err((offset, message)) = checker(&site.script) {
-            diagnostics.push(Diagnostic::error(&site.file, site.position_of(offset), "script-syntax", message));
+            diagnostics.push(Diagnostic::error(
+                &site.file,
+                site.position_of(offset),
+                "script-syntax",
+                message,
+            ));
         }
     }
     sort_and_dedup(&mut diagnostics);
@@ -73,11 +78,18 @@ pub fn lint_command(paths: &[PathBuf], strict: bool, json: bool) -> CommandOutpu
 }
 
 /// `monk lint PATH...` with an ArrowScript checker.
-pub fn lint_command_with_checker(paths: &[PathBuf], strict: bool, json: bool, checker: ScriptChecker) -> CommandOutput {
+pub fn lint_command_with_checker(
+    paths: &[PathBuf],
+    strict: bool,
+    json: bool,
+    checker: ScriptChecker,
+) -> CommandOutput {
     let workspace = Workspace::load(paths);
     let mut diagnostics = lint_diagnostics(&workspace, checker);
     if strict {
-        diagnostics.iter_mut().for_each(|d| d.severity = Severity::Error);
+        diagnostics
+            .iter_mut()
+            .for_each(|d| d.severity = Severity::Error);
     }
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = diagnostics.len() - errors;
@@ -87,14 +99,26 @@ pub fn lint_command_with_checker(paths: &[PathBuf], strict: bool, json: bool, ch
         diagnostics.iter().map(|d| format!("{d}\n")).collect()
     };
     let definitions = workspace.definitions().count();
-    let stderr = format!("{} files, {definitions} definitions: {errors} errors, {warnings} warnings\n", workspace.files.len());
-    CommandOutput { stdout, stderr, exit_code: if errors > 0 { EXIT_PROBLEMS } else { EXIT_OK } }
+    let stderr = format!(
+        "{} files, {definitions} definitions: {errors} errors, {warnings} warnings\n",
+        workspace.files.len()
+    );
+    CommandOutput {
+        stdout,
+        stderr,
+        exit_code: if errors > 0 { EXIT_PROBLEMS } else { EXIT_OK },
+    }
 }
 
 /// `monk dump ENTITY-PATH --from PATH...`: the definition after inheritance.
 pub fn dump_command(entity_path: &str, from: &[PathBuf], format: DumpFormat) -> CommandOutput {
     let workspace = Workspace::load(from);
-    let mut errors: Vec<Diagnostic> = workspace.diagnostics.iter().filter(|d| d.is_error()).cloned().collect();
+    let mut errors: Vec<Diagnostic> = workspace
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .cloned()
+        .collect();
     sort_and_dedup(&mut errors);
     let mut stderr: String = errors.iter().map(|d| format!("{d}\n")).collect();
     let store = workspace.store();
@@ -102,16 +126,34 @@ pub fn dump_command(entity_path: &str, from: &[PathBuf], format: DumpFormat) -> 
         Ok(tree) => tree,
         Err(e) => {
             stderr.push_str(&format!("error: cannot dump `{entity_path}`: {e}\n"));
-            return CommandOutput { stdout: String::new(), stderr, exit_code: EXIT_USAGE };
+            return CommandOutput {
+                stdout: String::new(),
+                stderr,
+                exit_code: EXIT_USAGE,
+            };
         }
     };
     let rendered = match format {
-        DumpFormat::Json => serde_json::to_string_pretty(&resolved).map(|s| s + "\n").map_err(|e| e.to_string()),
+        DumpFormat::Json => serde_json::to_string_pretty(&resolved)
+            .map(|s| s + "\n")
+            .map_err(|e| e.to_string()),
         DumpFormat::Yaml => serde_saphyr::to_string(&resolved).map_err(|e| e.to_string()),
     };
     match rendered {
-        Ok(stdout) => CommandOutput { stdout, stderr, exit_code: if errors.is_empty() { EXIT_OK } else { EXIT_PROBLEMS } },
-        Err(e) => CommandOutput { stdout: String::new(), stderr: format!("{stderr}error: cannot render: {e}\n"), exit_code: EXIT_USAGE },
+        Ok(stdout) => CommandOutput {
+            stdout,
+            stderr,
+            exit_code: if errors.is_empty() {
+                EXIT_OK
+            } else {
+                EXIT_PROBLEMS
+            },
+        },
+        Err(e) => CommandOutput {
+            stdout: String::new(),
+            stderr: format!("{stderr}error: cannot render: {e}\n"),
+            exit_code: EXIT_USAGE,
+        },
     }
 }
 
@@ -119,7 +161,9 @@ pub fn dump_command(entity_path: &str, from: &[PathBuf], format: DumpFormat) -> 
 /// warnings. Errors (including inheritance cycles among the loaded files) mean nothing
 /// should be proposed. Parents not among the files are not errors here: they may be in
 /// the cluster already, and resolution happens at use time ([`resolve_stored`]).
-pub fn load_definitions(paths: &[PathBuf]) -> Result<(Vec<LoadedDefinition>, Vec<Diagnostic>), Vec<Diagnostic>> {
+pub fn load_definitions(
+    paths: &[PathBuf],
+) -> Result<(Vec<LoadedDefinition>, Vec<Diagnostic>), Vec<Diagnostic>> {
     let workspace = Workspace::load(paths);
     let store = workspace.store();
     let mut diagnostics = workspace.diagnostics.clone();
@@ -131,7 +175,11 @@ pub fn load_definitions(paths: &[PathBuf]) -> Result<(Vec<LoadedDefinition>, Vec
     }
     let mut definitions: Vec<LoadedDefinition> = Vec::new();
     for (_, definition) in workspace.definitions() {
-        let loaded = LoadedDefinition { path: definition.path.clone(), kind: definition.kind.name(), definition: definition.node.to_tree() };
+        let loaded = LoadedDefinition {
+            path: definition.path.clone(),
+            kind: definition.kind.name(),
+            definition: definition.node.to_tree(),
+        };
         match definitions.iter_mut().find(|d| d.path == loaded.path) {
             Some(slot) => *slot = loaded,
             None => definitions.push(loaded),
@@ -142,7 +190,10 @@ pub fn load_definitions(paths: &[PathBuf]) -> Result<(Vec<LoadedDefinition>, Vec
 
 /// Resolves the definition at `path` against the definitions the cluster holds (keyed
 /// by `namespace/name`).
-pub fn resolve_stored(path: &str, stored: &BTreeMap<String, Tree>) -> Result<Tree, Vec<Diagnostic>> {
+pub fn resolve_stored(
+    path: &str,
+    stored: &BTreeMap<String, Tree>,
+) -> Result<Tree, Vec<Diagnostic>> {
     resolve::resolve(path, &|p| stored.get(p)).map_err(|e| {
         let code = match e {
             ResolveError::NotFound(_) => "not-found",
@@ -151,7 +202,12 @@ pub fn resolve_stored(path: &str, stored: &BTreeMap<String, Tree>) -> Result<Tre
             ResolveError::TooDeep(_) => "too-deep",
             ResolveError::BadInherits(_) => "wrong-type",
         };
-        vec![Diagnostic::error(&format!("<state>/{}", path.trim_start_matches('/')), Pos::new(1, 1), code, e.to_string())]
+        vec![Diagnostic::error(
+            &format!("<state>/{}", path.trim_start_matches('/')),
+            Pos::new(1, 1),
+            code,
+            e.to_string(),
+        )]
     })
 }
 

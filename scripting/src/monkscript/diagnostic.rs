@@ -55,15 +55,31 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn error(file: &str, pos: Pos, code: &'static str, message: impl Into<String>) -> Diagnostic {
+    pub fn error(
+        file: &str,
+        pos: Pos,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Diagnostic {
         Diagnostic::new(file, pos, Severity::Error, code, message)
     }
 
-    pub fn warning(file: &str, pos: Pos, code: &'static str, message: impl Into<String>) -> Diagnostic {
+    pub fn warning(
+        file: &str,
+        pos: Pos,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Diagnostic {
         Diagnostic::new(file, pos, Severity::Warning, code, message)
     }
 
-    fn new(file: &str, pos: Pos, severity: Severity, code: &'static str, message: impl Into<String>) -> Diagnostic {
+    fn new(
+        file: &str,
+        pos: Pos,
+        severity: Severity,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Diagnostic {
         Diagnostic {
             file: file.to_string(),
             line: pos.line,
@@ -88,7 +104,11 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}: {}", self.file, self.line, self.column, self.severity, self.message)?;
+        write!(
+            f,
+            "{}:{}:{}: {}: {}",
+            self.file, self.line, self.column, self.severity, self.message
+        )?;
         if let Some(hint) = &self.hint {
             write!(f, "\n  hint: {hint}")?;
         }
@@ -105,9 +125,8 @@ pub fn has_errors(diagnostics: &[Diagnostic]) -> bool {
 /// so output is stable whatever order the stages ran in.
 pub fn sort_and_dedup(diagnostics: &mut Vec<Diagnostic>) {
     diagnostics.sort_by(|a, b| {
-        (&a.file, a.line, a.column, a.severity, a.code, &a.message).cmp(&(
-            &b.file, b.line, b.column, b.severity, b.code, &b.message,
-        ))
+        (&a.file, a.line, a.column, a.severity, a.code, &a.message)
+            .cmp(&(&b.file, b.line, b.column, b.severity, b.code, &b.message))
     });
     diagnostics.dedup();
 }
@@ -128,7 +147,10 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// The closest candidate to `word`, when it is close enough to be a likely typo.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let normalize = |s: &str| s.to_ascii_lowercase().replace('_', "-");
     let normalized = normalize(word);
     candidates
@@ -145,15 +167,26 @@ mod tests {
 
     #[test]
     fn renders_position_severity_and_hint() {
-        let d = Diagnostic::warning("a.yaml", Pos::new(3, 5), "unknown-key", "unknown key `imgae`")
-            .with_hint("did you mean `image`?");
-        assert_eq!(d.to_string(), "a.yaml:3:5: warning: unknown key `imgae`\n  hint: did you mean `image`?");
+        let d = Diagnostic::warning(
+            "a.yaml",
+            Pos::new(3, 5),
+            "unknown-key",
+            "unknown key `imgae`",
+        )
+        .with_hint("did you mean `image`?");
+        assert_eq!(
+            d.to_string(),
+            "a.yaml:3:5: warning: unknown key `imgae`\n  hint: did you mean `image`?"
+        );
     }
 
     #[test]
     fn suggests_close_names_only() {
         assert_eq!(did_you_mean("imgae", ["image", "ports"]), Some("image"));
-        assert_eq!(did_you_mean("readyness", ["readiness", "liveness"]), Some("readiness"));
+        assert_eq!(
+            did_you_mean("readyness", ["readiness", "liveness"]),
+            Some("readiness")
+        );
         assert_eq!(did_you_mean("zzz", ["image", "ports"]), None);
     }
 }

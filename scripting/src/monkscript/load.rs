@@ -38,16 +38,25 @@ pub struct Workspace {
 
 /// Reads a text file under the size limit.
 pub fn read_text(path: &Path) -> Result<String, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     if meta.len() > MAX_FILE_BYTES as u64 {
-        return Err(format!("`{}` is {} bytes, more than the limit of {MAX_FILE_BYTES}", path.display(), meta.len()));
+        return Err(format!(
+            "`{}` is {} bytes, more than the limit of {MAX_FILE_BYTES}",
+            path.display(),
+            meta.len()
+        ));
     }
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     String::from_utf8(bytes).map_err(|_| format!("`{}` is not UTF-8 text", path.display()))
 }
 
 fn is_yaml(path: &Path) -> bool {
-    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    )
 }
 
 fn is_manifest(path: &Path) -> bool {
@@ -79,7 +88,12 @@ impl Workspace {
             self.load_yaml(path);
         } else {
             let file = path.display().to_string();
-            self.diagnostics.push(Diagnostic::error(&file, Pos::new(1, 1), "missing-file", format!("`{file}` does not exist")));
+            self.diagnostics.push(Diagnostic::error(
+                &file,
+                Pos::new(1, 1),
+                "missing-file",
+                format!("`{file}` does not exist"),
+            ));
         }
     }
 
@@ -99,14 +113,24 @@ impl Workspace {
         }
         let file = path.display().to_string();
         if self.files.len() >= MAX_FILES {
-            self.diagnostics.push(Diagnostic::error(&file, Pos::new(1, 1), "too-large", format!("more than {MAX_FILES} files named")));
+            self.diagnostics.push(Diagnostic::error(
+                &file,
+                Pos::new(1, 1),
+                "too-large",
+                format!("more than {MAX_FILES} files named"),
+            ));
             return;
         }
         self.files.push(path.to_path_buf());
         let text = match read_text(path) {
             Ok(text) => text,
             Err(message) => {
-                self.diagnostics.push(Diagnostic::error(&file, Pos::new(1, 1), "unreadable", message));
+                self.diagnostics.push(Diagnostic::error(
+                    &file,
+                    Pos::new(1, 1),
+                    "unreadable",
+                    message,
+                ));
                 return;
             }
         };
@@ -115,7 +139,13 @@ impl Workspace {
             if target.is_empty() || Path::new(target).is_absolute() {
                 return Err(format!("`<<< {target}` must name a relative path"));
             }
-            read_text(&dir.join(target))
+            let path = dir.join(target);
+            if !path.is_file() {
+                return Err(format!("`<<< {target}` names a file that does not exist"));
+            }
+            read_text(&path).map_err(|_| {
+                format!("`<<< {target}` cannot be read as UTF-8 text under {MAX_FILE_BYTES} bytes")
+            })
         };
         let checked = validate::check_source(&file, &text, Some(&embed));
         self.sources.extend(checked.files);
@@ -125,13 +155,17 @@ impl Workspace {
 
     /// Every definition, in load order.
     pub fn definitions(&self) -> impl Iterator<Item = (&SourceFile, &Definition)> {
-        self.sources.iter().flat_map(|s| s.definitions.iter().map(move |d| (s, d)))
+        self.sources
+            .iter()
+            .flat_map(|s| s.definitions.iter().map(move |d| (s, d)))
     }
 
     /// The definitions as trees by path; a later definition of the same path wins, as a
     /// later `monk load` shadows an earlier one.
     pub fn store(&self) -> BTreeMap<String, Tree> {
-        self.definitions().map(|(_, d)| (d.path.clone(), d.node.to_tree())).collect()
+        self.definitions()
+            .map(|(_, d)| (d.path.clone(), d.node.to_tree()))
+            .collect()
     }
 
     /// Warnings for paths defined more than once.
@@ -144,8 +178,16 @@ impl Workspace {
                     first.insert(&definition.path, (&source.file, definition.name_pos));
                 }
                 Some((file, pos)) => out.push(
-                    Diagnostic::warning(&source.file, definition.name_pos, "duplicate-definition", format!("`{}` is defined again; this later definition wins", definition.path))
-                        .with_hint(format!("first defined at {file}:{}:{}", pos.line, pos.col)),
+                    Diagnostic::warning(
+                        &source.file,
+                        definition.name_pos,
+                        "duplicate-definition",
+                        format!(
+                            "`{}` is defined again; this later definition wins",
+                            definition.path
+                        ),
+                    )
+                    .with_hint(format!("first defined at {file}:{}:{}", pos.line, pos.col)),
                 ),
             }
         }
@@ -155,20 +197,54 @@ impl Workspace {
     /// Inheritance problems of every definition against `store`. Missing parents are
     /// reported only when `missing_parents_are_errors` (offline lint); when loading into a
     /// cluster the parent may already be there.
-    pub fn inheritance_diagnostics(&self, store: &BTreeMap<String, Tree>, missing_parents_are_errors: bool) -> Vec<Diagnostic> {
-        let lookup = |p: &str| store.get(p);
-        let mut out = Vec::new();
-        for (source, definition) in self.definitions() {
-            let Some(inherits) = &definition.inherits else { continue };
-            let at = |code, message: String| Diagnostic::error(&source.file, inherits.pos, code, message);
-            match resolve::chain(&definition.path, &lookup) {
+    pub fn inheritance_diagnostics(
+        &self,
+        store: &BTreeMap<String, Tree>,
+        missing_parents_are_errors: bool,
+    ) -> Vec<Diagnostic> {
+        let candidates: Vec<&str> = store.keys().map(String::as_str).collect();
+        inheritance_diagnostics(
+            &self.sources,
+            &|p| store.get(p),
+            &candidates,
+            missing_parents_are_errors,
+        )
+    }
+}
+
+/// Inheritance problems of the definitions in `sources`, looking parents up with
+/// `lookup`; `candidates` are the known paths offered as "did you mean".
+pub fn inheritance_diagnostics<'t>(
+    sources: &[SourceFile],
+    lookup: &dyn Fn(&str) -> Option<&'t Tree>,
+    candidates: &[&str],
+    missing_parents_are_errors: bool,
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for source in sources {
+        for definition in &source.definitions {
+            let Some(inherits) = &definition.inherits else {
+                continue;
+            };
+            if validate::check_path(&inherits.written, true).is_err() {
+                continue;
+            }
+            let at = |code, message: String| {
+                Diagnostic::error(&source.file, inherits.pos, code, message)
+            };
+            match resolve::chain(&definition.path, lookup) {
                 Ok(_) | Err(ResolveError::NotFound(_) | ResolveError::BadInherits(_)) => {}
                 Err(ResolveError::Cycle(cycle)) if cycle.contains(&definition.path) => out.push(
                     at("inherit-cycle", format!("inheritance cycle: {}", cycle.join(" -> "))).with_hint("break the cycle: a definition cannot inherit from itself or its descendants"),
                 ),
                 Err(ResolveError::Cycle(_)) => {}
                 Err(ResolveError::MissingParent { child, parent }) if child == definition.path && missing_parents_are_errors => {
-                    let hint = did_you_mean(&parent, store.keys().map(String::as_str))
+                    let (parent_ns, parent_name) = parent.rsplit_once('/').unwrap_or(("", parent.as_str()));
+                    let related = candidates.iter().copied().filter(|c| {
+                        let (ns, name) = c.rsplit_once('/').unwrap_or(("", c));
+                        ns == parent_ns || name == parent_name
+                    });
+                    let hint = did_you_mean(&parent, related)
                         .map(|p| format!("did you mean `{p}`?"))
                         .unwrap_or_else(|| "load the file that defines it too (or check the spelling)".into());
                     out.push(at("missing-parent", format!("`{}` inherits from `{parent}`, which is not defined (written `{}`)", definition.path, inherits.written)).with_hint(hint));
@@ -177,15 +253,17 @@ impl Workspace {
                 Err(ResolveError::TooDeep(_)) => out.push(at("too-deep", format!("the inheritance chain of `{}` is longer than {}", definition.path, resolve::MAX_INHERITANCE_DEPTH))),
             }
         }
-        out
     }
+    out
 }
 
 fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
     if depth > manifest::MAX_MANIFEST_DEPTH || out.len() >= MAX_FILES {
         return;
     }
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     paths.sort();
     for path in paths {

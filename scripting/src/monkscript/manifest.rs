@@ -20,8 +20,25 @@ pub const MAX_MANIFEST_BYTES: u64 = 1024 * 1024;
 
 /// Every directive a MANIFEST may hold.
 pub const DIRECTIVES: [&str; 19] = [
-    "REPO", "LOAD", "DIRS", "DIR", "FILES", "RESOURCES", "BLOBS", "BLOBSIGNORE", "SECRET", "ENTRY", "ENV", "IMAGE", "DESCRIPTION",
-    "TAGS", "HOSTING", "VERSION", "VERSION_HASH", "AUTHOR", "NAME",
+    "REPO",
+    "LOAD",
+    "DIRS",
+    "DIR",
+    "FILES",
+    "RESOURCES",
+    "BLOBS",
+    "BLOBSIGNORE",
+    "SECRET",
+    "ENTRY",
+    "ENV",
+    "IMAGE",
+    "DESCRIPTION",
+    "TAGS",
+    "HOSTING",
+    "VERSION",
+    "VERSION_HASH",
+    "AUTHOR",
+    "NAME",
 ];
 
 /// One line of a MANIFEST.
@@ -77,16 +94,44 @@ pub fn parse(file: &str, text: &str) -> (Vec<Directive>, Vec<Diagnostic>) {
         }
         let (name, col) = words.remove(0);
         let pos = Pos::new(line_no, col);
+        if name.ends_with(':') {
+            diagnostics.push(
+                Diagnostic::error(file, pos, "manifest-syntax", "this MANIFEST holds YAML, not MANIFEST directives")
+                    .with_hint("a MANIFEST lists directives such as `REPO name` and `LOAD a.yaml b.yaml`; move the YAML into a .yaml file"),
+            );
+            break;
+        }
         if !DIRECTIVES.contains(&name.as_str()) {
             let hint = did_you_mean(&name.to_ascii_uppercase().replace('-', "_"), DIRECTIVES)
                 .map(|d| format!("did you mean `{d}`?"))
-                .unwrap_or_else(|| format!("a MANIFEST line starts with one of {}", DIRECTIVES.join(", ")));
-            diagnostics.push(Diagnostic::error(file, pos, "manifest-directive", format!("unknown MANIFEST directive `{name}`")).with_hint(hint));
+                .unwrap_or_else(|| {
+                    format!(
+                        "a MANIFEST line starts with one of {}",
+                        DIRECTIVES.join(", ")
+                    )
+                });
+            diagnostics.push(
+                Diagnostic::error(
+                    file,
+                    pos,
+                    "manifest-directive",
+                    format!("unknown MANIFEST directive `{name}`"),
+                )
+                .with_hint(hint),
+            );
             continue;
         }
         let text = content.trim_start()[name.len()..].trim().to_string();
-        let args = words.into_iter().map(|(w, c)| (w, Pos::new(line_no, c))).collect();
-        directives.push(Directive { name, pos, args, text });
+        let args = words
+            .into_iter()
+            .map(|(w, c)| (w, Pos::new(line_no, c)))
+            .collect();
+        directives.push(Directive {
+            name,
+            pos,
+            args,
+            text,
+        });
     }
     (directives, diagnostics)
 }
@@ -125,13 +170,22 @@ pub fn expand(path: &Path) -> Plan {
 fn read_manifest(path: &Path) -> Result<String, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read MANIFEST: {e}"))?;
     if meta.len() > MAX_MANIFEST_BYTES {
-        return Err(format!("MANIFEST is {} bytes, more than the limit of {MAX_MANIFEST_BYTES}", meta.len()));
+        return Err(format!(
+            "MANIFEST is {} bytes, more than the limit of {MAX_MANIFEST_BYTES}",
+            meta.len()
+        ));
     }
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read MANIFEST: {e}"))?;
     String::from_utf8(bytes).map_err(|_| "MANIFEST is not UTF-8 text".to_string())
 }
 
-fn expand_into(path: &Path, depth: usize, plan: &mut Plan, seen_manifests: &mut BTreeSet<PathBuf>, seen_files: &mut BTreeSet<PathBuf>) {
+fn expand_into(
+    path: &Path,
+    depth: usize,
+    plan: &mut Plan,
+    seen_manifests: &mut BTreeSet<PathBuf>,
+    seen_files: &mut BTreeSet<PathBuf>,
+) {
     let file = path.display().to_string();
     let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     if !seen_manifests.insert(canonical) {
@@ -140,7 +194,12 @@ fn expand_into(path: &Path, depth: usize, plan: &mut Plan, seen_manifests: &mut 
     let text = match read_manifest(path) {
         Ok(text) => text,
         Err(message) => {
-            plan.diagnostics.push(Diagnostic::error(&file, Pos::new(1, 1), "missing-file", message));
+            plan.diagnostics.push(Diagnostic::error(
+                &file,
+                Pos::new(1, 1),
+                "missing-file",
+                message,
+            ));
             return;
         }
     };
@@ -149,7 +208,15 @@ fn expand_into(path: &Path, depth: usize, plan: &mut Plan, seen_manifests: &mut 
     plan.diagnostics.extend(diagnostics);
     for directive in directives {
         let missing = |plan: &mut Plan, (arg, pos): &(String, Pos), what: &str| {
-            plan.diagnostics.push(Diagnostic::error(&file, *pos, "missing-file", format!("{what} `{arg}` does not exist")).with_hint(format!("paths in a MANIFEST are relative to {}", dir.display())));
+            plan.diagnostics.push(
+                Diagnostic::error(
+                    &file,
+                    *pos,
+                    "missing-file",
+                    format!("{what} `{arg}` does not exist"),
+                )
+                .with_hint("paths in a MANIFEST are relative to the MANIFEST's directory"),
+            );
         };
         match directive.name.as_str() {
             "REPO" => plan.repo = directive.args.first().map(|(a, _)| a.clone()),
@@ -167,7 +234,12 @@ fn expand_into(path: &Path, depth: usize, plan: &mut Plan, seen_manifests: &mut 
                 for arg in &directive.args {
                     let nested = dir.join(&arg.0).join("MANIFEST");
                     if depth + 1 >= MAX_MANIFEST_DEPTH {
-                        plan.diagnostics.push(Diagnostic::error(&file, arg.1, "too-deep", format!("MANIFESTs nest more than {MAX_MANIFEST_DEPTH} levels")));
+                        plan.diagnostics.push(Diagnostic::error(
+                            &file,
+                            arg.1,
+                            "too-deep",
+                            format!("MANIFESTs nest more than {MAX_MANIFEST_DEPTH} levels"),
+                        ));
                     } else if !nested.is_file() {
                         missing(plan, arg, "directory MANIFEST");
                     } else {
@@ -187,13 +259,27 @@ fn expand_into(path: &Path, depth: usize, plan: &mut Plan, seen_manifests: &mut 
             "BLOBS" => {
                 for (arg, pos) in &directive.args {
                     match arg.split_once(':') {
-                        Some((name, blob_path)) if !name.is_empty() => plan.blobs.push((name.to_string(), dir.join(blob_path))),
-                        _ => plan.diagnostics.push(Diagnostic::error(&file, *pos, "manifest-syntax", format!("`{arg}` is not `name:path`")).with_hint("write `BLOBS name:relative/dir/`")),
+                        Some((name, blob_path)) if !name.is_empty() => {
+                            plan.blobs.push((name.to_string(), dir.join(blob_path)))
+                        }
+                        _ => plan.diagnostics.push(
+                            Diagnostic::error(
+                                &file,
+                                *pos,
+                                "manifest-syntax",
+                                format!("`{arg}` is not `name:path`"),
+                            )
+                            .with_hint("write `BLOBS name:relative/dir/`"),
+                        ),
                     }
                 }
             }
-            "BLOBSIGNORE" => plan.blobs_ignore.extend(directive.args.iter().map(|(a, _)| a.clone())),
-            "SECRET" => plan.secrets.extend(directive.args.iter().map(|(a, _)| a.clone())),
+            "BLOBSIGNORE" => plan
+                .blobs_ignore
+                .extend(directive.args.iter().map(|(a, _)| a.clone())),
+            "SECRET" => plan
+                .secrets
+                .extend(directive.args.iter().map(|(a, _)| a.clone())),
             "ENTRY" => {
                 for (arg, _) in &directive.args {
                     let entry = match arg.split_once(':') {
@@ -203,20 +289,31 @@ fn expand_into(path: &Path, depth: usize, plan: &mut Plan, seen_manifests: &mut 
                     plan.entries.push(entry);
                 }
             }
-            "ENV" => plan.environments.extend(directive.args.iter().map(|(a, _)| a.clone())),
+            "ENV" => plan
+                .environments
+                .extend(directive.args.iter().map(|(a, _)| a.clone())),
             "IMAGE" => {
                 let args: Vec<&str> = directive.args.iter().map(|(a, _)| a.as_str()).collect();
                 match args.as_slice() {
-                    [image, runnables, rest @ ..] if rest.len() <= 2 => plan.images.push(ImageBuild {
-                        image: image.to_string(),
-                        runnables: runnables.split(',').map(str::to_string).collect(),
-                        context: rest.first().map(|s| s.to_string()),
-                        dockerfile: rest.get(1).map(|s| s.to_string()),
-                    }),
-                    _ => plan.diagnostics.push(Diagnostic::error(&file, directive.pos, "manifest-syntax", "`IMAGE` takes `name:tag runnable[,runnable] [context] [Dockerfile]`")),
+                    [image, runnables, rest @ ..] if rest.len() <= 2 => {
+                        plan.images.push(ImageBuild {
+                            image: image.to_string(),
+                            runnables: runnables.split(',').map(str::to_string).collect(),
+                            context: rest.first().map(|s| s.to_string()),
+                            dockerfile: rest.get(1).map(|s| s.to_string()),
+                        })
+                    }
+                    _ => plan.diagnostics.push(Diagnostic::error(
+                        &file,
+                        directive.pos,
+                        "manifest-syntax",
+                        "`IMAGE` takes `name:tag runnable[,runnable] [context] [Dockerfile]`",
+                    )),
                 }
             }
-            _ => plan.metadata.push((directive.name.clone(), directive.text.clone())),
+            _ => plan
+                .metadata
+                .push((directive.name.clone(), directive.text.clone())),
         }
     }
 }
@@ -227,9 +324,15 @@ mod tests {
 
     #[test]
     fn parses_directives_with_positions_and_comments() {
-        let (directives, diagnostics) = parse("MANIFEST", "# kit\nREPO x\nLOAD  a.yaml b.yaml # tail\nLAOD c.yaml\n");
+        let (directives, diagnostics) = parse(
+            "MANIFEST",
+            "# kit\nREPO x\nLOAD  a.yaml b.yaml # tail\nLAOD c.yaml\n",
+        );
         assert_eq!(directives.len(), 2);
-        assert_eq!(directives[1].args[1], ("b.yaml".to_string(), Pos::new(3, 14)));
+        assert_eq!(
+            directives[1].args[1],
+            ("b.yaml".to_string(), Pos::new(3, 14))
+        );
         assert_eq!(diagnostics.len(), 1);
         assert_eq!(diagnostics[0].hint.as_deref(), Some("did you mean `LOAD`?"));
     }

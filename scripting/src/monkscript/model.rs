@@ -29,6 +29,9 @@ pub enum Kind {
     Service,
     /// No `defines:`: a base that others inherit from (or a deprecated fragment).
     Abstract,
+    /// An old-style fragment marked with a section name (`defines: variables`), holding
+    /// the contents of that section.
+    Fragment(String),
     /// A `defines:` value that names nothing known; reported by validation.
     Unknown(String),
 }
@@ -46,6 +49,9 @@ impl Kind {
             Some("module") => Kind::Module,
             Some("service") => Kind::Service,
             Some(other) if other.contains('/') => Kind::Instance(normalize_path(other, namespace)),
+            Some(section) if super::schema::SECTIONS.field(section).is_some() => {
+                Kind::Fragment(section.to_string())
+            }
             Some(other) => Kind::Unknown(other.to_string()),
         }
     }
@@ -62,6 +68,7 @@ impl Kind {
             Kind::Module => "module".into(),
             Kind::Service => "service".into(),
             Kind::Abstract => "abstract".into(),
+            Kind::Fragment(section) => format!("{section} fragment"),
             Kind::Unknown(other) => other.clone(),
         }
     }
@@ -112,7 +119,11 @@ pub struct SourceFile {
 pub fn normalize_path(path: &str, namespace: &str) -> String {
     if let Some(rest) = path.strip_prefix("./") {
         let namespace = namespace.trim_start_matches('/');
-        return if namespace.is_empty() { rest.to_string() } else { format!("{namespace}/{rest}") };
+        return if namespace.is_empty() {
+            rest.to_string()
+        } else {
+            format!("{namespace}/{rest}")
+        };
     }
     path.trim_start_matches('/').to_string()
 }
@@ -123,7 +134,11 @@ impl SourceFile {
     pub fn from_document(file: &str, root: &Node) -> Option<SourceFile> {
         let entries = root.as_map()?;
         let namespace_entry = entries.iter().find(|e| e.key == "namespace")?;
-        let namespace = namespace_entry.value.scalar_text()?.trim_start_matches('/').to_string();
+        let namespace = namespace_entry
+            .value
+            .scalar_text()?
+            .trim_start_matches('/')
+            .to_string();
         let definitions = entries
             .iter()
             .filter(|e| e.key != "namespace" && matches!(e.value.value, Value::Map(_)))
@@ -146,7 +161,12 @@ impl SourceFile {
                 }
             })
             .collect();
-        Some(SourceFile { file: file.to_string(), namespace, namespace_pos: namespace_entry.value.pos, definitions })
+        Some(SourceFile {
+            file: file.to_string(),
+            namespace,
+            namespace_pos: namespace_entry.value.pos,
+            definitions,
+        })
     }
 }
 
@@ -190,18 +210,47 @@ pub struct Variable<'a> {
     pub long_form: bool,
 }
 
+/// The keys of a long-form variable.
+pub const VARIABLE_KEYS: [&str; 9] = [
+    "type",
+    "value",
+    "env",
+    "description",
+    "required",
+    "ask",
+    "check-min",
+    "check-max",
+    "default",
+];
+
+/// A map-valued variable is in long form when it has at least one long-form key; otherwise
+/// the map is the (short-form) value, e.g. a JSON policy document.
+pub fn is_long_form(node: &Node) -> bool {
+    node.as_map().is_some_and(|entries| {
+        entries
+            .iter()
+            .any(|e| VARIABLE_KEYS.contains(&e.key.as_str()) && e.key != "default")
+    })
+}
+
 impl<'a> Variable<'a> {
     /// The variables of a `variables:` section, in order (the ignored `defines:` key skipped).
     pub fn all(section: &'a Node) -> Vec<Variable<'a>> {
-        let Some(entries) = section.as_map() else { return Vec::new() };
+        let Some(entries) = section.as_map() else {
+            return Vec::new();
+        };
         entries
             .iter()
             .filter(|e| e.key != "defines")
             .map(|e| match &e.value.value {
-                Value::Map(_) => Variable {
+                Value::Map(_) if is_long_form(&e.value) => Variable {
                     name: &e.key,
                     name_pos: e.key_pos,
-                    ty: e.value.get("type").and_then(Node::as_str).and_then(VariableType::parse),
+                    ty: e
+                        .value
+                        .get("type")
+                        .and_then(Node::as_str)
+                        .and_then(VariableType::parse),
                     value: e.value.get("value"),
                     env: e.value.get("env"),
                     description: e.value.get("description"),
@@ -236,12 +285,17 @@ mod tests {
         assert_eq!(file.namespace, "shop");
         let kinds: Vec<String> = file.definitions.iter().map(|d| d.kind.name()).collect();
         assert_eq!(kinds, ["abstract", "runnable", "aws-rds/instance instance"]);
-        assert_eq!(file.definitions[1].inherits.as_ref().unwrap().path, "shop/base");
+        assert_eq!(
+            file.definitions[1].inherits.as_ref().unwrap().path,
+            "shop/base"
+        );
     }
 
     #[test]
     fn variables_short_and_long_form() {
-        let doc = &parse("a: 1\nb:\n  type: int\n  value: 2\n  env: B\n").unwrap().documents[0];
+        let doc = &parse("a: 1\nb:\n  type: int\n  value: 2\n  env: B\n")
+            .unwrap()
+            .documents[0];
         let vars = Variable::all(doc);
         assert!(!vars[0].long_form && vars[1].long_form);
         assert_eq!(vars[1].ty, Some(VariableType::Int));

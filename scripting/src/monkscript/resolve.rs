@@ -59,20 +59,37 @@ pub fn parent_of(path: &str, definition: &Tree) -> Result<Option<String>, Resolv
 }
 
 /// The chain from `path` up to its root ancestor, `path` first.
-pub fn chain<'a>(path: &str, lookup: &dyn Fn(&str) -> Option<&'a Tree>) -> Result<Vec<(String, &'a Tree)>, ResolveError> {
+pub fn chain<'a>(
+    path: &str,
+    lookup: &dyn Fn(&str) -> Option<&'a Tree>,
+) -> Result<Vec<(String, &'a Tree)>, ResolveError> {
     let start = path.trim_start_matches('/').to_string();
-    let Some(first) = lookup(&start) else { return Err(ResolveError::NotFound(start)) };
+    let Some(first) = lookup(&start) else {
+        return Err(ResolveError::NotFound(start));
+    };
     let mut chain = vec![(start, first)];
     loop {
-        let (current, tree) = chain.last().map(|(p, t)| (p.clone(), *t)).ok_or_else(|| ResolveError::NotFound(path.to_string()))?;
-        let Some(parent) = parent_of(&current, tree)? else { return Ok(chain) };
+        let (current, tree) = chain
+            .last()
+            .map(|(p, t)| (p.clone(), *t))
+            .ok_or_else(|| ResolveError::NotFound(path.to_string()))?;
+        let Some(parent) = parent_of(&current, tree)? else {
+            return Ok(chain);
+        };
         if let Some(index) = chain.iter().position(|(p, _)| *p == parent) {
-            return Err(ResolveError::Cycle(canonical_cycle(chain[index..].iter().map(|(p, _)| p.clone()).collect())));
+            return Err(ResolveError::Cycle(canonical_cycle(
+                chain[index..].iter().map(|(p, _)| p.clone()).collect(),
+            )));
         }
         if chain.len() >= MAX_INHERITANCE_DEPTH {
             return Err(ResolveError::TooDeep(chain[0].0.clone()));
         }
-        let Some(parent_tree) = lookup(&parent) else { return Err(ResolveError::MissingParent { child: current, parent }) };
+        let Some(parent_tree) = lookup(&parent) else {
+            return Err(ResolveError::MissingParent {
+                child: current,
+                parent,
+            });
+        };
         chain.push((parent, parent_tree));
     }
 }
@@ -80,7 +97,12 @@ pub fn chain<'a>(path: &str, lookup: &dyn Fn(&str) -> Option<&'a Tree>) -> Resul
 /// Rotates a cycle so it starts at its smallest path and closes on itself, so that every
 /// member reports the same text.
 fn canonical_cycle(mut members: Vec<String>) -> Vec<String> {
-    if let Some(min) = members.iter().enumerate().min_by(|a, b| a.1.cmp(b.1)).map(|(i, _)| i) {
+    if let Some(min) = members
+        .iter()
+        .enumerate()
+        .min_by(|a, b| a.1.cmp(b.1))
+        .map(|(i, _)| i)
+    {
         members.rotate_left(min);
     }
     if let Some(first) = members.first().cloned() {
@@ -90,7 +112,10 @@ fn canonical_cycle(mut members: Vec<String>) -> Vec<String> {
 }
 
 /// Resolves the definition at `path` against the definitions `lookup` finds.
-pub fn resolve<'a>(path: &str, lookup: &dyn Fn(&str) -> Option<&'a Tree>) -> Result<Tree, ResolveError> {
+pub fn resolve<'a>(
+    path: &str,
+    lookup: &dyn Fn(&str) -> Option<&'a Tree>,
+) -> Result<Tree, ResolveError> {
     let chain = chain(path, lookup)?;
     let mut resolved: Option<Tree> = None;
     for (_, definition) in chain.iter().rev() {
@@ -100,12 +125,35 @@ pub fn resolve<'a>(path: &str, lookup: &dyn Fn(&str) -> Option<&'a Tree>) -> Res
             Some(parent) => merge(&parent, &own),
         });
     }
-    resolved.ok_or_else(|| ResolveError::NotFound(path.to_string()))
+    resolved
+        .map(defines_first)
+        .ok_or_else(|| ResolveError::NotFound(path.to_string()))
+}
+
+/// Puts `defines` first, where template authors write it (merging appends the child's
+/// keys after the parent's).
+fn defines_first(tree: Tree) -> Tree {
+    match tree {
+        Tree::Map(mut entries) => {
+            if let Some(index) = entries.iter().position(|(k, _)| k == "defines") {
+                let entry = entries.remove(index);
+                entries.insert(0, entry);
+            }
+            Tree::Map(entries)
+        }
+        other => other,
+    }
 }
 
 fn without_inherits(definition: &Tree) -> Tree {
     match definition {
-        Tree::Map(entries) => Tree::Map(entries.iter().filter(|(k, _)| k != "inherits").cloned().collect()),
+        Tree::Map(entries) => Tree::Map(
+            entries
+                .iter()
+                .filter(|(k, _)| k != "inherits")
+                .cloned()
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -144,10 +192,16 @@ pub fn normalize_overrides(tree: &Tree) -> Tree {
 /// Merges `child` over `parent` with the reference's rules.
 pub fn merge(parent: &Tree, child: &Tree) -> Tree {
     match (parent, child) {
-        (Tree::Map(parent_entries), Tree::Map(child_entries)) => merge_maps(parent_entries, child_entries),
+        (Tree::Map(parent_entries), Tree::Map(child_entries)) => {
+            merge_maps(parent_entries, child_entries)
+        }
         (Tree::Seq(parent_items), Tree::Seq(child_items)) => {
             let mut out: Vec<Tree> = Vec::with_capacity(parent_items.len() + child_items.len());
-            for item in parent_items.iter().chain(child_items.iter()).map(normalize_overrides) {
+            for item in parent_items
+                .iter()
+                .chain(child_items.iter())
+                .map(normalize_overrides)
+            {
                 if !out.contains(&item) {
                     out.push(item);
                 }
@@ -164,7 +218,12 @@ fn merge_maps(parent: &[(String, Tree)], child: &[(String, Tree)]) -> Tree {
             .iter()
             .find(|(k, _)| override_key(k) == (base, true))
             .map(|(_, v)| (true, v))
-            .or_else(|| child.iter().find(|(k, _)| k == base).map(|(_, v)| (false, v)))
+            .or_else(|| {
+                child
+                    .iter()
+                    .find(|(k, _)| k == base)
+                    .map(|(_, v)| (false, v))
+            })
     };
     let mut out: Vec<(String, Tree)> = Vec::with_capacity(parent.len() + child.len());
     for (key, parent_value) in parent {
@@ -194,8 +253,12 @@ fn merge_maps(parent: &[(String, Tree)], child: &[(String, Tree)]) -> Tree {
 /// A group member as it runs: the group's variables are visible to the member unless
 /// the member defines a variable of the same name.
 pub fn with_group_variables(member: &Tree, group: &Tree) -> Tree {
-    let Some(Tree::Map(group_vars)) = group.get("variables") else { return member.clone() };
-    let Tree::Map(entries) = member else { return member.clone() };
+    let Some(Tree::Map(group_vars)) = group.get("variables") else {
+        return member.clone();
+    };
+    let Tree::Map(entries) = member else {
+        return member.clone();
+    };
     let mut entries = entries.clone();
     match entries.iter_mut().find(|(k, _)| k == "variables") {
         Some((_, Tree::Map(own))) => {
@@ -217,20 +280,30 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn yaml(text: &str) -> Tree {
-        crate::monkscript::syntax::parse(text).unwrap().documents.remove(0).to_tree()
+        crate::monkscript::syntax::parse(text)
+            .unwrap()
+            .documents
+            .remove(0)
+            .to_tree()
     }
 
     #[test]
     fn merge_rules() {
-        let parent = yaml("a: 1\nl: [x, y]\nm: {p: 1, q: {r: 1}}\nconnections: {db: {target: a/b}}\n");
-        let child = yaml("a: 2\nl: [y, z]\nm: {q: {s: 2}}\nconnections[override]: {cache: {target: a/c}}\n");
+        let parent =
+            yaml("a: 1\nl: [x, y]\nm: {p: 1, q: {r: 1}}\nconnections: {db: {target: a/b}}\n");
+        let child = yaml(
+            "a: 2\nl: [y, z]\nm: {q: {s: 2}}\nconnections[override]: {cache: {target: a/c}}\n",
+        );
         let merged = merge(&parent, &child);
         assert_eq!(merged, yaml("a: 2\nl: [x, y, z]\nm: {p: 1, q: {r: 1, s: 2}}\nconnections: {cache: {target: a/c}}\n"));
     }
 
     #[test]
     fn override_null_removes() {
-        let merged = merge(&yaml("depends: {wait-for: {runnables: [a/b]}}\nx: 1\n"), &yaml("depends[override]: null\n"));
+        let merged = merge(
+            &yaml("depends: {wait-for: {runnables: [a/b]}}\nx: 1\n"),
+            &yaml("depends[override]: null\n"),
+        );
         assert_eq!(merged, yaml("x: 1\n"));
     }
 
@@ -243,14 +316,23 @@ mod tests {
         store.insert("c/one".to_string(), yaml("inherits: c/two\n"));
         store.insert("c/two".to_string(), yaml("inherits: ./one\n"));
         let lookup = |p: &str| store.get(p);
-        assert_eq!(resolve("b/top", &lookup).unwrap(), yaml("v: 1\nw: 2\nx: 3\n"));
-        assert_eq!(resolve("c/two", &lookup).unwrap_err(), ResolveError::Cycle(vec!["c/one".into(), "c/two".into(), "c/one".into()]));
+        assert_eq!(
+            resolve("b/top", &lookup).unwrap(),
+            yaml("v: 1\nw: 2\nx: 3\n")
+        );
+        assert_eq!(
+            resolve("c/two", &lookup).unwrap_err(),
+            ResolveError::Cycle(vec!["c/one".into(), "c/two".into(), "c/one".into()])
+        );
     }
 
     #[test]
     fn group_variables_fill_in_but_do_not_replace() {
         let member = yaml("variables: {port: 1}\n");
         let group = yaml("variables: {port: 2, host: h}\n");
-        assert_eq!(with_group_variables(&member, &group), yaml("variables: {port: 1, host: h}\n"));
+        assert_eq!(
+            with_group_variables(&member, &group),
+            yaml("variables: {port: 1, host: h}\n")
+        );
     }
 }

@@ -35,6 +35,8 @@ pub enum Ty {
     Any,
     /// A map with the listed keys.
     Struct(&'static Schema),
+    /// A map with the listed keys, or a list of such maps (`depends` in newer kits).
+    StructOrList(&'static Schema),
     /// A map of user-chosen names to values of one type (`containers`, `services`…).
     Named(&'static Ty, NameRule),
     /// The `variables` section: names to short values or long-form maps.
@@ -63,7 +65,10 @@ pub struct Schema {
 
 impl Schema {
     pub fn field(&self, key: &str) -> Option<&'static Ty> {
-        self.fields.iter().find(|(k, _)| *k == key).map(|(_, ty)| ty)
+        self.fields
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, ty)| ty)
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &'static str> + '_ {
@@ -73,23 +78,48 @@ impl Schema {
 
 pub static HOOKS: Schema = Schema {
     name: "hooks",
-    fields: &[("container-started", Ty::Text), ("container-stopped", Ty::Text), ("container-starting", Ty::Text), ("container-stopping", Ty::Text)],
+    fields: &[
+        ("container-started", Ty::Text),
+        ("container-stopped", Ty::Text),
+        ("container-starting", Ty::Text),
+        ("container-stopping", Ty::Text),
+    ],
     open: false,
 };
 
 pub static MOUNTED_SECRET: Schema = Schema {
     name: "mounted secret",
-    fields: &[("path", Ty::Text), ("unmount-on", Ty::Text), ("timeout", Ty::Text)],
+    fields: &[
+        ("path", Ty::Text),
+        ("unmount-on", Ty::Text),
+        ("timeout", Ty::Text),
+    ],
     open: false,
 };
 
-pub static ULIMIT: Schema = Schema { name: "ulimit", fields: &[("soft", Ty::Int), ("hard", Ty::Int)], open: false };
+pub static ULIMIT: Schema = Schema {
+    name: "ulimit",
+    fields: &[("soft", Ty::Int), ("hard", Ty::Int)],
+    open: false,
+};
 
-pub static LOGS: Schema = Schema { name: "logs", fields: &[("quota", Ty::Text), ("count", Ty::Int)], open: false };
+pub static LOGS: Schema = Schema {
+    name: "logs",
+    fields: &[("quota", Ty::Text), ("count", Ty::Int)],
+    open: false,
+};
 
-pub static RESOURCES: Schema = Schema { name: "resources", fields: &[("requests", Ty::Map), ("limits", Ty::Map)], open: false };
+pub static RESOURCES: Schema = Schema {
+    name: "resources",
+    fields: &[("requests", Ty::Map), ("limits", Ty::Map)],
+    open: false,
+};
 
-pub static MOUNTED_VOLUME: Schema = Schema { name: "mounted volume", fields: &[("path", Ty::Text), ("subdir", Ty::Text)], open: false };
+pub static MOUNTED_VOLUME: Schema = Schema {
+    name: "mounted volume",
+    fields: &[("path", Ty::Text), ("subdir", Ty::Text)],
+    open: false,
+};
 
 /// `containers.<name>`: every key of the reference, plus `command`, `mounted-volumes`,
 /// `image-pull-policy`-style keys seen in kits are not invented here: only `command` and
@@ -113,8 +143,14 @@ pub static CONTAINER: Schema = Schema {
         ("stop-signal", Ty::Text),
         ("stop-grace-period", Ty::Text),
         ("hooks", Ty::Struct(&HOOKS)),
-        ("mounted-secrets", Ty::Named(&Ty::Struct(&MOUNTED_SECRET), NameRule::Free)),
-        ("mounted-volumes", Ty::Named(&Ty::Struct(&MOUNTED_VOLUME), NameRule::Free)),
+        (
+            "mounted-secrets",
+            Ty::Named(&Ty::Struct(&MOUNTED_SECRET), NameRule::Free),
+        ),
+        (
+            "mounted-volumes",
+            Ty::Named(&Ty::Struct(&MOUNTED_VOLUME), NameRule::Free),
+        ),
         ("labels", Ty::Any),
         ("privileged", Ty::Bool),
         ("cap-add", Ty::TextList),
@@ -131,7 +167,11 @@ pub static CONTAINER: Schema = Schema {
     open: false,
 };
 
-pub static INGRESS_ROUTE: Schema = Schema { name: "ingress route", fields: &[("path-prefix", Ty::Text), ("path", Ty::Text)], open: false };
+pub static INGRESS_ROUTE: Schema = Schema {
+    name: "ingress route",
+    fields: &[("path-prefix", Ty::Text), ("path", Ty::Text)],
+    open: false,
+};
 
 /// `services.<name>`; `ingress-routes` and `address` from MONK-REFERENCE §5.4.
 pub static SERVICE: Schema = Schema {
@@ -143,7 +183,10 @@ pub static SERVICE: Schema = Schema {
         ("publish", Ty::Bool),
         ("host-port", Ty::Int),
         ("description", Ty::Text),
-        ("ingress-routes", Ty::Named(&Ty::Struct(&INGRESS_ROUTE), NameRule::Free)),
+        (
+            "ingress-routes",
+            Ty::Named(&Ty::Struct(&INGRESS_ROUTE), NameRule::Free),
+        ),
         ("address", Ty::Text),
     ],
     open: false,
@@ -182,13 +225,27 @@ pub static FILE: Schema = Schema {
 /// `checks.<name>` (`readiness`, `liveness`).
 pub static CHECK: Schema = Schema {
     name: "check",
-    fields: &[("code", Ty::Script), ("period", Ty::Int), ("initialDelay", Ty::Int), ("attempts", Ty::Int), ("timeout", Ty::Int)],
+    fields: &[
+        ("code", Ty::Script),
+        ("period", Ty::Int),
+        ("initialDelay", Ty::Int),
+        ("attempts", Ty::Int),
+        ("timeout", Ty::Int),
+    ],
     open: false,
 };
 
-pub static WAIT_FOR: Schema = Schema { name: "wait-for", fields: &[("runnables", Ty::PathList), ("timeout", Ty::Int)], open: false };
+pub static WAIT_FOR: Schema = Schema {
+    name: "wait-for",
+    fields: &[("runnables", Ty::PathList), ("timeout", Ty::Int)],
+    open: false,
+};
 
-pub static DEPENDS: Schema = Schema { name: "depends", fields: &[("wait-for", Ty::Struct(&WAIT_FOR))], open: false };
+pub static DEPENDS: Schema = Schema {
+    name: "depends",
+    fields: &[("wait-for", Ty::Struct(&WAIT_FOR))],
+    open: false,
+};
 
 pub static SCALE: Schema = Schema {
     name: "scale",
@@ -206,43 +263,81 @@ pub static SCALE: Schema = Schema {
 
 pub static BACKUP: Schema = Schema {
     name: "backup",
-    fields: &[("every", Ty::Int), ("kind", Ty::Text), ("rotation-days", Ty::Int), ("start-time", Ty::Text), ("start-day", Ty::Text)],
+    fields: &[
+        ("every", Ty::Int),
+        ("kind", Ty::Text),
+        ("rotation-days", Ty::Int),
+        ("start-time", Ty::Text),
+        ("start-day", Ty::Text),
+    ],
     open: false,
 };
 
 pub static VOLUME: Schema = Schema {
     name: "volume",
-    fields: &[("kind", Ty::Text), ("size", Ty::Int), ("path", Ty::Text), ("name", Ty::Text), ("backup", Ty::Struct(&BACKUP))],
+    fields: &[
+        ("kind", Ty::Text),
+        ("size", Ty::Int),
+        ("path", Ty::Text),
+        ("name", Ty::Text),
+        ("backup", Ty::Struct(&BACKUP)),
+    ],
     open: false,
 };
 
 pub static AFFINITY: Schema = Schema {
     name: "affinity",
-    fields: &[("tag", Ty::Text), ("name", Ty::Text), ("ignore-pressure", Ty::Bool), ("resident", Ty::Bool)],
+    fields: &[
+        ("tag", Ty::Text),
+        ("name", Ty::Text),
+        ("ignore-pressure", Ty::Bool),
+        ("resident", Ty::Bool),
+    ],
     open: false,
 };
 
 pub static RECOVERY: Schema = Schema {
     name: "recovery",
-    fields: &[("after", Ty::Text), ("mode", Ty::Text), ("when", Ty::Text), ("kill-on-recovery", Ty::Text)],
+    fields: &[
+        ("after", Ty::Text),
+        ("mode", Ty::Text),
+        ("when", Ty::Text),
+        ("kill-on-recovery", Ty::Text),
+    ],
     open: false,
 };
 
 pub static ARGUMENT: Schema = Schema {
     name: "action argument",
-    fields: &[("type", Ty::Text), ("description", Ty::Text), ("default", Ty::Any)],
+    fields: &[
+        ("type", Ty::Text),
+        ("description", Ty::Text),
+        ("default", Ty::Any),
+    ],
     open: false,
 };
 
 pub static ACTION: Schema = Schema {
     name: "action",
-    fields: &[("description", Ty::Text), ("code", Ty::Script), ("arguments", Ty::Named(&Ty::Struct(&ARGUMENT), NameRule::Free))],
+    fields: &[
+        ("description", Ty::Text),
+        ("code", Ty::Script),
+        (
+            "arguments",
+            Ty::Named(&Ty::Struct(&ARGUMENT), NameRule::Free),
+        ),
+    ],
     open: false,
 };
 
 pub static REQUIREMENTS: Schema = Schema {
     name: "requirements",
-    fields: &[("CPU", Ty::Number), ("RAM", Ty::Int), ("GPU", Ty::Bool), ("disk", Ty::Int)],
+    fields: &[
+        ("CPU", Ty::Number),
+        ("RAM", Ty::Int),
+        ("GPU", Ty::Bool),
+        ("disk", Ty::Int),
+    ],
     open: false,
 };
 
@@ -267,7 +362,13 @@ pub static METADATA: Schema = Schema {
 
 pub static HEALTH_CHECK: Schema = Schema {
     name: "health-check",
-    fields: &[("kind", Ty::Text), ("url", Ty::Text), ("interval", Ty::Int), ("request", Ty::Text), ("response", Ty::Text)],
+    fields: &[
+        ("kind", Ty::Text),
+        ("url", Ty::Text),
+        ("interval", Ty::Int),
+        ("request", Ty::Text),
+        ("response", Ty::Text),
+    ],
     open: false,
 };
 
@@ -307,13 +408,22 @@ pub static NODE: Schema = Schema {
 pub static SECTIONS: Schema = Schema {
     name: "definition",
     fields: &[
-        ("containers", Ty::Named(&Ty::Struct(&CONTAINER), NameRule::Kebab)),
+        (
+            "containers",
+            Ty::Named(&Ty::Struct(&CONTAINER), NameRule::Kebab),
+        ),
         ("variables", Ty::Variables),
         ("files", Ty::Named(&Ty::Struct(&FILE), NameRule::FileName)),
-        ("connections", Ty::Named(&Ty::Struct(&CONNECTION), NameRule::Kebab)),
-        ("services", Ty::Named(&Ty::Struct(&SERVICE), NameRule::Kebab)),
+        (
+            "connections",
+            Ty::Named(&Ty::Struct(&CONNECTION), NameRule::Kebab),
+        ),
+        (
+            "services",
+            Ty::Named(&Ty::Struct(&SERVICE), NameRule::Kebab),
+        ),
         ("checks", Ty::Named(&Ty::Struct(&CHECK), NameRule::Free)),
-        ("depends", Ty::Struct(&DEPENDS)),
+        ("depends", Ty::StructOrList(&DEPENDS)),
         ("recovery", Ty::Struct(&RECOVERY)),
         ("affinity", Ty::Struct(&AFFINITY)),
         ("volumes", Ty::Named(&Ty::Struct(&VOLUME), NameRule::Kebab)),
@@ -325,7 +435,10 @@ pub static SECTIONS: Schema = Schema {
         ("monk-ui", Ty::Any),
         ("version", Ty::Text),
         ("nodes", Ty::Named(&Ty::Struct(&NODE), NameRule::Kebab)),
-        ("balancers", Ty::Named(&Ty::Struct(&BALANCER), NameRule::Kebab)),
+        (
+            "balancers",
+            Ty::Named(&Ty::Struct(&BALANCER), NameRule::Kebab),
+        ),
         ("members", Ty::PathList),
         ("runnable-list", Ty::PathList),
         ("schema", Ty::Any),
@@ -353,35 +466,104 @@ pub const OVERRIDABLE: [&str; 3] = ["connections", "depends", "affinity"];
 /// Runnable sections (reference "Runnable Sections"; plus `nodes`, `description`,
 /// `deprecated`, and the legacy `readiness`/`check` that real kits use).
 const RUNNABLE: &[&str] = &[
-    "containers", "variables", "files", "connections", "services", "checks", "depends", "recovery", "affinity", "volumes", "scale",
-    "metadata", "requirements", "actions", "permitted-secrets", "monk-ui", "version", "nodes", "description", "deprecated",
-    "readiness", "check",
+    "containers",
+    "variables",
+    "files",
+    "connections",
+    "services",
+    "checks",
+    "depends",
+    "recovery",
+    "affinity",
+    "volumes",
+    "scale",
+    "metadata",
+    "requirements",
+    "actions",
+    "permitted-secrets",
+    "monk-ui",
+    "version",
+    "nodes",
+    "description",
+    "deprecated",
+    "readiness",
+    "check",
 ];
 
 /// Group sections (reference "Group Sections"; plus `actions`, `balancers`, `version`,
 /// `description` and `depends` from MONK-REFERENCE §5.5 and real kits).
 const GROUP: &[&str] = &[
-    "members", "runnable-list", "variables", "metadata", "affinity", "permitted-secrets", "monk-ui", "actions", "balancers", "version",
-    "description", "depends", "deprecated",
+    "members",
+    "runnable-list",
+    "variables",
+    "metadata",
+    "affinity",
+    "permitted-secrets",
+    "monk-ui",
+    "actions",
+    "balancers",
+    "version",
+    "description",
+    "depends",
+    "deprecated",
 ];
 
 /// Entity type sections (reference; plus `state-schema`, `checks`, `permitted-secrets`,
 /// `depends`, `version`, `monk-ui` from MONK-REFERENCE §5.7).
 const ENTITY_TYPE: &[&str] = &[
-    "schema", "state-schema", "variables", "services", "connections", "metadata", "requires", "lifecycle", "checks",
-    "permitted-secrets", "depends", "version", "monk-ui", "description",
+    "schema",
+    "state-schema",
+    "variables",
+    "services",
+    "connections",
+    "metadata",
+    "requires",
+    "lifecycle",
+    "checks",
+    "permitted-secrets",
+    "depends",
+    "version",
+    "monk-ui",
+    "description",
 ];
 
 /// Entity instance sections (reference "Entity Instance Sections"); custom fields are
 /// free, so unknown keys are not reported for instances.
-const INSTANCE: &[&str] =
-    &["variables", "metadata", "monk-ui", "services", "connections", "checks", "depends", "permitted-secrets", "version", "entity"];
+const INSTANCE: &[&str] = &[
+    "variables",
+    "metadata",
+    "monk-ui",
+    "services",
+    "connections",
+    "checks",
+    "depends",
+    "permitted-secrets",
+    "version",
+    "entity",
+];
 
-const MODULE: &[&str] = &["source", "types", "requires", "metadata", "version", "description"];
+const MODULE: &[&str] = &[
+    "source",
+    "types",
+    "requires",
+    "metadata",
+    "version",
+    "description",
+];
 
 /// Services: variables and actions, no containers (MONK-REFERENCE §5.6).
-const SERVICE_KIND: &[&str] =
-    &["variables", "actions", "metadata", "services", "connections", "depends", "permitted-secrets", "monk-ui", "version", "description"];
+const SERVICE_KIND: &[&str] = &[
+    "variables",
+    "actions",
+    "metadata",
+    "services",
+    "connections",
+    "depends",
+    "permitted-secrets",
+    "monk-ui",
+    "version",
+    "description",
+];
 
 /// The sections `kind` accepts; `None` means any known section (abstract bases serve every kind).
 pub fn allowed_sections(kind: &Kind) -> Option<&'static [&'static str]> {
@@ -392,7 +574,7 @@ pub fn allowed_sections(kind: &Kind) -> Option<&'static [&'static str]> {
         Kind::Instance(_) | Kind::EntityInstance => Some(INSTANCE),
         Kind::Module => Some(MODULE),
         Kind::Service => Some(SERVICE_KIND),
-        Kind::Abstract | Kind::Unknown(_) => None,
+        Kind::Abstract | Kind::Unknown(_) | Kind::Fragment(_) => None,
     }
 }
 
@@ -402,4 +584,12 @@ pub fn allows_custom_fields(kind: &Kind) -> bool {
 }
 
 /// The built-in `defines:` values, for "did you mean".
-pub const BUILTIN_KINDS: [&str; 7] = ["runnable", "group", "process-group", "entity", "entity-instance", "module", "service"];
+pub const BUILTIN_KINDS: [&str; 7] = [
+    "runnable",
+    "group",
+    "process-group",
+    "entity",
+    "entity-instance",
+    "module",
+    "service",
+];

@@ -143,7 +143,12 @@ impl Node {
             Value::Float(f) => Tree::Float(f.clone()),
             Value::Str(s, _) => Tree::Str(s.clone()),
             Value::Seq(items) => Tree::Seq(items.iter().map(Node::to_tree).collect()),
-            Value::Map(entries) => Tree::Map(entries.iter().map(|e| (e.key.clone(), e.value.to_tree())).collect()),
+            Value::Map(entries) => Tree::Map(
+                entries
+                    .iter()
+                    .map(|e| (e.key.clone(), e.value.to_tree()))
+                    .collect(),
+            ),
         }
     }
 
@@ -162,8 +167,17 @@ fn pos_of(span: &Span) -> Pos {
 }
 
 enum Frame {
-    Seq { pos: Pos, anchor: usize, items: Vec<Node> },
-    Map { pos: Pos, anchor: usize, entries: Vec<Entry>, key: Option<(String, Pos)> },
+    Seq {
+        pos: Pos,
+        anchor: usize,
+        items: Vec<Node>,
+    },
+    Map {
+        pos: Pos,
+        anchor: usize,
+        entries: Vec<Entry>,
+        key: Option<(String, Pos)>,
+    },
 }
 
 struct Builder {
@@ -181,7 +195,9 @@ impl Builder {
             return Err(SyntaxError {
                 pos,
                 code: "too-large",
-                message: format!("the document expands to more than {MAX_NODES} values (aliases included)"),
+                message: format!(
+                    "the document expands to more than {MAX_NODES} values (aliases included)"
+                ),
             });
         }
         Ok(())
@@ -215,7 +231,10 @@ impl Builder {
                             self.problems.push(SyntaxError {
                                 pos: node.pos,
                                 code: "complex-key",
-                                message: format!("a {} cannot be used as a map key", node.type_name()),
+                                message: format!(
+                                    "a {} cannot be used as a map key",
+                                    node.type_name()
+                                ),
                             });
                             format!("<{}>", node.type_name())
                         }
@@ -233,7 +252,11 @@ impl Builder {
                             ),
                         });
                     } else {
-                        entries.push(Entry { key: text, key_pos, value: node });
+                        entries.push(Entry {
+                            key: text,
+                            key_pos,
+                            value: node,
+                        });
                     }
                 }
             },
@@ -256,10 +279,19 @@ pub fn parse(text: &str) -> Result<Parsed, SyntaxError> {
         return Err(SyntaxError {
             pos: Pos::new(1, 1),
             code: "too-large",
-            message: format!("file is {} bytes, more than the limit of {MAX_FILE_BYTES}", text.len()),
+            message: format!(
+                "file is {} bytes, more than the limit of {MAX_FILE_BYTES}",
+                text.len()
+            ),
         });
     }
-    let mut builder = Builder { stack: Vec::new(), anchors: HashMap::new(), documents: Vec::new(), problems: Vec::new(), nodes: 0 };
+    let mut builder = Builder {
+        stack: Vec::new(),
+        anchors: HashMap::new(),
+        documents: Vec::new(),
+        problems: Vec::new(),
+        nodes: 0,
+    };
     for next in Parser::new_from_str_with_options(text, options()) {
         let (event, span) = next.map_err(|e| SyntaxError {
             pos: Pos::new(e.marker().line(), e.marker().col() + 1),
@@ -270,17 +302,35 @@ pub fn parse(text: &str) -> Result<Parsed, SyntaxError> {
         match event {
             Event::Scalar(value, style, anchor, tag) => {
                 builder.count(1, pos)?;
-                let tag_suffix = tag.as_ref().filter(|t| t.is_yaml_core_schema()).map(|t| t.suffix().to_string());
+                let tag_suffix = tag
+                    .as_ref()
+                    .filter(|t| t.is_yaml_core_schema())
+                    .map(|t| t.suffix().to_string());
                 let value = scalar_value(&value, style, tag_suffix.as_deref());
                 builder.finish(Node::new(pos, value), anchor);
             }
             Event::SequenceStart(_, anchor, _) => {
                 builder.count(1, pos)?;
-                builder.push_frame(Frame::Seq { pos, anchor, items: Vec::new() }, pos)?;
+                builder.push_frame(
+                    Frame::Seq {
+                        pos,
+                        anchor,
+                        items: Vec::new(),
+                    },
+                    pos,
+                )?;
             }
             Event::MappingStart(_, anchor, _) => {
                 builder.count(1, pos)?;
-                builder.push_frame(Frame::Map { pos, anchor, entries: Vec::new(), key: None }, pos)?;
+                builder.push_frame(
+                    Frame::Map {
+                        pos,
+                        anchor,
+                        entries: Vec::new(),
+                        key: None,
+                    },
+                    pos,
+                )?;
             }
             Event::SequenceEnd => {
                 if let Some(Frame::Seq { pos, anchor, items }) = builder.stack.pop() {
@@ -288,28 +338,49 @@ pub fn parse(text: &str) -> Result<Parsed, SyntaxError> {
                 }
             }
             Event::MappingEnd => {
-                if let Some(Frame::Map { pos, anchor, entries, .. }) = builder.stack.pop() {
+                if let Some(Frame::Map {
+                    pos,
+                    anchor,
+                    entries,
+                    ..
+                }) = builder.stack.pop()
+                {
                     builder.finish(Node::new(pos, Value::Map(entries)), anchor);
                 }
             }
             Event::Alias(id) => {
                 let Some(target) = builder.anchors.get(&id).cloned() else {
-                    return Err(SyntaxError { pos, code: "yaml-syntax", message: "alias to an unknown anchor".into() });
+                    return Err(SyntaxError {
+                        pos,
+                        code: "yaml-syntax",
+                        message: "alias to an unknown anchor".into(),
+                    });
                 };
                 builder.count(target.size(), pos)?;
-                builder.finish(Node { pos, value: target.value }, 0);
+                builder.finish(
+                    Node {
+                        pos,
+                        value: target.value,
+                    },
+                    0,
+                );
             }
             _ => {}
         }
     }
-    Ok(Parsed { documents: builder.documents, problems: builder.problems })
+    Ok(Parsed {
+        documents: builder.documents,
+        problems: builder.problems,
+    })
 }
 
 fn scalar_value(text: &str, style: ScalarStyle, tag: Option<&str>) -> Value {
     match (style, tag) {
         (_, Some("str")) => Value::Str(text.to_string(), Style::Quoted),
         (ScalarStyle::Plain, _) | (_, Some("int" | "float" | "bool" | "null")) => plain_value(text),
-        (ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted, _) => Value::Str(text.to_string(), Style::Quoted),
+        (ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted, _) => {
+            Value::Str(text.to_string(), Style::Quoted)
+        }
         _ => Value::Str(text.to_string(), Style::Block),
     }
 }
@@ -320,7 +391,9 @@ pub fn plain_value(text: &str) -> Value {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),
         "false" | "False" | "FALSE" => return Value::Bool(false),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Value::Float(canonical_float(f64::INFINITY)),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Value::Float(canonical_float(f64::INFINITY))
+        }
         "-.inf" | "-.Inf" | "-.INF" => return Value::Float(canonical_float(f64::NEG_INFINITY)),
         ".nan" | ".NaN" | ".NAN" => return Value::Float(canonical_float(f64::NAN)),
         _ => {}
@@ -338,10 +411,14 @@ pub fn plain_value(text: &str) -> Value {
 
 fn parse_int(text: &str) -> Option<i64> {
     if let Some(hex) = text.strip_prefix("0x") {
-        return i64::from_str_radix(hex, 16).ok().filter(|_| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+        return i64::from_str_radix(hex, 16)
+            .ok()
+            .filter(|_| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()));
     }
     if let Some(oct) = text.strip_prefix("0o") {
-        return i64::from_str_radix(oct, 8).ok().filter(|_| !oct.is_empty() && oct.bytes().all(|b| (b'0'..=b'7').contains(&b)));
+        return i64::from_str_radix(oct, 8)
+            .ok()
+            .filter(|_| !oct.is_empty() && oct.bytes().all(|b| (b'0'..=b'7').contains(&b)));
     }
     let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -364,7 +441,9 @@ fn is_core_float(text: &str) -> bool {
         None => (mantissa, None),
     };
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    let mantissa_ok = digits(whole) && fraction.is_none_or(digits) && !(whole.is_empty() && fraction.unwrap_or("").is_empty());
+    let mantissa_ok = digits(whole)
+        && fraction.is_none_or(digits)
+        && !(whole.is_empty() && fraction.unwrap_or("").is_empty());
     let exponent_ok = exponent.is_none_or(|e| {
         let e = e.strip_prefix(['-', '+']).unwrap_or(e);
         !e.is_empty() && digits(e)
@@ -378,14 +457,21 @@ mod tests {
 
     #[test]
     fn keys_and_values_carry_positions() {
-        let parsed = parse("namespace: x\napp:\n  defines: runnable\n  ports: [80, \"81\"]\n").unwrap();
+        let parsed =
+            parse("namespace: x\napp:\n  defines: runnable\n  ports: [80, \"81\"]\n").unwrap();
         let root = &parsed.documents[0];
         let app = root.entry("app").unwrap();
         assert_eq!(app.key_pos, Pos::new(2, 1));
         let defines = app.value.entry("defines").unwrap();
-        assert_eq!((defines.key_pos, defines.value.pos), (Pos::new(3, 3), Pos::new(3, 12)));
+        assert_eq!(
+            (defines.key_pos, defines.value.pos),
+            (Pos::new(3, 3), Pos::new(3, 12))
+        );
         let ports = app.value.get("ports").unwrap().to_tree();
-        assert_eq!(ports, Tree::Seq(vec![Tree::Int(80), Tree::Str("81".into())]));
+        assert_eq!(
+            ports,
+            Tree::Seq(vec![Tree::Int(80), Tree::Str("81".into())])
+        );
     }
 
     #[test]
@@ -394,7 +480,10 @@ mod tests {
         assert_eq!(plain_value("-12"), Value::Int(-12));
         assert_eq!(plain_value("1.5"), Value::Float("1.5".into()));
         assert_eq!(plain_value("1e3"), Value::Float("1000.0".into()));
-        assert_eq!(plain_value("8.0.1"), Value::Str("8.0.1".into(), Style::Plain));
+        assert_eq!(
+            plain_value("8.0.1"),
+            Value::Str("8.0.1".into(), Style::Plain)
+        );
         assert_eq!(plain_value("yes"), Value::Str("yes".into(), Style::Plain));
         assert_eq!(plain_value("~"), Value::Null);
     }
@@ -410,7 +499,10 @@ mod tests {
     #[test]
     fn syntax_errors_have_positions() {
         let err = parse("a: [1, 2\nb: 3\n").unwrap_err();
-        assert!(err.pos.line >= 1 && err.message.starts_with("invalid YAML"), "{err:?}");
+        assert!(
+            err.pos.line >= 1 && err.message.starts_with("invalid YAML"),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -7,8 +7,11 @@
 //! Nothing here looks at other files: inheritance is checked in [`super::resolve`].
 
 use super::diagnostic::{did_you_mean, Diagnostic, Pos};
-use super::model::{Kind, SourceFile, VariableType};
-use super::schema::{allowed_sections, allows_custom_fields, NameRule, Schema, Ty, BUILTIN_KINDS, COMMON_KEYS, OVERRIDABLE, SECTIONS};
+use super::model::{is_long_form, Kind, SourceFile, VariableType, VARIABLE_KEYS};
+use super::schema::{
+    allowed_sections, allows_custom_fields, NameRule, Schema, Ty, BUILTIN_KINDS, COMMON_KEYS,
+    OVERRIDABLE, SECTIONS,
+};
 use super::syntax::{self, Node, Style, Value};
 
 /// Where an ArrowScript is written, and its source (without the `<-`).
@@ -32,7 +35,10 @@ impl ScriptSite {
             return Pos::new(self.pos.line, self.pos.col + before.chars().count());
         }
         let newlines = before.matches('\n').count();
-        let column = before.rsplit('\n').next().map_or(0, |line| line.chars().count());
+        let column = before
+            .rsplit('\n')
+            .next()
+            .map_or(0, |line| line.chars().count());
         if newlines == 0 {
             Pos::new(self.pos.line, self.pos.col + column)
         } else {
@@ -52,11 +58,19 @@ pub struct Checked {
 /// True for kebab-case identifiers: lowercase letters and digits, single hyphens between.
 pub fn is_kebab(name: &str) -> bool {
     !name.is_empty()
-        && name.split('-').all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && name.split('-').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
 }
 
 fn is_snake(name: &str) -> bool {
-    name.contains('_') && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    name.contains('_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 fn kebab_of(name: &str) -> String {
@@ -94,7 +108,9 @@ pub fn check_path(path: &str, allow_relative: bool) -> Result<(), String> {
         match segment {
             "" => return Err(format!("path `{path}` has an empty segment")),
             "." | ".." => return Err(format!("path `{path}` has a `{segment}` segment")),
-            s if !is_kebab(s) => return Err(format!("path segment `{s}` in `{path}` is not kebab-case")),
+            s if !is_kebab(s) => {
+                return Err(format!("path segment `{s}` in `{path}` is not kebab-case"))
+            }
             _ => {}
         }
     }
@@ -104,10 +120,37 @@ pub fn check_path(path: &str, allow_relative: bool) -> Result<(), String> {
 /// Known ArrowScript operators that, written as `name(` at the start of a plain value,
 /// mean the author forgot the `<-`.
 const ARROW_OPERATORS: &[&str] = &[
-    "connection-hostname", "connection-port", "connection-target", "connection-domain-name", "connection-ip", "connection",
-    "secret", "entity-state", "entity", "get-entity", "get-entity-state", "get-hostname", "get-container-ip", "container-name",
-    "container-domain-name", "http-get", "random", "random-uuid", "exec", "default", "get-member", "peer-ip-address",
-    "ip-address-public", "domain-name", "var", "concat", "concat-all", "to-json", "parse-json", "service-port", "service-public-ip",
+    "connection-hostname",
+    "connection-port",
+    "connection-target",
+    "connection-domain-name",
+    "connection-ip",
+    "connection",
+    "secret",
+    "entity-state",
+    "entity",
+    "get-entity",
+    "get-entity-state",
+    "get-hostname",
+    "get-container-ip",
+    "container-name",
+    "container-domain-name",
+    "http-get",
+    "random",
+    "random-uuid",
+    "exec",
+    "default",
+    "get-member",
+    "peer-ip-address",
+    "ip-address-public",
+    "domain-name",
+    "var",
+    "concat",
+    "concat-all",
+    "to-json",
+    "parse-json",
+    "service-port",
+    "service-public-ip",
 ];
 
 /// A value that reads as an ArrowScript but has no `<-`, so it would be taken literally.
@@ -122,12 +165,31 @@ pub fn looks_like_arrow(text: &str) -> bool {
         return true;
     }
     if let Some(rest) = first.strip_prefix('$') {
-        let is_var = !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let is_var = !rest.is_empty()
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         let then = text[first.len()..].trim_start();
         let op = then.split(['(', ' ']).next().unwrap_or("");
-        return is_var && !then.is_empty() && (ARROW_OPERATORS.contains(&op) || matches!(op, "add" | "sub" | "mult" | "div" | "not" | "eq" | "or" | "and"));
+        return is_var
+            && (then.is_empty()
+                || ARROW_OPERATORS.contains(&op)
+                || matches!(
+                    op,
+                    "add" | "sub" | "mult" | "div" | "not" | "eq" | "or" | "and"
+                ));
     }
     false
+}
+
+/// "a runnable", "an entity".
+pub fn with_article(word: &str) -> String {
+    let article = if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {word}")
 }
 
 fn is_template_literal(text: &str) -> bool {
@@ -136,7 +198,8 @@ fn is_template_literal(text: &str) -> bool {
 }
 
 fn is_script(node: &Node) -> bool {
-    node.as_str().is_some_and(|s| s.trim_start().starts_with("<-"))
+    node.as_str()
+        .is_some_and(|s| s.trim_start().starts_with("<-"))
 }
 
 fn is_numeric_text(text: &str, integer: bool) -> bool {
@@ -158,18 +221,32 @@ pub fn check_text(file: &str, text: &str) -> Checked {
 }
 
 /// Replaces every `<<< path` scalar with the embedded file's contents.
-fn expand_embeds(node: &mut Node, file: &str, embed: EmbedReader, diagnostics: &mut Vec<Diagnostic>) {
+fn expand_embeds(
+    node: &mut Node,
+    file: &str,
+    embed: EmbedReader,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
     match &mut node.value {
-        Value::Seq(items) => items.iter_mut().for_each(|i| expand_embeds(i, file, embed, diagnostics)),
-        Value::Map(entries) => entries.iter_mut().for_each(|e| expand_embeds(&mut e.value, file, embed, diagnostics)),
+        Value::Seq(items) => items
+            .iter_mut()
+            .for_each(|i| expand_embeds(i, file, embed, diagnostics)),
+        Value::Map(entries) => entries
+            .iter_mut()
+            .for_each(|e| expand_embeds(&mut e.value, file, embed, diagnostics)),
         Value::Str(text, style) => {
-            let Some(target) = text.trim().strip_prefix("<<<") else { return };
+            let Some(target) = text.trim().strip_prefix("<<<") else {
+                return;
+            };
             match embed(target.trim()) {
                 Ok(contents) => {
                     *text = contents;
                     *style = Style::Block;
                 }
-                Err(message) => diagnostics.push(Diagnostic::error(file, node.pos, "missing-file", message).with_hint("`<<<` paths are relative to the YAML file")),
+                Err(message) => diagnostics.push(
+                    Diagnostic::error(file, node.pos, "missing-file", message)
+                        .with_hint("`<<<` paths are relative to the YAML file"),
+                ),
             }
         }
         _ => {}
@@ -196,21 +273,38 @@ pub fn check_source(file: &str, text: &str, embed: Option<EmbedReader>) -> Check
         }
     };
     for problem in &parsed.problems {
-        checked.diagnostics.push(Diagnostic::error(file, problem.pos, problem.code, problem.message.clone()));
+        checked.diagnostics.push(Diagnostic::error(
+            file,
+            problem.pos,
+            problem.code,
+            problem.message.clone(),
+        ));
     }
     if parsed.documents.iter().all(|d| d.value == Value::Null) {
-        checked.diagnostics.push(Diagnostic::warning(file, Pos::new(1, 1), "empty-file", "the file defines nothing"));
+        checked.diagnostics.push(Diagnostic::warning(
+            file,
+            Pos::new(1, 1),
+            "empty-file",
+            "the file defines nothing",
+        ));
         return checked;
     }
     let mut documents = parsed.documents;
     if let Some(embed) = embed {
-        documents.iter_mut().for_each(|d| expand_embeds(d, file, embed, &mut checked.diagnostics));
+        documents
+            .iter_mut()
+            .for_each(|d| expand_embeds(d, file, embed, &mut checked.diagnostics));
     }
     for document in &documents {
         if document.value == Value::Null {
             continue;
         }
-        let mut walker = Walker { file, namespace: String::new(), diagnostics: &mut checked.diagnostics, scripts: &mut checked.scripts };
+        let mut walker = Walker {
+            file,
+            namespace: String::new(),
+            diagnostics: &mut checked.diagnostics,
+            scripts: &mut checked.scripts,
+        };
         if let Some(source) = walker.document(document) {
             checked.files.push(source);
         }
@@ -226,13 +320,25 @@ struct Walker<'a> {
 }
 
 impl Walker<'_> {
-    fn error(&mut self, pos: Pos, code: &'static str, message: impl Into<String>, hint: Option<String>) {
+    fn error(
+        &mut self,
+        pos: Pos,
+        code: &'static str,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
         let mut d = Diagnostic::error(self.file, pos, code, message);
         d.hint = hint;
         self.diagnostics.push(d);
     }
 
-    fn warning(&mut self, pos: Pos, code: &'static str, message: impl Into<String>, hint: Option<String>) {
+    fn warning(
+        &mut self,
+        pos: Pos,
+        code: &'static str,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
         let mut d = Diagnostic::warning(self.file, pos, code, message);
         d.hint = hint;
         self.diagnostics.push(d);
@@ -240,32 +346,77 @@ impl Walker<'_> {
 
     fn document(&mut self, root: &Node) -> Option<SourceFile> {
         let Some(entries) = root.as_map() else {
-            self.error(root.pos, "not-a-template", format!("a MonkScript document is a map, this one is a {}", root.type_name()), Some("start the file with `namespace: my-namespace` followed by definitions".into()));
+            self.error(
+                root.pos,
+                "not-a-template",
+                format!(
+                    "a MonkScript document is a map, this one is a {}",
+                    root.type_name()
+                ),
+                Some(
+                    "start the file with `namespace: my-namespace` followed by definitions".into(),
+                ),
+            );
             return None;
         };
         let Some(namespace) = entries.iter().find(|e| e.key == "namespace") else {
-            self.error(root.pos, "missing-namespace", "the document has no `namespace:`", Some("every MonkScript file begins with `namespace: my-namespace`".into()));
+            self.error(
+                root.pos,
+                "missing-namespace",
+                "the document has no `namespace:`",
+                Some("every MonkScript file begins with `namespace: my-namespace`".into()),
+            );
             return None;
         };
         match namespace.value.scalar_text() {
             Some(text) => {
                 if let Err(problem) = check_path(&text, false) {
-                    self.error(namespace.value.pos, "path-syntax", format!("invalid namespace: {problem}"), Some("namespaces are kebab-case segments separated by `/`".into()));
+                    self.error(
+                        namespace.value.pos,
+                        "path-syntax",
+                        format!("invalid namespace: {problem}"),
+                        Some("namespaces are kebab-case segments separated by `/`".into()),
+                    );
                 }
                 self.namespace = text.trim_start_matches('/').to_string();
             }
             None => {
-                self.error(namespace.value.pos, "wrong-type", format!("`namespace` must be text, found a {}", namespace.value.type_name()), None);
+                self.error(
+                    namespace.value.pos,
+                    "wrong-type",
+                    format!(
+                        "`namespace` must be text, found a {}",
+                        namespace.value.type_name()
+                    ),
+                    None,
+                );
                 return None;
             }
         }
         for entry in entries.iter().filter(|e| e.key != "namespace") {
             if !matches!(entry.value.value, Value::Map(_)) {
-                self.error(entry.key_pos, "not-a-definition", format!("top-level `{}` is a {}, but a definition must be a map", entry.key, entry.value.type_name()), Some("indent the definition's keys under its name".into()));
+                self.error(
+                    entry.key_pos,
+                    "not-a-definition",
+                    format!(
+                        "top-level `{}` is a {}, but a definition must be a map",
+                        entry.key,
+                        entry.value.type_name()
+                    ),
+                    Some("indent the definition's keys under its name".into()),
+                );
                 continue;
             }
             if !is_kebab(&entry.key) {
-                self.error(entry.key_pos, "naming", format!("definition name `{}` is not kebab-case", entry.key), Some(format!("use lowercase letters, digits and hyphens, e.g. `{}`", kebab_of(&entry.key))));
+                self.error(
+                    entry.key_pos,
+                    "naming",
+                    format!("definition name `{}` is not kebab-case", entry.key),
+                    Some(format!(
+                        "use lowercase letters, digits and hyphens, e.g. `{}`",
+                        kebab_of(&entry.key)
+                    )),
+                );
             }
             self.definition(&entry.value);
         }
@@ -279,7 +430,12 @@ impl Walker<'_> {
             Some(d) => match d.as_str() {
                 Some(text) => Kind::from_defines(Some(text), &self.namespace),
                 None => {
-                    self.error(d.pos, "wrong-type", format!("`defines` must be text, found a {}", d.type_name()), None);
+                    self.error(
+                        d.pos,
+                        "wrong-type",
+                        format!("`defines` must be text, found a {}", d.type_name()),
+                        None,
+                    );
                     Kind::Unknown(String::new())
                 }
             },
@@ -290,6 +446,12 @@ impl Walker<'_> {
         if let Some(inherits) = node.get("inherits") {
             self.path_value(inherits, "inherits");
         }
+        if let Kind::Fragment(section) = &kind {
+            if let Some(ty) = SECTIONS.field(section) {
+                self.value(node, ty, section, &kind);
+            }
+            return;
+        }
         let Some(entries) = node.as_map() else { return };
         let allowed = allowed_sections(&kind);
         for entry in entries {
@@ -298,7 +460,12 @@ impl Walker<'_> {
             }
             let base = self.section_key(&entry.key, entry.key_pos, &entry.value);
             let base = if base == "readyness" {
-                self.warning(entry.key_pos, "deprecated", "`readyness` is a deprecated spelling", Some("write `readiness`".into()));
+                self.warning(
+                    entry.key_pos,
+                    "deprecated",
+                    "`readyness` is a deprecated spelling",
+                    Some("write `readiness`".into()),
+                );
                 "readiness"
             } else {
                 base
@@ -307,10 +474,20 @@ impl Walker<'_> {
             let permitted = allowed.is_none_or(|list| list.contains(&base));
             match (known, permitted) {
                 (Some(ty), true) => self.value(&entry.value, ty, base, &kind),
-                (Some(_), false) if allows_custom_fields(&kind) => self.generic(&entry.value, false),
+                (Some(_), false) if allows_custom_fields(&kind) => {
+                    self.generic(&entry.value, false)
+                }
                 (Some(_), false) => {
                     let list = allowed.unwrap_or(&[]).join(", ");
-                    self.error(entry.key_pos, "section-not-allowed", format!("`{base}` is not allowed in a {}", kind.name()), Some(format!("a {} may contain: {list}", kind.name())));
+                    self.error(
+                        entry.key_pos,
+                        "section-not-allowed",
+                        format!("`{base}` is not allowed in {}", with_article(&kind.name())),
+                        Some(format!(
+                            "{} may contain: {list}",
+                            with_article(&kind.name())
+                        )),
+                    );
                 }
                 (None, _) if allows_custom_fields(&kind) => self.generic(&entry.value, false),
                 (None, _) => {
@@ -318,25 +495,48 @@ impl Walker<'_> {
                         Some(list) => list.to_vec(),
                         None => SECTIONS.keys().collect(),
                     };
-                    let hint = did_you_mean(base, candidates.iter().copied().chain(COMMON_KEYS)).map(|s| format!("did you mean `{s}`?"));
-                    self.warning(entry.key_pos, "unknown-key", format!("unknown key `{base}` in a {}", kind.name()), hint);
+                    let hint = did_you_mean(base, candidates.iter().copied().chain(COMMON_KEYS))
+                        .map(|s| format!("did you mean `{s}`?"));
+                    self.warning(
+                        entry.key_pos,
+                        "unknown-key",
+                        format!("unknown key `{base}` in {}", with_article(&kind.name())),
+                        hint,
+                    );
                     self.generic(&entry.value, false);
                 }
             }
         }
         if kind == Kind::EntityInstance && node.get("entity").is_none() {
-            self.error(node.pos, "missing-key", "an `entity-instance` needs `entity: namespace/type`", None);
+            self.error(
+                node.pos,
+                "missing-key",
+                "an `entity-instance` needs `entity: namespace/type`",
+                None,
+            );
         }
     }
 
     /// Strips and checks an `[override]` suffix; returns the section name.
     fn section_key<'k>(&mut self, key: &'k str, pos: Pos, value: &Node) -> &'k str {
-        let Some(open) = key.find('[') else { return key };
+        let Some(open) = key.find('[') else {
+            return key;
+        };
         let (base, modifier) = (&key[..open], &key[open..]);
         if modifier != "[override]" {
-            self.error(pos, "bad-modifier", format!("unknown modifier `{modifier}` on `{base}`"), Some("the only modifier is `[override]`".into()));
+            self.error(
+                pos,
+                "bad-modifier",
+                format!("unknown modifier `{modifier}` on `{base}`"),
+                Some("the only modifier is `[override]`".into()),
+            );
         } else if !OVERRIDABLE.contains(&base) {
-            self.error(pos, "bad-override", format!("`[override]` is not available on `{base}`"), Some(format!("`[override]` works on {}", OVERRIDABLE.join(", "))));
+            self.error(
+                pos,
+                "bad-override",
+                format!("`[override]` is not available on `{base}`"),
+                Some(format!("`[override]` works on {}", OVERRIDABLE.join(", "))),
+            );
         }
         let _ = value;
         base
@@ -347,19 +547,35 @@ impl Walker<'_> {
             Kind::Unknown(text) if !text.is_empty() => {
                 let hint = did_you_mean(text, BUILTIN_KINDS)
                     .map(|s| format!("did you mean `{s}`?"))
-                    .unwrap_or_else(|| "an entity instance names its type as `namespace/type`".into());
-                self.error(defines.pos, "unknown-kind", format!("`defines: {text}` names no known kind"), Some(hint));
+                    .unwrap_or_else(|| {
+                        "an entity instance names its type as `namespace/type`".into()
+                    });
+                self.error(
+                    defines.pos,
+                    "unknown-kind",
+                    format!("`defines: {text}` names no known kind"),
+                    Some(hint),
+                );
             }
             Kind::Instance(_) => self.path_value(defines, "defines"),
-            Kind::ProcessGroup => {
-                self.warning(defines.pos, "deprecated", "`process-group` is deprecated", Some("write `defines: group` and `members:` instead of `runnable-list:`".into()))
-            }
-            Kind::EntityInstance => {
-                self.warning(defines.pos, "deprecated", "`entity-instance` is the older instance form", Some("write `defines: namespace/type` with the fields directly".into()))
-            }
-            Kind::Group if node.get("runnable-list").is_some() => {
-                self.warning(defines.pos, "deprecated", "`runnable-list` is deprecated", Some("write `members:`".into()))
-            }
+            Kind::ProcessGroup => self.warning(
+                defines.pos,
+                "deprecated",
+                "`process-group` is deprecated",
+                Some("write `defines: group` and `members:` instead of `runnable-list:`".into()),
+            ),
+            Kind::EntityInstance => self.warning(
+                defines.pos,
+                "deprecated",
+                "`entity-instance` is the older instance form",
+                Some("write `defines: namespace/type` with the fields directly".into()),
+            ),
+            Kind::Group if node.get("runnable-list").is_some() => self.warning(
+                defines.pos,
+                "deprecated",
+                "`runnable-list` is deprecated",
+                Some("write `members:`".into()),
+            ),
             _ => {}
         }
     }
@@ -367,7 +583,12 @@ impl Walker<'_> {
     fn path_value(&mut self, node: &Node, what: &str) {
         let Some(text) = node.as_str() else {
             if node.value != Value::Null {
-                self.error(node.pos, "wrong-type", format!("`{what}` must be a path, found a {}", node.type_name()), None);
+                self.error(
+                    node.pos,
+                    "wrong-type",
+                    format!("`{what}` must be a path, found a {}", node.type_name()),
+                    None,
+                );
             }
             return;
         };
@@ -376,7 +597,14 @@ impl Walker<'_> {
             return;
         }
         if let Err(problem) = check_path(text, true) {
-            self.error(node.pos, "path-syntax", format!("invalid path in `{what}`: {problem}"), Some("paths are `namespace/name`, `./name` or `/namespace/name`, kebab-case".into()));
+            self.error(
+                node.pos,
+                "path-syntax",
+                format!("invalid path in `{what}`: {problem}"),
+                Some(
+                    "paths are `namespace/name`, `./name` or `/namespace/name`, kebab-case".into(),
+                ),
+            );
         }
     }
 
@@ -385,23 +613,50 @@ impl Walker<'_> {
             Some(rest) => (rest, text.len() - rest.len()),
             None => (text, 0),
         };
-        let single_line = !text.contains('\n') && !matches!(node.value, Value::Str(_, Style::Block));
+        let single_line =
+            !text.contains('\n') && !matches!(node.value, Value::Str(_, Style::Block));
         let (pos, single_line) = match &node.value {
-            Value::Str(_, Style::Plain) if single_line => (Pos::new(node.pos.line, node.pos.col + text[..skipped].chars().count()), true),
-            Value::Str(_, Style::Quoted) if single_line => (Pos::new(node.pos.line, node.pos.col + 1 + text[..skipped].chars().count()), true),
+            Value::Str(_, Style::Plain) if single_line => (
+                Pos::new(
+                    node.pos.line,
+                    node.pos.col + text[..skipped].chars().count(),
+                ),
+                true,
+            ),
+            Value::Str(_, Style::Quoted) if single_line => (
+                Pos::new(
+                    node.pos.line,
+                    node.pos.col + 1 + text[..skipped].chars().count(),
+                ),
+                true,
+            ),
             _ => (node.pos, false),
         };
-        self.scripts.push(ScriptSite { file: self.file.to_string(), pos, single_line, script: script.to_string() });
+        self.scripts.push(ScriptSite {
+            file: self.file.to_string(),
+            pos,
+            single_line,
+            script: script.to_string(),
+        });
     }
 
     /// Checks a scalar in an ordinary position: scripts are recorded, missing arrows and
     /// quoted template strings are warned about.
     fn scalar(&mut self, node: &Node, arrow_context: bool) {
-        let Value::Str(text, style) = &node.value else { return };
+        let Value::Str(text, style) = &node.value else {
+            return;
+        };
         if text.trim_start().starts_with("<-") {
             let body = text.trim_start()[2..].trim();
-            if (body.starts_with("'`") && body.ends_with("`'")) || (body.starts_with("\"`") && body.ends_with("`\"")) {
-                self.warning(node.pos, "quoted-backtick", "a backtick template is wrapped in quotes, so `${…}` is not interpolated", Some("remove the quotes around the backticks".into()));
+            if (body.starts_with("'`") && body.ends_with("`'"))
+                || (body.starts_with("\"`") && body.ends_with("`\""))
+            {
+                self.warning(
+                    node.pos,
+                    "quoted-backtick",
+                    "a backtick template is wrapped in quotes, so `${…}` is not interpolated",
+                    Some("remove the quotes around the backticks".into()),
+                );
             }
             self.script_site(node, text);
             return;
@@ -410,9 +665,19 @@ impl Walker<'_> {
             return;
         }
         if is_template_literal(text) {
-            self.warning(node.pos, "quoted-backtick", "a backtick template string without `<-` is taken literally", Some(format!("write `<- {}` (without the quotes)", text.trim())));
+            self.warning(
+                node.pos,
+                "quoted-backtick",
+                "a backtick template string without `<-` is taken literally",
+                Some(format!("write `<- {}` (without the quotes)", text.trim())),
+            );
         } else if looks_like_arrow(text) {
-            self.warning(node.pos, "missing-arrow", "this value looks like ArrowScript but has no `<-`, so it is taken literally", Some(format!("write `<- {}`", text.trim())));
+            self.warning(
+                node.pos,
+                "missing-arrow",
+                "this value looks like ArrowScript but has no `<-`, so it is taken literally",
+                Some(format!("write `<- {}`", text.trim())),
+            );
         }
     }
 
@@ -423,7 +688,12 @@ impl Walker<'_> {
             Value::Map(entries) => {
                 for e in entries {
                     if e.key == "readyness" {
-                        self.warning(e.key_pos, "deprecated", "`readyness` is a deprecated spelling", Some("write `readiness`".into()));
+                        self.warning(
+                            e.key_pos,
+                            "deprecated",
+                            "`readyness` is a deprecated spelling",
+                            Some("write `readiness`".into()),
+                        );
                     }
                     self.generic(&e.value, arrow_context);
                 }
@@ -433,7 +703,12 @@ impl Walker<'_> {
     }
 
     fn wrong_type(&mut self, node: &Node, expected: &str, at: &str) {
-        self.error(node.pos, "wrong-type", format!("`{at}` must be {expected}, found a {}", node.type_name()), None);
+        self.error(
+            node.pos,
+            "wrong-type",
+            format!("`{at}` must be {expected}, found a {}", node.type_name()),
+            None,
+        );
     }
 
     fn value(&mut self, node: &Node, ty: &Ty, at: &str, kind: &Kind) {
@@ -444,11 +719,22 @@ impl Walker<'_> {
             self.scalar(node, true);
             return;
         }
+        if matches!(ty, Ty::Int | Ty::Number | Ty::Bool | Ty::Path)
+            && node.as_str().is_some_and(looks_like_arrow)
+        {
+            self.scalar(node, true);
+            return;
+        }
         match ty {
             Ty::Any => self.generic(node, false),
             Ty::Text => match &node.value {
                 Value::Seq(_) | Value::Map(_) => self.wrong_type(node, "a single value", at),
-                _ => self.scalar(node, !at.ends_with("description") && !at.ends_with("contents") && !at.ends_with("bash")),
+                _ => self.scalar(
+                    node,
+                    !at.ends_with("description")
+                        && !at.ends_with("contents")
+                        && !at.ends_with("bash"),
+                ),
             },
             Ty::Int | Ty::Number => {
                 let integer = matches!(ty, Ty::Int);
@@ -456,7 +742,11 @@ impl Walker<'_> {
                     Value::Int(_) => {}
                     Value::Float(_) if !integer => {}
                     Value::Str(s, _) if is_numeric_text(s, integer) || s.contains("${") => {}
-                    Value::Str(s, _) if integer && s.trim_end_matches(|c: char| c.is_ascii_alphabetic()).parse::<u64>().is_ok() => {}
+                    Value::Str(s, _)
+                        if integer
+                            && s.trim_end_matches(|c: char| c.is_ascii_alphabetic())
+                                .parse::<u64>()
+                                .is_ok() => {}
                     _ => self.wrong_type(node, if integer { "an integer" } else { "a number" }, at),
                 }
             }
@@ -467,7 +757,10 @@ impl Walker<'_> {
             },
             Ty::Script => match &node.value {
                 Value::Str(text, _) => {
-                    let in_entity = matches!(kind, Kind::EntityType | Kind::Instance(_) | Kind::EntityInstance);
+                    let in_entity = matches!(
+                        kind,
+                        Kind::EntityType | Kind::Instance(_) | Kind::EntityInstance
+                    );
                     if !in_entity && !text.trim().is_empty() {
                         self.script_site(node, text);
                     }
@@ -480,13 +773,14 @@ impl Walker<'_> {
                 Value::Seq(items) => {
                     for item in items {
                         match &item.value {
-                            Value::Seq(_) | Value::Map(_) => self.wrong_type(item, "a single value", at),
+                            Value::Seq(_) | Value::Map(_) => {
+                                self.wrong_type(item, "a single value", at)
+                            }
                             _ => self.scalar(item, true),
                         }
                     }
                 }
-                Value::Map(_) => self.wrong_type(node, "a list", at),
-                _ => self.scalar(node, true),
+                _ => self.wrong_type(node, "a list", at),
             },
             Ty::Path => self.path_value(node, at),
             Ty::PathList => match &node.value {
@@ -499,24 +793,36 @@ impl Walker<'_> {
             },
             Ty::BoolMap => self.bool_map(node, at),
             Ty::Struct(schema) => self.structure(node, schema, at, kind),
+            Ty::StructOrList(schema) => match &node.value {
+                Value::Seq(items) => items
+                    .iter()
+                    .for_each(|i| self.structure(i, schema, at, kind)),
+                _ => self.structure(node, schema, at, kind),
+            },
             Ty::Named(inner, rule) => self.named(node, inner, *rule, at, kind),
             Ty::Variables => self.variables(node, at),
         }
     }
 
     fn bool_map(&mut self, node: &Node, at: &str) {
-        let Some(entries) = node.as_map() else { return self.wrong_type(node, "a map of names to true/false", at) };
+        let Some(entries) = node.as_map() else {
+            return self.wrong_type(node, "a map of names to true/false", at);
+        };
         for e in entries.iter().filter(|e| e.key != "defines") {
             match &e.value.value {
                 Value::Bool(_) | Value::Null => {}
-                Value::Str(s, _) if matches!(s.trim(), "true" | "false") || s.trim_start().starts_with("<-") => {}
+                Value::Str(s, _)
+                    if matches!(s.trim(), "true" | "false") || s.trim_start().starts_with("<-") => {
+                }
                 _ => self.wrong_type(&e.value, "true or false", &format!("{at}.{}", e.key)),
             }
         }
     }
 
     fn structure(&mut self, node: &Node, schema: &Schema, at: &str, kind: &Kind) {
-        let Some(entries) = node.as_map() else { return self.wrong_type(node, &format!("a {} map", schema.name), at) };
+        let Some(entries) = node.as_map() else {
+            return self.wrong_type(node, &format!("a {} map", schema.name), at);
+        };
         for e in entries {
             let key = match e.key.as_str() {
                 "defines" => continue,
@@ -525,7 +831,12 @@ impl Walker<'_> {
                     continue;
                 }
                 "readyness" => {
-                    self.warning(e.key_pos, "deprecated", "`readyness` is a deprecated spelling", Some("write `readiness`".into()));
+                    self.warning(
+                        e.key_pos,
+                        "deprecated",
+                        "`readyness` is a deprecated spelling",
+                        Some("write `readiness`".into()),
+                    );
                     "readiness"
                 }
                 key => key,
@@ -535,8 +846,14 @@ impl Walker<'_> {
                 Some(ty) => self.value(&e.value, ty, &nested, kind),
                 None if schema.open => self.generic(&e.value, false),
                 None => {
-                    let hint = did_you_mean(key, schema.keys()).map(|s| format!("did you mean `{s}`?"));
-                    self.warning(e.key_pos, "unknown-key", format!("unknown key `{key}` in {} `{at}`", schema.name), hint);
+                    let hint =
+                        did_you_mean(key, schema.keys()).map(|s| format!("did you mean `{s}`?"));
+                    self.warning(
+                        e.key_pos,
+                        "unknown-key",
+                        format!("unknown key `{key}` in {} `{at}`", schema.name),
+                        hint,
+                    );
                     self.generic(&e.value, false);
                 }
             }
@@ -544,7 +861,9 @@ impl Walker<'_> {
     }
 
     fn named(&mut self, node: &Node, inner: &Ty, rule: NameRule, at: &str, kind: &Kind) {
-        let Some(entries) = node.as_map() else { return self.wrong_type(node, "a map of names", at) };
+        let Some(entries) = node.as_map() else {
+            return self.wrong_type(node, "a map of names", at);
+        };
         for e in entries.iter().filter(|e| e.key != "defines") {
             self.name_rule(&e.key, e.key_pos, rule, at);
             self.value(&e.value, inner, &format!("{at}.{}", e.key), kind);
@@ -555,35 +874,65 @@ impl Walker<'_> {
         let ok = match rule {
             NameRule::Free => true,
             NameRule::Kebab => is_kebab(name),
-            NameRule::FileName => !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')),
+            NameRule::FileName => {
+                !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+            }
         };
         if ok {
             return;
         }
         let (message, hint) = match rule {
-            NameRule::FileName => (format!("file name `{name}` may only contain letters, digits, `.`, `_` and `-`"), None),
-            _ if is_snake(name) => (format!("`{name}` in `{at}` is snake_case"), Some(format!("MonkScript identifiers are kebab-case: `{}`", kebab_of(name)))),
-            _ => (format!("`{name}` in `{at}` is not kebab-case"), Some(format!("write `{}`", kebab_of(name)))),
+            NameRule::FileName => (
+                format!("file name `{name}` may only contain letters, digits, `.`, `_` and `-`"),
+                None,
+            ),
+            _ if is_snake(name) => (
+                format!("`{name}` in `{at}` is snake_case"),
+                Some(format!(
+                    "MonkScript identifiers are kebab-case: `{}`",
+                    kebab_of(name)
+                )),
+            ),
+            _ => (
+                format!("`{name}` in `{at}` is not kebab-case"),
+                Some(format!("write `{}`", kebab_of(name))),
+            ),
         };
         self.warning(pos, "naming", message, hint);
     }
 
     fn variables(&mut self, node: &Node, at: &str) {
-        let Some(entries) = node.as_map() else { return self.wrong_type(node, "a map of variables", at) };
+        let Some(entries) = node.as_map() else {
+            return self.wrong_type(node, "a map of variables", at);
+        };
         for e in entries.iter().filter(|e| e.key != "defines") {
             self.name_rule(&e.key, e.key_pos, NameRule::Kebab, at);
             match &e.value.value {
-                Value::Map(fields) => {
+                Value::Map(fields) if is_long_form(&e.value) => {
                     for f in fields {
                         match f.key.as_str() {
                             "type" => self.variable_type(&f.value),
                             "value" | "default" => self.generic(&f.value, true),
-                            "env" | "description" | "ask" | "check-min" | "check-max" | "defines" => self.generic(&f.value, false),
-                            "required" => self.value(&f.value, &Ty::Bool, &format!("{at}.{}.required", e.key), &Kind::Abstract),
+                            "env" | "description" | "ask" | "check-min" | "check-max"
+                            | "defines" => self.generic(&f.value, false),
+                            "required" => self.value(
+                                &f.value,
+                                &Ty::Bool,
+                                &format!("{at}.{}.required", e.key),
+                                &Kind::Abstract,
+                            ),
                             other => {
-                                let keys = ["type", "value", "env", "description", "required", "ask", "check-min", "check-max"];
-                                let hint = did_you_mean(other, keys).map(|s| format!("did you mean `{s}`?"));
-                                self.warning(f.key_pos, "unknown-key", format!("unknown key `{other}` in variable `{}`", e.key), hint);
+                                let hint = did_you_mean(other, VARIABLE_KEYS)
+                                    .map(|s| format!("did you mean `{s}`?"));
+                                self.warning(
+                                    f.key_pos,
+                                    "unknown-key",
+                                    format!("unknown key `{other}` in variable `{}`", e.key),
+                                    hint,
+                                );
                             }
                         }
                     }
@@ -595,16 +944,34 @@ impl Walker<'_> {
     }
 
     fn variable_type(&mut self, node: &Node) {
-        let Some(name) = node.as_str() else { return self.wrong_type(node, "a type name", "type") };
+        let Some(name) = node.as_str() else {
+            return self.wrong_type(node, "a type name", "type");
+        };
         if VariableType::parse(name).is_none() {
-            let hint = did_you_mean(name, VariableType::NAMES).map_or_else(|| format!("use one of {}", VariableType::NAMES.join(", ")), |s| format!("did you mean `{s}`?"));
-            self.error(node.pos, "unknown-type", format!("unknown variable type `{name}`"), Some(hint));
+            let hint = did_you_mean(name, VariableType::NAMES).map_or_else(
+                || format!("use one of {}", VariableType::NAMES.join(", ")),
+                |s| format!("did you mean `{s}`?"),
+            );
+            self.error(
+                node.pos,
+                "unknown-type",
+                format!("unknown variable type `{name}`"),
+                Some(hint),
+            );
         }
     }
 
     fn variable_value(&mut self, name: &str, node: &Node) {
-        let Some(ty) = node.get("type").and_then(Node::as_str).and_then(VariableType::parse) else { return };
-        let Some(value) = node.get("value") else { return };
+        let Some(ty) = node
+            .get("type")
+            .and_then(Node::as_str)
+            .and_then(VariableType::parse)
+        else {
+            return;
+        };
+        let Some(value) = node.get("value") else {
+            return;
+        };
         if is_script(value) || value.value == Value::Null {
             return;
         }
@@ -612,7 +979,9 @@ impl Walker<'_> {
             (VariableType::String, Value::Seq(_) | Value::Map(_)) => false,
             (VariableType::String, _) => true,
             (VariableType::Int | VariableType::BigInt, Value::Int(_)) => true,
-            (VariableType::Int | VariableType::BigInt, Value::Str(s, _)) => is_numeric_text(s.trim_end_matches('n'), true) || s.contains("${"),
+            (VariableType::Int | VariableType::BigInt, Value::Str(s, _)) => {
+                is_numeric_text(s.trim_end_matches('n'), true) || s.contains("${")
+            }
             (VariableType::Float, Value::Int(_) | Value::Float(_)) => true,
             (VariableType::Float, Value::Str(s, _)) => is_numeric_text(s, false),
             (VariableType::Bool, Value::Bool(_)) => true,
@@ -621,7 +990,18 @@ impl Walker<'_> {
         };
         if !fits {
             let type_name = VariableType::NAMES[ty as usize];
-            self.error(value.pos, "wrong-type", format!("variable `{name}` is declared `{type_name}` but its value is a {}", value.type_name()), Some(format!("give a {type_name} value, or change `type`")));
+            self.error(
+                value.pos,
+                "wrong-type",
+                format!(
+                    "variable `{name}` is declared `{type_name}` but its value is a {}",
+                    value.type_name()
+                ),
+                Some(format!(
+                    "give {} value, or change `type`",
+                    with_article(type_name)
+                )),
+            );
         }
     }
 }
@@ -632,9 +1012,19 @@ mod tests {
 
     #[test]
     fn kebab_and_paths() {
-        assert!(is_kebab("my-app-2") && !is_kebab("my_app") && !is_kebab("MyApp") && !is_kebab("a--b"));
-        assert!(check_path("ns/app", true).is_ok() && check_path("./app", true).is_ok() && check_path("/ns/app", true).is_ok());
-        assert!(check_path("ns/app/", true).is_err() && check_path("ns/./app", true).is_err() && check_path("./app", false).is_err());
+        assert!(
+            is_kebab("my-app-2") && !is_kebab("my_app") && !is_kebab("MyApp") && !is_kebab("a--b")
+        );
+        assert!(
+            check_path("ns/app", true).is_ok()
+                && check_path("./app", true).is_ok()
+                && check_path("/ns/app", true).is_ok()
+        );
+        assert!(
+            check_path("ns/app/", true).is_err()
+                && check_path("ns/./app", true).is_err()
+                && check_path("./app", false).is_err()
+        );
     }
 
     #[test]
@@ -647,7 +1037,10 @@ mod tests {
 
     #[test]
     fn script_positions_map_offsets() {
-        let checked = check_text("f.yaml", "namespace: n\na:\n  defines: runnable\n  variables:\n    x: <- 1 2 add\n");
+        let checked = check_text(
+            "f.yaml",
+            "namespace: n\na:\n  defines: runnable\n  variables:\n    x: <- 1 2 add\n",
+        );
         let site = &checked.scripts[0];
         assert_eq!(site.script, " 1 2 add");
         assert_eq!(site.position_of(1), Pos::new(5, 11));
