@@ -141,7 +141,10 @@ impl SourceFile {
             .to_string();
         let definitions = entries
             .iter()
-            .filter(|e| e.key != "namespace" && matches!(e.value.value, Value::Map(_)))
+            .filter(|e| {
+                !super::validate::NOT_DEFINITIONS.contains(&e.key.as_str())
+                    && matches!(e.value.value, Value::Map(_))
+            })
             .map(|e| {
                 let defines = e.value.get("defines").and_then(Node::as_str);
                 let inherits = e.value.get("inherits").and_then(|n| {

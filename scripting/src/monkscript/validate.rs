@@ -55,6 +55,10 @@ pub struct Checked {
     pub scripts: Vec<ScriptSite>,
 }
 
+/// Top-level keys that are not definitions: the namespace, and the `sops:` block of a
+/// SOPS-encrypted file (MONK-REFERENCE §5.1), which `monk load` decrypts.
+pub const NOT_DEFINITIONS: [&str; 2] = ["namespace", "sops"];
+
 /// True for kebab-case identifiers: lowercase letters and digits, single hyphens between.
 pub fn is_kebab(name: &str) -> bool {
     !name.is_empty()
@@ -393,7 +397,10 @@ impl Walker<'_> {
                 return None;
             }
         }
-        for entry in entries.iter().filter(|e| e.key != "namespace") {
+        for entry in entries
+            .iter()
+            .filter(|e| !NOT_DEFINITIONS.contains(&e.key.as_str()))
+        {
             if !matches!(entry.value.value, Value::Map(_)) {
                 self.error(
                     entry.key_pos,
