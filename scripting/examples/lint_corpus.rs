@@ -7,19 +7,29 @@ use std::time::Instant;
 use monk_scripting::monkscript::cli::lint_command;
 
 fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
             yaml_files(&path, out);
-        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
             out.push(path);
         }
     }
 }
 
 fn main() {
-    let root = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus")));
+    let root = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus"))
+        });
     let mut files = Vec::new();
     yaml_files(&root, &mut files);
     files.sort();
@@ -27,5 +37,10 @@ fn main() {
     let output = lint_command(&files, false, false);
     let elapsed = start.elapsed();
     eprint!("{}", output.stderr);
-    eprintln!("{} YAML files in {:.3} s ({:.0} files/s)", files.len(), elapsed.as_secs_f64(), files.len() as f64 / elapsed.as_secs_f64());
+    eprintln!(
+        "{} YAML files in {:.3} s ({:.0} files/s)",
+        files.len(),
+        elapsed.as_secs_f64(),
+        files.len() as f64 / elapsed.as_secs_f64()
+    );
 }

@@ -257,6 +257,23 @@ fn expand_embeds(
     }
 }
 
+/// A hint for the YAML parser's most common messages, in the user's terms.
+fn yaml_hint(message: &str) -> &'static str {
+    if message.contains("mapping values are not allowed") {
+        "a `: ` inside an unquoted value starts a new key; put the value in quotes"
+    } else if message.contains("simple key expected") {
+        "this line is not `key: value`: a `:` is missing, or the indentation is off"
+    } else if message.contains("did not find expected key") {
+        "the indentation is inconsistent here, or text follows a closing quote"
+    } else if message.contains("trailing content after") {
+        "text follows the closing quote; quote the whole value"
+    } else if message.contains("indentation") {
+        "indent the continuation lines of a quoted value more than its key"
+    } else {
+        "fix the YAML syntax at this position (indentation, quotes, `:` followed by a space)"
+    }
+}
+
 /// Parses and validates one file's text, expanding `<<<` embeds with `embed` when given.
 pub fn check_source(file: &str, text: &str, embed: Option<EmbedReader>) -> Checked {
     let mut checked = Checked::default();
@@ -264,7 +281,7 @@ pub fn check_source(file: &str, text: &str, embed: Option<EmbedReader>) -> Check
         Ok(parsed) => parsed,
         Err(e) => {
             let hint = match e.code {
-                "yaml-syntax" => "fix the YAML syntax at this position (indentation, quotes, `:` followed by a space)",
+                "yaml-syntax" => yaml_hint(&e.message),
                 "too-deep" | "too-large" => "split the file or reduce its nesting",
                 _ => "",
             };
@@ -363,6 +380,15 @@ impl Walker<'_> {
             );
             return None;
         };
+        if let Some(sops) = entries.iter().find(|e| e.key == "sops") {
+            self.warning(
+                sops.key_pos,
+                "sops-encrypted",
+                "this file is SOPS-encrypted, so its values cannot be checked and it is skipped",
+                Some("decrypt it first (`sops -d`) to lint or load it".into()),
+            );
+            return None;
+        }
         let Some(namespace) = entries.iter().find(|e| e.key == "namespace") else {
             self.error(
                 root.pos,
@@ -603,7 +629,13 @@ impl Walker<'_> {
             self.script_site(node, text);
             return;
         }
-        if let Err(problem) = check_path(text, true) {
+        let own_prefix = format!("{}/", self.namespace);
+        let checked = match text.trim_start_matches('/').strip_prefix(&own_prefix) {
+            // The namespace itself was checked (and reported) once, at `namespace:`.
+            Some(rest) if !self.namespace.is_empty() => check_path(rest, true),
+            _ => check_path(text, true),
+        };
+        if let Err(problem) = checked {
             self.error(
                 node.pos,
                 "path-syntax",
