@@ -4,7 +4,8 @@
 //! [`model`] and checks it against [`schema`]; [`load`] reads files, directories and
 //! [`manifest`]s and checks inheritance across files; [`resolve`] merges `inherits`
 //! chains on [`crate::tree::Tree`] values; [`cli`] is `monk lint` / `monk dump` and the
-//! entry points the daemon uses. Problems are [`diagnostic::Diagnostic`]s.
+//! entry points the daemon uses; [`typed`] reads a (resolved) definition into Rust structs
+//! for every kind and section. Problems are [`diagnostic::Diagnostic`]s.
 
 pub mod cli;
 pub mod diagnostic;
@@ -14,4 +15,5 @@ pub mod model;
 pub mod resolve;
 pub mod schema;
 pub mod syntax;
+pub mod typed;
 pub mod validate;

@@ -904,6 +904,14 @@ impl Walker<'_> {
             return self.wrong_type(node, "a map of names", at);
         };
         for e in entries.iter().filter(|e| e.key != "defines") {
+            if e.key == "readyness" {
+                self.warning(
+                    e.key_pos,
+                    "deprecated",
+                    "`readyness` is a deprecated spelling",
+                    Some("write `readiness`".into()),
+                );
+            }
             self.name_rule(&e.key, e.key_pos, rule, at);
             self.value(&e.value, inner, &format!("{at}.{}", e.key), kind);
         }
