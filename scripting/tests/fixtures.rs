@@ -128,6 +128,24 @@ fn resolve_fixtures() {
 #[test]
 fn manifest_fixtures() {
     for case in inputs("tests/fixtures/manifest", |p| p.is_dir()) {
+        if !case.join("MANIFEST").is_file() {
+            // A directory without a MANIFEST: walked, sub-directories with a MANIFEST taken through it.
+            let mut text = String::from("no MANIFEST: directory walk\n");
+            let lint = lint_command(std::slice::from_ref(&case), false, false);
+            text.push_str(&format!(
+                "--- lint {} (exit {})\n{}{}",
+                case.display(),
+                lint.exit_code,
+                lint.stdout,
+                lint.stderr
+            ));
+            let workspace = Workspace::load(std::slice::from_ref(&case));
+            for file in &workspace.files {
+                text.push_str(&format!("loaded {}\n", file.display()));
+            }
+            common::expect_file(&case.with_extension("expected"), &text);
+            continue;
+        }
         let plan = manifest::expand(&case.join("MANIFEST"));
         let mut text = format!("repo: {:?}\nload order:\n", plan.repo);
         for (file, from, pos) in &plan.load {

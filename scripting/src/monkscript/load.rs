@@ -81,7 +81,13 @@ impl Workspace {
             }
             let mut files = Vec::new();
             collect_yaml(path, &mut files, 0);
-            files.into_iter().for_each(|f| self.load_yaml(&f));
+            for file in files {
+                if is_manifest(&file) {
+                    self.load_manifest(&file);
+                } else {
+                    self.load_yaml(&file);
+                }
+            }
         } else if is_manifest(path) {
             self.load_manifest(path);
         } else if path.exists() {
@@ -257,6 +263,8 @@ pub fn inheritance_diagnostics<'t>(
     out
 }
 
+/// YAML files under `dir`, sorted; a sub-directory with its own MANIFEST is taken through
+/// that MANIFEST instead (so application config YAML it does not load is not linted).
 fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
     if depth > manifest::MAX_MANIFEST_DEPTH || out.len() >= MAX_FILES {
         return;
@@ -268,7 +276,11 @@ fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
     paths.sort();
     for path in paths {
         if path.is_dir() {
-            collect_yaml(&path, out, depth + 1);
+            if path.join("MANIFEST").is_file() {
+                out.push(path.join("MANIFEST"));
+            } else {
+                collect_yaml(&path, out, depth + 1);
+            }
         } else if is_yaml(&path) {
             out.push(path);
         }
