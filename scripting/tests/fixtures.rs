@@ -46,7 +46,7 @@ fn expected_path(input: &Path, suffix: &str) -> PathBuf {
 #[test]
 fn lint_fixtures() {
     for input in inputs("tests/fixtures/lint", is_yaml) {
-        let output = lint_command(&[input.clone()], false, false);
+        let output = lint_command(std::slice::from_ref(&input), false, false);
         let text = format!(
             "exit: {}\n{}{}",
             output.exit_code, output.stdout, output.stderr
@@ -58,7 +58,7 @@ fn lint_fixtures() {
 #[test]
 fn lint_json_and_strict() {
     let input = PathBuf::from("tests/fixtures/lint/arrow-mistakes.yaml");
-    let json = lint_command(&[input.clone()], false, true);
+    let json = lint_command(std::slice::from_ref(&input), false, true);
     assert_eq!(json.exit_code, 0, "warnings only");
     let parsed: serde_json::Value =
         serde_json::from_str(&json.stdout).expect("lint --json prints JSON");

@@ -512,13 +512,13 @@ impl Group {
 /// A definition read into the struct of its kind.
 #[derive(Clone, Debug, PartialEq)]
 pub enum TypedDefinition {
-    Runnable(Runnable),
-    Group(Group),
-    EntityType(EntityType),
+    Runnable(Box<Runnable>),
+    Group(Box<Group>),
+    EntityType(Box<EntityType>),
     /// The normalised type path and the instance.
-    Instance(String, Instance),
-    Module(Module),
-    Service(ServiceDefinition),
+    Instance(String, Box<Instance>),
+    Module(Box<Module>),
+    Service(Box<ServiceDefinition>),
     /// No (known) `defines`: an abstract base or fragment, kept as written.
     Other(Tree),
 }
@@ -528,11 +528,15 @@ impl TypedDefinition {
     pub fn from_tree(path: &str, tree: &Tree) -> TypedDefinition {
         let namespace = path.rsplit_once('/').map_or("", |(ns, _)| ns);
         match tree.get("defines").and_then(Tree::as_str) {
-            Some("runnable") => TypedDefinition::Runnable(Runnable::from_tree(tree)),
-            Some("group" | "process-group") => TypedDefinition::Group(Group::from_tree(tree)),
-            Some("entity") => TypedDefinition::EntityType(EntityType::from_tree(tree)),
-            Some("module") => TypedDefinition::Module(Module::from_tree(tree)),
-            Some("service") => TypedDefinition::Service(ServiceDefinition::from_tree(tree)),
+            Some("runnable") => TypedDefinition::Runnable(Box::new(Runnable::from_tree(tree))),
+            Some("group" | "process-group") => {
+                TypedDefinition::Group(Box::new(Group::from_tree(tree)))
+            }
+            Some("entity") => TypedDefinition::EntityType(Box::new(EntityType::from_tree(tree))),
+            Some("module") => TypedDefinition::Module(Box::new(Module::from_tree(tree))),
+            Some("service") => {
+                TypedDefinition::Service(Box::new(ServiceDefinition::from_tree(tree)))
+            }
             Some("entity-instance") => {
                 let instance = Instance::from_tree(tree);
                 let ty = instance
@@ -541,11 +545,12 @@ impl TypedDefinition {
                     .and_then(Scalar::text)
                     .map(|t| normalize_path(&t, namespace))
                     .unwrap_or_default();
-                TypedDefinition::Instance(ty, instance)
+                TypedDefinition::Instance(ty, Box::new(instance))
             }
-            Some(ty) if ty.contains('/') => {
-                TypedDefinition::Instance(normalize_path(ty, namespace), Instance::from_tree(tree))
-            }
+            Some(ty) if ty.contains('/') => TypedDefinition::Instance(
+                normalize_path(ty, namespace),
+                Box::new(Instance::from_tree(tree)),
+            ),
             _ => TypedDefinition::Other(tree.clone()),
         }
     }
