@@ -43,6 +43,17 @@ fn expected_path(input: &Path, suffix: &str) -> PathBuf {
     input.with_file_name(name)
 }
 
+/// Whether `inherits` appears anywhere in the definition (top level or nested).
+fn mentions_inherits(tree: &Tree) -> bool {
+    match tree {
+        Tree::Map(entries) => entries
+            .iter()
+            .any(|(k, v)| k == "inherits" || mentions_inherits(v)),
+        Tree::Seq(items) => items.iter().any(mentions_inherits),
+        _ => false,
+    }
+}
+
 #[test]
 fn lint_fixtures() {
     for input in inputs("tests/fixtures/lint", is_yaml) {
@@ -91,7 +102,7 @@ fn resolve_fixtures() {
         let store = workspace.store();
         let mut text = String::new();
         for (_, definition) in workspace.definitions() {
-            if definition.inherits.is_some() {
+            if mentions_inherits(&definition.node.to_tree()) {
                 let dumped = dump_command(
                     &definition.path,
                     std::slice::from_ref(&input),

@@ -14,9 +14,10 @@ use crate::tree::Tree;
 
 use super::diagnostic::{did_you_mean, Diagnostic, Pos};
 use super::manifest;
-use super::model::{Definition, SourceFile};
+use super::model::{normalize_path, Definition, SourceFile};
 use super::resolve::{self, ResolveError};
 use super::syntax::MAX_FILE_BYTES;
+use super::syntax::{Node, Value};
 use super::validate::{self, ScriptSite};
 
 /// Most YAML files one load reads (directories are walked recursively). Far above any
@@ -229,6 +230,17 @@ pub fn inheritance_diagnostics<'t>(
     let mut out = Vec::new();
     for source in sources {
         for definition in &source.definitions {
+            nested_inheritance(
+                source,
+                definition,
+                lookup,
+                missing_parents_are_errors,
+                &mut out,
+            );
+        }
+    }
+    for source in sources {
+        for definition in &source.definitions {
             let Some(inherits) = &definition.inherits else {
                 continue;
             };
@@ -265,6 +277,87 @@ pub fn inheritance_diagnostics<'t>(
 
 /// YAML files under `dir`, sorted; a sub-directory with its own MANIFEST is taken through
 /// that MANIFEST instead (so application config YAML it does not load is not linted).
+/// Problems of `inherits:` written inside sections, found by resolving the definition
+/// fully once its own chain is sound; reported at the nested `inherits:`.
+fn nested_inheritance<'t>(
+    source: &SourceFile,
+    definition: &Definition,
+    lookup: &dyn Fn(&str) -> Option<&'t Tree>,
+    missing_parents_are_errors: bool,
+    out: &mut Vec<Diagnostic>,
+) {
+    if !has_nested_inherits(&definition.node, true)
+        || resolve::chain(&definition.path, lookup).is_err()
+    {
+        return;
+    }
+    let (target, message, code) = match resolve::resolve(&definition.path, lookup) {
+        Err(ResolveError::MissingParent { child, parent })
+            if child == definition.path && missing_parents_are_errors =>
+        {
+            (
+                parent.clone(),
+                format!("nested `inherits` of `{child}` names `{parent}`, which is not defined"),
+                "missing-parent",
+            )
+        }
+        Err(ResolveError::TooDeep(_)) => (
+            String::new(),
+            format!(
+                "nested `inherits` of `{}` go deeper than {} levels",
+                definition.path,
+                resolve::MAX_INHERITANCE_DEPTH
+            ),
+            "too-deep",
+        ),
+        Err(ResolveError::Cycle(cycle)) if cycle.contains(&definition.path) => (
+            cycle.first().cloned().unwrap_or_default(),
+            format!(
+                "inheritance cycle through a nested `inherits`: {}",
+                cycle.join(" -> ")
+            ),
+            "inherit-cycle",
+        ),
+        _ => return,
+    };
+    let namespace = resolve::namespace_of(&definition.path);
+    let pos = nested_inherits_pos(&definition.node, &target, namespace, true)
+        .unwrap_or(definition.name_pos);
+    out.push(Diagnostic::error(&source.file, pos, code, message));
+}
+
+fn has_nested_inherits(node: &Node, is_root: bool) -> bool {
+    match &node.value {
+        Value::Map(entries) => entries
+            .iter()
+            .any(|e| (!is_root && e.key == "inherits") || has_nested_inherits(&e.value, false)),
+        Value::Seq(items) => items.iter().any(|i| has_nested_inherits(i, false)),
+        _ => false,
+    }
+}
+
+fn nested_inherits_pos(node: &Node, target: &str, namespace: &str, is_root: bool) -> Option<Pos> {
+    match &node.value {
+        Value::Map(entries) => entries.iter().find_map(|e| {
+            let here = !is_root
+                && e.key == "inherits"
+                && e.value.as_str().is_some_and(|w| {
+                    let written = normalize_path(w.trim(), namespace);
+                    written == target || written.starts_with(&format!("{target}/"))
+                });
+            if here {
+                Some(e.value.pos)
+            } else {
+                nested_inherits_pos(&e.value, target, namespace, false)
+            }
+        }),
+        Value::Seq(items) => items
+            .iter()
+            .find_map(|i| nested_inherits_pos(i, target, namespace, false)),
+        _ => None,
+    }
+}
+
 fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
     if depth > manifest::MAX_MANIFEST_DEPTH || out.len() >= MAX_FILES {
         return;

@@ -116,6 +116,32 @@ pub fn resolve<'a>(
     path: &str,
     lookup: &dyn Fn(&str) -> Option<&'a Tree>,
 ) -> Result<Tree, ResolveError> {
+    let mut visiting = Vec::new();
+    resolve_nested(path.trim_start_matches('/'), lookup, &mut visiting)
+}
+
+/// Resolves `path` (its `inherits` chain, then every `inherits` nested inside it),
+/// with `visiting` holding the definitions whose nested references are being expanded.
+fn resolve_nested<'a>(
+    path: &str,
+    lookup: &dyn Fn(&str) -> Option<&'a Tree>,
+    visiting: &mut Vec<String>,
+) -> Result<Tree, ResolveError> {
+    if visiting.len() >= MAX_INHERITANCE_DEPTH {
+        return Err(ResolveError::TooDeep(path.to_string()));
+    }
+    let top = resolve_chain(path, lookup)?;
+    visiting.push(path.to_string());
+    let expanded = expand_nested(&top, path, namespace_of(path), lookup, visiting, true);
+    visiting.pop();
+    expanded.map(defines_first)
+}
+
+/// Folds the `inherits` chain of `path` from its root down.
+fn resolve_chain<'a>(
+    path: &str,
+    lookup: &dyn Fn(&str) -> Option<&'a Tree>,
+) -> Result<Tree, ResolveError> {
     let chain = chain(path, lookup)?;
     let mut resolved: Option<Tree> = None;
     for (_, definition) in chain.iter().rev() {
@@ -125,9 +151,96 @@ pub fn resolve<'a>(
             Some(parent) => merge(&parent, &own),
         });
     }
-    resolved
-        .map(defines_first)
-        .ok_or_else(|| ResolveError::NotFound(path.to_string()))
+    resolved.ok_or_else(|| ResolveError::NotFound(path.to_string()))
+}
+
+/// Expands `inherits:` written inside a definition ("`inherits` can be used freely in any
+/// place", MONK-REFERENCE §5.2; e.g. `variables: {inherits: ./group-variables}`): the
+/// target (a definition, or a path into one such as `ns/app/containers/web`) is
+/// resolved, its `defines:` marker dropped, and the map merged over it.
+fn expand_nested<'a>(
+    tree: &Tree,
+    owner: &str,
+    namespace: &str,
+    lookup: &dyn Fn(&str) -> Option<&'a Tree>,
+    visiting: &mut Vec<String>,
+    is_root: bool,
+) -> Result<Tree, ResolveError> {
+    match tree {
+        Tree::Map(entries) => {
+            let mut expanded = Vec::with_capacity(entries.len());
+            for (key, value) in entries {
+                if !is_root && key == "inherits" {
+                    continue;
+                }
+                expanded.push((
+                    key.clone(),
+                    expand_nested(value, owner, namespace, lookup, visiting, false)?,
+                ));
+            }
+            let expanded = Tree::Map(expanded);
+            let target = match (is_root, tree.get("inherits")) {
+                (false, Some(Tree::Str(written))) => normalize_path(written.trim(), namespace),
+                _ => return Ok(expanded),
+            };
+            let base = resolve_path(&target, owner, lookup, visiting)?;
+            Ok(merge(&without_key(&base, "defines"), &expanded))
+        }
+        Tree::Seq(items) => items
+            .iter()
+            .map(|item| expand_nested(item, owner, namespace, lookup, visiting, false))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Tree::Seq),
+        other => Ok(other.clone()),
+    }
+}
+
+/// Resolves a path that names a definition, or a value inside one
+/// (`ns/name/section/key…`, the longest defined prefix wins).
+fn resolve_path<'a>(
+    target: &str,
+    owner: &str,
+    lookup: &dyn Fn(&str) -> Option<&'a Tree>,
+    visiting: &mut Vec<String>,
+) -> Result<Tree, ResolveError> {
+    let segments: Vec<&str> = target.split('/').collect();
+    for split in (2..=segments.len()).rev() {
+        let definition = segments[..split].join("/");
+        if lookup(&definition).is_none() {
+            continue;
+        }
+        if let Some(index) = visiting.iter().position(|p| *p == definition) {
+            return Err(ResolveError::Cycle(canonical_cycle(
+                visiting[index..].to_vec(),
+            )));
+        }
+        let mut value = resolve_nested(&definition, lookup, visiting)?;
+        for segment in &segments[split..] {
+            value = match value.get(segment) {
+                Some(inner) => inner.clone(),
+                None => {
+                    return Err(ResolveError::MissingParent {
+                        child: owner.to_string(),
+                        parent: target.to_string(),
+                    })
+                }
+            };
+        }
+        return Ok(value);
+    }
+    Err(ResolveError::MissingParent {
+        child: owner.to_string(),
+        parent: target.to_string(),
+    })
+}
+
+fn without_key(tree: &Tree, key: &str) -> Tree {
+    match tree {
+        Tree::Map(entries) => {
+            Tree::Map(entries.iter().filter(|(k, _)| k != key).cloned().collect())
+        }
+        other => other.clone(),
+    }
 }
 
 /// Puts `defines` first, where template authors write it (merging appends the child's
@@ -268,8 +381,25 @@ pub fn with_group_variables(member: &Tree, group: &Tree) -> Tree {
                 }
             }
         }
-        Some((_, slot)) => *slot = Tree::Map(group_vars.clone()),
-        None => entries.push(("variables".into(), Tree::Map(group_vars.clone()))),
+        Some((_, slot)) => {
+            *slot = Tree::Map(
+                group_vars
+                    .iter()
+                    .filter(|(k, _)| k != "defines")
+                    .cloned()
+                    .collect(),
+            )
+        }
+        None => entries.push((
+            "variables".into(),
+            Tree::Map(
+                group_vars
+                    .iter()
+                    .filter(|(k, _)| k != "defines")
+                    .cloned()
+                    .collect(),
+            ),
+        )),
     }
     Tree::Map(entries)
 }
