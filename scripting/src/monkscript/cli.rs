@@ -199,7 +199,7 @@ pub fn resolve_stored(
             ResolveError::NotFound(_) => "not-found",
             ResolveError::MissingParent { .. } => "missing-parent",
             ResolveError::Cycle(_) => "inherit-cycle",
-            ResolveError::TooDeep(_) => "too-deep",
+            ResolveError::TooDeep(_) | ResolveError::TooMuchWork(_) => "too-deep",
             ResolveError::BadInherits(_) => "wrong-type",
         };
         vec![Diagnostic::error(

@@ -7,7 +7,7 @@
 //! This is the only module that reads files; it reads nothing but what it is given and
 //! what those files name.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::tree::Tree;
@@ -35,6 +35,8 @@ pub struct Workspace {
     pub files: Vec<PathBuf>,
     /// The MANIFEST plans followed.
     pub manifests: Vec<manifest::Plan>,
+    /// The files in `files`, for a linear "already read" check.
+    seen: HashSet<PathBuf>,
 }
 
 /// Reads a text file under the size limit.
@@ -115,7 +117,7 @@ impl Workspace {
 
     /// Reads and checks one YAML file, unless it was read already.
     pub fn load_yaml(&mut self, path: &Path) {
-        if self.files.iter().any(|f| f == path) {
+        if !self.seen.insert(path.to_path_buf()) {
             return;
         }
         let file = path.display().to_string();
@@ -251,7 +253,7 @@ pub fn inheritance_diagnostics<'t>(
                 Diagnostic::error(&source.file, inherits.pos, code, message)
             };
             match resolve::chain(&definition.path, lookup) {
-                Ok(_) | Err(ResolveError::NotFound(_) | ResolveError::BadInherits(_)) => {}
+                Ok(_) | Err(ResolveError::NotFound(_) | ResolveError::BadInherits(_) | ResolveError::TooMuchWork(_)) => {}
                 Err(ResolveError::Cycle(cycle)) if cycle.contains(&definition.path) => out.push(
                     at("inherit-cycle", format!("inheritance cycle: {}", cycle.join(" -> "))).with_hint("break the cycle: a definition cannot inherit from itself or its descendants"),
                 ),
@@ -301,15 +303,9 @@ fn nested_inheritance<'t>(
                 "missing-parent",
             )
         }
-        Err(ResolveError::TooDeep(_)) => (
-            String::new(),
-            format!(
-                "nested `inherits` of `{}` go deeper than {} levels",
-                definition.path,
-                resolve::MAX_INHERITANCE_DEPTH
-            ),
-            "too-deep",
-        ),
+        Err(e @ (ResolveError::TooDeep(_) | ResolveError::TooMuchWork(_))) => {
+            (String::new(), format!("nested `inherits`: {e}"), "too-deep")
+        }
         Err(ResolveError::Cycle(cycle)) if cycle.contains(&definition.path) => (
             cycle.first().cloned().unwrap_or_default(),
             format!(

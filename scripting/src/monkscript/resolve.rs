@@ -18,6 +18,8 @@
 //! The resolved tree has no `inherits` key and no `[override]` suffixes, so resolving a
 //! resolved definition again changes nothing.
 
+use std::collections::{HashMap, HashSet};
+
 use crate::tree::Tree;
 
 use super::model::normalize_path;
@@ -25,6 +27,18 @@ use super::model::normalize_path;
 /// Longest `inherits` chain followed. Real kits chain at most 5 deep
 /// (`latest → v2 → v1 → common`); the bound keeps a corrupt state from costing much.
 pub const MAX_INHERITANCE_DEPTH: usize = 64;
+
+/// Most definitions one resolution may resolve, nested `inherits` included. Real kits
+/// need a handful; the bound stops a crafted state from fanning out exponentially
+/// (each nested reference resolves its target afresh).
+pub const MAX_NESTED_RESOLUTIONS: usize = 1_000;
+
+/// Bookkeeping of one resolution: the definitions being expanded, and how many were resolved.
+#[derive(Default)]
+struct Walk {
+    stack: Vec<String>,
+    resolutions: usize,
+}
 
 /// The suffix that makes a section replace, rather than merge with, the inherited one.
 pub const OVERRIDE_SUFFIX: &str = "[override]";
@@ -40,6 +54,8 @@ pub enum ResolveError {
     Cycle(Vec<String>),
     #[error("inheritance chain from `{0}` is longer than {MAX_INHERITANCE_DEPTH}")]
     TooDeep(String),
+    #[error("resolving `{0}` needs more than {MAX_NESTED_RESOLUTIONS} nested resolutions")]
+    TooMuchWork(String),
     #[error("`{0}` has an `inherits` that is not a path")]
     BadInherits(String),
 }
@@ -116,7 +132,7 @@ pub fn resolve<'a>(
     path: &str,
     lookup: &dyn Fn(&str) -> Option<&'a Tree>,
 ) -> Result<Tree, ResolveError> {
-    let mut visiting = Vec::new();
+    let mut visiting = Walk::default();
     resolve_nested(path.trim_start_matches('/'), lookup, &mut visiting)
 }
 
@@ -125,15 +141,19 @@ pub fn resolve<'a>(
 fn resolve_nested<'a>(
     path: &str,
     lookup: &dyn Fn(&str) -> Option<&'a Tree>,
-    visiting: &mut Vec<String>,
+    visiting: &mut Walk,
 ) -> Result<Tree, ResolveError> {
-    if visiting.len() >= MAX_INHERITANCE_DEPTH {
+    if visiting.stack.len() >= MAX_INHERITANCE_DEPTH {
         return Err(ResolveError::TooDeep(path.to_string()));
     }
+    visiting.resolutions += 1;
+    if visiting.resolutions > MAX_NESTED_RESOLUTIONS {
+        return Err(ResolveError::TooMuchWork(path.to_string()));
+    }
     let top = resolve_chain(path, lookup)?;
-    visiting.push(path.to_string());
+    visiting.stack.push(path.to_string());
     let expanded = expand_nested(&top, path, namespace_of(path), lookup, visiting, true);
-    visiting.pop();
+    visiting.stack.pop();
     expanded.map(defines_first)
 }
 
@@ -163,7 +183,7 @@ fn expand_nested<'a>(
     owner: &str,
     namespace: &str,
     lookup: &dyn Fn(&str) -> Option<&'a Tree>,
-    visiting: &mut Vec<String>,
+    visiting: &mut Walk,
     is_root: bool,
 ) -> Result<Tree, ResolveError> {
     match tree {
@@ -201,7 +221,7 @@ fn resolve_path<'a>(
     target: &str,
     owner: &str,
     lookup: &dyn Fn(&str) -> Option<&'a Tree>,
-    visiting: &mut Vec<String>,
+    visiting: &mut Walk,
 ) -> Result<Tree, ResolveError> {
     let segments: Vec<&str> = target.split('/').collect();
     for split in (2..=segments.len()).rev() {
@@ -209,9 +229,9 @@ fn resolve_path<'a>(
         if lookup(&definition).is_none() {
             continue;
         }
-        if let Some(index) = visiting.iter().position(|p| *p == definition) {
+        if let Some(index) = visiting.stack.iter().position(|p| *p == definition) {
             return Err(ResolveError::Cycle(canonical_cycle(
-                visiting[index..].to_vec(),
+                visiting.stack[index..].to_vec(),
             )));
         }
         let mut value = resolve_nested(&definition, lookup, visiting)?;
@@ -283,11 +303,14 @@ fn override_key(key: &str) -> (&str, bool) {
 pub fn normalize_overrides(tree: &Tree) -> Tree {
     match tree {
         Tree::Map(entries) => {
+            let overridden: HashSet<&str> = entries
+                .iter()
+                .filter_map(|(k, _)| k.strip_suffix(OVERRIDE_SUFFIX))
+                .collect();
             let mut out: Vec<(String, Tree)> = Vec::with_capacity(entries.len());
             for (key, value) in entries {
                 let (base, is_override) = override_key(key);
-                let overridden = entries.iter().any(|(k, _)| override_key(k) == (base, true));
-                if !is_override && overridden {
+                if !is_override && overridden.contains(base) {
                     continue;
                 }
                 if is_override && *value == Tree::Null {
@@ -309,13 +332,16 @@ pub fn merge(parent: &Tree, child: &Tree) -> Tree {
             merge_maps(parent_entries, child_entries)
         }
         (Tree::Seq(parent_items), Tree::Seq(child_items)) => {
+            // A hash set keeps this linear: kits can hold long lists (e.g. generated configs).
+            let mut seen: HashSet<Tree> =
+                HashSet::with_capacity(parent_items.len() + child_items.len());
             let mut out: Vec<Tree> = Vec::with_capacity(parent_items.len() + child_items.len());
             for item in parent_items
                 .iter()
                 .chain(child_items.iter())
                 .map(normalize_overrides)
             {
-                if !out.contains(&item) {
+                if seen.insert(item.clone()) {
                     out.push(item);
                 }
             }
@@ -326,39 +352,37 @@ pub fn merge(parent: &Tree, child: &Tree) -> Tree {
 }
 
 fn merge_maps(parent: &[(String, Tree)], child: &[(String, Tree)]) -> Tree {
-    let child_value = |base: &str| -> Option<(bool, &Tree)> {
-        child
-            .iter()
-            .find(|(k, _)| override_key(k) == (base, true))
-            .map(|(_, v)| (true, v))
-            .or_else(|| {
-                child
-                    .iter()
-                    .find(|(k, _)| k == base)
-                    .map(|(_, v)| (false, v))
-            })
-    };
+    // Indexes keep this linear in the number of keys; an override wins over a plain key.
+    let mut child_by_base: HashMap<&str, (bool, &Tree)> = HashMap::with_capacity(child.len());
+    for (key, value) in child {
+        let (base, is_override) = override_key(key);
+        match child_by_base.get(base) {
+            Some((true, _)) => {}
+            _ => {
+                child_by_base.insert(base, (is_override, value));
+            }
+        }
+    }
+    let parent_keys: HashSet<&str> = parent.iter().map(|(k, _)| k.as_str()).collect();
     let mut out: Vec<(String, Tree)> = Vec::with_capacity(parent.len() + child.len());
     for (key, parent_value) in parent {
-        match child_value(key) {
+        match child_by_base.get(key.as_str()) {
             None => out.push((key.clone(), parent_value.clone())),
             Some((true, Tree::Null)) => {}
             Some((true, value)) => out.push((key.clone(), normalize_overrides(value))),
             Some((false, value)) => out.push((key.clone(), merge(parent_value, value))),
         }
     }
-    for (key, value) in child {
-        let (base, is_override) = override_key(key);
-        if out.iter().any(|(k, _)| k == base) || parent.iter().any(|(k, _)| k == base) {
+    let mut emitted: HashSet<&str> = HashSet::new();
+    for (key, _) in child {
+        let (base, _) = override_key(key);
+        if parent_keys.contains(base) || !emitted.insert(base) {
             continue;
         }
-        if !is_override && child.iter().any(|(k, _)| override_key(k) == (base, true)) {
-            continue;
+        match child_by_base.get(base) {
+            Some((true, Tree::Null)) | None => {}
+            Some((_, value)) => out.push((base.to_string(), normalize_overrides(value))),
         }
-        if is_override && *value == Tree::Null {
-            continue;
-        }
-        out.push((base.to_string(), normalize_overrides(value)));
     }
     Tree::Map(out)
 }
@@ -454,6 +478,24 @@ mod tests {
             resolve("c/two", &lookup).unwrap_err(),
             ResolveError::Cycle(vec!["c/one".into(), "c/two".into(), "c/one".into()])
         );
+    }
+
+    #[test]
+    fn nested_fan_out_is_bounded() {
+        // Each level references the next one 4 times: 4^20 resolutions without a bound.
+        let mut store = BTreeMap::new();
+        for level in 0..20 {
+            let refs: String = (0..4)
+                .map(|i| format!("r{i}: {{inherits: f/l{}}}\n", level + 1))
+                .collect();
+            store.insert(format!("f/l{level}"), yaml(&refs));
+        }
+        store.insert("f/l20".to_string(), yaml("x: 1\n"));
+        let lookup = |p: &str| store.get(p);
+        assert!(matches!(
+            resolve("f/l0", &lookup),
+            Err(ResolveError::TooMuchWork(_))
+        ));
     }
 
     #[test]

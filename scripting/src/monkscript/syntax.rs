@@ -177,6 +177,8 @@ enum Frame {
         anchor: usize,
         entries: Vec<Entry>,
         key: Option<(String, Pos)>,
+        /// Index of each key in `entries`, so duplicate detection stays linear.
+        seen: HashMap<String, usize>,
     },
 }
 
@@ -222,7 +224,9 @@ impl Builder {
         match self.stack.last_mut() {
             None => self.documents.push(node),
             Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, key, .. }) => match key.take() {
+            Some(Frame::Map {
+                entries, key, seen, ..
+            }) => match key.take() {
                 None => {
                     let text = match node.scalar_text() {
                         Some(text) => text,
@@ -242,7 +246,7 @@ impl Builder {
                     *key = Some((text, node.pos));
                 }
                 Some((text, key_pos)) => {
-                    if let Some(first) = entries.iter().find(|e| e.key == text) {
+                    if let Some(first) = seen.get(&text).and_then(|&i| entries.get(i)) {
                         self.problems.push(SyntaxError {
                             pos: key_pos,
                             code: "duplicate-key",
@@ -252,6 +256,7 @@ impl Builder {
                             ),
                         });
                     } else {
+                        seen.insert(text.clone(), entries.len());
                         entries.push(Entry {
                             key: text,
                             key_pos,
@@ -328,6 +333,7 @@ pub fn parse(text: &str) -> Result<Parsed, SyntaxError> {
                         anchor,
                         entries: Vec::new(),
                         key: None,
+                        seen: HashMap::new(),
                     },
                     pos,
                 )?;
@@ -513,6 +519,20 @@ mod tests {
             text.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
         }
         assert_eq!(parse(&text).unwrap_err().code, "too-large");
+    }
+
+    #[test]
+    fn wide_maps_and_long_lists_stay_fast() {
+        let wide: String = (0..200_000).map(|i| format!("k{i}: {i}\n")).collect();
+        let started = std::time::Instant::now();
+        let parsed = parse(&wide).unwrap();
+        let tree = parsed.documents[0].to_tree();
+        let merged = crate::monkscript::resolve::merge(&tree, &tree);
+        assert_eq!(merged, tree);
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "quadratic behaviour on wide maps"
+        );
     }
 
     #[test]
