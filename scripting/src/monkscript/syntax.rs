@@ -28,6 +28,9 @@ pub const MAX_NESTING_DEPTH: usize = 64;
 /// anchors referencing each other ("billion laughs") cannot exhaust memory.
 pub const MAX_NODES: usize = 4_000_000;
 
+/// Stand-in key for a collection used as a map key (already reported); never a real key.
+const COMPLEX_KEY: &str = "\u{0}complex-key";
+
 /// How a scalar was written; quoted and block scalars are never typed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Style {
@@ -152,6 +155,16 @@ impl Node {
         }
     }
 
+    /// Levels of collections in this subtree (a scalar is 0). Every node built is within
+    /// [`MAX_NESTING_DEPTH`], so this recursion is bounded.
+    fn depth(&self) -> usize {
+        match &self.value {
+            Value::Seq(items) => 1 + items.iter().map(Node::depth).max().unwrap_or(0),
+            Value::Map(entries) => 1 + entries.iter().map(|e| e.value.depth()).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
     /// Number of nodes in this subtree, used for the alias budget.
     fn size(&self) -> usize {
         match &self.value {
@@ -240,11 +253,13 @@ impl Builder {
                                     node.type_name()
                                 ),
                             });
-                            format!("<{}>", node.type_name())
+                            // Reported above; the entry is dropped when its value arrives.
+                            COMPLEX_KEY.to_string()
                         }
                     };
                     *key = Some((text, node.pos));
                 }
+                Some((text, _)) if text == COMPLEX_KEY => {}
                 Some((text, key_pos)) => {
                     if let Some(first) = seen.get(&text).and_then(|&i| entries.get(i)) {
                         self.problems.push(SyntaxError {
@@ -363,6 +378,14 @@ pub fn parse(text: &str) -> Result<Parsed, SyntaxError> {
                     });
                 };
                 builder.count(target.size(), pos)?;
+                // An alias pastes a whole subtree: it must not take nesting past the limit.
+                if builder.stack.len() + target.depth() > MAX_NESTING_DEPTH {
+                    return Err(SyntaxError {
+                        pos,
+                        code: "too-deep",
+                        message: format!("values are nested more than {MAX_NESTING_DEPTH} levels deep (through aliases)"),
+                    });
+                }
                 builder.finish(
                     Node {
                         pos,
@@ -533,6 +556,16 @@ mod tests {
             started.elapsed().as_secs() < 20,
             "quadratic behaviour on wide maps"
         );
+    }
+
+    #[test]
+    fn aliases_cannot_build_deep_trees() {
+        let mut text = String::from("a0: &a0 [[[[[[[[[[x]]]]]]]]]]\n");
+        for i in 1..40 {
+            let p = i - 1;
+            text.push_str(&format!("a{i}: &a{i} [[[[[[[[[[*a{p}]]]]]]]]]]\n"));
+        }
+        assert_eq!(parse(&text).unwrap_err().code, "too-deep");
     }
 
     #[test]
