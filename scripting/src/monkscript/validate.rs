@@ -79,16 +79,23 @@ fn is_snake(name: &str) -> bool {
 
 fn kebab_of(name: &str) -> String {
     let mut out = String::new();
-    for (i, c) in name.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 && !out.ends_with('-') {
+    let mut previous: Option<char> = None;
+    for c in name.chars() {
+        // A hyphen where camelCase turns upper (`dbHost` → `db-host`), not inside a run of
+        // capitals (`HTTP_PORT` → `http-port`).
+        if c.is_ascii_uppercase()
+            && previous.is_some_and(|p| p.is_ascii_lowercase() || p.is_ascii_digit())
+        {
             out.push('-');
         }
-        out.push(match c {
-            '_' | '.' | ' ' => '-',
-            c => c.to_ascii_lowercase(),
-        });
+        match c {
+            '_' | '.' | ' ' | '-' if !out.is_empty() && !out.ends_with('-') => out.push('-'),
+            '_' | '.' | ' ' | '-' => {}
+            c => out.push(c.to_ascii_lowercase()),
+        }
+        previous = Some(c);
     }
-    out
+    out.trim_end_matches('-').to_string()
 }
 
 /// Checks a namespace path against the reference's rules. `allow_relative` is false
@@ -1072,6 +1079,15 @@ mod tests {
                 && check_path("ns/./app", true).is_err()
                 && check_path("./app", false).is_err()
         );
+    }
+
+    #[test]
+    fn kebab_suggestions() {
+        assert_eq!(kebab_of("HTTP_PORT"), "http-port");
+        assert_eq!(kebab_of("dbHost"), "db-host");
+        assert_eq!(kebab_of("MyApp"), "my-app");
+        assert_eq!(kebab_of("v1.0.0"), "v1-0-0");
+        assert_eq!(kebab_of("a__b_"), "a-b");
     }
 
     #[test]
