@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use monk_scripting::monkscript::diagnostic::{sort_and_dedup, Diagnostic};
 use monk_scripting::monkscript::load::{inheritance_diagnostics, read_text, Workspace};
 use monk_scripting::monkscript::manifest;
+use monk_scripting::monkscript::references::reference_diagnostics;
 use monk_scripting::tree::Tree;
 
 mod common;
@@ -114,6 +115,7 @@ fn whole_corpus_loads_or_fails_with_positioned_errors() {
             &candidates,
             true,
         ));
+        diagnostics.extend(reference_diagnostics(&ws.sources, &lookup, &candidates));
         per_file.insert(path.clone(), diagnostics);
     }
 

@@ -58,6 +58,12 @@ fn lint_diagnostics(workspace: &Workspace, checker: ScriptChecker) -> Vec<Diagno
     let mut diagnostics = workspace.diagnostics.clone();
     diagnostics.extend(workspace.duplicate_diagnostics());
     diagnostics.extend(workspace.inheritance_diagnostics(&store, true));
+    let candidates: Vec<&str> = store.keys().map(String::as_str).collect();
+    diagnostics.extend(super::references::reference_diagnostics(
+        &workspace.sources,
+        &|p| store.get(p),
+        &candidates,
+    ));
     for site in &workspace.scripts {
         if let Err((offset, message)) = checker(&site.script) {
             diagnostics.push(Diagnostic::error(

@@ -2,7 +2,8 @@
 //!
 //! Pipeline: [`syntax`] reads YAML into positioned nodes; [`validate`] builds the
 //! [`model`] and checks it against [`schema`]; [`load`] reads files, directories and
-//! [`manifest`]s and checks inheritance across files; [`resolve`] merges `inherits`
+//! [`manifest`]s and checks inheritance across files; [`references`] checks names that
+//! must point at something (containers, actions, targets, members); [`resolve`] merges `inherits`
 //! chains on [`crate::tree::Tree`] values; [`cli`] is `monk lint` / `monk dump` and the
 //! entry points the daemon uses; [`typed`] reads a (resolved) definition into Rust structs
 //! for every kind and section. Problems are [`diagnostic::Diagnostic`]s.
@@ -12,6 +13,7 @@ pub mod diagnostic;
 pub mod load;
 pub mod manifest;
 pub mod model;
+pub mod references;
 pub mod resolve;
 pub mod schema;
 pub mod syntax;
