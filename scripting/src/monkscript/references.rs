@@ -4,7 +4,9 @@
 //! - `services.*.container` and `files.*.container` name a container of the runnable;
 //! - container `hooks.*` name an action of the runnable;
 //! - `connections.*.target|runnable`, `depends.wait-for.runnables`, group `members`
-//!   name a definition, and a connection's `service` is one the target offers.
+//!   name a definition, and a connection's `service` is one the target offers;
+//! - an entity instance has the properties its type's `schema` requires, of the declared
+//!   types (code `schema`).
 //!
 //! All are warnings: a target may live in a hub package that was not loaded, so a path
 //! is only reported when its namespace is one of the loaded namespaces (a likely typo).
@@ -254,6 +256,131 @@ impl Checker<'_, '_> {
     }
 }
 
+/// The properties and required names of an entity type's `schema` (properties written
+/// directly under `schema`, or JSON-Schema style under `schema.properties`).
+fn schema_of(entity_type: &Tree) -> (Vec<(&str, &Tree)>, Vec<&str>) {
+    let Some(schema) = entity_type.get("schema") else {
+        return (Vec::new(), Vec::new());
+    };
+    let required: Vec<&str> = match schema.get("required") {
+        Some(Tree::Seq(items)) => items.iter().filter_map(Tree::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let properties = match schema.get("properties") {
+        Some(props @ Tree::Map(_)) => entries(Some(props)),
+        _ => entries(Some(schema))
+            .into_iter()
+            .filter(|(k, v)| !matches!(*k, "required" | "type") && matches!(v, Tree::Map(_)))
+            .collect(),
+    };
+    (properties, required)
+}
+
+/// Whether `value` fits a JSON-Schema `type` name (scripts always fit: they run later).
+fn fits_schema_type(value: &Tree, ty: &str) -> bool {
+    if let Tree::Str(s) = value {
+        if s.trim_start().starts_with("<-") {
+            return true;
+        }
+    }
+    match ty {
+        "string" => matches!(value, Tree::Str(_)),
+        "integer" => matches!(value, Tree::Int(_)),
+        "number" => matches!(value, Tree::Int(_) | Tree::Float(_)),
+        "boolean" => matches!(value, Tree::Bool(_)),
+        "array" => matches!(value, Tree::Seq(_)),
+        "object" => matches!(value, Tree::Map(_)),
+        _ => true,
+    }
+}
+
+impl Checker<'_, '_> {
+    /// An entity instance against its type's schema: required properties present,
+    /// property values of the declared type, and likely typos of property names.
+    fn instance(&mut self, file: &str, definition: &Definition, type_path: &str, resolved: &Tree) {
+        let Ok(entity_type) = resolve(type_path, self.lookup) else {
+            return;
+        };
+        let (properties, required) = schema_of(&entity_type);
+        if properties.is_empty() && required.is_empty() {
+            return;
+        }
+        for name in &required {
+            let has_default = properties
+                .iter()
+                .any(|(p, spec)| p == name && spec.get("default").is_some());
+            // The older `entity-instance` form passes the fields as variables.
+            let in_variables = resolved
+                .get("variables")
+                .and_then(|v| v.get(name))
+                .is_some();
+            if resolved.get(name).is_none() && !in_variables && !has_default {
+                let message = format!(
+                    "`{}` lacks `{name}`, which the schema of `{type_path}` requires",
+                    definition.path
+                );
+                self.warn_code(
+                    file,
+                    definition,
+                    &[],
+                    "schema",
+                    message,
+                    Some(format!("add `{name}: …` to the instance")),
+                );
+            }
+        }
+        let known_sections = super::schema::allowed_sections(&definition.kind).unwrap_or(&[]);
+        for (key, value) in entries(Some(resolved)) {
+            if key == "inherits" || known_sections.contains(&key) {
+                continue;
+            }
+            match properties.iter().find(|(p, _)| *p == key) {
+                Some((_, spec)) => {
+                    let Some(ty) = spec.get("type").and_then(Tree::as_str) else {
+                        continue;
+                    };
+                    if !fits_schema_type(value, ty) {
+                        let message = format!("`{key}` should be of type `{ty}` (schema of `{type_path}`), found a {}", value.type_name());
+                        self.warn_code(file, definition, &[key], "schema", message, None);
+                    }
+                }
+                None => {
+                    if let Some(close) = did_you_mean(key, properties.iter().map(|(p, _)| *p)) {
+                        let message = format!("`{key}` is not a property of `{type_path}`");
+                        self.warn_code(
+                            file,
+                            definition,
+                            &[key],
+                            "schema",
+                            message,
+                            Some(format!("did you mean `{close}`?")),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn warn_code(
+        &mut self,
+        file: &str,
+        definition: &Definition,
+        keys: &[&str],
+        code: &'static str,
+        message: String,
+        hint: Option<String>,
+    ) {
+        let pos = if keys.is_empty() {
+            definition.name_pos
+        } else {
+            written_item_at(&definition.node, keys, None).unwrap_or(definition.name_pos)
+        };
+        let mut d = Diagnostic::warning(file, pos, code, message);
+        d.hint = hint;
+        self.out.push(d);
+    }
+}
+
 /// Reference warnings for every runnable and group in `sources`, resolved with `lookup`;
 /// `candidates` are the known paths offered as "did you mean".
 pub fn reference_diagnostics<'t>(
@@ -269,17 +396,28 @@ pub fn reference_diagnostics<'t>(
     };
     for source in sources {
         for definition in &source.definitions {
-            let is_runnable = definition.kind == Kind::Runnable;
-            if !is_runnable && !definition.kind.is_group() {
+            let type_path = match &definition.kind {
+                Kind::Instance(ty) => Some(ty.clone()),
+                Kind::EntityInstance => definition
+                    .node
+                    .get("entity")
+                    .and_then(Node::as_str)
+                    .map(|t| normalize_path(t.trim(), namespace_of(&definition.path))),
+                _ => None,
+            };
+            let checked = definition.kind == Kind::Runnable
+                || definition.kind.is_group()
+                || type_path.is_some();
+            if !checked {
                 continue;
             }
             let Ok(resolved) = resolve(&definition.path, lookup) else {
                 continue;
             };
-            if is_runnable {
-                checker.runnable(&source.file, definition, &resolved);
-            } else {
-                checker.group(&source.file, definition, &resolved);
+            match (&definition.kind, type_path) {
+                (Kind::Runnable, _) => checker.runnable(&source.file, definition, &resolved),
+                (_, Some(ty)) => checker.instance(&source.file, definition, &ty, &resolved),
+                _ => checker.group(&source.file, definition, &resolved),
             }
         }
     }
