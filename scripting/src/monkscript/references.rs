@@ -13,7 +13,8 @@
 //! Scripts (`<- …`) are never checked. Positions are those in the definition that wrote
 //! the reference; a reference inherited from a parent is reported at the definition name.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::rc::Rc;
 
 use crate::tree::Tree;
 
@@ -72,10 +73,22 @@ struct Checker<'a, 't> {
     lookup: &'a dyn Fn(&str) -> Option<&'t Tree>,
     candidates: &'a [&'a str],
     namespaces: BTreeSet<&'a str>,
+    cache: HashMap<String, Option<Rc<Tree>>>,
     out: Vec<Diagnostic>,
 }
 
 impl Checker<'_, '_> {
+    /// The resolved definition at `path`, resolved once per check run (connection
+    /// targets and entity types are shared by many definitions).
+    fn resolved(&mut self, path: &str) -> Option<Rc<Tree>> {
+        if let Some(cached) = self.cache.get(path) {
+            return cached.clone();
+        }
+        let resolved = resolve(path, self.lookup).ok().map(Rc::new);
+        self.cache.insert(path.to_string(), resolved.clone());
+        resolved
+    }
+
     fn warn(
         &mut self,
         file: &str,
@@ -202,7 +215,7 @@ impl Checker<'_, '_> {
             let Some(service) = literal(value.get("service")) else {
                 continue;
             };
-            let Ok(target_tree) = resolve(&target, self.lookup) else {
+            let Some(target_tree) = self.resolved(&target) else {
                 continue;
             };
             let offered = names(target_tree.get("services"));
@@ -298,7 +311,7 @@ impl Checker<'_, '_> {
     /// An entity instance against its type's schema: required properties present,
     /// property values of the declared type, and likely typos of property names.
     fn instance(&mut self, file: &str, definition: &Definition, type_path: &str, resolved: &Tree) {
-        let Ok(entity_type) = resolve(type_path, self.lookup) else {
+        let Some(entity_type) = self.resolved(type_path) else {
             return;
         };
         let (properties, required) = schema_of(&entity_type);
@@ -392,6 +405,7 @@ pub fn reference_diagnostics<'t>(
         lookup,
         candidates,
         namespaces: sources.iter().map(|s| s.namespace.as_str()).collect(),
+        cache: HashMap::new(),
         out: Vec::new(),
     };
     for source in sources {
@@ -411,7 +425,7 @@ pub fn reference_diagnostics<'t>(
             if !checked {
                 continue;
             }
-            let Ok(resolved) = resolve(&definition.path, lookup) else {
+            let Some(resolved) = checker.resolved(&definition.path) else {
                 continue;
             };
             match (&definition.kind, type_path) {

@@ -498,7 +498,7 @@ impl Walker<'_> {
             if COMMON_KEYS.contains(&entry.key.as_str()) {
                 continue;
             }
-            let base = self.section_key(&entry.key, entry.key_pos, &entry.value);
+            let base = self.section_key(&entry.key, entry.key_pos);
             let base = if base == "readyness" {
                 self.warning(
                     entry.key_pos,
@@ -558,7 +558,7 @@ impl Walker<'_> {
     }
 
     /// Strips and checks an `[override]` suffix; returns the section name.
-    fn section_key<'k>(&mut self, key: &'k str, pos: Pos, value: &Node) -> &'k str {
+    fn section_key<'k>(&mut self, key: &'k str, pos: Pos) -> &'k str {
         let Some(open) = key.find('[') else {
             return key;
         };
@@ -578,7 +578,6 @@ impl Walker<'_> {
                 Some(format!("`[override]` works on {}", OVERRIDABLE.join(", "))),
             );
         }
-        let _ = value;
         base
     }
 
