@@ -128,3 +128,25 @@ fn dump_prints_json_and_refuses_unknown_paths() {
         missing.stderr
     );
 }
+
+#[test]
+fn resolution_does_not_depend_on_load_order() {
+    let dir = PathBuf::from("tests/fixtures/manifest/nested");
+    let files = [
+        dir.join("stack.yaml"),
+        dir.join("sub/sub.yaml"),
+        dir.join("sub/deeper/deep.yaml"),
+        dir.join("base.yaml"),
+    ];
+    let forward = dump_command("nested/app", &files, DumpFormat::Json);
+    let mut reversed_files = files.clone();
+    reversed_files.reverse();
+    let reversed = dump_command("nested/app", &reversed_files, DumpFormat::Json);
+    assert_eq!(forward.exit_code, 0, "{}", forward.stderr);
+    assert_eq!(forward, reversed);
+    assert!(
+        forward.stdout.contains("\"from\": \"deep\""),
+        "{}",
+        forward.stdout
+    );
+}
