@@ -537,6 +537,13 @@ impl Walker<'_> {
                     };
                     let hint = did_you_mean(base, candidates.iter().copied().chain(COMMON_KEYS))
                         .map(|s| format!("did you mean `{s}`?"));
+                    // An abstract base may be a fragment of anything (a container, a set of
+                    // variables, used through a nested `inherits`), so there only a likely
+                    // typo of a section name is reported.
+                    if kind == Kind::Abstract && hint.is_none() {
+                        self.generic(&entry.value, false);
+                        continue;
+                    }
                     self.warning(
                         entry.key_pos,
                         "unknown-key",
