@@ -813,7 +813,9 @@ impl Walker<'_> {
                         kind,
                         Kind::EntityType | Kind::Instance(_) | Kind::EntityInstance
                     );
-                    if !in_entity && !text.trim().is_empty() {
+                    // Entity checks are JavaScript; so is a base shared with entity types.
+                    let javascript = text.contains("function main(");
+                    if !in_entity && !javascript && !text.trim().is_empty() {
                         self.script_site(node, text);
                     }
                 }
