@@ -102,6 +102,7 @@ fn whole_corpus_loads_or_fails_with_positioned_errors() {
         }
     }
     let candidates: Vec<&str> = global.keys().map(String::as_str).collect();
+    let script_sites: usize = workspaces.iter().map(|(_, ws)| ws.scripts.len()).sum();
 
     let mut per_file: BTreeMap<PathBuf, Vec<Diagnostic>> = BTreeMap::new();
     for (path, ws) in &workspaces {
@@ -187,7 +188,7 @@ fn whole_corpus_loads_or_fails_with_positioned_errors() {
     }
     let checked = tally.yaml + tally.manifests;
     let summary = format!(
-        "files {}: yaml {}, manifests {}, resources {}\nyaml+manifests {checked}: clean {}, warnings only {}, with errors {}\ndiagnostics: {} errors, {} warnings\n\n",
+        "files {}: yaml {}, manifests {}, resources {}\nyaml+manifests {checked}: clean {}, warnings only {}, with errors {}\ndiagnostics: {} errors, {} warnings\nArrowScript sites: {script_sites}\n\n",
         tally.files, tally.yaml, tally.manifests, tally.resources, tally.clean, tally.warnings_only, tally.with_errors, tally.errors, tally.warnings
     );
     println!("{summary}");
