@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use monk_scripting::monkscript::manifest;
 use monk_scripting::monkscript::resolve::{merge, resolve};
 use monk_scripting::monkscript::syntax::parse;
 use monk_scripting::monkscript::validate::check_text;
@@ -136,6 +137,18 @@ proptest! {
         let parsed = parse(&text).map_err(|e| TestCaseError::fail(format!("{e:?} in {text:?}")))?;
         let back = parsed.documents.first().map(|d| d.to_tree()).unwrap_or(Tree::Null);
         prop_assert_eq!(back, tree);
+    }
+
+    #[test]
+    fn manifest_lines_never_panic_and_keep_positions(text in "[A-Za-z_:#./ \t\n0-9-]{0,300}") {
+        let (directives, diagnostics) = manifest::parse("MANIFEST", &text);
+        for d in &directives {
+            prop_assert!(manifest::DIRECTIVES.contains(&d.name.as_str()));
+            prop_assert!(d.pos.line >= 1 && d.pos.col >= 1);
+        }
+        for d in &diagnostics {
+            prop_assert!(d.line >= 1 && d.column >= 1 && d.is_error());
+        }
     }
 
     #[test]
