@@ -24,7 +24,13 @@ async fn run(leader: &str, clients: usize, commits: usize) -> (f64, Duration, Du
             let mut client = MonkClient::connect(&leader).await.expect("connect");
             let mut latencies = Vec::with_capacity(per_client);
             for i in 0..per_client {
-                let proposal = Proposal { format_version: FORMAT_VERSION, proposed_at_ms: 0, actor: "bench".into(), request_id: format!("{c}-{i}"), command: Command::Noop };
+                let proposal = Proposal {
+                    format_version: FORMAT_VERSION,
+                    proposed_at_ms: 0,
+                    actor: "bench".into(),
+                    request_id: format!("{c}-{i}"),
+                    command: Command::Noop,
+                };
                 let t = Instant::now();
                 client.propose_raw(&proposal).await.expect("commit");
                 latencies.push(t.elapsed());
@@ -38,7 +44,11 @@ async fn run(leader: &str, clients: usize, commits: usize) -> (f64, Duration, Du
     }
     let elapsed = started.elapsed();
     all.sort();
-    (all.len() as f64 / elapsed.as_secs_f64(), percentile(&all, 0.50), percentile(&all, 0.99))
+    (
+        all.len() as f64 / elapsed.as_secs_f64(),
+        percentile(&all, 0.50),
+        percentile(&all, 0.99),
+    )
 }
 
 fn main() {
@@ -46,8 +56,14 @@ fn main() {
         println!("commit: bench");
         return;
     }
-    let commits: usize = std::env::var("MONK_BENCH_COMMITS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let commits: usize = std::env::var("MONK_BENCH_COMMITS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(async {
         let root = tempfile::tempdir().expect("temp dir");
         let peers = monk_benches::cluster(root.path(), 3).await;
@@ -55,7 +71,11 @@ fn main() {
         println!("3-peer loopback cluster, fsync on, {commits} no-op commits per run");
         for clients in [1usize, 64] {
             let (rate, p50, p99) = run(&leader, clients, commits).await;
-            println!("clients {clients:>3}: {rate:>8.0} commits/s  p50 {:>7.2} ms  p99 {:>7.2} ms", p50.as_secs_f64() * 1e3, p99.as_secs_f64() * 1e3);
+            println!(
+                "clients {clients:>3}: {rate:>8.0} commits/s  p50 {:>7.2} ms  p99 {:>7.2} ms",
+                p50.as_secs_f64() * 1e3,
+                p99.as_secs_f64() * 1e3
+            );
         }
         for p in &peers {
             p.node.shutdown().await;

@@ -19,24 +19,49 @@ pub struct BenchPeer {
 pub async fn cluster(root: &std::path::Path, count: usize) -> Vec<BenchPeer> {
     let mut peers = Vec::new();
     for i in 0..count {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
         let address = listener.local_addr().expect("local addr").to_string();
-        let config = NodeConfig { data_dir: root.join(format!("p{i}")), advertise: address.clone(), name: format!("p{i}"), tags: vec![], capacity: Capacity::default() };
+        let config = NodeConfig {
+            data_dir: root.join(format!("p{i}")),
+            advertise: address.clone(),
+            name: format!("p{i}"),
+            tags: vec![],
+            capacity: Capacity::default(),
+        };
         let node = Node::open(config, Network::Grpc).await.expect("open peer");
         let served = node.clone();
         let server = tokio::spawn(async move {
             let _ = daemon::serve(served, listener, std::future::pending()).await;
         });
-        peers.push(BenchPeer { node, address, server });
+        peers.push(BenchPeer {
+            node,
+            address,
+            server,
+        });
     }
-    let mut first = MonkClient::connect(&peers[0].address).await.expect("connect");
+    let mut first = MonkClient::connect(&peers[0].address)
+        .await
+        .expect("connect");
     first.cluster_new("bench").await.expect("cluster new");
     let token = first.issue_token().await.expect("token");
     for peer in &peers[1..] {
-        MonkClient::connect(&peer.address).await.expect("connect").cluster_join(&token).await.expect("join");
+        MonkClient::connect(&peer.address)
+            .await
+            .expect("connect")
+            .cluster_join(&token)
+            .await
+            .expect("join");
     }
     for _ in 0..300 {
-        if peers[0].node.consensus().await.map(|c| c.voters.len() == count).unwrap_or(false) {
+        if peers[0]
+            .node
+            .consensus()
+            .await
+            .map(|c| c.voters.len() == count)
+            .unwrap_or(false)
+        {
             return peers;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

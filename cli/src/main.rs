@@ -3,15 +3,20 @@
 //! non-zero with a one-line reason on failure.
 
 mod table;
-mod templates;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use monk_node::views::{ConsensusView, InfoView, PeerRow, TemplateRow};
 use monk_node::MonkClient;
-use monk_statemachine::{Applied, Command, Proposal, FORMAT_VERSION};
+use monk_scripting::monkscript::cli::{
+    dump_command, lint_command, load_definitions, resolve_stored, DumpFormat,
+};
+use monk_scripting::monkscript::diagnostic::Severity;
+use monk_scripting::tree::Tree;
+use monk_statemachine::{Applied, Command, LoadedTemplate, Proposal, FORMAT_VERSION};
 
 /// Default peer address when neither `--addr` nor `MONK_ADDR` is given.
 const DEFAULT_ADDR: &str = "127.0.0.1:44001";
@@ -72,14 +77,39 @@ enum Top {
         /// The script, with or without the leading `<-`.
         script: String,
     },
-    /// Print a stored definition.
+    /// Print an entity fully resolved (inheritance applied), from the cluster or,
+    /// with --from, from local files.
     Dump {
+        /// Entity path, `namespace/name`.
         path: String,
-        #[command(flatten)]
-        out: OutputArg,
+        /// Resolve from these files, directories or MANIFESTs instead of the cluster.
+        #[arg(long, num_args = 1..)]
+        from: Vec<PathBuf>,
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
+        output: DumpOutput,
+        /// Show the definition exactly as stored, without resolving inheritance.
+        #[arg(long)]
+        raw: bool,
         #[arg(long)]
         stale: bool,
     },
+    /// Check MonkScript files, directories or MANIFESTs; exit 1 if there are errors.
+    Lint {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Treat warnings as errors.
+        #[arg(long)]
+        strict: bool,
+        #[command(flatten)]
+        out: OutputArg,
+    },
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum DumpOutput {
+    Yaml,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -179,10 +209,30 @@ async fn run(cli: Cli) -> Outcome {
             Ok(text)
         }
         Top::Load { files } => {
-            let mut templates = Vec::new();
-            for file in &files {
-                templates.extend(templates::read_file(file).map_err(Failure)?);
+            let (definitions, warnings) = match load_definitions(&files) {
+                Ok(loaded) => loaded,
+                Err(diagnostics) => {
+                    let errors = diagnostics
+                        .iter()
+                        .filter(|d| d.severity == Severity::Error)
+                        .count();
+                    for d in &diagnostics {
+                        eprintln!("{d}");
+                    }
+                    return Err(Failure(format!("{errors} error(s); nothing was loaded")));
+                }
+            };
+            for w in &warnings {
+                eprintln!("{w}");
             }
+            let templates: Vec<LoadedTemplate> = definitions
+                .into_iter()
+                .map(|d| LoadedTemplate {
+                    path: d.path,
+                    kind: d.kind,
+                    definition: d.definition,
+                })
+                .collect();
             let count = templates.len();
             let proposal = Proposal {
                 format_version: FORMAT_VERSION,
@@ -226,17 +276,42 @@ async fn run(cli: Cli) -> Outcome {
             ))
         }
         Top::Eval { .. } => Err(Failure("eval runs offline".into())),
-        Top::Dump { path, out, stale } => {
-            let template: serde_json::Value = connect(&cli.addr)
+        Top::Dump {
+            path,
+            output,
+            raw,
+            stale,
+            ..
+        } => {
+            let path = path.trim_start_matches('/').to_string();
+            let stored: BTreeMap<String, Tree> = connect(&cli.addr)
                 .await?
-                .query("template", &path, stale)
+                .query("templates-all", "", stale)
                 .await?;
-            let definition = template.get("definition").cloned().unwrap_or_default();
-            if out.output == Output::Json {
-                return json(&definition);
+            let definition = if raw {
+                stored
+                    .get(&path)
+                    .cloned()
+                    .ok_or_else(|| Failure(format!("no template at {path}")))?
+            } else {
+                resolve_stored(&path, &stored).map_err(|diagnostics| {
+                    Failure(
+                        diagnostics
+                            .iter()
+                            .map(|d| d.to_string())
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    )
+                })?
+            };
+            match output {
+                DumpOutput::Json => json(&definition),
+                DumpOutput::Yaml => {
+                    serde_saphyr::to_string(&definition).map_err(|e| Failure(e.to_string()))
+                }
             }
-            serde_saphyr::to_string(&definition).map_err(|e| Failure(e.to_string()))
         }
+        Top::Lint { .. } => Err(Failure("lint runs offline".into())),
     }
 }
 
@@ -331,15 +406,43 @@ fn finish(output: monk_scripting::cli_output::CommandOutput) -> ExitCode {
 /// Commands that need no peer.
 fn offline(command: &Top) -> Option<ExitCode> {
     match command {
-        Top::Eval { vars, vars_file, script } => {
+        Top::Eval {
+            vars,
+            vars_file,
+            script,
+        } => {
             let file_text = match vars_file.as_ref().map(std::fs::read_to_string).transpose() {
                 Ok(text) => text,
                 Err(e) => {
-                    eprintln!("monk: {}: {e}", vars_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
+                    eprintln!(
+                        "monk: {}: {e}",
+                        vars_file
+                            .as_ref()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_default()
+                    );
                     return Some(ExitCode::from(2));
                 }
             };
-            Some(finish(monk_scripting::arrow::cli::eval_command(script, vars, file_text.as_deref())))
+            Some(finish(monk_scripting::arrow::cli::eval_command(
+                script,
+                vars,
+                file_text.as_deref(),
+            )))
+        }
+        Top::Lint { paths, strict, out } => Some(finish(lint_command(
+            paths,
+            *strict,
+            out.output == Output::Json,
+        ))),
+        Top::Dump {
+            path, from, output, ..
+        } if !from.is_empty() => {
+            let format = match output {
+                DumpOutput::Yaml => DumpFormat::Yaml,
+                DumpOutput::Json => DumpFormat::Json,
+            };
+            Some(finish(dump_command(path, from, format)))
         }
         _ => None,
     }

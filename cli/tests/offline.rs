@@ -5,7 +5,11 @@ mod support;
 use std::process::Command;
 
 fn monk(args: &[&str]) -> std::process::Output {
-    Command::new(support::monk_bin()).args(args).env_remove("MONK_ADDR").output().unwrap()
+    Command::new(support::monk_bin())
+        .args(args)
+        .env_remove("MONK_ADDR")
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -13,7 +17,14 @@ fn eval_prints_json_and_typed_vars() {
     let o = monk(&["eval", "--var", "port=8080", "<- $port 1 add"]);
     assert!(o.status.success(), "{}", support::stderr(&o));
     assert_eq!(support::stdout(&o).trim(), "8081");
-    let o = monk(&["eval", "--var", "host=db", "--var", "port=\"5432\"", "`postgres://${host}:${port}`"]);
+    let o = monk(&[
+        "eval",
+        "--var",
+        "host=db",
+        "--var",
+        "port=\"5432\"",
+        "`postgres://${host}:${port}`",
+    ]);
     assert_eq!(support::stdout(&o).trim(), "\"postgres://db:5432\"");
 }
 
@@ -26,5 +37,9 @@ fn eval_error_has_column_and_caret_and_exit_1() {
     assert!(err.contains('^'), "{err}");
     let o = monk(&["eval", "<- secret(\"x\")"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(support::stderr(&o).contains("needs a running cluster"), "{}", support::stderr(&o));
+    assert!(
+        support::stderr(&o).contains("needs a running cluster"),
+        "{}",
+        support::stderr(&o)
+    );
 }

@@ -6,8 +6,10 @@
 //!
 //! - [`tree`]: the ordered value tree definitions are stored as.
 //! - [`arrow`]: ArrowScript, the embedded `<-` scripting language.
+//! - [`monkscript`]: the MonkScript front end (parse, validate, resolve, MANIFEST, lint).
 //! - [`cli_output`]: the output shape of CLI commands implemented here.
 
 pub mod arrow;
 pub mod cli_output;
+pub mod monkscript;
 pub mod tree;
