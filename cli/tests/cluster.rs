@@ -133,7 +133,27 @@ fn three_peers_survive_leader_kill_and_converge() {
     ];
     assert_eq!(list_paths(&survivors[1], false), expected);
 
+    let killed_id = leader;
+    let peer_up = |addr: &str, id: u64| -> Option<bool> {
+        let o = monk(addr, &["cluster", "peers", "-o", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).ok()?;
+        v.as_array()?
+            .iter()
+            .find(|p| p["id"].as_u64() == Some(id))
+            .and_then(|p| p["up"].as_bool())
+    };
+    wait_for(
+        Duration::from_secs(30),
+        || peer_up(&survivors[0], killed_id) == Some(false),
+        "the killed peer to be declared down",
+    );
+
     peers[leader_index].restart();
+    wait_for(
+        Duration::from_secs(30),
+        || peer_up(&survivors[1], killed_id) == Some(true),
+        "the restarted peer to be up again",
+    );
     let restarted = peers[leader_index].addr.clone();
     wait_for(
         Duration::from_secs(40),
@@ -163,6 +183,29 @@ fn three_peers_survive_leader_kill_and_converge() {
     );
     let human = ok(&peers[1].addr, &["system", "consensus"]);
     assert!(human.contains(&last[0].1), "{human}");
+
+    let current = leader_of(&peers[0].addr).expect("a leader");
+    let leaving = peers
+        .iter()
+        .find(|p| json(&p.addr, &["cluster", "info", "-o", "json"])["id"].as_u64() != Some(current))
+        .unwrap();
+    let left = ok(&leaving.addr, &["cluster", "leave"]);
+    assert!(left.contains("left cluster drill"), "{left}");
+    let staying = peers.iter().find(|p| p.addr != leaving.addr).unwrap();
+    wait_for(
+        Duration::from_secs(20),
+        || {
+            let v = json(&staying.addr, &["cluster", "peers", "-o", "json"]);
+            v.as_array().is_some_and(|a| a.len() == 2)
+        },
+        "two members after a leave",
+    );
+    let o = leaving.monk(&["list"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("not part of a cluster"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -226,16 +226,20 @@ impl Node {
                     })
                 }
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                    // A leader we cannot even connect to was never sent the command,
+                    // so retrying is safe (it may be dead and an election under way).
+                    // Once sent, a lost reply means the outcome is unknown: report
+                    // that instead of retrying and maybe applying it twice.
                     if let Some(node) = forward.leader_node {
-                        let mut client = MonkClient::connect(&node.address).await.map_err(|e| {
-                            NodeError::Unavailable(format!("leader {}: {e}", node.address))
-                        })?;
-                        return client.propose_raw(&proposal).await.map_err(|e| {
-                            NodeError::Unavailable(format!(
-                                "forwarding to leader {}: {e}",
-                                node.address
-                            ))
-                        });
+                        match MonkClient::connect(&node.address).await {
+                            Ok(mut client) => {
+                                return client
+                                    .propose_raw(&proposal)
+                                    .await
+                                    .map_err(|e| forwarded_error(&node.address, &e));
+                            }
+                            Err(e) => warn!(leader = %node.address, "cannot reach leader: {e}"),
+                        }
                     }
                 }
                 Err(RaftError::APIError(e)) => {
@@ -897,6 +901,18 @@ impl Node {
             .await
             .map(|_| ())
             .map_err(internal)
+    }
+}
+
+/// A forwarded proposal failed: the leader's own refusal keeps its code; a transport
+/// failure after sending means the outcome is unknown.
+fn forwarded_error(leader: &str, status: &tonic::Status) -> NodeError {
+    match status.code() {
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown => NodeError::Unavailable(format!(
+            "forwarded to leader {leader} but got no answer ({}); the command may or may not have been applied",
+            status.message()
+        )),
+        _ => status_to_error(status),
     }
 }
 

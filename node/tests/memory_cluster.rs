@@ -119,3 +119,92 @@ async fn three_peers_in_one_process_agree() {
         node.shutdown().await;
     }
 }
+
+/// Six peers: five become voters, the sixth stays a learner; when a voter is declared
+/// down, autopilot promotes the learner in its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn learner_replaces_a_voter_declared_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let router = MemoryRouter::default();
+    let names = ["a", "b", "c", "d", "e", "f"];
+    let mut nodes = Vec::new();
+    for name in names {
+        nodes.push(
+            Node::open(
+                config(dir.path(), name),
+                Network::Memory {
+                    router: router.clone(),
+                    self_id: 0,
+                },
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    let leader = nodes[0].clone();
+    leader.cluster_new("six").await.unwrap();
+    let token = leader.issue_token("test".into()).await.unwrap();
+    let secret = token
+        .trim_start_matches("mk1_")
+        .split('@')
+        .next()
+        .unwrap()
+        .to_string();
+    for peer in &nodes[1..] {
+        let admission = leader
+            .admit_peer(
+                &secret,
+                &peer.config.name,
+                &peer.config.advertise,
+                vec![],
+                Capacity::default(),
+            )
+            .await
+            .unwrap();
+        peer.accept_admission(admission).await.unwrap();
+    }
+    let wait_voters = |want: Vec<u64>| {
+        let leader = leader.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(40);
+            loop {
+                let view = leader.consensus().await.unwrap();
+                if view.voters == want {
+                    return view;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "voters never became {want:?}: {view:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let view = wait_voters(vec![1, 2, 3, 4, 5]).await;
+    assert_eq!(
+        view.learners,
+        vec![6],
+        "the sixth peer stays a learner: {view:?}"
+    );
+
+    router.isolate(2, true);
+    let down = Proposal {
+        format_version: FORMAT_VERSION,
+        proposed_at_ms: 0,
+        actor: "test".into(),
+        request_id: "down".into(),
+        command: Command::PeerDown {
+            peer: 2,
+            reason: "test".into(),
+        },
+    };
+    assert!(leader.propose(down).await.unwrap().applied.is_accepted());
+    let view = wait_voters(vec![1, 3, 4, 5, 6]).await;
+    assert!(
+        view.learners.contains(&2),
+        "the down voter is kept as a learner: {view:?}"
+    );
+    for node in &nodes {
+        node.shutdown().await;
+    }
+}
