@@ -245,6 +245,18 @@ fn wrong_token_and_newer_commands_are_refused() {
         let err = client.propose_bytes(unknown).await.unwrap_err();
         assert!(err.message().contains("unknown command kind `teleport`"), "{}", err.message());
     });
+    let broken = root.path().join("broken.yaml");
+    std::fs::write(&broken, "namespace: shop\nweb:\n  defines: runnable\nstack:\n  defines: group\n  containers:\n    x:\n      image: y\n").unwrap();
+    let o = first.monk(&["load", broken.to_str().unwrap()]);
+    assert!(
+        !o.status.success(),
+        "a definition with errors is not loaded"
+    );
+    assert!(
+        stderr(&o).contains("broken.yaml:6:3: error:") && stderr(&o).contains("nothing was loaded"),
+        "{}",
+        stderr(&o)
+    );
     let o = first.monk(&["load", "/nonexistent.yaml"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("/nonexistent.yaml"), "{}", stderr(&o));

@@ -43,3 +43,53 @@ fn eval_error_has_column_and_caret_and_exit_1() {
         support::stderr(&o)
     );
 }
+
+#[test]
+fn lint_reports_positions_json_and_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "namespace: shop\nstack:\n  defines: group\n  containers:\n    web:\n      image: nginx\n  members:\n    - shop/web\nweb:\n  defines: runnable\n  variables:\n    port: <- $x 1 add(\n").unwrap();
+    let o = monk(&["lint", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", support::stdout(&o));
+    let text = format!("{}{}", support::stdout(&o), support::stderr(&o));
+    assert!(
+        text.contains("bad.yaml:4:3: error:"),
+        "a group with containers is reported at the key: {text}"
+    );
+    assert!(
+        text.contains("bad.yaml:12:"),
+        "the broken script is reported on its line: {text}"
+    );
+    let o = monk(&["lint", "-o", "json", bad.to_str().unwrap()]);
+    let list: serde_json::Value =
+        serde_json::from_str(&support::stdout(&o)).expect("lint -o json is JSON");
+    let first = &list.as_array().expect("a list of diagnostics")[0];
+    for key in ["file", "line", "column", "severity", "code", "message"] {
+        assert!(first.get(key).is_some(), "diagnostic lacks {key}: {first}");
+    }
+    let good = dir.path().join("good.yaml");
+    std::fs::write(&good, "namespace: shop\nbase:\n  containers:\n    web:\n      image: nginx\n      ports:\n        - 80\nweb:\n  defines: runnable\n  inherits: ./base\n  containers:\n    web:\n      image-tag: \"1.25\"\n").unwrap();
+    let o = monk(&["lint", good.to_str().unwrap()]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        support::stdout(&o),
+        support::stderr(&o)
+    );
+    let o = monk(&[
+        "dump",
+        "shop/web",
+        "--from",
+        good.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", support::stderr(&o));
+    let resolved: serde_json::Value = serde_json::from_str(&support::stdout(&o)).unwrap();
+    assert_eq!(
+        resolved["containers"]["web"]["image"], "nginx",
+        "inherited from ./base: {resolved}"
+    );
+    assert_eq!(resolved["containers"]["web"]["image-tag"], "1.25");
+}
