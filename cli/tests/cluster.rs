@@ -206,6 +206,12 @@ fn three_peers_survive_leader_kill_and_converge() {
         "{}",
         stderr(&o)
     );
+    let o = leaving.monk(&["cluster", "new", "--name", "again"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("fresh --data-dir"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -170,6 +170,32 @@ impl Node {
         Ok(raft)
     }
 
+    /// Refuses to create or join a cluster unless this data dir is unused: a peer that
+    /// already belongs to a cluster, or whose dir holds the log of a cluster it left,
+    /// must not mix two histories in one log.
+    async fn require_fresh(&self) -> NodeResult<()> {
+        if self.member.read().await.is_some() {
+            return Err(NodeError::FailedPrecondition(
+                "this peer already belongs to a cluster".into(),
+            ));
+        }
+        let mut log = self.log.clone();
+        let history = log
+            .get_log_state()
+            .await
+            .map_err(internal)?
+            .last_log_id
+            .is_some()
+            || log.read_vote().await.map_err(internal)?.is_some();
+        if history {
+            return Err(NodeError::FailedPrecondition(format!(
+                "the data dir {} holds the Raft log of an earlier cluster membership; start monkd with a fresh --data-dir to create or join a cluster",
+                self.config.data_dir.display()
+            )));
+        }
+        Ok(())
+    }
+
     pub async fn raft(&self) -> Option<Raft<TypeConfig>> {
         self.member.read().await.as_ref().map(|m| m.raft.clone())
     }
@@ -270,11 +296,7 @@ impl Node {
 
     /// Makes this peer a one-voter cluster.
     pub async fn cluster_new(self: &Arc<Self>, name: &str) -> NodeResult<InfoView> {
-        if self.member.read().await.is_some() {
-            return Err(NodeError::FailedPrecondition(
-                "this peer already belongs to a cluster".into(),
-            ));
-        }
+        self.require_fresh().await?;
         if name.is_empty() {
             return Err(NodeError::InvalidArgument(
                 "cluster name must not be empty".into(),
@@ -341,11 +363,7 @@ impl Node {
 
     /// This peer joins the cluster named by `token`.
     pub async fn cluster_join(self: &Arc<Self>, token: &str) -> NodeResult<InfoView> {
-        if self.member.read().await.is_some() {
-            return Err(NodeError::FailedPrecondition(
-                "this peer already belongs to a cluster".into(),
-            ));
-        }
+        self.require_fresh().await?;
         let token = JoinToken::parse(token).map_err(NodeError::InvalidArgument)?;
         let mut last_error = String::from("no peer address in token");
         for address in &token.addresses {
