@@ -8,6 +8,8 @@
 //!   `monk_statemachine::apply`, with snapshot build / install / restore.
 //! - [`reader`]: [`DataDirReader`], a read-only view of a data dir (live or dead) for
 //!   replay and audit.
+//! - [`replay`]: [`replay::Replayer`], which rebuilds the state at any index or time
+//!   from a data dir with the same apply function the live state machine uses.
 
 use std::io::Cursor;
 
@@ -15,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod codec;
 pub mod reader;
+pub mod replay;
 pub mod state_machine;
 pub mod store;
 
