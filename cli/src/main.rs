@@ -2,8 +2,10 @@
 //! typed client or the offline libraries, print a table or JSON, exit 0 on success and
 //! non-zero with a one-line reason on failure.
 
+mod audit;
 mod table;
 mod templates;
+mod timefmt;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -80,6 +82,9 @@ enum Top {
         #[arg(long)]
         stale: bool,
     },
+    /// Incident forensics on a data dir: log, replay, diff, history, verify, snapshot.
+    #[command(flatten)]
+    Audit(audit::AuditCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -226,6 +231,7 @@ async fn run(cli: Cli) -> Outcome {
             ))
         }
         Top::Eval { .. } => Err(Failure("eval runs offline".into())),
+        Top::Audit(_) => Err(Failure("audit commands run offline".into())),
         Top::Dump { path, out, stale } => {
             let template: serde_json::Value = connect(&cli.addr)
                 .await?
@@ -331,6 +337,7 @@ fn finish(output: monk_scripting::cli_output::CommandOutput) -> ExitCode {
 /// Commands that need no peer.
 fn offline(command: &Top) -> Option<ExitCode> {
     match command {
+        Top::Audit(cmd) => Some(audit::run(cmd)),
         Top::Eval { vars, vars_file, script } => {
             let file_text = match vars_file.as_ref().map(std::fs::read_to_string).transpose() {
                 Ok(text) => text,

@@ -260,6 +260,13 @@ impl<'r> Replayer<'r> {
         self.state
     }
 
+    /// Moves the stop point further on, to continue a replay that reached its target
+    /// (e.g. from A to B for a diff). A target before the current state stops at once.
+    pub fn retarget(&mut self, target: Target) {
+        self.target = target;
+        self.stopped = false;
+    }
+
     fn past_target(target: Target, base_index: u64, entry: &RaftEntry) -> bool {
         match target {
             Target::End => false,
