@@ -55,6 +55,14 @@ pub enum Base {
 }
 
 impl Base {
+    /// Whether the starting state already includes the entry at `index`.
+    pub fn includes(&self, index: u64) -> bool {
+        match self {
+            Base::Empty => false,
+            Base::Snapshot { index: last, .. } => index <= *last,
+        }
+    }
+
     /// The index of the last entry the starting state includes (0 for the empty state).
     pub fn index(&self) -> u64 {
         match self {
@@ -97,7 +105,7 @@ impl Extent {
     pub fn replayable(&self) -> Option<(u64, u64)> {
         let last = self.log.map(|(_, l)| l).max(self.snapshot)?;
         let first = match (self.log, self.snapshot) {
-            (Some((1, _)), _) => 0,
+            (Some((0 | 1, _)), _) => 0,
             (_, Some(s)) => s,
             _ => return None,
         };
@@ -183,7 +191,8 @@ impl<'r> Replayer<'r> {
                 .snapshot()?
                 .map(|(m, _)| m.last_log_id.map_or(0, |l| l.index)),
         };
-        let log_from_one = matches!(extent.log, Some((1, _)));
+        // openraft writes the first membership entry at index 0.
+        let log_complete = matches!(extent.log, Some((0 | 1, _)));
         let out_of_range = |wanted: String| ReplayError::OutOfRange {
             wanted,
             why: extent.describe(),
@@ -191,7 +200,7 @@ impl<'r> Replayer<'r> {
         let snapshot = match stored_snapshot(reader) {
             Ok(s) => s,
             // A damaged snapshot does not matter when the whole log is there.
-            Err(_) if log_from_one => None,
+            Err(_) if log_complete => None,
             Err(e) => return Err(e),
         };
         let snapshot_fits = match (&snapshot, target) {
@@ -202,7 +211,7 @@ impl<'r> Replayer<'r> {
                 time_at(reader, s.last_applied_index)?.is_none_or(|at| at <= t)
             }
         };
-        let use_snapshot = snapshot_fits && !(start == Start::Earliest && log_from_one);
+        let use_snapshot = snapshot_fits && !(start == Start::Earliest && log_complete);
         let (state, base) = match snapshot {
             Some((meta, state)) if use_snapshot => {
                 let base = Base::Snapshot {
@@ -212,7 +221,7 @@ impl<'r> Replayer<'r> {
                 };
                 (state, base)
             }
-            _ if log_from_one || extent.log.is_none() => (State::default(), Base::Empty),
+            _ if log_complete || extent.log.is_none() => (State::default(), Base::Empty),
             _ => {
                 let wanted = match target {
                     Target::End => "the end of the log".to_string(),
@@ -320,7 +329,7 @@ impl<'r> Replayer<'r> {
     /// recomputed for it).
     pub fn apply(&mut self, entry: RaftEntry) -> Result<(RaftEntry, Option<Applied>), ReplayError> {
         let index = entry.log_id.index;
-        if index <= self.base.index() {
+        if self.base.includes(index) {
             return Ok((entry, None));
         }
         let (entry, result) = apply_raft_entry(&mut self.state, entry);
