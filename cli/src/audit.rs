@@ -173,7 +173,9 @@ pub fn run(cmd: &AuditCmd) -> ExitCode {
         AuditCmd::Diff(args) => diff_cmd(args),
         AuditCmd::History(args) => history(args),
         AuditCmd::Verify(args) => verify(args),
-        AuditCmd::Snapshot(SnapshotCmd::Inspect { path, out }) => snapshot_inspect(path, out.output),
+        AuditCmd::Snapshot(SnapshotCmd::Inspect { path, out }) => {
+            snapshot_inspect(path, out.output)
+        }
     };
     match result {
         Ok(report) => {
@@ -283,10 +285,7 @@ impl EntryRow {
         match &entry.payload {
             EntryPayload::Blank => {
                 row.kind = "blank".into();
-                row.summary = format!(
-                    "leader {} took term {term}",
-                    entry.log_id.leader_id.node_id
-                );
+                row.summary = format!("leader {} took term {term}", entry.log_id.leader_id.node_id);
             }
             EntryPayload::Membership(m) => {
                 row.kind = "membership".into();
@@ -331,7 +330,9 @@ fn result_text(result: Option<&Applied>) -> String {
     }
 }
 
-const ENTRY_HEADER: [&str; 7] = ["INDEX", "TERM", "TIME", "ACTOR", "KIND", "SUMMARY", "RESULT"];
+const ENTRY_HEADER: [&str; 7] = [
+    "INDEX", "TERM", "TIME", "ACTOR", "KIND", "SUMMARY", "RESULT",
+];
 
 fn json_line<T: Serialize>(value: &T) -> String {
     // Rows are plain data; serializing them cannot fail.
@@ -374,7 +375,10 @@ fn log(args: &LogArgs) -> Result<Report, String> {
             && since.is_none_or(|s| time.is_some_and(|t| t >= s))
             && until.is_none_or(|u| time.is_none_or(|t| t <= u))
             && args.kind.as_ref().is_none_or(|k| *k == row.kind)
-            && args.actor.as_ref().is_none_or(|a| row.actor.as_ref() == Some(a))
+            && args
+                .actor
+                .as_ref()
+                .is_none_or(|a| row.actor.as_ref() == Some(a))
             && args
                 .path
                 .as_ref()
@@ -399,7 +403,10 @@ fn log(args: &LogArgs) -> Result<Report, String> {
 /// Replays to `target` (starting from the nearest usable state). `Err` in the second
 /// field: the replay stopped early at a corrupt entry, a gap, or an entry this build
 /// cannot apply; the state holds everything before it.
-fn replay_to(reader: &DataDirReader, target: Target) -> Result<(Replayer<'_>, Option<String>), String> {
+fn replay_to(
+    reader: &DataDirReader,
+    target: Target,
+) -> Result<(Replayer<'_>, Option<String>), String> {
     let mut replayer = Replayer::open(reader, target, Start::Nearest).map_err(|e| e.to_string())?;
     let problem = replayer
         .run()
@@ -411,7 +418,9 @@ fn replay_to(reader: &DataDirReader, target: Target) -> Result<(Replayer<'_>, Op
 fn base_text(base: &Base) -> String {
     match base {
         Base::Empty => "the start of the log".into(),
-        Base::Snapshot { index, term, .. } => format!("the snapshot at index {index} (term {term})"),
+        Base::Snapshot { index, term, .. } => {
+            format!("the snapshot at index {index} (term {term})")
+        }
     }
 }
 
@@ -500,7 +509,13 @@ fn state_summary(state: &State) -> String {
     let secrets: Vec<Vec<String>> = state
         .secrets
         .values()
-        .map(|s| vec![s.name.clone(), scope_text(&s.scope), s.set_at_index.to_string()])
+        .map(|s| {
+            vec![
+                s.name.clone(),
+                scope_text(&s.scope),
+                s.set_at_index.to_string(),
+            ]
+        })
         .collect();
     out.push_str(&format!("\nSecrets ({}, names only)\n", secrets.len()));
     out.push_str(&table::render(&["NAME", "SCOPE", "SET AT"], &secrets));
@@ -521,7 +536,11 @@ fn replay(args: &ReplayArgs) -> Result<Report, String> {
         Output::Json => {
             let base = match replayer.base() {
                 Base::Empty => json!({"kind": "empty"}),
-                Base::Snapshot { index, term, digest } => {
+                Base::Snapshot {
+                    index,
+                    term,
+                    digest,
+                } => {
                     json!({"kind": "snapshot", "index": index, "term": term, "digest": digest})
                 }
             };
@@ -578,20 +597,16 @@ fn line_diff(before: &str, after: &str) -> Vec<String> {
             ops.push((' ', a[i]));
             i += 1;
             j += 1;
-        } else if j < b.len() && (i == a.len() || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            ops.push(('+', b[j]));
-            j += 1;
-        } else {
+        } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
             ops.push(('-', a[i]));
             i += 1;
+        } else {
+            ops.push(('+', b[j]));
+            j += 1;
         }
     }
     let changed: Vec<usize> = (0..ops.len()).filter(|&k| ops[k].0 != ' ').collect();
-    let near = |k: usize| {
-        changed
-            .iter()
-            .any(|&c| c.abs_diff(k) <= LINE_DIFF_CONTEXT)
-    };
+    let near = |k: usize| changed.iter().any(|&c| c.abs_diff(k) <= LINE_DIFF_CONTEXT);
     let mut out = Vec::new();
     let mut skipped = false;
     for (k, (op, line)) in ops.iter().enumerate() {
@@ -607,7 +622,8 @@ fn line_diff(before: &str, after: &str) -> Vec<String> {
 }
 
 fn yaml(template: &Template) -> String {
-    serde_saphyr::to_string(&template.definition).unwrap_or_else(|e| format!("(not printable as YAML: {e})\n"))
+    serde_saphyr::to_string(&template.definition)
+        .unwrap_or_else(|e| format!("(not printable as YAML: {e})\n"))
 }
 
 fn template_lines(change: &MapChange<String, Template>) -> Vec<String> {
@@ -617,7 +633,10 @@ fn template_lines(change: &MapChange<String, Template>) -> Vec<String> {
             after.kind, after.generation, after.loaded_at_index
         )],
         MapChange::Removed { key, before } => {
-            vec![format!("- {key} ({}, generation {})", before.kind, before.generation)]
+            vec![format!(
+                "- {key} ({}, generation {})",
+                before.kind, before.generation
+            )]
         }
         MapChange::Changed { key, before, after } => {
             let mut lines = vec![format!(
@@ -671,7 +690,9 @@ fn peer_lines(change: &MapChange<PeerId, monk_statemachine::Peer>) -> Vec<String
 fn secret_lines(change: &MapChange<String, monk_statemachine::Secret>) -> Vec<String> {
     let line = match change {
         MapChange::Added { key, after } => format!("+ {key} set at {}", after.set_at_index),
-        MapChange::Changed { key, after, .. } => format!("~ {key} set again at {}", after.set_at_index),
+        MapChange::Changed { key, after, .. } => {
+            format!("~ {key} set again at {}", after.set_at_index)
+        }
         MapChange::Removed { key, .. } => format!("- {key} removed"),
     };
     vec![line]
@@ -681,7 +702,9 @@ fn token_lines(change: &MapChange<String, u64>) -> Vec<String> {
     let short = |k: &str| k.get(..12).unwrap_or(k).to_string();
     let line = match change {
         MapChange::Added { key, after } => format!("+ {}… issued at {after}", short(key)),
-        MapChange::Changed { key, after, .. } => format!("~ {}… issued again at {after}", short(key)),
+        MapChange::Changed { key, after, .. } => {
+            format!("~ {}… issued again at {after}", short(key))
+        }
         MapChange::Removed { key, .. } => format!("- {}… forgotten", short(key)),
     };
     vec![line]
@@ -706,12 +729,18 @@ fn diff_text(d: &StateDiff) -> String {
         }
     };
     section("peers", d.peers.iter().flat_map(peer_lines).collect());
-    section("templates", d.templates.iter().flat_map(template_lines).collect());
+    section(
+        "templates",
+        d.templates.iter().flat_map(template_lines).collect(),
+    );
     section(
         "secrets (names only)",
         d.secrets.iter().flat_map(secret_lines).collect(),
     );
-    section("join tokens", d.join_tokens.iter().flat_map(token_lines).collect());
+    section(
+        "join tokens",
+        d.join_tokens.iter().flat_map(token_lines).collect(),
+    );
     if d.is_empty() {
         out.push_str("no changes\n");
     }
@@ -729,7 +758,10 @@ fn diff_cmd(args: &DiffArgs) -> Result<Report, String> {
         _ => false,
     };
     if backwards {
-        return Err(format!("B ({}) is before A ({}); give the earlier point first", args.b, args.a));
+        return Err(format!(
+            "B ({}) is before A ({}); give the earlier point first",
+            args.b, args.a
+        ));
     }
     let reader = open(&args.dir.data_dir)?;
     let (mut replayer, problem) = replay_to(&reader, a)?;
@@ -821,7 +853,9 @@ impl Entity {
             (Entity::Path(path), command) => command.paths().contains(&path.as_str()),
             (
                 Entity::Peer(id),
-                Command::PeerLeft { peer } | Command::PeerDown { peer, .. } | Command::PeerUp { peer },
+                Command::PeerLeft { peer }
+                | Command::PeerDown { peer, .. }
+                | Command::PeerUp { peer },
             ) => peer == id,
             (Entity::Peer(_), Command::PeerJoined { .. } | Command::ClusterCreated { .. }) => true,
             _ => false,
@@ -829,10 +863,19 @@ impl Entity {
     }
 
     /// Whether the entry, with its result, did concern this entity.
-    fn touched(&self, entry: &RaftEntry, result: Option<&Applied>, before: &EntityValue, after: &EntityValue) -> bool {
+    fn touched(
+        &self,
+        entry: &RaftEntry,
+        result: Option<&Applied>,
+        before: &EntityValue,
+        after: &EntityValue,
+    ) -> bool {
         match (self, &entry.payload) {
             (Entity::Peer(id), EntryPayload::Normal(p))
-                if matches!(p.command, Command::PeerJoined { .. } | Command::ClusterCreated { .. }) =>
+                if matches!(
+                    p.command,
+                    Command::PeerJoined { .. } | Command::ClusterCreated { .. }
+                ) =>
             {
                 matches!(result, Some(Applied::Accepted { peer_id: Some(assigned) }) if assigned == id)
                     || before != after
@@ -845,19 +888,38 @@ impl Entity {
 fn change_text(before: &EntityValue, after: &EntityValue) -> Vec<String> {
     match (before, after) {
         (
-            EntityValue::Template { template: tb, secrets: sb },
-            EntityValue::Template { template: ta, secrets: sa },
+            EntityValue::Template {
+                template: tb,
+                secrets: sb,
+            },
+            EntityValue::Template {
+                template: ta,
+                secrets: sa,
+            },
         ) => {
             let mut lines = match (tb, ta) {
                 (None, Some(t)) => {
-                    let mut l = vec![format!("template added ({}, generation {})", t.kind, t.generation)];
+                    let mut l = vec![format!(
+                        "template added ({}, generation {})",
+                        t.kind, t.generation
+                    )];
                     l.extend(yaml(t).lines().map(|line| format!("    +{line}")));
                     l
                 }
-                (Some(t), None) => vec![format!("template removed (was generation {})", t.generation)],
+                (Some(t), None) => vec![format!(
+                    "template removed (was generation {})",
+                    t.generation
+                )],
                 (Some(b), Some(a)) if b != a => {
-                    let mut l = vec![format!("template changed (generation {} → {})", b.generation, a.generation)];
-                    l.extend(line_diff(&yaml(b), &yaml(a)).into_iter().map(|line| format!("    {line}")));
+                    let mut l = vec![format!(
+                        "template changed (generation {} → {})",
+                        b.generation, a.generation
+                    )];
+                    l.extend(
+                        line_diff(&yaml(b), &yaml(a))
+                            .into_iter()
+                            .map(|line| format!("    {line}")),
+                    );
                     l
                 }
                 _ => Vec::new(),
@@ -875,8 +937,18 @@ fn change_text(before: &EntityValue, after: &EntityValue) -> Vec<String> {
             lines
         }
         (EntityValue::Peer { peer: pb }, EntityValue::Peer { peer: pa }) => match (pb, pa) {
-            (None, Some(p)) => vec![format!("peer {} {} ({}) joined, {}", p.id, p.name, p.address, status_text(&p.status))],
-            (Some(b), Some(a)) if b != a => vec![format!("{} → {}", status_text(&b.status), status_text(&a.status))],
+            (None, Some(p)) => vec![format!(
+                "peer {} {} ({}) joined, {}",
+                p.id,
+                p.name,
+                p.address,
+                status_text(&p.status)
+            )],
+            (Some(b), Some(a)) if b != a => vec![format!(
+                "{} → {}",
+                status_text(&b.status),
+                status_text(&a.status)
+            )],
             _ => Vec::new(),
         },
         _ => Vec::new(),
@@ -899,7 +971,8 @@ struct HistoryRow {
 fn history(args: &HistoryArgs) -> Result<Report, String> {
     let entity = Entity::parse(&args.entity)?;
     let reader = open(&args.dir.data_dir)?;
-    let mut replayer = Replayer::open(&reader, Target::End, Start::Earliest).map_err(|e| e.to_string())?;
+    let mut replayer =
+        Replayer::open(&reader, Target::End, Start::Earliest).map_err(|e| e.to_string())?;
     let mut rows = Vec::new();
     let mut problem = None;
     while let Some(next) = replayer.next_entry() {
@@ -926,14 +999,22 @@ fn history(args: &HistoryArgs) -> Result<Report, String> {
         }
         let row = EntryRow::of(&entry, result);
         let (change, before, after) = match &row.result {
-            None => (vec!["(inside the snapshot: change not recomputable)".into()], None, None),
+            None => (
+                vec!["(inside the snapshot: change not recomputable)".into()],
+                None,
+                None,
+            ),
             Some(Applied::Rejected { .. }) => (vec!["no change".into()], None, None),
             Some(_) => {
                 let mut change = change_text(&before, &after);
                 if change.is_empty() {
                     change.push("no change".into());
                 }
-                (change, Some(redacted(to_value(&before))), Some(redacted(to_value(&after))))
+                (
+                    change,
+                    Some(redacted(to_value(&before))),
+                    Some(redacted(to_value(&after))),
+                )
             }
         };
         rows.push(HistoryRow {
@@ -1016,7 +1097,13 @@ fn entry_line(entry: &Value) -> String {
     if let Some(reason) = entry.get("unreadable") {
         return format!("unreadable: {}", reason.as_str().unwrap_or_default());
     }
-    let get = |k: &str| entry.get(k).and_then(Value::as_str).unwrap_or("-").to_string();
+    let get = |k: &str| {
+        entry
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("-")
+            .to_string()
+    };
     format!(
         "term {} {} by {} [{}] {}: {}",
         entry.get("term").map(Value::to_string).unwrap_or_default(),
@@ -1030,7 +1117,10 @@ fn entry_line(entry: &Value) -> String {
 
 /// The first index where the two stored logs disagree, looking only at indexes both
 /// hold, and the last index both hold.
-fn first_entry_difference(a: &DataDirReader, b: &DataDirReader) -> Result<(Option<(u64, Value, Value)>, Option<u64>), String> {
+fn first_entry_difference(
+    a: &DataDirReader,
+    b: &DataDirReader,
+) -> Result<(Option<(u64, Value, Value)>, Option<u64>), String> {
     let range = |r: &DataDirReader| r.index_range().map_err(|e| e.to_string());
     let (Some((fa, la)), Some((fb, lb))) = (range(a)?, range(b)?) else {
         return Ok((None, None));
@@ -1063,7 +1153,10 @@ fn first_entry_difference(a: &DataDirReader, b: &DataDirReader) -> Result<(Optio
         let eb = eb.unwrap_or_else(missing);
         let same = matches!((&ea, &eb), (Ok(x), Ok(y)) if x == y);
         if !same {
-            return Ok((Some((index, entry_value(&ea), entry_value(&eb))), Some(last)));
+            return Ok((
+                Some((index, entry_value(&ea), entry_value(&eb))),
+                Some(last),
+            ));
         }
         if next_a.is_none() {
             next_a = keyed(ia.next());
@@ -1080,9 +1173,15 @@ fn verify(args: &VerifyArgs) -> Result<Report, String> {
         return Err("verify needs at least two --data-dir".into());
     }
     if args.data_dirs.len() > VERIFY_DIRS_MAX {
-        return Err(format!("verify compares at most {VERIFY_DIRS_MAX} data dirs at once"));
+        return Err(format!(
+            "verify compares at most {VERIFY_DIRS_MAX} data dirs at once"
+        ));
     }
-    let names: Vec<String> = args.data_dirs.iter().map(|d| d.display().to_string()).collect();
+    let names: Vec<String> = args
+        .data_dirs
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
     let readers = args
         .data_dirs
         .iter()
@@ -1093,7 +1192,9 @@ fn verify(args: &VerifyArgs) -> Result<Report, String> {
     for (k, other) in readers.iter().enumerate().skip(1) {
         findings.push(verify_pair(reference, other, &names[0], &names[k])?);
     }
-    let divergent = findings.iter().any(|f| !matches!(f, Finding::Consistent { .. }));
+    let divergent = findings
+        .iter()
+        .any(|f| !matches!(f, Finding::Consistent { .. }));
     let stdout = match args.out.output {
         Output::Json => json_line(&json!({
             "consistent": !divergent,
@@ -1133,14 +1234,20 @@ fn advance_to(r: &mut Replayer<'_>, index: u64) -> Result<(), String> {
         match r.next_entry() {
             None => return Err(format!("log ends before index {index}")),
             Some(entry) => {
-                r.apply(entry.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+                r.apply(entry.map_err(|e| e.to_string())?)
+                    .map_err(|e| e.to_string())?;
             }
         }
     }
     Ok(())
 }
 
-fn verify_pair(a: &DataDirReader, b: &DataDirReader, name_a: &str, name_b: &str) -> Result<Finding, String> {
+fn verify_pair(
+    a: &DataDirReader,
+    b: &DataDirReader,
+    name_a: &str,
+    name_b: &str,
+) -> Result<Finding, String> {
     let (difference, last_common) = first_entry_difference(a, b)?;
     if let Some((index, mine, theirs)) = difference {
         return Ok(Finding::EntryDiffers {
@@ -1152,8 +1259,10 @@ fn verify_pair(a: &DataDirReader, b: &DataDirReader, name_a: &str, name_b: &str)
         });
     }
     let up_to = last_common.unwrap_or(0);
-    let mut ra = Replayer::open(a, Target::Index(up_to), Start::Nearest).map_err(|e| format!("{name_a}: {e}"))?;
-    let mut rb = Replayer::open(b, Target::Index(up_to), Start::Nearest).map_err(|e| format!("{name_b}: {e}"))?;
+    let mut ra = Replayer::open(a, Target::Index(up_to), Start::Nearest)
+        .map_err(|e| format!("{name_a}: {e}"))?;
+    let mut rb = Replayer::open(b, Target::Index(up_to), Start::Nearest)
+        .map_err(|e| format!("{name_b}: {e}"))?;
     let first = ra.base().index().max(rb.base().index());
     advance_to(&mut ra, first).map_err(|e| format!("{name_a}: {e}"))?;
     advance_to(&mut rb, first).map_err(|e| format!("{name_b}: {e}"))?;
@@ -1197,11 +1306,20 @@ fn snapshot_inspect(path: &Path, output: Output) -> Result<Report, String> {
         let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
         (bytes, None)
     };
-    let (header, body) = inspect_snapshot(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    let value: Value = serde_json::from_slice(body).map_err(|e| format!("{}: snapshot body does not decode: {e}", path.display()))?;
-    let state: State = serde_json::from_value(value.clone()).map_err(|e| format!("{}: snapshot body does not decode: {e}", path.display()))?;
-    let index = meta.as_ref().and_then(|m| m.last_log_id).map_or(state.last_applied_index, |l| l.index);
-    let term = meta.as_ref().and_then(|m| m.last_log_id).map_or(state.last_applied_term, |l| l.leader_id.term);
+    let (header, body) =
+        inspect_snapshot(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| format!("{}: snapshot body does not decode: {e}", path.display()))?;
+    let state: State = serde_json::from_value(value.clone())
+        .map_err(|e| format!("{}: snapshot body does not decode: {e}", path.display()))?;
+    let index = meta
+        .as_ref()
+        .and_then(|m| m.last_log_id)
+        .map_or(state.last_applied_index, |l| l.index);
+    let term = meta
+        .as_ref()
+        .and_then(|m| m.last_log_id)
+        .map_or(state.last_applied_term, |l| l.leader_id.term);
     let kinds: Vec<(String, usize, usize)> = ["peers", "join_tokens", "templates", "secrets"]
         .iter()
         .map(|k| {
@@ -1258,7 +1376,10 @@ mod tests {
     #[test]
     fn points_are_indexes_or_times() {
         assert_eq!(parse_point("42"), Ok(Target::Index(42)));
-        assert_eq!(parse_point("1970-01-01T00:00:01Z"), Ok(Target::TimeMs(1000)));
+        assert_eq!(
+            parse_point("1970-01-01T00:00:01Z"),
+            Ok(Target::TimeMs(1000))
+        );
         assert!(parse_point("soon").is_err());
     }
 

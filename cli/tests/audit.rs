@@ -94,38 +94,77 @@ fn scenario(root: &Path) -> ([PathBuf; 2], u64, String) {
         scope,
         sealed: b"sealed-bytes-not-plaintext".to_vec(),
     };
-    assert!(propose(&alpha.addr, "cli:ops@laptop", secret("db-password", SecretScope::Entity("shop/db".into()))).is_accepted());
-    assert!(propose(&alpha.addr, "cli:ops@laptop", secret("registry-token", SecretScope::Global)).is_accepted());
+    assert!(propose(
+        &alpha.addr,
+        "cli:ops@laptop",
+        secret("db-password", SecretScope::Entity("shop/db".into()))
+    )
+    .is_accepted());
+    assert!(propose(
+        &alpha.addr,
+        "cli:ops@laptop",
+        secret("registry-token", SecretScope::Global)
+    )
+    .is_accepted());
     let v2 = write(
         root,
         "v2.yaml",
         "namespace: shop\nweb:\n  defines: runnable\n  containers:\n    main:\n      image: nginx:1.27\n  variables:\n    port: 9090\n",
     );
     ok(&alpha.addr, &["load", &v2]);
-    let rejected = propose(&alpha.addr, "cli:intern@laptop", Command::TemplatesRemoved { paths: vec!["shop/cache".into()] });
+    let rejected = propose(
+        &alpha.addr,
+        "cli:intern@laptop",
+        Command::TemplatesRemoved {
+            paths: vec!["shop/cache".into()],
+        },
+    );
     assert!(!rejected.is_accepted());
-    assert!(propose(&alpha.addr, "cli:ops@laptop", Command::TemplatesRemoved { paths: vec!["shop/db".into()] }).is_accepted());
+    assert!(propose(
+        &alpha.addr,
+        "cli:ops@laptop",
+        Command::TemplatesRemoved {
+            paths: vec!["shop/db".into()]
+        }
+    )
+    .is_accepted());
 
     beta.kill();
-    wait_for(Duration::from_secs(30), || peer_status(&alpha.addr, "beta") == Some(false), "beta declared down");
+    wait_for(
+        Duration::from_secs(30),
+        || peer_status(&alpha.addr, "beta") == Some(false),
+        "beta declared down",
+    );
     beta.restart();
-    wait_for(Duration::from_secs(30), || peer_status(&alpha.addr, "beta") == Some(true), "beta up again");
+    wait_for(
+        Duration::from_secs(30),
+        || peer_status(&alpha.addr, "beta") == Some(true),
+        "beta up again",
+    );
 
     // Offline commands work on a data dir while its monkd runs.
     let live_log = offline_ok(&["log", "--data-dir", alpha.data_dir.to_str().unwrap()]);
     assert!(live_log.contains("peer-down"), "{live_log}");
 
-    wait_for(Duration::from_secs(20), || {
-        let a = json(&alpha.addr, &["system", "consensus", "-o", "json"]);
-        let b = json(&beta.addr, &["system", "consensus", "-o", "json"]);
-        a["applied_index"] == b["applied_index"] && a["state_digest"] == b["state_digest"]
-    }, "both peers applied the same entries");
+    wait_for(
+        Duration::from_secs(20),
+        || {
+            let a = json(&alpha.addr, &["system", "consensus", "-o", "json"]);
+            let b = json(&beta.addr, &["system", "consensus", "-o", "json"]);
+            a["applied_index"] == b["applied_index"] && a["state_digest"] == b["state_digest"]
+        },
+        "both peers applied the same entries",
+    );
     let consensus = json(&alpha.addr, &["system", "consensus", "-o", "json"]);
     let index = consensus["applied_index"].as_u64().unwrap();
     let digest = consensus["state_digest"].as_str().unwrap().to_string();
     alpha.terminate();
     beta.terminate();
-    ([alpha.data_dir.clone(), beta.data_dir.clone()], index, digest)
+    (
+        [alpha.data_dir.clone(), beta.data_dir.clone()],
+        index,
+        digest,
+    )
 }
 
 /// Copies a data dir without RocksDB's lock and info logs (not needed to read it).
@@ -150,12 +189,34 @@ fn copy_data_dir(from: &Path, to: &Path) {
 fn scenario_replay_reaches_the_live_digest() {
     let root = tempfile::tempdir().unwrap();
     let (dirs, index, live_digest) = scenario(root.path());
-    let replayed = offline_ok(&["replay", "--data-dir", dirs[0].to_str().unwrap(), "--to-index", &index.to_string(), "-o", "json"]);
+    let replayed = offline_ok(&[
+        "replay",
+        "--data-dir",
+        dirs[0].to_str().unwrap(),
+        "--to-index",
+        &index.to_string(),
+        "-o",
+        "json",
+    ]);
     let replayed: serde_json::Value = serde_json::from_str(&replayed).unwrap();
     assert_eq!(replayed["applied_index"].as_u64(), Some(index));
-    assert_eq!(replayed["state_digest"].as_str(), Some(live_digest.as_str()));
-    let verified = offline(&["verify", "--data-dir", dirs[0].to_str().unwrap(), "--data-dir", dirs[1].to_str().unwrap()]);
-    assert!(verified.status.success(), "{}{}", stdout(&verified), stderr(&verified));
+    assert_eq!(
+        replayed["state_digest"].as_str(),
+        Some(live_digest.as_str())
+    );
+    let verified = offline(&[
+        "verify",
+        "--data-dir",
+        dirs[0].to_str().unwrap(),
+        "--data-dir",
+        dirs[1].to_str().unwrap(),
+    ]);
+    assert!(
+        verified.status.success(),
+        "{}{}",
+        stdout(&verified),
+        stderr(&verified)
+    );
     if std::env::var_os("MONK_WRITE_AUDIT_FIXTURE").is_some() {
         let fixture = manifest_dir().join(FIXTURE);
         let _ = std::fs::remove_dir_all(&fixture);
@@ -169,7 +230,11 @@ fn transcript(args: &[&str]) -> String {
     let o = offline(args);
     let mut text = format!("$ monk {}\n{}", args.join(" "), stdout(&o));
     if !o.status.success() {
-        text.push_str(&format!("[exit {}] {}", o.status.code().unwrap_or(-1), stderr(&o)));
+        text.push_str(&format!(
+            "[exit {}] {}",
+            o.status.code().unwrap_or(-1),
+            stderr(&o)
+        ));
     }
     text + "\n"
 }
@@ -181,8 +246,12 @@ fn check_expect(name: &str, actual: &str) {
         std::fs::write(&path, actual).unwrap();
         return;
     }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_EXPECT=1 to create it)", path.display()));
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with UPDATE_EXPECT=1 to create it)",
+            path.display()
+        )
+    });
     assert!(
         expected == actual,
         "{} differs from the output (UPDATE_EXPECT=1 regenerates it):\n{actual}",
@@ -202,9 +271,23 @@ fn beta() -> String {
 fn fixture_log_matches_expectation() {
     let a = alpha();
     let mut text = transcript(&["log", "--data-dir", &a]);
-    text += &transcript(&["log", "--data-dir", &a, "--kind", "templates-loaded", "-o", "json"]);
+    text += &transcript(&[
+        "log",
+        "--data-dir",
+        &a,
+        "--kind",
+        "templates-loaded",
+        "-o",
+        "json",
+    ]);
     text += &transcript(&["log", "--data-dir", &a, "--path", "shop/db"]);
-    text += &transcript(&["log", "--data-dir", &format!("{a}/raft"), "--actor", "cli:intern@laptop"]);
+    text += &transcript(&[
+        "log",
+        "--data-dir",
+        &format!("{a}/raft"),
+        "--actor",
+        "cli:intern@laptop",
+    ]);
     text += &transcript(&["log", "--data-dir", &a, "--from", "5", "--to", "8"]);
     check_expect("audit-log.txt", &text);
 }
@@ -258,7 +341,11 @@ fn first_release_fixture_is_plain_small_and_replays() {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let entry = entry.unwrap();
             let kind = entry.file_type().unwrap();
-            assert!(!kind.is_symlink(), "{} is a symlink", entry.path().display());
+            assert!(
+                !kind.is_symlink(),
+                "{} is a symlink",
+                entry.path().display()
+            );
             if kind.is_dir() {
                 stack.push(entry.path());
             } else {
@@ -269,9 +356,15 @@ fn first_release_fixture_is_plain_small_and_replays() {
     }
     assert!(total < 400 * 1024, "fixture is {total} bytes");
     for needed in ["CURRENT", "node.json"] {
-        assert!(names.iter().any(|n| n == needed), "no {needed} in {names:?}");
+        assert!(
+            names.iter().any(|n| n == needed),
+            "no {needed} in {names:?}"
+        );
     }
-    assert!(names.iter().any(|n| n.starts_with("MANIFEST-")), "{names:?}");
+    assert!(
+        names.iter().any(|n| n.starts_with("MANIFEST-")),
+        "{names:?}"
+    );
     for dir in [alpha(), beta()] {
         let out = offline_ok(&["replay", "--data-dir", &dir, "-o", "json"]);
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -282,7 +375,12 @@ fn first_release_fixture_is_plain_small_and_replays() {
 }
 
 fn open_rw(data_dir: &Path) -> rocksdb::DB {
-    rocksdb::DB::open_cf(&rocksdb::Options::default(), data_dir.join("raft"), ["logs", "meta", "sm"]).unwrap()
+    rocksdb::DB::open_cf(
+        &rocksdb::Options::default(),
+        data_dir.join("raft"),
+        ["logs", "meta", "sm"],
+    )
+    .unwrap()
 }
 
 /// A copy of the fixture's first peer with entry `index` rewritten by `change`.
@@ -291,7 +389,10 @@ fn tampered_copy(root: &Path, index: u64, change: impl FnOnce(Vec<u8>) -> Vec<u8
     copy_data_dir(&manifest_dir().join(FIXTURE).join("alpha"), &dir);
     let db = open_rw(&dir);
     let logs = db.cf_handle("logs").unwrap();
-    let value = db.get_cf(logs, index.to_be_bytes()).unwrap().expect("entry exists");
+    let value = db
+        .get_cf(logs, index.to_be_bytes())
+        .unwrap()
+        .expect("entry exists");
     db.put_cf(logs, index.to_be_bytes(), change(value)).unwrap();
     dir
 }
@@ -310,13 +411,30 @@ fn verify_reports_the_index_of_an_entry_changed_on_disk() {
         }
         monk_log::codec::encode_entry(&entry)
     });
-    let o = offline(&["verify", "--data-dir", &beta(), "--data-dir", dir.to_str().unwrap()]);
+    let o = offline(&[
+        "verify",
+        "--data-dir",
+        &beta(),
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     let text = stdout(&o);
-    assert!(text.contains(&format!("first difference at index {TAMPERED}")), "{text}");
+    assert!(
+        text.contains(&format!("first difference at index {TAMPERED}")),
+        "{text}"
+    );
     assert!(text.contains("cli:mallory@elsewhere"), "{text}");
 
-    let json_out = offline(&["verify", "--data-dir", &beta(), "--data-dir", dir.to_str().unwrap(), "-o", "json"]);
+    let json_out = offline(&[
+        "verify",
+        "--data-dir",
+        &beta(),
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
     let v: serde_json::Value = serde_json::from_str(&stdout(&json_out)).unwrap();
     assert_eq!(v["consistent"], false);
     assert_eq!(v["peers"][0]["index"].as_u64(), Some(TAMPERED));
@@ -335,10 +453,23 @@ fn corrupt_entry_is_reported_and_what_came_before_is_kept() {
     let o = offline(&["log", "--data-dir", d]);
     assert_eq!(o.status.code(), Some(1));
     let (out, err) = (stdout(&o), stderr(&o));
-    assert!(err.contains(&format!("log entry {CORRUPT} is corrupt at byte")), "{err}");
-    assert!(err.contains(&format!("up to index {}", CORRUPT - 1)), "{err}");
-    assert!(out.lines().any(|l| l.starts_with(&format!("{} ", CORRUPT - 1))), "{out}");
-    assert!(!out.lines().any(|l| l.starts_with(&format!("{CORRUPT} "))), "{out}");
+    assert!(
+        err.contains(&format!("log entry {CORRUPT} is corrupt at byte")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("up to index {}", CORRUPT - 1)),
+        "{err}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(&format!("{} ", CORRUPT - 1))),
+        "{out}"
+    );
+    assert!(
+        !out.lines().any(|l| l.starts_with(&format!("{CORRUPT} "))),
+        "{out}"
+    );
 
     let o = offline(&["replay", "--data-dir", d, "-o", "json"]);
     assert_eq!(o.status.code(), Some(1));
@@ -346,7 +477,11 @@ fn corrupt_entry_is_reported_and_what_came_before_is_kept() {
     assert_eq!(v["applied_index"].as_u64(), Some(CORRUPT - 1));
 
     let o = offline(&["verify", "--data-dir", &alpha(), "--data-dir", d]);
-    assert!(stdout(&o).contains(&format!("first difference at index {CORRUPT}")), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(&format!("first difference at index {CORRUPT}")),
+        "{}",
+        stdout(&o)
+    );
     assert!(stdout(&o).contains("checksum mismatch"), "{}", stdout(&o));
 }
 
@@ -356,7 +491,11 @@ fn bad_arguments_fail_with_one_line() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("no such data dir"), "{}", stderr(&o));
     let o = offline(&["replay", "--data-dir", &alpha(), "--to-time", "yesterday"]);
-    assert!(stderr(&o).contains("not an RFC 3339 time"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not an RFC 3339 time"),
+        "{}",
+        stderr(&o)
+    );
     let o = offline(&["history", "--data-dir", &alpha(), "peer/x"]);
     assert!(stderr(&o).contains("peer/ID"), "{}", stderr(&o));
 }

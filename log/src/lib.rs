@@ -10,6 +10,8 @@
 //!   replay and audit.
 //! - [`replay`]: [`replay::Replayer`], which rebuilds the state at any index or time
 //!   from a data dir with the same apply function the live state machine uses.
+//! - [`testing`]: writing data dirs (with snapshots and compaction) through the live
+//!   store code, for tests and benchmarks.
 
 use std::io::Cursor;
 
@@ -20,6 +22,7 @@ pub mod reader;
 pub mod replay;
 pub mod state_machine;
 pub mod store;
+pub mod testing;
 
 pub use reader::DataDirReader;
 pub use state_machine::{AppliedState, SharedState, StateMachineStore};

@@ -92,10 +92,13 @@ pub enum ReplayError {
 }
 
 /// What a data dir holds, in index terms, to explain which targets are possible.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Extent {
     /// First and last stored log index.
     pub log: Option<(u64, u64)>,
+    /// Whether the log still holds every entry from the first one on (openraft writes
+    /// the first membership entry at index 0; nothing was ever purged).
+    pub complete: bool,
     /// The stored snapshot's last included index.
     pub snapshot: Option<u64>,
 }
@@ -104,10 +107,10 @@ impl Extent {
     /// The indexes a replay can stop at, as `first..=last`.
     pub fn replayable(&self) -> Option<(u64, u64)> {
         let last = self.log.map(|(_, l)| l).max(self.snapshot)?;
-        let first = match (self.log, self.snapshot) {
-            (Some((0 | 1, _)), _) => 0,
-            (_, Some(s)) => s,
-            _ => return None,
+        let first = match (self.complete, self.snapshot) {
+            (true, _) => 0,
+            (false, Some(s)) => s,
+            (false, None) => return None,
         };
         (first <= last).then_some((first, last))
     }
@@ -185,14 +188,16 @@ impl<'r> Replayer<'r> {
         target: Target,
         start: Start,
     ) -> Result<Replayer<'r>, ReplayError> {
+        let log = reader.index_range()?;
+        let purged = reader.last_purged()?.is_some();
         let extent = Extent {
-            log: reader.index_range()?,
+            log,
+            complete: matches!(log, Some((0, _))) || (matches!(log, Some((1, _))) && !purged),
             snapshot: reader
                 .snapshot()?
                 .map(|(m, _)| m.last_log_id.map_or(0, |l| l.index)),
         };
-        // openraft writes the first membership entry at index 0.
-        let log_complete = matches!(extent.log, Some((0 | 1, _)));
+        let log_complete = extent.complete;
         let out_of_range = |wanted: String| ReplayError::OutOfRange {
             wanted,
             why: extent.describe(),
@@ -221,7 +226,7 @@ impl<'r> Replayer<'r> {
                 };
                 (state, base)
             }
-            _ if log_complete || extent.log.is_none() => (State::default(), Base::Empty),
+            _ if log_complete || extent == Extent::default() => (State::default(), Base::Empty),
             _ => {
                 let wanted = match target {
                     Target::End => "the end of the log".to_string(),
@@ -366,18 +371,21 @@ mod tests {
     #[test]
     fn extent_explains_what_is_possible() {
         let full = Extent {
-            log: Some((1, 50)),
+            log: Some((0, 50)),
+            complete: true,
             snapshot: Some(40),
         };
         assert_eq!(full.replayable(), Some((0, 50)));
         let compacted = Extent {
             log: Some((31, 50)),
+            complete: false,
             snapshot: Some(40),
         };
         assert_eq!(compacted.replayable(), Some((40, 50)));
         assert!(compacted.describe().contains("40..=50"));
         let broken = Extent {
             log: Some((31, 50)),
+            complete: false,
             snapshot: None,
         };
         assert_eq!(broken.replayable(), None);
