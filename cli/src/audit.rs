@@ -7,6 +7,7 @@
 //! corrupt entry stops a command with its index and byte offset after everything
 //! before it has been printed (exit code 1).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -14,8 +15,8 @@ use clap::{Args, Subcommand};
 use monk_log::replay::{raft_dir, Base, ReplayError, Replayer, Start, Target};
 use monk_log::{DataDirReader, RaftEntry};
 use monk_statemachine::{
-    diff, digest, inspect_snapshot, Applied, Command, MapChange, PeerId, PeerStatus, SecretName,
-    SecretScope, State, StateDiff, Template,
+    diff, digest, inspect_snapshot, Applied, Command, MapChange, Peer, PeerId, PeerStatus, Secret,
+    SecretName, SecretScope, State, StateDiff, Template,
 };
 use openraft::EntryPayload;
 use serde::Serialize;
@@ -442,23 +443,84 @@ fn scope_text(scope: &SecretScope) -> String {
     }
 }
 
-/// The state as it may be printed: sealed secret bytes are removed wherever they appear.
-fn redacted(value: Value) -> Value {
-    match value {
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .filter(|(k, _)| k != "sealed")
-                .map(|(k, v)| (k, redacted(v)))
+fn to_value<T: Serialize>(value: &T) -> Value {
+    // Plain data with string keys: serializing to a JSON value cannot fail.
+    serde_json::to_value(value).expect("rows serialize")
+}
+
+/// The state as it may be printed: every field of [`State`], secrets by name only.
+/// Serialized directly (not through `serde_json::Value`) so definitions keep their
+/// key order.
+#[derive(Serialize)]
+struct ShownState<'a> {
+    last_applied_index: u64,
+    last_applied_term: u64,
+    cluster_name: &'a Option<String>,
+    next_peer_id: PeerId,
+    peers: &'a BTreeMap<PeerId, Peer>,
+    join_tokens: &'a BTreeMap<String, u64>,
+    templates: &'a BTreeMap<String, Template>,
+    secrets: BTreeMap<&'a str, SecretName>,
+}
+
+impl<'a> ShownState<'a> {
+    fn of(state: &'a State) -> ShownState<'a> {
+        ShownState {
+            last_applied_index: state.last_applied_index,
+            last_applied_term: state.last_applied_term,
+            cluster_name: &state.cluster_name,
+            next_peer_id: state.next_peer_id,
+            peers: &state.peers,
+            join_tokens: &state.join_tokens,
+            templates: &state.templates,
+            secrets: state
+                .secrets
+                .iter()
+                .map(|(k, s)| (k.as_str(), SecretName::from(s)))
                 .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.into_iter().map(redacted).collect()),
-        other => other,
+        }
     }
 }
 
-fn to_value<T: Serialize>(value: &T) -> Value {
-    // Plain data with string keys: serializing to a JSON value cannot fail.
-    serde_json::to_value(value).expect("state serializes")
+/// A state diff as it may be printed: secrets by name only.
+#[derive(Serialize)]
+struct ShownDiff<'a> {
+    applied: &'a Option<((u64, u64), (u64, u64))>,
+    cluster_name: &'a Option<(Option<String>, Option<String>)>,
+    next_peer_id: &'a Option<(PeerId, PeerId)>,
+    peers: &'a [MapChange<PeerId, Peer>],
+    join_tokens: &'a [MapChange<String, u64>],
+    templates: &'a [MapChange<String, Template>],
+    secrets: Vec<MapChange<String, SecretName>>,
+}
+
+impl<'a> ShownDiff<'a> {
+    fn of(d: &'a StateDiff) -> ShownDiff<'a> {
+        let name = |change: &MapChange<String, Secret>| match change {
+            MapChange::Added { key, after } => MapChange::Added {
+                key: key.clone(),
+                after: after.into(),
+            },
+            MapChange::Changed { key, before, after } => MapChange::Changed {
+                key: key.clone(),
+                before: before.into(),
+                after: after.into(),
+            },
+            MapChange::Removed { key, before } => MapChange::Removed {
+                key: key.clone(),
+                before: before.into(),
+            },
+        };
+        ShownDiff {
+            applied: &d.applied,
+            cluster_name: &d.cluster_name,
+            next_peer_id: &d.next_peer_id,
+            peers: &d.peers,
+            join_tokens: &d.join_tokens,
+            templates: &d.templates,
+            secrets: d.secrets.iter().map(name).collect(),
+        }
+    }
 }
 
 /// A human summary of a state: cluster, peers, templates, secrets by name, join tokens.
@@ -544,13 +606,21 @@ fn replay(args: &ReplayArgs) -> Result<Report, String> {
                     json!({"kind": "snapshot", "index": index, "term": term, "digest": digest})
                 }
             };
-            json_line(&json!({
-                "applied_index": state.last_applied_index,
-                "applied_term": state.last_applied_term,
-                "state_digest": state_digest,
-                "started_from": base,
-                "state": redacted(to_value(state)),
-            }))
+            #[derive(Serialize)]
+            struct Replayed<'a> {
+                applied_index: u64,
+                applied_term: u64,
+                state_digest: &'a str,
+                started_from: Value,
+                state: ShownState<'a>,
+            }
+            json_line(&Replayed {
+                applied_index: state.last_applied_index,
+                applied_term: state.last_applied_term,
+                state_digest: &state_digest,
+                started_from: base,
+                state: ShownState::of(state),
+            })
         }
         Output::Table => {
             let mut out = format!(
@@ -777,11 +847,19 @@ fn diff_cmd(args: &DiffArgs) -> Result<Report, String> {
     let after = replayer.state();
     let d = diff(&before, after);
     let stdout = match args.out.output {
-        Output::Json => json_line(&json!({
-            "from": point_json(&before),
-            "to": point_json(after),
-            "changes": redacted(to_value(&d)),
-        })),
+        Output::Json => {
+            #[derive(Serialize)]
+            struct Diffed<'a> {
+                from: Value,
+                to: Value,
+                changes: ShownDiff<'a>,
+            }
+            json_line(&Diffed {
+                from: point_json(&before),
+                to: point_json(after),
+                changes: ShownDiff::of(&d),
+            })
+        }
         Output::Table => format!(
             "diff from index {} (term {}) to index {} (term {})\n{}",
             before.last_applied_index,
@@ -962,9 +1040,9 @@ struct HistoryRow {
     /// The entity before and after this entry; absent when the entry is inside the
     /// snapshot the replay started from.
     #[serde(skip_serializing_if = "Option::is_none")]
-    before: Option<Value>,
+    before: Option<EntityValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    after: Option<Value>,
+    after: Option<EntityValue>,
     change: Vec<String>,
 }
 
@@ -1010,11 +1088,7 @@ fn history(args: &HistoryArgs) -> Result<Report, String> {
                 if change.is_empty() {
                     change.push("no change".into());
                 }
-                (
-                    change,
-                    Some(redacted(to_value(&before))),
-                    Some(redacted(to_value(&after))),
-                )
+                (change, Some(before), Some(after))
             }
         };
         rows.push(HistoryRow {
@@ -1064,16 +1138,12 @@ enum Finding {
     /// The entries at `index` differ (or one of them is unreadable).
     EntryDiffers {
         index: u64,
-        peer: String,
-        reference: String,
         mine: Value,
         theirs: Value,
     },
     /// The entries agree but the states do not: the difference predates the stored logs.
     StateDiffers {
         index: u64,
-        peer: String,
-        reference: String,
         mine: String,
         theirs: String,
     },
@@ -1082,8 +1152,7 @@ enum Finding {
 fn entry_value(entry: &Result<RaftEntry, String>) -> Value {
     match entry {
         Ok(e) => {
-            let row = to_value(&EntryRow::of(e, None));
-            let mut row = redacted(row);
+            let mut row = to_value(&EntryRow::of(e, None));
             if let Some(map) = row.as_object_mut() {
                 map.remove("result");
             }
@@ -1199,7 +1268,17 @@ fn verify(args: &VerifyArgs) -> Result<Report, String> {
         Output::Json => json_line(&json!({
             "consistent": !divergent,
             "reference": names[0],
-            "peers": findings,
+            "peers": findings
+                .iter()
+                .zip(&names[1..])
+                .map(|(finding, name)| {
+                    let mut v = to_value(finding);
+                    if let Some(map) = v.as_object_mut() {
+                        map.insert("data_dir".into(), json!(name));
+                    }
+                    v
+                })
+                .collect::<Vec<_>>(),
         })),
         Output::Table => {
             let mut out = String::new();
@@ -1252,8 +1331,6 @@ fn verify_pair(
     if let Some((index, mine, theirs)) = difference {
         return Ok(Finding::EntryDiffers {
             index,
-            peer: name_b.into(),
-            reference: name_a.into(),
             mine,
             theirs,
         });
@@ -1277,8 +1354,6 @@ fn verify_pair(
             if da != db {
                 return Ok(Finding::StateDiffers {
                     index,
-                    peer: name_b.into(),
-                    reference: name_a.into(),
                     mine: da,
                     theirs: db,
                 });
@@ -1383,10 +1458,18 @@ mod tests {
         assert!(parse_point("soon").is_err());
     }
 
+    /// Every field of the state is shown (sealed bytes as names): a field added to
+    /// `State` (workloads) must be added to `ShownState` too.
     #[test]
-    fn sealed_bytes_never_printed() {
-        let v = json!({"secrets": {"global:a": {"name": "a", "sealed": "c0ffee"}}});
-        assert_eq!(redacted(v), json!({"secrets": {"global:a": {"name": "a"}}}));
+    fn shown_state_and_diff_cover_every_field() {
+        let keys = |v: Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+        let state = State::default();
+        assert_eq!(
+            keys(to_value(&state)),
+            keys(to_value(&ShownState::of(&state)))
+        );
+        let d = StateDiff::default();
+        assert_eq!(keys(to_value(&d)), keys(to_value(&ShownDiff::of(&d))));
     }
 
     #[test]
