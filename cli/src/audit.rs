@@ -354,13 +354,18 @@ fn log(args: &LogArgs) -> Result<Report, String> {
     let since = args.since.as_deref().map(parse_time).transpose()?;
     let until = args.until.as_deref().map(parse_time).transpose()?;
     let reader = open(&args.dir.data_dir)?;
-    let target = args.to.map_or(Target::End, Target::Index);
+    // Listing never needs a state before the snapshot: entries inside it are shown
+    // without a result, so the replay runs to the end and the loop stops at `--to`.
     let mut replayer =
-        Replayer::open(&reader, target, Start::Earliest).map_err(|e| e.to_string())?;
+        Replayer::open(&reader, Target::End, Start::Earliest).map_err(|e| e.to_string())?;
     let mut rows = Vec::new();
     let mut last_time = None;
     let mut problem = None;
     while let Some(next) = replayer.next_entry() {
+        let past_to = |e: &RaftEntry| args.to.is_some_and(|to| e.log_id.index > to);
+        if next.as_ref().is_ok_and(past_to) {
+            break;
+        }
         let applied = next.and_then(|entry| replayer.apply(entry));
         let (entry, result) = match applied {
             Ok(pair) => pair,

@@ -623,3 +623,26 @@ fn compacted_data_dir_replays_from_its_snapshot_and_says_what_is_possible() {
     assert!(from_file.contains("index     30"), "{from_file}");
     assert!(!from_file.contains("abab"), "{from_file}");
 }
+
+#[test]
+fn log_lists_entries_inside_the_snapshot_without_results() {
+    let root = tempfile::tempdir().unwrap();
+    let compacted = root.path().join("compacted");
+    synthetic_data_dir(&compacted, true);
+    let log = offline_ok(&[
+        "log",
+        "--data-dir",
+        compacted.to_str().unwrap(),
+        "--to",
+        "25",
+        "-o",
+        "json",
+    ]);
+    let rows: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.first().and_then(|r| r["index"].as_u64()), Some(21));
+    assert_eq!(rows.last().and_then(|r| r["index"].as_u64()), Some(25));
+    assert!(rows.iter().all(|r| r["result"].is_null()), "{log}");
+}
