@@ -289,6 +289,15 @@ fn fixture_log_matches_expectation() {
         "cli:intern@laptop",
     ]);
     text += &transcript(&["log", "--data-dir", &a, "--from", "5", "--to", "8"]);
+    text += &transcript(&[
+        "log",
+        "--data-dir",
+        &a,
+        "--since",
+        "2026-11-22T02:38:56.340Z",
+        "--until",
+        "2026-11-22T03:38:56.350+01:00",
+    ]);
     check_expect("audit-log.txt", &text);
 }
 
@@ -297,6 +306,14 @@ fn fixture_replay_matches_expectation() {
     let a = alpha();
     let mut text = transcript(&["replay", "--data-dir", &a]);
     text += &transcript(&["replay", "--data-dir", &a, "--to-index", "6"]);
+    text += &transcript(&[
+        "replay",
+        "--data-dir",
+        &a,
+        "--to-time",
+        "2026-11-22T02:38:56.350Z",
+    ]);
+    text += &transcript(&["replay", "--data-dir", &a, "--to-index", "99"]);
     text += &transcript(&["replay", "--data-dir", &a, "-o", "json"]);
     check_expect("audit-replay.txt", &text);
 }
@@ -307,6 +324,13 @@ fn fixture_diff_matches_expectation() {
     let mut text = transcript(&["diff", "--data-dir", &a, "0", "8"]);
     text += &transcript(&["diff", "--data-dir", &a, "8", "99999"]);
     text += &transcript(&["diff", "--data-dir", &a, "8", "6"]);
+    text += &transcript(&[
+        "diff",
+        "--data-dir",
+        &a,
+        "2026-11-22T02:38:57Z",
+        "2026-11-22T02:39:04Z",
+    ]);
     text += &transcript(&["diff", "--data-dir", &a, "6", "12", "-o", "json"]);
     check_expect("audit-diff.txt", &text);
 }
@@ -425,6 +449,23 @@ fn verify_reports_the_index_of_an_entry_changed_on_disk() {
         "{text}"
     );
     assert!(text.contains("cli:mallory@elsewhere"), "{text}");
+
+    // Three peers: each compared with the first.
+    let o = offline(&[
+        "verify",
+        "--data-dir",
+        &alpha(),
+        "--data-dir",
+        &beta(),
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ]);
+    let text = stdout(&o);
+    assert!(text.contains("beta: consistent up to 13"), "{text}");
+    assert!(
+        text.contains(&format!("tampered: first difference at index {TAMPERED}")),
+        "{text}"
+    );
 
     let json_out = offline(&[
         "verify",
