@@ -166,19 +166,21 @@ pub struct Replayer<'r> {
     stopped: bool,
 }
 
-/// The time of the last proposal at or before `index`, from the stored log.
-fn time_at(reader: &DataDirReader, index: u64) -> Result<Option<u64>, ReplayError> {
-    let mut time = None;
+/// Whether the state at `index` (a snapshot's) is from at or before time `t`: judged by
+/// the last proposal stored at or before `index`, or, when compaction removed those,
+/// by the first proposal after it (a later proposal at or before `t` proves it).
+fn at_or_before(reader: &DataDirReader, index: u64, t: u64) -> Result<bool, ReplayError> {
+    let mut last = None;
     for entry in reader.entries() {
         let entry = entry?;
-        if entry.log_id.index > index {
-            break;
-        }
         if let EntryPayload::Normal(p) = &entry.payload {
-            time = Some(p.proposed_at_ms);
+            if entry.log_id.index > index {
+                return Ok(last.unwrap_or(p.proposed_at_ms) <= t);
+            }
+            last = Some(p.proposed_at_ms);
         }
     }
-    Ok(time)
+    Ok(last.is_none_or(|at| at <= t))
 }
 
 impl<'r> Replayer<'r> {
@@ -212,9 +214,7 @@ impl<'r> Replayer<'r> {
             (None, _) => false,
             (Some(_), Target::End) => true,
             (Some((_, s)), Target::Index(n)) => s.last_applied_index <= n,
-            (Some((_, s)), Target::TimeMs(t)) => {
-                time_at(reader, s.last_applied_index)?.is_none_or(|at| at <= t)
-            }
+            (Some((_, s)), Target::TimeMs(t)) => at_or_before(reader, s.last_applied_index, t)?,
         };
         let use_snapshot = snapshot_fits && !(start == Start::Earliest && log_complete);
         let (state, base) = match snapshot {

@@ -182,3 +182,21 @@ fn earliest_start_recomputes_every_result_when_the_log_is_complete() {
     let nearest = Replayer::open(&reader, Target::End, Start::Nearest).unwrap();
     assert!(matches!(nearest.base(), Base::Snapshot { index: 4, .. }));
 }
+
+#[test]
+fn a_time_before_the_compacted_snapshot_is_refused() {
+    let steps: Vec<Step> = (0..20).map(|_| Step::Propose(Command::Noop)).collect();
+    let entries = log_of(&steps);
+    let dir = tempfile::tempdir().unwrap();
+    // Snapshot after entry 15, log purged through 15: no stored entry tells the
+    // snapshot's time, the first one after it (16, proposed at 16 s) does.
+    write(dir.path(), &entries, Some(15), Some(15));
+    let reader = DataDirReader::open(dir.path()).unwrap();
+    let err = Replayer::open(&reader, Target::TimeMs(10_000), Start::Nearest)
+        .err()
+        .expect("10 s is before the snapshot");
+    assert!(err.to_string().contains("15..=22"), "{err}");
+    let mut r = Replayer::open(&reader, Target::TimeMs(17_000), Start::Nearest).unwrap();
+    r.run().unwrap();
+    assert_eq!(r.state().last_applied_index, 17);
+}
