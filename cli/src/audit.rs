@@ -1341,11 +1341,21 @@ fn verify_pair(
         });
     }
     let up_to = last_common.unwrap_or(0);
-    let mut ra = Replayer::open(a, Target::Index(up_to), Start::Nearest)
-        .map_err(|e| format!("{name_a}: {e}"))?;
-    let mut rb = Replayer::open(b, Target::Index(up_to), Start::Nearest)
-        .map_err(|e| format!("{name_b}: {e}"))?;
+    // The earliest state each peer can rebuild: the empty state when its log is
+    // complete, else its snapshot. Digests are comparable from the later of the two.
+    let mut ra =
+        Replayer::open(a, Target::End, Start::Earliest).map_err(|e| format!("{name_a}: {e}"))?;
+    let mut rb =
+        Replayer::open(b, Target::End, Start::Earliest).map_err(|e| format!("{name_b}: {e}"))?;
     let first = ra.base().index().max(rb.base().index());
+    if first > up_to {
+        return Ok(Finding::Consistent {
+            up_to,
+            digests_compared: 0,
+        });
+    }
+    ra.retarget(Target::Index(up_to));
+    rb.retarget(Target::Index(up_to));
     advance_to(&mut ra, first).map_err(|e| format!("{name_a}: {e}"))?;
     advance_to(&mut rb, first).map_err(|e| format!("{name_b}: {e}"))?;
     let every_index = up_to.saturating_sub(first) <= VERIFY_DIGEST_EVERY_INDEX_MAX;
