@@ -259,12 +259,21 @@ struct EntryRow {
 }
 
 fn membership_summary(m: &openraft::Membership<u64, monk_log::PeerNode>) -> String {
-    let voters: Vec<String> = m.voter_ids().map(|v| v.to_string()).collect();
-    let learners: Vec<String> = m.learner_ids().map(|v| v.to_string()).collect();
+    let ids = |ids: &mut dyn Iterator<Item = u64>| -> String {
+        ids.map(|v| v.to_string()).collect::<Vec<_>>().join(",")
+    };
+    let configs: Vec<String> = m
+        .get_joint_config()
+        .iter()
+        .map(|c| format!("[{}]", ids(&mut c.iter().copied())))
+        .collect();
+    let (what, voters) = match configs.as_slice() {
+        [single] => ("voters", single.clone()),
+        joint => ("joint voters", joint.join(" + ")),
+    };
     format!(
-        "membership: voters [{}] learners [{}]",
-        voters.join(","),
-        learners.join(",")
+        "membership: {what} {voters} learners [{}]",
+        ids(&mut m.learner_ids())
     )
 }
 

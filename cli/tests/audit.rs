@@ -74,15 +74,32 @@ fn peer_status(addr: &str, name: &str) -> Option<bool> {
         .and_then(|p| p["up"].as_bool())
 }
 
-/// The scripted incident: a two-peer cluster, definitions loaded and changed, secrets
-/// set, a rejected removal, one peer killed (declared down) and restarted (up again).
-/// Returns the two data dirs and the live applied index and digest of the first peer.
+fn voters(addr: &str) -> usize {
+    let peers = json(addr, &["cluster", "peers", "-o", "json"]);
+    peers
+        .as_array()
+        .map_or(0, |a| a.iter().filter(|p| p["voter"] == true).count())
+}
+
+/// The scripted incident: a three-peer cluster, definitions loaded and changed, secrets
+/// set, a rejected removal, one peer killed (declared down: the other two keep a
+/// quorum) and restarted (up again). Returns the data dirs of the two peers that stay
+/// up and the live applied index and digest of the first.
 fn scenario(root: &Path) -> ([PathBuf; 2], u64, String) {
     let mut alpha = Peer::start(root, "alpha");
     let mut beta = Peer::start(root, "beta");
+    let mut gamma = Peer::start(root, "gamma");
     ok(&alpha.addr, &["cluster", "new", "--name", "forensics"]);
-    let token = ok(&alpha.addr, &["cluster", "token"]).trim().to_string();
-    ok(&beta.addr, &["cluster", "join", "--token", &token]);
+    for joiner in [&beta, &gamma] {
+        let token = ok(&alpha.addr, &["cluster", "token"]).trim().to_string();
+        ok(&joiner.addr, &["cluster", "join", "--token", &token]);
+    }
+    // Only once all three vote does killing one leave a quorum to declare it down.
+    wait_for(
+        Duration::from_secs(30),
+        || voters(&alpha.addr) == 3,
+        "three voters",
+    );
     let v1 = write(
         root,
         "v1.yaml",
@@ -129,17 +146,17 @@ fn scenario(root: &Path) -> ([PathBuf; 2], u64, String) {
     )
     .is_accepted());
 
-    beta.kill();
+    gamma.kill();
     wait_for(
         Duration::from_secs(30),
-        || peer_status(&alpha.addr, "beta") == Some(false),
-        "beta declared down",
+        || peer_status(&alpha.addr, "gamma") == Some(false),
+        "gamma declared down",
     );
-    beta.restart();
+    gamma.restart();
     wait_for(
         Duration::from_secs(30),
-        || peer_status(&alpha.addr, "beta") == Some(true),
-        "beta up again",
+        || peer_status(&alpha.addr, "gamma") == Some(true),
+        "gamma up again",
     );
 
     // Offline commands work on a data dir while its monkd runs.
@@ -160,6 +177,7 @@ fn scenario(root: &Path) -> ([PathBuf; 2], u64, String) {
     let digest = consensus["state_digest"].as_str().unwrap().to_string();
     alpha.terminate();
     beta.terminate();
+    gamma.terminate();
     (
         [alpha.data_dir.clone(), beta.data_dir.clone()],
         index,
@@ -288,15 +306,15 @@ fn fixture_log_matches_expectation() {
         "--actor",
         "cli:intern@laptop",
     ]);
-    text += &transcript(&["log", "--data-dir", &a, "--from", "5", "--to", "8"]);
+    text += &transcript(&["log", "--data-dir", &a, "--from", "7", "--to", "13"]);
     text += &transcript(&[
         "log",
         "--data-dir",
         &a,
         "--since",
-        "2026-11-22T02:38:56.340Z",
+        "2026-11-22T03:14:23.980Z",
         "--until",
-        "2026-11-22T03:38:56.350+01:00",
+        "2026-11-22T04:14:23.995+01:00",
     ]);
     check_expect("audit-log.txt", &text);
 }
@@ -305,13 +323,13 @@ fn fixture_log_matches_expectation() {
 fn fixture_replay_matches_expectation() {
     let a = alpha();
     let mut text = transcript(&["replay", "--data-dir", &a]);
-    text += &transcript(&["replay", "--data-dir", &a, "--to-index", "6"]);
+    text += &transcript(&["replay", "--data-dir", &a, "--to-index", "13"]);
     text += &transcript(&[
         "replay",
         "--data-dir",
         &a,
         "--to-time",
-        "2026-11-22T02:38:56.350Z",
+        "2026-11-22T03:14:24.000Z",
     ]);
     text += &transcript(&["replay", "--data-dir", &a, "--to-index", "99"]);
     text += &transcript(&["replay", "--data-dir", &a, "-o", "json"]);
@@ -321,17 +339,17 @@ fn fixture_replay_matches_expectation() {
 #[test]
 fn fixture_diff_matches_expectation() {
     let a = alpha();
-    let mut text = transcript(&["diff", "--data-dir", &a, "0", "8"]);
-    text += &transcript(&["diff", "--data-dir", &a, "8", "99999"]);
-    text += &transcript(&["diff", "--data-dir", &a, "8", "6"]);
+    let mut text = transcript(&["diff", "--data-dir", &a, "0", "15"]);
+    text += &transcript(&["diff", "--data-dir", &a, "15", "99999"]);
+    text += &transcript(&["diff", "--data-dir", &a, "15", "13"]);
     text += &transcript(&[
         "diff",
         "--data-dir",
         &a,
-        "2026-11-22T02:38:57Z",
-        "2026-11-22T02:39:04Z",
+        "2026-11-22T03:14:25Z",
+        "2026-11-22T03:14:31Z",
     ]);
-    text += &transcript(&["diff", "--data-dir", &a, "6", "12", "-o", "json"]);
+    text += &transcript(&["diff", "--data-dir", &a, "13", "19", "-o", "json"]);
     check_expect("audit-diff.txt", &text);
 }
 
@@ -340,7 +358,7 @@ fn fixture_history_matches_expectation() {
     let a = alpha();
     let mut text = transcript(&["history", "--data-dir", &a, "shop/web"]);
     text += &transcript(&["history", "--data-dir", &a, "shop/db"]);
-    text += &transcript(&["history", "--data-dir", &a, "peer/2"]);
+    text += &transcript(&["history", "--data-dir", &a, "peer/3"]);
     text += &transcript(&["history", "--data-dir", &a, "shop/web", "-o", "json"]);
     check_expect("audit-history.txt", &text);
 }
@@ -424,7 +442,7 @@ fn tampered_copy(root: &Path, index: u64, change: impl FnOnce(Vec<u8>) -> Vec<u8
 #[test]
 fn verify_reports_the_index_of_an_entry_changed_on_disk() {
     let root = tempfile::tempdir().unwrap();
-    const TAMPERED: u64 = 9;
+    const TAMPERED: u64 = 14;
     // A valid entry with a different actor and a fresh checksum: only a comparison
     // with another peer can tell.
     let dir = tampered_copy(root.path(), TAMPERED, |bytes| {
@@ -461,7 +479,7 @@ fn verify_reports_the_index_of_an_entry_changed_on_disk() {
         dir.to_str().unwrap(),
     ]);
     let text = stdout(&o);
-    assert!(text.contains("beta: consistent up to 13"), "{text}");
+    assert!(text.contains("beta: consistent up to 20"), "{text}");
     assert!(
         text.contains(&format!("tampered: first difference at index {TAMPERED}")),
         "{text}"
@@ -484,7 +502,7 @@ fn verify_reports_the_index_of_an_entry_changed_on_disk() {
 #[test]
 fn corrupt_entry_is_reported_and_what_came_before_is_kept() {
     let root = tempfile::tempdir().unwrap();
-    const CORRUPT: u64 = 9;
+    const CORRUPT: u64 = 14;
     let dir = tampered_copy(root.path(), CORRUPT, |mut bytes| {
         let at = bytes.len() / 2;
         bytes[at] ^= 0x10;
