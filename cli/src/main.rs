@@ -2,7 +2,9 @@
 //! typed client or the offline libraries, print a table or JSON, exit 0 on success and
 //! non-zero with a one-line reason on failure.
 
+mod audit;
 mod table;
+mod timefmt;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -94,6 +96,9 @@ enum Top {
         #[arg(long)]
         stale: bool,
     },
+    /// Incident forensics on a data dir: log, replay, diff, history, verify, snapshot.
+    #[command(flatten)]
+    Audit(audit::AuditCmd),
     /// Check MonkScript files, directories or MANIFESTs; exit 1 if there are errors.
     Lint {
         #[arg(required = true)]
@@ -276,6 +281,7 @@ async fn run(cli: Cli) -> Outcome {
             ))
         }
         Top::Eval { .. } => Err(Failure("eval runs offline".into())),
+        Top::Audit(_) => Err(Failure("audit commands run offline".into())),
         Top::Dump {
             path,
             output,
@@ -406,6 +412,7 @@ fn finish(output: monk_scripting::cli_output::CommandOutput) -> ExitCode {
 /// Commands that need no peer.
 fn offline(command: &Top) -> Option<ExitCode> {
     match command {
+        Top::Audit(cmd) => Some(audit::run(cmd)),
         Top::Eval {
             vars,
             vars_file,

@@ -8,6 +8,10 @@
 //!   `monk_statemachine::apply`, with snapshot build / install / restore.
 //! - [`reader`]: [`DataDirReader`], a read-only view of a data dir (live or dead) for
 //!   replay and audit.
+//! - [`replay`]: [`replay::Replayer`], which rebuilds the state at any index or time
+//!   from a data dir with the same apply function the live state machine uses.
+//! - [`testing`]: writing data dirs (with snapshots and compaction) through the live
+//!   store code, for tests and benchmarks.
 
 use std::io::Cursor;
 
@@ -15,8 +19,10 @@ use serde::{Deserialize, Serialize};
 
 pub mod codec;
 pub mod reader;
+pub mod replay;
 pub mod state_machine;
 pub mod store;
+pub mod testing;
 
 pub use reader::DataDirReader;
 pub use state_machine::{AppliedState, SharedState, StateMachineStore};

@@ -10,7 +10,8 @@ use rocksdb::{IteratorMode, Options, DB};
 use crate::codec::{decode_entry, EntryError};
 use crate::state_machine::read_snapshot;
 use crate::store::{
-    column_families, key_index, CF_LOGS, CF_META, KEY_COMMITTED, KEY_LAST_PURGED, KEY_VOTE,
+    column_families, index_key, key_index, CF_LOGS, CF_META, KEY_COMMITTED, KEY_LAST_PURGED,
+    KEY_VOTE,
 };
 use crate::{LogId, RaftEntry, SnapshotMeta};
 
@@ -87,11 +88,44 @@ impl DataDirReader {
     /// Every stored entry in index order; a corrupt one is yielded as an error and the
     /// iteration goes on.
     pub fn entries(&self) -> impl Iterator<Item = Result<RaftEntry, EntryError>> + '_ {
+        self.entries_from(0)
+    }
+
+    /// Indexes of the first and last stored entries, without decoding them.
+    pub fn index_range(&self) -> Result<Option<(u64, u64)>, ReadError> {
         let cf = self
             .db
             .cf_handle(CF_LOGS)
             .expect("opened with every column family");
-        self.db.iterator_cf(cf, IteratorMode::Start).map(|item| {
+        let edge = |mode| -> Result<Option<u64>, ReadError> {
+            match self.db.iterator_cf(cf, mode).next() {
+                None => Ok(None),
+                Some(Err(e)) => Err(ReadError::Read {
+                    what: "log keys".into(),
+                    reason: e.to_string(),
+                }),
+                Some(Ok((key, _))) => key_index(&key).map(Some).ok_or_else(|| ReadError::Read {
+                    what: "log keys".into(),
+                    reason: format!("bad key {key:?}"),
+                }),
+            }
+        };
+        Ok(edge(IteratorMode::Start)?.zip(edge(IteratorMode::End)?))
+    }
+
+    /// Stored entries from index `first` on, in index order; a corrupt one is yielded
+    /// as an error and the iteration goes on.
+    pub fn entries_from(
+        &self,
+        first: u64,
+    ) -> impl Iterator<Item = Result<RaftEntry, EntryError>> + '_ {
+        let cf = self
+            .db
+            .cf_handle(CF_LOGS)
+            .expect("opened with every column family");
+        let start = index_key(first);
+        let mode = IteratorMode::From(&start, rocksdb::Direction::Forward);
+        self.db.iterator_cf(cf, mode).map(|item| {
             let (key, value) = item.map_err(|e| EntryError {
                 index: 0,
                 offset: 0,

@@ -13,7 +13,9 @@ use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError};
 use rocksdb::{WriteBatch, WriteOptions, DB};
 
-use monk_statemachine::{advance, apply, decode_snapshot, encode_snapshot, Applied, Entry, State};
+use monk_statemachine::{
+    advance, apply, decode_snapshot, encode_snapshot, Applied, ApplyError, Entry, State,
+};
 
 use crate::store::{OpenError, CF_SM, KEY_SNAPSHOT, KEY_SNAPSHOT_META};
 use crate::{LogId, RaftEntry, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
@@ -73,6 +75,35 @@ impl StateMachineStore {
     /// A handle for readers (API, projections).
     pub fn shared(&self) -> SharedState {
         self.shared.clone()
+    }
+}
+
+/// Applies one Raft entry to `state` the way every peer does: Raft's own blank and
+/// membership entries only advance the applied index; a normal entry goes through
+/// `monk_statemachine::apply`. Offline replay (`crate::replay`) calls this same function,
+/// so an audit recomputes exactly what the live cluster computed. The entry is handed
+/// back (moved, not copied) for callers that still need it.
+pub fn apply_raft_entry(
+    state: &mut State,
+    entry: RaftEntry,
+) -> (RaftEntry, Result<Applied, ApplyError>) {
+    let log_id = entry.log_id;
+    match entry.payload {
+        EntryPayload::Normal(proposal) => {
+            let entry = Entry {
+                index: log_id.index,
+                term: log_id.leader_id.term,
+                proposal,
+            };
+            let result = apply(state, &entry);
+            let payload = EntryPayload::Normal(entry.proposal);
+            (RaftEntry { log_id, payload }, result)
+        }
+        payload => {
+            let result = advance(state, log_id.index, log_id.leader_id.term)
+                .map(|()| Applied::Accepted { peer_id: None });
+            (RaftEntry { log_id, payload }, result)
+        }
     }
 }
 
@@ -160,28 +191,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let mut results = Vec::new();
         for entry in entries {
             let log_id = entry.log_id;
-            let result = match entry.payload {
-                EntryPayload::Blank => {
-                    advance(&mut applied.state, log_id.index, log_id.leader_id.term)
-                        .map_err(|e| StorageIOError::apply(log_id, &e))?;
-                    Applied::Accepted { peer_id: None }
-                }
-                EntryPayload::Membership(membership) => {
-                    advance(&mut applied.state, log_id.index, log_id.leader_id.term)
-                        .map_err(|e| StorageIOError::apply(log_id, &e))?;
-                    applied.membership = StoredMembership::new(Some(log_id), membership);
-                    Applied::Accepted { peer_id: None }
-                }
-                EntryPayload::Normal(proposal) => {
-                    let entry = Entry {
-                        index: log_id.index,
-                        term: log_id.leader_id.term,
-                        proposal,
-                    };
-                    apply(&mut applied.state, &entry)
-                        .map_err(|e| StorageIOError::apply(log_id, &e))?
-                }
-            };
+            let (entry, result) = apply_raft_entry(&mut applied.state, entry);
+            let result = result.map_err(|e| StorageIOError::apply(log_id, &e))?;
+            if let EntryPayload::Membership(membership) = entry.payload {
+                applied.membership = StoredMembership::new(Some(log_id), membership);
+            }
             if cfg!(debug_assertions) {
                 applied
                     .state

@@ -12,6 +12,7 @@
 
 pub mod apply;
 pub mod command;
+pub mod diff;
 pub mod entry;
 pub mod snapshot;
 pub mod state;
@@ -19,6 +20,7 @@ pub mod view;
 
 pub use apply::{advance, apply, Applied, ApplyError, Rejection};
 pub use command::{Capacity, Command, LoadedTemplate, PeerId, Proposal, SecretScope};
+pub use diff::{apply_diff, diff, DiffMismatch, MapChange, SecretName, StateDiff};
 pub use entry::{decode_proposal, DecodeError, Entry};
 pub use snapshot::{
     decode_snapshot, digest, encode_snapshot, inspect_snapshot, SnapshotError, SnapshotHeader,
