@@ -59,9 +59,19 @@ pub enum AuditCmd {
 
 #[derive(Args, Debug)]
 pub struct DataDir {
-    /// A peer's data dir (or its `raft/` directory); opened read-only, safe while monkd runs.
+    /// A peer's data dir (or its `raft/` directory); opened read-only, safe while monkd
+    /// runs. Without it, the addressed peer (`--addr`) sends a consistent copy of its
+    /// Raft data through the API and that copy is audited.
     #[arg(long, value_name = "DIR")]
-    data_dir: PathBuf,
+    data_dir: Option<PathBuf>,
+}
+
+impl DataDir {
+    fn path(&self) -> Result<&Path, String> {
+        self.data_dir
+            .as_deref()
+            .ok_or_else(|| "no --data-dir and no peer data fetched".to_string())
+    }
 }
 
 #[derive(Args, Debug)]
@@ -132,8 +142,12 @@ pub struct HistoryArgs {
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
     /// Two or more peers' data dirs.
-    #[arg(long = "data-dir", value_name = "DIR", required = true, num_args = 1)]
+    #[arg(long = "data-dir", value_name = "DIR", num_args = 1)]
     data_dirs: Vec<PathBuf>,
+    /// A running peer (HOST:PORT) whose Raft data is fetched through the API and
+    /// compared like a data dir; repeat, and mix with --data-dir.
+    #[arg(long = "peer", value_name = "ADDR", num_args = 1)]
+    peers: Vec<String>,
     #[command(flatten)]
     out: OutputArg,
 }
@@ -167,6 +181,56 @@ impl Report {
 }
 
 /// Runs one audit command; prints its output and returns the exit code.
+/// For the online forms: fetches the Raft data of the addressed peer (when a command
+/// has no --data-dir) and of every `verify --peer` into `scratch`, and points the
+/// command at those copies, so online and offline audits run the very same code.
+pub async fn fetch_online(cmd: &mut AuditCmd, addr: &str, scratch: &Path) -> Result<(), String> {
+    let dir = match cmd {
+        AuditCmd::Log(a) => Some(&mut a.dir),
+        AuditCmd::Replay(a) => Some(&mut a.dir),
+        AuditCmd::Diff(a) => Some(&mut a.dir),
+        AuditCmd::History(a) => Some(&mut a.dir),
+        AuditCmd::Verify(_) | AuditCmd::Snapshot(_) => None,
+    };
+    if let Some(dir) = dir {
+        if dir.data_dir.is_none() {
+            let dest = scratch.join("addressed-peer");
+            download(addr, &dest).await?;
+            dir.data_dir = Some(dest);
+        }
+    }
+    if let AuditCmd::Verify(v) = cmd {
+        for (i, peer) in v.peers.iter().enumerate() {
+            let dest = scratch.join(format!("peer-{i}"));
+            download(peer, &dest).await?;
+            v.data_dirs.push(dest);
+        }
+    }
+    Ok(())
+}
+
+/// Whether [`fetch_online`] has anything to fetch for `cmd`.
+pub fn needs_online(cmd: &AuditCmd) -> bool {
+    match cmd {
+        AuditCmd::Log(a) => a.dir.data_dir.is_none(),
+        AuditCmd::Replay(a) => a.dir.data_dir.is_none(),
+        AuditCmd::Diff(a) => a.dir.data_dir.is_none(),
+        AuditCmd::History(a) => a.dir.data_dir.is_none(),
+        AuditCmd::Verify(v) => !v.peers.is_empty(),
+        AuditCmd::Snapshot(_) => false,
+    }
+}
+
+async fn download(addr: &str, dest: &Path) -> Result<(), String> {
+    let mut client = monk_node::MonkClient::connect(addr)
+        .await
+        .map_err(|e| format!("{e} (give --data-dir to audit a data dir offline)"))?;
+    client
+        .export_raft_data(&dest.join("raft"))
+        .await
+        .map_err(|s| format!("{addr}: {} ({:?})", s.message(), s.code()))
+}
+
 pub fn run(cmd: &AuditCmd) -> ExitCode {
     let result = match cmd {
         AuditCmd::Log(args) => log(args),
@@ -362,7 +426,7 @@ fn path_matches(filter: &str, path: &str) -> bool {
 fn log(args: &LogArgs) -> Result<Report, String> {
     let since = args.since.as_deref().map(parse_time).transpose()?;
     let until = args.until.as_deref().map(parse_time).transpose()?;
-    let reader = open(&args.dir.data_dir)?;
+    let reader = open(args.dir.path()?)?;
     // Listing never needs a state before the snapshot: entries inside it are shown
     // without a result, so the replay runs to the end and the loop stops at `--to`.
     let mut replayer =
@@ -604,7 +668,7 @@ fn replay(args: &ReplayArgs) -> Result<Report, String> {
         (None, Some(t)) => Target::TimeMs(parse_time(t)?),
         (None, None) => Target::End,
     };
-    let reader = open(&args.dir.data_dir)?;
+    let reader = open(args.dir.path()?)?;
     let (replayer, problem) = replay_to(&reader, target)?;
     let state = replayer.state();
     let state_digest = digest(state);
@@ -847,7 +911,7 @@ fn diff_cmd(args: &DiffArgs) -> Result<Report, String> {
             args.b, args.a
         ));
     }
-    let reader = open(&args.dir.data_dir)?;
+    let reader = open(args.dir.path()?)?;
     let (mut replayer, problem) = replay_to(&reader, a)?;
     if let Some(problem) = problem {
         return Err(problem);
@@ -1062,7 +1126,7 @@ struct HistoryRow {
 
 fn history(args: &HistoryArgs) -> Result<Report, String> {
     let entity = Entity::parse(&args.entity)?;
-    let reader = open(&args.dir.data_dir)?;
+    let reader = open(args.dir.path()?)?;
     let mut replayer =
         Replayer::open(&reader, Target::End, Start::Earliest).map_err(|e| e.to_string())?;
     let mut rows = Vec::new();
@@ -1253,7 +1317,7 @@ fn first_entry_difference(
 
 fn verify(args: &VerifyArgs) -> Result<Report, String> {
     if args.data_dirs.len() < 2 {
-        return Err("verify needs at least two --data-dir".into());
+        return Err("verify needs at least two --data-dir or --peer".into());
     }
     if args.data_dirs.len() > VERIFY_DIRS_MAX {
         return Err(format!(

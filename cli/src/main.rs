@@ -455,8 +455,33 @@ fn offline(command: &Top) -> Option<ExitCode> {
     }
 }
 
+/// Online audit: fetch the peers' Raft data into a scratch dir that lives until the
+/// command has run; `None` when the command needs nothing fetched.
+fn fetch_audit_data(cli: &mut Cli) -> Result<Option<tempfile::TempDir>, String> {
+    let Top::Audit(cmd) = &mut cli.command else {
+        return Ok(None);
+    };
+    if !audit::needs_online(cmd) {
+        return Ok(None);
+    }
+    let scratch = tempfile::tempdir().map_err(|e| format!("cannot create a scratch dir: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(audit::fetch_online(cmd, &cli.addr, scratch.path()))?;
+    Ok(Some(scratch))
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    let _scratch = match fetch_audit_data(&mut cli) {
+        Ok(scratch) => scratch,
+        Err(reason) => {
+            eprintln!("monk: {reason}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Some(code) = offline(&cli.command) {
         return code;
     }

@@ -184,6 +184,26 @@ fn three_peers_survive_leader_kill_and_converge() {
     let human = ok(&peers[1].addr, &["system", "consensus"]);
     assert!(human.contains(&last[0].1), "{human}");
 
+    // Online audit: the same commands as on a data dir, fed by the peers through the API.
+    let online_log = ok(&peers[2].addr, &["log", "--kind", "templates-loaded"]);
+    assert!(
+        online_log.contains("shop/web") && online_log.contains("shop/cache"),
+        "{online_log}"
+    );
+    let replayed = json(&peers[1].addr, &["replay", "-o", "json"]);
+    assert!(
+        replayed["applied_index"].as_u64() >= last[1].0,
+        "{replayed}"
+    );
+    let addrs: Vec<&str> = peers.iter().map(|p| p.addr.as_str()).collect();
+    let verified = ok(
+        &peers[0].addr,
+        &[
+            "verify", "--peer", addrs[0], "--peer", addrs[1], "--peer", addrs[2],
+        ],
+    );
+    assert!(verified.contains("consistent up to"), "{verified}");
+
     let current = leader_of(&peers[0].addr).expect("a leader");
     let leaving = peers
         .iter()

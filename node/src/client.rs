@@ -171,6 +171,30 @@ impl MonkClient {
         )
     }
 
+    /// Downloads a consistent copy of the peer's Raft data into `dest` (created).
+    pub async fn export_raft_data(&mut self, dest: &std::path::Path) -> Result<(), tonic::Status> {
+        let data = self
+            .inner
+            .export_raft_data(request(Empty {}))
+            .await?
+            .into_inner();
+        std::fs::create_dir_all(dest)
+            .map_err(|e| tonic::Status::internal(format!("{}: {e}", dest.display())))?;
+        for file in data.files {
+            let name = std::path::Path::new(&file.name);
+            let plain = name.components().count() == 1 && name.file_name().is_some();
+            if !plain {
+                return Err(tonic::Status::internal(format!(
+                    "refusing exported file name {:?}",
+                    file.name
+                )));
+            }
+            std::fs::write(dest.join(name), &file.contents)
+                .map_err(|e| tonic::Status::internal(format!("{}: {e}", dest.display())))?;
+        }
+        Ok(())
+    }
+
     pub async fn peers(&mut self, stale: bool) -> Result<Vec<PeerRow>, tonic::Status> {
         self.query("peers", "", stale).await
     }

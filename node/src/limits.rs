@@ -35,6 +35,9 @@ pub const LEARNER_CAUGHT_UP_ENTRIES: u64 = 100;
 pub const GRPC_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Largest single proposal accepted from a client (a big `monk load`).
 pub const PROPOSAL_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Largest Raft data a peer exports through the API for online audit (one gRPC
+/// message; bigger data dirs are copied and audited with --data-dir).
+pub const EXPORT_BYTES_MAX: usize = 60 * 1024 * 1024;
 /// In-flight client requests a peer serves at once.
 pub const CONCURRENT_REQUESTS_MAX: usize = 256;
 /// How long `cluster new` waits for the fresh single voter to become leader.

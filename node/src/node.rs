@@ -896,6 +896,37 @@ impl Node {
         }
     }
 
+    /// A consistent copy of this peer's Raft data: (file name, contents) pairs of a
+    /// RocksDB checkpoint, which `DataDirReader` opens like any data dir.
+    pub fn export_raft_data(&self) -> NodeResult<Vec<(String, Vec<u8>)>> {
+        let dest = self
+            .config
+            .data_dir
+            .join(format!("export-{}-{}", std::process::id(), now_ms()));
+        let result = self.read_checkpoint(&dest);
+        let _ = std::fs::remove_dir_all(&dest);
+        result
+    }
+
+    fn read_checkpoint(&self, dest: &std::path::Path) -> NodeResult<Vec<(String, Vec<u8>)>> {
+        self.log.checkpoint(dest).map_err(internal)?;
+        let mut files = Vec::new();
+        let mut total = 0usize;
+        for entry in std::fs::read_dir(dest).map_err(internal)? {
+            let entry = entry.map_err(internal)?;
+            let contents = std::fs::read(entry.path()).map_err(internal)?;
+            total += contents.len();
+            if total > EXPORT_BYTES_MAX {
+                return Err(NodeError::FailedPrecondition(format!(
+                    "this peer's Raft data exceeds {} MiB; copy its data dir and use --data-dir instead",
+                    EXPORT_BYTES_MAX / (1024 * 1024)
+                )));
+            }
+            files.push((entry.file_name().to_string_lossy().into_owned(), contents));
+        }
+        Ok(files)
+    }
+
     /// Stops Raft (graceful shutdown); the data dir stays as it is.
     pub async fn shutdown(&self) {
         if let Some(m) = self.member.write().await.take() {

@@ -203,4 +203,17 @@ impl MonkService for ClientApi {
     async fn consensus(&self, _request: Request<Empty>) -> Result<Response<JsonReply>, Status> {
         json_reply(&self.node.consensus().await?)
     }
+
+    async fn export_raft_data(
+        &self,
+        _request: Request<Empty>,
+    ) -> Result<Response<RaftData>, Status> {
+        let files = self
+            .node
+            .export_raft_data()?
+            .into_iter()
+            .map(|(name, contents)| DataFile { name, contents })
+            .collect();
+        Ok(Response::new(RaftData { files }))
+    }
 }
