@@ -41,16 +41,18 @@ const VERIFY_DIRS_MAX: usize = 16;
 /// The audit commands, flattened into `monk`'s top level.
 #[derive(Subcommand, Debug)]
 pub enum AuditCmd {
-    /// List log entries from a data dir: index, term, time, actor, kind, summary, and
-    /// the apply result recomputed offline.
+    /// List log entries of a data dir (or of the addressed peer): index, term, time,
+    /// actor, kind, summary, and the apply result recomputed offline.
     Log(LogArgs),
-    /// Rebuild the state at an index or time from a data dir's snapshot and log.
+    /// Rebuild the state at an index or time from a data dir's (or the addressed
+    /// peer's) snapshot and log.
     Replay(ReplayArgs),
     /// What changed in the state between two indexes or times (A before B).
     Diff(DiffArgs),
     /// Every entry that touched one entity (a template path, or `peer/ID`), oldest first.
     History(HistoryArgs),
-    /// Compare several peers' data dirs: entries and state digests at each common index.
+    /// Compare several peers (data dirs or live --peer): entries and state digests at
+    /// each common index.
     Verify(VerifyArgs),
     /// Snapshot files and stored snapshots.
     #[command(subcommand)]
