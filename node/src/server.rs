@@ -42,52 +42,56 @@ pub struct RaftApi {
     pub node: Arc<Node>,
 }
 
+impl RaftApi {
+    /// Decodes the request, hands it to this peer's Raft, and encodes Raft's whole
+    /// result (success or Raft error) for the caller's transport to unpack.
+    async fn relay<Req, Res, F, Fut>(
+        &self,
+        request: Request<RaftPayload>,
+        call: F,
+    ) -> Result<Response<RaftPayload>, Status>
+    where
+        Req: serde::de::DeserializeOwned,
+        Res: serde::Serialize,
+        F: FnOnce(openraft::Raft<monk_log::TypeConfig>, Req) -> Fut,
+        Fut: std::future::Future<Output = Res>,
+    {
+        let raft = self
+            .node
+            .raft()
+            .await
+            .ok_or_else(|| Status::unavailable("raft not started on this peer"))?;
+        let result = call(raft, decode(&request.into_inner().json)?).await;
+        let json = serde_json::to_vec(&result).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(RaftPayload { json }))
+    }
+}
+
 #[tonic::async_trait]
 impl RaftService for RaftApi {
     async fn append_entries(
         &self,
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
-        let raft = self
-            .node
-            .raft()
-            .await
-            .ok_or_else(|| Status::unavailable("raft not started on this peer"))?;
-        let result = raft
-            .append_entries(decode(&request.into_inner().json)?)
-            .await;
-        Ok(Response::new(RaftPayload {
-            json: serde_json::to_vec(&result).map_err(|e| Status::internal(e.to_string()))?,
-        }))
+        self.relay(request, |raft, req| async move {
+            raft.append_entries(req).await
+        })
+        .await
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
-        let raft = self
-            .node
-            .raft()
+        self.relay(request, |raft, req| async move { raft.vote(req).await })
             .await
-            .ok_or_else(|| Status::unavailable("raft not started on this peer"))?;
-        let result = raft.vote(decode(&request.into_inner().json)?).await;
-        Ok(Response::new(RaftPayload {
-            json: serde_json::to_vec(&result).map_err(|e| Status::internal(e.to_string()))?,
-        }))
     }
 
     async fn install_snapshot(
         &self,
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
-        let raft = self
-            .node
-            .raft()
-            .await
-            .ok_or_else(|| Status::unavailable("raft not started on this peer"))?;
-        let result = raft
-            .install_snapshot(decode(&request.into_inner().json)?)
-            .await;
-        Ok(Response::new(RaftPayload {
-            json: serde_json::to_vec(&result).map_err(|e| Status::internal(e.to_string()))?,
-        }))
+        self.relay(request, |raft, req| async move {
+            raft.install_snapshot(req).await
+        })
+        .await
     }
 }
 
