@@ -29,6 +29,9 @@ struct Args {
     /// Log format: human or json.
     #[arg(long, default_value = "human", value_parser = ["human", "json"])]
     log_format: String,
+    /// Take a snapshot (and compact the log) after this many applied entries.
+    #[arg(long, default_value_t = monk_node::limits::SNAPSHOT_AFTER_ENTRIES, value_parser = clap::value_parser!(u64).range(1..))]
+    snapshot_every: u64,
 }
 
 fn hostname() -> String {
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
         name,
         tags: args.tags,
         capacity: capacity(),
+        snapshot_after_entries: args.snapshot_every,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

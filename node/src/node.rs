@@ -34,6 +34,9 @@ pub struct NodeConfig {
     pub name: String,
     pub tags: Vec<String>,
     pub capacity: Capacity,
+    /// Take a snapshot after this many applied entries (and compact the log behind it,
+    /// keeping at most half as many entries, up to [`ENTRIES_KEPT_AFTER_SNAPSHOT`]).
+    pub snapshot_after_entries: u64,
 }
 
 /// Errors the API maps to status codes.
@@ -85,14 +88,15 @@ pub struct Node {
     membership_lock: tokio::sync::Mutex<()>,
 }
 
-fn raft_config(cluster: &str) -> NodeResult<Arc<Config>> {
+fn raft_config(cluster: &str, snapshot_after_entries: u64) -> NodeResult<Arc<Config>> {
+    let snapshot_after_entries = snapshot_after_entries.max(1);
     let config = Config {
         cluster_name: cluster.to_string(),
         heartbeat_interval: RAFT_HEARTBEAT_INTERVAL_MS,
         election_timeout_min: RAFT_ELECTION_TIMEOUT_MIN_MS,
         election_timeout_max: RAFT_ELECTION_TIMEOUT_MAX_MS,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_AFTER_ENTRIES),
-        max_in_snapshot_log_to_keep: ENTRIES_KEPT_AFTER_SNAPSHOT,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_after_entries),
+        max_in_snapshot_log_to_keep: ENTRIES_KEPT_AFTER_SNAPSHOT.min(snapshot_after_entries / 2),
         ..Default::default()
     };
     Ok(Arc::new(config.validate().map_err(internal)?))
@@ -151,7 +155,7 @@ impl Node {
         };
         let raft = Raft::new(
             identity.peer_id,
-            raft_config(&identity.cluster_name)?,
+            raft_config(&identity.cluster_name, self.config.snapshot_after_entries)?,
             network.clone(),
             log,
             sm,

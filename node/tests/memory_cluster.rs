@@ -15,6 +15,7 @@ fn config(dir: &std::path::Path, name: &str) -> NodeConfig {
         name: name.into(),
         tags: vec!["mem".into()],
         capacity: Capacity::default(),
+        snapshot_after_entries: monk_node::limits::SNAPSHOT_AFTER_ENTRIES,
     }
 }
 

@@ -32,6 +32,8 @@ pub fn free_port() -> u16 {
 }
 
 pub struct Peer {
+    /// Extra `monkd` flags used on every (re)start.
+    pub extra_args: Vec<String>,
     pub name: String,
     pub data_dir: PathBuf,
     pub addr: String,
@@ -40,7 +42,13 @@ pub struct Peer {
 
 impl Peer {
     pub fn start(root: &Path, name: &str) -> Peer {
+        Peer::start_with(root, name, &[])
+    }
+
+    /// Starts with extra `monkd` flags, kept for restarts.
+    pub fn start_with(root: &Path, name: &str, extra: &[&str]) -> Peer {
         let mut peer = Peer {
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
             name: name.into(),
             data_dir: root.join(name),
             addr: format!("127.0.0.1:{}", free_port()),
@@ -67,6 +75,7 @@ impl Peer {
                 "--name",
                 &self.name,
             ])
+            .args(&self.extra_args)
             .env("MONK_LOG", "info,openraft=warn")
             .stdout(Stdio::null())
             .stderr(log)

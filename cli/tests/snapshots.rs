@@ -1,0 +1,76 @@
+//! Snapshots and compaction with real processes: a peer that joins after the leader
+//! compacted its log can only catch up through InstallSnapshot over gRPC, and must
+//! reach the same state digest; a restarted peer restores from its own snapshot.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+
+/// Small enough that a few dozen commands trigger snapshots and compaction.
+const SNAPSHOT_EVERY: &str = "8";
+
+fn consensus(addr: &str) -> serde_json::Value {
+    json(addr, &["system", "consensus", "-o", "json"])
+}
+
+#[test]
+fn late_joiner_catches_up_from_a_snapshot() {
+    let root = tempfile::tempdir().unwrap();
+    let flags = ["--snapshot-every", SNAPSHOT_EVERY];
+    let mut first = Peer::start_with(root.path(), "first", &flags);
+    ok(&first.addr, &["cluster", "new", "--name", "snap"]);
+    for i in 0..30 {
+        let file = root.path().join(format!("t{i}.yaml"));
+        std::fs::write(&file, format!("namespace: ns\nsvc-{i}:\n  defines: runnable\n  containers:\n    main:\n      image: busybox\n")).unwrap();
+        ok(&first.addr, &["load", file.to_str().unwrap()]);
+    }
+    wait_for(
+        Duration::from_secs(20),
+        || consensus(&first.addr)["purged_index"].as_u64().is_some(),
+        "the leader to compact its log",
+    );
+
+    let late = Peer::start_with(root.path(), "late", &flags);
+    let token = ok(&first.addr, &["cluster", "token"]).trim().to_string();
+    ok(&late.addr, &["cluster", "join", "--token", &token]);
+    wait_for(
+        Duration::from_secs(30),
+        || {
+            let (a, b) = (consensus(&first.addr), consensus(&late.addr));
+            a["applied_index"] == b["applied_index"] && a["state_digest"] == b["state_digest"]
+        },
+        "the late joiner to reach the leader's digest",
+    );
+    let joined = consensus(&late.addr);
+    assert!(
+        joined["snapshot_index"].as_u64().is_some_and(|i| i > 0),
+        "the late joiner installed a snapshot: {joined}"
+    );
+    let listed = ok(&late.addr, &["list", "--stale"]);
+    assert!(
+        listed.contains("ns/svc-0") && listed.contains("ns/svc-29"),
+        "{listed}"
+    );
+
+    // A restart restores from the stored snapshot plus the log after it, and the two
+    // peers agree again.
+    first.terminate();
+    first.restart();
+    wait_for(
+        Duration::from_secs(30),
+        || {
+            let (a, b) = (consensus(&first.addr), consensus(&late.addr));
+            a["applied_index"].as_u64() > joined["applied_index"].as_u64()
+                && a["applied_index"] == b["applied_index"]
+                && a["state_digest"] == b["state_digest"]
+        },
+        "the restarted peer to agree with the late joiner",
+    );
+    let online = ok(&first.addr, &["replay"]);
+    assert!(
+        online.contains("snapshot"),
+        "replay starts from the stored snapshot: {online}"
+    );
+}
