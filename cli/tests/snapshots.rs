@@ -18,7 +18,7 @@ fn consensus(addr: &str) -> serde_json::Value {
 #[test]
 fn late_joiner_catches_up_from_a_snapshot() {
     let root = tempfile::tempdir().unwrap();
-    let flags = ["--snapshot-every", SNAPSHOT_EVERY];
+    let flags = ["--snapshot-every", SNAPSHOT_EVERY, "--log-format", "json"];
     let mut first = Peer::start_with(root.path(), "first", &flags);
     ok(&first.addr, &["cluster", "new", "--name", "snap"]);
     for i in 0..30 {
@@ -73,4 +73,15 @@ fn late_joiner_catches_up_from_a_snapshot() {
         online.contains("snapshot"),
         "replay starts from the stored snapshot: {online}"
     );
+
+    let log = first.log_text();
+    assert!(log.lines().count() > 2, "monkd logged: {log}");
+    for line in log.lines() {
+        let entry: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("--log-format json wrote a non-JSON line ({e}): {line}"));
+        assert!(
+            entry.get("level").is_some() && entry.get("timestamp").is_some(),
+            "{line}"
+        );
+    }
 }

@@ -96,18 +96,25 @@ impl Peer {
         }
     }
 
+    /// SIGTERM, and the graceful shutdown must end with exit status 0 within 15 s.
     pub fn terminate(&mut self) {
         if let Some(mut child) = self.child.take() {
             unsafe_sigterm(child.id());
             let deadline = Instant::now() + Duration::from_secs(15);
             while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    assert!(
+                        status.success(),
+                        "{} did not shut down cleanly on SIGTERM: {status}",
+                        self.name
+                    );
                     return;
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
             let _ = child.kill();
             let _ = child.wait();
+            panic!("{} ignored SIGTERM for 15 s", self.name);
         }
     }
 
