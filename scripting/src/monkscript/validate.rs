@@ -70,6 +70,27 @@ pub fn is_kebab(name: &str) -> bool {
         })
 }
 
+/// A name that works as a path segment even though it is not kebab-case: ASCII letters,
+/// digits, `.`, `_` and `-`. Real kits name versions `v1.0.0` (the documented versioning
+/// convention) and official entity packages use camelCase and snake_case names, so such
+/// names load with a warning; anything else (spaces, `∏`, ...) is an error.
+pub fn is_path_safe(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// The first segment of `path` that is usable but not kebab-case, for a warning.
+pub fn non_kebab_segment(path: &str) -> Option<&str> {
+    let body = path
+        .strip_prefix("./")
+        .unwrap_or(path)
+        .trim_start_matches('/');
+    body.split('/').find(|s| !is_kebab(s))
+}
+
 fn is_snake(name: &str) -> bool {
     name.contains('_')
         && name
@@ -119,8 +140,10 @@ pub fn check_path(path: &str, allow_relative: bool) -> Result<(), String> {
         match segment {
             "" => return Err(format!("path `{path}` has an empty segment")),
             "." | ".." => return Err(format!("path `{path}` has a `{segment}` segment")),
-            s if !is_kebab(s) => {
-                return Err(format!("path segment `{s}` in `{path}` is not kebab-case"))
+            s if !is_path_safe(s) => {
+                return Err(format!(
+                    "path segment `{s}` in `{path}` has characters other than letters, digits, `.`, `_` and `-`"
+                ))
             }
             _ => {}
         }
@@ -414,6 +437,16 @@ impl Walker<'_> {
                         format!("invalid namespace: {problem}"),
                         Some("namespaces are kebab-case segments separated by `/`".into()),
                     );
+                } else if let Some(segment) = non_kebab_segment(&text) {
+                    self.warning(
+                        namespace.value.pos,
+                        "naming",
+                        format!("namespace segment `{segment}` is not kebab-case"),
+                        Some(format!(
+                            "the reference asks for kebab-case, e.g. `{}`",
+                            kebab_of(segment)
+                        )),
+                    );
                 }
                 self.namespace = text.trim_start_matches('/').to_string();
             }
@@ -447,13 +480,23 @@ impl Walker<'_> {
                 );
                 continue;
             }
-            if !is_kebab(&entry.key) {
+            if !is_path_safe(&entry.key) {
                 self.error(
+                    entry.key_pos,
+                    "naming",
+                    format!("definition name `{}` cannot be a path segment", entry.key),
+                    Some(format!(
+                        "use lowercase letters, digits and hyphens, e.g. `{}`",
+                        kebab_of(&entry.key)
+                    )),
+                );
+            } else if !is_kebab(&entry.key) {
+                self.warning(
                     entry.key_pos,
                     "naming",
                     format!("definition name `{}` is not kebab-case", entry.key),
                     Some(format!(
-                        "use lowercase letters, digits and hyphens, e.g. `{}`",
+                        "the reference asks for kebab-case, e.g. `{}`",
                         kebab_of(&entry.key)
                     )),
                 );
