@@ -2,6 +2,7 @@
 //! `monkd`, over the in-memory Raft transport. Form a cluster, write through the
 //! leader, and check every peer applies the same entries to the same digest.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use monk_node::network::{MemoryRouter, Network};
@@ -19,40 +20,37 @@ fn config(dir: &std::path::Path, name: &str) -> NodeConfig {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_peers_in_one_process_agree() {
-    let dir = tempfile::tempdir().unwrap();
-    let router = MemoryRouter::default();
-    let network = || Network::Memory {
-        router: router.clone(),
-        self_id: 0,
-    };
-    let a = Node::open(config(dir.path(), "a"), network())
-        .await
-        .unwrap();
-    let b = Node::open(config(dir.path(), "b"), network())
-        .await
-        .unwrap();
-    let c = Node::open(config(dir.path(), "c"), network())
-        .await
-        .unwrap();
+/// Opens one peer per name, all on the same in-memory network.
+async fn open_peers(
+    dir: &std::path::Path,
+    router: &MemoryRouter,
+    names: &[&str],
+) -> Vec<Arc<Node>> {
+    let mut nodes = Vec::new();
+    for name in names {
+        let network = Network::Memory {
+            router: router.clone(),
+            self_id: 0,
+        };
+        nodes.push(Node::open(config(dir, name), network).await.unwrap());
+    }
+    nodes
+}
 
-    a.cluster_new("mem").await.unwrap();
-    let token = a.issue_token("test".into()).await.unwrap();
+/// The first peer creates the cluster and admits the others with a token, exactly as
+/// `cluster new` / `cluster join` do minus the gRPC hop.
+async fn form_cluster(nodes: &[Arc<Node>], name: &str) {
+    let leader = &nodes[0];
+    leader.cluster_new(name).await.unwrap();
+    let token = leader.issue_token("test".into()).await.unwrap();
     let secret = token
         .trim_start_matches("mk1_")
         .split('@')
         .next()
         .unwrap()
         .to_string();
-    assert!(
-        a.admit_peer("00", "x", "mem-x:1", vec![], Capacity::default())
-            .await
-            .is_err(),
-        "a wrong token is refused"
-    );
-    for peer in [&b, &c] {
-        let admission = a
+    for peer in &nodes[1..] {
+        let admission = leader
             .admit_peer(
                 &secret,
                 &peer.config.name,
@@ -64,6 +62,21 @@ async fn three_peers_in_one_process_agree() {
             .unwrap();
         peer.accept_admission(admission).await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_peers_in_one_process_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let router = MemoryRouter::default();
+    let nodes = open_peers(dir.path(), &router, &["a", "b", "c"]).await;
+    form_cluster(&nodes, "mem").await;
+    let (a, b, c) = (nodes[0].clone(), nodes[1].clone(), nodes[2].clone());
+    assert!(
+        a.admit_peer("00", "x", "mem-x:1", vec![], Capacity::default())
+            .await
+            .is_err(),
+        "a wrong token is refused"
+    );
 
     let mut last = 0;
     for i in 0..20 {
@@ -127,43 +140,9 @@ async fn three_peers_in_one_process_agree() {
 async fn learner_replaces_a_voter_declared_down() {
     let dir = tempfile::tempdir().unwrap();
     let router = MemoryRouter::default();
-    let names = ["a", "b", "c", "d", "e", "f"];
-    let mut nodes = Vec::new();
-    for name in names {
-        nodes.push(
-            Node::open(
-                config(dir.path(), name),
-                Network::Memory {
-                    router: router.clone(),
-                    self_id: 0,
-                },
-            )
-            .await
-            .unwrap(),
-        );
-    }
+    let nodes = open_peers(dir.path(), &router, &["a", "b", "c", "d", "e", "f"]).await;
+    form_cluster(&nodes, "six").await;
     let leader = nodes[0].clone();
-    leader.cluster_new("six").await.unwrap();
-    let token = leader.issue_token("test".into()).await.unwrap();
-    let secret = token
-        .trim_start_matches("mk1_")
-        .split('@')
-        .next()
-        .unwrap()
-        .to_string();
-    for peer in &nodes[1..] {
-        let admission = leader
-            .admit_peer(
-                &secret,
-                &peer.config.name,
-                &peer.config.advertise,
-                vec![],
-                Capacity::default(),
-            )
-            .await
-            .unwrap();
-        peer.accept_admission(admission).await.unwrap();
-    }
     let wait_voters = |want: Vec<u64>| {
         let leader = leader.clone();
         async move {

@@ -246,26 +246,27 @@ impl Value {
         out
     }
 
-    /// Appends the literal; false once `out` is longer than `limit`.
-    fn write_literal(&self, out: &mut String, limit: usize) -> bool {
+    /// Appends the text of this value in `syntax`; false once `out` is longer than
+    /// `limit`. One walker for both the ArrowScript literal form and JSON.
+    fn write_in(&self, syntax: &Syntax, out: &mut String, limit: usize) -> bool {
         match self {
-            Value::Nil => out.push_str("nil"),
+            Value::Nil => out.push_str(syntax.nil),
             Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
             Value::Int(i) => {
                 let _ = write!(out, "{i}");
             }
             Value::BigInt(i) => {
-                let _ = write!(out, "{i}n");
+                let _ = write!(out, "{i}{}", syntax.bigint_suffix);
             }
             Value::Float(f) => out.push_str(&float_literal(*f)),
-            Value::Str(s) => write_quoted(s, out),
+            Value::Str(s) => (syntax.string)(s, out),
             Value::Array(list) => {
                 out.push('[');
                 for (i, item) in list.items.iter().enumerate() {
                     if i > 0 {
-                        out.push_str(", ");
+                        out.push_str(syntax.item_separator);
                     }
-                    if !item.write_literal(out, limit) {
+                    if !item.write_in(syntax, out, limit) {
                         return false;
                     }
                 }
@@ -275,19 +276,24 @@ impl Value {
                 out.push('{');
                 for (i, (k, v)) in map.entries.iter().enumerate() {
                     if i > 0 {
-                        out.push_str(", ");
+                        out.push_str(syntax.item_separator);
                     }
-                    write_quoted(k, out);
-                    out.push_str(": ");
-                    if !v.write_literal(out, limit) {
+                    (syntax.string)(k, out);
+                    out.push_str(syntax.key_separator);
+                    if !v.write_in(syntax, out, limit) {
                         return false;
                     }
                 }
                 out.push('}');
             }
+            Value::Func(f) if syntax.quote_functions => (syntax.string)(&f.source, out),
             Value::Func(f) => out.push_str(&f.source),
         }
         out.len() <= limit
+    }
+
+    fn write_literal(&self, out: &mut String, limit: usize) -> bool {
+        self.write_in(&LITERAL_SYNTAX, out, limit)
     }
 
     /// Compact JSON text, keys in insertion order. Bigints are written as JSON
@@ -306,48 +312,8 @@ impl Value {
         self.write_json(&mut out, limit).then_some(out)
     }
 
-    /// Appends the JSON text; false once `out` is longer than `limit`.
     fn write_json(&self, out: &mut String, limit: usize) -> bool {
-        match self {
-            Value::Nil => out.push_str("null"),
-            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Value::Int(i) => {
-                let _ = write!(out, "{i}");
-            }
-            Value::BigInt(i) => {
-                let _ = write!(out, "{i}");
-            }
-            Value::Float(f) => out.push_str(&float_literal(*f)),
-            Value::Str(s) => write_json_string(s, out),
-            Value::Array(list) => {
-                out.push('[');
-                for (i, item) in list.items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    if !item.write_json(out, limit) {
-                        return false;
-                    }
-                }
-                out.push(']');
-            }
-            Value::Object(map) => {
-                out.push('{');
-                for (i, (k, v)) in map.entries.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    write_json_string(k, out);
-                    out.push(':');
-                    if !v.write_json(out, limit) {
-                        return false;
-                    }
-                }
-                out.push('}');
-            }
-            Value::Func(f) => write_json_string(&f.source, out),
-        }
-        out.len() <= limit
+        self.write_in(&JSON_SYNTAX, out, limit)
     }
 
     /// Parses JSON text, keeping the order of object keys. Integers that do not
@@ -595,6 +561,35 @@ pub fn write_quoted(text: &str, out: &mut String) {
     }
     out.push('"');
 }
+
+/// How [`Value::write_in`] spells the parts that differ between the ArrowScript
+/// literal form and JSON.
+struct Syntax {
+    nil: &'static str,
+    bigint_suffix: &'static str,
+    item_separator: &'static str,
+    key_separator: &'static str,
+    string: fn(&str, &mut String),
+    /// JSON has no functions: their source text becomes a string.
+    quote_functions: bool,
+}
+
+const LITERAL_SYNTAX: Syntax = Syntax {
+    nil: "nil",
+    bigint_suffix: "n",
+    item_separator: ", ",
+    key_separator: ": ",
+    string: write_quoted,
+    quote_functions: false,
+};
+const JSON_SYNTAX: Syntax = Syntax {
+    nil: "null",
+    bigint_suffix: "",
+    item_separator: ",",
+    key_separator: ":",
+    string: write_json_string,
+    quote_functions: true,
+};
 
 #[cfg(test)]
 mod tests {
