@@ -15,6 +15,7 @@ pub mod manifest;
 pub mod model;
 pub mod references;
 pub mod resolve;
+pub mod runtime;
 pub mod schema;
 pub mod syntax;
 pub mod typed;
