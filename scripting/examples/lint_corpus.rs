@@ -1,27 +1,13 @@
 //! Lints every MonkScript file under a directory once (default: `../shared/corpus`) and
 //! prints the time taken and the summary; run under `/usr/bin/time -v` for peak memory.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use monk_scripting::monkscript::cli::lint_command;
 
-fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            yaml_files(&path, out);
-        } else if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml")
-        ) {
-            out.push(path);
-        }
-    }
-}
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 fn main() {
     let root = std::env::args()
@@ -31,7 +17,7 @@ fn main() {
             PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus"))
         });
     let mut files = Vec::new();
-    yaml_files(&root, &mut files);
+    common::yaml_files(&root, &mut files);
     files.sort();
     let start = Instant::now();
     let output = lint_command(&files, false, false);

@@ -9,10 +9,12 @@
 //! string, to show evaluation never panics on real input.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use monk_scripting::arrow::{eval, parse, StubHost, Value, Vars};
 use monk_scripting::tree::Tree;
+
+mod common;
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus");
 const EXPECT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/expect/arrow-corpus.txt");
@@ -29,20 +31,6 @@ struct Found {
     path: String,
     text: String,
     kind: Kind,
-}
-
-fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            yaml_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            out.push(path);
-        }
-    }
 }
 
 fn walk(
@@ -132,7 +120,7 @@ fn corpus_scripts_parse_or_fail_with_a_position() {
         "the corpus is missing at {CORPUS}: it must sit beside the repository as shared/corpus"
     );
     let mut files = Vec::new();
-    yaml_files(root, &mut files);
+    common::yaml_files(root, &mut files);
     files.sort();
     assert!(
         files.len() > 500,

@@ -9,7 +9,10 @@
 //! Decisions (also in `docs/monkscript.md`, "From runnable to containers"):
 //! - Variables are evaluated in dependency order (found from the `$names` each script
 //!   reads); a cycle is one error naming every variable in it. `$kebab-name` and
-//!   `$snake_name` both find a variable, whichever way it is declared.
+//!   `$snake_name` both find a variable, whichever way it is declared. An unknown
+//!   name is nil (kits read group variables with `default(...)` for standalone
+//!   runs), and so is a variable's own name inside its value
+//!   (`user: <- $user default("admin")` reads the hidden group variable).
 //! - `bash: X` runs `X` with bash when the image has it, else `/bin/sh` (many images
 //!   lack bash): entrypoint [`BASH_ENTRYPOINT`], cmd `[X]`. It replaces `entrypoint`
 //!   and `cmd`; writing both is an error.
@@ -48,12 +51,12 @@ pub const MAX_LIST_ITEMS: usize = 1_024;
 pub const MAX_SERVICES: usize = 256;
 /// Most files one runnable may write into its containers.
 pub const MAX_FILES: usize = 256;
-/// Largest rendered file: the ArrowScript string limit (1 MiB), since contents may
-/// come from a script; real config files are under 20 KiB.
-pub const MAX_FILE_BYTES: usize = arrow::MAX_STRING_BYTES;
-/// Largest total of all rendered files of a runnable: 8 MiB, so a spec sent over the
-/// node's API stays small.
-pub const MAX_TOTAL_FILE_BYTES: usize = 8 << 20;
+/// Largest rendered file: 4 MiB. Config files are under 20 KiB; the largest corpus
+/// file is a 2.6 MiB blockchain spec written inline (`monk-io/templates/nuclei.yaml`).
+pub const MAX_FILE_BYTES: usize = 4 << 20;
+/// Largest total of all rendered files of a runnable: 16 MiB, so a spec sent over
+/// the node's API stays bounded.
+pub const MAX_TOTAL_FILE_BYTES: usize = 16 << 20;
 /// Fuel for all ArrowScript a runnable runs (each script also has its own
 /// [`arrow::MAX_FUEL_STEPS`]): ten worst-case scripts, thousands of real ones.
 pub const MAX_RUNNABLE_FUEL_STEPS: u64 = 10 * arrow::MAX_FUEL_STEPS;
@@ -65,7 +68,11 @@ pub const DEFAULT_FILE_MODE: u32 = 0o600;
 /// passes its real volume directory as an override).
 pub const DEFAULT_MONK_VOLUME_PATH: &str = "/var/lib/monkd/volumes";
 /// Builtin variables every runnable sees; an override of the same name replaces them.
-pub const BUILTIN_VARIABLES: &[(&str, &str)] = &[("monk-volume-path", DEFAULT_MONK_VOLUME_PATH)];
+/// `moncc-volume-path` is the name from Monk's earlier days, still used by old kits.
+pub const BUILTIN_VARIABLES: &[(&str, &str)] = &[
+    ("monk-volume-path", DEFAULT_MONK_VOLUME_PATH),
+    ("moncc-volume-path", DEFAULT_MONK_VOLUME_PATH),
+];
 /// The entrypoint `bash: X` becomes; the command `X` is its `$1`.
 pub const BASH_ENTRYPOINT: &[&str] = &[
     "/bin/sh",
@@ -282,7 +289,10 @@ pub fn runnable_spec(
     })
 }
 
-/// Variables as scripts see them: `$name` finds `name`, or its kebab/snake twin.
+/// Variables as scripts see them: `$name` finds `name`, else its kebab/snake twin,
+/// else nil. Kits read group variables that a runnable run on its own lacks and
+/// rely on `default(...)` for that case (`$mysql_database_user default("db_user")`),
+/// so an unknown name is nil rather than an error.
 #[derive(Default)]
 struct VarView {
     values: BTreeMap<String, Value>,
@@ -304,7 +314,8 @@ impl VarView {
 
 impl Vars for VarView {
     fn get(&self, name: &str) -> Option<Value> {
-        self.key(name).and_then(|k| self.values.get(k)).cloned()
+        let value = self.key(name).and_then(|k| self.values.get(k));
+        Some(value.cloned().unwrap_or(Value::Nil))
     }
 }
 
@@ -678,15 +689,21 @@ impl Run<'_> {
                 .collect(),
             failed: Default::default(),
         };
+        // A variable reading its own name (`user: <- $user default("admin")`, or the
+        // other spelling `airbyte-version: <- ${airbyte_version}`) reads the enclosing
+        // scope, a group's variable, which a member's own declaration hides: nil here.
+        // So it is not a dependency, and not a cycle.
         let dependencies: Vec<Vec<usize>> = scripts
             .iter()
-            .map(|script| {
+            .enumerate()
+            .map(|(own, script)| {
                 script.as_ref().map_or_else(Vec::new, |script| {
                     script
                         .variables()
                         .into_iter()
                         .filter_map(|name| view.key(name).and_then(|k| index.get(k.as_str())))
                         .copied()
+                        .filter(|dep| *dep != own)
                         .collect()
                 })
             })
@@ -1041,22 +1058,25 @@ impl Run<'_> {
             (None, Some(_)) => "command",
             _ => "cmd",
         };
-        let bash_at = format!("{at}.bash");
-        if let Some(script) = self.text(&bash_at, tree.get("bash")) {
-            for key in ["entrypoint", cmd_key] {
-                if tree.get(key).is_some_and(|t| *t != Tree::Null) {
-                    self.error(
-                        &bash_at,
-                        format!("`bash` replaces `{key}`; write only one of them"),
-                    );
-                }
-            }
-            let entrypoint = BASH_ENTRYPOINT.iter().map(|s| s.to_string()).collect();
-            return (Some(entrypoint), Some(vec![script]));
-        }
         let entrypoint = self.argv(&format!("{at}.entrypoint"), tree.get("entrypoint"));
         let cmd = self.argv(&format!("{at}.{cmd_key}"), tree.get(cmd_key));
-        (entrypoint, cmd)
+        let bash_at = format!("{at}.bash");
+        let bash = self
+            .text(&bash_at, tree.get("bash"))
+            .filter(|script| !script.trim().is_empty());
+        let Some(script) = bash else {
+            return (entrypoint, cmd);
+        };
+        for (key, written) in [("entrypoint", &entrypoint), (cmd_key, &cmd)] {
+            if written.is_some() {
+                self.error(
+                    &bash_at,
+                    format!("`bash` replaces `{key}`; write only one of them"),
+                );
+            }
+        }
+        let entrypoint = BASH_ENTRYPOINT.iter().map(|s| s.to_string()).collect();
+        (Some(entrypoint), Some(vec![script]))
     }
 
     /// A command as a string (split into shell words) or a list (one word each).
@@ -1077,7 +1097,9 @@ impl Run<'_> {
                 match value {
                     Value::Nil => None,
                     Value::Array(list) => Some(list.items().iter().map(Value::to_text).collect()),
-                    value => self.checked(at, parse::shell_words(&value.to_text())),
+                    value => self
+                        .checked(at, parse::shell_words(&value.to_text()))
+                        .filter(|words| !words.is_empty()),
                 }
             }
         }
@@ -1169,7 +1191,8 @@ impl Run<'_> {
                 description: self.text(&field("description"), tree.get("description")),
                 address: self.text(&field("address"), tree.get("address")),
             };
-            self.publish(&at, &service, containers);
+            let port_written = tree.get("port").is_some_and(|p| *p != Tree::Null);
+            self.publish(&at, &service, port_written, containers);
             out.push(service);
         }
         out
@@ -1195,7 +1218,13 @@ impl Run<'_> {
     }
 
     /// Adds the host port of a published service to its container.
-    fn publish(&mut self, at: &str, service: &ServiceSpec, containers: &mut [ContainerSpec]) {
+    fn publish(
+        &mut self,
+        at: &str,
+        service: &ServiceSpec,
+        port_written: bool,
+        containers: &mut [ContainerSpec],
+    ) {
         let protocol = match service.protocol {
             ServiceProtocol::Custom => return,
             ServiceProtocol::Tcp => Protocol::Tcp,
@@ -1205,7 +1234,10 @@ impl Run<'_> {
             return;
         }
         let Some(container_port) = service.port else {
-            return self.error(&format!("{at}.port"), "a published service needs a port");
+            if !port_written {
+                self.error(&format!("{at}.port"), "a published service needs a port");
+            }
+            return;
         };
         let Some(container) = containers
             .iter_mut()

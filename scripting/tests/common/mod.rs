@@ -1,7 +1,7 @@
 //! Shared helpers for the text-fixture tests: compare against an expected file, or
 //! rewrite it when `UPDATE_EXPECT=1`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Asserts that `actual` equals the file at `path` (relative to the crate), or writes it
 /// when `UPDATE_EXPECT=1` is set.
@@ -34,5 +34,21 @@ pub fn expect_file(path: &Path, actual: &str) {
             expected.lines().nth(first),
             actual.lines().nth(first)
         );
+    }
+}
+
+/// Every `.yaml`/`.yml` file under `dir`, recursively (unsorted).
+#[allow(dead_code)]
+pub fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            yaml_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            out.push(path);
+        }
     }
 }

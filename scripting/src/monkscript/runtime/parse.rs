@@ -68,7 +68,10 @@ pub fn protocol(text: &str) -> Result<Protocol, String> {
 /// A port number 1..=65535.
 pub fn port_number(text: &str) -> Result<u16, String> {
     let text = text.trim();
-    if text.contains('-') && !text.starts_with('-') {
+    let is_range = text
+        .split_once('-')
+        .is_some_and(|(a, b)| a.parse::<u16>().is_ok() && b.parse::<u16>().is_ok());
+    if is_range {
         return Err(format!("port ranges like `{text}` are not supported"));
     }
     match text.parse::<u32>() {

@@ -178,6 +178,7 @@ variables:
   c: <- $a
   d: <- $a
   e: 5
+  f-g: <- $f_g default(1)
 containers:
   x: {image: busybox}
 ";
@@ -195,16 +196,22 @@ variables:
 containers:
   x:
     image: busybox
-    workdir: <- $nowhere
+    workdir: <- $url 1 sub
+    user: <- $group_only default(\"nobody\")
 ";
     let errs = errors(yaml, &[]);
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert!(
-        errs[0].starts_with("containers.x.workdir: ArrowScript error at column 4"),
+        errs[0].starts_with("containers.x.workdir: ArrowScript error at column 11"),
         "{errs:?}"
     );
-    let ok = spec(&yaml.replace("<- $nowhere", "<- $url"));
+    let ok = spec(&yaml.replace("<- $url 1 sub", "<- $url"));
     assert_eq!(ok.containers[0].workdir.as_deref(), Some("pg://5432"));
+    assert_eq!(
+        ok.containers[0].user.as_deref(),
+        Some("nobody"),
+        "unknown names are nil"
+    );
 }
 
 #[test]
@@ -214,6 +221,7 @@ containers:
   a: {image: x, entrypoint: \"/docker-entrypoint.sh --flag 'a b'\", cmd: [serve, \"<- `--port=${p}`\"]}
   b: {image: x, command: run}
   c: {image: x, bash: echo hi, entrypoint: /e}
+  d: {image: x, bash: \"\", entrypoint: /e}
 variables:
   p: 1
 ";
