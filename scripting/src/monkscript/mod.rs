@@ -6,7 +6,8 @@
 //! must point at something (containers, actions, targets, members); [`resolve`] merges `inherits`
 //! chains on [`crate::tree::Tree`] values; [`cli`] is `monk lint` / `monk dump` and the
 //! entry points the daemon uses; [`typed`] reads a (resolved) definition into Rust structs
-//! for every kind and section. Problems are [`diagnostic::Diagnostic`]s.
+//! for every kind and section; [`runtime`] turns a resolved runnable plus `--set` overrides
+//! into the container specs an executor runs. Problems are [`diagnostic::Diagnostic`]s.
 
 pub mod cli;
 pub mod diagnostic;
