@@ -16,7 +16,7 @@ use monk_log::replay::{raft_dir, Base, ReplayError, Replayer, Start, Target};
 use monk_log::{DataDirReader, RaftEntry};
 use monk_statemachine::{
     diff, digest, inspect_snapshot, Applied, Command, MapChange, Peer, PeerId, PeerStatus, Secret,
-    SecretName, SecretScope, State, StateDiff, Template,
+    SecretName, SecretScope, State, StateDiff, Template, Workload,
 };
 use openraft::EntryPayload;
 use serde::Serialize;
@@ -541,6 +541,8 @@ struct ShownState<'a> {
     join_tokens: &'a BTreeMap<String, u64>,
     templates: &'a BTreeMap<String, Template>,
     secrets: BTreeMap<&'a str, SecretName>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    workloads: &'a BTreeMap<String, Workload>,
 }
 
 impl<'a> ShownState<'a> {
@@ -558,6 +560,7 @@ impl<'a> ShownState<'a> {
                 .iter()
                 .map(|(k, s)| (k.as_str(), SecretName::from(s)))
                 .collect(),
+            workloads: &state.workloads,
         }
     }
 }
@@ -572,6 +575,8 @@ struct ShownDiff<'a> {
     join_tokens: &'a [MapChange<String, u64>],
     templates: &'a [MapChange<String, Template>],
     secrets: Vec<MapChange<String, SecretName>>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    workloads: &'a [MapChange<String, Workload>],
 }
 
 impl<'a> ShownDiff<'a> {
@@ -599,6 +604,7 @@ impl<'a> ShownDiff<'a> {
             join_tokens: &d.join_tokens,
             templates: &d.templates,
             secrets: d.secrets.iter().map(name).collect(),
+            workloads: &d.workloads,
         }
     }
 }
@@ -661,7 +667,168 @@ fn state_summary(state: &State) -> String {
         .collect();
     out.push_str(&format!("\nSecrets ({}, names only)\n", secrets.len()));
     out.push_str(&table::render(&["NAME", "SCOPE", "SET AT"], &secrets));
+    out.push_str(&workload_summary(state));
     out
+}
+
+/// Workloads and the replicas each peer holds (left out while there are none, so
+/// summaries of states from before workloads existed read as they always did).
+fn workload_summary(state: &State) -> String {
+    if state.workloads.is_empty() {
+        return String::new();
+    }
+    let rows: Vec<Vec<String>> = state
+        .workloads
+        .values()
+        .map(|w| {
+            let pending = w.instances.values().filter(|i| i.peer.is_none()).count();
+            vec![
+                w.path.clone(),
+                w.generation.to_string(),
+                w.desired.as_str().into(),
+                w.replicas().to_string(),
+                pending.to_string(),
+                w.group.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let mut out = format!("\nWorkloads ({})\n", rows.len());
+    out.push_str(&table::render(
+        &["PATH", "GEN", "DESIRED", "REPLICAS", "PENDING", "GROUP"],
+        &rows,
+    ));
+    let mut per_peer: BTreeMap<Option<PeerId>, Vec<String>> = BTreeMap::new();
+    for i in monk_statemachine::view::instances(state) {
+        let status = match (i.status, i.observed_generation == Some(i.generation)) {
+            (Some(s), true) => s.as_str(),
+            (Some(_), false) => "older generation",
+            (None, _) => "not reported",
+        };
+        per_peer
+            .entry(i.peer)
+            .or_default()
+            .push(format!("{}#{} {status}", i.path, i.replica));
+    }
+    let rows: Vec<Vec<String>> = per_peer
+        .into_iter()
+        .map(|(peer, replicas)| {
+            let name = peer
+                .and_then(|p| state.peers.get(&p))
+                .map_or("(pending)".to_string(), |p| p.name.clone());
+            vec![opt_text(peer), name, replicas.join(", ")]
+        })
+        .collect();
+    out.push_str("\nReplicas per peer\n");
+    out.push_str(&table::render(&["PEER", "NAME", "REPLICAS"], &rows));
+    out
+}
+
+fn opt_text<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".into(), |v| v.to_string())
+}
+
+fn peer_text(state_peers: &BTreeMap<PeerId, Peer>, peer: Option<PeerId>) -> String {
+    match peer {
+        Some(id) => match state_peers.get(&id) {
+            Some(p) => format!("{} ({id})", p.name),
+            None => format!("peer {id}"),
+        },
+        None => "no peer".into(),
+    }
+}
+
+/// What changed in one workload, for `monk diff` and `monk history`: started, purged,
+/// stopped, generations, scaling, and each replica placed, moved or observed.
+fn workload_lines(
+    change: &MapChange<String, Workload>,
+    peers: &BTreeMap<PeerId, Peer>,
+) -> Vec<String> {
+    let placement = |i: &monk_statemachine::Instance| match (&i.peer, &i.pending) {
+        (Some(p), _) => peer_text(peers, Some(*p)),
+        (None, Some(why)) => format!("pending: {why}"),
+        (None, None) => "pending".into(),
+    };
+    match change {
+        MapChange::Added { key, after } => {
+            let mut lines = vec![format!(
+                "+ {key} started (generation {}, {} replica(s){})",
+                after.generation,
+                after.replicas(),
+                after
+                    .group
+                    .as_ref()
+                    .map_or(String::new(), |g| format!(", through {g}"))
+            )];
+            for i in after.instances.values() {
+                lines.push(format!("    #{} placed on {}", i.replica, placement(i)));
+            }
+            lines
+        }
+        MapChange::Removed { key, before } => vec![format!(
+            "- {key} purged (was generation {}, {} replica(s))",
+            before.generation,
+            before.replicas()
+        )],
+        MapChange::Changed { key, before, after } => {
+            let mut lines = vec![format!("~ {key}")];
+            if before.desired != after.desired {
+                lines.push(format!(
+                    "    {} → {}",
+                    before.desired.as_str(),
+                    after.desired.as_str()
+                ));
+            }
+            if before.generation != after.generation {
+                lines.push(format!(
+                    "    generation {} → {}",
+                    before.generation, after.generation
+                ));
+            }
+            if before.replicas() != after.replicas() {
+                lines.push(format!(
+                    "    scaled {} → {}",
+                    before.replicas(),
+                    after.replicas()
+                ));
+            }
+            for (r, a) in &after.instances {
+                match before.instances.get(r) {
+                    None => lines.push(format!("    #{r} placed on {}", placement(a))),
+                    Some(b) if b.peer != a.peer => lines.push(format!(
+                        "    #{r} moved {} → {}",
+                        placement(b),
+                        placement(a)
+                    )),
+                    Some(b) if b.observed != a.observed => {
+                        if let Some(o) = &a.observed {
+                            let mut line = format!(
+                                "    #{r} on {} reported {} (generation {})",
+                                peer_text(peers, a.peer),
+                                o.status.as_str(),
+                                o.generation
+                            );
+                            if !o.message.is_empty() {
+                                line.push_str(&format!(": {}", o.message));
+                            }
+                            lines.push(line);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            for r in before
+                .instances
+                .keys()
+                .filter(|r| !after.instances.contains_key(r))
+            {
+                lines.push(format!("    #{r} removed"));
+            }
+            if lines.len() == 1 {
+                lines.push("    definition or overrides changed".into());
+            }
+            lines
+        }
+    }
 }
 
 fn replay(args: &ReplayArgs) -> Result<Report, String> {
@@ -860,8 +1027,9 @@ fn token_lines(change: &MapChange<String, u64>) -> Vec<String> {
     vec![line]
 }
 
-/// The diff as text for people; empty sections are left out.
-fn diff_text(d: &StateDiff) -> String {
+/// The diff as text for people; empty sections are left out. `peers` names the
+/// peers replicas sit on.
+fn diff_text(d: &StateDiff, peers: &BTreeMap<PeerId, Peer>) -> String {
     let mut out = String::new();
     if let Some((before, after)) = &d.cluster_name {
         out.push_str(&format!(
@@ -886,6 +1054,13 @@ fn diff_text(d: &StateDiff) -> String {
     section(
         "secrets (names only)",
         d.secrets.iter().flat_map(secret_lines).collect(),
+    );
+    section(
+        "workloads",
+        d.workloads
+            .iter()
+            .flat_map(|c| workload_lines(c, peers))
+            .collect(),
     );
     section(
         "join tokens",
@@ -946,7 +1121,7 @@ fn diff_cmd(args: &DiffArgs) -> Result<Report, String> {
             before.last_applied_term,
             after.last_applied_index,
             after.last_applied_term,
-            diff_text(&d)
+            diff_text(&d, &after.peers)
         ),
     };
     Ok(Report { stdout, problem })
@@ -962,6 +1137,9 @@ enum EntityValue {
     Template {
         template: Option<Template>,
         secrets: Vec<SecretName>,
+        /// The workload running from this path, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        workload: Option<Box<Workload>>,
     },
     Peer {
         peer: Option<monk_statemachine::Peer>,
@@ -995,6 +1173,7 @@ impl Entity {
                     .filter(|s| s.scope == SecretScope::Entity(path.clone()))
                     .map(SecretName::from)
                     .collect(),
+                workload: state.workloads.get(path).cloned().map(Box::new),
             },
             Entity::Peer(id) => EntityValue::Peer {
                 peer: state.peers.get(id).cloned(),
@@ -1008,6 +1187,18 @@ impl Entity {
             return false;
         };
         match (self, &p.command) {
+            // Group commands and peer changes move a workload without naming it.
+            (
+                Entity::Path(_),
+                Command::WorkloadRun { .. }
+                | Command::WorkloadUpdate { .. }
+                | Command::WorkloadStop { .. }
+                | Command::WorkloadPurge { .. }
+                | Command::PeerJoined { .. }
+                | Command::PeerLeft { .. }
+                | Command::PeerDown { .. }
+                | Command::PeerUp { .. },
+            ) => true,
             (Entity::Path(path), command) => command.paths().contains(&path.as_str()),
             (
                 Entity::Peer(id),
@@ -1038,21 +1229,30 @@ impl Entity {
                 matches!(result, Some(Applied::Accepted { peer_id: Some(assigned) }) if assigned == id)
                     || before != after
             }
+            (Entity::Path(path), EntryPayload::Normal(p)) => {
+                p.command.paths().contains(&path.as_str()) || before != after
+            }
             _ => true,
         }
     }
 }
 
-fn change_text(before: &EntityValue, after: &EntityValue) -> Vec<String> {
+fn change_text(
+    before: &EntityValue,
+    after: &EntityValue,
+    peers: &BTreeMap<PeerId, Peer>,
+) -> Vec<String> {
     match (before, after) {
         (
             EntityValue::Template {
                 template: tb,
                 secrets: sb,
+                workload: wb,
             },
             EntityValue::Template {
                 template: ta,
                 secrets: sa,
+                workload: wa,
             },
         ) => {
             let mut lines = match (tb, ta) {
@@ -1091,6 +1291,29 @@ fn change_text(before: &EntityValue, after: &EntityValue) -> Vec<String> {
             }
             for s in sb.iter().filter(|o| !sa.iter().any(|s| s.name == o.name)) {
                 lines.push(format!("secret {} removed", s.name));
+            }
+            let workload_change = match (wb, wa) {
+                (None, Some(a)) => Some(MapChange::Added {
+                    key: a.path.clone(),
+                    after: (**a).clone(),
+                }),
+                (Some(b), None) => Some(MapChange::Removed {
+                    key: b.path.clone(),
+                    before: (**b).clone(),
+                }),
+                (Some(b), Some(a)) if a != b => Some(MapChange::Changed {
+                    key: a.path.clone(),
+                    before: (**b).clone(),
+                    after: (**a).clone(),
+                }),
+                _ => None,
+            };
+            if let Some(change) = workload_change {
+                lines.extend(
+                    workload_lines(&change, peers)
+                        .into_iter()
+                        .map(|l| format!("workload {}", l.trim_start())),
+                );
             }
             lines
         }
@@ -1164,7 +1387,7 @@ fn history(args: &HistoryArgs) -> Result<Report, String> {
             ),
             Some(Applied::Rejected { .. }) => (vec!["no change".into()], None, None),
             Some(_) => {
-                let mut change = change_text(&before, &after);
+                let mut change = change_text(&before, &after, &replayer.state().peers);
                 if change.is_empty() {
                     change.push("no change".into());
                 }
@@ -1485,15 +1708,16 @@ fn snapshot_inspect(path: &Path, output: Output) -> Result<Report, String> {
         .as_ref()
         .and_then(|m| m.last_log_id)
         .map_or(state.last_applied_term, |l| l.leader_id.term);
-    let kinds: Vec<(String, usize, usize)> = ["peers", "join_tokens", "templates", "secrets"]
-        .iter()
-        .map(|k| {
-            let part = value.get(*k).cloned().unwrap_or(Value::Null);
-            let count = part.as_object().map_or(0, |o| o.len());
-            let size = serde_json::to_vec(&part).map_or(0, |b| b.len());
-            (k.to_string(), count, size)
-        })
-        .collect();
+    let kinds: Vec<(String, usize, usize)> =
+        ["peers", "join_tokens", "templates", "secrets", "workloads"]
+            .iter()
+            .map(|k| {
+                let part = value.get(*k).cloned().unwrap_or(Value::Null);
+                let count = part.as_object().map_or(0, |o| o.len());
+                let size = serde_json::to_vec(&part).map_or(0, |b| b.len());
+                (k.to_string(), count, size)
+            })
+            .collect();
     let stdout = match output {
         Output::Json => json_line(&json!({
             "index": index,

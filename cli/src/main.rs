@@ -5,6 +5,7 @@
 mod audit;
 mod table;
 mod timefmt;
+mod workloads;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -96,6 +97,9 @@ enum Top {
         #[arg(long)]
         stale: bool,
     },
+    /// Run, update, stop, purge, scale and list workloads.
+    #[command(flatten)]
+    Workload(workloads::WorkloadCmd),
     /// Incident forensics on a data dir: log, replay, diff, history, verify, snapshot.
     #[command(flatten)]
     Audit(audit::AuditCmd),
@@ -194,6 +198,7 @@ async fn connect(addr: &str) -> Result<MonkClient, Failure> {
 async fn run(cli: Cli) -> Outcome {
     match cli.command {
         Top::Cluster(cmd) => cluster(&cli.addr, cmd).await,
+        Top::Workload(cmd) => workloads::run(&cli.addr, cmd).await,
         Top::System(SystemCmd::Consensus { out }) => {
             let view: ConsensusView = connect(&cli.addr).await?.consensus().await?;
             if out.output == Output::Json {

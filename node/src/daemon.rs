@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tracing::info;
+use tracing::{info, warn};
+
+use crate::executor::{self, docker::DockerRuntime};
 
 use crate::limits::{CONCURRENT_REQUESTS_MAX, GRPC_MESSAGE_BYTES_MAX};
 use crate::network::Network;
@@ -32,13 +34,57 @@ pub fn init_logging(json: bool) {
     }
 }
 
+/// Which container runtime the executor drives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Containers {
+    /// The local Docker engine (retried until it answers).
+    Docker,
+    /// No executor: this peer holds state but runs no containers.
+    None,
+}
+
+/// How long to wait before asking an absent container engine again.
+const ENGINE_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Connects to Docker (retrying, loudly) and runs the executor until shutdown.
+async fn run_docker_executor(node: Arc<Node>) {
+    let mut warned = false;
+    loop {
+        if node.is_shut_down() {
+            return;
+        }
+        match DockerRuntime::connect().await {
+            Ok(runtime) => {
+                info!("container executor started (Docker)");
+                return executor::run(node, runtime).await;
+            }
+            Err(e) => {
+                if !warned {
+                    warn!(
+                        "{e}; replicas placed on this peer will not start until the engine answers"
+                    );
+                    warned = true;
+                }
+                tokio::time::sleep(ENGINE_RETRY).await;
+            }
+        }
+    }
+}
+
 /// Binds `listen`, serves until a shutdown signal, then stops Raft.
-pub async fn run(config: NodeConfig, listen: SocketAddr) -> anyhow::Result<()> {
+pub async fn run(
+    config: NodeConfig,
+    listen: SocketAddr,
+    containers: Containers,
+) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     let node = Node::open(config, Network::Grpc).await?;
     info!(%listen, advertise = %node.config.advertise, name = %node.config.name, data_dir = %node.config.data_dir.display(), "monkd is ready");
+    if containers == Containers::Docker {
+        tokio::spawn(run_docker_executor(node.clone()));
+    }
     serve(node.clone(), listener, shutdown_signal()).await?;
     info!("shutting down");
     node.shutdown().await;

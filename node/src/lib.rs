@@ -5,10 +5,12 @@
 //! - [`network`]: Raft transport (gRPC, or in-process for tests and simulation).
 //! - [`server`]: gRPC services; [`client`]: the typed client `monk` uses.
 //! - [`daemon`]: process wiring (listen, serve, graceful shutdown).
+//! - [`executor`]: reconciles this peer's containers with the replicas placed on it.
 //! - [`limits`]: every timing and limit, named.
 
 pub mod client;
 pub mod daemon;
+pub mod executor;
 pub mod identity;
 pub mod limits;
 pub mod network;

@@ -42,3 +42,9 @@ pub const EXPORT_BYTES_MAX: usize = 60 * 1024 * 1024;
 pub const CONCURRENT_REQUESTS_MAX: usize = 256;
 /// How long `cluster new` waits for the fresh single voter to become leader.
 pub const BOOTSTRAP_LEADER_WAIT: Duration = Duration::from_secs(10);
+/// How often the container executor wakes up to compare state with the runtime.
+pub const EXECUTOR_TICK: Duration = Duration::from_secs(1);
+/// Longest one executor pass may take (image checks, creates, graceful stops).
+pub const EXECUTOR_ACTION_TIMEOUT: Duration = Duration::from_secs(180);
+/// Longest a call to the container engine may take before it counts as failed.
+pub const CONTAINER_ENGINE_TIMEOUT: Duration = Duration::from_secs(60);

@@ -32,6 +32,10 @@ struct Args {
     /// Take a snapshot (and compact the log) after this many applied entries.
     #[arg(long, default_value_t = monk_node::limits::SNAPSHOT_AFTER_ENTRIES, value_parser = clap::value_parser!(u64).range(1..))]
     snapshot_every: u64,
+    /// Container runtime for the replicas placed on this peer: `docker` (the local
+    /// engine; retried until it answers) or `none` (hold state, run nothing).
+    #[arg(long, default_value = "docker", value_parser = ["docker", "none"])]
+    containers: String,
 }
 
 fn hostname() -> String {
@@ -81,6 +85,10 @@ fn main() -> ExitCode {
         capacity: capacity(),
         snapshot_after_entries: args.snapshot_every,
     };
+    let containers = match args.containers.as_str() {
+        "none" => daemon::Containers::None,
+        _ => daemon::Containers::Docker,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -91,7 +99,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(daemon::run(config, args.listen)) {
+    match runtime.block_on(daemon::run(config, args.listen, containers)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("monkd: {e:#}");

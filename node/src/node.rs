@@ -86,6 +86,8 @@ pub struct Node {
     leader_since: Mutex<Option<Instant>>,
     /// Serializes membership changes made by this peer.
     membership_lock: tokio::sync::Mutex<()>,
+    /// Set by `shutdown`; background loops (executor) end when they see it.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 fn raft_config(cluster: &str, snapshot_after_entries: u64) -> NodeResult<Arc<Config>> {
@@ -122,6 +124,7 @@ impl Node {
             last_seen: Mutex::new(HashMap::new()),
             leader_since: Mutex::new(None),
             membership_lock: tokio::sync::Mutex::new(()),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         });
         if let Some(identity) = identity {
             info!(peer = identity.peer_id, cluster = %identity.cluster_name, "rejoining cluster from data dir");
@@ -288,7 +291,8 @@ impl Node {
         }
     }
 
-    fn stamp(&self, actor: String, command: Command) -> Proposal {
+    /// A proposal of `command` by `actor`, stamped with this peer's clock.
+    pub fn stamp(&self, actor: String, command: Command) -> Proposal {
         Proposal {
             format_version: FORMAT_VERSION,
             proposed_at_ms: now_ms(),
@@ -611,6 +615,7 @@ impl Node {
                     .collect::<BTreeMap<_, _>>(),
             ),
             "cluster" => serde_json::to_value(monk_statemachine::ClusterView::of(state)),
+            "instances" => serde_json::to_value(monk_statemachine::view::instances(state)),
             "state" => {
                 let mut redacted = state.clone();
                 for secret in redacted.secrets.values_mut() {
@@ -933,11 +938,18 @@ impl Node {
 
     /// Stops Raft (graceful shutdown); the data dir stays as it is.
     pub async fn shutdown(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         if let Some(m) = self.member.write().await.take() {
             if let Err(e) = m.raft.shutdown().await {
                 warn!("raft shutdown: {e}");
             }
         }
+    }
+
+    /// True once `shutdown` began.
+    pub fn is_shut_down(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// For the in-memory tests: entries currently stored in this peer's log.

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::{Command, LoadedTemplate, PeerId, SecretScope};
 use crate::entry::Entry;
+use crate::schedule;
 use crate::state::{secret_key, Peer, PeerStatus, Secret, State, Template};
 use crate::FORMAT_VERSION;
 
@@ -75,6 +76,22 @@ pub enum Rejection {
     UnknownSecret { name: String, scope: String },
     #[error("limit reached: {what} (at most {max})")]
     Limit { what: String, max: usize },
+    #[error("{path} cannot be resolved: {why}")]
+    Unresolvable { path: String, why: String },
+    #[error("{path} is a {kind}, not a runnable or group")]
+    NotRunnable { path: String, kind: String },
+    #[error("{path} is already running (use `monk update` to apply a changed definition)")]
+    AlreadyRunning { path: String },
+    #[error("no workload {path} is running or stopped")]
+    UnknownWorkload { path: String },
+    #[error("{path} has no variable {name}")]
+    UnknownVariable { path: String, name: String },
+    #[error("stale report for {path}#{replica}: {why}")]
+    StaleReport {
+        path: String,
+        replica: u32,
+        why: String,
+    },
 }
 
 /// An entry this build cannot apply: the peer must stop rather than diverge.
@@ -199,26 +216,33 @@ fn apply_command(state: &mut State, index: u64, command: &Command) -> Result<App
                 });
             }
             let id = new_peer(state, index, name, address, tags, *capacity);
+            schedule::place_all_pending(state, index);
             Ok(Applied::Accepted { peer_id: Some(id) })
         }
-        Command::PeerLeft { peer } => {
-            let peer = member_mut(state, *peer)?;
+        Command::PeerLeft { peer: id } => {
+            let peer = member_mut(state, *id)?;
             peer.status = PeerStatus::Left { at_index: index };
+            schedule::peer_lost(state, index, *id);
             Ok(Applied::ACCEPTED)
         }
-        Command::PeerDown { peer, reason } => {
-            let peer = member_mut(state, *peer)?;
+        Command::PeerDown { peer: id, reason } => {
+            let peer = member_mut(state, *id)?;
             if peer.is_up() {
                 peer.status = PeerStatus::Down {
                     reason: reason.clone(),
                     since_index: index,
                 };
+                schedule::peer_lost(state, index, *id);
             }
             Ok(Applied::ACCEPTED)
         }
         Command::PeerUp { peer } => {
             let peer = member_mut(state, *peer)?;
+            let was_up = peer.is_up();
             peer.status = PeerStatus::Up;
+            if !was_up {
+                schedule::place_all_pending(state, index);
+            }
             Ok(Applied::ACCEPTED)
         }
         Command::TemplatesLoaded { templates } => {
@@ -312,6 +336,41 @@ fn apply_command(state: &mut State, index: u64, command: &Command) -> Result<App
             }
             Ok(Applied::ACCEPTED)
         }
+        Command::WorkloadRun {
+            path,
+            tag,
+            peer,
+            overrides,
+        } => {
+            require_cluster(state)?;
+            check_path(path)?;
+            schedule::run(state, index, path, tag.as_ref(), peer.as_ref(), overrides)
+        }
+        Command::WorkloadUpdate { path, overrides } => {
+            schedule::update(state, index, path, overrides)
+        }
+        Command::WorkloadStop { path } => schedule::stop(state, index, path),
+        Command::WorkloadPurge { path } => schedule::purge(state, index, path),
+        Command::WorkloadScale { path, replicas } => schedule::scale(state, index, path, *replicas),
+        Command::WorkloadReport {
+            peer,
+            path,
+            replica,
+            generation,
+            status,
+            message,
+        } => schedule::report(
+            state,
+            index,
+            schedule::Report {
+                peer: *peer,
+                path,
+                replica: *replica,
+                generation: *generation,
+                status: *status,
+                message,
+            },
+        ),
     }
 }
 

@@ -1,6 +1,8 @@
 //! Commands: the only way cluster state changes. Kinds are only ever appended; an old
 //! kind keeps its handler forever so old logs replay (invariant "replayable forever").
 
+use std::collections::BTreeMap;
+
 use monk_scripting::tree::Tree;
 use serde::{Deserialize, Serialize};
 
@@ -106,6 +108,77 @@ pub enum Command {
         name: String,
         scope: SecretScope,
     },
+    /// `monk run PATH`: start a runnable, or every runnable of a group. The state
+    /// machine resolves the definition against the stored templates and places the
+    /// replicas; `tag`/`peer` narrow the peers it may use.
+    WorkloadRun {
+        path: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tag: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
+        /// Runtime variables (`--set name=value`), by variable name.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        overrides: BTreeMap<String, String>,
+    },
+    /// `monk update PATH`: take the definition as it is loaded now (and new overrides,
+    /// merged over the old ones); a changed definition starts a new generation.
+    WorkloadUpdate {
+        path: String,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        overrides: BTreeMap<String, String>,
+    },
+    /// `monk stop PATH`: keep the workload and its placement, stop its containers.
+    WorkloadStop {
+        path: String,
+    },
+    /// `monk purge PATH`: forget the workload; executors remove its containers.
+    WorkloadPurge {
+        path: String,
+    },
+    /// `monk scale PATH N`: run N replicas of a runnable.
+    WorkloadScale {
+        path: String,
+        replicas: u32,
+    },
+    /// An executor's observation of one replica on its peer.
+    WorkloadReport {
+        peer: PeerId,
+        path: String,
+        replica: u32,
+        generation: u64,
+        status: InstanceStatus,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        message: String,
+    },
+}
+
+/// What an executor saw of one replica's containers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstanceStatus {
+    /// Being created (image checked, containers created, not all running yet).
+    Starting,
+    /// Every container runs.
+    Running,
+    /// Stopped on purpose (`monk stop`).
+    Stopped,
+    /// A container exited on its own.
+    Exited,
+    /// The executor could not create or start it (missing image, bad spec...).
+    Failed,
+}
+
+impl InstanceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceStatus::Starting => "starting",
+            InstanceStatus::Running => "running",
+            InstanceStatus::Stopped => "stopped",
+            InstanceStatus::Exited => "exited",
+            InstanceStatus::Failed => "failed",
+        }
+    }
 }
 
 impl Command {
@@ -123,6 +196,12 @@ impl Command {
             Command::TemplatesRemoved { .. } => "templates-removed",
             Command::SecretSet { .. } => "secret-set",
             Command::SecretRemoved { .. } => "secret-removed",
+            Command::WorkloadRun { .. } => "workload-run",
+            Command::WorkloadUpdate { .. } => "workload-update",
+            Command::WorkloadStop { .. } => "workload-stop",
+            Command::WorkloadPurge { .. } => "workload-purge",
+            Command::WorkloadScale { .. } => "workload-scale",
+            Command::WorkloadReport { .. } => "workload-report",
         }
     }
 
@@ -164,6 +243,53 @@ impl Command {
             Command::SecretRemoved { name, scope } => {
                 format!("secret {name} removed ({})", scope_text(scope))
             }
+            Command::WorkloadRun {
+                path,
+                tag,
+                peer,
+                overrides,
+            } => {
+                let mut line = format!("run {path}");
+                if let Some(tag) = tag {
+                    line.push_str(&format!(" on tag {tag}"));
+                }
+                if let Some(peer) = peer {
+                    line.push_str(&format!(" on peer {peer}"));
+                }
+                if !overrides.is_empty() {
+                    let names: Vec<&str> = overrides.keys().map(String::as_str).collect();
+                    line.push_str(&format!(" with {}", elide(&names)));
+                }
+                line
+            }
+            Command::WorkloadUpdate { path, overrides } => {
+                let names: Vec<&str> = overrides.keys().map(String::as_str).collect();
+                match names.is_empty() {
+                    true => format!("update {path}"),
+                    false => format!("update {path} with {}", elide(&names)),
+                }
+            }
+            Command::WorkloadStop { path } => format!("stop {path}"),
+            Command::WorkloadPurge { path } => format!("purge {path}"),
+            Command::WorkloadScale { path, replicas } => format!("scale {path} to {replicas}"),
+            Command::WorkloadReport {
+                peer,
+                path,
+                replica,
+                generation,
+                status,
+                message,
+            } => {
+                let mut line = format!(
+                    "peer {peer}: {path}#{replica} gen {generation} {}",
+                    status.as_str()
+                );
+                if !message.is_empty() {
+                    line.push_str(": ");
+                    line.push_str(message);
+                }
+                line
+            }
         }
     }
 
@@ -184,6 +310,12 @@ impl Command {
             } => {
                 vec![p.as_str()]
             }
+            Command::WorkloadRun { path, .. }
+            | Command::WorkloadUpdate { path, .. }
+            | Command::WorkloadStop { path }
+            | Command::WorkloadPurge { path }
+            | Command::WorkloadScale { path, .. }
+            | Command::WorkloadReport { path, .. } => vec![path.as_str()],
             _ => Vec::new(),
         }
     }

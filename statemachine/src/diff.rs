@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::{PeerId, SecretScope};
 use crate::state::{Peer, Secret, State, Template};
+use crate::workload::Workload;
 
 /// One key of a map that differs between the two states.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +63,8 @@ pub struct StateDiff {
     pub join_tokens: Vec<MapChange<String, u64>>,
     pub templates: Vec<MapChange<String, Template>>,
     pub secrets: Vec<MapChange<String, Secret>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workloads: Vec<MapChange<String, Workload>>,
 }
 
 impl StateDiff {
@@ -73,6 +76,7 @@ impl StateDiff {
             && self.join_tokens.is_empty()
             && self.templates.is_empty()
             && self.secrets.is_empty()
+            && self.workloads.is_empty()
     }
 }
 
@@ -147,6 +151,7 @@ pub fn diff(a: &State, b: &State) -> StateDiff {
         join_tokens: map_changes(&a.join_tokens, &b.join_tokens),
         templates: map_changes(&a.templates, &b.templates),
         secrets: map_changes(&a.secrets, &b.secrets),
+        workloads: map_changes(&a.workloads, &b.workloads),
     }
 }
 
@@ -198,6 +203,7 @@ pub fn apply_diff(state: &mut State, d: &StateDiff) -> Result<(), DiffMismatch> 
     apply_map("join token", &mut state.join_tokens, &d.join_tokens)?;
     apply_map("template", &mut state.templates, &d.templates)?;
     apply_map("secret", &mut state.secrets, &d.secrets)?;
+    apply_map("workload", &mut state.workloads, &d.workloads)?;
     Ok(())
 }
 

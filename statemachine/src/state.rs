@@ -7,6 +7,7 @@ use monk_scripting::tree::Tree;
 use serde::{Deserialize, Serialize};
 
 use crate::command::{Capacity, PeerId, SecretScope};
+use crate::workload::Workload;
 
 /// Whether a peer is part of the cluster and heard from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +92,11 @@ pub struct State {
     pub join_tokens: BTreeMap<String, u64>,
     pub templates: BTreeMap<String, Template>,
     pub secrets: BTreeMap<String, Secret>,
+    /// Running and stopped workloads by runnable path. Left out of the JSON (and so of
+    /// the digest) while empty, so states written before workloads existed keep their
+    /// digests.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub workloads: BTreeMap<String, Workload>,
 }
 
 /// A broken invariant: a bug, never a user error.
@@ -149,6 +155,34 @@ impl State {
         for (key, secret) in &self.secrets {
             if *key != secret_key(&secret.name, &secret.scope) {
                 return fail(format!("secret keyed {key} is {}", secret.name));
+            }
+        }
+        for (path, workload) in &self.workloads {
+            if *path != workload.path {
+                return fail(format!("workload keyed {path} has path {}", workload.path));
+            }
+            if workload.generation == 0 {
+                return fail(format!("workload {path} has generation 0"));
+            }
+            for (n, (replica, instance)) in workload.instances.iter().enumerate() {
+                if *replica != instance.replica || *replica as usize != n {
+                    return fail(format!("workload {path} replicas are not 0..{n}"));
+                }
+                if let Some(peer) = instance.peer {
+                    if !self.peers.get(&peer).is_some_and(|p| p.is_up()) {
+                        return fail(format!(
+                            "{path}#{replica} is placed on peer {peer}, which is not an up member"
+                        ));
+                    }
+                    if instance.pending.is_some() {
+                        return fail(format!("{path}#{replica} is placed and pending"));
+                    }
+                }
+                if let Some(seen) = &instance.observed {
+                    if seen.generation > workload.generation {
+                        return fail(format!("{path}#{replica} observed a future generation"));
+                    }
+                }
             }
         }
         Ok(())

@@ -1,10 +1,14 @@
 //! Projections: read-only views of [`State`] that the API and executors consume, so
 //! they never depend on the state's internal layout.
 
-use serde::Serialize;
+use std::collections::BTreeMap;
 
-use crate::command::PeerId;
+use monk_scripting::tree::Tree;
+use serde::{Deserialize, Serialize};
+
+use crate::command::{InstanceStatus, PeerId};
 use crate::state::{PeerStatus, State};
+use crate::workload::Desired;
 
 /// One peer as the cluster sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -24,6 +28,7 @@ pub struct ClusterView {
     pub peers: Vec<PeerView>,
     pub templates: usize,
     pub secrets: usize,
+    pub workloads: usize,
     pub applied_index: u64,
 }
 
@@ -48,6 +53,7 @@ impl ClusterView {
             peers,
             templates: state.templates.len(),
             secrets: state.secrets.len(),
+            workloads: state.workloads.len(),
             applied_index: state.last_applied_index,
         }
     }
@@ -76,4 +82,89 @@ impl NodeView {
             overlay_peers,
         }
     }
+}
+
+/// One replica as `monk ps` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceView {
+    pub path: String,
+    pub replica: u32,
+    pub generation: u64,
+    pub desired: Desired,
+    pub peer: Option<PeerId>,
+    pub peer_name: Option<String>,
+    /// Why it is not placed.
+    pub pending: Option<String>,
+    /// The last reported status, if it is about the current generation on this peer.
+    pub status: Option<InstanceStatus>,
+    /// The generation the last report was about.
+    pub observed_generation: Option<u64>,
+    pub message: String,
+    pub group: Option<String>,
+}
+
+/// Every workload replica, in path and replica order.
+pub fn instances(state: &State) -> Vec<InstanceView> {
+    let mut out = Vec::new();
+    for w in state.workloads.values() {
+        for i in w.instances.values() {
+            out.push(InstanceView {
+                path: w.path.clone(),
+                replica: i.replica,
+                generation: w.generation,
+                desired: w.desired,
+                peer: i.peer,
+                peer_name: i
+                    .peer
+                    .and_then(|p| state.peers.get(&p))
+                    .map(|p| p.name.clone()),
+                pending: i.pending.clone(),
+                status: i.observed.as_ref().map(|o| o.status),
+                observed_generation: i.observed.as_ref().map(|o| o.generation),
+                message: i
+                    .observed
+                    .as_ref()
+                    .map(|o| o.message.clone())
+                    .unwrap_or_default(),
+                group: w.group.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// One replica an executor must reconcile on its peer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub path: String,
+    pub replica: u32,
+    pub generation: u64,
+    pub desired: Desired,
+    /// The resolved runnable definition.
+    pub definition: Tree,
+    pub overrides: BTreeMap<String, String>,
+    /// The last status this peer reported for it (so executors report only changes).
+    pub reported: Option<(u64, InstanceStatus, String)>,
+}
+
+/// The replicas placed on `peer`, in path and replica order.
+pub fn assignments(state: &State, peer: PeerId) -> Vec<Assignment> {
+    let mut out = Vec::new();
+    for w in state.workloads.values() {
+        for i in w.instances.values().filter(|i| i.peer == Some(peer)) {
+            out.push(Assignment {
+                path: w.path.clone(),
+                replica: i.replica,
+                generation: w.generation,
+                desired: w.desired,
+                definition: w.definition.clone(),
+                overrides: w.overrides.clone(),
+                reported: i
+                    .observed
+                    .as_ref()
+                    .map(|o| (o.generation, o.status, o.message.clone())),
+            });
+        }
+    }
+    out
 }

@@ -99,6 +99,109 @@ fn command() -> impl Strategy<Value = Command> {
             }
         ),
         (name(), scope()).prop_map(|(name, scope)| Command::SecretRemoved { name, scope }),
+        Just(Command::TemplatesLoaded {
+            templates: runnable_templates()
+        }),
+        workload_command(),
+    ]
+}
+
+/// Runnables and a group the workload commands below can start.
+fn runnable_templates() -> Vec<LoadedTemplate> {
+    let runnable = |replicas: i64, cpu: i64| {
+        Tree::Map(vec![
+            ("defines".into(), Tree::Str("runnable".into())),
+            (
+                "scale".into(),
+                Tree::Map(vec![("value".into(), Tree::Int(replicas))]),
+            ),
+            (
+                "variables".into(),
+                Tree::Map(vec![("port".into(), Tree::Int(80))]),
+            ),
+            (
+                "containers".into(),
+                Tree::Map(vec![(
+                    "app".into(),
+                    Tree::Map(vec![
+                        ("image".into(), Tree::Str("busybox".into())),
+                        (
+                            "resources".into(),
+                            Tree::Map(vec![(
+                                "requests".into(),
+                                Tree::Map(vec![("cpu".into(), Tree::Int(cpu))]),
+                            )]),
+                        ),
+                    ]),
+                )]),
+            ),
+        ])
+    };
+    let group = Tree::Map(vec![
+        ("defines".into(), Tree::Str("group".into())),
+        (
+            "members".into(),
+            Tree::Seq(vec![Tree::Str("ns/a".into()), Tree::Str("ns/b".into())]),
+        ),
+    ]);
+    [
+        ("ns/a", runnable(2, 300)),
+        ("ns/b", runnable(3, 0)),
+        ("other/c/d", group),
+    ]
+    .into_iter()
+    .map(|(path, definition)| LoadedTemplate {
+        path: path.into(),
+        kind: "runnable".into(),
+        definition,
+    })
+    .collect()
+}
+
+fn workload_command() -> impl Strategy<Value = Command> {
+    let overrides = prop_oneof![
+        Just(std::collections::BTreeMap::new()),
+        Just(std::collections::BTreeMap::from([(
+            "port".to_string(),
+            "81".to_string()
+        )])),
+        Just(std::collections::BTreeMap::from([(
+            "nope".to_string(),
+            "1".to_string()
+        )])),
+    ];
+    let status = prop_oneof![
+        Just(InstanceStatus::Running),
+        Just(InstanceStatus::Failed),
+        Just(InstanceStatus::Stopped)
+    ];
+    prop_oneof![
+        (
+            path(),
+            prop::option::of(Just("a".to_string())),
+            overrides.clone()
+        )
+            .prop_map(|(path, tag, overrides)| Command::WorkloadRun {
+                path,
+                tag,
+                peer: None,
+                overrides
+            }),
+        (path(), overrides)
+            .prop_map(|(path, overrides)| Command::WorkloadUpdate { path, overrides }),
+        path().prop_map(|path| Command::WorkloadStop { path }),
+        path().prop_map(|path| Command::WorkloadPurge { path }),
+        (path(), 0u32..5).prop_map(|(path, replicas)| Command::WorkloadScale { path, replicas }),
+        (0u64..5, path(), 0u32..4, 0u64..3, status).prop_map(
+            |(peer, path, replica, generation, status)| Command::WorkloadReport {
+                peer,
+                path,
+                replica,
+                generation,
+                status,
+                message: "m".into()
+            }
+        ),
     ]
 }
 

@@ -1,0 +1,358 @@
+//! Workload commands: `monk run`, `update`, `stop`, `purge`, `scale`, `ps`.
+//!
+//! Each is one command in the log (the state machine resolves, places and records);
+//! `run`, `update` and `scale` then follow the replicas until every one reports
+//! running at the new generation, one fails, or `--wait` runs out.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+use monk_node::MonkClient;
+use monk_statemachine::view::InstanceView;
+use monk_statemachine::{Applied, Command, InstanceStatus, Proposal, FORMAT_VERSION};
+
+use crate::{actor, connect, json, table, Failure, Outcome, Output, OutputArg};
+
+/// How often `run` asks for the replicas' status while it waits.
+const WAIT_POLL: Duration = Duration::from_millis(300);
+
+#[derive(Args, Debug, Clone)]
+pub struct WaitArgs {
+    /// Seconds to wait for every replica to run (0: return once committed).
+    #[arg(long = "wait", default_value_t = 60, value_name = "SECS")]
+    wait_secs: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct VarArgs {
+    /// A runtime variable, NAME=VALUE (repeatable).
+    #[arg(short = 's', long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
+    /// A YAML map of runtime variables (NAME: VALUE).
+    #[arg(long = "variables-file", visible_alias = "vf", value_name = "FILE")]
+    variables_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WorkloadCmd {
+    /// Start a runnable or a group: the cluster places its replicas on peers.
+    Run {
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// Only peers with this tag.
+        #[arg(short = 't', long)]
+        tag: Option<String>,
+        /// Only this peer (name or id).
+        #[arg(short = 'p', long)]
+        peer: Option<String>,
+        #[command(flatten)]
+        vars: VarArgs,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Apply the definition as loaded now (and new variables) to a running workload.
+    Update {
+        #[arg(required = true)]
+        paths: Vec<String>,
+        #[command(flatten)]
+        vars: VarArgs,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Stop a workload's containers; it keeps its placement and can be run again.
+    Stop {
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Stop a workload and forget it.
+    Purge {
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Run N replicas of a runnable.
+    Scale {
+        path: String,
+        replicas: u32,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Replicas of every workload: where they run and how they are.
+    Ps {
+        /// Only replicas on this peer (name or id).
+        #[arg(short = 'p', long)]
+        peer: Option<String>,
+        #[command(flatten)]
+        out: OutputArg,
+        /// Read from this peer's local state instead of the leader's.
+        #[arg(long)]
+        stale: bool,
+    },
+}
+
+/// `NAME=VALUE` flags and a YAML file, merged (flags win).
+fn overrides(vars: &VarArgs) -> Result<BTreeMap<String, String>, Failure> {
+    let mut out = BTreeMap::new();
+    if let Some(file) = &vars.variables_file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| Failure(format!("{}: {e}", file.display())))?;
+        let map: BTreeMap<String, serde_json::Value> = serde_saphyr::from_str(&text)
+            .map_err(|e| Failure(format!("{}: {e}", file.display())))?;
+        for (name, value) in map {
+            let text = match value {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Null => String::new(),
+                serde_json::Value::Array(_) | serde_json::Value::Object(_) => {
+                    return Err(Failure(format!(
+                        "{}: variable {name} must be a scalar",
+                        file.display()
+                    )))
+                }
+                other => other.to_string(),
+            };
+            out.insert(name, text);
+        }
+    }
+    for pair in &vars.set {
+        let (name, value) = pair
+            .split_once('=')
+            .filter(|(n, _)| !n.trim().is_empty())
+            .ok_or_else(|| Failure(format!("--set {pair:?}: expected NAME=VALUE")))?;
+        out.insert(name.trim().to_string(), value.to_string());
+    }
+    Ok(out)
+}
+
+async fn propose(client: &mut MonkClient, command: Command) -> Result<u64, Failure> {
+    let what = command.summary();
+    let proposal = Proposal {
+        format_version: FORMAT_VERSION,
+        proposed_at_ms: 0,
+        actor: actor(),
+        request_id: format!("{}-{}", command.kind(), std::process::id()),
+        command,
+    };
+    let outcome = client.propose_raw(&proposal).await?;
+    match outcome.applied {
+        Applied::Accepted { .. } => Ok(outcome.index),
+        Applied::Rejected { reason } => Err(Failure(format!("{what}: {reason}"))),
+    }
+}
+
+fn belongs(i: &InstanceView, path: &str) -> bool {
+    i.path == path || i.group.as_deref() == Some(path)
+}
+
+/// Waits until every replica of `paths` runs at its current generation; fails on the
+/// first replica that failed or exited, or when `wait` runs out.
+async fn wait_running(
+    client: &mut MonkClient,
+    paths: &[String],
+    wait: &WaitArgs,
+) -> Result<Vec<InstanceView>, Failure> {
+    let deadline = Instant::now() + Duration::from_secs(wait.wait_secs);
+    loop {
+        let all: Vec<InstanceView> = client.query("instances", "", false).await?;
+        let mine: Vec<InstanceView> = all
+            .into_iter()
+            .filter(|i| paths.iter().any(|p| belongs(i, p)))
+            .collect();
+        let current = |i: &InstanceView| i.observed_generation == Some(i.generation);
+        if let Some(bad) = mine.iter().find(|i| {
+            current(i)
+                && matches!(
+                    i.status,
+                    Some(InstanceStatus::Failed | InstanceStatus::Exited)
+                )
+        }) {
+            return Err(Failure(format!(
+                "{}#{} on {}: {} {}",
+                bad.path,
+                bad.replica,
+                bad.peer_name.as_deref().unwrap_or("?"),
+                bad.status.map_or("", |s| s.as_str()),
+                bad.message
+            )));
+        }
+        let done = mine
+            .iter()
+            .all(|i| current(i) && i.status == Some(InstanceStatus::Running));
+        if done || wait.wait_secs == 0 || Instant::now() >= deadline {
+            if !done && wait.wait_secs > 0 {
+                let waiting: Vec<String> = mine
+                    .iter()
+                    .filter(|i| !(current(i) && i.status == Some(InstanceStatus::Running)))
+                    .map(|i| {
+                        format!(
+                            "{}#{} ({})",
+                            i.path,
+                            i.replica,
+                            i.pending
+                                .clone()
+                                .unwrap_or_else(|| state_text(i).to_string())
+                        )
+                    })
+                    .collect();
+                return Err(Failure(format!(
+                    "not running after {}s: {}",
+                    wait.wait_secs,
+                    waiting.join(", ")
+                )));
+            }
+            return Ok(mine);
+        }
+        tokio::time::sleep(WAIT_POLL).await;
+    }
+}
+
+fn state_text(i: &InstanceView) -> &'static str {
+    match (i.status, i.observed_generation == Some(i.generation)) {
+        (Some(s), true) => s.as_str(),
+        (Some(_), false) => "updating",
+        (None, _) if i.peer.is_none() => "pending",
+        (None, _) => "starting",
+    }
+}
+
+fn tree(instances: &[InstanceView]) -> String {
+    let mut out = String::new();
+    let mut last = "";
+    for i in instances {
+        if i.path != last {
+            out.push_str(&format!("🔩 {} (generation {})\n", i.path, i.generation));
+            last = &i.path;
+        }
+        out.push_str(&format!(
+            "   #{} on {}: {}\n",
+            i.replica,
+            i.peer_name.as_deref().unwrap_or("no peer"),
+            state_text(i)
+        ));
+    }
+    out
+}
+
+/// Proposes one command per path (`make` builds it), then, with `wait`, follows the
+/// replicas; `done` names what happened (`Started`, `Stopped`, ...).
+async fn each_path(
+    client: &mut MonkClient,
+    paths: &[String],
+    done: &str,
+    wait: Option<&WaitArgs>,
+    make: impl Fn(String) -> Command,
+) -> Outcome {
+    let paths: Vec<String> = paths
+        .iter()
+        .map(|p| p.trim_start_matches('/').to_string())
+        .collect();
+    for path in &paths {
+        propose(client, make(path.clone())).await?;
+    }
+    let mut text = format!("✔ {done} {}\n", paths.join(", "));
+    if let Some(wait) = wait {
+        text.push_str(&tree(&wait_running(client, &paths, wait).await?));
+    }
+    Ok(text)
+}
+
+pub async fn run(addr: &str, cmd: WorkloadCmd) -> Outcome {
+    let mut client = connect(addr).await?;
+    match cmd {
+        WorkloadCmd::Run {
+            paths,
+            tag,
+            peer,
+            vars,
+            wait,
+        } => {
+            let overrides = overrides(&vars)?;
+            each_path(&mut client, &paths, "Started", Some(&wait), |path| {
+                Command::WorkloadRun {
+                    path,
+                    tag: tag.clone(),
+                    peer: peer.clone(),
+                    overrides: overrides.clone(),
+                }
+            })
+            .await
+        }
+        WorkloadCmd::Update { paths, vars, wait } => {
+            let overrides = overrides(&vars)?;
+            each_path(&mut client, &paths, "Updated", Some(&wait), |path| {
+                Command::WorkloadUpdate {
+                    path,
+                    overrides: overrides.clone(),
+                }
+            })
+            .await
+        }
+        WorkloadCmd::Stop { paths } => {
+            each_path(&mut client, &paths, "Stopped", None, |path| {
+                Command::WorkloadStop { path }
+            })
+            .await
+        }
+        WorkloadCmd::Purge { paths } => {
+            each_path(&mut client, &paths, "Purged", None, |path| {
+                Command::WorkloadPurge { path }
+            })
+            .await
+        }
+        WorkloadCmd::Scale {
+            path,
+            replicas,
+            wait,
+        } => {
+            let path = path.trim_start_matches('/').to_string();
+            propose(
+                &mut client,
+                Command::WorkloadScale {
+                    path: path.clone(),
+                    replicas,
+                },
+            )
+            .await?;
+            let instances = wait_running(&mut client, std::slice::from_ref(&path), &wait).await?;
+            Ok(format!(
+                "✔ Scaled {path} to {replicas}\n{}",
+                tree(&instances)
+            ))
+        }
+        WorkloadCmd::Ps { peer, out, stale } => {
+            let all: Vec<InstanceView> = client.query("instances", "", stale).await?;
+            let rows: Vec<InstanceView> = all
+                .into_iter()
+                .filter(|i| {
+                    peer.as_ref().is_none_or(|p| {
+                        i.peer_name.as_ref() == Some(p)
+                            || i.peer.map(|id| id.to_string()).as_ref() == Some(p)
+                    })
+                })
+                .collect();
+            if out.output == Output::Json {
+                return json(&rows);
+            }
+            let cells: Vec<Vec<String>> = rows
+                .iter()
+                .map(|i| {
+                    vec![
+                        i.path.clone(),
+                        i.replica.to_string(),
+                        i.peer_name.clone().unwrap_or_else(|| "-".into()),
+                        i.desired.as_str().into(),
+                        state_text(i).into(),
+                        i.generation.to_string(),
+                        i.pending.clone().unwrap_or_else(|| i.message.clone()),
+                    ]
+                })
+                .collect();
+            Ok(table::render(
+                &[
+                    "WORKLOAD", "REPLICA", "PEER", "DESIRED", "STATUS", "GEN", "MESSAGE",
+                ],
+                &cells,
+            ))
+        }
+    }
+}

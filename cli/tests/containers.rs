@@ -1,0 +1,280 @@
+//! Workloads on the real Docker engine: a real `monkd` places a runnable, its executor
+//! creates the container through bollard, the test talks HTTP to it on a published
+//! port, and `update`, a SIGKILL restart (adoption, no duplicate), `stop`, `run` and
+//! `purge` each change the real containers. Failures (missing image, a process that
+//! exits) come back to the user with the reason.
+//!
+//! The image is built locally from Debian's `busybox-static` by `scripts/busybox-image`
+//! (no registry is reachable).
+//! Without a Docker engine these tests print why and pass vacuously; CI has one.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::sync::Once;
+use std::time::Duration;
+
+use support::*;
+
+const IMAGE: &str = "monk-local/busybox:1";
+
+fn docker(args: &[&str]) -> (bool, String) {
+    match Command::new("docker").args(args).output() {
+        Ok(o) => (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+        ),
+        Err(e) => (false, e.to_string()),
+    }
+}
+
+/// True when a Docker engine answers; otherwise says loudly why the test is skipped.
+fn engine_present() -> bool {
+    let (ok, text) = docker(&["version", "--format", "{{.Server.Version}}"]);
+    if !ok {
+        eprintln!("SKIPPED: no Docker engine answers (`docker version`: {text})");
+    }
+    ok
+}
+
+/// Builds the local busybox image once per run with `scripts/busybox-image`.
+fn build_image() {
+    static BUILD: Once = Once::new();
+    BUILD.call_once(|| {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/busybox-image");
+        let status = Command::new("bash")
+            .arg(script)
+            .arg(IMAGE)
+            .status()
+            .expect("bash runs");
+        assert!(status.success(), "building {IMAGE} failed");
+    });
+}
+
+/// Removes every container of a cluster, also when the test fails.
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let (_, ids) = containers(&self.0, true);
+        for id in ids.split_whitespace() {
+            docker(&["rm", "-f", id]);
+        }
+        docker(&["network", "rm", &format!("monk-{}", self.0)]);
+    }
+}
+
+/// IDs (or `{{.ID}} {{.Label ...}}` lines) of the cluster's containers.
+fn containers(cluster: &str, all: bool) -> (bool, String) {
+    let filter = format!("label=io.monk.cluster={cluster}");
+    let mut args = vec!["ps", "-q", "--no-trunc", "--filter", &filter];
+    if all {
+        args.push("-a");
+    }
+    docker(&args)
+}
+
+fn generation_labels(cluster: &str) -> Vec<String> {
+    let filter = format!("label=io.monk.cluster={cluster}");
+    let (_, text) = docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &filter,
+        "--format",
+        "{{.Label \"io.monk.generation\"}}",
+    ]);
+    text.lines().map(String::from).collect()
+}
+
+fn http_get(port: u16) -> Option<String> {
+    let mut stream = TcpStream::connect_timeout(
+        &format!("127.0.0.1:{port}").parse().unwrap(),
+        Duration::from_secs(2),
+    )
+    .ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream
+        .write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).ok()?;
+    body.split("\r\n\r\n").nth(1).map(|b| b.trim().to_string())
+}
+
+fn wait_body(port: u16, want: &str) {
+    wait_for(
+        Duration::from_secs(30),
+        || http_get(port).as_deref() == Some(want),
+        &format!("HTTP on port {port} to answer {want:?}"),
+    );
+}
+
+fn cluster_name(tag: &str) -> String {
+    format!("ct-{tag}-{}", std::process::id())
+}
+
+#[test]
+fn run_update_restart_stop_and_purge_real_containers() {
+    if !engine_present() {
+        return;
+    }
+    build_image();
+    let cluster = cluster_name("life");
+    let _cleanup = Cleanup(cluster.clone());
+    let root = tempfile::tempdir().unwrap();
+    let mut peer = Peer::start(root.path(), "alpha");
+    ok(&peer.addr, &["cluster", "new", "--name", &cluster]);
+    let port = free_port();
+    let file = root.path().join("web.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"namespace: ctest
+web:
+  defines: runnable
+  variables:
+    greeting:
+      type: string
+      value: hello
+      env: GREETING
+  containers:
+    httpd:
+      image: {IMAGE}
+      ports:
+        - "127.0.0.1:{port}:8080"
+      bash: mkdir -p /www && echo "$GREETING" > /www/index.html && exec httpd -f -p 8080 -h /www
+      stop-grace-period: 2s
+"#
+        ),
+    )
+    .unwrap();
+    ok(&peer.addr, &["load", file.to_str().unwrap()]);
+
+    let out = ok(&peer.addr, &["run", "ctest/web"]);
+    assert!(out.contains("ctest/web (generation 1)"), "{out}");
+    assert!(out.contains("#0 on alpha: running"), "{out}");
+    wait_body(port, "hello");
+    let (_, first) = containers(&cluster, true);
+    assert_eq!(
+        first.split_whitespace().count(),
+        1,
+        "one container: {first}"
+    );
+    assert_eq!(generation_labels(&cluster), vec!["1"]);
+
+    // Runtime variables make a new generation: the container is replaced.
+    let out = ok(
+        &peer.addr,
+        &["update", "ctest/web", "--set", "greeting=bye"],
+    );
+    assert!(out.contains("generation 2"), "{out}");
+    wait_body(port, "bye");
+    assert_eq!(generation_labels(&cluster), vec!["2"]);
+    let (_, second) = containers(&cluster, true);
+    assert_ne!(first, second);
+
+    // A SIGKILLed monkd comes back and adopts its container instead of duplicating it.
+    peer.kill();
+    peer.restart();
+    std::thread::sleep(Duration::from_secs(4));
+    let (_, after) = containers(&cluster, true);
+    assert_eq!(
+        after, second,
+        "the restarted executor kept the same container"
+    );
+    let ps = json(&peer.addr, &["ps", "-o", "json"]);
+    assert_eq!(ps[0]["status"], "running", "{ps}");
+    assert_eq!(ps[0]["generation"], 2, "{ps}");
+
+    // stop removes the container; run starts it again; purge forgets the workload.
+    ok(&peer.addr, &["stop", "ctest/web"]);
+    wait_for(
+        Duration::from_secs(30),
+        || containers(&cluster, true).1.trim().is_empty(),
+        "the stopped workload's container to go",
+    );
+    wait_for(
+        Duration::from_secs(10),
+        || json(&peer.addr, &["ps", "-o", "json"])[0]["status"] == "stopped",
+        "ps to show the replica stopped",
+    );
+    ok(&peer.addr, &["run", "ctest/web"]);
+    wait_body(port, "bye");
+    ok(&peer.addr, &["purge", "ctest/web"]);
+    wait_for(
+        Duration::from_secs(30),
+        || containers(&cluster, true).1.trim().is_empty(),
+        "the purged workload's container to go",
+    );
+    assert_eq!(
+        json(&peer.addr, &["ps", "-o", "json"]),
+        serde_json::json!([])
+    );
+
+    // Every step is in the log, executor reports included.
+    let log = ok(&peer.addr, &["log", "--kind", "workload-report"]);
+    assert!(log.contains("ctest/web#0 gen 2 running"), "{log}");
+    peer.terminate();
+}
+
+#[test]
+fn failures_reach_the_user_with_their_reason() {
+    if !engine_present() {
+        return;
+    }
+    build_image();
+    let cluster = cluster_name("fail");
+    let _cleanup = Cleanup(cluster.clone());
+    let root = tempfile::tempdir().unwrap();
+    let mut peer = Peer::start(root.path(), "alpha");
+    ok(&peer.addr, &["cluster", "new", "--name", &cluster]);
+    let file = root.path().join("bad.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"namespace: ctest
+ghost:
+  defines: runnable
+  containers:
+    app:
+      image: monk-test/does-not-exist:1
+quitter:
+  defines: runnable
+  containers:
+    app:
+      image: {IMAGE}
+      bash: exit 3
+      restart: "no"
+"#
+        ),
+    )
+    .unwrap();
+    ok(&peer.addr, &["load", file.to_str().unwrap()]);
+
+    let out = peer.monk(&["run", "--wait", "30", "ctest/ghost"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("ctest/ghost#0 on alpha: failed"), "{err}");
+    assert!(err.contains("monk-test/does-not-exist:1"), "{err}");
+
+    let out = peer.monk(&["run", "--wait", "30", "ctest/quitter"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("exited container app exited with code 3"),
+        "{err}"
+    );
+
+    // A bad runtime variable is refused by the cluster, naming it.
+    let out = peer.monk(&["update", "ctest/quitter", "--set", "nope=1"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("ctest/quitter has no variable nope"),
+        "{}",
+        stderr(&out)
+    );
+    peer.terminate();
+}

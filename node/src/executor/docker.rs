@@ -1,0 +1,371 @@
+//! The Docker engine as a [`ContainerRuntime`], through bollard on the local socket
+//! (`DOCKER_HOST` or `/var/run/docker.sock`). Every call is bounded by
+//! [`CONTAINER_ENGINE_TIMEOUT`]; errors come back as text naming the container.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bollard::models::{
+    ContainerCreateBody, ContainerSummaryStateEnum, EndpointSettings, HostConfig,
+    NetworkCreateRequest, NetworkingConfig, PortBinding, ResourcesUlimits,
+    RestartPolicy as DockerRestart, RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, ListContainersOptions, RemoveContainerOptions,
+    StopContainerOptions, UploadToContainerOptions,
+};
+use bollard::Docker;
+use monk_scripting::monkscript::runtime::{ContainerSpec, Protocol, RestartPolicy};
+use monk_statemachine::PeerId;
+use tokio_stream::StreamExt;
+
+use super::{key_of, label, ContainerRuntime, Observed, RunState, Wanted};
+use crate::limits::CONTAINER_ENGINE_TIMEOUT;
+
+/// A connection to the local Docker engine.
+#[derive(Clone)]
+pub struct DockerRuntime {
+    docker: Docker,
+}
+
+async fn bounded<T, E: std::fmt::Display>(
+    what: &str,
+    call: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(CONTAINER_ENGINE_TIMEOUT, call).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(format!("{what}: {e}")),
+        Err(_) => Err(format!(
+            "{what}: no answer from the container engine within {CONTAINER_ENGINE_TIMEOUT:?}"
+        )),
+    }
+}
+
+impl DockerRuntime {
+    /// Connects and pings the engine, so a missing engine is reported at start.
+    pub async fn connect() -> Result<DockerRuntime, String> {
+        let docker = Docker::connect_with_local_defaults()
+            .map_err(|e| format!("cannot reach the Docker engine: {e}"))?;
+        bounded("cannot reach the Docker engine", docker.ping()).await?;
+        Ok(DockerRuntime { docker })
+    }
+}
+
+/// `Exited (1) 3 seconds ago` → `Some(1)`.
+fn exit_code(status: &str) -> Option<i64> {
+    let rest = status.strip_prefix("Exited (")?;
+    rest.split(')').next()?.trim().parse().ok()
+}
+
+/// The Docker create body for a wanted container.
+pub fn create_body(w: &Wanted) -> ContainerCreateBody {
+    let spec: &ContainerSpec = &w.spec;
+    let mut exposed = Vec::new();
+    let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    for p in &spec.ports {
+        let protocol = match p.protocol {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        };
+        let key = format!("{}/{protocol}", p.container_port);
+        exposed.push(key.clone());
+        if let Some(host_port) = p.host_port {
+            bindings
+                .entry(key)
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(PortBinding {
+                    host_ip: p.host_ip.clone(),
+                    host_port: Some(host_port.to_string()),
+                });
+        }
+    }
+    let binds: Vec<String> = spec
+        .mounts
+        .iter()
+        .map(|m| match m.read_only {
+            true => format!("{}:{}:ro", m.source, m.target),
+            false => format!("{}:{}", m.source, m.target),
+        })
+        .collect();
+    let restart = match &spec.restart {
+        RestartPolicy::No => DockerRestart {
+            name: Some(RestartPolicyNameEnum::NO),
+            maximum_retry_count: None,
+        },
+        RestartPolicy::Always => DockerRestart {
+            name: Some(RestartPolicyNameEnum::ALWAYS),
+            maximum_retry_count: None,
+        },
+        RestartPolicy::UnlessStopped => DockerRestart {
+            name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+            maximum_retry_count: None,
+        },
+        RestartPolicy::OnFailure { max_retries } => DockerRestart {
+            name: Some(RestartPolicyNameEnum::ON_FAILURE),
+            maximum_retry_count: max_retries.map(i64::from),
+        },
+    };
+    let ulimits = spec
+        .ulimits
+        .iter()
+        .map(|u| ResourcesUlimits {
+            name: Some(u.name.clone()),
+            soft: Some(u.soft),
+            hard: Some(u.hard),
+        })
+        .collect::<Vec<_>>();
+    let host_config = HostConfig {
+        binds: (!binds.is_empty()).then_some(binds),
+        port_bindings: (!bindings.is_empty()).then_some(bindings),
+        restart_policy: Some(restart),
+        privileged: spec.privileged.then_some(true),
+        cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
+        cap_drop: (!spec.cap_drop.is_empty()).then(|| spec.cap_drop.clone()),
+        memory: spec.memory_bytes.map(|m| m as i64),
+        cpu_quota: spec.cpu_quota,
+        shm_size: spec.shm_size_bytes.map(|m| m as i64),
+        ulimits: (!ulimits.is_empty()).then_some(ulimits),
+        network_mode: Some(w.network.clone()),
+        ..Default::default()
+    };
+    let endpoint = EndpointSettings {
+        aliases: Some(w.aliases.clone()),
+        ..Default::default()
+    };
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        entrypoint: spec.entrypoint.clone(),
+        cmd: spec.cmd.clone(),
+        env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        working_dir: spec.workdir.clone(),
+        user: spec.user.clone(),
+        labels: Some(w.labels.clone().into_iter().collect()),
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        stop_signal: spec.stop_signal.clone(),
+        stop_timeout: spec.stop_grace_secs.map(|s| s as i64),
+        host_config: Some(host_config),
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(w.network.clone(), endpoint)])),
+        }),
+        ..Default::default()
+    }
+}
+
+/// A tar archive (ustar) of the spec's files, for `upload_to_container` at `/`.
+fn files_tar(spec: &ContainerSpec) -> Vec<u8> {
+    let mut out = Vec::new();
+    for f in &spec.files {
+        let path = f.path.trim_start_matches('/');
+        let mut header = [0u8; 512];
+        let (prefix, name) = match path.len() > 100 {
+            true => path.rsplit_once('/').unwrap_or(("", path)),
+            false => ("", path),
+        };
+        header[..name.len().min(100)].copy_from_slice(&name.as_bytes()[..name.len().min(100)]);
+        let octal = |buf: &mut [u8], value: u64| {
+            let text = format!("{:0width$o}\0", value, width = buf.len() - 1);
+            buf.copy_from_slice(&text.as_bytes()[text.len() - buf.len()..]);
+        };
+        octal(&mut header[100..108], u64::from(f.mode & 0o7777));
+        octal(&mut header[108..116], 0);
+        octal(&mut header[116..124], 0);
+        octal(&mut header[124..136], f.contents.len() as u64);
+        octal(&mut header[136..148], 0);
+        header[156] = b'0';
+        header[257..263].copy_from_slice(b"ustar\0");
+        header[263..265].copy_from_slice(b"00");
+        header[345..345 + prefix.len().min(155)]
+            .copy_from_slice(&prefix.as_bytes()[..prefix.len().min(155)]);
+        header[148..156].copy_from_slice(b"        ");
+        let sum: u32 = header.iter().map(|b| u32::from(*b)).sum();
+        let text = format!("{sum:06o}\0 ");
+        header[148..156].copy_from_slice(text.as_bytes());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&f.contents);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.resize(out.len() + 1024, 0);
+    out
+}
+
+impl DockerRuntime {
+    /// Creates the cluster's bridge network (with DNS for the aliases) if it is missing.
+    async fn ensure_network(&self, name: &str, cluster: Option<&String>) -> Result<(), String> {
+        if self.docker.inspect_network(name, None).await.is_ok() {
+            return Ok(());
+        }
+        let request = NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            labels: cluster.map(|c| HashMap::from([(label::CLUSTER.to_string(), c.clone())])),
+            ..Default::default()
+        };
+        match bounded(
+            &format!("creating network {name}"),
+            self.docker.create_network(request),
+        )
+        .await
+        {
+            // Two creates racing: the other one won, which is what we wanted.
+            Err(e) if e.contains("already exists") => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+}
+
+impl ContainerRuntime for DockerRuntime {
+    async fn list(&self, cluster: &str, peer: PeerId) -> Result<Vec<Observed>, String> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![
+                format!("{}={cluster}", label::CLUSTER),
+                format!("{}={peer}", label::PEER),
+            ],
+        )]);
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let list = bounded(
+            "listing containers",
+            self.docker.list_containers(Some(options)),
+        )
+        .await?;
+        Ok(list
+            .into_iter()
+            .map(|c| {
+                let labels: BTreeMap<String, String> =
+                    c.labels.unwrap_or_default().into_iter().collect();
+                let (key, generation, spec_hash) = key_of(&labels);
+                let status = c.status.unwrap_or_default();
+                let state = match c.state {
+                    Some(ContainerSummaryStateEnum::RUNNING) => RunState::Running,
+                    Some(ContainerSummaryStateEnum::CREATED) => RunState::Created,
+                    Some(ContainerSummaryStateEnum::EXITED | ContainerSummaryStateEnum::DEAD) => {
+                        RunState::Exited(exit_code(&status))
+                    }
+                    other => RunState::Other(format!("{other:?}").to_lowercase()),
+                };
+                Observed {
+                    id: c.id.unwrap_or_default(),
+                    name: c
+                        .names
+                        .and_then(|n| n.into_iter().next())
+                        .unwrap_or_default()
+                        .trim_start_matches('/')
+                        .to_string(),
+                    key,
+                    generation,
+                    spec_hash,
+                    state,
+                    created_unix: c.created.unwrap_or(0),
+                }
+            })
+            .collect())
+    }
+
+    async fn ensure_image(&self, image: &str) -> Result<(), String> {
+        if self.docker.inspect_image(image).await.is_ok() {
+            return Ok(());
+        }
+        let options = CreateImageOptions {
+            from_image: Some(image.to_string()),
+            ..Default::default()
+        };
+        let pull = async {
+            let mut stream = self.docker.create_image(Some(options), None, None);
+            while let Some(step) = stream.next().await {
+                step?;
+            }
+            Ok::<(), bollard::errors::Error>(())
+        };
+        bounded(
+            &format!("{image} is not present locally and pulling it failed"),
+            pull,
+        )
+        .await
+    }
+
+    async fn create(&self, w: &Wanted) -> Result<String, String> {
+        self.ensure_network(&w.network, w.labels.get(label::CLUSTER))
+            .await?;
+        let options = CreateContainerOptions {
+            name: Some(w.name.clone()),
+            ..Default::default()
+        };
+        let created = bounded(
+            &format!("creating container {}", w.name),
+            self.docker.create_container(Some(options), create_body(w)),
+        )
+        .await?;
+        if !w.spec.files.is_empty() {
+            let options = UploadToContainerOptions {
+                path: "/".into(),
+                ..Default::default()
+            };
+            let tar = files_tar(&w.spec);
+            let upload = self.docker.upload_to_container(
+                &created.id,
+                Some(options),
+                bollard::body_full(tar.into()),
+            );
+            if let Err(e) = bounded(&format!("writing files into {}", w.name), upload).await {
+                let _ = self.remove(&created.id, 0).await;
+                return Err(e);
+            }
+        }
+        if let Err(e) = self.start(&created.id).await {
+            let _ = self.remove(&created.id, 0).await;
+            return Err(format!("starting container {}: {e}", w.name));
+        }
+        Ok(created.id)
+    }
+
+    async fn start(&self, id: &str) -> Result<(), String> {
+        bounded(
+            &format!("starting {id}"),
+            self.docker.start_container(id, None),
+        )
+        .await
+    }
+
+    async fn remove(&self, id: &str, grace_secs: u64) -> Result<(), String> {
+        let stop = StopContainerOptions {
+            t: Some(grace_secs.min(i32::MAX as u64) as i32),
+            ..Default::default()
+        };
+        // A container that already stopped answers "not modified"; removal decides.
+        let _ = bounded(
+            &format!("stopping {id}"),
+            self.docker.stop_container(id, Some(stop)),
+        )
+        .await;
+        let options = RemoveContainerOptions {
+            force: true,
+            ..Default::default()
+        };
+        match bounded(
+            &format!("removing {id}"),
+            self.docker.remove_container(id, Some(options)),
+        )
+        .await
+        {
+            Err(e) if e.contains("No such container") || e.contains("404") => Ok(()),
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_are_read_from_the_status_line() {
+        assert_eq!(exit_code("Exited (1) 3 seconds ago"), Some(1));
+        assert_eq!(exit_code("Exited (137) About a minute ago"), Some(137));
+        assert_eq!(exit_code("Up 2 seconds"), None);
+    }
+}

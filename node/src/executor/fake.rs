@@ -1,0 +1,151 @@
+//! A scriptable in-memory container runtime for simulations and executor tests: images
+//! can be made missing, containers can be made to exit, and every call is counted. It
+//! is an extra test layer; the Docker runtime is what `monkd` uses and is tested
+//! against the real engine.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use monk_statemachine::PeerId;
+
+use super::{key_of, label, ContainerRuntime, Observed, RunState, Wanted};
+
+#[derive(Clone, Debug)]
+struct FakeContainer {
+    name: String,
+    labels: BTreeMap<String, String>,
+    state: RunState,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    next_id: u64,
+    containers: BTreeMap<String, FakeContainer>,
+    missing_images: BTreeSet<String>,
+    creates: u64,
+    removes: u64,
+}
+
+/// The fake runtime. Every image is present unless [`FakeRuntime::remove_image`] said
+/// otherwise.
+#[derive(Debug, Default)]
+pub struct FakeRuntime {
+    inner: Mutex<Inner>,
+}
+
+impl FakeRuntime {
+    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+        f(&mut self.inner.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub fn remove_image(&self, image: &str) {
+        self.with(|i| i.missing_images.insert(image.to_string()));
+    }
+
+    /// Makes the container with this name exit with `code`.
+    pub fn exit(&self, name: &str, code: i64) {
+        self.with(|i| {
+            for c in i.containers.values_mut().filter(|c| c.name == name) {
+                c.state = RunState::Exited(Some(code));
+            }
+        });
+    }
+
+    /// Removes a container behind the executor's back.
+    pub fn delete(&self, name: &str) {
+        self.with(|i| i.containers.retain(|_, c| c.name != name));
+    }
+
+    /// `(name, running)` of every container, by name.
+    pub fn containers(&self) -> Vec<(String, bool)> {
+        let mut out: Vec<(String, bool)> = self.with(|i| {
+            i.containers
+                .values()
+                .map(|c| (c.name.clone(), c.state == RunState::Running))
+                .collect()
+        });
+        out.sort();
+        out
+    }
+
+    /// How many containers were created and removed so far.
+    pub fn counts(&self) -> (u64, u64) {
+        self.with(|i| (i.creates, i.removes))
+    }
+}
+
+impl ContainerRuntime for FakeRuntime {
+    async fn list(&self, cluster: &str, peer: PeerId) -> Result<Vec<Observed>, String> {
+        let peer = peer.to_string();
+        Ok(self.with(|i| {
+            i.containers
+                .iter()
+                .filter(|(_, c)| {
+                    c.labels.get(label::CLUSTER).map(String::as_str) == Some(cluster)
+                        && c.labels.get(label::PEER) == Some(&peer)
+                })
+                .map(|(id, c)| {
+                    let (key, generation, spec_hash) = key_of(&c.labels);
+                    Observed {
+                        id: id.clone(),
+                        name: c.name.clone(),
+                        key,
+                        generation,
+                        spec_hash,
+                        state: c.state.clone(),
+                        // Long up, so a fresh container counts as running at once.
+                        created_unix: 0,
+                    }
+                })
+                .collect()
+        }))
+    }
+
+    async fn ensure_image(&self, image: &str) -> Result<(), String> {
+        match self.with(|i| i.missing_images.contains(image)) {
+            true => Err(format!(
+                "{image} is not present locally and pulling it failed"
+            )),
+            false => Ok(()),
+        }
+    }
+
+    async fn create(&self, w: &Wanted) -> Result<String, String> {
+        self.with(|i| {
+            if i.containers.values().any(|c| c.name == w.name) {
+                return Err(format!("the name {} is already in use", w.name));
+            }
+            i.next_id += 1;
+            i.creates += 1;
+            let id = format!("fake{:06}", i.next_id);
+            i.containers.insert(
+                id.clone(),
+                FakeContainer {
+                    name: w.name.clone(),
+                    labels: w.labels.clone(),
+                    state: RunState::Running,
+                },
+            );
+            Ok(id)
+        })
+    }
+
+    async fn start(&self, id: &str) -> Result<(), String> {
+        self.with(|i| match i.containers.get_mut(id) {
+            Some(c) => {
+                c.state = RunState::Running;
+                Ok(())
+            }
+            None => Err(format!("no container {id}")),
+        })
+    }
+
+    async fn remove(&self, id: &str, _grace_secs: u64) -> Result<(), String> {
+        self.with(|i| {
+            if i.containers.remove(id).is_some() {
+                i.removes += 1;
+            }
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,283 @@
+//! Executor tests on the scriptable fake runtime: idempotence, adoption, generations,
+//! stop, missing images, exits, strays and duplicates. The same executor against the
+//! real Docker engine is tested in `cli/tests/containers.rs`.
+
+use std::collections::BTreeMap;
+
+use monk_scripting::tree::Tree;
+use monk_statemachine::view::Assignment;
+use monk_statemachine::{Command, Desired, InstanceStatus};
+
+use super::fake::FakeRuntime;
+use super::*;
+
+fn definition(image: &str, containers: &[&str]) -> Tree {
+    let containers = containers
+        .iter()
+        .map(|name| {
+            (
+                name.to_string(),
+                Tree::Map(vec![("image".into(), Tree::Str(image.into()))]),
+            )
+        })
+        .collect();
+    Tree::Map(vec![
+        ("defines".into(), Tree::Str("runnable".into())),
+        ("containers".into(), Tree::Map(containers)),
+    ])
+}
+
+fn assignment(replica: u32, generation: u64, desired: Desired, image: &str) -> Assignment {
+    Assignment {
+        path: "ns/web".into(),
+        replica,
+        generation,
+        desired,
+        definition: definition(image, &["app", "side"]),
+        overrides: BTreeMap::new(),
+        reported: None,
+    }
+}
+
+/// Runs passes, feeding each pass's reports back as the "reported" status (what the
+/// log would do), until a pass reports nothing; returns all reports.
+async fn settle(rt: &FakeRuntime, assigned: &mut [Assignment]) -> Vec<(InstanceStatus, String)> {
+    let mut all = Vec::new();
+    for _ in 0..5 {
+        let pass = reconcile(rt, "c1", 1, assigned).await;
+        if pass.reports.is_empty() {
+            return all;
+        }
+        for report in pass.reports {
+            if let Command::WorkloadReport {
+                replica,
+                generation,
+                status,
+                message,
+                ..
+            } = report
+            {
+                let a = assigned
+                    .iter_mut()
+                    .find(|a| a.replica == replica)
+                    .expect("report for an assignment");
+                a.reported = Some((generation, status, message.clone()));
+                all.push((status, message));
+            }
+        }
+    }
+    panic!("the executor did not settle in 5 passes");
+}
+
+#[tokio::test]
+async fn a_pass_creates_what_is_missing_and_a_second_pass_does_nothing() {
+    let rt = FakeRuntime::default();
+    let mut assigned = vec![assignment(0, 1, Desired::Running, "busybox")];
+    let reports = settle(&rt, &mut assigned).await;
+    assert_eq!(reports, vec![(InstanceStatus::Running, String::new())]);
+    assert_eq!(
+        rt.containers(),
+        vec![
+            ("monk-c1-1-ns-web-0-app".to_string(), true),
+            ("monk-c1-1-ns-web-0-side".to_string(), true)
+        ]
+    );
+    let again = reconcile(&rt, "c1", 1, &assigned).await;
+    assert_eq!((again.actions, again.reports.len()), (0, 0));
+    assert_eq!(rt.counts(), (2, 0));
+    // Another executor for a different peer or cluster sees none of them.
+    assert!(rt.list("c1", 2).await.unwrap().is_empty());
+    assert!(rt.list("c2", 1).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_restarted_executor_adopts_running_containers() {
+    let rt = FakeRuntime::default();
+    let mut assigned = vec![assignment(0, 1, Desired::Running, "busybox")];
+    settle(&rt, &mut assigned).await;
+    // A fresh executor (nothing reported yet, as after a monkd restart that lost the
+    // in-flight report) re-reports but creates nothing.
+    assigned[0].reported = None;
+    let pass = reconcile(&rt, "c1", 1, &assigned).await;
+    assert_eq!(pass.actions, 0);
+    assert_eq!(pass.reports.len(), 1);
+    assert_eq!(rt.counts(), (2, 0));
+}
+
+#[tokio::test]
+async fn a_new_generation_replaces_the_containers() {
+    let rt = FakeRuntime::default();
+    let mut assigned = vec![assignment(0, 1, Desired::Running, "busybox")];
+    settle(&rt, &mut assigned).await;
+    let reported = assigned[0].reported.clone();
+    assigned[0] = assignment(0, 2, Desired::Running, "busybox:2");
+    assigned[0].reported = reported;
+    let reports = settle(&rt, &mut assigned).await;
+    assert_eq!(reports, vec![(InstanceStatus::Running, String::new())]);
+    assert_eq!(rt.counts(), (4, 2));
+    assert_eq!(assigned[0].reported.as_ref().map(|r| r.0), Some(2));
+}
+
+#[tokio::test]
+async fn stop_removes_the_containers_and_reports_stopped() {
+    let rt = FakeRuntime::default();
+    let mut assigned = vec![assignment(0, 1, Desired::Running, "busybox")];
+    settle(&rt, &mut assigned).await;
+    assigned[0].desired = Desired::Stopped;
+    let reports = settle(&rt, &mut assigned).await;
+    assert_eq!(reports, vec![(InstanceStatus::Stopped, String::new())]);
+    assert!(rt.containers().is_empty());
+}
+
+#[tokio::test]
+async fn a_missing_image_fails_the_replica_with_the_reason() {
+    let rt = FakeRuntime::default();
+    rt.remove_image("ghost:1");
+    let mut assigned = vec![assignment(0, 1, Desired::Running, "ghost:1")];
+    let reports = settle(&rt, &mut assigned).await;
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].0, InstanceStatus::Failed);
+    assert!(
+        reports[0].1.contains("ghost:1 is not present locally"),
+        "{}",
+        reports[0].1
+    );
+    assert!(rt.containers().is_empty());
+}
+
+#[tokio::test]
+async fn an_exited_container_is_reported_with_its_code() {
+    let rt = FakeRuntime::default();
+    let mut assigned = vec![assignment(0, 1, Desired::Running, "busybox")];
+    settle(&rt, &mut assigned).await;
+    rt.exit("monk-c1-1-ns-web-0-side", 3);
+    let reports = settle(&rt, &mut assigned).await;
+    assert_eq!(
+        reports,
+        vec![(
+            InstanceStatus::Exited,
+            "container side exited with code 3".to_string()
+        )]
+    );
+    // The executor does not fight the restart policy: the exited container stays.
+    assert_eq!(rt.counts(), (2, 0));
+}
+
+#[tokio::test]
+async fn strays_and_duplicates_are_removed_and_deleted_containers_come_back() {
+    let rt = FakeRuntime::default();
+    let mut assigned = vec![
+        assignment(0, 1, Desired::Running, "busybox"),
+        assignment(1, 1, Desired::Running, "busybox"),
+    ];
+    settle(&rt, &mut assigned).await;
+    assert_eq!(rt.containers().len(), 4);
+    // Replica 1 moved away (or was scaled down): its containers go.
+    assigned.truncate(1);
+    settle(&rt, &mut assigned).await;
+    assert_eq!(rt.containers().len(), 2);
+    // Someone removed a container by hand: it is recreated.
+    rt.delete("monk-c1-1-ns-web-0-app");
+    settle(&rt, &mut assigned).await;
+    assert_eq!(rt.containers().len(), 2);
+}
+
+#[test]
+fn plan_keeps_one_of_two_containers_with_the_same_identity() {
+    let wanted =
+        wanted_of("c1", 1, &assignment(0, 1, Desired::Running, "busybox")).expect("spec builds");
+    let observed = |id: &str, w: &Wanted, state: RunState| Observed {
+        id: id.into(),
+        name: w.name.clone(),
+        key: Some(w.key.clone()),
+        generation: w.generation,
+        spec_hash: w.spec_hash.clone(),
+        state,
+        created_unix: 0,
+    };
+    let seen = vec![
+        observed("b", &wanted[0], RunState::Exited(Some(0))),
+        observed("a", &wanted[0], RunState::Running),
+        observed("c", &wanted[1], RunState::Created),
+    ];
+    let actions = plan(&wanted, &seen);
+    assert_eq!(actions.len(), 2, "{actions:?}");
+    assert!(matches!(&actions[0], Action::Remove { id, .. } if id == "b"));
+    assert!(matches!(&actions[1], Action::Start { id, .. } if id == "c"));
+}
+
+#[test]
+fn hostnames_name_runnables_and_containers() {
+    assert_eq!(runnable_hostname("hello/web"), "web.hello.monk");
+    assert_eq!(runnable_hostname("a/b_c/D"), "d.b-c.a.monk");
+    assert_eq!(
+        container_hostname("hello/web", "main"),
+        "main.web.hello.monk"
+    );
+    let mut a = assignment(0, 1, Desired::Running, "busybox");
+    if let Tree::Map(entries) = &mut a.definition {
+        entries.push((
+            "connections".into(),
+            Tree::Map(vec![(
+                "db".into(),
+                Tree::Map(vec![("runnable".into(), Tree::Str("./pg".into()))]),
+            )]),
+        ));
+        entries.push((
+            "variables".into(),
+            Tree::Map(vec![(
+                "db-host".into(),
+                Tree::Map(vec![
+                    (
+                        "value".into(),
+                        Tree::Str("<- connection-hostname(\"db\")".into()),
+                    ),
+                    ("env".into(), Tree::Str("DB_HOST".into())),
+                ]),
+            )]),
+        ));
+    }
+    let wanted = wanted_of("c1", 1, &a).expect("spec builds");
+    assert!(
+        wanted[0]
+            .spec
+            .env
+            .contains(&("DB_HOST".to_string(), "pg.ns.monk".to_string())),
+        "{:?}",
+        wanted[0].spec.env
+    );
+    assert_eq!(wanted[0].aliases, vec!["web.ns.monk", "app.web.ns.monk"]);
+}
+
+#[test]
+fn a_container_counts_as_running_only_after_a_moment() {
+    let wanted =
+        wanted_of("c1", 1, &assignment(0, 1, Desired::Running, "busybox")).expect("spec builds");
+    let seen: Vec<Observed> = wanted
+        .iter()
+        .map(|w| Observed {
+            id: w.name.clone(),
+            name: w.name.clone(),
+            key: Some(w.key.clone()),
+            generation: w.generation,
+            spec_hash: w.spec_hash.clone(),
+            state: RunState::Running,
+            created_unix: 1_000,
+        })
+        .collect();
+    let w: Vec<&Wanted> = wanted.iter().collect();
+    let o: Vec<&Observed> = seen.iter().collect();
+    let status = |now| replica_status(Desired::Running, &w, &o, None, now).0;
+    assert_eq!(status(1_001), InstanceStatus::Starting);
+    assert_eq!(status(1_000 + RUNNING_AFTER_SECS), InstanceStatus::Running);
+}
+
+#[test]
+fn container_names_are_docker_safe() {
+    let key = ContainerKey {
+        path: "my ns/web@v1".into(),
+        replica: 2,
+        container: "app".into(),
+    };
+    assert_eq!(container_name("c", 3, &key), "monk-c-3-my-ns-web-v1-2-app");
+}

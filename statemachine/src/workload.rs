@@ -1,0 +1,98 @@
+//! Workloads: runnables the cluster was asked to run, each split into replicas
+//! ("instances") placed on peers by the deterministic scheduler (`schedule.rs`).
+//!
+//! A workload keeps the definition *as resolved when it was started or updated*: loading
+//! a changed template does not touch running workloads until `monk update` (Monk's
+//! semantics). Every change that executors must act on (new definition, new overrides)
+//! bumps the workload's `generation`; containers carry it in a label, so an executor
+//! recreates exactly the containers of an older generation.
+
+use std::collections::BTreeMap;
+
+use monk_scripting::tree::Tree;
+use serde::{Deserialize, Serialize};
+
+use crate::command::{Capacity, InstanceStatus, PeerId};
+
+/// Whether the user wants the workload's containers running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Desired {
+    Running,
+    Stopped,
+}
+
+impl Desired {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Desired::Running => "running",
+            Desired::Stopped => "stopped",
+        }
+    }
+}
+
+/// Where a workload may run: its `affinity` plus `monk run --tag/--peer`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Constraints {
+    /// Only peers carrying every one of these tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Only the peer with this name or id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+}
+
+/// The last observation an executor reported for an instance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observation {
+    pub generation: u64,
+    pub status: InstanceStatus,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    pub at_index: u64,
+}
+
+/// One replica of a workload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    pub replica: u32,
+    /// The peer it is placed on; `None` while no peer can take it.
+    pub peer: Option<PeerId>,
+    /// Why it is not placed (when `peer` is `None`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<String>,
+    pub placed_at_index: u64,
+    /// Cleared when the instance moves to another peer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<Observation>,
+}
+
+/// A runnable the cluster runs (or keeps stopped).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workload {
+    /// The runnable's template path.
+    pub path: String,
+    /// The group it was started through, if any (`monk stop GROUP` reaches it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The definition resolved (inheritance, group variables) at run/update time.
+    pub definition: Tree,
+    /// Runtime variables given with `--set`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub overrides: BTreeMap<String, String>,
+    pub generation: u64,
+    pub desired: Desired,
+    pub constraints: Constraints,
+    /// Resources one replica asks for (sum of its containers' `resources.requests`).
+    pub requests: Capacity,
+    pub instances: BTreeMap<u32, Instance>,
+    pub started_at_index: u64,
+    pub changed_at_index: u64,
+}
+
+impl Workload {
+    /// How many replicas it runs.
+    pub fn replicas(&self) -> u32 {
+        self.instances.len() as u32
+    }
+}

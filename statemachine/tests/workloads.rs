@@ -1,0 +1,564 @@
+//! Workloads and the deterministic scheduler: scenarios a platform engineer relies on
+//! (spread, affinity, capacity, moves on peer loss, pending until a peer can take it,
+//! stop/update/scale/purge, stale reports), and a property test that the scheduler's
+//! rules hold after every command of random histories.
+
+use std::collections::BTreeMap;
+
+use monk_scripting::tree::Tree;
+use monk_statemachine::schedule::choose_peer;
+use monk_statemachine::view::instances;
+use monk_statemachine::*;
+use proptest::prelude::*;
+
+/// A cluster under test: applies commands with increasing indexes.
+struct Cluster {
+    state: State,
+    index: u64,
+}
+
+impl Cluster {
+    fn new(peers: &[(&str, &[&str], Capacity)]) -> Cluster {
+        let mut c = Cluster {
+            state: State::default(),
+            index: 0,
+        };
+        let (first, tags, capacity) = peers[0];
+        c.ok(Command::ClusterCreated {
+            name: "test".into(),
+            first_peer_name: first.into(),
+            first_peer_address: format!("{first}:1"),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            capacity,
+        });
+        c.ok(Command::JoinTokenIssued {
+            token_sha256: "t".into(),
+        });
+        for (name, tags, capacity) in &peers[1..] {
+            c.ok(Command::PeerJoined {
+                name: name.to_string(),
+                address: format!("{name}:1"),
+                token_sha256: "t".into(),
+                tags: tags.iter().map(|t| t.to_string()).collect(),
+                capacity: *capacity,
+            });
+        }
+        c
+    }
+
+    fn apply(&mut self, command: Command) -> Applied {
+        self.index += 1;
+        let entry = Entry {
+            index: self.index,
+            term: 1,
+            proposal: Proposal {
+                format_version: FORMAT_VERSION,
+                proposed_at_ms: 0,
+                actor: "test".into(),
+                request_id: String::new(),
+                command,
+            },
+        };
+        let applied = apply(&mut self.state, &entry).expect("applies");
+        self.state
+            .check_invariants()
+            .unwrap_or_else(|v| panic!("after entry {}: {v}", self.index));
+        applied
+    }
+
+    fn ok(&mut self, command: Command) {
+        let shown = format!("{command:?}");
+        let applied = self.apply(command);
+        assert!(applied.is_accepted(), "{shown} was {applied:?}");
+    }
+
+    fn rejected(&mut self, command: Command) -> Rejection {
+        match self.apply(command) {
+            Applied::Rejected { reason } => reason,
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    fn load(&mut self, templates: &[(&str, &str)]) {
+        let templates = templates
+            .iter()
+            .map(|(path, yaml)| LoadedTemplate {
+                path: path.to_string(),
+                kind: "runnable".into(),
+                definition: yaml_tree(yaml),
+            })
+            .collect();
+        self.ok(Command::TemplatesLoaded { templates });
+    }
+
+    /// `path#replica` → peer name (or `pending`).
+    fn placement(&self) -> Vec<(String, String)> {
+        instances(&self.state)
+            .into_iter()
+            .map(|i| {
+                (
+                    format!("{}#{}", i.path, i.replica),
+                    i.peer_name.unwrap_or_else(|| "pending".into()),
+                )
+            })
+            .collect()
+    }
+
+    fn peer_id(&self, name: &str) -> PeerId {
+        self.state
+            .peers
+            .values()
+            .find(|p| p.name == name)
+            .map(|p| p.id)
+            .expect("peer exists")
+    }
+}
+
+/// A small YAML subset → Tree through the real MonkScript parser's tree type.
+fn yaml_tree(yaml: &str) -> Tree {
+    let value: serde_json::Value = serde_saphyr::from_str(yaml).expect("test YAML parses");
+    json_tree(&value)
+}
+
+fn json_tree(v: &serde_json::Value) -> Tree {
+    match v {
+        serde_json::Value::Null => Tree::Null,
+        serde_json::Value::Bool(b) => Tree::Bool(*b),
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .map(Tree::Int)
+            .unwrap_or_else(|| Tree::float(n.as_f64().unwrap_or(0.0))),
+        serde_json::Value::String(s) => Tree::Str(s.clone()),
+        serde_json::Value::Array(items) => Tree::Seq(items.iter().map(json_tree).collect()),
+        serde_json::Value::Object(map) => {
+            Tree::Map(map.iter().map(|(k, v)| (k.clone(), json_tree(v))).collect())
+        }
+    }
+}
+
+fn run(path: &str) -> Command {
+    Command::WorkloadRun {
+        path: path.into(),
+        tag: None,
+        peer: None,
+        overrides: BTreeMap::new(),
+    }
+}
+
+const NONE: Capacity = Capacity {
+    cpu_millis: 0,
+    memory_mb: 0,
+};
+
+const WEB: &str = "defines: runnable\nscale: {value: 3}\ncontainers: {web: {image: busybox}}\nvariables: {port: 80}\n";
+
+fn three_peers() -> Cluster {
+    Cluster::new(&[
+        ("a", &["edge"], NONE),
+        ("b", &[], NONE),
+        ("c", &["edge"], NONE),
+    ])
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[test]
+fn replicas_spread_over_peers_and_move_when_a_peer_goes_down() {
+    let mut c = three_peers();
+    c.load(&[("ns/web", WEB)]);
+    c.ok(run("ns/web"));
+    assert_eq!(
+        c.placement(),
+        pairs(&[("ns/web#0", "a"), ("ns/web#1", "b"), ("ns/web#2", "c")])
+    );
+    let b = c.peer_id("b");
+    c.ok(Command::PeerDown {
+        peer: b,
+        reason: "silent".into(),
+    });
+    // The replica on b moves to the least loaded peer (a and c tie: lowest id wins).
+    assert_eq!(
+        c.placement(),
+        pairs(&[("ns/web#0", "a"), ("ns/web#1", "a"), ("ns/web#2", "c")])
+    );
+    // It does not move back when b returns.
+    c.ok(Command::PeerUp { peer: b });
+    assert_eq!(c.placement()[1], ("ns/web#1".to_string(), "a".to_string()));
+}
+
+#[test]
+fn affinity_and_run_flags_narrow_the_peers() {
+    let mut c = three_peers();
+    let edge = "defines: runnable\nscale: {value: 4}\naffinity: {tag: edge}\ncontainers: {x: {image: i}}\n";
+    let pinned = "defines: runnable\ncontainers: {x: {image: i}}\naffinity: {name: b}\n";
+    c.load(&[("ns/edge", edge), ("ns/pinned", pinned), ("ns/web", WEB)]);
+    c.ok(run("ns/edge"));
+    c.ok(run("ns/pinned"));
+    c.ok(Command::WorkloadRun {
+        path: "ns/web".into(),
+        tag: None,
+        peer: Some("c".into()),
+        overrides: BTreeMap::new(),
+    });
+    let placed: BTreeMap<String, String> = c.placement().into_iter().collect();
+    for r in 0..4 {
+        assert_ne!(
+            placed[&format!("ns/edge#{r}")],
+            "b",
+            "edge replicas avoid b"
+        );
+    }
+    assert_eq!(placed["ns/pinned#0"], "b");
+    for r in 0..3 {
+        assert_eq!(placed[&format!("ns/web#{r}")], "c");
+    }
+    // The pinned peer goes down: nothing else may take it, so it waits.
+    let b = c.peer_id("b");
+    c.ok(Command::PeerDown {
+        peer: b,
+        reason: "silent".into(),
+    });
+    let view = instances(&c.state);
+    let pinned = view.iter().find(|i| i.path == "ns/pinned").expect("pinned");
+    assert_eq!(pinned.peer, None);
+    assert_eq!(pinned.pending.as_deref(), Some("no up peer matches peer b"));
+    c.ok(Command::PeerUp { peer: b });
+    let placed: BTreeMap<String, String> = c.placement().into_iter().collect();
+    assert_eq!(placed["ns/pinned#0"], "b");
+}
+
+#[test]
+fn capacity_is_respected_and_pending_replicas_wait_for_room() {
+    let small = Capacity {
+        cpu_millis: 1000,
+        memory_mb: 1024,
+    };
+    let mut c = Cluster::new(&[("a", &[], small)]);
+    let big = "defines: runnable\nscale: {value: 3}\ncontainers:\n  x: {image: i, resources: {requests: {cpu: 400, memory: 100}}}\n";
+    c.load(&[("ns/big", big)]);
+    c.ok(run("ns/big"));
+    let view = instances(&c.state);
+    assert_eq!(view[0].peer_name.as_deref(), Some("a"));
+    assert_eq!(view[1].peer_name.as_deref(), Some("a"));
+    assert_eq!(view[2].peer, None);
+    assert!(
+        view[2]
+            .pending
+            .as_deref()
+            .unwrap()
+            .contains("none has room for 400 mCPU"),
+        "{:?}",
+        view[2].pending
+    );
+    // A new peer with room takes the pending replica.
+    c.ok(Command::PeerJoined {
+        name: "b".into(),
+        address: "b:1".into(),
+        token_sha256: "t".into(),
+        tags: vec![],
+        capacity: small,
+    });
+    assert_eq!(
+        c.placement(),
+        pairs(&[("ns/big#0", "a"), ("ns/big#1", "a"), ("ns/big#2", "b")])
+    );
+}
+
+#[test]
+fn stop_update_scale_and_purge() {
+    let mut c = three_peers();
+    c.load(&[("ns/web", WEB)]);
+    c.ok(run("ns/web"));
+    assert_eq!(
+        c.rejected(run("ns/web")),
+        Rejection::AlreadyRunning {
+            path: "ns/web".into()
+        }
+    );
+    c.ok(Command::WorkloadStop {
+        path: "ns/web".into(),
+    });
+    assert_eq!(c.state.workloads["ns/web"].desired, Desired::Stopped);
+    c.ok(run("ns/web"));
+    assert_eq!(c.state.workloads["ns/web"].desired, Desired::Running);
+
+    // Loading a changed template does not touch the workload until `update`.
+    c.load(&[("ns/web", &WEB.replace("busybox", "busybox:2"))]);
+    assert_eq!(c.state.workloads["ns/web"].generation, 1);
+    c.ok(Command::WorkloadUpdate {
+        path: "ns/web".into(),
+        overrides: BTreeMap::new(),
+    });
+    assert_eq!(c.state.workloads["ns/web"].generation, 2);
+    // An update that changes nothing keeps the generation.
+    c.ok(Command::WorkloadUpdate {
+        path: "ns/web".into(),
+        overrides: BTreeMap::new(),
+    });
+    assert_eq!(c.state.workloads["ns/web"].generation, 2);
+    let overrides = BTreeMap::from([("port".to_string(), "8080".to_string())]);
+    c.ok(Command::WorkloadUpdate {
+        path: "ns/web".into(),
+        overrides: overrides.clone(),
+    });
+    assert_eq!(c.state.workloads["ns/web"].generation, 3);
+    assert_eq!(c.state.workloads["ns/web"].overrides, overrides);
+    let unknown = BTreeMap::from([("nope".to_string(), "1".to_string())]);
+    assert_eq!(
+        c.rejected(Command::WorkloadUpdate {
+            path: "ns/web".into(),
+            overrides: unknown
+        }),
+        Rejection::UnknownVariable {
+            path: "ns/web".into(),
+            name: "nope".into()
+        }
+    );
+
+    c.ok(Command::WorkloadScale {
+        path: "ns/web".into(),
+        replicas: 5,
+    });
+    assert_eq!(c.state.workloads["ns/web"].replicas(), 5);
+    c.ok(Command::WorkloadScale {
+        path: "ns/web".into(),
+        replicas: 1,
+    });
+    assert_eq!(c.placement(), pairs(&[("ns/web#0", "a")]));
+    assert!(matches!(
+        c.rejected(Command::WorkloadScale {
+            path: "ns/web".into(),
+            replicas: 100_000
+        }),
+        Rejection::Limit { .. }
+    ));
+    c.ok(Command::WorkloadPurge {
+        path: "ns/web".into(),
+    });
+    assert!(c.state.workloads.is_empty());
+    assert_eq!(
+        c.rejected(Command::WorkloadStop {
+            path: "ns/web".into()
+        }),
+        Rejection::UnknownWorkload {
+            path: "ns/web".into()
+        }
+    );
+}
+
+#[test]
+fn a_group_runs_its_members_with_the_group_variables() {
+    let mut c = three_peers();
+    let db = "defines: runnable\ncontainers: {db: {image: postgres}}\nvariables: {user: me}\n";
+    let app = "defines: runnable\ncontainers: {app: {image: app}}\n";
+    let stack =
+        "defines: group\nmembers: [ns/db, ./app]\nvariables: {user: group-user, region: eu}\n";
+    c.load(&[("ns/db", db), ("ns/app", app), ("ns/stack", stack)]);
+    c.ok(run("ns/stack"));
+    let db = &c.state.workloads["ns/db"];
+    assert_eq!(db.group.as_deref(), Some("ns/stack"));
+    let vars = db.definition.get("variables").expect("variables");
+    assert_eq!(
+        vars.get("user"),
+        Some(&Tree::Str("me".into())),
+        "the member's own wins"
+    );
+    assert_eq!(vars.get("region"), Some(&Tree::Str("eu".into())));
+    assert!(c.state.workloads.contains_key("ns/app"));
+    // Stopping the group stops every member.
+    c.ok(Command::WorkloadStop {
+        path: "ns/stack".into(),
+    });
+    assert!(c
+        .state
+        .workloads
+        .values()
+        .all(|w| w.desired == Desired::Stopped));
+    // A group naming a member that is not loaded is refused as a whole.
+    c.load(&[(
+        "ns/broken",
+        "defines: group\nmembers: [ns/db, ns/missing]\n",
+    )]);
+    assert_eq!(
+        c.rejected(run("ns/broken")),
+        Rejection::Unresolvable {
+            path: "ns/broken".into(),
+            why: "member ns/missing is not loaded".into()
+        }
+    );
+    c.load(&[("ns/ent", "defines: entity\nschema: {}\n")]);
+    assert!(matches!(
+        c.rejected(run("ns/ent")),
+        Rejection::NotRunnable { .. }
+    ));
+    assert!(matches!(
+        c.rejected(run("ns/none")),
+        Rejection::UnknownTemplate { .. }
+    ));
+}
+
+#[test]
+fn reports_are_kept_only_from_the_peer_that_holds_the_replica() {
+    let mut c = three_peers();
+    c.load(&[("ns/web", WEB)]);
+    c.ok(run("ns/web"));
+    let (a, b) = (c.peer_id("a"), c.peer_id("b"));
+    let report = |peer, replica, generation| Command::WorkloadReport {
+        peer,
+        path: "ns/web".into(),
+        replica,
+        generation,
+        status: InstanceStatus::Running,
+        message: String::new(),
+    };
+    c.ok(report(a, 0, 1));
+    assert_eq!(instances(&c.state)[0].status, Some(InstanceStatus::Running));
+    assert!(matches!(
+        c.rejected(report(b, 0, 1)),
+        Rejection::StaleReport { .. }
+    ));
+    assert!(matches!(
+        c.rejected(report(a, 0, 9)),
+        Rejection::StaleReport { .. }
+    ));
+    assert!(matches!(
+        c.rejected(report(a, 7, 1)),
+        Rejection::StaleReport { .. }
+    ));
+    // A move forgets the observation: the new peer must report afresh.
+    c.ok(Command::PeerDown {
+        peer: a,
+        reason: "silent".into(),
+    });
+    assert_eq!(instances(&c.state)[0].status, None);
+}
+
+// ---------------------------------------------------------------------------------------
+// Property: the scheduler's rules hold after every command.
+
+fn template_set() -> Vec<(&'static str, String)> {
+    vec![
+        ("ns/web", WEB.to_string()),
+        (
+            "ns/heavy",
+            "defines: runnable\nscale: {value: 2}\ncontainers:\n  x: {image: i, resources: {requests: {cpu: 600, memory: 300}}}\n".into(),
+        ),
+        (
+            "ns/big",
+            "defines: runnable\nscale: {value: 3}\ncontainers:\n  x: {image: i, resources: {requests: {cpu: 500}}}\n".into(),
+        ),
+        (
+            "ns/edge",
+            "defines: runnable\naffinity: {tag: edge}\ncontainers: {x: {image: i}}\n".into(),
+        ),
+        (
+            "ns/stack",
+            "defines: group\nmembers: [ns/web, ns/edge]\n".into(),
+        ),
+    ]
+}
+
+fn workload_command() -> impl Strategy<Value = Command> {
+    let path = prop_oneof![
+        Just("ns/web".to_string()),
+        Just("ns/heavy".to_string()),
+        Just("ns/big".to_string()),
+        Just("ns/edge".to_string()),
+        Just("ns/stack".to_string())
+    ];
+    prop_oneof![
+        path.clone().prop_map(|p| run(&p)),
+        (path.clone(), prop_oneof![Just("edge"), Just("none")]).prop_map(|(path, tag)| {
+            Command::WorkloadRun {
+                path,
+                tag: Some(tag.to_string()),
+                peer: None,
+                overrides: BTreeMap::new(),
+            }
+        }),
+        path.clone().prop_map(|path| Command::WorkloadStop { path }),
+        path.clone()
+            .prop_map(|path| Command::WorkloadPurge { path }),
+        (path.clone(), 0u32..6)
+            .prop_map(|(path, replicas)| Command::WorkloadScale { path, replicas }),
+        (1u64..5).prop_map(|peer| Command::PeerDown {
+            peer,
+            reason: "x".into()
+        }),
+        (1u64..5).prop_map(|peer| Command::PeerUp { peer }),
+        (1u64..5).prop_map(|peer| Command::PeerLeft { peer }),
+        (1u64..5, path, 0u32..4, 1u64..3).prop_map(|(peer, path, replica, generation)| {
+            Command::WorkloadReport {
+                peer,
+                path,
+                replica,
+                generation,
+                status: InstanceStatus::Running,
+                message: String::new(),
+            }
+        }),
+    ]
+}
+
+fn check_rules(state: &State) -> Result<(), String> {
+    let mut used: BTreeMap<PeerId, Capacity> = BTreeMap::new();
+    for w in state.workloads.values() {
+        for i in w.instances.values() {
+            match i.peer {
+                Some(peer) => {
+                    let p = &state.peers[&peer];
+                    if !w.constraints.tags.iter().all(|t| p.tags.contains(t)) {
+                        return Err(format!(
+                            "{}#{} on {} breaks tags",
+                            w.path, i.replica, p.name
+                        ));
+                    }
+                    let u = used.entry(peer).or_default();
+                    u.cpu_millis += w.requests.cpu_millis;
+                    u.memory_mb += w.requests.memory_mb;
+                }
+                None => {
+                    if let Ok(peer) = choose_peer(state, w) {
+                        return Err(format!(
+                            "{}#{} is pending although peer {peer} could take it",
+                            w.path, i.replica
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    for (peer, u) in used {
+        let cap = state.peers[&peer].capacity;
+        if (cap.cpu_millis > 0 && u.cpu_millis > cap.cpu_millis)
+            || (cap.memory_mb > 0 && u.memory_mb > cap.memory_mb)
+        {
+            return Err(format!("peer {peer} over capacity: {u:?} > {cap:?}"));
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn scheduler_rules_hold_after_every_command(
+        commands in prop::collection::vec(workload_command(), 0..40),
+    ) {
+        let cap = Capacity { cpu_millis: 1000, memory_mb: 1000 };
+        let roomy = Capacity { cpu_millis: 2000, memory_mb: 1000 };
+        let mut c = Cluster::new(&[("a", &["edge"], cap), ("b", &[], roomy), ("c", &["edge"], cap), ("d", &[], cap)]);
+        let templates: Vec<(&str, String)> = template_set();
+        let refs: Vec<(&str, &str)> = templates.iter().map(|(p, y)| (*p, y.as_str())).collect();
+        c.load(&refs);
+        for command in commands {
+            c.apply(command);
+            prop_assert_eq!(check_rules(&c.state), Ok(()));
+        }
+    }
+}
