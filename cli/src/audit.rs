@@ -760,7 +760,14 @@ fn workload_lines(
                     .map_or(String::new(), |g| format!(", through {g}"))
             )];
             for i in after.instances.values() {
-                lines.push(format!("    #{} placed on {}", i.replica, placement(i)));
+                let seen = i.observed.as_ref().map_or(String::new(), |o| {
+                    format!(", {} (generation {})", o.status.as_str(), o.generation)
+                });
+                lines.push(format!(
+                    "    #{} placed on {}{seen}",
+                    i.replica,
+                    placement(i)
+                ));
             }
             lines
         }
@@ -1309,11 +1316,7 @@ fn change_text(
                 _ => None,
             };
             if let Some(change) = workload_change {
-                lines.extend(
-                    workload_lines(&change, peers)
-                        .into_iter()
-                        .map(|l| format!("workload {}", l.trim_start())),
-                );
+                lines.extend(workload_lines(&change, peers));
             }
             lines
         }

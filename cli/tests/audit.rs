@@ -705,3 +705,198 @@ fn log_lists_entries_inside_the_snapshot_without_results() {
     assert_eq!(rows.last().and_then(|r| r["index"].as_u64()), Some(25));
     assert!(rows.iter().all(|r| r["result"].is_null()), "{log}");
 }
+
+// ---------------------------------------------------------------------------------
+// Workloads in the audit: a second committed fixture, written by a scenario with
+// three real `monkd` peers (no container executor: reports are proposed the way an
+// executor would, so the fixture does not depend on Docker).
+
+const WORKLOAD_FIXTURE: &str = "tests/fixtures/datadir-workloads";
+
+fn instances(addr: &str) -> Vec<serde_json::Value> {
+    json(addr, &["ps", "-o", "json"])
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Reports every replica of `path` running from the peer it is placed on.
+fn report_running(addr: &str, path: &str) {
+    for i in instances(addr).iter().filter(|i| i["path"] == path) {
+        let Some(peer) = i["peer"].as_u64() else {
+            continue;
+        };
+        let applied = propose(
+            addr,
+            &format!("peer:{peer}/executor"),
+            Command::WorkloadReport {
+                peer,
+                path: path.into(),
+                replica: i["replica"].as_u64().unwrap() as u32,
+                generation: i["generation"].as_u64().unwrap(),
+                status: monk_statemachine::InstanceStatus::Running,
+                message: String::new(),
+            },
+        );
+        assert!(applied.is_accepted(), "{applied:?}");
+    }
+}
+
+/// The scripted workload incident: a web tier and a database run, an executor reports,
+/// a stale report from the wrong peer is rejected, the web tier is updated, a peer that
+/// holds replicas is killed (its replicas move), comes back, and the web tier is
+/// scaled down and the database stopped.
+fn workload_scenario(root: &Path) -> ([PathBuf; 2], u64, String) {
+    let none = ["--containers", "none"];
+    let mut alpha = Peer::start_with(root, "alpha", &[&none[..], &["--tags", "edge"]].concat());
+    let mut beta = Peer::start_with(root, "beta", &none);
+    let mut gamma = Peer::start_with(root, "gamma", &[&none[..], &["--tags", "edge"]].concat());
+    ok(&alpha.addr, &["cluster", "new", "--name", "forensics-w"]);
+    for joiner in [&beta, &gamma] {
+        let token = ok(&alpha.addr, &["cluster", "token"]).trim().to_string();
+        ok(&joiner.addr, &["cluster", "join", "--token", &token]);
+    }
+    wait_for(
+        Duration::from_secs(30),
+        || voters(&alpha.addr) == 3,
+        "three voters",
+    );
+    let stack = write(
+        root,
+        "stack.yaml",
+        "namespace: shop\nweb:\n  defines: runnable\n  scale:\n    value: 3\n  containers:\n    main:\n      image: nginx:1.27\n  variables:\n    port: 8080\ndb:\n  defines: runnable\n  affinity:\n    tag: edge\n  containers:\n    main:\n      image: postgres:16\n",
+    );
+    ok(&alpha.addr, &["load", &stack]);
+    ok(&alpha.addr, &["run", "--wait", "0", "shop/web"]);
+    report_running(&alpha.addr, "shop/web");
+    ok(&alpha.addr, &["run", "--wait", "0", "shop/db"]);
+    report_running(&alpha.addr, "shop/db");
+    // A report from a peer the replica is not placed on is recorded as rejected.
+    let db = instances(&alpha.addr)
+        .into_iter()
+        .find(|i| i["path"] == "shop/db")
+        .unwrap();
+    let wrong = if db["peer"] == 1 { 2 } else { 1 };
+    let stale = propose(
+        &alpha.addr,
+        &format!("peer:{wrong}/executor"),
+        Command::WorkloadReport {
+            peer: wrong,
+            path: "shop/db".into(),
+            replica: 0,
+            generation: 1,
+            status: monk_statemachine::InstanceStatus::Failed,
+            message: "not mine".into(),
+        },
+    );
+    assert!(!stale.is_accepted());
+    ok(
+        &alpha.addr,
+        &["update", "--wait", "0", "shop/web", "--set", "port=9090"],
+    );
+    report_running(&alpha.addr, "shop/web");
+
+    gamma.kill();
+    wait_for(
+        Duration::from_secs(30),
+        || peer_status(&alpha.addr, "gamma") == Some(false),
+        "gamma declared down",
+    );
+    gamma.restart();
+    wait_for(
+        Duration::from_secs(30),
+        || peer_status(&alpha.addr, "gamma") == Some(true),
+        "gamma up again",
+    );
+    ok(&alpha.addr, &["scale", "--wait", "0", "shop/web", "2"]);
+    ok(&alpha.addr, &["stop", "shop/db"]);
+    wait_for(
+        Duration::from_secs(20),
+        || {
+            let a = json(&alpha.addr, &["system", "consensus", "-o", "json"]);
+            let b = json(&beta.addr, &["system", "consensus", "-o", "json"]);
+            a["applied_index"] == b["applied_index"] && a["state_digest"] == b["state_digest"]
+        },
+        "both peers applied the same entries",
+    );
+    let consensus = json(&alpha.addr, &["system", "consensus", "-o", "json"]);
+    let index = consensus["applied_index"].as_u64().unwrap();
+    let digest = consensus["state_digest"].as_str().unwrap().to_string();
+    alpha.terminate();
+    beta.terminate();
+    gamma.terminate();
+    (
+        [alpha.data_dir.clone(), beta.data_dir.clone()],
+        index,
+        digest,
+    )
+}
+
+#[test]
+fn workload_scenario_replays_to_the_live_digest() {
+    let root = tempfile::tempdir().unwrap();
+    let (dirs, index, live_digest) = workload_scenario(root.path());
+    let replayed = offline_ok(&[
+        "replay",
+        "--data-dir",
+        dirs[0].to_str().unwrap(),
+        "--to-index",
+        &index.to_string(),
+        "-o",
+        "json",
+    ]);
+    let replayed: serde_json::Value = serde_json::from_str(&replayed).unwrap();
+    assert_eq!(
+        replayed["state_digest"].as_str(),
+        Some(live_digest.as_str())
+    );
+    let web = &replayed["state"]["workloads"]["shop/web"];
+    assert_eq!(web["generation"], 2, "{web}");
+    assert_eq!(web["instances"].as_object().map(|o| o.len()), Some(2));
+    assert_eq!(
+        replayed["state"]["workloads"]["shop/db"]["desired"],
+        "stopped"
+    );
+    if std::env::var_os("MONK_WRITE_WORKLOAD_FIXTURE").is_some() {
+        let fixture = manifest_dir().join(WORKLOAD_FIXTURE);
+        let _ = std::fs::remove_dir_all(&fixture);
+        copy_data_dir(&dirs[0], &fixture.join("alpha"));
+        copy_data_dir(&dirs[1], &fixture.join("beta"));
+    }
+}
+
+/// Index of the first entry of `kind` in a fixture data dir.
+fn first_index(dir: &str, kind: &str) -> u64 {
+    let out = offline_ok(&["log", "--data-dir", dir, "--kind", kind, "-o", "json"]);
+    let first: serde_json::Value =
+        serde_json::from_str(out.lines().next().expect("an entry of that kind")).unwrap();
+    first["index"].as_u64().unwrap()
+}
+
+#[test]
+fn workload_fixture_matches_expectation() {
+    let a = format!("{WORKLOAD_FIXTURE}/alpha");
+    let b = format!("{WORKLOAD_FIXTURE}/beta");
+    let down = first_index(&a, "peer-down");
+    let mut text = transcript(&["replay", "--data-dir", &a]);
+    text += &transcript(&[
+        "replay",
+        "--data-dir",
+        &a,
+        "--to-index",
+        &(down - 1).to_string(),
+    ]);
+    text += &transcript(&["log", "--data-dir", &a, "--path", "shop/db"]);
+    text += &transcript(&[
+        "diff",
+        "--data-dir",
+        &a,
+        &(down - 1).to_string(),
+        &down.to_string(),
+    ]);
+    text += &transcript(&["diff", "--data-dir", &a, "0", "99999"]);
+    text += &transcript(&["history", "--data-dir", &a, "shop/web"]);
+    text += &transcript(&["verify", "--data-dir", &a, "--data-dir", &b]);
+    text += &transcript(&["log", "--data-dir", &a, "--kind", "workload-report"]);
+    check_expect("audit-workloads.txt", &text);
+}

@@ -38,7 +38,8 @@ fn command() -> impl Strategy<Value = Command> {
                 definition: Tree::Map(vec![("port".into(), Tree::Int(v))]),
             }],
         }),
-        path.prop_map(|p| Command::TemplatesRemoved { paths: vec![p] }),
+        path.clone()
+            .prop_map(|p| Command::TemplatesRemoved { paths: vec![p] }),
         (
             name.clone(),
             scope.clone(),
@@ -50,6 +51,38 @@ fn command() -> impl Strategy<Value = Command> {
                 sealed
             }),
         (name, scope).prop_map(|(name, scope)| Command::SecretRemoved { name, scope }),
+        (path.clone(), 1i64..4).prop_map(|(path, replicas)| Command::TemplatesLoaded {
+            templates: vec![LoadedTemplate {
+                path,
+                kind: "runnable".into(),
+                definition: Tree::Map(vec![
+                    ("defines".into(), Tree::Str("runnable".into())),
+                    (
+                        "scale".into(),
+                        Tree::Map(vec![("value".into(), Tree::Int(replicas))]),
+                    ),
+                ]),
+            }],
+        }),
+        path.clone().prop_map(|path| Command::WorkloadRun {
+            path,
+            tag: None,
+            peer: None,
+            overrides: Default::default(),
+        }),
+        (path.clone(), 0u32..4)
+            .prop_map(|(path, replicas)| Command::WorkloadScale { path, replicas }),
+        path.clone().prop_map(|path| Command::WorkloadStop { path }),
+        path.clone()
+            .prop_map(|path| Command::WorkloadPurge { path }),
+        (1u64..4, path, 0u32..3).prop_map(|(peer, path, replica)| Command::WorkloadReport {
+            peer,
+            path,
+            replica,
+            generation: 1,
+            status: InstanceStatus::Running,
+            message: String::new(),
+        }),
     ]
 }
 

@@ -127,6 +127,10 @@ pub fn create_body(w: &Wanted) -> ContainerCreateBody {
         shm_size: spec.shm_size_bytes.map(|m| m as i64),
         ulimits: (!ulimits.is_empty()).then_some(ulimits),
         network_mode: Some(w.network.clone()),
+        // An init process as PID 1 forwards signals and reaps zombies, so a `bash:`
+        // command (a shell as PID 1 ignores SIGTERM) stops at once instead of being
+        // killed after the grace period.
+        init: Some(true),
         ..Default::default()
     };
     let endpoint = EndpointSettings {
