@@ -9,11 +9,78 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
+use monk_node::executor::logs::LogLine;
+use monk_node::pb::LogsRequest;
 use monk_node::MonkClient;
 use monk_statemachine::view::InstanceView;
 use monk_statemachine::{Applied, Command, InstanceStatus, Proposal, FORMAT_VERSION};
 
 use crate::{actor, connect, json, table, Failure, Outcome, Output, OutputArg};
+
+/// How often `logs -f` asks for new lines.
+const FOLLOW_POLL: Duration = Duration::from_secs(1);
+
+fn log_text(lines: &[LogLine], output: Output) -> String {
+    let mut text = String::new();
+    for l in lines {
+        match output {
+            Output::Json => {
+                text.push_str(&serde_json::to_string(l).unwrap_or_default());
+                text.push('\n');
+            }
+            Output::Table => text.push_str(&format!(
+                "#{} {} | {}{}\n",
+                l.replica,
+                l.container,
+                if l.stream == "stderr" {
+                    "(stderr) "
+                } else {
+                    ""
+                },
+                l.text
+            )),
+        }
+    }
+    text
+}
+
+/// Prints the lines; with `follow`, keeps asking for lines newer than the newest seen
+/// per container (the engine stamps each line to the nanosecond).
+async fn logs(
+    client: &mut MonkClient,
+    mut req: LogsRequest,
+    follow: bool,
+    output: Output,
+) -> Outcome {
+    let lines = client.container_logs(req.clone()).await?;
+    if !follow {
+        return Ok(log_text(&lines, output));
+    }
+    let mut newest: BTreeMap<(u32, String), String> = BTreeMap::new();
+    let mut batch = lines;
+    loop {
+        let fresh: Vec<LogLine> = batch
+            .into_iter()
+            .filter(|l| {
+                newest
+                    .get(&(l.replica, l.container.clone()))
+                    .is_none_or(|t| l.time > *t)
+            })
+            .collect();
+        for l in &fresh {
+            let slot = newest.entry((l.replica, l.container.clone())).or_default();
+            if l.time > *slot {
+                *slot = l.time.clone();
+            }
+        }
+        print!("{}", log_text(&fresh, output));
+        tokio::time::sleep(FOLLOW_POLL).await;
+        req.since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64 - 5);
+        batch = client.container_logs(req.clone()).await?;
+    }
+}
 
 /// How often `run` asks for the replicas' status while it waits.
 const WAIT_POLL: Duration = Duration::from_millis(300);
@@ -77,6 +144,24 @@ pub enum WorkloadCmd {
         replicas: u32,
         #[command(flatten)]
         wait: WaitArgs,
+    },
+    /// Recent output of a workload's containers, from whichever peers run them.
+    Logs {
+        path: String,
+        /// Only this replica.
+        #[arg(short = 'r', long)]
+        replica: Option<u32>,
+        /// Only this container of the runnable.
+        #[arg(short = 'c', long)]
+        container: Option<String>,
+        /// Lines per container.
+        #[arg(short = 'l', long = "last", default_value_t = 100)]
+        last: u32,
+        /// Keep printing new lines (Ctrl-C to stop).
+        #[arg(short = 'f', long)]
+        follow: bool,
+        #[command(flatten)]
+        out: OutputArg,
     },
     /// Replicas of every workload: where they run and how they are.
     Ps {
@@ -318,6 +403,25 @@ pub async fn run(addr: &str, cmd: WorkloadCmd) -> Outcome {
                 "✔ Scaled {path} to {replicas}\n{}",
                 tree(&instances)
             ))
+        }
+        WorkloadCmd::Logs {
+            path,
+            replica,
+            container,
+            last,
+            follow,
+            out,
+        } => {
+            let req = LogsRequest {
+                path: path.trim_start_matches('/').to_string(),
+                has_replica: replica.is_some(),
+                replica: replica.unwrap_or(0),
+                container: container.unwrap_or_default(),
+                tail: last,
+                since: 0,
+                local_only: false,
+            };
+            logs(&mut client, req, follow, out.output).await
         }
         WorkloadCmd::Ps { peer, out, stale } => {
             let all: Vec<InstanceView> = client.query("instances", "", stale).await?;

@@ -62,7 +62,11 @@ impl Drop for Cleanup {
         for id in ids.split_whitespace() {
             docker(&["rm", "-f", id]);
         }
-        docker(&["network", "rm", &format!("monk-{}", self.0)]);
+        let filter = format!("label=io.monk.cluster={}", self.0);
+        let (_, networks) = docker(&["network", "ls", "-q", "--filter", &filter]);
+        for id in networks.split_whitespace() {
+            docker(&["network", "rm", id]);
+        }
     }
 }
 
@@ -145,7 +149,7 @@ web:
       image: {IMAGE}
       ports:
         - "127.0.0.1:{port}:8080"
-      bash: mkdir -p /www && echo "$GREETING" > /www/index.html && exec httpd -f -p 8080 -h /www
+      bash: mkdir -p /www && echo "$GREETING" > /www/index.html && echo "serving $GREETING" && exec httpd -f -p 8080 -h /www
       stop-grace-period: 2s
 "#
         ),
@@ -157,6 +161,8 @@ web:
     assert!(out.contains("ctest/web (generation 1)"), "{out}");
     assert!(out.contains("#0 on alpha: running"), "{out}");
     wait_body(port, "hello");
+    let logs = ok(&peer.addr, &["logs", "ctest/web"]);
+    assert_eq!(logs, "#0 httpd | serving hello\n");
     let (_, first) = containers(&cluster, true);
     assert_eq!(
         first.split_whitespace().count(),
@@ -277,4 +283,66 @@ quitter:
         stderr(&out)
     );
     peer.terminate();
+}
+
+#[test]
+fn logs_come_from_every_peer_that_runs_a_replica() {
+    if !engine_present() {
+        return;
+    }
+    build_image();
+    let cluster = cluster_name("logs");
+    let _cleanup = Cleanup(cluster.clone());
+    let root = tempfile::tempdir().unwrap();
+    let mut alpha = Peer::start(root.path(), "alpha");
+    let mut beta = Peer::start(root.path(), "beta");
+    ok(&alpha.addr, &["cluster", "new", "--name", &cluster]);
+    let token = ok(&alpha.addr, &["cluster", "token"]).trim().to_string();
+    ok(&beta.addr, &["cluster", "join", "--token", &token]);
+    let file = root.path().join("echo.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "namespace: ctest\necho:\n  defines: runnable\n  scale:\n    value: 2\n  containers:\n    app:\n      image: {IMAGE}\n      bash: echo \"up on $(hostname)\" && echo oops >&2 && exec sleep 600\n      stop-grace-period: 1s\n"
+        ),
+    )
+    .unwrap();
+    ok(&alpha.addr, &["load", file.to_str().unwrap()]);
+    let out = ok(&alpha.addr, &["run", "ctest/echo"]);
+    assert!(out.contains("#0 on alpha: running"), "{out}");
+    assert!(out.contains("#1 on beta: running"), "{out}");
+    // Asked through beta, replica 0's lines come from alpha's engine (one hop).
+    let lines = json_lines(&beta.addr, &["logs", "ctest/echo", "-o", "json"]);
+    let from = |replica: u64, stream: &str| {
+        lines
+            .iter()
+            .find(|l| l["replica"] == replica && l["stream"] == stream)
+            .unwrap_or_else(|| panic!("no {stream} line of replica {replica} in {lines:?}"))
+            .clone()
+    };
+    assert_eq!(from(0, "stdout")["peer"], 1);
+    assert!(from(0, "stdout")["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("up on "));
+    assert_eq!(from(1, "stderr")["text"], "oops");
+    assert_eq!(from(1, "stdout")["peer"], 2);
+    let one = ok(&beta.addr, &["logs", "ctest/echo", "--replica", "0"]);
+    // stdout and stderr are separate pipes: their relative order is not fixed.
+    assert!(one.contains("#0 app | up on "), "{one}");
+    assert!(one.contains("#0 app | (stderr) oops"), "{one}");
+    assert!(!one.contains("#1"), "{one}");
+    let missing = beta.monk(&["logs", "ctest/echo", "--replica", "7"]);
+    assert!(!missing.status.success());
+    assert!(stderr(&missing).contains("ctest/echo has no replica 7 (it has 2)"));
+    ok(&alpha.addr, &["purge", "ctest/echo"]);
+    alpha.terminate();
+    beta.terminate();
+}
+
+fn json_lines(addr: &str, args: &[&str]) -> Vec<serde_json::Value> {
+    ok(addr, args)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
 }

@@ -171,6 +171,30 @@ impl MonkClient {
         )
     }
 
+    /// Recent output of a workload's containers, wherever its replicas run.
+    pub async fn container_logs(
+        &mut self,
+        req: crate::pb::LogsRequest,
+    ) -> Result<Vec<crate::executor::logs::LogLine>, tonic::Status> {
+        decode(
+            &self
+                .inner
+                .container_logs(request(req))
+                .await?
+                .into_inner()
+                .json,
+        )
+    }
+
+    /// The same, answered by the addressed peer's own engine only (forwarding).
+    pub async fn container_logs_local(
+        &mut self,
+        mut req: crate::pb::LogsRequest,
+    ) -> Result<Vec<crate::executor::logs::LogLine>, tonic::Status> {
+        req.local_only = true;
+        self.container_logs(req).await
+    }
+
     /// Downloads a consistent copy of the peer's Raft data into `dest` (created).
     pub async fn export_raft_data(&mut self, dest: &std::path::Path) -> Result<(), tonic::Status> {
         let data = self

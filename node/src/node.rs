@@ -54,7 +54,7 @@ pub enum NodeError {
     Internal(String),
 }
 
-type NodeResult<T> = Result<T, NodeError>;
+pub type NodeResult<T> = Result<T, NodeError>;
 
 fn internal(e: impl std::fmt::Display) -> NodeError {
     NodeError::Internal(e.to_string())

@@ -220,4 +220,16 @@ impl MonkService for ClientApi {
             .collect();
         Ok(Response::new(RaftData { files }))
     }
+
+    async fn container_logs(
+        &self,
+        request: Request<LogsRequest>,
+    ) -> Result<Response<JsonReply>, Status> {
+        let req = request.into_inner();
+        let lines = match req.local_only {
+            true => crate::executor::logs::own_logs(&self.node, req).await?,
+            false => crate::executor::logs::workload_logs(&self.node, req).await?,
+        };
+        json_reply(&lines)
+    }
 }

@@ -4,14 +4,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use bollard::container::LogOutput;
 use bollard::models::{
     ContainerCreateBody, ContainerSummaryStateEnum, EndpointSettings, HostConfig,
     NetworkCreateRequest, NetworkingConfig, PortBinding, ResourcesUlimits,
     RestartPolicy as DockerRestart, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, ListContainersOptions, RemoveContainerOptions,
-    StopContainerOptions, UploadToContainerOptions,
+    CreateContainerOptions, CreateImageOptions, ListContainersOptions, LogsOptions,
+    RemoveContainerOptions, StopContainerOptions, UploadToContainerOptions,
 };
 use bollard::Docker;
 use monk_scripting::monkscript::runtime::{ContainerSpec, Protocol, RestartPolicy};
@@ -194,15 +195,57 @@ fn files_tar(spec: &ContainerSpec) -> Vec<u8> {
 }
 
 impl DockerRuntime {
+    /// The last `tail` lines (after `since`, Unix seconds, when non-zero) a container
+    /// wrote, as `(stream, "TIMESTAMP text")`.
+    pub async fn logs(
+        &self,
+        id: &str,
+        tail: u32,
+        since: i64,
+    ) -> Result<Vec<(String, String)>, String> {
+        let options = LogsOptions {
+            stdout: true,
+            stderr: true,
+            timestamps: true,
+            tail: tail.to_string(),
+            since: since.clamp(0, i64::from(i32::MAX)) as i32,
+            ..Default::default()
+        };
+        let read = async {
+            let mut lines = Vec::new();
+            let mut stream = self.docker.logs(id, Some(options));
+            while let Some(item) = stream.next().await {
+                let (name, bytes) = match item? {
+                    LogOutput::StdErr { message } => ("stderr", message),
+                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                        ("stdout", message)
+                    }
+                    LogOutput::StdIn { .. } => continue,
+                };
+                let text = String::from_utf8_lossy(&bytes);
+                for line in text.lines() {
+                    lines.push((name.to_string(), line.to_string()));
+                }
+            }
+            Ok::<_, bollard::errors::Error>(lines)
+        };
+        bounded(&format!("reading the logs of {id}"), read).await
+    }
+
     /// Creates the cluster's bridge network (with DNS for the aliases) if it is missing.
-    async fn ensure_network(&self, name: &str, cluster: Option<&String>) -> Result<(), String> {
+    async fn ensure_network(&self, w: &Wanted) -> Result<(), String> {
+        let name = &w.network;
         if self.docker.inspect_network(name, None).await.is_ok() {
             return Ok(());
         }
+        let labels = [label::CLUSTER, label::PEER]
+            .iter()
+            .filter_map(|k| w.labels.get(*k).map(|v| (k.to_string(), v.clone())))
+            .collect();
         let request = NetworkCreateRequest {
             name: name.to_string(),
             driver: Some("bridge".into()),
-            labels: cluster.map(|c| HashMap::from([(label::CLUSTER.to_string(), c.clone())])),
+            labels: Some(labels),
             ..Default::default()
         };
         match bounded(
@@ -293,8 +336,7 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn create(&self, w: &Wanted) -> Result<String, String> {
-        self.ensure_network(&w.network, w.labels.get(label::CLUSTER))
-            .await?;
+        self.ensure_network(w).await?;
         let options = CreateContainerOptions {
             name: Some(w.name.clone()),
             ..Default::default()

@@ -15,6 +15,7 @@
 
 pub mod docker;
 pub mod fake;
+pub mod logs;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -147,9 +148,11 @@ pub fn container_name(cluster: &str, peer: PeerId, key: &ContainerKey) -> String
     name
 }
 
-/// The container network of a cluster on each peer's engine.
-pub fn network_name(cluster: &str) -> String {
-    format!("monk-{cluster}")
+/// The container network a peer's executor owns on its engine. Per peer, not per
+/// cluster: Docker allows two networks with one name, so peers sharing an engine
+/// would otherwise race to create duplicates.
+pub fn network_name(cluster: &str, peer: PeerId) -> String {
+    format!("monk-{cluster}-{peer}")
 }
 
 /// DNS-safe label: lowercase letters, digits and `-`.
@@ -366,7 +369,7 @@ pub fn wanted_of(cluster: &str, peer: PeerId, a: &Assignment) -> Result<Vec<Want
             }
             Wanted {
                 name: container_name(cluster, peer, &key),
-                network: network_name(cluster),
+                network: network_name(cluster, peer),
                 aliases: vec![
                     runnable_hostname(&a.path),
                     container_hostname(&a.path, &c.name),
