@@ -3,6 +3,7 @@
 //! non-zero with a one-line reason on failure.
 
 mod audit;
+mod secrets;
 mod table;
 mod timefmt;
 mod workloads;
@@ -97,6 +98,9 @@ enum Top {
         #[arg(long)]
         stale: bool,
     },
+    /// Set, list, read and remove secrets.
+    #[command(subcommand)]
+    Secrets(secrets::SecretsCmd),
     /// Run, update, stop, purge, scale and list workloads.
     #[command(flatten)]
     Workload(workloads::WorkloadCmd),
@@ -199,6 +203,7 @@ async fn run(cli: Cli) -> Outcome {
     match cli.command {
         Top::Cluster(cmd) => cluster(&cli.addr, cmd).await,
         Top::Workload(cmd) => workloads::run(&cli.addr, cmd).await,
+        Top::Secrets(cmd) => secrets::run(&cli.addr, cmd).await,
         Top::System(SystemCmd::Consensus { out }) => {
             let view: ConsensusView = connect(&cli.addr).await?.consensus().await?;
             if out.output == Output::Json {

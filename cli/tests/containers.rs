@@ -294,11 +294,7 @@ fn logs_come_from_every_peer_that_runs_a_replica() {
     let cluster = cluster_name("logs");
     let _cleanup = Cleanup(cluster.clone());
     let root = tempfile::tempdir().unwrap();
-    let mut alpha = Peer::start(root.path(), "alpha");
-    let mut beta = Peer::start(root.path(), "beta");
-    ok(&alpha.addr, &["cluster", "new", "--name", &cluster]);
-    let token = ok(&alpha.addr, &["cluster", "token"]).trim().to_string();
-    ok(&beta.addr, &["cluster", "join", "--token", &token]);
+    let (mut alpha, mut beta) = two_peers(root.path(), &cluster);
     let file = root.path().join("echo.yaml");
     std::fs::write(
         &file,
@@ -340,9 +336,153 @@ fn logs_come_from_every_peer_that_runs_a_replica() {
     beta.terminate();
 }
 
+/// Peers alpha (which creates the cluster) and beta (which joins it).
+fn two_peers(root: &std::path::Path, cluster: &str) -> (Peer, Peer) {
+    let alpha = Peer::start(root, "alpha");
+    let beta = Peer::start(root, "beta");
+    ok(&alpha.addr, &["cluster", "new", "--name", cluster]);
+    let token = ok(&alpha.addr, &["cluster", "token"]).trim().to_string();
+    ok(&beta.addr, &["cluster", "join", "--token", &token]);
+    (alpha, beta)
+}
+
 fn json_lines(addr: &str, args: &[&str]) -> Vec<serde_json::Value> {
     ok(addr, args)
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect()
+}
+
+#[test]
+fn secrets_are_sealed_shared_with_joiners_and_reach_permitted_containers_only() {
+    if !engine_present() {
+        return;
+    }
+    build_image();
+    let cluster = cluster_name("secrets");
+    let _cleanup = Cleanup(cluster.clone());
+    let root = tempfile::tempdir().unwrap();
+    let (mut alpha, mut beta) = two_peers(root.path(), &cluster);
+
+    // Sealed on beta with the key it received when it joined; opened on alpha.
+    ok(&beta.addr, &["secrets", "add", "-g", "db-password=hunter2"]);
+    ok(
+        &beta.addr,
+        &["secrets", "add", "-r", "ctest/app", "api-token=tok-42"],
+    );
+    assert_eq!(
+        ok(&alpha.addr, &["secrets", "get", "-g", "db-password"]),
+        "hunter2\n"
+    );
+    let list = ok(&alpha.addr, &["secrets", "list"]);
+    assert!(
+        list.contains("db-password") && list.contains("ctest/app"),
+        "{list}"
+    );
+    assert!(!list.contains("hunter2"), "{list}");
+    let missing = alpha.monk(&["secrets", "get", "-g", "nope"]);
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("no secret nope (global)"),
+        "{}",
+        stderr(&missing)
+    );
+
+    let file = root.path().join("app.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"namespace: ctest
+app:
+  defines: runnable
+  permitted-secrets:
+    db-password: true
+  variables:
+    password:
+      type: string
+      value: <- secret("db-password")
+      env: PASSWORD
+    token:
+      type: string
+      value: <- secret("api-token")
+      env: TOKEN
+  containers:
+    main:
+      image: {IMAGE}
+      bash: echo "pw=$PASSWORD token=$TOKEN" && exec sleep 600
+      stop-grace-period: 1s
+nosy:
+  defines: runnable
+  variables:
+    password:
+      type: string
+      value: <- secret("db-password")
+      env: PASSWORD
+  containers:
+    main:
+      image: {IMAGE}
+      bash: exec sleep 600
+"#
+        ),
+    )
+    .unwrap();
+    ok(&alpha.addr, &["load", file.to_str().unwrap()]);
+    ok(&alpha.addr, &["run", "--peer", "beta", "ctest/app"]);
+    assert_eq!(
+        ok(&alpha.addr, &["logs", "ctest/app"]),
+        "#0 main | pw=hunter2 token=tok-42\n"
+    );
+    let out = alpha.monk(&["run", "--wait", "20", "ctest/nosy"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("ctest/nosy may not read the global secret db-password"),
+        "{}",
+        stderr(&out)
+    );
+    ok(&alpha.addr, &["secrets", "rm", "-g", "db-password"]);
+    assert!(!ok(&alpha.addr, &["secrets", "list"]).contains("db-password"));
+    ok(&alpha.addr, &["purge", "ctest/app", "ctest/nosy"]);
+    alpha.terminate();
+    beta.terminate();
+
+    // The plaintext is nowhere in either peer's log or data dir.
+    let log = ok_offline(&[
+        "log",
+        "--data-dir",
+        alpha.data_dir.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert!(log.contains("secret-set"), "{log}");
+    assert!(!log.contains("hunter2") && !log.contains("tok-42"), "{log}");
+    for dir in [&alpha.data_dir, &beta.data_dir] {
+        for needle in [&b"hunter2"[..], b"tok-42"] {
+            assert!(
+                !dir_contains(dir, needle),
+                "{} holds a plaintext secret",
+                dir.display()
+            );
+        }
+    }
+}
+
+fn ok_offline(args: &[&str]) -> String {
+    let out = std::process::Command::new(monk_bin())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
+
+fn dir_contains(dir: &std::path::Path, needle: &[u8]) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|entry| {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            return dir_contains(&path, needle);
+        }
+        std::fs::read(&path)
+            .map(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+            .unwrap_or(false)
+    })
 }

@@ -10,7 +10,7 @@ use crate::network::endpoint;
 use crate::pb::monk_service_client::MonkServiceClient;
 use crate::pb::{
     AdmitPeerRequest, ClusterJoinRequest, ClusterNewRequest, Empty, HeartbeatRequest,
-    ProposeRequest, QueryRequest, RemovePeerRequest,
+    ProposeRequest, QueryRequest, RemovePeerRequest, SecretRequest,
 };
 use crate::views::*;
 
@@ -126,6 +126,7 @@ impl MonkClient {
         address: &str,
         tags: &[String],
         capacity: Capacity,
+        join_public_key: &[u8],
     ) -> Result<Admission, tonic::Status> {
         let req = AdmitPeerRequest {
             token_secret: secret.into(),
@@ -134,6 +135,7 @@ impl MonkClient {
             tags: tags.to_vec(),
             cpu_millis: capacity.cpu_millis,
             memory_mb: capacity.memory_mb,
+            join_public_key: join_public_key.to_vec(),
         };
         decode(&self.inner.admit_peer(request(req)).await?.into_inner().json)
     }
@@ -169,6 +171,36 @@ impl MonkClient {
                 .into_inner()
                 .json,
         )
+    }
+
+    /// Seals and commits a secret through the addressed peer; returns the log index.
+    pub async fn set_secret(
+        &mut self,
+        name: &str,
+        scope: &str,
+        value: &str,
+        actor: &str,
+    ) -> Result<u64, tonic::Status> {
+        let req = SecretRequest {
+            name: name.into(),
+            scope: scope.into(),
+            value: value.into(),
+            actor: actor.into(),
+        };
+        let reply: serde_json::Value =
+            decode(&self.inner.set_secret(request(req)).await?.into_inner().json)?;
+        Ok(reply["index"].as_u64().unwrap_or(0))
+    }
+
+    /// Opens a secret (`scope` empty: global).
+    pub async fn get_secret(&mut self, name: &str, scope: &str) -> Result<String, tonic::Status> {
+        let req = SecretRequest {
+            name: name.into(),
+            scope: scope.into(),
+            value: String::new(),
+            actor: String::new(),
+        };
+        decode(&self.inner.get_secret(request(req)).await?.into_inner().json)
     }
 
     /// Recent output of a workload's containers, wherever its replicas run.

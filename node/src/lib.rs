@@ -6,15 +6,18 @@
 //! - [`server`]: gRPC services; [`client`]: the typed client `monk` uses.
 //! - [`daemon`]: process wiring (listen, serve, graceful shutdown).
 //! - [`executor`]: reconciles this peer's containers with the replicas placed on it.
+//! - [`keys`]: the cluster key, sealing; [`secrets`]: set, get, and resolve for workloads.
 //! - [`limits`]: every timing and limit, named.
 
 pub mod client;
 pub mod daemon;
 pub mod executor;
 pub mod identity;
+pub mod keys;
 pub mod limits;
 pub mod network;
 pub mod node;
+pub mod secrets;
 pub mod server;
 pub mod token;
 pub mod views;

@@ -20,6 +20,7 @@ use monk_statemachine::{
 
 use crate::client::MonkClient;
 use crate::identity::{self, Identity};
+use crate::keys::{ClusterKey, JoinKeys};
 use crate::limits::*;
 use crate::network::Network;
 use crate::token::{secret_sha256, JoinToken};
@@ -314,6 +315,9 @@ impl Node {
             peer_id: 1,
             cluster_name: name.to_string(),
         };
+        ClusterKey::generate()
+            .and_then(|key| key.store(&self.config.data_dir))
+            .map_err(NodeError::Internal)?;
         let raft = self.start_raft(&identity).await?;
         let me = PeerNode {
             name: self.config.name.clone(),
@@ -373,6 +377,7 @@ impl Node {
     pub async fn cluster_join(self: &Arc<Self>, token: &str) -> NodeResult<InfoView> {
         self.require_fresh().await?;
         let token = JoinToken::parse(token).map_err(NodeError::InvalidArgument)?;
+        let keys = JoinKeys::generate().map_err(NodeError::Internal)?;
         let mut last_error = String::from("no peer address in token");
         for address in &token.addresses {
             let mut client = match MonkClient::connect(address).await {
@@ -389,10 +394,15 @@ impl Node {
                     &self.config.advertise,
                     &self.config.tags,
                     self.config.capacity,
+                    &keys.public(),
                 )
                 .await
             {
-                Ok(admission) => return self.accept_admission(admission).await,
+                Ok(admission) => {
+                    return self
+                        .accept_admission_with_keys(admission, Some(&keys))
+                        .await
+                }
                 Err(e)
                     if e.code() == tonic::Code::PermissionDenied
                         || e.code() == tonic::Code::InvalidArgument
@@ -413,6 +423,28 @@ impl Node {
 
     /// Joining side, once admitted: remember the id and start Raft as a learner.
     pub async fn accept_admission(self: &Arc<Self>, admission: Admission) -> NodeResult<InfoView> {
+        self.accept_admission_with_keys(admission, None).await
+    }
+
+    /// As [`Node::accept_admission`], storing the cluster key sealed to `keys`.
+    pub async fn accept_admission_with_keys(
+        self: &Arc<Self>,
+        admission: Admission,
+        keys: Option<&JoinKeys>,
+    ) -> NodeResult<InfoView> {
+        match keys {
+            Some(keys) if !admission.sealed_cluster_key.is_empty() => {
+                let key = keys
+                    .receive(&admission.key_ephemeral, &admission.sealed_cluster_key)
+                    .map_err(NodeError::PermissionDenied)?;
+                key.store(&self.config.data_dir)
+                    .map_err(NodeError::Internal)?;
+            }
+            Some(_) => {
+                warn!("the admitting peer has no cluster key: secrets will not work on this peer")
+            }
+            None => {}
+        }
         let identity = Identity {
             peer_id: admission.peer_id,
             cluster_name: admission.cluster_name,
@@ -431,12 +463,27 @@ impl Node {
         tags: Vec<String>,
         capacity: Capacity,
     ) -> NodeResult<Admission> {
+        self.admit_peer_with_key(secret, name, address, tags, capacity, &[])
+            .await
+    }
+
+    /// As [`Node::admit_peer`]; with the joiner's public key, the admission carries
+    /// the cluster key sealed to it.
+    pub async fn admit_peer_with_key(
+        &self,
+        secret: &str,
+        name: &str,
+        address: &str,
+        tags: Vec<String>,
+        capacity: Capacity,
+        join_public_key: &[u8],
+    ) -> NodeResult<Admission> {
         if let Some(leader) = self.leader_address().await? {
             let mut client = MonkClient::connect(&leader)
                 .await
                 .map_err(|e| NodeError::Unavailable(e.to_string()))?;
             return client
-                .admit_peer(secret, name, address, &tags, capacity)
+                .admit_peer(secret, name, address, &tags, capacity, join_public_key)
                 .await
                 .map_err(|s| status_to_error(&s));
         }
@@ -489,9 +536,16 @@ impl Node {
             .expect("liveness lock")
             .insert(peer_id, Instant::now());
         info!(peer = peer_id, %name, %address, "admitted peer as learner");
+        let (key_ephemeral, sealed_cluster_key) =
+            match (join_public_key.is_empty(), self.cluster_key()?) {
+                (false, Some(key)) => key.seal_for(join_public_key).map_err(NodeError::Internal)?,
+                _ => (Vec::new(), Vec::new()),
+            };
         Ok(Admission {
             peer_id,
             cluster_name,
+            key_ephemeral,
+            sealed_cluster_key,
         })
     }
 
@@ -616,6 +670,13 @@ impl Node {
             ),
             "cluster" => serde_json::to_value(monk_statemachine::ClusterView::of(state)),
             "instances" => serde_json::to_value(monk_statemachine::view::instances(state)),
+            "secrets" => serde_json::to_value(
+                state
+                    .secrets
+                    .values()
+                    .map(monk_statemachine::SecretName::from)
+                    .collect::<Vec<_>>(),
+            ),
             "state" => {
                 let mut redacted = state.clone();
                 for secret in redacted.secrets.values_mut() {
@@ -945,6 +1006,11 @@ impl Node {
                 warn!("raft shutdown: {e}");
             }
         }
+    }
+
+    /// This peer's copy of the cluster key, if it has one.
+    pub fn cluster_key(&self) -> NodeResult<Option<ClusterKey>> {
+        ClusterKey::load(&self.config.data_dir).map_err(NodeError::Internal)
     }
 
     /// True once `shutdown` began.

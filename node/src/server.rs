@@ -175,7 +175,14 @@ impl MonkService for ClientApi {
         json_reply(
             &self
                 .node
-                .admit_peer(&r.token_secret, &r.name, &r.address, r.tags, capacity)
+                .admit_peer_with_key(
+                    &r.token_secret,
+                    &r.name,
+                    &r.address,
+                    r.tags,
+                    capacity,
+                    &r.join_public_key,
+                )
                 .await?,
         )
     }
@@ -219,6 +226,35 @@ impl MonkService for ClientApi {
             .map(|(name, contents)| DataFile { name, contents })
             .collect();
         Ok(Response::new(RaftData { files }))
+    }
+
+    async fn set_secret(
+        &self,
+        request: Request<SecretRequest>,
+    ) -> Result<Response<JsonReply>, Status> {
+        let r = request.into_inner();
+        let scope = crate::secrets::scope_of(&r.scope);
+        let index = crate::secrets::set(&self.node, r.actor, &r.name, scope, &r.value).await?;
+        json_reply(&serde_json::json!({ "index": index }))
+    }
+
+    async fn get_secret(
+        &self,
+        request: Request<SecretRequest>,
+    ) -> Result<Response<JsonReply>, Status> {
+        let r = request.into_inner();
+        if let Some(leader) = self.node.linearize().await? {
+            let mut client = MonkClient::connect(&leader)
+                .await
+                .map_err(Status::unavailable)?;
+            let value = client
+                .get_secret(&r.name, &r.scope)
+                .await
+                .map_err(|s| Status::from(status_to_error(&s)))?;
+            return json_reply(&value);
+        }
+        let scope = crate::secrets::scope_of(&r.scope);
+        json_reply(&crate::secrets::get(&self.node, &r.name, &scope)?)
     }
 
     async fn container_logs(

@@ -77,4 +77,10 @@ pub struct ProposeOutcome {
 pub struct Admission {
     pub peer_id: u64,
     pub cluster_name: String,
+    /// The cluster key sealed to the joiner's one-time public key, and the admitting
+    /// peer's ephemeral public key (empty when the joiner sent no key).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_ephemeral: Vec<u8>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sealed_cluster_key: Vec<u8>,
 }

@@ -32,6 +32,7 @@ use tracing::{info, warn};
 
 use crate::limits::{EXECUTOR_ACTION_TIMEOUT, EXECUTOR_TICK};
 use crate::node::Node;
+use crate::secrets::WorkloadSecrets;
 
 /// Label keys every managed container carries.
 pub mod label {
@@ -280,6 +281,7 @@ pub fn replica_status(
 struct RunHost<'a> {
     path: &'a str,
     definition: &'a monk_scripting::tree::Tree,
+    secrets: &'a WorkloadSecrets,
 }
 
 impl RunHost<'_> {
@@ -313,6 +315,11 @@ impl Host for RunHost<'_> {
                 &self.connection_target(&arg(0))?,
             ))),
             "connection-target" => Ok(Value::str(&self.connection_target(&arg(0))?)),
+            "secret" => self
+                .secrets
+                .resolve(self.path, self.definition, &arg(0))
+                .map(|v| Value::str(&v))
+                .map_err(HostError::Failed),
             "get-hostname" | "container-domain-name" => {
                 let runnable = match arg(0) {
                     r if r.is_empty() => self.path.to_string(),
@@ -329,10 +336,16 @@ impl Host for RunHost<'_> {
 }
 
 /// Builds the wanted containers of one assignment, or why it cannot run.
-pub fn wanted_of(cluster: &str, peer: PeerId, a: &Assignment) -> Result<Vec<Wanted>, String> {
+pub fn wanted_of(
+    cluster: &str,
+    peer: PeerId,
+    a: &Assignment,
+    secrets: &WorkloadSecrets,
+) -> Result<Vec<Wanted>, String> {
     let mut host = RunHost {
         path: &a.path,
         definition: &a.definition,
+        secrets,
     };
     let spec =
         runnable_spec(&a.path, &a.definition, &a.overrides, &mut host).map_err(|errors| {
@@ -420,6 +433,7 @@ pub async fn reconcile<R: ContainerRuntime>(
     cluster: &str,
     peer: PeerId,
     assigned: &[Assignment],
+    secrets: &WorkloadSecrets,
 ) -> Pass {
     let mut pass = Pass::default();
     let mut wanted = Vec::new();
@@ -428,7 +442,7 @@ pub async fn reconcile<R: ContainerRuntime>(
         if a.desired == Desired::Stopped {
             continue;
         }
-        match wanted_of(cluster, peer, a) {
+        match wanted_of(cluster, peer, a, secrets) {
             Ok(w) => wanted.extend(w),
             Err(why) => {
                 failures.insert((a.path.clone(), a.replica), why);
@@ -533,14 +547,19 @@ pub async fn run<R: ContainerRuntime>(node: Arc<Node>, runtime: R) {
         let Some(peer) = node.peer_id().await else {
             continue;
         };
-        let (cluster, assigned, applied) = {
+        let (cluster, assigned, applied, sealed) = {
             let shared = node.shared_state();
             let guard = shared.read().unwrap_or_else(|p| p.into_inner());
             let state = &guard.state;
             let Some(cluster) = state.cluster_name.clone() else {
                 continue;
             };
-            (cluster, assignments(state, peer), state.last_applied_index)
+            (
+                cluster,
+                assignments(state, peer),
+                state.last_applied_index,
+                state.secrets.clone(),
+            )
         };
         // Re-check the world at least every few ticks even when the state is quiet,
         // to notice containers that exited or were removed behind our back.
@@ -550,9 +569,16 @@ pub async fn run<R: ContainerRuntime>(node: Arc<Node>, runtime: R) {
         }
         ticks_since_pass = 0;
         applied_seen = applied;
+        let secrets = WorkloadSecrets {
+            sealed,
+            key: node.cluster_key().unwrap_or_else(|e| {
+                warn!("executor: cannot read the cluster key: {e}");
+                None
+            }),
+        };
         let pass = match tokio::time::timeout(
             EXECUTOR_ACTION_TIMEOUT,
-            reconcile(&runtime, &cluster, peer, &assigned),
+            reconcile(&runtime, &cluster, peer, &assigned, &secrets),
         )
         .await
         {

@@ -10,6 +10,14 @@ use monk_statemachine::{Command, Desired, InstanceStatus};
 
 use super::fake::FakeRuntime;
 use super::*;
+use crate::secrets::WorkloadSecrets;
+
+fn no_secrets() -> WorkloadSecrets {
+    WorkloadSecrets {
+        sealed: BTreeMap::new(),
+        key: None,
+    }
+}
 
 fn definition(image: &str, containers: &[&str]) -> Tree {
     let containers = containers
@@ -44,7 +52,7 @@ fn assignment(replica: u32, generation: u64, desired: Desired, image: &str) -> A
 async fn settle(rt: &FakeRuntime, assigned: &mut [Assignment]) -> Vec<(InstanceStatus, String)> {
     let mut all = Vec::new();
     for _ in 0..5 {
-        let pass = reconcile(rt, "c1", 1, assigned).await;
+        let pass = reconcile(rt, "c1", 1, assigned, &no_secrets()).await;
         if pass.reports.is_empty() {
             return all;
         }
@@ -82,7 +90,7 @@ async fn a_pass_creates_what_is_missing_and_a_second_pass_does_nothing() {
             ("monk-c1-1-ns-web-0-side".to_string(), true)
         ]
     );
-    let again = reconcile(&rt, "c1", 1, &assigned).await;
+    let again = reconcile(&rt, "c1", 1, &assigned, &no_secrets()).await;
     assert_eq!((again.actions, again.reports.len()), (0, 0));
     assert_eq!(rt.counts(), (2, 0));
     // Another executor for a different peer or cluster sees none of them.
@@ -98,7 +106,7 @@ async fn a_restarted_executor_adopts_running_containers() {
     // A fresh executor (nothing reported yet, as after a monkd restart that lost the
     // in-flight report) re-reports but creates nothing.
     assigned[0].reported = None;
-    let pass = reconcile(&rt, "c1", 1, &assigned).await;
+    let pass = reconcile(&rt, "c1", 1, &assigned, &no_secrets()).await;
     assert_eq!(pass.actions, 0);
     assert_eq!(pass.reports.len(), 1);
     assert_eq!(rt.counts(), (2, 0));
@@ -184,8 +192,13 @@ async fn strays_and_duplicates_are_removed_and_deleted_containers_come_back() {
 
 #[test]
 fn plan_keeps_one_of_two_containers_with_the_same_identity() {
-    let wanted =
-        wanted_of("c1", 1, &assignment(0, 1, Desired::Running, "busybox")).expect("spec builds");
+    let wanted = wanted_of(
+        "c1",
+        1,
+        &assignment(0, 1, Desired::Running, "busybox"),
+        &no_secrets(),
+    )
+    .expect("spec builds");
     let observed = |id: &str, w: &Wanted, state: RunState| Observed {
         id: id.into(),
         name: w.name.clone(),
@@ -237,7 +250,7 @@ fn hostnames_name_runnables_and_containers() {
             )]),
         ));
     }
-    let wanted = wanted_of("c1", 1, &a).expect("spec builds");
+    let wanted = wanted_of("c1", 1, &a, &no_secrets()).expect("spec builds");
     assert!(
         wanted[0]
             .spec
@@ -251,8 +264,13 @@ fn hostnames_name_runnables_and_containers() {
 
 #[test]
 fn a_container_counts_as_running_only_after_a_moment() {
-    let wanted =
-        wanted_of("c1", 1, &assignment(0, 1, Desired::Running, "busybox")).expect("spec builds");
+    let wanted = wanted_of(
+        "c1",
+        1,
+        &assignment(0, 1, Desired::Running, "busybox"),
+        &no_secrets(),
+    )
+    .expect("spec builds");
     let seen: Vec<Observed> = wanted
         .iter()
         .map(|w| Observed {
