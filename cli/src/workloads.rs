@@ -229,7 +229,8 @@ fn belongs(i: &InstanceView, path: &str) -> bool {
     i.path == path || i.group.as_deref() == Some(path)
 }
 
-/// Waits until every replica of `paths` runs at its current generation; fails on the
+/// Waits until every replica of `paths` runs (or is ready) at its current generation,
+/// dependencies started first by their executors; fails on the
 /// first replica that failed or exited, or when `wait` runs out.
 async fn wait_running(
     client: &mut MonkClient,
@@ -260,14 +261,19 @@ async fn wait_running(
                 bad.message
             )));
         }
-        let done = mine
-            .iter()
-            .all(|i| current(i) && i.status == Some(InstanceStatus::Running));
+        let up = |i: &InstanceView| {
+            current(i)
+                && matches!(
+                    i.status,
+                    Some(InstanceStatus::Running | InstanceStatus::Ready)
+                )
+        };
+        let done = mine.iter().all(up);
         if done || wait.wait_secs == 0 || Instant::now() >= deadline {
             if !done && wait.wait_secs > 0 {
                 let waiting: Vec<String> = mine
                     .iter()
-                    .filter(|i| !(current(i) && i.status == Some(InstanceStatus::Running)))
+                    .filter(|i| !up(i))
                     .map(|i| {
                         format!(
                             "{}#{} ({})",

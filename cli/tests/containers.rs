@@ -486,3 +486,83 @@ fn dir_contains(dir: &std::path::Path, needle: &[u8]) -> bool {
             .unwrap_or(false)
     })
 }
+
+#[test]
+fn readiness_checks_and_wait_for_order_a_stack() {
+    if !engine_present() {
+        return;
+    }
+    build_image();
+    let cluster = cluster_name("ready");
+    let _cleanup = Cleanup(cluster.clone());
+    let root = tempfile::tempdir().unwrap();
+    let mut peer = Peer::start(root.path(), "alpha");
+    ok(&peer.addr, &["cluster", "new", "--name", &cluster]);
+    let file = root.path().join("stack.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"namespace: ctest
+db:
+  defines: runnable
+  checks:
+    readiness:
+      code: exec("main", "cat", "/tmp/ready") "ok" contains?
+      period: 1
+  containers:
+    main:
+      image: {IMAGE}
+      bash: mkdir -p /tmp && sleep 3 && echo ok > /tmp/ready && exec sleep 600
+      stop-grace-period: 1s
+app:
+  defines: runnable
+  depends:
+    wait-for:
+      runnables: [ctest/db]
+      timeout: 60
+  containers:
+    main:
+      image: {IMAGE}
+      bash: exec sleep 600
+      stop-grace-period: 1s
+stack:
+  defines: group
+  members: [ctest/db, ctest/app]
+"#
+        ),
+    )
+    .unwrap();
+    ok(&peer.addr, &["load", file.to_str().unwrap()]);
+    ok(&peer.addr, &["run", "ctest/stack"]);
+    let ps = json(&peer.addr, &["ps", "-o", "json"]);
+    let status = |path: &str| {
+        ps.as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["path"] == path)
+            .map(|i| i["status"].clone())
+    };
+    assert_eq!(status("ctest/db"), Some("ready".into()), "{ps}");
+    assert_eq!(status("ctest/app"), Some("running".into()), "{ps}");
+    // The log shows the order: app waiting, db ready, then app running.
+    let lines = json_lines(
+        &peer.addr,
+        &["log", "--kind", "workload-report", "-o", "json"],
+    );
+    let index_of = |needle: &str| {
+        lines
+            .iter()
+            .find(|l| l["summary"].as_str().unwrap_or("").contains(needle))
+            .and_then(|l| l["index"].as_u64())
+            .unwrap_or_else(|| panic!("no report {needle:?} in {lines:?}"))
+    };
+    let waiting = index_of("ctest/app#0 gen 1 starting: waiting for ctest/db");
+    let ready = index_of("ctest/db#0 gen 1 ready");
+    let app_up = index_of("ctest/app#0 gen 1 running");
+    assert!(
+        waiting < ready && ready < app_up,
+        "{waiting} {ready} {app_up}"
+    );
+    ok(&peer.addr, &["purge", "ctest/stack"]);
+    peer.terminate();
+}

@@ -167,6 +167,8 @@ pub enum InstanceStatus {
     Exited,
     /// The executor could not create or start it (missing image, bad spec...).
     Failed,
+    /// Running and its readiness check passes.
+    Ready,
 }
 
 impl InstanceStatus {
@@ -177,6 +179,7 @@ impl InstanceStatus {
             InstanceStatus::Stopped => "stopped",
             InstanceStatus::Exited => "exited",
             InstanceStatus::Failed => "failed",
+            InstanceStatus::Ready => "ready",
         }
     }
 }

@@ -377,6 +377,46 @@ impl ContainerRuntime for DockerRuntime {
         .await
     }
 
+    async fn exec(&self, id: &str, command: Vec<String>) -> Result<String, String> {
+        use bollard::exec::{StartExecOptions, StartExecResults};
+        use bollard::models::ExecConfig;
+        let shown = command.join(" ");
+        let run = async {
+            let config = ExecConfig {
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                cmd: Some(command),
+                ..Default::default()
+            };
+            let created = self.docker.create_exec(id, config).await?;
+            let mut out = String::new();
+            let options = StartExecOptions {
+                detach: false,
+                ..Default::default()
+            };
+            if let StartExecResults::Attached { mut output, .. } =
+                self.docker.start_exec(&created.id, Some(options)).await?
+            {
+                while let Some(chunk) = output.next().await {
+                    if let LogOutput::StdOut { message } = chunk? {
+                        if out.len() < super::readiness::EXEC_OUTPUT_BYTES_MAX {
+                            out.push_str(&String::from_utf8_lossy(&message));
+                        }
+                    }
+                }
+            }
+            let code = self.docker.inspect_exec(&created.id).await?.exit_code;
+            Ok::<_, bollard::errors::Error>((code, out))
+        };
+        match bounded(&format!("exec {shown}"), run).await? {
+            (Some(0), out) => Ok(out),
+            (code, _) => Err(format!(
+                "exec {shown} exited with {}",
+                code.map_or("an unknown code".into(), |c| c.to_string())
+            )),
+        }
+    }
+
     async fn remove(&self, id: &str, grace_secs: u64) -> Result<(), String> {
         let stop = StopContainerOptions {
             t: Some(grace_secs.min(i32::MAX as u64) as i32),

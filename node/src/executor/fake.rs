@@ -24,6 +24,8 @@ struct Inner {
     missing_images: BTreeSet<String>,
     creates: u64,
     removes: u64,
+    /// What `exec` of a command line answers (any container).
+    exec_answers: BTreeMap<String, Result<String, String>>,
 }
 
 /// The fake runtime. Every image is present unless [`FakeRuntime::remove_image`] said
@@ -40,6 +42,12 @@ impl FakeRuntime {
 
     pub fn remove_image(&self, image: &str) {
         self.with(|i| i.missing_images.insert(image.to_string()));
+    }
+
+    /// Makes `exec` of `command` (joined with spaces) answer `answer`.
+    pub fn answer_exec(&self, command: &str, answer: Result<&str, &str>) {
+        let answer = answer.map(String::from).map_err(String::from);
+        self.with(|i| i.exec_answers.insert(command.to_string(), answer));
     }
 
     /// Makes the container with this name exit with `code`.
@@ -137,6 +145,17 @@ impl ContainerRuntime for FakeRuntime {
                 Ok(())
             }
             None => Err(format!("no container {id}")),
+        })
+    }
+
+    async fn exec(&self, id: &str, command: Vec<String>) -> Result<String, String> {
+        self.with(|i| match i.containers.get(id) {
+            Some(c) if c.state == RunState::Running => i
+                .exec_answers
+                .get(&command.join(" "))
+                .cloned()
+                .unwrap_or_else(|| Err(format!("{}: command not found", command.join(" ")))),
+            _ => Err(format!("container {id} is not running")),
         })
     }
 

@@ -16,6 +16,7 @@
 pub mod docker;
 pub mod fake;
 pub mod logs;
+pub mod readiness;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -33,6 +34,7 @@ use tracing::{info, warn};
 use crate::limits::{EXECUTOR_ACTION_TIMEOUT, EXECUTOR_TICK};
 use crate::node::Node;
 use crate::secrets::WorkloadSecrets;
+use readiness::Memo;
 
 /// Label keys every managed container carries.
 pub mod label {
@@ -122,6 +124,12 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     fn create(&self, wanted: &Wanted) -> impl Future<Output = Result<String, String>> + Send;
     fn start(&self, id: &str) -> impl Future<Output = Result<(), String>> + Send;
     fn remove(&self, id: &str, grace_secs: u64) -> impl Future<Output = Result<(), String>> + Send;
+    /// Runs a command in a running container; `Ok(stdout)` when it exits 0.
+    fn exec(
+        &self,
+        id: &str,
+        command: Vec<String>,
+    ) -> impl Future<Output = Result<String, String>> + Send;
 }
 
 /// A replica counts as running once all its containers have been up this long, so a
@@ -342,6 +350,16 @@ pub fn wanted_of(
     a: &Assignment,
     secrets: &WorkloadSecrets,
 ) -> Result<Vec<Wanted>, String> {
+    spec_of(cluster, peer, a, secrets).map(|(wanted, _)| wanted)
+}
+
+/// The wanted containers of one assignment and its final variable values.
+fn spec_of(
+    cluster: &str,
+    peer: PeerId,
+    a: &Assignment,
+    secrets: &WorkloadSecrets,
+) -> Result<(Vec<Wanted>, BTreeMap<String, String>), String> {
     let mut host = RunHost {
         path: &a.path,
         definition: &a.definition,
@@ -358,7 +376,8 @@ pub fn wanted_of(
     if spec.containers.is_empty() {
         return Err("the runnable defines no containers".into());
     }
-    Ok(spec
+    let variables = spec.variables.clone();
+    let wanted = spec
         .containers
         .into_iter()
         .map(|c| {
@@ -394,7 +413,8 @@ pub fn wanted_of(
                 labels,
             }
         })
-        .collect())
+        .collect();
+    Ok((wanted, variables))
 }
 
 /// Reads a container's identity back from its labels.
@@ -419,6 +439,73 @@ pub fn key_of(labels: &BTreeMap<String, String>) -> (Option<ContainerKey>, u64, 
     (key, generation, hash)
 }
 
+/// What a pass needs to know beyond this peer's assignments: which workloads are ready
+/// for their dependents, and the secrets.
+pub struct World<'a> {
+    pub ready: BTreeMap<String, bool>,
+    pub secrets: &'a WorkloadSecrets,
+}
+
+/// Runs (when due) the readiness check of a running replica; `ready`, or `running`
+/// with the reason it is not ready yet.
+async fn check_readiness<R: ContainerRuntime>(
+    runtime: &R,
+    a: &Assignment,
+    check: &readiness::Check,
+    variables: &BTreeMap<String, String>,
+    containers: &[&Observed],
+    memo: &mut Memo,
+) -> (InstanceStatus, String) {
+    let key = (a.path.clone(), a.replica, a.generation);
+    let now = std::time::Instant::now();
+    let since = *memo.running_since.entry(key.clone()).or_insert(now);
+    if now.duration_since(since) < check.initial_delay {
+        return (
+            InstanceStatus::Running,
+            "readiness check not started yet".into(),
+        );
+    }
+    let due = memo
+        .last_check
+        .get(&key)
+        .is_none_or(|(at, _, _)| now.duration_since(*at) >= check.period);
+    if due {
+        let mut known = std::collections::HashMap::new();
+        let mut outcome = Err("readiness check needs too many exec rounds".to_string());
+        for _ in 0..readiness::CHECK_ROUNDS_MAX {
+            let (result, calls) = readiness::evaluate(check, variables, &known);
+            if calls.is_empty() {
+                outcome = result.map(|r| r.unwrap_or(false));
+                break;
+            }
+            for (container, command) in calls {
+                let answer = match containers
+                    .iter()
+                    .find(|o| o.key.as_ref().is_some_and(|k| k.container == container))
+                {
+                    Some(o) => runtime.exec(&o.id, command.clone()).await,
+                    None => Err(format!("exec: no container {container:?} in {}", a.path)),
+                };
+                known.insert((container, command), answer);
+            }
+        }
+        let (ready, why) = match outcome {
+            Ok(true) => (true, String::new()),
+            Ok(false) => (
+                false,
+                "not ready: the readiness check returned false".into(),
+            ),
+            Err(e) => (false, format!("not ready: {e}")),
+        };
+        memo.last_check.insert(key.clone(), (now, ready, why));
+    }
+    match memo.last_check.get(&key) {
+        Some((_, true, _)) => (InstanceStatus::Ready, String::new()),
+        Some((_, false, why)) => (InstanceStatus::Running, why.clone()),
+        None => (InstanceStatus::Running, String::new()),
+    }
+}
+
 /// One reconcile pass for a peer: what it did and the reports it would propose.
 #[derive(Debug, Default)]
 pub struct Pass {
@@ -433,22 +520,10 @@ pub async fn reconcile<R: ContainerRuntime>(
     cluster: &str,
     peer: PeerId,
     assigned: &[Assignment],
-    secrets: &WorkloadSecrets,
+    world: &World<'_>,
+    memo: &mut Memo,
 ) -> Pass {
     let mut pass = Pass::default();
-    let mut wanted = Vec::new();
-    let mut failures: BTreeMap<(String, u32), String> = BTreeMap::new();
-    for a in assigned {
-        if a.desired == Desired::Stopped {
-            continue;
-        }
-        match wanted_of(cluster, peer, a, secrets) {
-            Ok(w) => wanted.extend(w),
-            Err(why) => {
-                failures.insert((a.path.clone(), a.replica), why);
-            }
-        }
-    }
     let observed = match runtime.list(cluster, peer).await {
         Ok(o) => o,
         Err(e) => {
@@ -456,6 +531,57 @@ pub async fn reconcile<R: ContainerRuntime>(
             return pass;
         }
     };
+    let mut wanted = Vec::new();
+    let mut variables: BTreeMap<(String, u32), BTreeMap<String, String>> = BTreeMap::new();
+    let mut failures: BTreeMap<(String, u32), String> = BTreeMap::new();
+    let mut waiting: BTreeMap<(String, u32), String> = BTreeMap::new();
+    for a in assigned {
+        if a.desired == Desired::Stopped {
+            continue;
+        }
+        let replica = (a.path.clone(), a.replica);
+        let memo_key = (a.path.clone(), a.replica, a.generation);
+        let started = observed.iter().any(|o| {
+            o.generation == a.generation
+                && o.key
+                    .as_ref()
+                    .is_some_and(|k| k.path == a.path && k.replica == a.replica)
+        });
+        let (deps, timeout) = readiness::wait_for(&a.path, &a.definition);
+        let unready: Vec<&String> = deps
+            .iter()
+            .filter(|d| !world.ready.get(*d).copied().unwrap_or(false))
+            .collect();
+        if !started && !unready.is_empty() {
+            let since = *memo
+                .waiting_since
+                .entry(memo_key)
+                .or_insert_with(std::time::Instant::now);
+            let names: Vec<&str> = unready.iter().map(|d| d.as_str()).collect();
+            if since.elapsed() > timeout {
+                failures.insert(
+                    replica,
+                    format!(
+                        "{} not ready after {}s (depends.wait-for)",
+                        names.join(", "),
+                        timeout.as_secs()
+                    ),
+                );
+            } else {
+                waiting.insert(replica, format!("waiting for {}", names.join(", ")));
+            }
+            continue;
+        }
+        match spec_of(cluster, peer, a, world.secrets) {
+            Ok((w, vars)) => {
+                wanted.extend(w);
+                variables.insert(replica, vars);
+            }
+            Err(why) => {
+                failures.insert(replica, why);
+            }
+        }
+    }
     for action in plan(&wanted, &observed) {
         pass.actions += 1;
         let result = match &action {
@@ -509,10 +635,19 @@ pub async fn reconcile<R: ContainerRuntime>(
                     .is_some_and(|k| k.path == a.path && k.replica == a.replica)
             })
             .collect();
-        let failure = failures
-            .get(&(a.path.clone(), a.replica))
-            .map(String::as_str);
-        let (status, message) = replica_status(a.desired, &mine_w, &mine_o, failure, now_unix());
+        let replica = (a.path.clone(), a.replica);
+        let failure = failures.get(&replica).map(String::as_str);
+        let (mut status, mut message) =
+            replica_status(a.desired, &mine_w, &mine_o, failure, now_unix());
+        if let Some(why) = waiting.get(&replica) {
+            (status, message) = (InstanceStatus::Starting, why.clone());
+        }
+        if status == InstanceStatus::Running {
+            if let Some(check) = readiness::readiness_check(&a.definition) {
+                let vars = variables.get(&replica).cloned().unwrap_or_default();
+                (status, message) = check_readiness(runtime, a, &check, &vars, &mine_o, memo).await;
+            }
+        }
         let now = (a.generation, status, message.clone());
         if a.reported.as_ref() != Some(&now) {
             pass.reports.push(Command::WorkloadReport {
@@ -539,6 +674,7 @@ pub async fn run<R: ContainerRuntime>(node: Arc<Node>, runtime: R) {
     let mut applied_seen = u64::MAX;
     let mut last_errors: Vec<String> = Vec::new();
     let mut ticks_since_pass = 0u32;
+    let mut memo = Memo::default();
     loop {
         if node.is_shut_down() {
             return;
@@ -547,7 +683,7 @@ pub async fn run<R: ContainerRuntime>(node: Arc<Node>, runtime: R) {
         let Some(peer) = node.peer_id().await else {
             continue;
         };
-        let (cluster, assigned, applied, sealed) = {
+        let (cluster, assigned, applied, sealed, ready) = {
             let shared = node.shared_state();
             let guard = shared.read().unwrap_or_else(|p| p.into_inner());
             let state = &guard.state;
@@ -559,6 +695,7 @@ pub async fn run<R: ContainerRuntime>(node: Arc<Node>, runtime: R) {
                 assignments(state, peer),
                 state.last_applied_index,
                 state.secrets.clone(),
+                readiness::ready_workloads(state),
             )
         };
         // Re-check the world at least every few ticks even when the state is quiet,
@@ -576,9 +713,13 @@ pub async fn run<R: ContainerRuntime>(node: Arc<Node>, runtime: R) {
                 None
             }),
         };
+        let world = World {
+            ready,
+            secrets: &secrets,
+        };
         let pass = match tokio::time::timeout(
             EXECUTOR_ACTION_TIMEOUT,
-            reconcile(&runtime, &cluster, peer, &assigned, &secrets),
+            reconcile(&runtime, &cluster, peer, &assigned, &world, &mut memo),
         )
         .await
         {

@@ -9,8 +9,30 @@ use monk_statemachine::view::Assignment;
 use monk_statemachine::{Command, Desired, InstanceStatus};
 
 use super::fake::FakeRuntime;
+use super::readiness::Memo;
 use super::*;
 use crate::secrets::WorkloadSecrets;
+
+/// One executor pass on the fake runtime with no secrets and nothing ready.
+async fn pass_once(rt: &FakeRuntime, assigned: &[Assignment]) -> Pass {
+    let secrets = no_secrets();
+    reconcile(
+        rt,
+        "c1",
+        1,
+        assigned,
+        &world(&secrets),
+        &mut Memo::default(),
+    )
+    .await
+}
+
+fn world(secrets: &WorkloadSecrets) -> World<'_> {
+    World {
+        ready: BTreeMap::new(),
+        secrets,
+    }
+}
 
 fn no_secrets() -> WorkloadSecrets {
     WorkloadSecrets {
@@ -52,7 +74,7 @@ fn assignment(replica: u32, generation: u64, desired: Desired, image: &str) -> A
 async fn settle(rt: &FakeRuntime, assigned: &mut [Assignment]) -> Vec<(InstanceStatus, String)> {
     let mut all = Vec::new();
     for _ in 0..5 {
-        let pass = reconcile(rt, "c1", 1, assigned, &no_secrets()).await;
+        let pass = pass_once(rt, assigned).await;
         if pass.reports.is_empty() {
             return all;
         }
@@ -90,7 +112,7 @@ async fn a_pass_creates_what_is_missing_and_a_second_pass_does_nothing() {
             ("monk-c1-1-ns-web-0-side".to_string(), true)
         ]
     );
-    let again = reconcile(&rt, "c1", 1, &assigned, &no_secrets()).await;
+    let again = pass_once(&rt, &assigned).await;
     assert_eq!((again.actions, again.reports.len()), (0, 0));
     assert_eq!(rt.counts(), (2, 0));
     // Another executor for a different peer or cluster sees none of them.
@@ -106,7 +128,7 @@ async fn a_restarted_executor_adopts_running_containers() {
     // A fresh executor (nothing reported yet, as after a monkd restart that lost the
     // in-flight report) re-reports but creates nothing.
     assigned[0].reported = None;
-    let pass = reconcile(&rt, "c1", 1, &assigned, &no_secrets()).await;
+    let pass = pass_once(&rt, &assigned).await;
     assert_eq!(pass.actions, 0);
     assert_eq!(pass.reports.len(), 1);
     assert_eq!(rt.counts(), (2, 0));
@@ -298,4 +320,107 @@ fn container_names_are_docker_safe() {
         container: "app".into(),
     };
     assert_eq!(container_name("c", 3, &key), "monk-c-3-my-ns-web-v1-2-app");
+}
+
+fn with_entries(mut a: Assignment, extra: Vec<(&str, Tree)>) -> Assignment {
+    if let Tree::Map(entries) = &mut a.definition {
+        entries.extend(extra.into_iter().map(|(k, v)| (k.to_string(), v)));
+    }
+    a
+}
+
+fn map(pairs: Vec<(&str, Tree)>) -> Tree {
+    Tree::Map(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+}
+
+#[tokio::test]
+async fn a_readiness_check_runs_exec_in_the_container_and_reports_ready() {
+    let rt = FakeRuntime::default();
+    let check = map(vec![(
+        "readiness",
+        map(vec![
+            (
+                "code",
+                Tree::Str(r#"exec("app", "cat", "/tmp/ready") "yes" contains?"#.into()),
+            ),
+            ("period", Tree::Int(1)),
+        ]),
+    )]);
+    let a = with_entries(
+        assignment(0, 1, Desired::Running, "busybox"),
+        vec![("checks", check)],
+    );
+    let secrets = no_secrets();
+    let mut memo = Memo::default();
+    let pass = reconcile(
+        &rt,
+        "c1",
+        1,
+        std::slice::from_ref(&a),
+        &world(&secrets),
+        &mut memo,
+    )
+    .await;
+    let Command::WorkloadReport {
+        status, message, ..
+    } = &pass.reports[0]
+    else {
+        panic!("a report")
+    };
+    assert_eq!(*status, InstanceStatus::Running);
+    assert!(
+        message.contains("cat /tmp/ready: command not found"),
+        "{message}"
+    );
+    // The file appears: the next check (a period later) finds the replica ready.
+    rt.answer_exec("cat /tmp/ready", Ok("yes\n"));
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let pass = reconcile(
+        &rt,
+        "c1",
+        1,
+        std::slice::from_ref(&a),
+        &world(&secrets),
+        &mut memo,
+    )
+    .await;
+    let Command::WorkloadReport { status, .. } = &pass.reports[0] else {
+        panic!("a report")
+    };
+    assert_eq!(*status, InstanceStatus::Ready);
+}
+
+#[tokio::test]
+async fn a_replica_waits_for_its_dependencies_before_any_container_is_created() {
+    let rt = FakeRuntime::default();
+    let depends = map(vec![(
+        "wait-for",
+        map(vec![
+            ("runnables", Tree::Seq(vec![Tree::Str("./db".into())])),
+            ("timeout", Tree::Int(1)),
+        ]),
+    )]);
+    let a = with_entries(
+        assignment(0, 1, Desired::Running, "busybox"),
+        vec![("depends", depends)],
+    );
+    let secrets = no_secrets();
+    let mut memo = Memo::default();
+    let mut w = world(&secrets);
+    w.ready.insert("ns/db".into(), false);
+    let pass = reconcile(&rt, "c1", 1, std::slice::from_ref(&a), &w, &mut memo).await;
+    assert!(rt.containers().is_empty());
+    assert!(
+        matches!(&pass.reports[0], Command::WorkloadReport { status: InstanceStatus::Starting, message, .. } if message == "waiting for ns/db")
+    );
+    // Past the timeout the replica fails, naming what it waited for.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let pass = reconcile(&rt, "c1", 1, std::slice::from_ref(&a), &w, &mut memo).await;
+    assert!(
+        matches!(&pass.reports[0], Command::WorkloadReport { status: InstanceStatus::Failed, message, .. } if message.contains("ns/db not ready after 1s"))
+    );
+    // Once the dependency is ready, the containers come.
+    w.ready.insert("ns/db".into(), true);
+    reconcile(&rt, "c1", 1, std::slice::from_ref(&a), &w, &mut memo).await;
+    assert_eq!(rt.containers().len(), 2);
 }

@@ -1,0 +1,189 @@
+//! Readiness checks (`checks.readiness.code`, ArrowScript) and `depends.wait-for`.
+//!
+//! A replica whose runnable has a readiness check is reported `ready` once the check
+//! returns a truthy value; until then it stays `running` with the reason. Checks run
+//! at most every `period` seconds (after `initialDelay`), per replica.
+//!
+//! ArrowScript hosts are synchronous and `exec` is a Docker call, so a check runs in
+//! rounds: evaluate with the results known so far; every `exec` not known yet is
+//! collected instead of answered; run those (asynchronously); evaluate again. Scripts
+//! are deterministic given their inputs, so this ends after as many rounds as the
+//! script has distinct `exec` calls (at most [`CHECK_ROUNDS_MAX`]).
+//!
+//! `depends.wait-for.runnables` holds a replica back (no container is created) until
+//! every replica of each named workload is ready (or running, when it has no check),
+//! or fails it after `timeout` seconds.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use monk_scripting::arrow::eval;
+use monk_scripting::arrow::host::{Host, HostError};
+use monk_scripting::arrow::parser::parse;
+use monk_scripting::arrow::value::Value;
+use monk_scripting::tree::Tree;
+use monk_statemachine::view::instances;
+use monk_statemachine::{InstanceStatus, State};
+
+/// Seconds between checks when `period` is not given.
+pub const CHECK_PERIOD_DEFAULT_SECS: u64 = 5;
+/// Rounds of `exec` answering one check may take.
+pub const CHECK_ROUNDS_MAX: usize = 4;
+/// Longest output of one `exec` a check sees, in bytes.
+pub const EXEC_OUTPUT_BYTES_MAX: usize = 64 * 1024;
+/// Seconds `depends.wait-for` waits when no `timeout` is given.
+pub const WAIT_FOR_TIMEOUT_DEFAULT_SECS: u64 = 300;
+
+fn int_of(tree: Option<&Tree>) -> Option<u64> {
+    match tree? {
+        Tree::Int(n) => u64::try_from(*n).ok(),
+        Tree::Str(s) => s.trim().trim_end_matches('s').parse().ok(),
+        _ => None,
+    }
+}
+
+/// A runnable's readiness check, if it has a non-empty one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Check {
+    pub code: String,
+    pub period: Duration,
+    pub initial_delay: Duration,
+}
+
+pub fn readiness_check(definition: &Tree) -> Option<Check> {
+    let check = definition
+        .get("checks")
+        .and_then(|c| c.get("readiness").or_else(|| c.get("readyness")))
+        .or_else(|| definition.get("readiness"))?;
+    let code = check.get("code")?.as_str()?.trim();
+    let code = code.strip_prefix("<-").unwrap_or(code).trim();
+    if code.is_empty() {
+        return None;
+    }
+    Some(Check {
+        code: code.to_string(),
+        period: Duration::from_secs(
+            int_of(check.get("period"))
+                .unwrap_or(CHECK_PERIOD_DEFAULT_SECS)
+                .max(1),
+        ),
+        initial_delay: Duration::from_secs(int_of(check.get("initialDelay")).unwrap_or(0)),
+    })
+}
+
+/// The runnables a definition waits for, and how long.
+pub fn wait_for(path: &str, definition: &Tree) -> (Vec<String>, Duration) {
+    let Some(wait) = definition.get("depends").and_then(|d| d.get("wait-for")) else {
+        return (Vec::new(), Duration::ZERO);
+    };
+    let namespace = path.rsplit_once('/').map_or("", |(ns, _)| ns);
+    let runnables = match wait.get("runnables") {
+        Some(Tree::Seq(items)) => items
+            .iter()
+            .filter_map(Tree::as_str)
+            .map(|p| monk_scripting::monkscript::model::normalize_path(p, namespace))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let timeout = int_of(wait.get("timeout")).unwrap_or(WAIT_FOR_TIMEOUT_DEFAULT_SECS);
+    (runnables, Duration::from_secs(timeout))
+}
+
+/// For each workload: whether every replica is ready for its dependents (reported
+/// `ready`, or `running` when it has no check, at its current generation).
+pub fn ready_workloads(state: &State) -> BTreeMap<String, bool> {
+    let mut out: BTreeMap<String, bool> = BTreeMap::new();
+    for i in instances(state) {
+        let checked = state
+            .workloads
+            .get(&i.path)
+            .is_some_and(|w| readiness_check(&w.definition).is_some());
+        let current = i.observed_generation == Some(i.generation);
+        let ok = current
+            && match i.status {
+                Some(InstanceStatus::Ready) => true,
+                Some(InstanceStatus::Running) => !checked,
+                _ => false,
+            };
+        let entry = out.entry(i.path.clone()).or_insert(true);
+        *entry = *entry && ok;
+    }
+    out
+}
+
+/// What a pending `exec` asks for: container name in the runnable, then the command.
+pub type ExecCall = (String, Vec<String>);
+
+/// The host a check runs against: `exec` answers come from `known`, missing ones are
+/// recorded in `wanted`; other host operators are refused.
+struct CheckHost<'a> {
+    known: &'a HashMap<ExecCall, Result<String, String>>,
+    wanted: Vec<ExecCall>,
+}
+
+impl Host for CheckHost<'_> {
+    fn call(&mut self, op: &str, args: &[Value]) -> Result<Value, HostError> {
+        if op != "exec" {
+            return Err(HostError::Unsupported { op: op.to_string() });
+        }
+        let texts: Vec<String> = args.iter().map(Value::to_text).collect();
+        let Some((container, command)) = texts.split_first() else {
+            return Err(HostError::Failed(
+                "exec needs a container and a command".into(),
+            ));
+        };
+        let call = (container.clone(), command.to_vec());
+        match self.known.get(&call) {
+            Some(Ok(out)) => Ok(Value::str(out)),
+            Some(Err(e)) => Err(HostError::Failed(e.clone())),
+            None => {
+                self.wanted.push(call);
+                Err(HostError::Failed("(answer pending)".into()))
+            }
+        }
+    }
+}
+
+/// One evaluation round: `Ok(Some(ready))` when decided, `Ok(None)` when `exec`
+/// answers are missing (listed in the second value), `Err` for a broken script.
+pub fn evaluate(
+    check: &Check,
+    variables: &BTreeMap<String, String>,
+    known: &HashMap<ExecCall, Result<String, String>>,
+) -> (Result<Option<bool>, String>, Vec<ExecCall>) {
+    let script = match parse(&check.code) {
+        Ok(s) => s,
+        Err(e) => {
+            return (
+                Err(format!("readiness code does not parse: {e}")),
+                Vec::new(),
+            )
+        }
+    };
+    let mut vars: BTreeMap<String, Value> = BTreeMap::new();
+    for (name, value) in variables {
+        vars.insert(name.clone(), Value::str(value));
+        vars.insert(name.replace('-', "_"), Value::str(value));
+    }
+    let mut host = CheckHost {
+        known,
+        wanted: Vec::new(),
+    };
+    let result = eval(&script, &vars, &mut host);
+    if !host.wanted.is_empty() {
+        return (Ok(None), host.wanted);
+    }
+    match result {
+        Ok(value) => (Ok(Some(value.is_truthy())), Vec::new()),
+        Err(e) => (Err(e.to_string()), Vec::new()),
+    }
+}
+
+/// When each replica's check last ran, and when each replica started waiting for its
+/// dependencies (executor memory; lost on restart, which only delays a check).
+#[derive(Debug, Default)]
+pub struct Memo {
+    pub last_check: HashMap<(String, u32, u64), (Instant, bool, String)>,
+    pub waiting_since: HashMap<(String, u32, u64), Instant>,
+    pub running_since: HashMap<(String, u32, u64), Instant>,
+}
