@@ -565,10 +565,17 @@ impl<'a> ShownState<'a> {
     }
 }
 
+/// `(index, term)` of an applied entry.
+type IndexTerm = (u64, u64);
+
+/// The first index where two logs hold different entries (with both entries), and
+/// the last index both hold.
+type EntryDifference = (Option<(u64, Value, Value)>, Option<u64>);
+
 /// A state diff as it may be printed: secrets by name only.
 #[derive(Serialize)]
 struct ShownDiff<'a> {
-    applied: &'a Option<((u64, u64), (u64, u64))>,
+    applied: &'a Option<(IndexTerm, IndexTerm)>,
     cluster_name: &'a Option<(Option<String>, Option<String>)>,
     next_peer_id: &'a Option<(PeerId, PeerId)>,
     peers: &'a [MapChange<PeerId, Peer>],
@@ -1492,10 +1499,7 @@ fn entry_line(entry: &Value) -> String {
 
 /// The first index where the two stored logs disagree, looking only at indexes both
 /// hold, and the last index both hold.
-fn first_entry_difference(
-    a: &DataDirReader,
-    b: &DataDirReader,
-) -> Result<(Option<(u64, Value, Value)>, Option<u64>), String> {
+fn first_entry_difference(a: &DataDirReader, b: &DataDirReader) -> Result<EntryDifference, String> {
     let range = |r: &DataDirReader| r.index_range().map_err(|e| e.to_string());
     let (Some((fa, la)), Some((fb, lb))) = (range(a)?, range(b)?) else {
         return Ok((None, None));

@@ -48,7 +48,7 @@ fn list_paths(addr: &str, stale: bool) -> Vec<String> {
 #[test]
 fn three_peers_survive_leader_kill_and_converge() {
     let root = tempfile::tempdir().unwrap();
-    let mut peers = vec![
+    let mut peers = [
         Peer::start(root.path(), "alpha"),
         Peer::start(root.path(), "beta"),
         Peer::start(root.path(), "gamma"),

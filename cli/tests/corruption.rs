@@ -75,8 +75,10 @@ fn corrupt_snapshot_stops_the_peer() {
     {
         let db = open_raw(&peer.data_dir);
         let sm = db.cf_handle("sm").unwrap();
-        let mut state = monk_statemachine::State::default();
-        state.cluster_name = Some("c".into());
+        let state = monk_statemachine::State {
+            cluster_name: Some("c".into()),
+            ..Default::default()
+        };
         let mut bytes = monk_statemachine::encode_snapshot(&state);
         let at = bytes.len() - 40;
         bytes[at] ^= 0x01;
