@@ -1,4 +1,6 @@
-//! `apply` throughput of simple commands on one core (target: over 1M commands/s).
+//! `apply` throughput of simple commands on one core (target: over 1M commands/s), and
+//! the cost of scheduling inside `apply`: placing a workload's replicas on a large
+//! cluster, and moving every replica of a peer that is declared down.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use monk_statemachine::*;
@@ -75,5 +77,127 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// Peers in the scheduling benches, and replicas of the workload placed on them.
+const PEERS: u64 = 100;
+const REPLICAS: i64 = 1_000;
+
+fn entry(index: u64, command: Command) -> Entry {
+    Entry {
+        index,
+        term: 1,
+        proposal: Proposal {
+            format_version: FORMAT_VERSION,
+            proposed_at_ms: index,
+            actor: "bench".into(),
+            request_id: String::new(),
+            command,
+        },
+    }
+}
+
+/// A cluster of `PEERS` peers with a runnable of `REPLICAS` replicas loaded.
+fn cluster() -> (State, u64) {
+    use monk_scripting::tree::Tree;
+    let mut s = base();
+    let mut index = 1;
+    let mut next = |s: &mut State, command: Command| {
+        index += 1;
+        apply(s, &entry(index, command)).expect("applies");
+    };
+    next(
+        &mut s,
+        Command::JoinTokenIssued {
+            token_sha256: "t".into(),
+        },
+    );
+    for p in 2..=PEERS {
+        next(
+            &mut s,
+            Command::PeerJoined {
+                name: format!("p{p}"),
+                address: format!("a:{p}"),
+                token_sha256: "t".into(),
+                tags: vec![],
+                capacity: Capacity {
+                    cpu_millis: 64_000,
+                    memory_mb: 0,
+                },
+            },
+        );
+    }
+    let definition = Tree::Map(vec![
+        ("defines".into(), Tree::Str("runnable".into())),
+        (
+            "scale".into(),
+            Tree::Map(vec![("value".into(), Tree::Int(REPLICAS))]),
+        ),
+        (
+            "containers".into(),
+            Tree::Map(vec![(
+                "app".into(),
+                Tree::Map(vec![("image".into(), Tree::Str("app".into()))]),
+            )]),
+        ),
+    ]);
+    next(
+        &mut s,
+        Command::TemplatesLoaded {
+            templates: vec![LoadedTemplate {
+                path: "ns/app".into(),
+                kind: "runnable".into(),
+                definition,
+            }],
+        },
+    );
+    (s, index)
+}
+
+fn schedule(c: &mut Criterion) {
+    let mut group = c.benchmark_group("schedule");
+    group.sample_size(10);
+    let (loaded, index) = cluster();
+    let run = entry(
+        index + 1,
+        Command::WorkloadRun {
+            path: "ns/app".into(),
+            tag: None,
+            peer: None,
+            overrides: Default::default(),
+        },
+    );
+    group.throughput(Throughput::Elements(REPLICAS as u64));
+    group.bench_function("run-1000-replicas-on-100-peers", |b| {
+        b.iter_batched(
+            || loaded.clone(),
+            |mut state| {
+                apply(&mut state, &run).expect("applies");
+                state
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    let mut running = loaded.clone();
+    apply(&mut running, &run).expect("applies");
+    let down = entry(
+        index + 2,
+        Command::PeerDown {
+            peer: 2,
+            reason: "bench".into(),
+        },
+    );
+    group.throughput(Throughput::Elements(REPLICAS as u64 / PEERS));
+    group.bench_function("peer-down-moves-its-10-replicas", |b| {
+        b.iter_batched(
+            || running.clone(),
+            |mut state| {
+                apply(&mut state, &down).expect("applies");
+                state
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, schedule);
 criterion_main!(benches);

@@ -277,9 +277,28 @@ fn fits(capacity: Capacity, used: Capacity, asked: Capacity) -> bool {
     cpu_ok && mem_ok
 }
 
+/// Replicas of one workload per peer.
+fn mine_of(workload: &Workload) -> BTreeMap<PeerId, u64> {
+    let mut mine = BTreeMap::new();
+    for peer in workload.instances.values().filter_map(|i| i.peer) {
+        *mine.entry(peer).or_insert(0) += 1;
+    }
+    mine
+}
+
 /// Picks a peer for one more replica of `workload` (rules 1–3 of the module docs).
 pub fn choose_peer(state: &State, workload: &Workload) -> Result<PeerId, String> {
-    let load = load(state);
+    choose(state, workload, &load(state), &mine_of(workload))
+}
+
+/// [`choose_peer`] with the cluster's load and this workload's spread given, so a
+/// placement of many replicas costs one pass over the peers per replica.
+fn choose(
+    state: &State,
+    workload: &Workload,
+    load: &BTreeMap<PeerId, (Capacity, u64)>,
+    mine: &BTreeMap<PeerId, u64>,
+) -> Result<PeerId, String> {
     let mut matching = 0;
     let mut best: Option<((u64, u64, PeerId), PeerId)> = None;
     for peer in state.members().filter(|p| p.is_up()) {
@@ -291,12 +310,7 @@ pub fn choose_peer(state: &State, workload: &Workload) -> Result<PeerId, String>
         if !fits(peer.capacity, used, workload.requests) {
             continue;
         }
-        let mine = workload
-            .instances
-            .values()
-            .filter(|i| i.peer == Some(peer.id))
-            .count() as u64;
-        let key = (mine, total, peer.id);
+        let key = (mine.get(&peer.id).copied().unwrap_or(0), total, peer.id);
         if best.as_ref().is_none_or(|(b, _)| key < *b) {
             best = Some((key, peer.id));
         }
@@ -329,31 +343,70 @@ fn describe(constraints: &Constraints) -> String {
     }
 }
 
-/// Places (or re-places) one replica of the workload at `path`.
-fn place(state: &mut State, index: u64, path: &str, replica: u32) {
+/// Places replicas of the workload at `path` one after another, each seeing the ones
+/// before it (same result as placing them one by one, without recounting the
+/// cluster's load for every replica).
+fn place_many(state: &mut State, index: u64, path: &str, replicas: &[u32]) {
     let Some(workload) = state.workloads.get(path) else {
         return;
     };
-    let choice = choose_peer(state, workload);
-    let Some(instance) = state
-        .workloads
-        .get_mut(path)
-        .and_then(|w| w.instances.get_mut(&replica))
-    else {
+    let mut load = load(state);
+    let mut mine = mine_of(workload);
+    let mut choices = Vec::with_capacity(replicas.len());
+    for &replica in replicas {
+        // A replica being re-placed no longer counts where it was.
+        if let Some(old) = workload.instances.get(&replica).and_then(|i| i.peer) {
+            if let Some(entry) = load.get_mut(&old) {
+                entry.0.cpu_millis = entry
+                    .0
+                    .cpu_millis
+                    .saturating_sub(workload.requests.cpu_millis);
+                entry.0.memory_mb = entry
+                    .0
+                    .memory_mb
+                    .saturating_sub(workload.requests.memory_mb);
+                entry.1 = entry.1.saturating_sub(1);
+            }
+            if let Some(count) = mine.get_mut(&old) {
+                *count = count.saturating_sub(1);
+            }
+        }
+        let choice = choose(state, workload, &load, &mine);
+        if let Ok(peer) = choice {
+            let entry = load.entry(peer).or_default();
+            entry.0.cpu_millis = entry
+                .0
+                .cpu_millis
+                .saturating_add(workload.requests.cpu_millis);
+            entry.0.memory_mb = entry
+                .0
+                .memory_mb
+                .saturating_add(workload.requests.memory_mb);
+            entry.1 += 1;
+            *mine.entry(peer).or_insert(0) += 1;
+        }
+        choices.push((replica, choice));
+    }
+    let Some(workload) = state.workloads.get_mut(path) else {
         return;
     };
-    match choice {
-        Ok(peer) => {
-            instance.peer = Some(peer);
-            instance.pending = None;
+    for (replica, choice) in choices {
+        let Some(instance) = workload.instances.get_mut(&replica) else {
+            continue;
+        };
+        match choice {
+            Ok(peer) => {
+                instance.peer = Some(peer);
+                instance.pending = None;
+            }
+            Err(why) => {
+                instance.peer = None;
+                instance.pending = Some(why);
+            }
         }
-        Err(why) => {
-            instance.peer = None;
-            instance.pending = Some(why);
-        }
+        instance.placed_at_index = index;
+        instance.observed = None;
     }
-    instance.placed_at_index = index;
-    instance.observed = None;
 }
 
 fn new_instance(replica: u32, index: u64) -> Instance {
@@ -434,9 +487,8 @@ pub(crate) fn run(
             changed_at_index: index,
         };
         state.workloads.insert(e.path.clone(), workload);
-        for replica in 0..replicas {
-            place(state, index, &e.path, replica);
-        }
+        let all: Vec<u32> = (0..replicas).collect();
+        place_many(state, index, &e.path, &all);
     }
     Ok(Applied::Accepted { peer_id: None })
 }
@@ -553,9 +605,8 @@ pub(crate) fn scale(
     for r in current..replicas {
         w.instances.insert(r, new_instance(r, index));
     }
-    for r in current..replicas {
-        place(state, index, path, r);
-    }
+    let added: Vec<u32> = (current..replicas).collect();
+    place_many(state, index, path, &added);
     Ok(Applied::Accepted { peer_id: None })
 }
 
@@ -669,9 +720,7 @@ fn place_pending_of(state: &mut State, index: u64, path: &str) {
                 .collect()
         })
         .unwrap_or_default();
-    for replica in pending {
-        place(state, index, path, replica);
-    }
+    place_many(state, index, path, &pending);
 }
 
 /// A peer was declared down or left: its replicas move elsewhere (or become pending).
@@ -696,8 +745,12 @@ pub(crate) fn peer_lost(state: &mut State, index: u64, lost: PeerId) {
             i.peer = None;
         }
     }
+    let mut by_path: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     for (path, replica) in moving {
-        place(state, index, &path, replica);
+        by_path.entry(path).or_default().push(replica);
+    }
+    for (path, replicas) in by_path {
+        place_many(state, index, &path, &replicas);
     }
 }
 
