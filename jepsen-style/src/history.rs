@@ -249,8 +249,8 @@ pub struct Findings {
     pub tally: Tally,
     /// Distinct (term, leader, observer) claims sampled.
     pub claims: usize,
-    /// Highest term a leader was seen in: how many elections the faults caused.
-    pub last_term: u64,
+    /// The leader seen in each term (the first, if several were claimed).
+    pub leaders: BTreeMap<u64, u64>,
     pub applied_index: u64,
     pub violations: Vec<Violation>,
 }
@@ -261,7 +261,7 @@ impl Findings {
         Findings {
             tally: tally(writes, peers),
             claims: claims.len(),
-            last_term: claims.iter().map(|c| c.term).max().unwrap_or(0),
+            leaders: claims.iter().rev().map(|c| (c.term, c.leader)).collect(),
             applied_index: peers.first().map_or(0, |p| p.applied_index),
             violations: check(writes, peers, claims),
         }
@@ -289,8 +289,8 @@ impl fmt::Display for Findings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}; {} leader claims up to term {}; applied index {}",
-            self.tally, self.claims, self.last_term, self.applied_index
+            "{}; {} leader claims, leader by term {:?}; applied index {}",
+            self.tally, self.claims, self.leaders, self.applied_index
         )
     }
 }

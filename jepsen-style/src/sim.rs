@@ -1,6 +1,9 @@
 //! Simulation drills: a whole cluster in one process, the very same node code as
 //! `monkd` over the in-memory Raft transport, real RocksDB in a temporary directory.
-//! Clients write while a seeded [`schedule`](crate::schedule) partitions, crashes and
+//! Each peer also serves its client API on a loopback port, so a follower forwards a
+//! proposal to the leader exactly as `monkd` does (partitions cut Raft traffic only;
+//! the forwarding hop stands for a client that can still reach the leader). Clients
+//! write while a seeded [`schedule`](crate::schedule) partitions, crashes and
 //! restarts peers; an observer samples every peer's term and leader. Afterwards every
 //! fault is healed, the cluster must acknowledge a write again (liveness) and converge,
 //! and the history is [checked](crate::history::check).
@@ -12,6 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use openraft::ServerState;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use monk_node::network::{MemoryRouter, Network};
@@ -34,11 +39,18 @@ pub struct CaseReport {
     pub findings: Findings,
 }
 
+/// A peer's running client API server and the sender that stops it.
+type ApiServer = (oneshot::Sender<()>, JoinHandle<()>);
+
 /// The peers of one simulated cluster; a crashed peer's slot is empty.
 struct Cluster {
     root: tempfile::TempDir,
     router: MemoryRouter,
+    /// Loopback address of each slot's client API (also its advertised address).
+    addrs: Vec<String>,
     slots: Mutex<Vec<Option<Arc<Node>>>>,
+    /// The client API server of each live slot, and how to stop it.
+    servers: Mutex<Vec<Option<ApiServer>>>,
     /// Raft id of the peer in each slot, known once the cluster is formed.
     ids: Mutex<Vec<u64>>,
 }
@@ -48,7 +60,7 @@ impl Cluster {
         let name = format!("p{slot}");
         NodeConfig {
             data_dir: self.data_dir(slot),
-            advertise: format!("mem-{name}:1"),
+            advertise: self.addrs[slot].clone(),
             name,
             tags: vec![],
             capacity: Capacity::default(),
@@ -60,21 +72,36 @@ impl Cluster {
         self.root.path().join(format!("p{slot}"))
     }
 
+    /// Opens the peer of `slot` on its data dir and serves its client API.
     async fn open(&self, slot: usize) -> Result<Arc<Node>, String> {
         let deadline = Instant::now() + REOPEN_TIMEOUT;
-        loop {
+        let retry = |e: String| async move {
+            if Instant::now() >= deadline {
+                return Err(format!("cannot reopen p{slot}: {e}"));
+            }
+            tokio::time::sleep(POLL).await;
+            Ok(())
+        };
+        let listener = loop {
+            match TcpListener::bind(&self.addrs[slot]).await {
+                Ok(listener) => break listener,
+                Err(e) => retry(e.to_string()).await?,
+            }
+        };
+        let node = loop {
             let network = Network::Memory {
                 router: self.router.clone(),
                 self_id: 0,
             };
             match Node::open(self.config(slot), network).await {
-                Ok(node) => return Ok(node),
-                Err(e) if Instant::now() >= deadline => {
-                    return Err(format!("cannot reopen p{slot}: {e}"))
-                }
-                Err(_) => tokio::time::sleep(POLL).await,
+                Ok(node) => break node,
+                Err(e) => retry(e.to_string()).await?,
             }
-        }
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(serve_api(node.clone(), listener, stopped));
+        self.servers.lock().expect("servers")[slot] = Some((stop, server));
+        Ok(node)
     }
 
     fn live(&self) -> Vec<Arc<Node>> {
@@ -85,6 +112,12 @@ impl Cluster {
             .flatten()
             .cloned()
             .collect()
+    }
+
+    /// The `turn`th live peer, cycling through the live ones.
+    fn any(&self, turn: usize) -> Option<Arc<Node>> {
+        let live = self.live();
+        live.get(turn % live.len().max(1)).cloned()
     }
 
     fn id(&self, slot: usize) -> u64 {
@@ -115,10 +148,16 @@ impl Cluster {
         best.map(|(_, slot, node)| (slot, node))
     }
 
+    /// Stops the peer's Raft and its client API and drops its store; the data dir stays.
     async fn crash(&self, slot: usize) {
         let node = self.slots.lock().expect("slots")[slot].take();
         if let Some(node) = node {
             node.shutdown().await;
+        }
+        let server = self.servers.lock().expect("servers")[slot].take();
+        if let Some((stop, server)) = server {
+            let _ = stop.send(());
+            let _ = tokio::time::timeout(REOPEN_TIMEOUT, server).await;
         }
     }
 
@@ -160,13 +199,35 @@ impl Cluster {
     }
 }
 
+/// Serves `node`'s client API (with forwarding to the leader) until `stopped`.
+async fn serve_api(node: Arc<Node>, listener: TcpListener, stopped: oneshot::Receiver<()>) {
+    let shutdown = async {
+        let _ = stopped.await;
+    };
+    if let Err(e) = monk_node::daemon::serve(node, listener, shutdown).await {
+        eprintln!("client API server failed: {e}");
+    }
+}
+
+fn free_loopback_addr() -> Result<String, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(listener
+        .local_addr()
+        .map_err(|e| e.to_string())?
+        .to_string())
+}
+
 /// Opens `peers` peers and forms a cluster exactly as `cluster new` / `cluster join`
 /// do minus the gRPC hop; waits until every peer is a voter (up to five).
 async fn form(peers: usize) -> Result<Arc<Cluster>, String> {
     let cluster = Arc::new(Cluster {
         root: tempfile::tempdir().map_err(|e| e.to_string())?,
         router: MemoryRouter::default(),
+        addrs: (0..peers)
+            .map(|_| free_loopback_addr())
+            .collect::<Result<_, _>>()?,
         slots: Mutex::new(vec![None; peers]),
+        servers: Mutex::new((0..peers).map(|_| None).collect()),
         ids: Mutex::new(Vec::new()),
     });
     let mut nodes = Vec::new();
@@ -236,7 +297,9 @@ async fn write_once(node: &Node, path: &str) -> Outcome {
     crate::outcome_of(node.propose(write_proposal(path)), |e| outcome_of_error(&e)).await
 }
 
-/// One client: writes unique templates through whichever peer leads until `stop`.
+/// One client: writes unique templates until `stop`. Client 0 writes through
+/// whichever peer leads; the others through every live peer in turn, so followers
+/// forward.
 fn spawn_client(
     cluster: Arc<Cluster>,
     client: usize,
@@ -244,8 +307,14 @@ fn spawn_client(
 ) -> JoinHandle<Vec<Write>> {
     tokio::spawn(async move {
         let mut writes = Vec::new();
+        let mut turn = client;
         while writes.len() < WRITES_PER_CLIENT_MAX && !stop.load(Ordering::SeqCst) {
-            let Some((_, node)) = cluster.leader().await else {
+            turn += 1;
+            let target = match client {
+                0 => cluster.leader().await.map(|(_, node)| node),
+                _ => cluster.any(turn),
+            };
+            let Some(node) = target else {
                 tokio::time::sleep(NO_LEADER_PAUSE).await;
                 continue;
             };
