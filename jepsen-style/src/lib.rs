@@ -3,6 +3,7 @@
 //!
 //! - [`sim`]: whole clusters in one process over the in-memory transport, faults drawn
 //!   by proptest from a seed ([`schedule`]).
+//! - [`scenario`]: scripted fault sequences a random schedule rarely hits.
 //! - [`process`]: real `monkd` processes on loopback, SIGKILLed and SIGSTOPped.
 //! - [`history`]: what clients saw, and the checker of the properties every drill
 //!   must keep: no lost acknowledged write, no write applied twice, one digest on
@@ -23,6 +24,7 @@ use limits::WRITE_TIMEOUT;
 pub mod history;
 pub mod limits;
 pub mod process;
+pub mod scenario;
 pub mod schedule;
 pub mod sim;
 

@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 
 use monk_node::network::{MemoryRouter, Network};
 use monk_node::token::JoinToken;
+use monk_node::views::ProposeOutcome;
 use monk_node::{Node, NodeConfig, NodeError};
 use monk_statemachine::{digest, Capacity};
 
@@ -43,9 +44,9 @@ pub struct CaseReport {
 type ApiServer = (oneshot::Sender<()>, JoinHandle<()>);
 
 /// The peers of one simulated cluster; a crashed peer's slot is empty.
-struct Cluster {
+pub(crate) struct Cluster {
     root: tempfile::TempDir,
-    router: MemoryRouter,
+    pub(crate) router: MemoryRouter,
     /// Loopback address of each slot's client API (also its advertised address).
     addrs: Vec<String>,
     slots: Mutex<Vec<Option<Arc<Node>>>>,
@@ -104,7 +105,22 @@ impl Cluster {
         Ok(node)
     }
 
-    fn live(&self) -> Vec<Arc<Node>> {
+    /// The live peer in `slot`.
+    pub(crate) fn node(&self, slot: usize) -> Option<Arc<Node>> {
+        self.slots.lock().expect("slots")[slot].clone()
+    }
+
+    /// The Raft metrics of the live peer in `slot`.
+    pub(crate) async fn metrics(
+        &self,
+        slot: usize,
+    ) -> Option<openraft::RaftMetrics<u64, monk_log::PeerNode>> {
+        let raft = self.node(slot)?.raft().await?;
+        let metrics = raft.metrics().borrow().clone();
+        Some(metrics)
+    }
+
+    pub(crate) fn live(&self) -> Vec<Arc<Node>> {
         self.slots
             .lock()
             .expect("slots")
@@ -115,17 +131,17 @@ impl Cluster {
     }
 
     /// The `turn`th live peer, cycling through the live ones.
-    fn any(&self, turn: usize) -> Option<Arc<Node>> {
+    pub(crate) fn any(&self, turn: usize) -> Option<Arc<Node>> {
         let live = self.live();
         live.get(turn % live.len().max(1)).cloned()
     }
 
-    fn id(&self, slot: usize) -> u64 {
+    pub(crate) fn id(&self, slot: usize) -> u64 {
         self.ids.lock().expect("ids")[slot]
     }
 
     /// The live peer that leads in the highest term, if any claims to.
-    async fn leader(&self) -> Option<(usize, Arc<Node>)> {
+    pub(crate) async fn leader(&self) -> Option<(usize, Arc<Node>)> {
         let nodes: Vec<(usize, Arc<Node>)> = {
             let slots = self.slots.lock().expect("slots");
             slots
@@ -170,7 +186,7 @@ impl Cluster {
         Ok(())
     }
 
-    async fn apply(&self, fault: Fault) -> Result<(), String> {
+    pub(crate) async fn apply(&self, fault: Fault) -> Result<(), String> {
         let peers = self.ids.lock().expect("ids").len();
         match fault {
             Fault::Isolate(slot) => self.router.isolate(self.id(slot), true),
@@ -219,7 +235,7 @@ fn free_loopback_addr() -> Result<String, String> {
 
 /// Opens `peers` peers and forms a cluster exactly as `cluster new` / `cluster join`
 /// do minus the gRPC hop; waits until every peer is a voter (up to five).
-async fn form(peers: usize) -> Result<Arc<Cluster>, String> {
+pub(crate) async fn form(peers: usize) -> Result<Arc<Cluster>, String> {
     let cluster = Arc::new(Cluster {
         root: tempfile::tempdir().map_err(|e| e.to_string())?,
         router: MemoryRouter::default(),
@@ -293,8 +309,20 @@ fn outcome_of_error(e: &NodeError) -> Outcome {
 }
 
 /// Sends one write to `node` and records what came back.
-async fn write_once(node: &Node, path: &str) -> Outcome {
+pub(crate) async fn write_once(node: &Node, path: &str) -> Outcome {
     crate::outcome_of(node.propose(write_proposal(path)), |e| outcome_of_error(&e)).await
+}
+
+/// What an unbounded proposal's reply tells its client.
+pub(crate) fn outcome_of_reply(reply: Result<ProposeOutcome, NodeError>) -> Outcome {
+    match reply {
+        Ok(o) if o.applied.is_accepted() => Outcome::Acknowledged { index: o.index },
+        Ok(o) => Outcome::Rejected {
+            index: o.index,
+            reason: format!("{:?}", o.applied),
+        },
+        Err(e) => outcome_of_error(&e),
+    }
 }
 
 /// One client: writes unique templates until `stop`. Client 0 writes through
@@ -329,7 +357,7 @@ fn spawn_client(
 }
 
 /// Samples every live peer's (term, leader) until `stop`.
-fn spawn_observer(
+pub(crate) fn spawn_observer(
     cluster: Arc<Cluster>,
     stop: Arc<AtomicBool>,
 ) -> JoinHandle<BTreeSet<LeaderClaim>> {
@@ -459,23 +487,36 @@ pub async fn run_case(seed: u64, peers: usize, steps_max: usize) -> Result<CaseR
                 .map_err(|e| format!("a client panicked: {e}"))?,
         );
     }
-    let last = write_until_acknowledged(&cluster).await?;
+    let findings = finish(&cluster, writes, observer, stop_observer).await?;
+    Ok(CaseReport {
+        seed,
+        peers,
+        schedule,
+        findings,
+    })
+}
+
+/// Once every fault is healed: a write must be acknowledged again, every peer must
+/// apply the same index; then the observer stops, every peer is shut down, replayed,
+/// and the history checked.
+pub(crate) async fn finish(
+    cluster: &Cluster,
+    mut writes: Vec<Write>,
+    observer: JoinHandle<BTreeSet<LeaderClaim>>,
+    stop_observer: Arc<AtomicBool>,
+) -> Result<Findings, String> {
+    let last = write_until_acknowledged(cluster).await?;
     let last_index = match last.outcome {
         Outcome::Acknowledged { index } => index,
         _ => 0,
     };
     writes.push(last);
-    converge(&cluster, last_index).await?;
+    converge(cluster, last_index).await?;
     stop_observer.store(true, Ordering::SeqCst);
     let claims = observer
         .await
         .map_err(|e| format!("the observer panicked: {e}"))?;
     let claims: Vec<LeaderClaim> = claims.into_iter().collect();
-    let peer_finals = finals(&cluster).await;
-    Ok(CaseReport {
-        seed,
-        peers,
-        schedule,
-        findings: Findings::of(&writes, &peer_finals, &claims),
-    })
+    let peer_finals = finals(cluster).await;
+    Ok(Findings::of(&writes, &peer_finals, &claims))
 }

@@ -45,3 +45,16 @@ async fn three_peers_keep_every_acknowledged_write() {
 async fn five_peers_keep_every_acknowledged_write() {
     drill(5, "five_peers").await;
 }
+
+/// A proposal whose entry was truncated on its proposer, while a copy elsewhere is
+/// later committed, must not be applied a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_proposal_is_not_applied_twice() {
+    let findings = monk_drills::scenario::truncated_write()
+        .await
+        .unwrap_or_else(|e| panic!("the truncated-write drill did not recover: {e}"));
+    println!("truncated-write drill: {findings}");
+    if let Some(failure) = findings.failure() {
+        panic!("the truncated-write drill: {failure}");
+    }
+}
