@@ -250,7 +250,7 @@ pub(crate) async fn form(peers: usize) -> Result<Arc<Cluster>, String> {
     for slot in 0..peers {
         nodes.push(cluster.open(slot).await?);
     }
-    let first = &nodes[0];
+    let first = nodes[0].clone();
     first
         .cluster_new("drill")
         .await
@@ -285,7 +285,17 @@ pub(crate) async fn form(peers: usize) -> Result<Arc<Cluster>, String> {
     let deadline = Instant::now() + FORM_TIMEOUT;
     loop {
         let view = first.consensus().await.map_err(|e| e.to_string())?;
-        if view.voters.len() == want_voters {
+        // A promotion passes through a joint configuration; wait for the final one,
+        // or a peer cut off before it arrives campaigns under an older voter set.
+        let raft = first.raft().await.ok_or("the first peer left")?;
+        let joint = raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_joint_config()
+            .len();
+        if view.voters.len() == want_voters && joint == 1 {
             break;
         }
         if Instant::now() >= deadline {
@@ -294,6 +304,9 @@ pub(crate) async fn form(peers: usize) -> Result<Arc<Cluster>, String> {
         tokio::time::sleep(POLL).await;
     }
     *cluster.slots.lock().expect("slots") = nodes.into_iter().map(Some).collect();
+    let last = first.raft().await.ok_or("the first peer left")?;
+    let last = last.metrics().borrow().last_log_index.unwrap_or(0);
+    converge(&cluster, last).await?;
     Ok(cluster)
 }
 
@@ -410,7 +423,7 @@ async fn write_until_acknowledged(cluster: &Cluster) -> Result<Write, String> {
 
 /// Waits until every peer applied the same index, at least `index` (digests are
 /// compared by the checker).
-async fn converge(cluster: &Cluster, index: u64) -> Result<(), String> {
+pub(crate) async fn converge(cluster: &Cluster, index: u64) -> Result<(), String> {
     let deadline = Instant::now() + CONVERGE_TIMEOUT;
     loop {
         let mut seen = BTreeSet::new();
