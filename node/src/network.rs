@@ -31,6 +31,9 @@ pub struct MemoryRouter {
     peers: Arc<Mutex<HashMap<u64, Raft<TypeConfig>>>>,
     /// Peers whose traffic is dropped (both directions), for partition tests.
     cut: Arc<Mutex<std::collections::HashSet<u64>>>,
+    /// (from, to) links that drop AppendEntries but still carry votes, for drills
+    /// that need a leader elected by peers its entries never reach.
+    appends_dropped: Arc<Mutex<std::collections::HashSet<(u64, u64)>>>,
 }
 
 impl MemoryRouter {
@@ -44,6 +47,22 @@ impl MemoryRouter {
         } else {
             cut.remove(&id);
         }
+    }
+    /// Drops (or restores) AppendEntries from `from` to `to`; votes still pass.
+    pub fn drop_appends(&self, from: u64, to: u64, dropped: bool) {
+        let mut links = self.appends_dropped.lock().expect("router lock");
+        if dropped {
+            links.insert((from, to));
+        } else {
+            links.remove(&(from, to));
+        }
+    }
+    fn appends_reach(&self, from: u64, to: u64) -> bool {
+        !self
+            .appends_dropped
+            .lock()
+            .expect("router lock")
+            .contains(&(from, to))
     }
     fn target(&self, from: u64, to: u64) -> Option<Raft<TypeConfig>> {
         let cut = self.cut.lock().expect("router lock");
@@ -199,6 +218,15 @@ impl RaftNetwork<TypeConfig> for Connection {
     ) -> RpcResult<AppendEntriesResponse<u64>> {
         match self {
             Connection::Grpc { .. } => self.grpc_call("append", &rpc, &option).await,
+            Connection::Memory {
+                router,
+                from,
+                target,
+            } if !router.appends_reach(*from, *target) => {
+                Err(RPCError::Unreachable(Unreachable::new(
+                    &std::io::Error::other(format!("appends to peer {target} dropped")),
+                )))
+            }
             Connection::Memory { .. } => {
                 let raft = self.memory_target()?;
                 raft.append_entries(rpc).await.map_err(|e| self.remote(e))

@@ -252,14 +252,36 @@ impl Node {
         let (_, raft) = self.require_raft().await?;
         let deadline = Instant::now() + NO_LEADER_RETRY_FOR;
         loop {
-            match raft.client_write(proposal.clone()).await {
-                Ok(reply) => {
+            let before = raft.metrics().borrow().clone();
+            // A candidate may become leader while the command waits and append it;
+            // wait for the election to settle instead (see below why that matters).
+            let write = match before.state {
+                ServerState::Candidate => None,
+                _ => Some(raft.client_write(proposal.clone()).await),
+            };
+            match write {
+                None => {}
+                Some(Ok(reply)) => {
                     return Ok(ProposeOutcome {
                         index: reply.log_id.index,
                         applied: reply.data,
                     })
                 }
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                // openraft also answers ForwardToLeader when a newer leader truncated
+                // the entry this peer had appended as leader. A copy of it may survive
+                // on another peer and commit there, so retrying or forwarding could
+                // apply the command twice (the truncated-write drill in
+                // `jepsen-style/` did). Only a peer that was a follower throughout,
+                // in one term, cannot have appended it.
+                Some(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))))
+                    if before.state == ServerState::Leader
+                        || raft.metrics().borrow().current_term != before.current_term =>
+                {
+                    return Err(NodeError::Unavailable(
+                        "leadership changed while the command was pending; it may or may not have been applied".into(),
+                    ));
+                }
+                Some(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
                     // A leader we cannot even connect to was never sent the command,
                     // so retrying is safe (it may be dead and an election under way).
                     // Once sent, a lost reply means the outcome is unknown: report
@@ -276,10 +298,10 @@ impl Node {
                         }
                     }
                 }
-                Err(RaftError::APIError(e)) => {
+                Some(Err(RaftError::APIError(e))) => {
                     return Err(NodeError::FailedPrecondition(e.to_string()))
                 }
-                Err(RaftError::Fatal(e)) => {
+                Some(Err(RaftError::Fatal(e))) => {
                     return Err(NodeError::Internal(format!("raft stopped: {e}")))
                 }
             }

@@ -1,0 +1,86 @@
+//! Every limit and timing of the drills, named with its unit and the reason for its
+//! value. The defaults keep a run of this crate's tests near a minute or two on a
+//! 2-core machine; the environment variables named here run bigger
+//! drills without editing code.
+
+use std::time::Duration;
+
+/// Environment variable: the seed of the first simulation case (later cases use the
+/// following seeds). Unset: taken from the clock and printed.
+pub const SEED_ENV: &str = "MONK_DRILL_SEED";
+/// Environment variable: simulation cases per drill.
+pub const CASES_ENV: &str = "MONK_DRILL_CASES";
+/// Environment variable: most fault steps in one simulated schedule.
+pub const STEPS_ENV: &str = "MONK_DRILL_STEPS";
+/// Environment variable: kill-and-pause rounds of the process drill.
+pub const ROUNDS_ENV: &str = "MONK_DRILL_ROUNDS";
+
+/// Simulation cases per drill by default: each case forms a fresh cluster (about 5 s)
+/// and runs its schedule (about 10 s), so two cases keep the crate near a minute.
+pub const DEFAULT_CASES: u32 = 2;
+/// Fault steps per schedule by default: enough for partition, crash and heal to
+/// overlap; each step holds for up to [`STEP_HOLD_MS_MAX`].
+pub const DEFAULT_STEPS_MAX: usize = 6;
+/// The bigger configuration (`MONK_DRILL_CASES=20 MONK_DRILL_STEPS=16`) named in the
+/// README; a hard cap keeps a typo from running for hours.
+pub const CASES_MAX: u32 = 1_000;
+pub const STEPS_MAX: usize = 200;
+
+/// Shortest and longest time one fault step holds before the next. A follower waits
+/// openraft's leader lease (the election timeout max, 3 s) plus an election timeout
+/// (1.5–3 s) without hearing a leader before it campaigns, so a leader cut off or
+/// crashed for less than 4.5 s keeps its term; holds range around that, and faults
+/// left in place by later steps last longer still.
+pub const STEP_HOLD_MS_MIN: u64 = 200;
+pub const STEP_HOLD_MS_MAX: u64 = 4_000;
+
+/// Concurrent clients writing during a drill.
+pub const CLIENTS: usize = 3;
+/// Most writes one client sends in one run (a bound in case a fault step never ends).
+pub const WRITES_PER_CLIENT_MAX: usize = 2_000;
+/// Pause between a client's writes, so the log grows by tens of entries a second
+/// rather than thousands (fsync on a shared disk).
+pub const WRITE_PAUSE: Duration = Duration::from_millis(20);
+/// A write not answered in this time counts as unknown. Longer than an election, so
+/// most writes that straddle a leader change still get an answer.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(6);
+/// How often the observer samples every peer's term and leader.
+pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(25);
+/// How long a client waits for some peer to claim leadership before trying again.
+pub const NO_LEADER_PAUSE: Duration = Duration::from_millis(50);
+
+/// Snapshot (and compact) after this many entries in the simulation, far below the
+/// production 10 000, so restarted peers also catch up by snapshot transfer and
+/// replay starts from a snapshot.
+pub const SIM_SNAPSHOT_AFTER_ENTRIES: u64 = 40;
+/// Forming a cluster and promoting every learner to voter (one per autopilot tick).
+pub const FORM_TIMEOUT: Duration = Duration::from_secs(40);
+/// After healing everything: until a write is acknowledged again (liveness), and until
+/// every peer applied the same index with the same digest.
+pub const CONVERGE_TIMEOUT: Duration = Duration::from_secs(45);
+/// Reopening a crashed peer's data dir waits for the old RocksDB handle to close.
+pub const REOPEN_TIMEOUT: Duration = Duration::from_secs(20);
+/// Poll interval of every bounded wait.
+pub const POLL: Duration = Duration::from_millis(100);
+
+/// Kill-and-pause rounds of the process drill by default.
+pub const DEFAULT_ROUNDS: u32 = 2;
+pub const ROUNDS_MAX: u32 = 100;
+/// How long a SIGKILLed leader stays dead: past the followers' lease plus election
+/// timeout (at most 6 s), so another peer takes over before it comes back.
+pub const KILLED_FOR: Duration = Duration::from_secs(8);
+/// How long a follower stays SIGSTOPped: past `PEER_DOWN_AFTER` (6 s), so the leader
+/// declares it down and then up again, and past its own election timeout, so it may
+/// wake up campaigning in a stale term.
+pub const PAUSED_FOR: Duration = Duration::from_secs(7);
+/// A started `monkd` must answer within this.
+pub const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Reads a count from the environment, falling back to `default`, capped at `max`.
+pub fn env_count<T: std::str::FromStr + Ord + Copy>(name: &str, default: T, max: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+        .min(max)
+}

@@ -1,0 +1,139 @@
+//! Scripted drills: fault sequences too precise for a random schedule to hit often,
+//! written out step by step on the simulated cluster of [`crate::sim`].
+//!
+//! [`truncated_write`] makes a proposal's entry reach a minority, get truncated on the
+//! peer that proposed it while another copy survives and is later committed. The peer
+//! that proposed it is told to forward the proposal to the new leader; if it does, the
+//! command is applied twice.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use openraft::ServerState;
+
+use crate::history::{write_path, write_proposal, Findings, Write};
+use crate::limits::{CONVERGE_TIMEOUT, POLL};
+use crate::sim::{finish, form, outcome_of_reply, spawn_observer, Cluster};
+
+/// Peers of the truncated-write drill: the smallest cluster where an entry held by
+/// two peers is still a minority.
+const PEERS: usize = 5;
+
+/// Waits until `done` holds, naming `what` on timeout.
+async fn until<F, Fut>(what: &str, mut done: F) -> Result<(), String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + CONVERGE_TIMEOUT;
+    while !done().await {
+        if Instant::now() >= deadline {
+            return Err(format!("timed out waiting for {what}"));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    Ok(())
+}
+
+async fn last_log(cluster: &Cluster, slot: usize) -> u64 {
+    let metrics = cluster.metrics(slot).await;
+    metrics.and_then(|m| m.last_log_index).unwrap_or(0)
+}
+
+async fn leads(cluster: &Cluster, slot: usize) -> bool {
+    let metrics = cluster.metrics(slot).await;
+    metrics.is_some_and(|m| m.state == ServerState::Leader)
+}
+
+async fn leader_among(cluster: &Cluster, slots: &[usize]) -> Option<usize> {
+    for slot in slots {
+        if leads(cluster, *slot).await {
+            return Some(*slot);
+        }
+    }
+    None
+}
+
+/// Between every two of `slots`, AppendEntries are dropped (votes still pass).
+fn drop_appends_among(cluster: &Cluster, slots: &[usize], dropped: bool) {
+    for from in slots {
+        for to in slots.iter().filter(|t| *t != from) {
+            let (from, to) = (cluster.id(*from), cluster.id(*to));
+            cluster.router.drop_appends(from, to, dropped);
+        }
+    }
+}
+
+fn cut(cluster: &Cluster, slots: &[usize], isolated: bool) {
+    for slot in slots {
+        cluster.router.isolate(cluster.id(*slot), isolated);
+    }
+}
+
+/// Leader `a` appends write E and replicates it to `d` only (2 of 5). `x`, `y`, `z`
+/// elect a leader `l` (without E) while AppendEntries among them are dropped (votes
+/// pass), so `l`'s entries reach only `a` once it reconnects, which
+/// truncates E and answers the waiting proposal with "forward to leader". `d`, `y`,
+/// `z` then elect `d` (its log is the longest among them), which commits E. When all
+/// heal, whatever `a` and `l` did with the forwarded proposal must not apply E again.
+pub async fn truncated_write() -> Result<Findings, String> {
+    let cluster = form(PEERS).await?;
+    let stop_observer = Arc::new(AtomicBool::new(false));
+    let observer = spawn_observer(cluster.clone(), stop_observer.clone());
+    let (a, a_node) = cluster.leader().await.ok_or("no leader after forming")?;
+    let others: Vec<usize> = (0..PEERS).filter(|s| *s != a).collect();
+    let (d, xyz) = (others[0], others[1..].to_vec());
+
+    cut(&cluster, &xyz, true);
+    let d_before = last_log(&cluster, d).await;
+    let path = write_path(0, 0);
+    let client = {
+        let path = path.clone();
+        // No client-side timeout: the proposal must live through two elections, bounded
+        // by the node's own retry and RPC deadlines.
+        tokio::spawn(async move {
+            let reply = a_node.propose(write_proposal(&path)).await;
+            outcome_of_reply(reply)
+        })
+    };
+    until("E to reach d", || async {
+        last_log(&cluster, d).await > d_before
+    })
+    .await?;
+
+    cut(&cluster, &[a, d], true);
+    drop_appends_among(&cluster, &xyz, true);
+    cut(&cluster, &xyz, false);
+    until("x, y or z to lead", || async {
+        leader_among(&cluster, &xyz).await.is_some()
+    })
+    .await?;
+    let l = leader_among(&cluster, &xyz)
+        .await
+        .ok_or("x, y and z lost their leader")?;
+    let yz: Vec<usize> = xyz.iter().copied().filter(|s| *s != l).collect();
+
+    let l_before = last_log(&cluster, l).await;
+    cut(&cluster, &yz, true);
+    cut(&cluster, &[a], false);
+    // Either a answers its client (E truncated, outcome unknown), or it forwards E to
+    // l, whose log grows.
+    until("a to truncate E", || async {
+        client.is_finished() || last_log(&cluster, l).await > l_before
+    })
+    .await?;
+
+    cut(&cluster, &[l, a], true);
+    cut(&cluster, &[d], false);
+    cut(&cluster, &yz, false);
+    until("d to lead", || async { leads(&cluster, d).await }).await?;
+
+    drop_appends_among(&cluster, &xyz, false);
+    cut(&cluster, &[a, l], false);
+    let outcome = client
+        .await
+        .map_err(|e| format!("the client panicked: {e}"))?;
+    let writes = vec![Write { path, outcome }];
+    finish(&cluster, writes, observer, stop_observer).await
+}
