@@ -13,7 +13,7 @@ use monk_node::executor::logs::LogLine;
 use monk_node::pb::LogsRequest;
 use monk_node::MonkClient;
 use monk_statemachine::view::InstanceView;
-use monk_statemachine::{Applied, Command, InstanceStatus, Proposal, FORMAT_VERSION};
+use monk_statemachine::{Applied, Command, InstanceStatus, Proposal, Workload, FORMAT_VERSION};
 
 use crate::{actor, connect, json, table, Failure, Outcome, Output, OutputArg};
 
@@ -163,6 +163,13 @@ pub enum WorkloadCmd {
         #[command(flatten)]
         out: OutputArg,
     },
+    /// One workload in full: generation, constraints, requests, variables set at run
+    /// time, and where each replica is and how it is.
+    Describe {
+        path: String,
+        #[command(flatten)]
+        out: OutputArg,
+    },
     /// Replicas of every workload: where they run and how they are.
     Ps {
         /// Only replicas on this peer (name or id).
@@ -306,6 +313,64 @@ fn state_text(i: &InstanceView) -> &'static str {
     }
 }
 
+fn describe_text(w: &Workload, replicas: &[InstanceView]) -> String {
+    let mut text = format!(
+        "{}  generation {}  desired {}{}\n",
+        w.path,
+        w.generation,
+        w.desired.as_str(),
+        w.group
+            .as_ref()
+            .map_or(String::new(), |g| format!("  (group {g})"))
+    );
+    let tags = match w.constraints.tags.is_empty() {
+        true => "-".to_string(),
+        false => w.constraints.tags.join(","),
+    };
+    text.push_str(&format!(
+        "constraints   tags {tags}  peer {}\n",
+        w.constraints.peer.as_deref().unwrap_or("-")
+    ));
+    text.push_str(&format!(
+        "requests      {} mCPU / {} MB per replica\n",
+        w.requests.cpu_millis, w.requests.memory_mb
+    ));
+    let vars: Vec<String> = w
+        .overrides
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    text.push_str(&format!(
+        "set at run    {}\n",
+        if vars.is_empty() {
+            "-".to_string()
+        } else {
+            vars.join(" ")
+        }
+    ));
+    text.push_str(&format!(
+        "started at    index {}, last changed at index {}\n\n",
+        w.started_at_index, w.changed_at_index
+    ));
+    let rows: Vec<Vec<String>> = replicas
+        .iter()
+        .map(|i| {
+            vec![
+                format!("#{}", i.replica),
+                i.peer_name.clone().unwrap_or_else(|| "-".into()),
+                state_text(i).into(),
+                i.observed_generation.map_or("-".into(), |g| g.to_string()),
+                i.pending.clone().unwrap_or_else(|| i.message.clone()),
+            ]
+        })
+        .collect();
+    text.push_str(&table::render(
+        &["REPLICA", "PEER", "STATUS", "REPORTED GEN", "MESSAGE"],
+        &rows,
+    ));
+    text
+}
+
 fn tree(instances: &[InstanceView]) -> String {
     let mut out = String::new();
     let mut last = "";
@@ -428,6 +493,16 @@ pub async fn run(addr: &str, cmd: WorkloadCmd) -> Outcome {
                 local_only: false,
             };
             logs(&mut client, req, follow, out.output).await
+        }
+        WorkloadCmd::Describe { path, out } => {
+            let path = path.trim_start_matches('/').to_string();
+            let workload: Workload = client.query("workload", &path, false).await?;
+            let all: Vec<InstanceView> = client.query("instances", "", false).await?;
+            let replicas: Vec<InstanceView> = all.into_iter().filter(|i| i.path == path).collect();
+            if out.output == Output::Json {
+                return json(&serde_json::json!({ "workload": workload, "replicas": replicas }));
+            }
+            Ok(describe_text(&workload, &replicas))
         }
         WorkloadCmd::Ps { peer, out, stale } => {
             let all: Vec<InstanceView> = client.query("instances", "", stale).await?;

@@ -194,6 +194,16 @@ web:
     let ps = json(&peer.addr, &["ps", "-o", "json"]);
     assert_eq!(ps[0]["status"], "running", "{ps}");
     assert_eq!(ps[0]["generation"], 2, "{ps}");
+    let described = ok(&peer.addr, &["describe", "ctest/web"]);
+    assert!(
+        described.starts_with("ctest/web  generation 2  desired running\n"),
+        "{described}"
+    );
+    assert!(
+        described.contains("set at run    greeting=bye"),
+        "{described}"
+    );
+    assert!(described.contains("#0       alpha  running"), "{described}");
 
     // stop removes the container; run starts it again; purge forgets the workload.
     ok(&peer.addr, &["stop", "ctest/web"]);
@@ -409,8 +419,11 @@ app:
   containers:
     main:
       image: {IMAGE}
-      bash: echo "pw=$PASSWORD token=$TOKEN" && exec sleep 600
+      bash: echo "pw=$PASSWORD token=$TOKEN" && echo "file=$(cat /run/secrets/db)" && exec sleep 600
       stop-grace-period: 1s
+      mounted-secrets:
+        db-password:
+          path: /run/secrets/db
 nosy:
   defines: runnable
   variables:
@@ -430,7 +443,7 @@ nosy:
     ok(&alpha.addr, &["run", "--peer", "beta", "ctest/app"]);
     assert_eq!(
         ok(&alpha.addr, &["logs", "ctest/app"]),
-        "#0 main | pw=hunter2 token=tok-42\n"
+        "#0 main | pw=hunter2 token=tok-42\n#0 main | file=hunter2\n"
     );
     let out = alpha.monk(&["run", "--wait", "20", "ctest/nosy"]);
     assert!(!out.status.success());

@@ -692,6 +692,14 @@ impl Node {
             ),
             "cluster" => serde_json::to_value(monk_statemachine::ClusterView::of(state)),
             "instances" => serde_json::to_value(monk_statemachine::view::instances(state)),
+            "workload" => match state.workloads.get(arg.trim_start_matches('/')) {
+                Some(w) => serde_json::to_value(w),
+                None => {
+                    return Err(NodeError::InvalidArgument(format!(
+                        "no workload {arg} is running or stopped"
+                    )))
+                }
+            },
             "secrets" => serde_json::to_value(
                 state
                     .secrets

@@ -353,6 +353,46 @@ pub fn wanted_of(
     spec_of(cluster, peer, a, secrets).map(|(wanted, _)| wanted)
 }
 
+/// Permission bits of a secret mounted as a file: readable by any user of the
+/// container (an image may run as non-root), like Docker's own secrets.
+pub const MOUNTED_SECRET_MODE: u32 = 0o444;
+
+/// `containers.NAME.mounted-secrets: {secret: {path: /run/secrets/x}}` as files.
+/// `unmount-on` is not honoured yet: the file stays for the container's life.
+fn mounted_secrets(
+    a: &Assignment,
+    container: &str,
+    secrets: &WorkloadSecrets,
+) -> Result<Vec<monk_scripting::monkscript::runtime::FileSpec>, String> {
+    let Some(monk_scripting::tree::Tree::Map(mounts)) = a
+        .definition
+        .get("containers")
+        .and_then(|c| c.get(container))
+        .and_then(|c| c.get("mounted-secrets"))
+    else {
+        return Ok(Vec::new());
+    };
+    let mut files = Vec::new();
+    for (name, mount) in mounts {
+        let at = format!("containers.{container}.mounted-secrets.{name}");
+        let path = mount
+            .get("path")
+            .and_then(|p| p.as_str())
+            .filter(|p| p.starts_with('/'))
+            .ok_or_else(|| format!("{at}: `path` must be an absolute path"))?;
+        let value = secrets
+            .resolve(&a.path, &a.definition, name)
+            .map_err(|e| format!("{at}: {e}"))?;
+        files.push(monk_scripting::monkscript::runtime::FileSpec {
+            name: format!("secret-{name}"),
+            path: path.to_string(),
+            mode: MOUNTED_SECRET_MODE,
+            contents: value.into_bytes(),
+        });
+    }
+    Ok(files)
+}
+
 /// The wanted containers of one assignment and its final variable values.
 fn spec_of(
     cluster: &str,
@@ -375,6 +415,10 @@ fn spec_of(
         })?;
     if spec.containers.is_empty() {
         return Err("the runnable defines no containers".into());
+    }
+    let mut spec = spec;
+    for c in &mut spec.containers {
+        c.files.extend(mounted_secrets(a, &c.name, secrets)?);
     }
     let variables = spec.variables.clone();
     let wanted = spec
