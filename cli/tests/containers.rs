@@ -527,11 +527,22 @@ db:
       image: {IMAGE}
       bash: mkdir -p /tmp && sleep 3 && echo ok > /tmp/ready && exec sleep 600
       stop-grace-period: 1s
+web:
+  defines: runnable
+  checks:
+    readiness:
+      code: http-get("http://localhost:8080/health") "up" contains?
+      period: 1
+  containers:
+    main:
+      image: {IMAGE}
+      bash: mkdir -p /www && (sleep 2 && echo up > /www/health) & exec httpd -f -p 8080 -h /www
+      stop-grace-period: 1s
 app:
   defines: runnable
   depends:
     wait-for:
-      runnables: [ctest/db]
+      runnables: [ctest/db, ctest/web]
       timeout: 60
   containers:
     main:
@@ -540,7 +551,7 @@ app:
       stop-grace-period: 1s
 stack:
   defines: group
-  members: [ctest/db, ctest/app]
+  members: [ctest/db, ctest/web, ctest/app]
 "#
         ),
     )
@@ -556,6 +567,7 @@ stack:
             .map(|i| i["status"].clone())
     };
     assert_eq!(status("ctest/db"), Some("ready".into()), "{ps}");
+    assert_eq!(status("ctest/web"), Some("ready".into()), "{ps}");
     assert_eq!(status("ctest/app"), Some("running".into()), "{ps}");
     // The log shows the order: app waiting, db ready, then app running.
     let lines = json_lines(
@@ -570,6 +582,7 @@ stack:
             .unwrap_or_else(|| panic!("no report {needle:?} in {lines:?}"))
     };
     let waiting = index_of("ctest/app#0 gen 1 starting: waiting for ctest/db");
+    assert!(index_of("ctest/web#0 gen 1 ready") < index_of("ctest/app#0 gen 1 running"));
     let ready = index_of("ctest/db#0 gen 1 ready");
     let app_up = index_of("ctest/app#0 gen 1 running");
     assert!(

@@ -308,6 +308,11 @@ impl ContainerRuntime for DockerRuntime {
                     spec_hash,
                     state,
                     created_unix: c.created.unwrap_or(0),
+                    ip: c
+                        .network_settings
+                        .and_then(|n| n.networks)
+                        .and_then(|n| n.into_values().find_map(|e| e.ip_address))
+                        .filter(|ip| !ip.is_empty()),
                 }
             })
             .collect())

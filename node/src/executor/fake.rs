@@ -103,6 +103,7 @@ impl ContainerRuntime for FakeRuntime {
                         state: c.state.clone(),
                         // Long up, so a fresh container counts as running at once.
                         created_unix: 0,
+                        ip: None,
                     }
                 })
                 .collect()

@@ -66,6 +66,8 @@ pub struct Observed {
     pub state: RunState,
     /// When the container was created (seconds since the Unix epoch).
     pub created_unix: i64,
+    /// Its address on the peer's container network, when the runtime tells it.
+    pub ip: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -523,12 +525,19 @@ async fn check_readiness<R: ContainerRuntime>(
                 break;
             }
             for (container, command) in calls {
-                let answer = match containers
-                    .iter()
-                    .find(|o| o.key.as_ref().is_some_and(|k| k.container == container))
-                {
-                    Some(o) => runtime.exec(&o.id, command.clone()).await,
-                    None => Err(format!("exec: no container {container:?} in {}", a.path)),
+                let answer = if container == readiness::HTTP_GET {
+                    // `localhost` in a check means the replica's own container.
+                    let ip = containers.iter().find_map(|o| o.ip.clone());
+                    let url = command.first().cloned().unwrap_or_default();
+                    readiness::http_get(&url, ip.as_deref()).await
+                } else {
+                    match containers
+                        .iter()
+                        .find(|o| o.key.as_ref().is_some_and(|k| k.container == container))
+                    {
+                        Some(o) => runtime.exec(&o.id, command.clone()).await,
+                        None => Err(format!("exec: no container {container:?} in {}", a.path)),
+                    }
                 };
                 known.insert((container, command), answer);
             }

@@ -111,6 +111,77 @@ pub fn ready_workloads(state: &State) -> BTreeMap<String, bool> {
     out
 }
 
+/// The pseudo-container name under which a check's `http-get` calls are collected.
+pub const HTTP_GET: &str = "@http-get";
+/// Longest a check's HTTP request may take.
+pub const HTTP_GET_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `http://host[:port]/path` → (host, port, path).
+fn split_url(url: &str) -> Result<(String, u16, String), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("http-get {url}: only http:// URLs are supported"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            p.parse()
+                .map_err(|_| format!("http-get {url}: bad port {p:?}"))?,
+        ),
+        None => (authority, 80),
+    };
+    if host.is_empty() {
+        return Err(format!("http-get {url}: no host"));
+    }
+    Ok((host.to_string(), port, path.to_string()))
+}
+
+/// A plain HTTP/1.0 GET for readiness checks: the body when the status is 2xx.
+/// `localhost` is the replica's container (`container_ip`) when the runtime gave one.
+pub async fn http_get(url: &str, container_ip: Option<&str>) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (host, port, path) = split_url(url)?;
+    let target = match (host.as_str(), container_ip) {
+        ("localhost" | "127.0.0.1" | "0.0.0.0", Some(ip)) => ip.to_string(),
+        _ => host.clone(),
+    };
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect((target.as_str(), port))
+            .await
+            .map_err(|e| format!("http-get {url}: {e}"))?;
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: monkd\r\n\r\n");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| format!("http-get {url}: {e}"))?;
+        let mut reply = Vec::new();
+        stream
+            .take(EXEC_OUTPUT_BYTES_MAX as u64)
+            .read_to_end(&mut reply)
+            .await
+            .map_err(|e| format!("http-get {url}: {e}"))?;
+        Ok::<_, String>(reply)
+    };
+    let reply = tokio::time::timeout(HTTP_GET_TIMEOUT, exchange)
+        .await
+        .map_err(|_| format!("http-get {url}: no answer in {HTTP_GET_TIMEOUT:?}"))??;
+    let text = String::from_utf8_lossy(&reply);
+    let status: u16 = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("http-get {url}: not an HTTP reply"))?;
+    if !(200..300).contains(&status) {
+        return Err(format!("http-get {url}: status {status}"));
+    }
+    Ok(text
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, body)| body.to_string()))
+}
+
 /// What a pending `exec` asks for: container name in the runnable, then the command.
 pub type ExecCall = (String, Vec<String>);
 
@@ -123,6 +194,19 @@ struct CheckHost<'a> {
 
 impl Host for CheckHost<'_> {
     fn call(&mut self, op: &str, args: &[Value]) -> Result<Value, HostError> {
+        if op == "http-get" {
+            let url = args.first().map(Value::to_text).unwrap_or_default();
+            let call = (HTTP_GET.to_string(), vec![url]);
+            // Monk's `http-get` gives the body, or nil when the request fails.
+            return match self.known.get(&call) {
+                Some(Ok(body)) => Ok(Value::str(body)),
+                Some(Err(_)) => Ok(Value::Nil),
+                None => {
+                    self.wanted.push(call);
+                    Err(HostError::Failed("(answer pending)".into()))
+                }
+            };
+        }
         if op != "exec" {
             return Err(HostError::Unsupported { op: op.to_string() });
         }
@@ -186,4 +270,53 @@ pub struct Memo {
     pub last_check: HashMap<(String, u32, u64), (Instant, bool, String)>,
     pub waiting_since: HashMap<(String, u32, u64), Instant>,
     pub running_since: HashMap<(String, u32, u64), Instant>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_split_into_host_port_and_path() {
+        assert_eq!(
+            split_url("http://localhost:8080/health").unwrap(),
+            ("localhost".into(), 8080, "/health".into())
+        );
+        assert_eq!(
+            split_url("http://db").unwrap(),
+            ("db".into(), 80, "/".into())
+        );
+        assert!(split_url("https://x/")
+            .unwrap_err()
+            .contains("only http://"));
+        assert!(split_url("http://x:port/")
+            .unwrap_err()
+            .contains("bad port"));
+    }
+
+    #[tokio::test]
+    async fn http_get_returns_the_body_of_a_2xx_and_fails_otherwise() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            for reply in [
+                "HTTP/1.0 200 OK\r\n\r\nhealthy",
+                "HTTP/1.0 503 Busy\r\n\r\nno",
+            ] {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut buf = [0u8; 256];
+                let _ = s.read(&mut buf).await;
+                s.write_all(reply.as_bytes()).await.unwrap();
+            }
+        });
+        let url = format!("http://localhost:{port}/health");
+        assert_eq!(http_get(&url, Some("127.0.0.1")).await.unwrap(), "healthy");
+        assert!(http_get(&url, None)
+            .await
+            .unwrap_err()
+            .contains("status 503"));
+        let closed = format!("http://127.0.0.1:{}/", port);
+        assert!(http_get(&closed, None).await.is_err());
+    }
 }

@@ -229,6 +229,7 @@ fn plan_keeps_one_of_two_containers_with_the_same_identity() {
         spec_hash: w.spec_hash.clone(),
         state,
         created_unix: 0,
+        ip: None,
     };
     let seen = vec![
         observed("b", &wanted[0], RunState::Exited(Some(0))),
@@ -303,6 +304,7 @@ fn a_container_counts_as_running_only_after_a_moment() {
             spec_hash: w.spec_hash.clone(),
             state: RunState::Running,
             created_unix: 1_000,
+            ip: None,
         })
         .collect();
     let w: Vec<&Wanted> = wanted.iter().collect();
