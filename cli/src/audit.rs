@@ -1208,6 +1208,7 @@ impl Entity {
                 | Command::WorkloadUpdate { .. }
                 | Command::WorkloadStop { .. }
                 | Command::WorkloadPurge { .. }
+                | Command::WorkloadRestart { .. }
                 | Command::PeerJoined { .. }
                 | Command::PeerLeft { .. }
                 | Command::PeerDown { .. }

@@ -128,6 +128,13 @@ pub enum WorkloadCmd {
         #[command(flatten)]
         wait: WaitArgs,
     },
+    /// Replace every container of a workload (a new generation, same definition).
+    Restart {
+        #[arg(required = true)]
+        paths: Vec<String>,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
     /// Stop a workload's containers; it keeps its placement and can be run again.
     Stop {
         #[arg(required = true)]
@@ -440,6 +447,12 @@ pub async fn run(addr: &str, cmd: WorkloadCmd) -> Outcome {
                     path,
                     overrides: overrides.clone(),
                 }
+            })
+            .await
+        }
+        WorkloadCmd::Restart { paths, wait } => {
+            each_path(&mut client, &paths, "Restarted", Some(&wait), |path| {
+                Command::WorkloadRestart { path }
             })
             .await
         }

@@ -205,6 +205,13 @@ web:
     );
     assert!(described.contains("#0       alpha  running"), "{described}");
 
+    // restart replaces the container (a new generation, same definition).
+    let out = ok(&peer.addr, &["restart", "ctest/web"]);
+    assert!(out.contains("generation 3"), "{out}");
+    wait_body(port, "bye");
+    assert_eq!(generation_labels(&cluster), vec!["3"]);
+    assert_ne!(containers(&cluster, true).1, second);
+
     // stop removes the container; run starts it again; purge forgets the workload.
     ok(&peer.addr, &["stop", "ctest/web"]);
     wait_for(

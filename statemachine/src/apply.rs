@@ -351,6 +351,7 @@ fn apply_command(state: &mut State, index: u64, command: &Command) -> Result<App
         }
         Command::WorkloadStop { path } => schedule::stop(state, index, path),
         Command::WorkloadPurge { path } => schedule::purge(state, index, path),
+        Command::WorkloadRestart { path } => schedule::restart(state, index, path),
         Command::WorkloadScale { path, replicas } => schedule::scale(state, index, path, *replicas),
         Command::WorkloadReport {
             peer,

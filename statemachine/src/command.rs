@@ -141,6 +141,11 @@ pub enum Command {
         path: String,
         replicas: u32,
     },
+    /// `monk restart PATH`: a new generation with the same definition, so every
+    /// container is replaced; a stopped workload runs again.
+    WorkloadRestart {
+        path: String,
+    },
     /// An executor's observation of one replica on its peer.
     WorkloadReport {
         peer: PeerId,
@@ -205,6 +210,7 @@ impl Command {
             Command::WorkloadPurge { .. } => "workload-purge",
             Command::WorkloadScale { .. } => "workload-scale",
             Command::WorkloadReport { .. } => "workload-report",
+            Command::WorkloadRestart { .. } => "workload-restart",
         }
     }
 
@@ -275,6 +281,7 @@ impl Command {
             Command::WorkloadStop { path } => format!("stop {path}"),
             Command::WorkloadPurge { path } => format!("purge {path}"),
             Command::WorkloadScale { path, replicas } => format!("scale {path} to {replicas}"),
+            Command::WorkloadRestart { path } => format!("restart {path}"),
             Command::WorkloadReport {
                 peer,
                 path,
@@ -318,6 +325,7 @@ impl Command {
             | Command::WorkloadStop { path }
             | Command::WorkloadPurge { path }
             | Command::WorkloadScale { path, .. }
+            | Command::WorkloadRestart { path }
             | Command::WorkloadReport { path, .. } => vec![path.as_str()],
             _ => Vec::new(),
         }

@@ -554,6 +554,21 @@ pub(crate) fn stop(state: &mut State, index: u64, path: &str) -> Result<Applied,
     Ok(Applied::Accepted { peer_id: None })
 }
 
+/// `workload-restart`: a new generation (executors replace every container); a stopped
+/// workload runs again where it was placed.
+pub(crate) fn restart(state: &mut State, index: u64, path: &str) -> Result<Applied, Rejection> {
+    let paths = targets(state, path)?;
+    for p in &paths {
+        if let Some(w) = state.workloads.get_mut(p) {
+            w.generation += 1;
+            w.desired = Desired::Running;
+            w.changed_at_index = index;
+        }
+        place_pending_of(state, index, p);
+    }
+    Ok(Applied::Accepted { peer_id: None })
+}
+
 /// `workload-purge`.
 pub(crate) fn purge(state: &mut State, index: u64, path: &str) -> Result<Applied, Rejection> {
     for p in targets(state, path)? {

@@ -191,6 +191,7 @@ fn workload_command() -> impl Strategy<Value = Command> {
             .prop_map(|(path, overrides)| Command::WorkloadUpdate { path, overrides }),
         path().prop_map(|path| Command::WorkloadStop { path }),
         path().prop_map(|path| Command::WorkloadPurge { path }),
+        path().prop_map(|path| Command::WorkloadRestart { path }),
         (path(), 0u32..5).prop_map(|(path, replicas)| Command::WorkloadScale { path, replicas }),
         (0u64..5, path(), 0u32..4, 0u64..3, status).prop_map(
             |(peer, path, replica, generation, status)| Command::WorkloadReport {
