@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 use monk_node::executor::logs::LogLine;
-use monk_node::pb::LogsRequest;
+use monk_node::pb::{ExecRequest, LogsRequest};
 use monk_node::MonkClient;
 use monk_statemachine::view::InstanceView;
 use monk_statemachine::{Applied, Command, InstanceStatus, Proposal, Workload, FORMAT_VERSION};
@@ -176,6 +176,20 @@ pub enum WorkloadCmd {
         path: String,
         #[command(flatten)]
         out: OutputArg,
+    },
+    /// Run a command in a replica's container (on whichever peer holds it); exits with
+    /// the command's exit code.
+    Exec {
+        path: String,
+        /// The replica (default 0).
+        #[arg(short = 'r', long, default_value_t = 0)]
+        replica: u32,
+        /// The container of the runnable (default: its first).
+        #[arg(short = 'c', long)]
+        container: Option<String>,
+        /// The command and its arguments, after `--`.
+        #[arg(required = true, last = true)]
+        command: Vec<String>,
     },
     /// Replicas of every workload: where they run and how they are.
     Ps {
@@ -506,6 +520,29 @@ pub async fn run(addr: &str, cmd: WorkloadCmd) -> Outcome {
                 local_only: false,
             };
             logs(&mut client, req, follow, out.output).await
+        }
+        WorkloadCmd::Exec {
+            path,
+            replica,
+            container,
+            command,
+        } => {
+            let req = ExecRequest {
+                path: path.trim_start_matches('/').to_string(),
+                replica,
+                container: container.unwrap_or_default(),
+                command,
+                local_only: false,
+            };
+            let out = client.container_exec(req).await?;
+            print!("{}", out.stdout);
+            if out.exit_code != 0 {
+                return Err(Failure(format!(
+                    "the command exited with {} (in {} on peer {})",
+                    out.exit_code, out.container, out.peer
+                )));
+            }
+            Ok(String::new())
         }
         WorkloadCmd::Describe { path, out } => {
             let path = path.trim_start_matches('/').to_string();

@@ -205,6 +205,23 @@ web:
     );
     assert!(described.contains("#0       alpha  running"), "{described}");
 
+    // exec runs in the replica's container; its exit code is ours.
+    assert_eq!(
+        ok(
+            &peer.addr,
+            &["exec", "ctest/web", "--", "cat", "/www/index.html"]
+        ),
+        "bye\n"
+    );
+    let failed = peer.monk(&["exec", "ctest/web", "--", "sh", "-c", "echo oops; exit 4"]);
+    assert!(!failed.status.success());
+    assert_eq!(stdout(&failed), "oops\n");
+    assert!(
+        stderr(&failed).contains("the command exited with 4 (in httpd on peer 1)"),
+        "{}",
+        stderr(&failed)
+    );
+
     // restart replaces the container (a new generation, same definition).
     let out = ok(&peer.addr, &["restart", "ctest/web"]);
     assert!(out.contains("generation 3"), "{out}");
@@ -345,6 +362,18 @@ fn logs_come_from_every_peer_that_runs_a_replica() {
     assert!(one.contains("#0 app | up on "), "{one}");
     assert!(one.contains("#0 app | (stderr) oops"), "{one}");
     assert!(!one.contains("#1"), "{one}");
+    // Through alpha, replica 1 runs on beta: exec is forwarded one hop.
+    let host = ok(
+        &alpha.addr,
+        &["exec", "ctest/echo", "-r", "1", "--", "hostname"],
+    );
+    assert!(
+        from(1, "stdout")["text"]
+            .as_str()
+            .unwrap()
+            .ends_with(host.trim()),
+        "{host}"
+    );
     let missing = beta.monk(&["logs", "ctest/echo", "--replica", "7"]);
     assert!(!missing.status.success());
     assert!(stderr(&missing).contains("ctest/echo has no replica 7 (it has 2)"));

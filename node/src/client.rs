@@ -173,6 +173,21 @@ impl MonkClient {
         )
     }
 
+    /// Runs a command in a workload replica's container, wherever it runs.
+    pub async fn container_exec(
+        &mut self,
+        req: crate::pb::ExecRequest,
+    ) -> Result<crate::executor::logs::ExecOutput, tonic::Status> {
+        decode(
+            &self
+                .inner
+                .container_exec(request(req))
+                .await?
+                .into_inner()
+                .json,
+        )
+    }
+
     /// Seals and commits a secret through the addressed peer; returns the log index.
     pub async fn set_secret(
         &mut self,

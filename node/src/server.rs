@@ -257,6 +257,13 @@ impl MonkService for ClientApi {
         json_reply(&crate::secrets::get(&self.node, &r.name, &scope)?)
     }
 
+    async fn container_exec(
+        &self,
+        request: Request<ExecRequest>,
+    ) -> Result<Response<JsonReply>, Status> {
+        json_reply(&crate::executor::logs::exec(&self.node, request.into_inner()).await?)
+    }
+
     async fn container_logs(
         &self,
         request: Request<LogsRequest>,

@@ -195,6 +195,50 @@ fn files_tar(spec: &ContainerSpec) -> Vec<u8> {
 }
 
 impl DockerRuntime {
+    /// Runs a command in a container: its exit code, and its stdout and stderr
+    /// interleaved (at most `logs::EXEC_OUTPUT_BYTES_MAX` bytes).
+    pub async fn exec_output(
+        &self,
+        id: &str,
+        command: Vec<String>,
+    ) -> Result<(i64, String), String> {
+        use bollard::exec::{StartExecOptions, StartExecResults};
+        use bollard::models::ExecConfig;
+        let shown = command.join(" ");
+        let run = async {
+            let config = ExecConfig {
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                cmd: Some(command),
+                ..Default::default()
+            };
+            let created = self.docker.create_exec(id, config).await?;
+            let mut out = String::new();
+            let options = StartExecOptions {
+                detach: false,
+                ..Default::default()
+            };
+            if let StartExecResults::Attached { mut output, .. } =
+                self.docker.start_exec(&created.id, Some(options)).await?
+            {
+                while let Some(chunk) = output.next().await {
+                    let bytes = match chunk? {
+                        LogOutput::StdOut { message }
+                        | LogOutput::StdErr { message }
+                        | LogOutput::Console { message } => message,
+                        LogOutput::StdIn { .. } => continue,
+                    };
+                    if out.len() < super::logs::EXEC_OUTPUT_BYTES_MAX {
+                        out.push_str(&String::from_utf8_lossy(&bytes));
+                    }
+                }
+            }
+            let code = self.docker.inspect_exec(&created.id).await?.exit_code;
+            Ok::<_, bollard::errors::Error>((code.unwrap_or(-1), out))
+        };
+        bounded(&format!("exec {shown}"), run).await
+    }
+
     /// The last `tail` lines (after `since`, Unix seconds, when non-zero) a container
     /// wrote, as `(stream, "TIMESTAMP text")`.
     pub async fn logs(
@@ -383,42 +427,10 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn exec(&self, id: &str, command: Vec<String>) -> Result<String, String> {
-        use bollard::exec::{StartExecOptions, StartExecResults};
-        use bollard::models::ExecConfig;
         let shown = command.join(" ");
-        let run = async {
-            let config = ExecConfig {
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                cmd: Some(command),
-                ..Default::default()
-            };
-            let created = self.docker.create_exec(id, config).await?;
-            let mut out = String::new();
-            let options = StartExecOptions {
-                detach: false,
-                ..Default::default()
-            };
-            if let StartExecResults::Attached { mut output, .. } =
-                self.docker.start_exec(&created.id, Some(options)).await?
-            {
-                while let Some(chunk) = output.next().await {
-                    if let LogOutput::StdOut { message } = chunk? {
-                        if out.len() < super::readiness::EXEC_OUTPUT_BYTES_MAX {
-                            out.push_str(&String::from_utf8_lossy(&message));
-                        }
-                    }
-                }
-            }
-            let code = self.docker.inspect_exec(&created.id).await?.exit_code;
-            Ok::<_, bollard::errors::Error>((code, out))
-        };
-        match bounded(&format!("exec {shown}"), run).await? {
-            (Some(0), out) => Ok(out),
-            (code, _) => Err(format!(
-                "exec {shown} exited with {}",
-                code.map_or("an unknown code".into(), |c| c.to_string())
-            )),
+        match self.exec_output(id, command).await? {
+            (0, out) => Ok(out),
+            (code, _) => Err(format!("exec {shown} exited with {code}")),
         }
     }
 

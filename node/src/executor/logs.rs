@@ -1,14 +1,15 @@
-//! `monk logs`: recent output of a workload's containers. The addressed peer reads the
-//! placement from its state, asks its own engine for the replicas it holds and the
-//! peers that hold the others (one hop, never further), and returns the lines in
-//! replica, container and time order.
+//! `monk logs` and `monk exec`: reach a workload's containers wherever they run. The
+//! addressed peer reads the placement from its state, answers from its own engine for
+//! the replicas it holds and asks the peers that hold the others (one hop, never
+//! further: a forwarded request is answered locally). Logs come back in replica,
+//! container and time order.
 
 use monk_statemachine::PeerId;
 use serde::{Deserialize, Serialize};
 
 use crate::client::MonkClient;
 use crate::node::{Node, NodeError, NodeResult};
-use crate::pb::LogsRequest;
+use crate::pb::{ExecRequest, LogsRequest};
 
 use super::docker::DockerRuntime;
 use super::ContainerRuntime;
@@ -82,25 +83,42 @@ async fn local_logs(cluster: &str, peer: PeerId, req: &LogsRequest) -> NodeResul
     Ok(out)
 }
 
+/// This peer's id, or why it has none.
+async fn my_id(node: &Node) -> NodeResult<PeerId> {
+    node.peer_id().await.ok_or_else(|| {
+        NodeError::FailedPrecondition("this peer is not part of a cluster yet".into())
+    })
+}
+
+/// Reads the workload at `path` (and the state around it) under the state lock.
+fn with_workload<T>(
+    node: &Node,
+    path: &str,
+    f: impl FnOnce(&monk_statemachine::State, &monk_statemachine::Workload) -> NodeResult<T>,
+) -> NodeResult<T> {
+    let shared = node.shared_state();
+    let guard = shared.read().unwrap_or_else(|p| p.into_inner());
+    let state = &guard.state;
+    let workload = state.workloads.get(path).ok_or_else(|| {
+        NodeError::InvalidArgument(format!("no workload {path} is running or stopped"))
+    })?;
+    f(state, workload)
+}
+
+fn no_replica(workload: &monk_statemachine::Workload, replica: u32) -> NodeError {
+    NodeError::InvalidArgument(format!(
+        "{} has no replica {replica} (it has {})",
+        workload.path,
+        workload.replicas()
+    ))
+}
+
 /// Lines from every replica of `req.path` the request selects, wherever they run.
 pub async fn workload_logs(node: &Node, req: LogsRequest) -> NodeResult<Vec<LogLine>> {
-    let me = node.peer_id().await.ok_or_else(|| {
-        NodeError::FailedPrecondition("this peer is not part of a cluster yet".into())
-    })?;
-    let (cluster, holders) = {
-        let shared = node.shared_state();
-        let guard = shared.read().unwrap_or_else(|p| p.into_inner());
-        let state = &guard.state;
-        let workload = state.workloads.get(&req.path).ok_or_else(|| {
-            NodeError::InvalidArgument(format!("no workload {} is running or stopped", req.path))
-        })?;
+    let me = my_id(node).await?;
+    let (cluster, holders) = with_workload(node, &req.path, |state, workload| {
         if req.has_replica && !workload.instances.contains_key(&req.replica) {
-            return Err(NodeError::InvalidArgument(format!(
-                "{} has no replica {} (it has {})",
-                req.path,
-                req.replica,
-                workload.replicas()
-            )));
+            return Err(no_replica(workload, req.replica));
         }
         let mut holders: Vec<(PeerId, String)> = workload
             .instances
@@ -111,8 +129,8 @@ pub async fn workload_logs(node: &Node, req: LogsRequest) -> NodeResult<Vec<LogL
             .collect();
         holders.sort();
         holders.dedup();
-        (state.cluster_name.clone().unwrap_or_default(), holders)
-    };
+        Ok((state.cluster_name.clone().unwrap_or_default(), holders))
+    })?;
     let mut lines = Vec::new();
     for (peer, address) in holders {
         if peer == me {
@@ -139,9 +157,7 @@ pub async fn workload_logs(node: &Node, req: LogsRequest) -> NodeResult<Vec<LogL
 
 /// The holder's side of a forwarded request: only its own engine.
 pub async fn own_logs(node: &Node, req: LogsRequest) -> NodeResult<Vec<LogLine>> {
-    let me = node.peer_id().await.ok_or_else(|| {
-        NodeError::FailedPrecondition("this peer is not part of a cluster yet".into())
-    })?;
+    let me = my_id(node).await?;
     let cluster = {
         let shared = node.shared_state();
         let guard = shared.read().unwrap_or_else(|p| p.into_inner());
@@ -168,4 +184,108 @@ mod tests {
             (String::new(), "no stamp".into())
         );
     }
+}
+
+/// What `monk exec` prints: the command's output and exit code, and where it ran.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecOutput {
+    pub peer: PeerId,
+    pub container: String,
+    pub exit_code: i64,
+    pub stdout: String,
+}
+
+/// Most bytes of output `monk exec` returns.
+pub const EXEC_OUTPUT_BYTES_MAX: usize = 1024 * 1024;
+
+/// Runs `req.command` in replica `req.replica` of `req.path`, on the peer that holds it.
+pub async fn exec(node: &Node, req: ExecRequest) -> NodeResult<ExecOutput> {
+    if req.command.is_empty() {
+        return Err(NodeError::InvalidArgument("no command to run".into()));
+    }
+    let me = my_id(node).await?;
+    let (cluster, holder) = with_workload(node, &req.path, |state, workload| {
+        let instance = workload
+            .instances
+            .get(&req.replica)
+            .ok_or_else(|| no_replica(workload, req.replica))?;
+        let peer = instance.peer.ok_or_else(|| {
+            NodeError::FailedPrecondition(format!(
+                "{}#{} is not placed on any peer",
+                req.path, req.replica
+            ))
+        })?;
+        let address = state.peers.get(&peer).map(|p| p.address.clone());
+        Ok((
+            state.cluster_name.clone().unwrap_or_default(),
+            (peer, address.unwrap_or_default()),
+        ))
+    })?;
+    let (peer, address) = holder;
+    if peer != me {
+        if req.local_only {
+            return Err(NodeError::FailedPrecondition(format!(
+                "{}#{} is not on this peer",
+                req.path, req.replica
+            )));
+        }
+        let mut client = MonkClient::connect(&address)
+            .await
+            .map_err(|e| NodeError::Unavailable(format!("peer {peer} at {address}: {e}")))?;
+        let mut forwarded = req.clone();
+        forwarded.local_only = true;
+        return client.container_exec(forwarded).await.map_err(|e| {
+            NodeError::Unavailable(format!("peer {peer} at {address}: {}", e.message()))
+        });
+    }
+    let runtime = DockerRuntime::connect()
+        .await
+        .map_err(NodeError::Unavailable)?;
+    let containers = runtime
+        .list(&cluster, me)
+        .await
+        .map_err(NodeError::Unavailable)?;
+    let target = containers
+        .iter()
+        .filter(|c| {
+            c.key.as_ref().is_some_and(|k| {
+                k.path == req.path
+                    && k.replica == req.replica
+                    && (req.container.is_empty() || k.container == req.container)
+            })
+        })
+        .min_by(|a, b| a.key.cmp(&b.key))
+        .ok_or_else(|| {
+            NodeError::FailedPrecondition(format!(
+                "{}#{} has no {} on peer {me} (is it running?)",
+                req.path,
+                req.replica,
+                if req.container.is_empty() {
+                    "container".to_string()
+                } else {
+                    format!("container {}", req.container)
+                }
+            ))
+        })?;
+    let (exit_code, mut stdout) = runtime
+        .exec_output(&target.id, req.command.clone())
+        .await
+        .map_err(NodeError::Unavailable)?;
+    if stdout.len() > EXEC_OUTPUT_BYTES_MAX {
+        let mut cut = EXEC_OUTPUT_BYTES_MAX;
+        while !stdout.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        stdout.truncate(cut);
+    }
+    Ok(ExecOutput {
+        peer: me,
+        container: target
+            .key
+            .as_ref()
+            .map(|k| k.container.clone())
+            .unwrap_or_default(),
+        exit_code,
+        stdout,
+    })
 }
