@@ -628,3 +628,34 @@ stack:
     ok(&peer.addr, &["purge", "ctest/stack"]);
     peer.terminate();
 }
+
+#[test]
+fn a_peer_without_a_container_engine_says_so() {
+    if !engine_present() {
+        return;
+    }
+    let cluster = cluster_name("noengine");
+    let root = tempfile::tempdir().unwrap();
+    let socket = root.path().join("no-such-engine.sock");
+    let mut peer = Peer::start_with(
+        root.path(),
+        "alpha",
+        &["--moby-socket", socket.to_str().unwrap()],
+    );
+    ok(&peer.addr, &["cluster", "new", "--name", &cluster]);
+    let file = root.path().join("app.yaml");
+    std::fs::write(
+        &file,
+        format!("namespace: ctest\napp:\n  defines: runnable\n  containers:\n    main:\n      image: {IMAGE}\n"),
+    )
+    .unwrap();
+    ok(&peer.addr, &["load", file.to_str().unwrap()]);
+    let out = peer.monk(&["run", "--wait", "30", "ctest/app"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("ctest/app#0 on alpha: failed no container engine on this peer"),
+        "{err}"
+    );
+    peer.terminate();
+}

@@ -65,6 +65,8 @@ async fn run_docker_executor(node: Arc<Node>) {
                     );
                     warned = true;
                 }
+                // Say so in the log too, so `monk run` and `monk ps` show why.
+                executor::report_engine_missing(&node, &e).await;
                 tokio::time::sleep(ENGINE_RETRY).await;
             }
         }

@@ -36,6 +36,10 @@ struct Args {
     /// engine; retried until it answers) or `none` (hold state, run nothing).
     #[arg(long, default_value = "docker", value_parser = ["docker", "none"])]
     containers: String,
+    /// Unix socket of the container engine (Docker or Podman); default: `DOCKER_HOST`
+    /// or /var/run/docker.sock.
+    #[arg(long, value_name = "PATH")]
+    moby_socket: Option<String>,
 }
 
 fn hostname() -> String {
@@ -85,6 +89,9 @@ fn main() -> ExitCode {
         capacity: capacity(),
         snapshot_after_entries: args.snapshot_every,
     };
+    if let Some(socket) = args.moby_socket.clone() {
+        let _ = monk_node::executor::docker::ENGINE_SOCKET.set(socket);
+    }
     let containers = match args.containers.as_str() {
         "none" => daemon::Containers::None,
         _ => daemon::Containers::Docker,

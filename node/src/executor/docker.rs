@@ -43,13 +43,26 @@ async fn bounded<T, E: std::fmt::Display>(
 
 impl DockerRuntime {
     /// Connects and pings the engine, so a missing engine is reported at start.
+    /// The engine socket comes from `monkd --moby-socket` when given, else
+    /// `DOCKER_HOST` or `/var/run/docker.sock`.
     pub async fn connect() -> Result<DockerRuntime, String> {
-        let docker = Docker::connect_with_local_defaults()
-            .map_err(|e| format!("cannot reach the Docker engine: {e}"))?;
-        bounded("cannot reach the Docker engine", docker.ping()).await?;
+        let docker = match ENGINE_SOCKET.get() {
+            Some(socket) => Docker::connect_with_unix(
+                socket,
+                CONTAINER_ENGINE_TIMEOUT.as_secs(),
+                bollard::API_DEFAULT_VERSION,
+            ),
+            None => Docker::connect_with_local_defaults(),
+        }
+        .map_err(|e| format!("cannot reach the container engine: {e}"))?;
+        bounded("cannot reach the container engine", docker.ping()).await?;
         Ok(DockerRuntime { docker })
     }
 }
+
+/// The container engine's Unix socket, set once by `monkd --moby-socket` (a Docker
+/// or Podman socket); unset means Docker's defaults.
+pub static ENGINE_SOCKET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// `Exited (1) 3 seconds ago` → `Some(1)`.
 fn exit_code(status: &str) -> Option<i64> {

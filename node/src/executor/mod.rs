@@ -716,6 +716,40 @@ pub async fn reconcile<R: ContainerRuntime>(
     pass
 }
 
+/// Without a container engine, every running replica placed on this peer is reported
+/// `failed` with the reason (once per generation and reason).
+pub async fn report_engine_missing(node: &Node, why: &str) {
+    let Some(peer) = node.peer_id().await else {
+        return;
+    };
+    let assigned = {
+        let shared = node.shared_state();
+        let guard = shared.read().unwrap_or_else(|p| p.into_inner());
+        assignments(&guard.state, peer)
+    };
+    let message = format!("no container engine on this peer: {why}");
+    for a in assigned.iter().filter(|a| a.desired == Desired::Running) {
+        let now = (a.generation, InstanceStatus::Failed, message.clone());
+        if a.reported.as_ref() == Some(&now) {
+            continue;
+        }
+        let report = Command::WorkloadReport {
+            peer,
+            path: a.path.clone(),
+            replica: a.replica,
+            generation: a.generation,
+            status: InstanceStatus::Failed,
+            message: message.clone(),
+        };
+        if let Err(e) = node
+            .propose(node.stamp(format!("peer:{peer}/executor"), report))
+            .await
+        {
+            warn!("executor cannot report: {e}");
+        }
+    }
+}
+
 fn now_unix() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
