@@ -659,3 +659,41 @@ fn a_peer_without_a_container_engine_says_so() {
     );
     peer.terminate();
 }
+
+#[test]
+fn a_crash_loop_shows_its_restarts() {
+    if !engine_present() {
+        return;
+    }
+    build_image();
+    let cluster = cluster_name("crash");
+    let _cleanup = Cleanup(cluster.clone());
+    let root = tempfile::tempdir().unwrap();
+    let mut peer = Peer::start(root.path(), "alpha");
+    ok(&peer.addr, &["cluster", "new", "--name", &cluster]);
+    let file = root.path().join("crash.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "namespace: ctest\ncrash:\n  defines: runnable\n  containers:\n    main:\n      image: {IMAGE}\n      bash: echo boom && exit 1\n      restart: always\n      stop-grace-period: 1s\n"
+        ),
+    )
+    .unwrap();
+    ok(&peer.addr, &["load", file.to_str().unwrap()]);
+    let out = peer.monk(&["run", "--wait", "30", "ctest/crash"]);
+    assert!(
+        !out.status.success(),
+        "a crash loop is not a successful run"
+    );
+    // The engine keeps restarting it; what the peer reports says so.
+    wait_for(
+        Duration::from_secs(30),
+        || {
+            let ps = json(&peer.addr, &["ps", "-o", "json"]);
+            ps[0]["message"].as_str().unwrap_or("").contains("restart")
+        },
+        "ps to show the restarts",
+    );
+    ok(&peer.addr, &["purge", "ctest/crash"]);
+    peer.terminate();
+}

@@ -64,6 +64,25 @@ impl DockerRuntime {
 /// or Podman socket); unset means Docker's defaults.
 pub static ENGINE_SOCKET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
+/// `2026-11-22T05:26:27.123456789Z` → seconds since the Unix epoch (UTC only; Docker's
+/// zero time `0001-01-01T00:00:00Z` and anything unreadable give `None`).
+fn rfc3339_unix(text: &str) -> Option<i64> {
+    let num = |a: usize, b: usize| text.get(a..b)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (hh, mm, ss) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    if y < 1970 || !text.ends_with('Z') {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
 /// `Exited (1) 3 seconds ago` → `Some(1)`.
 fn exit_code(status: &str) -> Option<i64> {
     let rest = status.strip_prefix("Exited (")?;
@@ -337,9 +356,24 @@ impl ContainerRuntime for DockerRuntime {
             self.docker.list_containers(Some(options)),
         )
         .await?;
-        Ok(list
+        let mut out = Vec::with_capacity(list.len());
+        for c in list {
+            let id = c.id.clone().unwrap_or_default();
+            // The summary has neither the last start time nor the restart count.
+            let (started_unix, restarts) = match self.docker.inspect_container(&id, None).await {
+                Ok(i) => (
+                    i.state
+                        .and_then(|s| s.started_at)
+                        .and_then(|t| rfc3339_unix(&t)),
+                    i.restart_count.unwrap_or(0).max(0) as u64,
+                ),
+                Err(_) => (None, 0),
+            };
+            out.push((c, started_unix, restarts));
+        }
+        Ok(out
             .into_iter()
-            .map(|c| {
+            .map(|(c, started_unix, restarts)| {
                 let labels: BTreeMap<String, String> =
                     c.labels.unwrap_or_default().into_iter().collect();
                 let (key, generation, spec_hash) = key_of(&labels);
@@ -370,6 +404,8 @@ impl ContainerRuntime for DockerRuntime {
                         .and_then(|n| n.networks)
                         .and_then(|n| n.into_values().find_map(|e| e.ip_address))
                         .filter(|ip| !ip.is_empty()),
+                    started_unix,
+                    restarts,
                 }
             })
             .collect())
@@ -477,6 +513,18 @@ impl ContainerRuntime for DockerRuntime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn docker_times_become_unix_seconds() {
+        assert_eq!(rfc3339_unix("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            rfc3339_unix("2026-11-22T05:26:27.123456789Z"),
+            Some(1_795_325_187)
+        );
+        assert_eq!(rfc3339_unix("2000-02-29T12:00:00Z"), Some(951_825_600));
+        assert_eq!(rfc3339_unix("0001-01-01T00:00:00Z"), None);
+        assert_eq!(rfc3339_unix("garbage"), None);
+    }
 
     #[test]
     fn exit_codes_are_read_from_the_status_line() {

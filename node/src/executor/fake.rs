@@ -104,6 +104,8 @@ impl ContainerRuntime for FakeRuntime {
                         // Long up, so a fresh container counts as running at once.
                         created_unix: 0,
                         ip: None,
+                        started_unix: None,
+                        restarts: 0,
                     }
                 })
                 .collect()

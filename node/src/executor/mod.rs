@@ -68,6 +68,11 @@ pub struct Observed {
     pub created_unix: i64,
     /// Its address on the peer's container network, when the runtime tells it.
     pub ip: Option<String>,
+    /// When its process last started (seconds since the Unix epoch), if known; a
+    /// container the engine restarts gets a new start time, not a new creation time.
+    pub started_unix: Option<i64>,
+    /// How often the engine restarted it (restart policy).
+    pub restarts: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -266,22 +271,41 @@ pub fn replica_status(
         })
     };
     let mut all_running = !wanted.is_empty();
+    let mut restarts = Vec::new();
     for w in wanted {
-        match current(w).map(|o| (&o.state, o.created_unix)) {
-            Some((RunState::Running, created)) if now_unix - created >= RUNNING_AFTER_SECS => {}
-            Some((RunState::Exited(code), _)) => {
+        let seen = current(w);
+        if let Some(o) = seen.filter(|o| o.restarts > 0) {
+            restarts.push(format!(
+                "{} restarted {} times",
+                w.key.container, o.restarts
+            ));
+        }
+        match seen {
+            Some(o) if o.state == RunState::Running => {
+                let up_since = o.started_unix.unwrap_or(o.created_unix);
+                if now_unix - up_since < RUNNING_AFTER_SECS {
+                    all_running = false;
+                }
+            }
+            Some(Observed {
+                state: RunState::Exited(code),
+                restarts: n,
+                ..
+            }) => {
                 let code = code.map_or("an unknown code".into(), |c| c.to_string());
-                return (
-                    InstanceStatus::Exited,
-                    format!("container {} exited with code {code}", w.key.container),
-                );
+                let mut why = format!("container {} exited with code {code}", w.key.container);
+                if *n > 0 {
+                    why.push_str(&format!(" after {n} restarts"));
+                }
+                return (InstanceStatus::Exited, why);
             }
             _ => all_running = false,
         }
     }
+    let message = restarts.join("; ");
     match all_running {
-        true => (InstanceStatus::Running, String::new()),
-        false => (InstanceStatus::Starting, String::new()),
+        true => (InstanceStatus::Running, message),
+        false => (InstanceStatus::Starting, message),
     }
 }
 

@@ -230,6 +230,8 @@ fn plan_keeps_one_of_two_containers_with_the_same_identity() {
         state,
         created_unix: 0,
         ip: None,
+        started_unix: None,
+        restarts: 0,
     };
     let seen = vec![
         observed("b", &wanted[0], RunState::Exited(Some(0))),
@@ -305,6 +307,8 @@ fn a_container_counts_as_running_only_after_a_moment() {
             state: RunState::Running,
             created_unix: 1_000,
             ip: None,
+            started_unix: None,
+            restarts: 0,
         })
         .collect();
     let w: Vec<&Wanted> = wanted.iter().collect();
