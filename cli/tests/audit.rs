@@ -86,8 +86,8 @@ fn voters(addr: &str) -> usize {
 /// quorum) and restarted (up again). Returns the data dirs of the two peers that stay
 /// up and the live applied index and digest of the first.
 fn scenario(root: &Path) -> ([PathBuf; 2], u64, String) {
-    let mut alpha = Peer::start(root, "alpha");
-    let mut beta = Peer::start(root, "beta");
+    let alpha = Peer::start(root, "alpha");
+    let beta = Peer::start(root, "beta");
     let mut gamma = Peer::start(root, "gamma");
     ok(&alpha.addr, &["cluster", "new", "--name", "forensics"]);
     for joiner in [&beta, &gamma] {
@@ -163,6 +163,16 @@ fn scenario(root: &Path) -> ([PathBuf; 2], u64, String) {
     let live_log = offline_ok(&["log", "--data-dir", alpha.data_dir.to_str().unwrap()]);
     assert!(live_log.contains("peer-down"), "{live_log}");
 
+    settle_and_stop(alpha, beta, gamma)
+}
+
+/// Waits until alpha and beta applied the same entries, stops all three, and returns
+/// the two data dirs with alpha's applied index and state digest.
+fn settle_and_stop(
+    mut alpha: Peer,
+    mut beta: Peer,
+    mut gamma: Peer,
+) -> ([PathBuf; 2], u64, String) {
     wait_for(
         Duration::from_secs(20),
         || {
@@ -748,8 +758,8 @@ fn report_running(addr: &str, path: &str) {
 /// scaled down and the database stopped.
 fn workload_scenario(root: &Path) -> ([PathBuf; 2], u64, String) {
     let none = ["--containers", "none"];
-    let mut alpha = Peer::start_with(root, "alpha", &[&none[..], &["--tags", "edge"]].concat());
-    let mut beta = Peer::start_with(root, "beta", &none);
+    let alpha = Peer::start_with(root, "alpha", &[&none[..], &["--tags", "edge"]].concat());
+    let beta = Peer::start_with(root, "beta", &none);
     let mut gamma = Peer::start_with(root, "gamma", &[&none[..], &["--tags", "edge"]].concat());
     ok(&alpha.addr, &["cluster", "new", "--name", "forensics-w"]);
     for joiner in [&beta, &gamma] {
@@ -810,26 +820,7 @@ fn workload_scenario(root: &Path) -> ([PathBuf; 2], u64, String) {
     );
     ok(&alpha.addr, &["scale", "--wait", "0", "shop/web", "2"]);
     ok(&alpha.addr, &["stop", "shop/db"]);
-    wait_for(
-        Duration::from_secs(20),
-        || {
-            let a = json(&alpha.addr, &["system", "consensus", "-o", "json"]);
-            let b = json(&beta.addr, &["system", "consensus", "-o", "json"]);
-            a["applied_index"] == b["applied_index"] && a["state_digest"] == b["state_digest"]
-        },
-        "both peers applied the same entries",
-    );
-    let consensus = json(&alpha.addr, &["system", "consensus", "-o", "json"]);
-    let index = consensus["applied_index"].as_u64().unwrap();
-    let digest = consensus["state_digest"].as_str().unwrap().to_string();
-    alpha.terminate();
-    beta.terminate();
-    gamma.terminate();
-    (
-        [alpha.data_dir.clone(), beta.data_dir.clone()],
-        index,
-        digest,
-    )
+    settle_and_stop(alpha, beta, gamma)
 }
 
 #[test]
