@@ -89,17 +89,7 @@ fn scenario(root: &Path) -> ([PathBuf; 2], u64, String) {
     let alpha = Peer::start(root, "alpha");
     let beta = Peer::start(root, "beta");
     let mut gamma = Peer::start(root, "gamma");
-    ok(&alpha.addr, &["cluster", "new", "--name", "forensics"]);
-    for joiner in [&beta, &gamma] {
-        let token = ok(&alpha.addr, &["cluster", "token"]).trim().to_string();
-        ok(&joiner.addr, &["cluster", "join", "--token", &token]);
-    }
-    // Only once all three vote does killing one leave a quorum to declare it down.
-    wait_for(
-        Duration::from_secs(30),
-        || voters(&alpha.addr) == 3,
-        "three voters",
-    );
+    form_three_voters(&alpha, &beta, &gamma, "forensics");
     let v1 = write(
         root,
         "v1.yaml",
@@ -164,6 +154,21 @@ fn scenario(root: &Path) -> ([PathBuf; 2], u64, String) {
     assert!(live_log.contains("peer-down"), "{live_log}");
 
     settle_and_stop(alpha, beta, gamma)
+}
+
+/// Alpha creates the cluster, beta and gamma join, and all three become voters: only
+/// then does killing one leave a quorum to declare it down.
+fn form_three_voters(alpha: &Peer, beta: &Peer, gamma: &Peer, cluster: &str) {
+    ok(&alpha.addr, &["cluster", "new", "--name", cluster]);
+    for joiner in [beta, gamma] {
+        let token = ok(&alpha.addr, &["cluster", "token"]).trim().to_string();
+        ok(&joiner.addr, &["cluster", "join", "--token", &token]);
+    }
+    wait_for(
+        Duration::from_secs(30),
+        || voters(&alpha.addr) == 3,
+        "three voters",
+    );
 }
 
 /// Waits until alpha and beta applied the same entries, stops all three, and returns
@@ -761,16 +766,7 @@ fn workload_scenario(root: &Path) -> ([PathBuf; 2], u64, String) {
     let alpha = Peer::start_with(root, "alpha", &[&none[..], &["--tags", "edge"]].concat());
     let beta = Peer::start_with(root, "beta", &none);
     let mut gamma = Peer::start_with(root, "gamma", &[&none[..], &["--tags", "edge"]].concat());
-    ok(&alpha.addr, &["cluster", "new", "--name", "forensics-w"]);
-    for joiner in [&beta, &gamma] {
-        let token = ok(&alpha.addr, &["cluster", "token"]).trim().to_string();
-        ok(&joiner.addr, &["cluster", "join", "--token", &token]);
-    }
-    wait_for(
-        Duration::from_secs(30),
-        || voters(&alpha.addr) == 3,
-        "three voters",
-    );
+    form_three_voters(&alpha, &beta, &gamma, "forensics-w");
     let stack = write(
         root,
         "stack.yaml",

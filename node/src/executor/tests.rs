@@ -212,15 +212,20 @@ async fn strays_and_duplicates_are_removed_and_deleted_containers_come_back() {
     assert_eq!(rt.containers().len(), 2);
 }
 
-#[test]
-fn plan_keeps_one_of_two_containers_with_the_same_identity() {
-    let wanted = wanted_of(
+/// The wanted containers of replica 0 of the two-container test runnable.
+fn busybox_wanted() -> Vec<Wanted> {
+    wanted_of(
         "c1",
         1,
         &assignment(0, 1, Desired::Running, "busybox"),
         &no_secrets(),
     )
-    .expect("spec builds");
+    .expect("spec builds")
+}
+
+#[test]
+fn plan_keeps_one_of_two_containers_with_the_same_identity() {
+    let wanted = busybox_wanted();
     let observed = |id: &str, w: &Wanted, state: RunState| Observed {
         id: id.into(),
         name: w.name.clone(),
@@ -289,13 +294,7 @@ fn hostnames_name_runnables_and_containers() {
 
 #[test]
 fn a_container_counts_as_running_only_after_a_moment() {
-    let wanted = wanted_of(
-        "c1",
-        1,
-        &assignment(0, 1, Desired::Running, "busybox"),
-        &no_secrets(),
-    )
-    .expect("spec builds");
+    let wanted = busybox_wanted();
     let seen: Vec<Observed> = wanted
         .iter()
         .map(|w| Observed {
