@@ -1212,14 +1212,18 @@ impl Entity {
                 | Command::PeerJoined { .. }
                 | Command::PeerLeft { .. }
                 | Command::PeerDown { .. }
-                | Command::PeerUp { .. },
+                | Command::PeerUp { .. }
+                | Command::PeerTagged { .. }
+                | Command::PeerFactsReported { .. },
             ) => true,
             (Entity::Path(path), command) => command.paths().contains(&path.as_str()),
             (
                 Entity::Peer(id),
                 Command::PeerLeft { peer }
                 | Command::PeerDown { peer, .. }
-                | Command::PeerUp { peer },
+                | Command::PeerUp { peer }
+                | Command::PeerTagged { peer, .. }
+                | Command::PeerFactsReported { peer, .. },
             ) => peer == id,
             (Entity::Peer(_), Command::PeerJoined { .. } | Command::ClusterCreated { .. }) => true,
             _ => false,

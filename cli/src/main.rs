@@ -153,6 +153,15 @@ enum ClusterCmd {
         #[command(flatten)]
         out: OutputArg,
     },
+    /// Change a peer's tags: `monk cluster tag beta +gpu -spot`. Placement reacts at
+    /// once: replicas that no longer fit move, pending ones may land.
+    Tag {
+        /// The peer, by name or id.
+        peer: String,
+        /// `+TAG` adds, `-TAG` removes.
+        #[arg(required = true, allow_hyphen_values = true)]
+        changes: Vec<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -374,6 +383,41 @@ async fn cluster(addr: &str, cmd: ClusterCmd) -> Outcome {
                 opt(info.leader_id),
                 opt(info.leader_address)
             ))
+        }
+        ClusterCmd::Tag { peer, changes } => {
+            let mut add = Vec::new();
+            let mut remove = Vec::new();
+            for change in &changes {
+                match change.split_at_checked(1) {
+                    Some(("+", tag)) if !tag.is_empty() => add.push(tag.to_string()),
+                    Some(("-", tag)) if !tag.is_empty() => remove.push(tag.to_string()),
+                    _ => {
+                        return Err(Failure(format!(
+                            "{change:?}: write +TAG to add a tag or -TAG to remove one"
+                        )))
+                    }
+                }
+            }
+            let peers: Vec<PeerRow> = client.peers(false).await?;
+            let target = peers
+                .iter()
+                .find(|p| p.name == peer || p.id.to_string() == peer)
+                .ok_or_else(|| Failure(format!("no peer {peer:?} in the cluster")))?;
+            let id = target.id;
+            let name = target.name.clone();
+            let command = Command::PeerTagged {
+                peer: id,
+                add,
+                remove,
+            };
+            workloads::propose(&mut client, command).await?;
+            let peers: Vec<PeerRow> = client.peers(false).await?;
+            let tags = peers
+                .iter()
+                .find(|p| p.id == id)
+                .map(|p| p.tags.join(","))
+                .unwrap_or_default();
+            Ok(format!("Peer {name} ({id}) tags: {tags}\n"))
         }
         ClusterCmd::Peers { out, stale } => {
             let peers: Vec<PeerRow> = client.peers(stale).await?;

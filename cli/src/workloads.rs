@@ -237,7 +237,7 @@ fn overrides(vars: &VarArgs) -> Result<BTreeMap<String, String>, Failure> {
     Ok(out)
 }
 
-async fn propose(client: &mut MonkClient, command: Command) -> Result<u64, Failure> {
+pub(crate) async fn propose(client: &mut MonkClient, command: Command) -> Result<u64, Failure> {
     let what = command.summary();
     let proposal = Proposal {
         format_version: FORMAT_VERSION,
@@ -297,6 +297,27 @@ async fn wait_running(
                 )
         };
         let done = mine.iter().all(up);
+        // Every placed replica is up and the rest have no peer that can take them:
+        // say why now rather than at the deadline (they stay pending in the cluster and
+        // are placed when a peer frees up, joins or is re-tagged).
+        let pending: Vec<&InstanceView> = mine.iter().filter(|i| i.peer.is_none()).collect();
+        if wait.wait_secs > 0
+            && !pending.is_empty()
+            && mine.iter().filter(|i| i.peer.is_some()).all(up)
+        {
+            let reasons: Vec<String> = pending
+                .iter()
+                .map(|i| {
+                    format!(
+                        "{}#{} pending: {}",
+                        i.path,
+                        i.replica,
+                        i.pending.as_deref().unwrap_or("not placed yet")
+                    )
+                })
+                .collect();
+            return Err(Failure(reasons.join("\n")));
+        }
         if done || wait.wait_secs == 0 || Instant::now() >= deadline {
             if !done && wait.wait_secs > 0 {
                 let waiting: Vec<String> = mine
@@ -348,14 +369,40 @@ fn describe_text(w: &Workload, replicas: &[InstanceView]) -> String {
         true => "-".to_string(),
         false => w.constraints.tags.join(","),
     };
+    let mut flags = Vec::new();
+    if w.constraints.resident {
+        flags.push("  resident");
+    }
+    if w.constraints.ignore_pressure {
+        flags.push("  ignore-pressure");
+    }
     text.push_str(&format!(
-        "constraints   tags {tags}  peer {}\n",
-        w.constraints.peer.as_deref().unwrap_or("-")
+        "constraints   tags {tags}  peer {}{}\n",
+        w.constraints.peer.as_deref().unwrap_or("-"),
+        flags.concat()
     ));
     text.push_str(&format!(
         "requests      {} mCPU / {} MB per replica\n",
         w.requests.cpu_millis, w.requests.memory_mb
     ));
+    let r = &w.requirements;
+    if !r.is_none() {
+        text.push_str(&format!(
+            "requirements  {} mCPU, {} MB, GPU {}, {} GB disk\n",
+            r.cpu_millis,
+            r.memory_mb,
+            if r.gpu { "yes" } else { "no" },
+            r.disk_gb
+        ));
+    }
+    if !w.host_ports.is_empty() {
+        let ports: Vec<String> = w.host_ports.iter().map(ToString::to_string).collect();
+        text.push_str(&format!("host ports    {}\n", ports.join(" ")));
+    }
+    for line in evaluated_lines(w) {
+        text.push_str(&line);
+        text.push('\n');
+    }
     let vars: Vec<String> = w
         .overrides
         .iter()
@@ -390,6 +437,35 @@ fn describe_text(w: &Workload, replicas: &[InstanceView]) -> String {
         &rows,
     ));
     text
+}
+
+/// `scale.value` and affinity fields that are scripts, with the value each had when the
+/// workload was last run or updated.
+fn evaluated_lines(w: &Workload) -> Vec<String> {
+    let Some(ev) = &w.evaluated else {
+        return Vec::new();
+    };
+    let script = |section: &str, key: &str| {
+        w.definition
+            .get(section)
+            .and_then(|s| s.get(key))
+            .and_then(|t| t.as_str())
+            .map(str::trim)
+            .map(String::from)
+    };
+    let mut lines = Vec::new();
+    let mut show = |label: &str, section: &str, key: &str, value: Option<String>| {
+        if let (Some(script), Some(value)) = (script(section, key), value) {
+            lines.push(format!("{label:<14}{script}  → {value}"));
+        }
+    };
+    show("scale.value", "scale", "value", ev.replicas.map(|n| n.to_string()));
+    show("affinity.tag", "affinity", "tag", ev.tag.clone());
+    show("affinity.name", "affinity", "name", ev.name.clone());
+    if let Some(why) = &ev.ports_error {
+        lines.push(format!("host ports    unknown: {why}"));
+    }
+    lines
 }
 
 fn tree(instances: &[InstanceView]) -> String {
@@ -450,6 +526,7 @@ pub async fn run(addr: &str, cmd: WorkloadCmd) -> Outcome {
                     tag: tag.clone(),
                     peer: peer.clone(),
                     overrides: overrides.clone(),
+evaluated: None,
                 }
             })
             .await
@@ -460,6 +537,7 @@ pub async fn run(addr: &str, cmd: WorkloadCmd) -> Outcome {
                 Command::WorkloadUpdate {
                     path,
                     overrides: overrides.clone(),
+evaluated: None,
                 }
             })
             .await

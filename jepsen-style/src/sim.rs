@@ -66,6 +66,7 @@ impl Cluster {
             tags: vec![],
             capacity: Capacity::default(),
             snapshot_after_entries: SIM_SNAPSHOT_AFTER_ENTRIES,
+            publish_ip: None,
         }
     }
 

@@ -87,6 +87,7 @@ pub async fn run(
     if containers == Containers::Docker {
         tokio::spawn(run_docker_executor(node.clone()));
     }
+    tokio::spawn(crate::facts::run_reporter(node.clone()));
     serve(node.clone(), listener, shutdown_signal()).await?;
     info!("shutting down");
     node.shutdown().await;

@@ -2,16 +2,21 @@
 //! API, liveness and voter autopilot.
 //!
 //! - [`node`]: the peer itself, transport-agnostic.
+//! - [`admission`]: what a client's proposal gets before it enters the log (placement
+//!   scripts evaluated, host ports listed).
 //! - [`network`]: Raft transport (gRPC, or in-process for tests and simulation).
 //! - [`server`]: gRPC services; [`client`]: the typed client `monk` uses.
 //! - [`daemon`]: process wiring (listen, serve, graceful shutdown).
+//! - [`facts`]: measures this peer's machine and reports it for `requirements`.
 //! - [`executor`]: reconciles this peer's containers with the replicas placed on it.
 //! - [`keys`]: the cluster key, sealing; [`secrets`]: set, get, and resolve for workloads.
 //! - [`limits`]: every timing and limit, named.
 
+pub mod admission;
 pub mod client;
 pub mod daemon;
 pub mod executor;
+pub mod facts;
 pub mod identity;
 pub mod keys;
 pub mod limits;

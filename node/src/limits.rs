@@ -48,3 +48,10 @@ pub const EXECUTOR_TICK: Duration = Duration::from_secs(1);
 pub const EXECUTOR_ACTION_TIMEOUT: Duration = Duration::from_secs(180);
 /// Longest a call to the container engine may take before it counts as failed.
 pub const CONTAINER_ENGINE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a peer measures its machine (cores, memory, GPUs, free disk); the first
+/// measurement is reported as soon as the peer is a member.
+pub const FACTS_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+/// Free disk is reported again only after it moved by this many percent...
+pub const FACTS_DISK_CHANGE_PERCENT: u64 = 10;
+/// ...and by at least this many GB, so small churn adds no log entries.
+pub const FACTS_DISK_CHANGE_GB_MIN: u64 = 2;

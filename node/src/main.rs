@@ -36,6 +36,10 @@ struct Args {
     /// engine; retried until it answers) or `none` (hold state, run nothing).
     #[arg(long, default_value = "docker", value_parser = ["docker", "none"])]
     containers: String,
+    /// Host address that published ports bind to when a runnable names none (a peer
+    /// with several interfaces, or several peers sharing one machine); default: all.
+    #[arg(long, value_name = "IP")]
+    publish_ip: Option<std::net::IpAddr>,
     /// Unix socket of the container engine (Docker or Podman); default: `DOCKER_HOST`
     /// or /var/run/docker.sock.
     #[arg(long, value_name = "PATH")]
@@ -52,21 +56,9 @@ fn hostname() -> String {
 
 /// CPU and memory this machine offers, read from the OS (0 when unknown).
 fn capacity() -> Capacity {
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get() as u64)
-        .unwrap_or(0);
-    let memory_kb = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .unwrap_or(0);
     Capacity {
-        cpu_millis: cpus * 1000,
-        memory_mb: memory_kb / 1024,
+        cpu_millis: monk_node::facts::cpu_millis(),
+        memory_mb: monk_node::facts::memory_mb(),
     }
 }
 
@@ -88,6 +80,7 @@ fn main() -> ExitCode {
         tags: args.tags,
         capacity: capacity(),
         snapshot_after_entries: args.snapshot_every,
+        publish_ip: args.publish_ip.map(|ip| ip.to_string()),
     };
     if let Some(socket) = args.moby_socket.clone() {
         let _ = monk_node::executor::docker::ENGINE_SOCKET.set(socket);

@@ -38,6 +38,9 @@ pub struct NodeConfig {
     /// Take a snapshot after this many applied entries (and compact the log behind it,
     /// keeping at most half as many entries, up to [`ENTRIES_KEPT_AFTER_SNAPSHOT`]).
     pub snapshot_after_entries: u64,
+    /// Host address that published ports bind to when a runnable names none
+    /// (`--publish-ip`); `None` binds every address.
+    pub publish_ip: Option<String>,
 }
 
 /// Errors the API maps to status codes.
@@ -660,6 +663,27 @@ impl Node {
             Err(RaftError::APIError(e)) => Err(NodeError::Unavailable(e.to_string())),
             Err(e) => Err(internal(e)),
         }
+    }
+
+    /// Runs `f` on this peer's applied state (after [`Node::linearize`] for a current one).
+    pub fn with_state<T>(&self, f: impl FnOnce(&monk_statemachine::State) -> T) -> T {
+        let applied = self.shared.read().expect("state lock");
+        f(&applied.state)
+    }
+
+    /// Sends a proposal that has entered no log to the leader, which proposes it.
+    pub async fn forward_unproposed(
+        &self,
+        leader: &str,
+        proposal: &Proposal,
+    ) -> NodeResult<ProposeOutcome> {
+        let mut client = MonkClient::connect(leader)
+            .await
+            .map_err(|e| NodeError::Unavailable(format!("cannot reach leader {leader}: {e}")))?;
+        client
+            .propose_raw(proposal)
+            .await
+            .map_err(|e| forwarded_error(leader, &e))
     }
 
     /// Answers a query from local state (after [`Node::linearize`] when not stale).

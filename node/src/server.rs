@@ -115,7 +115,7 @@ impl MonkService for ClientApi {
         }
         let proposal = decode_proposal(&bytes)
             .map_err(|e| Status::invalid_argument(format!("refused: {e}")))?;
-        let outcome = self.node.propose(proposal).await?;
+        let outcome = crate::admission::admit_and_propose(&self.node, proposal).await?;
         let applied_json =
             serde_json::to_vec(&outcome.applied).map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(ProposeReply {

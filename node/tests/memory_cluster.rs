@@ -17,6 +17,7 @@ fn config(dir: &std::path::Path, name: &str) -> NodeConfig {
         tags: vec!["mem".into()],
         capacity: Capacity::default(),
         snapshot_after_entries: monk_node::limits::SNAPSHOT_AFTER_ENTRIES,
+        publish_ip: None,
     }
 }
 

@@ -17,16 +17,6 @@ use monk_scripting::tree::Tree;
 
 mod common;
 
-fn corpus_root() -> PathBuf {
-    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus"));
-    assert!(
-        root.join("SOURCES.tsv").is_file(),
-        "corpus missing: expected {} (the sibling `shared/` checkout)",
-        root.display()
-    );
-    root
-}
-
 fn all_files(root: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut stack = vec![root.to_path_buf()];
@@ -84,7 +74,9 @@ struct Tally {
 
 #[test]
 fn whole_corpus_loads_or_fails_with_positioned_errors() {
-    let root = corpus_root();
+    let Some(root) = common::corpus_root("corpus") else {
+        return;
+    };
     let prefix = format!("{}/", root.display());
     let files = all_files(&root);
     let resources = resource_paths(&root);

@@ -163,6 +163,7 @@ fn schedule(c: &mut Criterion) {
             tag: None,
             peer: None,
             overrides: Default::default(),
+evaluated: None,
         },
     );
     group.throughput(Throughput::Elements(REPLICAS as u64));
@@ -199,5 +200,114 @@ fn schedule(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench, schedule);
+/// Peers and replicas of the host-port placement bench (issue: 10,000 replicas with
+/// host ports on 1,000 peers, against the same without ports).
+const PORT_PEERS: u64 = 1_000;
+const PORT_WORKLOADS: usize = 10;
+const PORT_REPLICAS_EACH: i64 = 1_000;
+
+/// 1,000 peers and a group of 10 runnables with 1,000 replicas each; with `ports`,
+/// each runnable publishes its own host port, so every peer takes one replica of each.
+fn port_cluster(ports: bool) -> (State, Entry) {
+    use monk_scripting::tree::Tree;
+    let mut s = base();
+    let mut index = 1;
+    let mut next = |s: &mut State, command: Command| {
+        index += 1;
+        apply(s, &entry(index, command)).expect("applies");
+    };
+    next(&mut s, Command::JoinTokenIssued { token_sha256: "t".into() });
+    for p in 2..=PORT_PEERS {
+        next(
+            &mut s,
+            Command::PeerJoined {
+                name: format!("p{p}"),
+                address: format!("a:{p}"),
+                token_sha256: "t".into(),
+                tags: vec![],
+                capacity: Capacity::default(),
+            },
+        );
+    }
+    let runnable = Tree::Map(vec![
+        ("defines".into(), Tree::Str("runnable".into())),
+        (
+            "scale".into(),
+            Tree::Map(vec![("value".into(), Tree::Int(PORT_REPLICAS_EACH))]),
+        ),
+        (
+            "containers".into(),
+            Tree::Map(vec![(
+                "app".into(),
+                Tree::Map(vec![("image".into(), Tree::Str("app".into()))]),
+            )]),
+        ),
+    ]);
+    let mut templates: Vec<LoadedTemplate> = (0..PORT_WORKLOADS)
+        .map(|n| LoadedTemplate {
+            path: format!("ns/app{n}"),
+            kind: "runnable".into(),
+            definition: runnable.clone(),
+        })
+        .collect();
+    templates.push(LoadedTemplate {
+        path: "ns/all".into(),
+        kind: "group".into(),
+        definition: Tree::Map(vec![
+            ("defines".into(), Tree::Str("group".into())),
+            (
+                "members".into(),
+                Tree::Seq(templates.iter().map(|t| Tree::Str(t.path.clone())).collect()),
+            ),
+        ]),
+    });
+    next(&mut s, Command::TemplatesLoaded { templates });
+    let evaluated = (0..PORT_WORKLOADS)
+        .map(|n| {
+            let host_ports = match ports {
+                true => vec![HostPort {
+                    port: 18_000 + n as u16,
+                    protocol: "tcp".into(),
+                    ip: None,
+                }],
+                false => Vec::new(),
+            };
+            (format!("ns/app{n}"), Evaluated { host_ports, ..Evaluated::default() })
+        })
+        .collect();
+    let run = entry(
+        index + 1,
+        Command::WorkloadRun {
+            path: "ns/all".into(),
+            tag: None,
+            peer: None,
+            overrides: Default::default(),
+            evaluated: Some(evaluated),
+        },
+    );
+    (s, run)
+}
+
+fn host_ports(c: &mut Criterion) {
+    let mut group = c.benchmark_group("host-ports");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(PORT_WORKLOADS as u64 * PORT_REPLICAS_EACH as u64));
+    for (name, ports) in [("10000-replicas-on-1000-peers-without-ports", false), ("10000-replicas-on-1000-peers-with-ports", true)] {
+        let (loaded, run) = port_cluster(ports);
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || loaded.clone(),
+                |mut state| {
+                    apply(&mut state, &run).expect("applies");
+                    debug_assert!(state.workloads.values().all(|w| w.instances.values().all(|i| i.peer.is_some())));
+                    state
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, schedule, host_ports);
 criterion_main!(benches);

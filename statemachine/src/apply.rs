@@ -23,6 +23,8 @@ pub const SEALED_SECRET_BYTES_MAX: usize = 64 * 1024;
 pub const JOIN_TOKENS_MAX: usize = 64;
 /// Longest peer or cluster name, in bytes.
 pub const NAME_BYTES_MAX: usize = 128;
+/// Most tags one `peer-tagged` command adds and removes together.
+pub const TAGS_PER_COMMAND_MAX: usize = 64;
 
 /// The result of applying one entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -341,14 +343,25 @@ fn apply_command(state: &mut State, index: u64, command: &Command) -> Result<App
             tag,
             peer,
             overrides,
+            evaluated,
         } => {
             require_cluster(state)?;
             check_path(path)?;
-            schedule::run(state, index, path, tag.as_ref(), peer.as_ref(), overrides)
+            schedule::run(
+                state,
+                index,
+                path,
+                tag.as_ref(),
+                peer.as_ref(),
+                overrides,
+                evaluated.as_ref(),
+            )
         }
-        Command::WorkloadUpdate { path, overrides } => {
-            schedule::update(state, index, path, overrides)
-        }
+        Command::WorkloadUpdate {
+            path,
+            overrides,
+            evaluated,
+        } => schedule::update(state, index, path, overrides, evaluated.as_ref()),
         Command::WorkloadStop { path } => schedule::stop(state, index, path),
         Command::WorkloadPurge { path } => schedule::purge(state, index, path),
         Command::WorkloadRestart { path } => schedule::restart(state, index, path),
@@ -372,6 +385,35 @@ fn apply_command(state: &mut State, index: u64, command: &Command) -> Result<App
                 message,
             },
         ),
+        Command::PeerTagged { peer, add, remove } => {
+            for tag in add.iter().chain(remove) {
+                check_name(tag)?;
+            }
+            if add.len() + remove.len() > TAGS_PER_COMMAND_MAX {
+                return Err(Rejection::Limit {
+                    what: "tag changes in one command".into(),
+                    max: TAGS_PER_COMMAND_MAX,
+                });
+            }
+            let member = member_mut(state, *peer)?;
+            member.tags.retain(|t| !remove.contains(t));
+            for tag in add {
+                if !member.tags.contains(tag) {
+                    member.tags.push(tag.clone());
+                }
+            }
+            member.tags.sort();
+            schedule::peer_retagged(state, index, *peer);
+            Ok(Applied::ACCEPTED)
+        }
+        Command::PeerFactsReported { peer, facts } => {
+            let member = member_mut(state, *peer)?;
+            if member.facts != *facts {
+                member.facts = *facts;
+                schedule::place_all_pending(state, index);
+            }
+            Ok(Applied::ACCEPTED)
+        }
     }
 }
 
@@ -391,6 +433,7 @@ fn new_peer(
         address: address.to_string(),
         tags: tags.to_vec(),
         capacity,
+        facts: crate::command::PeerFacts::default(),
         status: PeerStatus::Up,
         joined_at_index: index,
     };

@@ -33,6 +33,87 @@ pub struct Capacity {
     pub memory_mb: u64,
 }
 
+/// What a peer's machine has, as its `monkd` measured it (reported at start and when it
+/// changes). Zero means "not reported"; `requirements` are checked against these.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct PeerFacts {
+    /// CPU cores, in millicores (4 cores = 4000).
+    pub cpu_millis: u64,
+    /// Memory, in MB.
+    pub memory_mb: u64,
+    /// GPUs (from `nvidia-smi` where present).
+    pub gpus: u32,
+    /// Free disk on the filesystem of the peer's data dir, in GB.
+    pub disk_free_gb: u64,
+}
+
+impl PeerFacts {
+    pub fn is_unknown(&self) -> bool {
+        *self == PeerFacts::default()
+    }
+}
+
+/// A host port a replica publishes: a resource of the peer it runs on, so two replicas
+/// that publish the same one are never placed on one peer.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct HostPort {
+    pub port: u16,
+    /// `tcp`, `udp` or `sctp`.
+    pub protocol: String,
+    /// The host address it binds; `None` is every address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+}
+
+impl HostPort {
+    /// Whether two bindings cannot coexist on one host: same port and protocol, and an
+    /// address in common (a wildcard address overlaps every address).
+    pub fn conflicts_with(&self, other: &HostPort) -> bool {
+        let wildcard =
+            |ip: &Option<String>| ip.as_deref().is_none_or(|ip| matches!(ip, "0.0.0.0" | "::" | ""));
+        self.port == other.port
+            && self.protocol == other.protocol
+            && (wildcard(&self.ip) || wildcard(&other.ip) || self.ip == other.ip)
+    }
+}
+
+impl std::fmt::Display for HostPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.ip {
+            Some(ip) => write!(f, "{ip}:{}/{}", self.port, self.protocol),
+            None => write!(f, "{}/{}", self.port, self.protocol),
+        }
+    }
+}
+
+/// What the peer that received a `run`/`update` evaluated for one runnable before
+/// proposing it: the values of script-valued placement fields and the host ports its
+/// containers publish. They travel in the command so `apply` never runs a script and a
+/// replay places replicas exactly as the cluster did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evaluated {
+    /// The number a script-valued `scale.value` gave (before `scale.min/max`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+    /// The tag a script-valued `affinity.tag` gave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// The peer name a script-valued `affinity.name` gave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Host ports the runnable's containers publish (`ports`, published services).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_ports: Vec<HostPort>,
+    /// Why the ports could not be worked out (the executor will report the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ports_error: Option<String>,
+}
+
+/// [`Evaluated`] values by runnable path (a group's members each have theirs).
+pub type EvaluatedByPath = BTreeMap<String, Evaluated>;
+
 /// One top-level MonkScript definition as written, keyed by `namespace/name`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoadedTemplate {
@@ -120,6 +201,10 @@ pub enum Command {
         /// Runtime variables (`--set name=value`), by variable name.
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         overrides: BTreeMap<String, String>,
+        /// Filled in by the receiving peer; `None` in entries written before it existed
+        /// (then only literal placement fields count and no host port is known).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        evaluated: Option<EvaluatedByPath>,
     },
     /// `monk update PATH`: take the definition as it is loaded now (and new overrides,
     /// merged over the old ones); a changed definition starts a new generation.
@@ -127,6 +212,9 @@ pub enum Command {
         path: String,
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         overrides: BTreeMap<String, String>,
+        /// As for `workload-run`; `None` keeps what the workload had.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        evaluated: Option<EvaluatedByPath>,
     },
     /// `monk stop PATH`: keep the workload and its placement, stop its containers.
     WorkloadStop {
@@ -155,6 +243,20 @@ pub enum Command {
         status: InstanceStatus,
         #[serde(default, skip_serializing_if = "String::is_empty")]
         message: String,
+    },
+    /// `monk cluster tag PEER +t -u`: the peer's tags change; replicas that no longer
+    /// fit move, pending ones may land.
+    PeerTagged {
+        peer: PeerId,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        add: Vec<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        remove: Vec<String>,
+    },
+    /// A peer measured its machine (at start, and when that changed).
+    PeerFactsReported {
+        peer: PeerId,
+        facts: PeerFacts,
     },
 }
 
@@ -211,6 +313,8 @@ impl Command {
             Command::WorkloadScale { .. } => "workload-scale",
             Command::WorkloadReport { .. } => "workload-report",
             Command::WorkloadRestart { .. } => "workload-restart",
+            Command::PeerTagged { .. } => "peer-tagged",
+            Command::PeerFactsReported { .. } => "peer-facts-reported",
         }
     }
 
@@ -257,6 +361,7 @@ impl Command {
                 tag,
                 peer,
                 overrides,
+                ..
             } => {
                 let mut line = format!("run {path}");
                 if let Some(tag) = tag {
@@ -271,7 +376,9 @@ impl Command {
                 }
                 line
             }
-            Command::WorkloadUpdate { path, overrides } => {
+            Command::WorkloadUpdate {
+                path, overrides, ..
+            } => {
                 let names: Vec<&str> = overrides.keys().map(String::as_str).collect();
                 match names.is_empty() {
                     true => format!("update {path}"),
@@ -300,6 +407,18 @@ impl Command {
                 }
                 line
             }
+            Command::PeerTagged { peer, add, remove } => {
+                let changes: Vec<String> = add
+                    .iter()
+                    .map(|t| format!("+{t}"))
+                    .chain(remove.iter().map(|t| format!("-{t}")))
+                    .collect();
+                format!("peer {peer} tags {}", changes.join(" "))
+            }
+            Command::PeerFactsReported { peer, facts } => format!(
+                "peer {peer} has {} mCPU, {} MB, {} GPU(s), {} GB disk free",
+                facts.cpu_millis, facts.memory_mb, facts.gpus, facts.disk_free_gb
+            ),
         }
     }
 

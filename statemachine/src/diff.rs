@@ -219,6 +219,7 @@ mod tests {
             address: format!("a:{id}"),
             tags: vec![],
             capacity: Default::default(),
+            facts: Default::default(),
             status,
             joined_at_index: 1,
         }

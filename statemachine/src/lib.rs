@@ -14,6 +14,8 @@ pub mod apply;
 pub mod command;
 pub mod diff;
 pub mod entry;
+pub mod evaluate;
+pub mod placement;
 pub mod schedule;
 pub mod snapshot;
 pub mod state;
@@ -22,7 +24,8 @@ pub mod workload;
 
 pub use apply::{advance, apply, Applied, ApplyError, Rejection};
 pub use command::{
-    Capacity, Command, InstanceStatus, LoadedTemplate, PeerId, Proposal, SecretScope,
+    Capacity, Command, Evaluated, EvaluatedByPath, HostPort, InstanceStatus, LoadedTemplate,
+    PeerFacts, PeerId, Proposal, SecretScope,
 };
 pub use diff::{apply_diff, diff, DiffMismatch, MapChange, SecretName, StateDiff};
 pub use entry::{decode_proposal, DecodeError, Entry};
@@ -31,7 +34,7 @@ pub use snapshot::{
 };
 pub use state::{InvariantViolation, Peer, PeerStatus, Secret, State, Template};
 pub use view::{ClusterView, NodeView};
-pub use workload::{Desired, Instance, Workload};
+pub use workload::{Constraints, Desired, Instance, Requirements, Workload};
 
 /// The entry format this build writes and the newest it can apply. Older formats are
 /// applied forever (append-only evolution); a newer one stops the peer with a clear

@@ -4,17 +4,19 @@
 //! the same peer on every peer of the cluster, so the scheduler runs inside `apply` and
 //! a placement is part of the replicated state (and of `monk replay`).
 //!
-//! Rules, in order:
-//! 1. Candidates are members that are up and satisfy the workload's constraints (every
-//!    `affinity.tag`/`--tag`, `affinity.name`/`--peer` by name or id).
-//! 2. A peer that declares a capacity (non-zero CPU or memory) takes a replica only if the
-//!    requests of everything already placed on it plus this replica fit.
-//! 3. Among the rest: fewest replicas of this workload (spread), then fewest replicas in
+//! Rules (the peer-by-peer ones are in `placement.rs`):
+//! 1. Candidates are up members that pass every rule of [`crate::placement::check`]:
+//!    constraints (`affinity.tag`/`--tag`, `affinity.name`/`--peer`), residency, host
+//!    ports, requirements against reported facts, declared capacity.
+//! 2. Among them: fewest replicas of this workload (spread), then fewest replicas in
 //!    all, then the lowest peer id.
 //!
-//! A replica nobody can take stays *pending* with the reason; it is placed when a peer
-//! joins or comes back. When a peer is declared down or leaves, its replicas move
-//! (rule 1–3 again); they do not move back when it returns.
+//! A replica nobody can take stays *pending* with each peer's first failed rule; it is
+//! placed when a peer joins, comes back, is re-tagged or reports new facts, or when room
+//! frees. When a peer is declared down or leaves, its replicas move (rules again); they
+//! do not move back when it returns. Script-valued fields (`scale.value`, affinity) and
+//! host ports come evaluated in the command ([`crate::command::Evaluated`]): nothing
+//! here runs a script.
 
 use std::collections::BTreeMap;
 
@@ -23,9 +25,10 @@ use monk_scripting::monkscript::resolve::{resolve, with_group_variables};
 use monk_scripting::tree::Tree;
 
 use crate::apply::{Applied, Rejection};
-use crate::command::{Capacity, InstanceStatus, PeerId};
-use crate::state::{Peer, State};
-use crate::workload::{Constraints, Desired, Instance, Observation, Workload};
+use crate::command::{Capacity, Evaluated, EvaluatedByPath, InstanceStatus, PeerId};
+use crate::placement::{self, PeerLoad, Refusal};
+use crate::state::State;
+use crate::workload::{Constraints, Desired, Instance, Observation, Requirements, Workload};
 
 /// Most replicas one workload may ask for.
 pub const REPLICAS_MAX: u32 = 1000;
@@ -37,12 +40,14 @@ pub const GROUP_DEPTH_MAX: usize = 8;
 pub const REPORT_MESSAGE_BYTES_MAX: usize = 1024;
 /// Most runtime variables one command may set.
 pub const OVERRIDES_MAX: usize = 256;
+/// Most peers named in a pending replica's reason; the rest are counted.
+pub const PENDING_REASON_PEERS_MAX: usize = 8;
 
 /// One runnable a `run`/`update` resolves to.
-struct Expanded {
-    path: String,
-    group: Option<String>,
-    definition: Tree,
+pub(crate) struct Expanded {
+    pub path: String,
+    pub group: Option<String>,
+    pub definition: Tree,
 }
 
 fn defines(tree: &Tree) -> &str {
@@ -50,7 +55,7 @@ fn defines(tree: &Tree) -> &str {
 }
 
 /// Resolves `path` against the stored templates; a group becomes its runnables.
-fn expand(state: &State, path: &str) -> Result<Vec<Expanded>, Rejection> {
+pub(crate) fn expand(state: &State, path: &str) -> Result<Vec<Expanded>, Rejection> {
     let mut out = Vec::new();
     expand_into(state, path, None, None, 0, &mut out)?;
     Ok(out)
@@ -151,11 +156,15 @@ fn literal_int(tree: Option<&Tree>) -> Option<i64> {
     }
 }
 
-/// Replicas a definition asks for: a literal `scale.value` (clamped to `scale.min/max`),
-/// else 1. Dynamic (ArrowScript) scale is decided by executors later, starting from 1.
-fn replicas_of(definition: &Tree) -> u32 {
+/// Replicas a definition asks for: `scale.value` (literal, or the number its script gave
+/// the proposer), clamped to `scale.min/max`; else 1.
+fn replicas_of(definition: &Tree, evaluated: Option<&Evaluated>) -> u32 {
     let scale = definition.get("scale");
-    let value = scale.and_then(|s| literal_int(s.get("value"))).unwrap_or(1);
+    let value = evaluated
+        .and_then(|e| e.replicas)
+        .map(i64::from)
+        .or_else(|| scale.and_then(|s| literal_int(s.get("value"))))
+        .unwrap_or(1);
     let min = scale.and_then(|s| literal_int(s.get("min"))).unwrap_or(1);
     let max = scale
         .and_then(|s| literal_int(s.get("max")))
@@ -180,7 +189,46 @@ fn requests_of(definition: &Tree) -> Capacity {
     total
 }
 
-fn constraints_of(definition: &Tree, tag: Option<&String>, peer: Option<&String>) -> Constraints {
+/// A literal number of cores (`"2.0"`, `2`, `0.5`) in millicores.
+fn literal_millis(tree: Option<&Tree>) -> Option<u64> {
+    let cores: f64 = match tree? {
+        Tree::Int(n) => *n as f64,
+        Tree::Str(s) | Tree::Float(s) => s.trim().parse().ok()?,
+        _ => return None,
+    };
+    (cores.is_finite() && cores > 0.0).then(|| (cores * 1000.0).round() as u64)
+}
+
+fn literal_bool(tree: Option<&Tree>) -> bool {
+    match tree {
+        Some(Tree::Bool(b)) => *b,
+        Some(Tree::Str(s)) => s.trim().eq_ignore_ascii_case("true"),
+        _ => false,
+    }
+}
+
+/// `requirements: {CPU, RAM, GPU, disk}` (literal values; keys as the reference writes
+/// them, lower case accepted).
+fn requirements_of(definition: &Tree) -> Requirements {
+    let Some(r) = definition.get("requirements") else {
+        return Requirements::default();
+    };
+    let field = |names: &[&str]| names.iter().find_map(|n| r.get(n));
+    let positive = |t: Option<&Tree>| literal_int(t).map_or(0, |n| n.max(0) as u64);
+    Requirements {
+        cpu_millis: literal_millis(field(&["CPU", "cpu"])).unwrap_or(0),
+        memory_mb: positive(field(&["RAM", "ram", "memory"])),
+        gpu: literal_bool(field(&["GPU", "gpu"])),
+        disk_gb: positive(field(&["disk", "DISK"])),
+    }
+}
+
+fn constraints_of(
+    definition: &Tree,
+    evaluated: Option<&Evaluated>,
+    tag: Option<&String>,
+    peer: Option<&String>,
+) -> Constraints {
     let affinity = definition.get("affinity");
     let text = |key: &str| {
         affinity
@@ -189,12 +237,20 @@ fn constraints_of(definition: &Tree, tag: Option<&String>, peer: Option<&String>
             .filter(|s| !s.is_empty() && !s.starts_with("<-"))
             .map(String::from)
     };
-    let mut tags: Vec<String> = text("tag").into_iter().chain(tag.cloned()).collect();
+    let evaluated_tag = evaluated.and_then(|e| e.tag.clone());
+    let evaluated_name = evaluated.and_then(|e| e.name.clone());
+    let mut tags: Vec<String> = text("tag")
+        .or(evaluated_tag)
+        .into_iter()
+        .chain(tag.cloned())
+        .collect();
     tags.sort();
     tags.dedup();
     Constraints {
         tags,
-        peer: peer.cloned().or_else(|| text("name")),
+        peer: peer.cloned().or_else(|| text("name")).or(evaluated_name),
+        resident: literal_bool(affinity.and_then(|a| a.get("resident"))),
+        ignore_pressure: literal_bool(affinity.and_then(|a| a.get("ignore-pressure"))),
     }
 }
 
@@ -232,7 +288,7 @@ fn check_overrides(
 }
 
 /// The overrides that concern one runnable (those naming its variables).
-fn overrides_for(
+pub(crate) fn overrides_for(
     definition: &Tree,
     overrides: &BTreeMap<String, String>,
 ) -> BTreeMap<String, String> {
@@ -244,37 +300,17 @@ fn overrides_for(
         .collect()
 }
 
-fn satisfies(peer: &Peer, constraints: &Constraints) -> bool {
-    let tags_ok = constraints.tags.iter().all(|t| peer.tags.contains(t));
-    let peer_ok = constraints
-        .peer
-        .as_ref()
-        .is_none_or(|p| *p == peer.name || *p == peer.id.to_string());
-    tags_ok && peer_ok
-}
-
-/// Requests of everything placed on each peer, and replica counts.
-fn load(state: &State) -> BTreeMap<PeerId, (Capacity, u64)> {
-    let mut load: BTreeMap<PeerId, (Capacity, u64)> = BTreeMap::new();
+/// What is placed on each peer.
+fn load(state: &State) -> BTreeMap<PeerId, PeerLoad<'_>> {
+    let mut load: BTreeMap<PeerId, PeerLoad> = BTreeMap::new();
     for w in state.workloads.values() {
         for i in w.instances.values() {
             if let Some(peer) = i.peer {
-                let entry = load.entry(peer).or_default();
-                entry.0.cpu_millis = entry.0.cpu_millis.saturating_add(w.requests.cpu_millis);
-                entry.0.memory_mb = entry.0.memory_mb.saturating_add(w.requests.memory_mb);
-                entry.1 += 1;
+                load.entry(peer).or_default().add(w, i.replica);
             }
         }
     }
     load
-}
-
-fn fits(capacity: Capacity, used: Capacity, asked: Capacity) -> bool {
-    let cpu_ok = capacity.cpu_millis == 0
-        || used.cpu_millis.saturating_add(asked.cpu_millis) <= capacity.cpu_millis;
-    let mem_ok = capacity.memory_mb == 0
-        || used.memory_mb.saturating_add(asked.memory_mb) <= capacity.memory_mb;
-    cpu_ok && mem_ok
 }
 
 /// Replicas of one workload per peer.
@@ -286,107 +322,90 @@ fn mine_of(workload: &Workload) -> BTreeMap<PeerId, u64> {
     mine
 }
 
-/// Picks a peer for one more replica of `workload` (rules 1–3 of the module docs).
+/// Picks a peer for one more replica of `workload` (rules of the module docs), or says
+/// why none can take it.
 pub fn choose_peer(state: &State, workload: &Workload) -> Result<PeerId, String> {
     choose(state, workload, &load(state), &mine_of(workload))
 }
 
 /// [`choose_peer`] with the cluster's load and this workload's spread given, so a
 /// placement of many replicas costs one pass over the peers per replica.
-fn choose(
-    state: &State,
-    workload: &Workload,
-    load: &BTreeMap<PeerId, (Capacity, u64)>,
+fn choose<'a>(
+    state: &'a State,
+    workload: &'a Workload,
+    load: &BTreeMap<PeerId, PeerLoad<'a>>,
     mine: &BTreeMap<PeerId, u64>,
 ) -> Result<PeerId, String> {
-    let mut matching = 0;
-    let mut best: Option<((u64, u64, PeerId), PeerId)> = None;
+    let empty = PeerLoad::default();
+    let mut refused: Vec<(&str, Refusal)> = Vec::new();
+    let mut refused_more = 0usize;
+    let mut best: Option<(u64, u64, PeerId)> = None;
     for peer in state.members().filter(|p| p.is_up()) {
-        if !satisfies(peer, &workload.constraints) {
+        let here = load.get(&peer.id).unwrap_or(&empty);
+        if let Err(refusal) = placement::check(peer, here, workload) {
+            if refused.len() < PENDING_REASON_PEERS_MAX {
+                refused.push((&peer.name, refusal));
+            } else {
+                refused_more += 1;
+            }
             continue;
         }
-        matching += 1;
-        let (used, total) = load.get(&peer.id).copied().unwrap_or_default();
-        if !fits(peer.capacity, used, workload.requests) {
-            continue;
+        let key = (
+            mine.get(&peer.id).copied().unwrap_or(0),
+            here.replicas,
+            peer.id,
+        );
+        if best.is_none_or(|b| key < b) {
+            best = Some(key);
         }
-        let key = (mine.get(&peer.id).copied().unwrap_or(0), total, peer.id);
-        if best.as_ref().is_none_or(|(b, _)| key < *b) {
-            best = Some((key, peer.id));
-        }
     }
-    match best {
-        Some((_, peer)) => Ok(peer),
-        None if matching == 0 => Err(format!(
-            "no up peer matches {}",
-            describe(&workload.constraints)
-        )),
-        None => Err(format!(
-            "{matching} peer(s) match but none has room for {} mCPU / {} MB",
-            workload.requests.cpu_millis, workload.requests.memory_mb
-        )),
+    if let Some((_, _, peer)) = best {
+        return Ok(peer);
     }
-}
-
-fn describe(constraints: &Constraints) -> String {
-    let mut parts = Vec::new();
-    if !constraints.tags.is_empty() {
-        parts.push(format!("tags [{}]", constraints.tags.join(",")));
+    if refused.is_empty() {
+        return Err("no peer is up".into());
     }
-    if let Some(peer) = &constraints.peer {
-        parts.push(format!("peer {peer}"));
+    let mut reason = refused
+        .iter()
+        .map(|(name, refusal)| format!("{name}: {refusal}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    if refused_more > 0 {
+        reason.push_str(&format!("; and {refused_more} more peer(s)"));
     }
-    if parts.is_empty() {
-        "the workload".into()
-    } else {
-        parts.join(" and ")
-    }
+    Err(reason)
 }
 
 /// Places replicas of the workload at `path` one after another, each seeing the ones
 /// before it (same result as placing them one by one, without recounting the
 /// cluster's load for every replica).
 fn place_many(state: &mut State, index: u64, path: &str, replicas: &[u32]) {
-    let Some(workload) = state.workloads.get(path) else {
-        return;
+    let choices = {
+        let Some(workload) = state.workloads.get(path) else {
+            return;
+        };
+        let mut load = load(state);
+        let mut mine = mine_of(workload);
+        let mut choices = Vec::with_capacity(replicas.len());
+        for &replica in replicas {
+            // A replica being re-placed no longer counts where it was.
+            if let Some(old) = workload.instances.get(&replica).and_then(|i| i.peer) {
+                if let Some(here) = load.get_mut(&old) {
+                    here.remove(workload, replica);
+                }
+                if let Some(count) = mine.get_mut(&old) {
+                    *count = count.saturating_sub(1);
+                }
+            }
+            let choice = choose(state, workload, &load, &mine);
+            if let Ok(peer) = choice {
+                load.entry(peer).or_default().add(workload, replica);
+                *mine.entry(peer).or_insert(0) += 1;
+            }
+            choices.push((replica, choice));
+        }
+        choices
     };
-    let mut load = load(state);
-    let mut mine = mine_of(workload);
-    let mut choices = Vec::with_capacity(replicas.len());
-    for &replica in replicas {
-        // A replica being re-placed no longer counts where it was.
-        if let Some(old) = workload.instances.get(&replica).and_then(|i| i.peer) {
-            if let Some(entry) = load.get_mut(&old) {
-                entry.0.cpu_millis = entry
-                    .0
-                    .cpu_millis
-                    .saturating_sub(workload.requests.cpu_millis);
-                entry.0.memory_mb = entry
-                    .0
-                    .memory_mb
-                    .saturating_sub(workload.requests.memory_mb);
-                entry.1 = entry.1.saturating_sub(1);
-            }
-            if let Some(count) = mine.get_mut(&old) {
-                *count = count.saturating_sub(1);
-            }
-        }
-        let choice = choose(state, workload, &load, &mine);
-        if let Ok(peer) = choice {
-            let entry = load.entry(peer).or_default();
-            entry.0.cpu_millis = entry
-                .0
-                .cpu_millis
-                .saturating_add(workload.requests.cpu_millis);
-            entry.0.memory_mb = entry
-                .0
-                .memory_mb
-                .saturating_add(workload.requests.memory_mb);
-            entry.1 += 1;
-            *mine.entry(peer).or_insert(0) += 1;
-        }
-        choices.push((replica, choice));
-    }
     let Some(workload) = state.workloads.get_mut(path) else {
         return;
     };
@@ -421,7 +440,7 @@ fn new_instance(replica: u32, index: u64) -> Instance {
 
 /// The workloads a path names: the runnable itself, or every workload started through
 /// the group at that path.
-fn targets(state: &State, path: &str) -> Result<Vec<String>, Rejection> {
+pub(crate) fn targets(state: &State, path: &str) -> Result<Vec<String>, Rejection> {
     let paths: Vec<String> = state
         .workloads
         .values()
@@ -442,6 +461,7 @@ pub(crate) fn run(
     tag: Option<&String>,
     peer: Option<&String>,
     overrides: &BTreeMap<String, String>,
+    evaluated: Option<&EvaluatedByPath>,
 ) -> Result<Applied, Rejection> {
     let expanded = expand(state, path)?;
     check_overrides(path, &expanded, overrides)?;
@@ -472,12 +492,16 @@ pub(crate) fn run(
         place_pending_of(state, index, &path);
     }
     for e in fresh {
-        let replicas = replicas_of(&e.definition);
+        let evaluated = evaluated.and_then(|all| all.get(&e.path));
+        let replicas = replicas_of(&e.definition, evaluated);
         let workload = Workload {
             path: e.path.clone(),
             group: e.group,
             requests: requests_of(&e.definition),
-            constraints: constraints_of(&e.definition, tag, peer),
+            requirements: requirements_of(&e.definition),
+            host_ports: evaluated.map(|e| e.host_ports.clone()).unwrap_or_default(),
+            constraints: constraints_of(&e.definition, evaluated, tag, peer),
+            evaluated: evaluated.cloned(),
             overrides: overrides_for(&e.definition, overrides),
             definition: e.definition,
             generation: 1,
@@ -493,34 +517,40 @@ pub(crate) fn run(
     Ok(Applied::Accepted { peer_id: None })
 }
 
+/// The definition a running workload at `path` takes on `update`: its runnable resolved
+/// again, with its group's variables.
+pub(crate) fn updated_definition(state: &State, path: &str) -> Result<Expanded, Rejection> {
+    let expanded = expand(state, path)?;
+    let Some(mut e) = expanded.into_iter().find(|e| e.path == path) else {
+        return Err(Rejection::NotRunnable {
+            path: path.into(),
+            kind: "no longer a runnable".into(),
+        });
+    };
+    // A member keeps its group's variables.
+    if let Some(group) = state.workloads.get(path).and_then(|w| w.group.clone()) {
+        if let Some(g) = state.templates.get(&group) {
+            let lookup = |q: &str| state.templates.get(q).map(|t| &t.definition);
+            if let Ok(group_tree) = resolve(&g.path, &lookup) {
+                e.definition = with_group_variables(&e.definition, &group_tree);
+            }
+        }
+    }
+    Ok(e)
+}
+
 /// `workload-update`: take the current templates; a change starts a new generation.
 pub(crate) fn update(
     state: &mut State,
     index: u64,
     path: &str,
     overrides: &BTreeMap<String, String>,
+    evaluated: Option<&EvaluatedByPath>,
 ) -> Result<Applied, Rejection> {
-    let paths = targets(state, path)?;
-    let mut updates = Vec::new();
-    for p in &paths {
-        let expanded = expand(state, p)?;
-        let Some(mut e) = expanded.into_iter().find(|e| e.path == *p) else {
-            return Err(Rejection::NotRunnable {
-                path: p.clone(),
-                kind: "no longer a runnable".into(),
-            });
-        };
-        // A member keeps its group's variables.
-        if let Some(group) = state.workloads.get(p).and_then(|w| w.group.clone()) {
-            if let Some(g) = state.templates.get(&group) {
-                let lookup = |q: &str| state.templates.get(q).map(|t| &t.definition);
-                if let Ok(group_tree) = resolve(&g.path, &lookup) {
-                    e.definition = with_group_variables(&e.definition, &group_tree);
-                }
-            }
-        }
-        updates.push(e);
-    }
+    let updates = targets(state, path)?
+        .iter()
+        .map(|p| updated_definition(state, p))
+        .collect::<Result<Vec<_>, _>>()?;
     check_overrides(path, &updates, overrides)?;
     for e in updates {
         let Some(w) = state.workloads.get_mut(&e.path) else {
@@ -528,13 +558,22 @@ pub(crate) fn update(
         };
         let mut merged = w.overrides.clone();
         merged.extend(overrides_for(&e.definition, overrides));
+        let evaluated = evaluated.and_then(|all| all.get(&e.path));
         if w.definition != e.definition || w.overrides != merged {
             w.requests = requests_of(&e.definition);
+            w.requirements = requirements_of(&e.definition);
+            let fresh = constraints_of(&e.definition, evaluated, None, None);
+            w.constraints.resident = fresh.resident;
+            w.constraints.ignore_pressure = fresh.ignore_pressure;
+            if let Some(ev) = evaluated {
+                w.host_ports = ev.host_ports.clone();
+                w.evaluated = Some(ev.clone());
+            }
             w.definition = e.definition;
             w.overrides = merged;
             w.generation += 1;
             w.changed_at_index = index;
-            evict_overcommitted(state, index, &e.path);
+            evict_misfits(state, index, &e.path, "after the update");
         }
     }
     place_all_pending(state, index);
@@ -687,40 +726,69 @@ pub(crate) fn report(state: &mut State, index: u64, r: Report) -> Result<Applied
     Ok(Applied::Accepted { peer_id: None })
 }
 
-/// After a workload's requests grew, replicas whose peer no longer has room for them
-/// are unplaced (highest replica first) so `place_all_pending` moves them.
-fn evict_overcommitted(state: &mut State, index: u64, path: &str) {
-    let replicas: Vec<(u32, Option<PeerId>)> = match state.workloads.get(path) {
-        Some(w) => w
-            .instances
-            .values()
-            .rev()
-            .map(|i| (i.replica, i.peer))
-            .collect(),
-        None => return,
-    };
-    for (replica, peer) in replicas {
-        let Some(peer) = peer else { continue };
-        let capacity = state
-            .peers
-            .get(&peer)
-            .map(|p| p.capacity)
-            .unwrap_or_default();
-        let (used, _) = load(state).get(&peer).copied().unwrap_or_default();
-        if fits(capacity, used, Capacity::default()) {
-            continue;
+/// Unplaces the replicas of `path` that their peer can no longer take (checked as if
+/// each were placed anew, highest replica first, everything else staying), so
+/// `place_all_pending` moves them. Used after an update changed what they ask for.
+fn evict_misfits(state: &mut State, index: u64, path: &str, when: &str) {
+    let evicted = {
+        let Some(w) = state.workloads.get(path) else {
+            return;
+        };
+        let mut load = load(state);
+        let mut evicted = Vec::new();
+        for i in w.instances.values().rev() {
+            let Some(peer_id) = i.peer else { continue };
+            let (Some(peer), Some(here)) = (state.peers.get(&peer_id), load.get_mut(&peer_id))
+            else {
+                continue;
+            };
+            here.remove(w, i.replica);
+            match placement::check(peer, here, w) {
+                Ok(()) => here.add(w, i.replica),
+                Err(refusal) => evicted.push((i.replica, format!("{}: {refusal} {when}", peer.name))),
+            }
         }
-        if let Some(i) = state
-            .workloads
-            .get_mut(path)
-            .and_then(|w| w.instances.get_mut(&replica))
-        {
+        evicted
+    };
+    unplace(state, index, path, evicted);
+}
+
+fn unplace(state: &mut State, index: u64, path: &str, replicas: Vec<(u32, String)>) {
+    let Some(w) = state.workloads.get_mut(path) else {
+        return;
+    };
+    for (replica, why) in replicas {
+        if let Some(i) = w.instances.get_mut(&replica) {
             i.peer = None;
-            i.pending = Some("its peer has no room for the updated requests".into());
+            i.pending = Some(why);
             i.placed_at_index = index;
             i.observed = None;
         }
     }
+}
+
+/// `peer-tagged`: the replicas on the peer whose tag or name constraints it no longer
+/// meets are unplaced (they move), then every pending replica gets another chance.
+pub(crate) fn peer_retagged(state: &mut State, index: u64, peer_id: PeerId) {
+    let Some(peer) = state.peers.get(&peer_id) else {
+        return;
+    };
+    let mut misfits: BTreeMap<String, Vec<(u32, String)>> = BTreeMap::new();
+    for w in state.workloads.values() {
+        let Err(refusal) = placement::check_constraints(peer, &w.constraints) else {
+            continue;
+        };
+        for i in w.instances.values().filter(|i| i.peer == Some(peer_id)) {
+            misfits
+                .entry(w.path.clone())
+                .or_default()
+                .push((i.replica, format!("{}: {refusal} after retagging", peer.name)));
+        }
+    }
+    for (path, replicas) in misfits {
+        unplace(state, index, &path, replicas);
+    }
+    place_all_pending(state, index);
 }
 
 fn place_pending_of(state: &mut State, index: u64, path: &str) {
@@ -767,6 +835,8 @@ pub(crate) fn peer_lost(state: &mut State, index: u64, lost: PeerId) {
     for (path, replicas) in by_path {
         place_many(state, index, &path, &replicas);
     }
+    // Pending replicas elsewhere keep a reason that names this peer: say it anew.
+    place_all_pending(state, index);
 }
 
 /// A peer joined or came back: pending replicas get another chance.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use monk_scripting::tree::Tree;
 use serde::{Deserialize, Serialize};
 
-use crate::command::{Capacity, PeerId, SecretScope};
+use crate::command::{Capacity, PeerFacts, PeerId, SecretScope};
 use crate::workload::Workload;
 
 /// Whether a peer is part of the cluster and heard from.
@@ -25,6 +25,10 @@ pub struct Peer {
     pub address: String,
     pub tags: Vec<String>,
     pub capacity: Capacity,
+    /// What its machine has, as last reported; left out of the JSON while unknown so
+    /// states written before facts existed keep their digests.
+    #[serde(default, skip_serializing_if = "PeerFacts::is_unknown")]
+    pub facts: PeerFacts,
     pub status: PeerStatus,
     pub joined_at_index: u64,
 }

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use monk_scripting::tree::Tree;
 use serde::{Deserialize, Serialize};
 
-use crate::command::{Capacity, InstanceStatus, PeerId};
+use crate::command::{Capacity, Evaluated, HostPort, InstanceStatus, PeerId};
 
 /// Whether the user wants the workload's containers running.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +40,41 @@ pub struct Constraints {
     /// Only the peer with this name or id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer: Option<String>,
+    /// `affinity.resident`: the replica has its peer to itself.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resident: bool,
+    /// `affinity.ignore-pressure`: what is already placed on a peer does not count
+    /// against its capacity or facts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_pressure: bool,
+}
+
+/// What one replica needs from a machine (`requirements`), checked against the facts
+/// its peer reported. Zero means "no requirement".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requirements {
+    /// `CPU`, in millicores.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cpu_millis: u64,
+    /// `RAM`, in MB.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub memory_mb: u64,
+    /// `GPU: true`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gpu: bool,
+    /// `disk`, in GB.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub disk_gb: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Requirements {
+    pub fn is_none(&self) -> bool {
+        *self == Requirements::default()
+    }
 }
 
 /// The last observation an executor reported for an instance.
@@ -85,6 +120,15 @@ pub struct Workload {
     pub constraints: Constraints,
     /// Resources one replica asks for (sum of its containers' `resources.requests`).
     pub requests: Capacity,
+    /// What one replica needs from its peer's machine.
+    #[serde(default, skip_serializing_if = "Requirements::is_none")]
+    pub requirements: Requirements,
+    /// Host ports every replica publishes (from the proposer's evaluation).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_ports: Vec<HostPort>,
+    /// What the proposing peer evaluated for it at the last run/update, if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluated: Option<Evaluated>,
     pub instances: BTreeMap<u32, Instance>,
     pub started_at_index: u64,
     pub changed_at_index: u64,

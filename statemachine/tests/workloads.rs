@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 
 use monk_scripting::tree::Tree;
+use monk_scripting::arrow::StubHost;
+use monk_statemachine::evaluate::evaluate_command;
 use monk_statemachine::schedule::choose_peer;
 use monk_statemachine::view::instances;
 use monk_statemachine::*;
@@ -46,7 +48,16 @@ impl Cluster {
         c
     }
 
-    fn apply(&mut self, command: Command) -> Applied {
+    fn apply(&mut self, mut command: Command) -> Applied {
+        // As the receiving peer does: placement scripts and host ports evaluated.
+        if evaluate_command(&self.state, &mut command, &mut StubHost).is_err() {
+            return Applied::Rejected {
+                reason: Rejection::Unresolvable {
+                    path: "-".into(),
+                    why: "evaluation failed".into(),
+                },
+            };
+        }
         self.index += 1;
         let entry = Entry {
             index: self.index,
@@ -142,6 +153,7 @@ fn run(path: &str) -> Command {
         tag: None,
         peer: None,
         overrides: BTreeMap::new(),
+evaluated: None,
     }
 }
 
@@ -203,6 +215,7 @@ fn affinity_and_run_flags_narrow_the_peers() {
         tag: None,
         peer: Some("c".into()),
         overrides: BTreeMap::new(),
+evaluated: None,
     });
     let placed: BTreeMap<String, String> = c.placement().into_iter().collect();
     for r in 0..4 {
@@ -225,7 +238,10 @@ fn affinity_and_run_flags_narrow_the_peers() {
     let view = instances(&c.state);
     let pinned = view.iter().find(|i| i.path == "ns/pinned").expect("pinned");
     assert_eq!(pinned.peer, None);
-    assert_eq!(pinned.pending.as_deref(), Some("no up peer matches peer b"));
+    assert_eq!(
+        pinned.pending.as_deref(),
+        Some("a: pinned to peer b; c: pinned to peer b")
+    );
     c.ok(Command::PeerUp { peer: b });
     let placed: BTreeMap<String, String> = c.placement().into_iter().collect();
     assert_eq!(placed["ns/pinned#0"], "b");
@@ -250,7 +266,7 @@ fn capacity_is_respected_and_pending_replicas_wait_for_room() {
             .pending
             .as_deref()
             .unwrap()
-            .contains("none has room for 400 mCPU"),
+            .contains("a: no room for 400 mCPU / 100 MB (free 200 mCPU / 824 MB)"),
         "{:?}",
         view[2].pending
     );
@@ -292,18 +308,21 @@ fn stop_update_scale_and_purge() {
     c.ok(Command::WorkloadUpdate {
         path: "ns/web".into(),
         overrides: BTreeMap::new(),
+evaluated: None,
     });
     assert_eq!(c.state.workloads["ns/web"].generation, 2);
     // An update that changes nothing keeps the generation.
     c.ok(Command::WorkloadUpdate {
         path: "ns/web".into(),
         overrides: BTreeMap::new(),
+evaluated: None,
     });
     assert_eq!(c.state.workloads["ns/web"].generation, 2);
     let overrides = BTreeMap::from([("port".to_string(), "8080".to_string())]);
     c.ok(Command::WorkloadUpdate {
         path: "ns/web".into(),
         overrides: overrides.clone(),
+evaluated: None,
     });
     assert_eq!(c.state.workloads["ns/web"].generation, 3);
     assert_eq!(c.state.workloads["ns/web"].overrides, overrides);
@@ -311,7 +330,8 @@ fn stop_update_scale_and_purge() {
     assert_eq!(
         c.rejected(Command::WorkloadUpdate {
             path: "ns/web".into(),
-            overrides: unknown
+            overrides: unknown,
+evaluated: None,
         }),
         Rejection::UnknownVariable {
             path: "ns/web".into(),
@@ -459,6 +479,22 @@ fn template_set() -> Vec<(&'static str, String)> {
             "ns/stack",
             "defines: group\nmembers: [ns/web, ns/edge]\n".into(),
         ),
+        (
+            "ns/port",
+            "defines: runnable\nscale: {value: 2}\ncontainers:\n  x: {image: i, ports: ['18080:80']}\n".into(),
+        ),
+        (
+            "ns/port-local",
+            "defines: runnable\ncontainers:\n  x: {image: i, ports: ['127.0.0.1:18080:80', '9000:9000/udp']}\n".into(),
+        ),
+        (
+            "ns/resident",
+            "defines: runnable\naffinity: {resident: true}\ncontainers: {x: {image: i}}\n".into(),
+        ),
+        (
+            "ns/needy",
+            "defines: runnable\nrequirements: {CPU: 2, RAM: 1000, GPU: true}\ncontainers: {x: {image: i}}\n".into(),
+        ),
     ]
 }
 
@@ -468,8 +504,13 @@ fn workload_command() -> impl Strategy<Value = Command> {
         Just("ns/heavy".to_string()),
         Just("ns/big".to_string()),
         Just("ns/edge".to_string()),
-        Just("ns/stack".to_string())
+        Just("ns/stack".to_string()),
+        Just("ns/port".to_string()),
+        Just("ns/port-local".to_string()),
+        Just("ns/resident".to_string()),
+        Just("ns/needy".to_string())
     ];
+    let tag = prop_oneof![Just("edge".to_string()), Just("gpu".to_string())];
     prop_oneof![
         path.clone().prop_map(|p| run(&p)),
         (path.clone(), prop_oneof![Just("edge"), Just("none")]).prop_map(|(path, tag)| {
@@ -478,6 +519,7 @@ fn workload_command() -> impl Strategy<Value = Command> {
                 tag: Some(tag.to_string()),
                 peer: None,
                 overrides: BTreeMap::new(),
+evaluated: None,
             }
         }),
         path.clone().prop_map(|path| Command::WorkloadStop { path }),
@@ -491,6 +533,15 @@ fn workload_command() -> impl Strategy<Value = Command> {
         }),
         (1u64..5).prop_map(|peer| Command::PeerUp { peer }),
         (1u64..5).prop_map(|peer| Command::PeerLeft { peer }),
+        (1u64..5, tag.clone(), any::<bool>()).prop_map(|(peer, tag, add)| Command::PeerTagged {
+            peer,
+            add: if add { vec![tag.clone()] } else { vec![] },
+            remove: if add { vec![] } else { vec![tag] },
+        }),
+        (1u64..5, 0u64..4, 0u32..2).prop_map(|(peer, cores, gpus)| Command::PeerFactsReported {
+            peer,
+            facts: PeerFacts { cpu_millis: cores * 1000, memory_mb: 4000, gpus, disk_free_gb: 100 },
+        }),
         (1u64..5, path, 0u32..4, 1u64..3).prop_map(|(peer, path, replica, generation)| {
             Command::WorkloadReport {
                 peer,
@@ -506,30 +557,46 @@ fn workload_command() -> impl Strategy<Value = Command> {
 
 fn check_rules(state: &State) -> Result<(), String> {
     let mut used: BTreeMap<PeerId, Capacity> = BTreeMap::new();
+    let mut ports: BTreeMap<PeerId, Vec<(HostPort, String)>> = BTreeMap::new();
+    let mut replicas: BTreeMap<PeerId, Vec<(String, bool)>> = BTreeMap::new();
     for w in state.workloads.values() {
         for i in w.instances.values() {
+            let me = format!("{}#{}", w.path, i.replica);
             match i.peer {
                 Some(peer) => {
                     let p = &state.peers[&peer];
                     if !w.constraints.tags.iter().all(|t| p.tags.contains(t)) {
-                        return Err(format!(
-                            "{}#{} on {} breaks tags",
-                            w.path, i.replica, p.name
-                        ));
+                        return Err(format!("{me} on {} breaks tags", p.name));
+                    }
+                    if !w.requirements.is_none() && p.facts.is_unknown() {
+                        return Err(format!("{me} on {} needs facts it never reported", p.name));
                     }
                     let u = used.entry(peer).or_default();
                     u.cpu_millis += w.requests.cpu_millis;
                     u.memory_mb += w.requests.memory_mb;
+                    let held = ports.entry(peer).or_default();
+                    for port in &w.host_ports {
+                        if let Some((_, other)) = held.iter().find(|(p, _)| p.conflicts_with(port)) {
+                            return Err(format!("{me} and {other} share host port {port} on peer {peer}"));
+                        }
+                    }
+                    held.extend(w.host_ports.iter().map(|p| (p.clone(), me.clone())));
+                    replicas.entry(peer).or_default().push((me, w.constraints.resident));
                 }
                 None => {
                     if let Ok(peer) = choose_peer(state, w) {
-                        return Err(format!(
-                            "{}#{} is pending although peer {peer} could take it",
-                            w.path, i.replica
-                        ));
+                        return Err(format!("{me} is pending although peer {peer} could take it"));
+                    }
+                    if i.pending.as_deref().is_none_or(str::is_empty) {
+                        return Err(format!("{me} is pending without a reason"));
                     }
                 }
             }
+        }
+    }
+    for (peer, held) in replicas {
+        if held.len() > 1 && held.iter().any(|(_, resident)| *resident) {
+            return Err(format!("peer {peer} shares a resident replica: {held:?}"));
         }
     }
     for (peer, u) in used {

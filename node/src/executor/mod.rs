@@ -310,12 +310,14 @@ pub fn replica_status(
 }
 
 /// Host operators available to container fields at run time: names on the cluster's
-/// container network. Operators that need other parts of the node (secrets, ports of
-/// other workloads, HTTP) are refused with a clear error for now.
-struct RunHost<'a> {
-    path: &'a str,
-    definition: &'a monk_scripting::tree::Tree,
-    secrets: &'a WorkloadSecrets,
+/// container network, and secrets. Operators that need other parts of the node (ports
+/// of other workloads, HTTP) are refused with a clear error for now.
+pub(crate) struct RunHost<'a> {
+    pub path: &'a str,
+    pub definition: &'a monk_scripting::tree::Tree,
+    /// `None` when placing (see `admission.rs`): placement never reads a secret, and
+    /// `secret(name)` gives the placeholder `<secret name>`.
+    pub secrets: Option<&'a WorkloadSecrets>,
 }
 
 impl RunHost<'_> {
@@ -349,11 +351,13 @@ impl Host for RunHost<'_> {
                 &self.connection_target(&arg(0))?,
             ))),
             "connection-target" => Ok(Value::str(&self.connection_target(&arg(0))?)),
-            "secret" => self
-                .secrets
-                .resolve(self.path, self.definition, &arg(0))
-                .map(|v| Value::str(&v))
-                .map_err(HostError::Failed),
+            "secret" => match self.secrets {
+                Some(secrets) => secrets
+                    .resolve(self.path, self.definition, &arg(0))
+                    .map(|v| Value::str(&v))
+                    .map_err(HostError::Failed),
+                None => Ok(Value::str(&format!("<secret {}>", arg(0)))),
+            },
             "get-hostname" | "container-domain-name" => {
                 let runnable = match arg(0) {
                     r if r.is_empty() => self.path.to_string(),
@@ -376,7 +380,12 @@ pub fn wanted_of(
     a: &Assignment,
     secrets: &WorkloadSecrets,
 ) -> Result<Vec<Wanted>, String> {
-    spec_of(cluster, peer, a, secrets).map(|(wanted, _)| wanted)
+    let world = World {
+        ready: BTreeMap::new(),
+        secrets,
+        publish_ip: None,
+    };
+    spec_of(cluster, peer, a, &world).map(|(wanted, _)| wanted)
 }
 
 /// Permission bits of a secret mounted as a file: readable by any user of the
@@ -424,12 +433,13 @@ fn spec_of(
     cluster: &str,
     peer: PeerId,
     a: &Assignment,
-    secrets: &WorkloadSecrets,
+    world: &World,
 ) -> Result<(Vec<Wanted>, BTreeMap<String, String>), String> {
+    let secrets = world.secrets;
     let mut host = RunHost {
         path: &a.path,
         definition: &a.definition,
-        secrets,
+        secrets: Some(secrets),
     };
     let spec =
         runnable_spec(&a.path, &a.definition, &a.overrides, &mut host).map_err(|errors| {
@@ -445,6 +455,9 @@ fn spec_of(
     let mut spec = spec;
     for c in &mut spec.containers {
         c.files.extend(mounted_secrets(a, &c.name, secrets)?);
+        for port in c.ports.iter_mut().filter(|p| p.host_ip.is_none()) {
+            port.host_ip.clone_from(&world.publish_ip);
+        }
     }
     let variables = spec.variables.clone();
     let wanted = spec
@@ -514,6 +527,9 @@ pub fn key_of(labels: &BTreeMap<String, String>) -> (Option<ContainerKey>, u64, 
 pub struct World<'a> {
     pub ready: BTreeMap<String, bool>,
     pub secrets: &'a WorkloadSecrets,
+    /// Host address that published ports without one bind to (`monkd --publish-ip`);
+    /// `None` binds every address.
+    pub publish_ip: Option<String>,
 }
 
 /// Runs (when due) the readiness check of a running replica; `ready`, or `running`
@@ -649,7 +665,7 @@ pub async fn reconcile<R: ContainerRuntime>(
             }
             continue;
         }
-        match spec_of(cluster, peer, a, world.secrets) {
+        match spec_of(cluster, peer, a, world) {
             Ok((w, vars)) => {
                 wanted.extend(w);
                 variables.insert(replica, vars);
@@ -827,6 +843,7 @@ pub async fn run<R: ContainerRuntime>(node: Arc<Node>, runtime: R) {
         let world = World {
             ready,
             secrets: &secrets,
+            publish_ip: node.config.publish_ip.clone(),
         };
         let pass = match tokio::time::timeout(
             EXECUTOR_ACTION_TIMEOUT,

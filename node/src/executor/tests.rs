@@ -31,6 +31,7 @@ fn world(secrets: &WorkloadSecrets) -> World<'_> {
     World {
         ready: BTreeMap::new(),
         secrets,
+        publish_ip: None,
     }
 }
 

@@ -29,6 +29,7 @@
 //! all problems are collected (up to [`MAX_SPEC_ERRORS`]), never a panic.
 
 pub mod parse;
+pub mod placement;
 pub mod template;
 
 use std::collections::BTreeMap;

@@ -52,3 +52,27 @@ pub fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
         }
     }
 }
+
+/// The real MonkScript corpus: `$MONK_CORPUS`, else `shared/corpus` beside the
+/// repository. A clone without it gets `None` and the caller skips, with the reason
+/// printed; with `MONK_REQUIRE_CORPUS=1` (set by `.ci/run`) a missing corpus fails.
+#[allow(dead_code)]
+pub fn corpus_root(test: &str) -> Option<PathBuf> {
+    let root = std::env::var_os("MONK_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus")
+        });
+    if root.join("SOURCES.tsv").is_file() {
+        return Some(root);
+    }
+    let reason = format!(
+        "{test}: the MonkScript corpus is not at {} (set MONK_CORPUS=DIR to point at it)",
+        root.display()
+    );
+    if std::env::var("MONK_REQUIRE_CORPUS").is_ok_and(|v| v == "1") {
+        panic!("{reason}; MONK_REQUIRE_CORPUS=1 makes this a failure");
+    }
+    eprintln!("SKIPPED {reason}");
+    None
+}
