@@ -30,7 +30,7 @@ pub async fn cluster(root: &std::path::Path, count: usize) -> Vec<BenchPeer> {
             tags: vec![],
             capacity: Capacity::default(),
             snapshot_after_entries: monk_node::limits::SNAPSHOT_AFTER_ENTRIES,
-        publish_ip: None,
+            publish_ip: None,
         };
         let node = Node::open(config, Network::Grpc).await.expect("open peer");
         let served = node.clone();

@@ -459,7 +459,12 @@ fn evaluated_lines(w: &Workload) -> Vec<String> {
             lines.push(format!("{label:<14}{script}  → {value}"));
         }
     };
-    show("scale.value", "scale", "value", ev.replicas.map(|n| n.to_string()));
+    show(
+        "scale.value",
+        "scale",
+        "value",
+        ev.replicas.map(|n| n.to_string()),
+    );
     show("affinity.tag", "affinity", "tag", ev.tag.clone());
     show("affinity.name", "affinity", "name", ev.name.clone());
     if let Some(why) = &ev.ports_error {
@@ -526,7 +531,7 @@ pub async fn run(addr: &str, cmd: WorkloadCmd) -> Outcome {
                     tag: tag.clone(),
                     peer: peer.clone(),
                     overrides: overrides.clone(),
-evaluated: None,
+                    evaluated: None,
                 }
             })
             .await
@@ -537,7 +542,7 @@ evaluated: None,
                 Command::WorkloadUpdate {
                     path,
                     overrides: overrides.clone(),
-evaluated: None,
+                    evaluated: None,
                 }
             })
             .await

@@ -36,7 +36,10 @@ fn docker(args: &[&str]) -> (bool, String) {
 fn engine_present() -> bool {
     let (ok, text) = docker(&["version", "--format", "{{.Server.Version}}"]);
     if !ok {
-        let reason = format!("no Docker engine answers (`docker version`: {})", text.trim());
+        let reason = format!(
+            "no Docker engine answers (`docker version`: {})",
+            text.trim()
+        );
         if std::env::var("MONK_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
             panic!("{reason}; MONK_REQUIRE_DOCKER=1 makes this a failure");
         }
@@ -750,7 +753,10 @@ fn a_published_host_port_is_a_resource_of_its_peer() {
         "{why}"
     );
     let described = ok(&alpha.addr, &["describe", "ctest/web"]);
-    assert!(described.contains(&format!("host ports    {port}/tcp")), "{described}");
+    assert!(
+        described.contains(&format!("host ports    {port}/tcp")),
+        "{described}"
+    );
     assert!(described.contains("taken by ctest/web#0"), "{described}");
     let (_, running) = containers(&cluster, false);
     assert_eq!(running.split_whitespace().count(), 2, "{running}");

@@ -32,7 +32,10 @@ pub fn needs_evaluation(command: &Command) -> bool {
 }
 
 /// Proposes a client's proposal, evaluating it first where it needs that.
-pub async fn admit_and_propose(node: &Arc<Node>, mut proposal: Proposal) -> NodeResult<ProposeOutcome> {
+pub async fn admit_and_propose(
+    node: &Arc<Node>,
+    mut proposal: Proposal,
+) -> NodeResult<ProposeOutcome> {
     if !needs_evaluation(&proposal.command) {
         return node.propose(proposal).await;
     }

@@ -68,7 +68,8 @@ fn disk_free_gb(dir: &Path) -> Option<u64> {
 /// cores, memory or GPUs; free disk only when it moved by at least
 /// [`FACTS_DISK_CHANGE_PERCENT`] and [`FACTS_DISK_CHANGE_GB_MIN`] (it moves all the time).
 pub fn worth_reporting(held: PeerFacts, new: PeerFacts) -> bool {
-    if held.cpu_millis != new.cpu_millis || held.memory_mb != new.memory_mb || held.gpus != new.gpus {
+    if held.cpu_millis != new.cpu_millis || held.memory_mb != new.memory_mb || held.gpus != new.gpus
+    {
         return true;
     }
     let change = held.disk_free_gb.abs_diff(new.disk_free_gb);
@@ -100,7 +101,13 @@ pub async fn run_reporter(node: Arc<Node>) {
         let command = Command::PeerFactsReported { peer: id, facts };
         let proposal = node.stamp(format!("peer:{id}"), command);
         match node.propose(proposal).await {
-            Ok(_) => info!(cpu_millis = facts.cpu_millis, memory_mb = facts.memory_mb, gpus = facts.gpus, disk_free_gb = facts.disk_free_gb, "reported this peer's resources"),
+            Ok(_) => info!(
+                cpu_millis = facts.cpu_millis,
+                memory_mb = facts.memory_mb,
+                gpus = facts.gpus,
+                disk_free_gb = facts.disk_free_gb,
+                "reported this peer's resources"
+            ),
             Err(e) => warn!("could not report this peer's resources: {e}"),
         }
     }
@@ -119,10 +126,33 @@ mod tests {
 
     #[test]
     fn small_disk_changes_are_not_reported() {
-        let held = PeerFacts { cpu_millis: 2000, memory_mb: 1000, gpus: 0, disk_free_gb: 100 };
-        assert!(!worth_reporting(held, PeerFacts { disk_free_gb: 97, ..held }));
-        assert!(worth_reporting(held, PeerFacts { disk_free_gb: 80, ..held }));
-        assert!(worth_reporting(held, PeerFacts { memory_mb: 2000, ..held }));
+        let held = PeerFacts {
+            cpu_millis: 2000,
+            memory_mb: 1000,
+            gpus: 0,
+            disk_free_gb: 100,
+        };
+        assert!(!worth_reporting(
+            held,
+            PeerFacts {
+                disk_free_gb: 97,
+                ..held
+            }
+        ));
+        assert!(worth_reporting(
+            held,
+            PeerFacts {
+                disk_free_gb: 80,
+                ..held
+            }
+        ));
+        assert!(worth_reporting(
+            held,
+            PeerFacts {
+                memory_mb: 2000,
+                ..held
+            }
+        ));
         assert!(worth_reporting(PeerFacts::default(), held));
     }
 

@@ -9,7 +9,6 @@
 //! string, to show evaluation never panics on real input.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use monk_scripting::arrow::{eval, parse, StubHost, Value, Vars};
 use monk_scripting::tree::Tree;

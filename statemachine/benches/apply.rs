@@ -163,7 +163,7 @@ fn schedule(c: &mut Criterion) {
             tag: None,
             peer: None,
             overrides: Default::default(),
-evaluated: None,
+            evaluated: None,
         },
     );
     group.throughput(Throughput::Elements(REPLICAS as u64));
@@ -216,7 +216,12 @@ fn port_cluster(ports: bool) -> (State, Entry) {
         index += 1;
         apply(s, &entry(index, command)).expect("applies");
     };
-    next(&mut s, Command::JoinTokenIssued { token_sha256: "t".into() });
+    next(
+        &mut s,
+        Command::JoinTokenIssued {
+            token_sha256: "t".into(),
+        },
+    );
     for p in 2..=PORT_PEERS {
         next(
             &mut s,
@@ -257,7 +262,12 @@ fn port_cluster(ports: bool) -> (State, Entry) {
             ("defines".into(), Tree::Str("group".into())),
             (
                 "members".into(),
-                Tree::Seq(templates.iter().map(|t| Tree::Str(t.path.clone())).collect()),
+                Tree::Seq(
+                    templates
+                        .iter()
+                        .map(|t| Tree::Str(t.path.clone()))
+                        .collect(),
+                ),
             ),
         ]),
     });
@@ -272,7 +282,13 @@ fn port_cluster(ports: bool) -> (State, Entry) {
                 }],
                 false => Vec::new(),
             };
-            (format!("ns/app{n}"), Evaluated { host_ports, ..Evaluated::default() })
+            (
+                format!("ns/app{n}"),
+                Evaluated {
+                    host_ports,
+                    ..Evaluated::default()
+                },
+            )
         })
         .collect();
     let run = entry(
@@ -291,15 +307,23 @@ fn port_cluster(ports: bool) -> (State, Entry) {
 fn host_ports(c: &mut Criterion) {
     let mut group = c.benchmark_group("host-ports");
     group.sample_size(10);
-    group.throughput(Throughput::Elements(PORT_WORKLOADS as u64 * PORT_REPLICAS_EACH as u64));
-    for (name, ports) in [("10000-replicas-on-1000-peers-without-ports", false), ("10000-replicas-on-1000-peers-with-ports", true)] {
+    group.throughput(Throughput::Elements(
+        PORT_WORKLOADS as u64 * PORT_REPLICAS_EACH as u64,
+    ));
+    for (name, ports) in [
+        ("10000-replicas-on-1000-peers-without-ports", false),
+        ("10000-replicas-on-1000-peers-with-ports", true),
+    ] {
         let (loaded, run) = port_cluster(ports);
         group.bench_function(name, |b| {
             b.iter_batched(
                 || loaded.clone(),
                 |mut state| {
                     apply(&mut state, &run).expect("applies");
-                    debug_assert!(state.workloads.values().all(|w| w.instances.values().all(|i| i.peer.is_some())));
+                    debug_assert!(state
+                        .workloads
+                        .values()
+                        .all(|w| w.instances.values().all(|i| i.peer.is_some())));
                     state
                 },
                 BatchSize::LargeInput,

@@ -71,8 +71,10 @@ impl HostPort {
     /// Whether two bindings cannot coexist on one host: same port and protocol, and an
     /// address in common (a wildcard address overlaps every address).
     pub fn conflicts_with(&self, other: &HostPort) -> bool {
-        let wildcard =
-            |ip: &Option<String>| ip.as_deref().is_none_or(|ip| matches!(ip, "0.0.0.0" | "::" | ""));
+        let wildcard = |ip: &Option<String>| {
+            ip.as_deref()
+                .is_none_or(|ip| matches!(ip, "0.0.0.0" | "::" | ""))
+        };
         self.port == other.port
             && self.protocol == other.protocol
             && (wildcard(&self.ip) || wildcard(&other.ip) || self.ip == other.ip)

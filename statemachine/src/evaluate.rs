@@ -93,8 +93,8 @@ pub fn evaluate_runnable(
         path: runnable.path.clone(),
         message,
     };
-    let values = placement_values(&runnable.definition, &runnable.overrides, host).map_err(
-        |errors| {
+    let values =
+        placement_values(&runnable.definition, &runnable.overrides, host).map_err(|errors| {
             fail(
                 errors
                     .iter()
@@ -102,8 +102,7 @@ pub fn evaluate_runnable(
                     .collect::<Vec<_>>()
                     .join("; "),
             )
-        },
-    )?;
+        })?;
     let replicas = match values.scale {
         None => None,
         Some(n) if (0..=i64::from(REPLICAS_MAX)).contains(&n) => Some(n as u32),

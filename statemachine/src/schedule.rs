@@ -745,7 +745,9 @@ fn evict_misfits(state: &mut State, index: u64, path: &str, when: &str) {
             here.remove(w, i.replica);
             match placement::check(peer, here, w) {
                 Ok(()) => here.add(w, i.replica),
-                Err(refusal) => evicted.push((i.replica, format!("{}: {refusal} {when}", peer.name))),
+                Err(refusal) => {
+                    evicted.push((i.replica, format!("{}: {refusal} {when}", peer.name)))
+                }
             }
         }
         evicted
@@ -779,10 +781,10 @@ pub(crate) fn peer_retagged(state: &mut State, index: u64, peer_id: PeerId) {
             continue;
         };
         for i in w.instances.values().filter(|i| i.peer == Some(peer_id)) {
-            misfits
-                .entry(w.path.clone())
-                .or_default()
-                .push((i.replica, format!("{}: {refusal} after retagging", peer.name)));
+            misfits.entry(w.path.clone()).or_default().push((
+                i.replica,
+                format!("{}: {refusal} after retagging", peer.name),
+            ));
         }
     }
     for (path, replicas) in misfits {

@@ -176,15 +176,33 @@ fn workload_command() -> impl Strategy<Value = Command> {
         Just(InstanceStatus::Stopped)
     ];
     // What a receiving peer may have evaluated: a scale, a tag, a host port.
-    let evaluated = prop::option::of((path(), prop::option::of(0u32..4), prop::option::of(Just("a".to_string())), prop::option::of(18080u16..18082)).prop_map(
-        |(path, replicas, tag, port)| {
-            let host_ports = port
-                .map(|port| HostPort { port, protocol: "tcp".into(), ip: None })
-                .into_iter()
-                .collect();
-            std::collections::BTreeMap::from([(path, Evaluated { replicas, tag, host_ports, ..Evaluated::default() })])
-        },
-    ));
+    let evaluated = prop::option::of(
+        (
+            path(),
+            prop::option::of(0u32..4),
+            prop::option::of(Just("a".to_string())),
+            prop::option::of(18080u16..18082),
+        )
+            .prop_map(|(path, replicas, tag, port)| {
+                let host_ports = port
+                    .map(|port| HostPort {
+                        port,
+                        protocol: "tcp".into(),
+                        ip: None,
+                    })
+                    .into_iter()
+                    .collect();
+                std::collections::BTreeMap::from([(
+                    path,
+                    Evaluated {
+                        replicas,
+                        tag,
+                        host_ports,
+                        ..Evaluated::default()
+                    },
+                )])
+            }),
+    );
     prop_oneof![
         (
             path(),
@@ -199,18 +217,38 @@ fn workload_command() -> impl Strategy<Value = Command> {
                 overrides,
                 evaluated,
             }),
-        (0u64..5, prop::option::of(Just("a".to_string())), any::<bool>()).prop_map(|(peer, tag, add)| Command::PeerTagged {
-            peer,
-            add: if add { tag.clone().into_iter().collect() } else { vec![] },
-            remove: if add { vec![] } else { tag.into_iter().collect() },
-        }),
+        (
+            0u64..5,
+            prop::option::of(Just("a".to_string())),
+            any::<bool>()
+        )
+            .prop_map(|(peer, tag, add)| Command::PeerTagged {
+                peer,
+                add: if add {
+                    tag.clone().into_iter().collect()
+                } else {
+                    vec![]
+                },
+                remove: if add {
+                    vec![]
+                } else {
+                    tag.into_iter().collect()
+                },
+            }),
         (0u64..5, 0u64..3).prop_map(|(peer, gpus)| Command::PeerFactsReported {
             peer,
-            facts: PeerFacts { cpu_millis: 2000, memory_mb: 1000, gpus: gpus as u32, disk_free_gb: 10 },
+            facts: PeerFacts {
+                cpu_millis: 2000,
+                memory_mb: 1000,
+                gpus: gpus as u32,
+                disk_free_gb: 10
+            },
         }),
-        (path(), overrides)
-            .prop_map(|(path, overrides)| Command::WorkloadUpdate { path, overrides,
-evaluated: None, }),
+        (path(), overrides).prop_map(|(path, overrides)| Command::WorkloadUpdate {
+            path,
+            overrides,
+            evaluated: None,
+        }),
         path().prop_map(|path| Command::WorkloadStop { path }),
         path().prop_map(|path| Command::WorkloadPurge { path }),
         path().prop_map(|path| Command::WorkloadRestart { path }),

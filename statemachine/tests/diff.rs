@@ -69,7 +69,7 @@ fn command() -> impl Strategy<Value = Command> {
             tag: None,
             peer: None,
             overrides: Default::default(),
-evaluated: None,
+            evaluated: None,
         }),
         (path.clone(), 0u32..4)
             .prop_map(|(path, replicas)| Command::WorkloadScale { path, replicas }),

@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use monk_scripting::tree::Tree;
 use monk_scripting::arrow::StubHost;
+use monk_scripting::tree::Tree;
 use monk_statemachine::evaluate::evaluate_command;
 use monk_statemachine::schedule::choose_peer;
 use monk_statemachine::view::instances;
@@ -153,7 +153,7 @@ fn run(path: &str) -> Command {
         tag: None,
         peer: None,
         overrides: BTreeMap::new(),
-evaluated: None,
+        evaluated: None,
     }
 }
 
@@ -215,7 +215,7 @@ fn affinity_and_run_flags_narrow_the_peers() {
         tag: None,
         peer: Some("c".into()),
         overrides: BTreeMap::new(),
-evaluated: None,
+        evaluated: None,
     });
     let placed: BTreeMap<String, String> = c.placement().into_iter().collect();
     for r in 0..4 {
@@ -308,21 +308,21 @@ fn stop_update_scale_and_purge() {
     c.ok(Command::WorkloadUpdate {
         path: "ns/web".into(),
         overrides: BTreeMap::new(),
-evaluated: None,
+        evaluated: None,
     });
     assert_eq!(c.state.workloads["ns/web"].generation, 2);
     // An update that changes nothing keeps the generation.
     c.ok(Command::WorkloadUpdate {
         path: "ns/web".into(),
         overrides: BTreeMap::new(),
-evaluated: None,
+        evaluated: None,
     });
     assert_eq!(c.state.workloads["ns/web"].generation, 2);
     let overrides = BTreeMap::from([("port".to_string(), "8080".to_string())]);
     c.ok(Command::WorkloadUpdate {
         path: "ns/web".into(),
         overrides: overrides.clone(),
-evaluated: None,
+        evaluated: None,
     });
     assert_eq!(c.state.workloads["ns/web"].generation, 3);
     assert_eq!(c.state.workloads["ns/web"].overrides, overrides);
@@ -331,7 +331,7 @@ evaluated: None,
         c.rejected(Command::WorkloadUpdate {
             path: "ns/web".into(),
             overrides: unknown,
-evaluated: None,
+            evaluated: None,
         }),
         Rejection::UnknownVariable {
             path: "ns/web".into(),
@@ -519,7 +519,7 @@ fn workload_command() -> impl Strategy<Value = Command> {
                 tag: Some(tag.to_string()),
                 peer: None,
                 overrides: BTreeMap::new(),
-evaluated: None,
+                evaluated: None,
             }
         }),
         path.clone().prop_map(|path| Command::WorkloadStop { path }),
@@ -540,7 +540,12 @@ evaluated: None,
         }),
         (1u64..5, 0u64..4, 0u32..2).prop_map(|(peer, cores, gpus)| Command::PeerFactsReported {
             peer,
-            facts: PeerFacts { cpu_millis: cores * 1000, memory_mb: 4000, gpus, disk_free_gb: 100 },
+            facts: PeerFacts {
+                cpu_millis: cores * 1000,
+                memory_mb: 4000,
+                gpus,
+                disk_free_gb: 100
+            },
         }),
         (1u64..5, path, 0u32..4, 1u64..3).prop_map(|(peer, path, replica, generation)| {
             Command::WorkloadReport {
@@ -576,16 +581,24 @@ fn check_rules(state: &State) -> Result<(), String> {
                     u.memory_mb += w.requests.memory_mb;
                     let held = ports.entry(peer).or_default();
                     for port in &w.host_ports {
-                        if let Some((_, other)) = held.iter().find(|(p, _)| p.conflicts_with(port)) {
-                            return Err(format!("{me} and {other} share host port {port} on peer {peer}"));
+                        if let Some((_, other)) = held.iter().find(|(p, _)| p.conflicts_with(port))
+                        {
+                            return Err(format!(
+                                "{me} and {other} share host port {port} on peer {peer}"
+                            ));
                         }
                     }
                     held.extend(w.host_ports.iter().map(|p| (p.clone(), me.clone())));
-                    replicas.entry(peer).or_default().push((me, w.constraints.resident));
+                    replicas
+                        .entry(peer)
+                        .or_default()
+                        .push((me, w.constraints.resident));
                 }
                 None => {
                     if let Ok(peer) = choose_peer(state, w) {
-                        return Err(format!("{me} is pending although peer {peer} could take it"));
+                        return Err(format!(
+                            "{me} is pending although peer {peer} could take it"
+                        ));
                     }
                     if i.pending.as_deref().is_none_or(str::is_empty) {
                         return Err(format!("{me} is pending without a reason"));

@@ -60,9 +60,7 @@ pub fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
 pub fn corpus_root(test: &str) -> Option<PathBuf> {
     let root = std::env::var_os("MONK_CORPUS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus")
-        });
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"));
     if root.join("SOURCES.tsv").is_file() {
         return Some(root);
     }

@@ -95,7 +95,9 @@ mod tests {
 
     #[test]
     fn a_script_valued_scale_reads_variables_and_overrides() {
-        let def = tree("variables: {replicas: {type: int, value: 2}}\nscale: {value: <- $replicas 1 add}\n");
+        let def = tree(
+            "variables: {replicas: {type: int, value: 2}}\nscale: {value: <- $replicas 1 add}\n",
+        );
         let values = placement_values(&def, &BTreeMap::new(), &mut StubHost).unwrap();
         assert_eq!(values.scale, Some(3));
         let set = BTreeMap::from([("replicas".to_string(), "5".to_string())]);
@@ -112,7 +114,9 @@ mod tests {
 
     #[test]
     fn a_script_valued_affinity_gives_its_text() {
-        let def = tree("variables: {zone: {type: string, value: eu}}\naffinity:\n  tag: <- `zone-${zone}`\n");
+        let def = tree(
+            "variables: {zone: {type: string, value: eu}}\naffinity:\n  tag: <- `zone-${zone}`\n",
+        );
         let values = placement_values(&def, &BTreeMap::new(), &mut StubHost).unwrap();
         assert_eq!(values.tag.as_deref(), Some("zone-eu"));
     }
