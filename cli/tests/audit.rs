@@ -592,6 +592,7 @@ fn synthetic_data_dir(dir: &Path, compact: bool) {
         first_peer_address: "127.0.0.1:1".into(),
         tags: vec![],
         capacity: Default::default(),
+        facts: None,
     };
     writer
         .append_and_apply(vec![

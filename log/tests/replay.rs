@@ -24,6 +24,7 @@ fn command() -> impl Strategy<Value = Command> {
             token_sha256: "t".into(),
             tags: vec![],
             capacity: Capacity::default(),
+            facts: None,
         }),
         (1u64..4).prop_map(|peer| Command::PeerDown {
             peer,
@@ -73,6 +74,7 @@ fn log_of(steps: &[Step]) -> Vec<RaftEntry> {
         first_peer_address: "h:0".into(),
         tags: vec![],
         capacity: Capacity::default(),
+        facts: None,
     };
     let mut entries = vec![
         membership(0, 0),

@@ -1,12 +1,13 @@
 //! A typed client of the MonkService API, used by `monk` and by peers forwarding to
 //! the leader. Every call has a deadline ([`RPC_TIMEOUT`]).
 
-use monk_statemachine::{Capacity, Proposal};
+use monk_statemachine::Proposal;
 use serde::de::DeserializeOwned;
 use tonic::transport::Channel;
 
 use crate::limits::{GRPC_MESSAGE_BYTES_MAX, RPC_TIMEOUT};
 use crate::network::endpoint;
+use crate::node::Applicant;
 use crate::pb::monk_service_client::MonkServiceClient;
 use crate::pb::{
     AdmitPeerRequest, ClusterJoinRequest, ClusterNewRequest, Empty, HeartbeatRequest,
@@ -122,20 +123,23 @@ impl MonkClient {
     pub async fn admit_peer(
         &mut self,
         secret: &str,
-        name: &str,
-        address: &str,
-        tags: &[String],
-        capacity: Capacity,
+        applicant: &Applicant,
         join_public_key: &[u8],
     ) -> Result<Admission, tonic::Status> {
+        let facts = applicant.facts.unwrap_or_default();
         let req = AdmitPeerRequest {
             token_secret: secret.into(),
-            name: name.into(),
-            address: address.into(),
-            tags: tags.to_vec(),
-            cpu_millis: capacity.cpu_millis,
-            memory_mb: capacity.memory_mb,
+            name: applicant.name.clone(),
+            address: applicant.address.clone(),
+            tags: applicant.tags.clone(),
+            cpu_millis: applicant.capacity.cpu_millis,
+            memory_mb: applicant.capacity.memory_mb,
             join_public_key: join_public_key.to_vec(),
+            has_facts: applicant.facts.is_some(),
+            facts_cpu_millis: facts.cpu_millis,
+            facts_memory_mb: facts.memory_mb,
+            facts_gpus: facts.gpus,
+            facts_disk_free_gb: facts.disk_free_gb,
         };
         decode(&self.inner.admit_peer(request(req)).await?.into_inner().json)
     }

@@ -43,6 +43,17 @@ pub struct NodeConfig {
     pub publish_ip: Option<String>,
 }
 
+/// A peer asking to join: what `peer-joined` records about it.
+#[derive(Clone, Debug)]
+pub struct Applicant {
+    pub name: String,
+    pub address: String,
+    pub tags: Vec<String>,
+    pub capacity: Capacity,
+    /// Its measured machine (`None` from callers that measure nothing, e.g. tests).
+    pub facts: Option<monk_statemachine::PeerFacts>,
+}
+
 /// Errors the API maps to status codes.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -361,6 +372,7 @@ impl Node {
             first_peer_address: self.config.advertise.clone(),
             tags: self.config.tags.clone(),
             capacity: self.config.capacity,
+            facts: Some(self.measure_facts().await),
         };
         let outcome = self
             .propose(self.stamp(format!("peer:{}", self.config.name), command))
@@ -403,6 +415,13 @@ impl Node {
         self.require_fresh().await?;
         let token = JoinToken::parse(token).map_err(NodeError::InvalidArgument)?;
         let keys = JoinKeys::generate().map_err(NodeError::Internal)?;
+        let applicant = Applicant {
+            name: self.config.name.clone(),
+            address: self.config.advertise.clone(),
+            tags: self.config.tags.clone(),
+            capacity: self.config.capacity,
+            facts: Some(self.measure_facts().await),
+        };
         let mut last_error = String::from("no peer address in token");
         for address in &token.addresses {
             let mut client = match MonkClient::connect(address).await {
@@ -413,14 +432,7 @@ impl Node {
                 }
             };
             match client
-                .admit_peer(
-                    &token.secret,
-                    &self.config.name,
-                    &self.config.advertise,
-                    &self.config.tags,
-                    self.config.capacity,
-                    &keys.public(),
-                )
+                .admit_peer(&token.secret, &applicant, &keys.public())
                 .await
             {
                 Ok(admission) => {
@@ -488,8 +500,23 @@ impl Node {
         tags: Vec<String>,
         capacity: Capacity,
     ) -> NodeResult<Admission> {
-        self.admit_peer_with_key(secret, name, address, tags, capacity, &[])
+        let applicant = Applicant {
+            name: name.to_string(),
+            address: address.to_string(),
+            tags,
+            capacity,
+            facts: None,
+        };
+        self.admit_peer_with_key(secret, applicant, &[]).await
+    }
+
+    /// This peer's machine as [`crate::facts::measure`] sees it (off the async threads:
+    /// it may run `nvidia-smi`).
+    async fn measure_facts(&self) -> monk_statemachine::PeerFacts {
+        let dir = self.config.data_dir.clone();
+        tokio::task::spawn_blocking(move || crate::facts::measure(&dir))
             .await
+            .unwrap_or_default()
     }
 
     /// As [`Node::admit_peer`]; with the joiner's public key, the admission carries
@@ -497,10 +524,7 @@ impl Node {
     pub async fn admit_peer_with_key(
         &self,
         secret: &str,
-        name: &str,
-        address: &str,
-        tags: Vec<String>,
-        capacity: Capacity,
+        applicant: Applicant,
         join_public_key: &[u8],
     ) -> NodeResult<Admission> {
         if let Some(leader) = self.leader_address().await? {
@@ -508,7 +532,7 @@ impl Node {
                 .await
                 .map_err(|e| NodeError::Unavailable(e.to_string()))?;
             return client
-                .admit_peer(secret, name, address, &tags, capacity, join_public_key)
+                .admit_peer(secret, &applicant, join_public_key)
                 .await
                 .map_err(|s| status_to_error(&s));
         }
@@ -527,12 +551,15 @@ impl Node {
             applied.state.cluster_name.clone().unwrap_or_default()
         };
         let _guard = self.membership_lock.lock().await;
+        let name = applicant.name.clone();
+        let address = applicant.address.clone();
         let command = Command::PeerJoined {
-            name: name.to_string(),
-            address: address.to_string(),
+            name: applicant.name,
+            address: applicant.address,
             token_sha256,
-            tags,
-            capacity,
+            tags: applicant.tags,
+            capacity: applicant.capacity,
+            facts: applicant.facts,
         };
         let outcome = self
             .propose(self.stamp(format!("peer:{name}"), command))

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use monk_statemachine::{decode_proposal, Capacity};
+use monk_statemachine::{decode_proposal, Capacity, PeerFacts};
 
 use crate::client::MonkClient;
 use crate::limits::PROPOSAL_BYTES_MAX;
-use crate::node::{status_to_error, Node, NodeError};
+use crate::node::{status_to_error, Applicant, Node, NodeError};
 use crate::pb::monk_service_server::MonkService;
 use crate::pb::raft_service_server::RaftService;
 use crate::pb::*;
@@ -168,21 +168,25 @@ impl MonkService for ClientApi {
         request: Request<AdmitPeerRequest>,
     ) -> Result<Response<JsonReply>, Status> {
         let r = request.into_inner();
-        let capacity = Capacity {
-            cpu_millis: r.cpu_millis,
-            memory_mb: r.memory_mb,
+        let applicant = Applicant {
+            name: r.name,
+            address: r.address,
+            tags: r.tags,
+            capacity: Capacity {
+                cpu_millis: r.cpu_millis,
+                memory_mb: r.memory_mb,
+            },
+            facts: r.has_facts.then_some(PeerFacts {
+                cpu_millis: r.facts_cpu_millis,
+                memory_mb: r.facts_memory_mb,
+                gpus: r.facts_gpus,
+                disk_free_gb: r.facts_disk_free_gb,
+            }),
         };
         json_reply(
             &self
                 .node
-                .admit_peer_with_key(
-                    &r.token_secret,
-                    &r.name,
-                    &r.address,
-                    r.tags,
-                    capacity,
-                    &r.join_public_key,
-                )
+                .admit_peer_with_key(&r.token_secret, applicant, &r.join_public_key)
                 .await?,
         )
     }

@@ -31,6 +31,7 @@ fn base() -> State {
         first_peer_address: "a:1".into(),
         tags: vec![],
         capacity: Capacity::default(),
+        facts: None,
     };
     let e = Entry {
         index: 1,
@@ -122,6 +123,7 @@ fn cluster() -> (State, u64) {
                     cpu_millis: 64_000,
                     memory_mb: 0,
                 },
+                facts: None,
             },
         );
     }
@@ -231,6 +233,7 @@ fn port_cluster(ports: bool) -> (State, Entry) {
                 token_sha256: "t".into(),
                 tags: vec![],
                 capacity: Capacity::default(),
+                facts: None,
             },
         );
     }

@@ -148,6 +148,7 @@ fn apply_command(state: &mut State, index: u64, command: &Command) -> Result<App
             first_peer_address,
             tags,
             capacity,
+            facts,
         } => {
             if state.cluster_name.is_some() {
                 return Err(Rejection::ClusterExists);
@@ -164,6 +165,7 @@ fn apply_command(state: &mut State, index: u64, command: &Command) -> Result<App
                 tags,
                 *capacity,
             );
+            set_facts(state, peer, *facts);
             Ok(Applied::Accepted {
                 peer_id: Some(peer),
             })
@@ -189,6 +191,7 @@ fn apply_command(state: &mut State, index: u64, command: &Command) -> Result<App
             token_sha256,
             tags,
             capacity,
+            facts,
         } => {
             require_cluster(state)?;
             if !state.join_tokens.contains_key(token_sha256) {
@@ -218,6 +221,7 @@ fn apply_command(state: &mut State, index: u64, command: &Command) -> Result<App
                 });
             }
             let id = new_peer(state, index, name, address, tags, *capacity);
+            set_facts(state, id, *facts);
             schedule::place_all_pending(state, index);
             Ok(Applied::Accepted { peer_id: Some(id) })
         }
@@ -441,6 +445,12 @@ fn new_peer(
     id
 }
 
+fn set_facts(state: &mut State, peer: PeerId, facts: Option<crate::command::PeerFacts>) {
+    if let (Some(facts), Some(p)) = (facts, state.peers.get_mut(&peer)) {
+        p.facts = facts;
+    }
+}
+
 fn require_cluster(state: &State) -> Result<(), Rejection> {
     state
         .cluster_name
@@ -542,6 +552,7 @@ mod tests {
             first_peer_address: "127.0.0.1:1".into(),
             tags: vec![],
             capacity: Capacity::default(),
+            facts: None,
         };
         assert_eq!(
             apply(&mut s, &entry(1, c)).unwrap(),
@@ -559,6 +570,7 @@ mod tests {
             token_sha256: "ab".into(),
             tags: vec![],
             capacity: Capacity::default(),
+            facts: None,
         };
         assert_eq!(
             apply(&mut s, &entry(2, join.clone())).unwrap(),

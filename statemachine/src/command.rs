@@ -148,6 +148,10 @@ pub enum Command {
         first_peer_address: String,
         tags: Vec<String>,
         capacity: Capacity,
+        /// The first peer's machine, as it measured it; `None` in entries written
+        /// before facts existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        facts: Option<PeerFacts>,
     },
     /// A join token was issued; only its SHA-256 (hex) is stored, never the token.
     JoinTokenIssued {
@@ -160,6 +164,9 @@ pub enum Command {
         token_sha256: String,
         tags: Vec<String>,
         capacity: Capacity,
+        /// The joiner's machine, as it measured it (see `cluster-created`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        facts: Option<PeerFacts>,
     },
     /// A peer left the cluster on purpose.
     PeerLeft {

@@ -62,19 +62,28 @@ fn command() -> impl Strategy<Value = Command> {
             first_peer_name: p,
             first_peer_address: "127.0.0.1:1".into(),
             tags: vec!["a".into()],
-            capacity: Capacity::default()
+            capacity: Capacity::default(),
+            facts: None,
         }),
         token
             .clone()
             .prop_map(|t| Command::JoinTokenIssued { token_sha256: t }),
-        (name(), 1u16..4, token).prop_map(|(n, port, t)| Command::PeerJoined {
-            name: n,
-            address: format!("127.0.0.1:{port}"),
-            token_sha256: t,
-            tags: vec![],
-            capacity: Capacity {
-                cpu_millis: 1000,
-                memory_mb: 512
+        (name(), 1u16..4, token, any::<bool>()).prop_map(|(n, port, t, measured)| {
+            Command::PeerJoined {
+                name: n,
+                address: format!("127.0.0.1:{port}"),
+                token_sha256: t,
+                tags: vec![],
+                capacity: Capacity {
+                    cpu_millis: 1000,
+                    memory_mb: 512,
+                },
+                facts: measured.then_some(PeerFacts {
+                    cpu_millis: 4000,
+                    memory_mb: 2048,
+                    gpus: 1,
+                    disk_free_gb: 20,
+                }),
             }
         }),
         (0u64..5).prop_map(|peer| Command::PeerLeft { peer }),
@@ -334,6 +343,7 @@ fn digest_changes_when_state_changes() {
         first_peer_address: "a:1".into(),
         tags: vec![],
         capacity: Capacity::default(),
+        facts: None,
     }]);
     let mut s = State::default();
     let before = digest(&s);

@@ -24,6 +24,7 @@ fn command() -> impl Strategy<Value = Command> {
             token_sha256: "t".into(),
             tags: vec![],
             capacity: Capacity::default(),
+            facts: None,
         }),
         (1u64..4).prop_map(|peer| Command::PeerLeft { peer }),
         (1u64..4).prop_map(|peer| Command::PeerDown {
@@ -94,6 +95,7 @@ fn states(commands: Vec<Command>) -> Vec<State> {
         first_peer_address: "h:0".into(),
         tags: vec![],
         capacity: Capacity::default(),
+        facts: None,
     };
     let mut state = State::default();
     let mut out = vec![state.clone()];

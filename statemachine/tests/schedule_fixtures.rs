@@ -119,6 +119,7 @@ fn run_block(c: &mut Cluster, input: &[String]) -> String {
                     first_peer_address: format!("{name}:1"),
                     tags,
                     capacity,
+                    facts: None,
                 })
             } else {
                 c.apply(Command::JoinTokenIssued {
@@ -130,6 +131,7 @@ fn run_block(c: &mut Cluster, input: &[String]) -> String {
                     name,
                     tags,
                     capacity,
+                    facts: None,
                 })
             }
         }

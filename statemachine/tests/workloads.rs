@@ -32,6 +32,7 @@ impl Cluster {
             first_peer_address: format!("{first}:1"),
             tags: tags.iter().map(|t| t.to_string()).collect(),
             capacity,
+            facts: None,
         });
         c.ok(Command::JoinTokenIssued {
             token_sha256: "t".into(),
@@ -43,6 +44,7 @@ impl Cluster {
                 token_sha256: "t".into(),
                 tags: tags.iter().map(|t| t.to_string()).collect(),
                 capacity: *capacity,
+                facts: None,
             });
         }
         c
@@ -277,6 +279,7 @@ fn capacity_is_respected_and_pending_replicas_wait_for_room() {
         token_sha256: "t".into(),
         tags: vec![],
         capacity: small,
+        facts: None,
     });
     assert_eq!(
         c.placement(),
