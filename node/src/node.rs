@@ -677,18 +677,26 @@ impl Node {
 
     /// Waits until this peer's state reflects everything committed before the call
     /// (read-index); on a follower the caller forwards the read to the leader instead.
+    /// While no leader is known (a peer that just joined hears of it with the first
+    /// heartbeat; an election may be under way) it waits, as `propose` does.
     pub async fn linearize(&self) -> NodeResult<Option<String>> {
         let (_, raft) = self.require_raft().await?;
-        match raft.ensure_linearizable().await {
-            Ok(_) => Ok(None),
-            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
-                match &f.leader_node {
-                    Some(node) => Ok(Some(node.address.clone())),
-                    None => Err(NodeError::Unavailable("no leader is known yet".into())),
+        let deadline = Instant::now() + NO_LEADER_RETRY_FOR;
+        loop {
+            match raft.ensure_linearizable().await {
+                Ok(_) => return Ok(None),
+                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                    if let Some(node) = &f.leader_node {
+                        return Ok(Some(node.address.clone()));
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(NodeError::Unavailable("no leader is known yet".into()));
+                    }
                 }
+                Err(RaftError::APIError(e)) => return Err(NodeError::Unavailable(e.to_string())),
+                Err(e) => return Err(internal(e)),
             }
-            Err(RaftError::APIError(e)) => Err(NodeError::Unavailable(e.to_string())),
-            Err(e) => Err(internal(e)),
+            tokio::time::sleep(NO_LEADER_RETRY_PAUSE).await;
         }
     }
 

@@ -370,7 +370,7 @@ impl Command {
                 tag,
                 peer,
                 overrides,
-                ..
+                evaluated,
             } => {
                 let mut line = format!("run {path}");
                 if let Some(tag) = tag {
@@ -383,16 +383,20 @@ impl Command {
                     let names: Vec<&str> = overrides.keys().map(String::as_str).collect();
                     line.push_str(&format!(" with {}", elide(&names)));
                 }
+                line.push_str(&evaluated_summary(evaluated.as_ref()));
                 line
             }
             Command::WorkloadUpdate {
-                path, overrides, ..
+                path,
+                overrides,
+                evaluated,
             } => {
                 let names: Vec<&str> = overrides.keys().map(String::as_str).collect();
-                match names.is_empty() {
+                let line = match names.is_empty() {
                     true => format!("update {path}"),
                     false => format!("update {path} with {}", elide(&names)),
-                }
+                };
+                line + &evaluated_summary(evaluated.as_ref())
             }
             Command::WorkloadStop { path } => format!("stop {path}"),
             Command::WorkloadPurge { path } => format!("purge {path}"),
@@ -457,6 +461,36 @@ impl Command {
             | Command::WorkloadReport { path, .. } => vec![path.as_str()],
             _ => Vec::new(),
         }
+    }
+}
+
+/// What the proposer evaluated, for a summary line: ` (evaluated: ns/web 3 replicas,
+/// tag zone-us, host ports 18080/tcp)`; empty when nothing script-valued or published.
+fn evaluated_summary(evaluated: Option<&EvaluatedByPath>) -> String {
+    let parts: Vec<String> = evaluated
+        .into_iter()
+        .flatten()
+        .filter_map(|(path, e)| {
+            let mut facts = Vec::new();
+            if let Some(n) = e.replicas {
+                facts.push(format!("{n} replicas"));
+            }
+            if let Some(tag) = &e.tag {
+                facts.push(format!("tag {tag}"));
+            }
+            if let Some(name) = &e.name {
+                facts.push(format!("peer {name}"));
+            }
+            if !e.host_ports.is_empty() {
+                let ports: Vec<String> = e.host_ports.iter().map(ToString::to_string).collect();
+                facts.push(format!("host ports {}", ports.join(" ")));
+            }
+            (!facts.is_empty()).then(|| format!("{path} {}", facts.join(", ")))
+        })
+        .collect();
+    match parts.is_empty() {
+        true => String::new(),
+        false => format!(" (evaluated: {})", parts.join("; ")),
     }
 }
 
