@@ -18,7 +18,8 @@
 //! host ports come evaluated in the command ([`crate::command::Evaluated`]): nothing
 //! here runs a script.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 
 use monk_scripting::monkscript::model::normalize_path;
 use monk_scripting::monkscript::resolve::{resolve, with_group_variables};
@@ -377,8 +378,7 @@ fn choose<'a>(
 }
 
 /// Places replicas of the workload at `path` one after another, each seeing the ones
-/// before it (same result as placing them one by one, without recounting the
-/// cluster's load for every replica).
+/// before it (the same choices as placing them one by one).
 fn place_many(state: &mut State, index: u64, path: &str, replicas: &[u32]) {
     let choices = {
         let Some(workload) = state.workloads.get(path) else {
@@ -386,9 +386,8 @@ fn place_many(state: &mut State, index: u64, path: &str, replicas: &[u32]) {
         };
         let mut load = load(state);
         let mut mine = mine_of(workload);
-        let mut choices = Vec::with_capacity(replicas.len());
+        // A replica being re-placed no longer counts where it was.
         for &replica in replicas {
-            // A replica being re-placed no longer counts where it was.
             if let Some(old) = workload.instances.get(&replica).and_then(|i| i.peer) {
                 if let Some(here) = load.get_mut(&old) {
                     here.remove(workload, replica);
@@ -397,14 +396,8 @@ fn place_many(state: &mut State, index: u64, path: &str, replicas: &[u32]) {
                     *count = count.saturating_sub(1);
                 }
             }
-            let choice = choose(state, workload, &load, &mine);
-            if let Ok(peer) = choice {
-                load.entry(peer).or_default().add(workload, replica);
-                *mine.entry(peer).or_insert(0) += 1;
-            }
-            choices.push((replica, choice));
         }
-        choices
+        choose_many(state, workload, &mut load, &mut mine, replicas)
     };
     let Some(workload) = state.workloads.get_mut(path) else {
         return;
@@ -426,6 +419,60 @@ fn place_many(state: &mut State, index: u64, path: &str, replicas: &[u32]) {
         instance.placed_at_index = index;
         instance.observed = None;
     }
+}
+
+/// A peer's rank for one more replica of a workload: fewest of this workload, then
+/// fewest in all, then the lowest id (smallest wins).
+type SpreadKey = (u64, u64, PeerId);
+
+/// Chooses a peer for each of `replicas` in turn, each seeing the ones before: the same
+/// choices as calling [`choose`] for each, in O(peers + replicas × log peers) instead of
+/// O(peers × replicas). Placing a replica on a peer changes only that peer's load, so
+/// every other peer's verdict and spread key for this workload stay as they were; only
+/// the chosen peer is checked again.
+fn choose_many<'a>(
+    state: &'a State,
+    workload: &'a Workload,
+    load: &mut BTreeMap<PeerId, PeerLoad<'a>>,
+    mine: &mut BTreeMap<PeerId, u64>,
+    replicas: &[u32],
+) -> Vec<(u32, Result<PeerId, String>)> {
+    let empty = PeerLoad::default();
+    let key = |peer: PeerId, load: &BTreeMap<PeerId, PeerLoad>, mine: &BTreeMap<PeerId, u64>| {
+        let replicas_here = load.get(&peer).map_or(0, |l| l.replicas);
+        (mine.get(&peer).copied().unwrap_or(0), replicas_here, peer)
+    };
+    let mut ready: BinaryHeap<Reverse<SpreadKey>> = state
+        .members()
+        .filter(|p| p.is_up())
+        .filter(|p| placement::check(p, load.get(&p.id).unwrap_or(&empty), workload).is_ok())
+        .map(|p| Reverse(key(p.id, load, mine)))
+        .collect();
+    let mut why_none: Option<String> = None;
+    let mut out = Vec::with_capacity(replicas.len());
+    for &replica in replicas {
+        let Some(Reverse((_, _, chosen))) = ready.pop() else {
+            let why = why_none.get_or_insert_with(|| {
+                choose(state, workload, load, mine)
+                    .err()
+                    .unwrap_or_else(|| "no peer can take it".into())
+            });
+            out.push((replica, Err(why.clone())));
+            continue;
+        };
+        let here = load.entry(chosen).or_default();
+        here.add(workload, replica);
+        *mine.entry(chosen).or_insert(0) += 1;
+        let again = state
+            .peers
+            .get(&chosen)
+            .is_some_and(|p| placement::check(p, &load[&chosen], workload).is_ok());
+        if again {
+            ready.push(Reverse(key(chosen, load, mine)));
+        }
+        out.push((replica, Ok(chosen)));
+    }
+    out
 }
 
 fn new_instance(replica: u32, index: u64) -> Instance {
