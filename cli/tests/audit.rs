@@ -273,23 +273,7 @@ fn transcript(args: &[&str]) -> String {
 }
 
 fn check_expect(name: &str, actual: &str) {
-    let path = manifest_dir().join("tests/expect").join(name);
-    if std::env::var_os("UPDATE_EXPECT").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (run with UPDATE_EXPECT=1 to create it)",
-            path.display()
-        )
-    });
-    assert!(
-        expected == actual,
-        "{} differs from the output (UPDATE_EXPECT=1 regenerates it):\n{actual}",
-        path.display()
-    );
+    expect_test::expect_file![manifest_dir().join("tests/expect").join(name)].assert_eq(actual);
 }
 
 fn alpha() -> String {

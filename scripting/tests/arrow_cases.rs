@@ -66,21 +66,5 @@ fn eval_cases_match_their_expected_output() {
             let _ = writeln!(report, "stderr: {line}");
         }
     }
-    if std::env::var_os("UPDATE_EXPECT").is_some() {
-        std::fs::write(EXPECT, &report).expect("write arrow-cases.txt");
-        return;
-    }
-    let expected = std::fs::read_to_string(EXPECT).unwrap_or_default();
-    let diff: Vec<String> = report
-        .lines()
-        .zip(expected.lines().chain(std::iter::repeat("")))
-        .filter(|(got, want)| got != want)
-        .take(10)
-        .map(|(got, want)| format!("- {want}\n+ {got}"))
-        .collect();
-    assert!(
-        diff.is_empty() && expected.lines().count() == report.lines().count(),
-        "output changed (UPDATE_EXPECT=1 to accept):\n{}",
-        diff.join("\n")
-    );
+    expect_test::expect_file![EXPECT].assert_eq(&report);
 }

@@ -237,22 +237,5 @@ fn corpus_scripts_parse_or_fail_with_a_position() {
         let _ = writeln!(report, "{line}");
     }
 
-    if std::env::var_os("UPDATE_EXPECT").is_some() {
-        std::fs::write(EXPECT, &report).expect("write the corpus fixture");
-        return;
-    }
-    let expected = std::fs::read_to_string(EXPECT).unwrap_or_default();
-    if expected != report {
-        let diff: Vec<String> = report
-            .lines()
-            .zip(expected.lines().chain(std::iter::repeat("")))
-            .filter(|(got, want)| got != want)
-            .take(10)
-            .map(|(got, want)| format!("- {want}\n+ {got}"))
-            .collect();
-        panic!(
-            "corpus results changed (UPDATE_EXPECT=1 to accept):\n{}",
-            diff.join("\n")
-        );
-    }
+    expect_test::expect_file![EXPECT].assert_eq(&report);
 }

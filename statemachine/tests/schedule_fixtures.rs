@@ -1,7 +1,7 @@
 //! Data-driven scheduler tests in the raft-rs style: each file under `tests/schedule/`
 //! is a list of blocks, a command (and for `load`, its YAML) above `----`, and below it
 //! what the cluster says (`ok` or the rejection) followed by every replica's placement
-//! or pending reason. `UPDATE_EXPECT=1` rewrites the outputs.
+//! or pending reason. `UPDATE_EXPECT=1` rewrites the outputs (expect-test).
 //!
 //! Commands: `peer NAME [tags=a,b] [cpu=MILLIS] [memory=MB]` (the first creates the
 //! cluster), `facts PEER [cpu=MILLIS] [memory=MB] [gpus=N] [disk=GB]`, `load PATH` + YAML,
@@ -260,33 +260,8 @@ fn scheduler_fixtures() {
         .collect();
     files.sort();
     assert!(files.len() >= 5, "fixtures missing in {}", dir.display());
-    let update = std::env::var("UPDATE_EXPECT").is_ok_and(|v| v == "1");
-    let mut failures = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file).expect("fixture readable");
-        let actual = run_file(&text);
-        if actual == text {
-            continue;
-        }
-        if update {
-            std::fs::write(&file, &actual).expect("fixture writable");
-            continue;
-        }
-        let line = text
-            .lines()
-            .zip(actual.lines())
-            .position(|(a, b)| a != b)
-            .map_or(0, |n| n + 1);
-        failures.push(format!(
-            "{}:{line}: expected {:?}, got {:?}",
-            file.display(),
-            text.lines().nth(line.saturating_sub(1)).unwrap_or(""),
-            actual.lines().nth(line.saturating_sub(1)).unwrap_or("")
-        ));
+        expect_test::expect_file![file].assert_eq(&run_file(&text));
     }
-    assert!(
-        failures.is_empty(),
-        "scheduler fixtures differ (UPDATE_EXPECT=1 rewrites them):\n{}",
-        failures.join("\n")
-    );
 }

@@ -1,40 +1,13 @@
-//! Shared helpers for the text-fixture tests: compare against an expected file, or
-//! rewrite it when `UPDATE_EXPECT=1`.
+//! Shared helpers for the text-fixture tests: compare against an expected file (through
+//! expect-test, which rewrites it when `UPDATE_EXPECT=1`), and find the corpus.
 
 use std::path::{Path, PathBuf};
 
 /// Asserts that `actual` equals the file at `path` (relative to the crate), or writes it
-/// when `UPDATE_EXPECT=1` is set.
+/// when `UPDATE_EXPECT=1` is set (expect-test's rule, the same for every expected file).
 #[allow(dead_code)]
 pub fn expect_file(path: &Path, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
-    if std::env::var("UPDATE_EXPECT").is_ok_and(|v| v == "1") {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).expect("create expect dir");
-        }
-        std::fs::write(&path, actual).expect("write expect file");
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
-        panic!(
-            "missing expected output {}; run with UPDATE_EXPECT=1 to create it",
-            path.display()
-        )
-    });
-    if expected != actual {
-        let first = expected
-            .lines()
-            .zip(actual.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or(expected.lines().count().min(actual.lines().count()));
-        panic!(
-            "output differs from {} at line {}:\n  expected: {:?}\n  actual:   {:?}\nrun with UPDATE_EXPECT=1 to accept",
-            path.display(),
-            first + 1,
-            expected.lines().nth(first),
-            actual.lines().nth(first)
-        );
-    }
+    expect_test::expect_file![Path::new(env!("CARGO_MANIFEST_DIR")).join(path)].assert_eq(actual);
 }
 
 /// Every `.yaml`/`.yml` file under `dir`, recursively (unsorted).
