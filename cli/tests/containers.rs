@@ -528,15 +528,6 @@ nosy:
     }
 }
 
-fn ok_offline(args: &[&str]) -> String {
-    let out = std::process::Command::new(monk_bin())
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    stdout(&out)
-}
-
 fn dir_contains(dir: &std::path::Path, needle: &[u8]) -> bool {
     std::fs::read_dir(dir).unwrap().any(|entry| {
         let path = entry.unwrap().path();

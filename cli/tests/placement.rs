@@ -144,12 +144,3 @@ fn script_valued_scale_and_affinity_are_evaluated_once_and_replayed_the_same() {
     alpha.terminate();
     beta.terminate();
 }
-
-fn ok_offline(args: &[&str]) -> String {
-    let out = std::process::Command::new(monk_bin())
-        .args(args)
-        .output()
-        .expect("monk runs");
-    assert!(out.status.success(), "monk {args:?}: {}", stderr(&out));
-    stdout(&out)
-}

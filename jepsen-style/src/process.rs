@@ -3,12 +3,10 @@
 //! client (any peer; followers forward to the leader) while the drill SIGKILLs the
 //! current leader and restarts it on the same data dir, and SIGSTOPs a follower and
 //! SIGCONTs it later. Afterwards the history is [checked](crate::history::check), with
-//! each data dir replayed offline. Every process is killed when its [`Monkd`] drops.
+//! each data dir replayed offline. The processes are `monk-testkit`'s [`Monkd`], killed
+//! when they drop.
 
 use std::collections::BTreeSet;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use monk_node::views::{ConsensusView, TemplateRow};
 use monk_node::MonkClient;
+use monk_testkit::process::Monkd;
 
 use crate::history::{
     write_path, write_proposal, Findings, Held, LeaderClaim, Outcome, PeerFinal, Write,
@@ -37,100 +36,6 @@ pub struct ProcessReport {
     pub kills: u32,
     pub pauses: u32,
     pub findings: Findings,
-}
-
-/// `monkd` next to the test binary (`target/debug/monkd`), built by
-/// `cargo build --workspace --bins` or by `cargo test --workspace`.
-pub fn monkd_bin() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    exe.ancestors()
-        .skip(1)
-        .map(|dir| dir.join("monkd"))
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            format!(
-                "no monkd binary near {}: run `cargo build --workspace --bins` first",
-                exe.display()
-            )
-        })
-}
-
-fn free_loopback_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
-}
-
-fn signal(pid: u32, name: &str) {
-    let _ = Command::new("kill")
-        .args([&format!("-{name}"), &pid.to_string()])
-        .status();
-}
-
-/// One `monkd` process on a loopback port and a data dir that outlives it.
-pub struct Monkd {
-    pub name: String,
-    pub data_dir: PathBuf,
-    pub addr: String,
-    bin: PathBuf,
-    child: Option<Child>,
-}
-
-impl Monkd {
-    fn new(root: &Path, name: &str, bin: &Path) -> Result<Monkd, String> {
-        Ok(Monkd {
-            name: name.into(),
-            data_dir: root.join(name),
-            addr: format!("127.0.0.1:{}", free_loopback_port()?),
-            bin: bin.to_path_buf(),
-            child: None,
-        })
-    }
-
-    /// Starts `monkd` on this peer's data dir and address (again, after a kill).
-    fn spawn(&mut self) -> Result<(), String> {
-        std::fs::create_dir_all(&self.data_dir).map_err(|e| e.to_string())?;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.data_dir.with_extension("log"))
-            .map_err(|e| e.to_string())?;
-        let data_dir = self.data_dir.to_str().ok_or("non-UTF-8 temp dir")?;
-        let child = Command::new(&self.bin)
-            .args([
-                "--data-dir",
-                data_dir,
-                "--listen",
-                &self.addr,
-                "--name",
-                &self.name,
-            ])
-            .args(["--containers", "none"])
-            .env("MONK_LOG", "info,openraft=warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("spawn {}: {e}", self.bin.display()))?;
-        self.child = Some(child);
-        Ok(())
-    }
-
-    fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    /// SIGKILL: no shutdown code runs.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Monkd {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 async fn connect(addr: &str) -> Result<MonkClient, String> {
@@ -366,7 +271,6 @@ fn join_all<T>(rt: &Runtime, tasks: Vec<JoinHandle<T>>) -> Result<Vec<T>, String
 /// Runs the process drill: `rounds` of (SIGKILL the leader, restart it; SIGSTOP a
 /// follower, SIGCONT it) under continuous writes.
 pub fn run(rounds: u32) -> Result<ProcessReport, String> {
-    let bin = monkd_bin()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -375,7 +279,7 @@ pub fn run(rounds: u32) -> Result<ProcessReport, String> {
     let root = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut peers = Vec::new();
     for i in 0..PEERS {
-        let mut peer = Monkd::new(root.path(), &format!("m{i}"), &bin)?;
+        let mut peer = Monkd::new(root.path(), &format!("m{i}"), &["--containers", "none"])?;
         peer.spawn()?;
         peers.push(peer);
     }
@@ -407,11 +311,11 @@ pub fn run(rounds: u32) -> Result<ProcessReport, String> {
 
         let leader = rt.block_on(leader_slot(&addrs))?;
         let follower = (leader + 1) % PEERS;
-        let pid = peers[follower].pid().ok_or("the follower is not running")?;
-        signal(pid, "STOP");
+        peers[follower].pid().ok_or("the follower is not running")?;
+        peers[follower].pause();
         pauses += 1;
         std::thread::sleep(PAUSED_FOR);
-        signal(pid, "CONT");
+        peers[follower].resume();
     }
     stop_clients.store(true, Ordering::SeqCst);
     let mut writes: Vec<Write> = join_all(&rt, clients)?.into_iter().flatten().collect();

@@ -1,0 +1,74 @@
+//! Clusters of real peers inside one process: each `Node` serves gRPC on its own
+//! loopback port with RocksDB (fsync on) in a temp dir, formed through the client API
+//! exactly as `monk cluster new` and `join` do. For benchmarks and tests that need many
+//! peers without process start-up costs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use monk_node::network::Network;
+use monk_node::{daemon, MonkClient, Node, NodeConfig};
+use monk_statemachine::Capacity;
+
+/// A running peer: its node, address, and the task serving it.
+pub struct InProcessPeer {
+    pub node: Arc<Node>,
+    pub address: String,
+    pub server: tokio::task::JoinHandle<()>,
+}
+
+/// Starts `count` peers on loopback in `root` and forms one cluster (peer 0 leads).
+pub async fn grpc_cluster(root: &std::path::Path, count: usize) -> Vec<InProcessPeer> {
+    let mut peers = Vec::new();
+    for i in 0..count {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let address = listener.local_addr().expect("local addr").to_string();
+        let config = NodeConfig {
+            data_dir: root.join(format!("p{i}")),
+            advertise: address.clone(),
+            name: format!("p{i}"),
+            tags: vec![],
+            capacity: Capacity::default(),
+            snapshot_after_entries: monk_node::limits::SNAPSHOT_AFTER_ENTRIES,
+            publish_ip: None,
+        };
+        let node = Node::open(config, Network::Grpc).await.expect("open peer");
+        let served = node.clone();
+        let server = tokio::spawn(async move {
+            let _ = daemon::serve(served, listener, std::future::pending()).await;
+        });
+        peers.push(InProcessPeer {
+            node,
+            address,
+            server,
+        });
+    }
+    let mut first = MonkClient::connect(&peers[0].address)
+        .await
+        .expect("connect");
+    first.cluster_new("bench").await.expect("cluster new");
+    let token = first.issue_token().await.expect("token");
+    for peer in &peers[1..] {
+        MonkClient::connect(&peer.address)
+            .await
+            .expect("connect")
+            .cluster_join(&token)
+            .await
+            .expect("join");
+    }
+    for _ in 0..300 {
+        if peers[0]
+            .node
+            .consensus()
+            .await
+            .map(|c| c.voters.len() == count)
+            .unwrap_or(false)
+        {
+            return peers;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("cluster did not reach {count} voters");
+}

@@ -1,0 +1,16 @@
+//! What the tests, the drills (`jepsen-style/`) and the benchmarks share, so there is
+//! one of each:
+//! - [`process`]: real `monkd` processes on loopback ports with their own data dirs
+//!   (start, restart on the same data dir, SIGKILL, SIGTERM with a clean exit, SIGSTOP
+//!   and SIGCONT), and the bounded wait every test uses;
+//! - [`cli`]: the real `monk` binary run against a peer, its output, and JSON;
+//! - [`inproc`]: a cluster of real peers (gRPC on loopback, RocksDB) in one process.
+//!
+//! Expected-output files use `expect-test` (`expect_file!`, `UPDATE_EXPECT=1` rewrites)
+//! everywhere; this crate adds nothing to that. Everything here panics with a message
+//! naming what failed where a test would, and returns `Result` where a drill wants to
+//! report instead.
+
+pub mod cli;
+pub mod inproc;
+pub mod process;

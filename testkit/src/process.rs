@@ -1,0 +1,239 @@
+//! `monkd` processes for tests and drills: each on a loopback port of its own with a data
+//! dir that outlives it (so it can be restarted on it), its stderr in `<data dir>.log`.
+//! Every wait is bounded; a process is SIGKILLed when its [`Monkd`] drops.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::cli::monk;
+
+/// How long a started `monkd` may take to answer `monk cluster info`.
+pub const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a SIGTERMed `monkd` may take to shut down cleanly.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);
+/// Pause between two looks in [`wait_for`].
+pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// A binary of the workspace (`monk`, `monkd`) next to the running test or drill
+/// (`target/<profile>/`), as `cargo test --workspace` and `cargo build --workspace
+/// --bins` leave it.
+pub fn binary(name: &str) -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    exe.ancestors()
+        .skip(1)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            format!(
+                "no {name} binary near {}: run `cargo build --workspace --bins` (or `cargo test --workspace`) first",
+                exe.display()
+            )
+        })
+}
+
+/// [`binary`] or a panic saying how to build it.
+pub fn binary_or_panic(name: &str) -> PathBuf {
+    binary(name).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral loopback port")
+}
+
+/// Waits until `condition` holds, looking every [`POLL_INTERVAL`]; panics naming `what`
+/// after `limit`.
+pub fn wait_for(limit: Duration, mut condition: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status();
+}
+
+/// One `monkd` process on a loopback address and a data dir that outlives it.
+pub struct Monkd {
+    pub name: String,
+    pub data_dir: PathBuf,
+    pub addr: String,
+    /// Extra `monkd` flags used on every (re)start.
+    pub extra_args: Vec<String>,
+    bin: PathBuf,
+    child: Option<Child>,
+}
+
+impl Monkd {
+    /// A peer named `name` with its data dir under `root`; not started yet.
+    pub fn new(root: &Path, name: &str, extra: &[&str]) -> Result<Monkd, String> {
+        Ok(Monkd {
+            name: name.into(),
+            data_dir: root.join(name),
+            addr: format!("127.0.0.1:{}", free_port()),
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            bin: binary("monkd")?,
+            child: None,
+        })
+    }
+
+    /// Starts a peer and waits until it answers.
+    pub fn start(root: &Path, name: &str) -> Monkd {
+        Monkd::start_with(root, name, &[])
+    }
+
+    /// Starts a peer with extra `monkd` flags (kept for restarts) and waits until it
+    /// answers.
+    pub fn start_with(root: &Path, name: &str, extra: &[&str]) -> Monkd {
+        let mut peer = Monkd::new(root, name, extra).unwrap_or_else(|e| panic!("{e}"));
+        peer.restart();
+        peer
+    }
+
+    fn command(&self) -> Result<Command, String> {
+        let data_dir = self.data_dir.to_str().ok_or("a non-UTF-8 data dir")?;
+        let mut command = Command::new(&self.bin);
+        command
+            .args(["--data-dir", data_dir, "--listen", &self.addr])
+            .args(["--name", &self.name])
+            .args(&self.extra_args)
+            .env("MONK_LOG", "info,openraft=warn")
+            .stdout(Stdio::null());
+        Ok(command)
+    }
+
+    /// Starts `monkd` on this peer's data dir and address (again, after a kill),
+    /// without waiting for it.
+    pub fn spawn(&mut self) -> Result<(), String> {
+        std::fs::create_dir_all(&self.data_dir).map_err(|e| e.to_string())?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.with_extension("log"))
+            .map_err(|e| e.to_string())?;
+        let child = self
+            .command()?
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("spawn {}: {e}", self.bin.display()))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Starts (again) on the same data dir and address and waits until it answers.
+    pub fn restart(&mut self) {
+        self.spawn().unwrap_or_else(|e| panic!("{e}"));
+        wait_for(
+            START_TIMEOUT,
+            || monk(&self.addr, &["cluster", "info"]).status.success(),
+            &format!("{} to answer", self.name),
+        );
+    }
+
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM; the graceful shutdown must end with exit status 0 within
+    /// [`SHUTDOWN_TIMEOUT`].
+    pub fn terminate(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        signal(child.id(), "TERM");
+        let deadline = Instant::now() + SHUTDOWN_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                assert!(
+                    status.success(),
+                    "{} did not shut down cleanly on SIGTERM: {status}",
+                    self.name
+                );
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{} ignored SIGTERM for {SHUTDOWN_TIMEOUT:?}", self.name);
+    }
+
+    /// SIGSTOP: the process stays, frozen (a paused VM, a long GC).
+    pub fn pause(&self) {
+        if let Some(pid) = self.pid() {
+            signal(pid, "STOP");
+        }
+    }
+
+    /// SIGCONT after [`Monkd::pause`].
+    pub fn resume(&self) {
+        if let Some(pid) = self.pid() {
+            signal(pid, "CONT");
+        }
+    }
+
+    /// Runs `monk` against this peer.
+    pub fn monk(&self, args: &[&str]) -> std::process::Output {
+        monk(&self.addr, args)
+    }
+
+    /// What `monkd` wrote to stderr, over every start.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
+    }
+
+    /// Starts `monkd` on this peer's data dir expecting it to refuse to start (a
+    /// corrupt log, a newer format); its exit status and stderr.
+    pub fn start_expecting_refusal(&self) -> (ExitStatus, String) {
+        let mut child = self
+            .command()
+            .and_then(|mut c| {
+                c.stderr(Stdio::piped())
+                    .spawn()
+                    .map_err(|e| format!("spawn monkd: {e}"))
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut err = String::new();
+                if let Some(stderr) = child.stderr.as_mut() {
+                    let _ = std::io::Read::read_to_string(stderr, &mut err);
+                }
+                return (status, err);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("monkd kept running on {}", self.data_dir.display());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Monkd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
