@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use monk_scripting::arrow::{
     eval, eval_with, parse, EvalErrorKind, Limits, OfflineHost, StubHost, Value, VarMap,
-    MAX_STRING_BYTES,
+    STRING_BYTES_MAX,
 };
 
 fn vars() -> VarMap {
@@ -379,7 +379,7 @@ fn limits_stop_runaway_scripts_cleanly() {
     );
     assert!(limit("<-{ dup callf } dup callf", Limits::default()).contains("nests deeper"));
     let doubling = format!("\"{}\" {}", "x".repeat(1024), "dup concat ".repeat(11));
-    assert!(limit(&doubling, Limits::default()).contains(&format!("{MAX_STRING_BYTES}-byte")));
+    assert!(limit(&doubling, Limits::default()).contains(&format!("{STRING_BYTES_MAX}-byte")));
     let nesting = format!("[] {}", "dup append ".repeat(70));
     assert!(parse(&nesting).is_ok());
     let err = eval(&parse(&nesting).unwrap(), &vars(), &mut StubHost).unwrap_err();

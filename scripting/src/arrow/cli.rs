@@ -15,7 +15,7 @@ use super::eval::{eval, VarMap};
 use super::host::OfflineHost;
 use super::parser::parse;
 use super::value::Value;
-use super::{line_col, MAX_VALUE_NESTING_LEVELS};
+use super::{line_col, VALUE_NESTING_LEVELS_MAX};
 
 /// Runs `monk eval`. `vars` are the raw `NAME=VALUE` arguments in order.
 pub fn eval_command(script: &str, vars: &[String], vars_file_yaml: Option<&str>) -> CommandOutput {
@@ -77,7 +77,7 @@ pub fn read_vars(vars: &[String], vars_file_yaml: Option<&str>) -> Result<VarMap
         match tree {
             Tree::Map(entries) => {
                 for (name, value) in entries {
-                    let value = Value::from_tree(&value, MAX_VALUE_NESTING_LEVELS)
+                    let value = Value::from_tree(&value, VALUE_NESTING_LEVELS_MAX)
                         .map_err(|e| format!("vars file, `{name}`: {e}"))?;
                     out.insert(name, value);
                 }
@@ -117,6 +117,6 @@ fn scalar(text: &str) -> Result<Value, String> {
         Tree::Seq(_) | Tree::Map(_) => {
             Err("a --var value must be a scalar; use --vars-file for lists and maps".to_string())
         }
-        tree => Value::from_tree(&tree, MAX_VALUE_NESTING_LEVELS),
+        tree => Value::from_tree(&tree, VALUE_NESTING_LEVELS_MAX),
     }
 }

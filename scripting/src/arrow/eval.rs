@@ -27,8 +27,8 @@ use super::ops::{Imp, OpSpec, Params};
 use super::parser::{Block, Key, Node, NodeKind, Part, Script};
 use super::value::{Map, Value};
 use super::{
-    FUEL_BYTES_PER_STEP, MAX_ARRAY_ITEMS, MAX_EVAL_NESTING_LEVELS, MAX_FUEL_STEPS,
-    MAX_STACK_DEPTH_VALUES, MAX_STRING_BYTES, MAX_VALUE_NESTING_LEVELS,
+    ARRAY_ITEMS_MAX, EVAL_NESTING_LEVELS_MAX, FUEL_BYTES_PER_STEP, FUEL_STEPS_MAX,
+    STACK_DEPTH_VALUES_MAX, STRING_BYTES_MAX, VALUE_NESTING_LEVELS_MAX,
 };
 
 /// Budgets for one evaluation. `Default` uses the crate constants.
@@ -41,8 +41,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            fuel_steps: MAX_FUEL_STEPS,
-            max_stack_values: MAX_STACK_DEPTH_VALUES,
+            fuel_steps: FUEL_STEPS_MAX,
+            max_stack_values: STACK_DEPTH_VALUES_MAX,
         }
     }
 }
@@ -219,11 +219,11 @@ impl<'a> Machine<'a> {
     pub fn check_value(&mut self, value: &Value, at: usize) -> Result<(), EvalError> {
         match value {
             Value::Str(s) => {
-                if s.len() > MAX_STRING_BYTES {
+                if s.len() > STRING_BYTES_MAX {
                     return Err(EvalError::limit(
                         at,
                         format!(
-                            "string of {} bytes exceeds the {MAX_STRING_BYTES}-byte limit",
+                            "string of {} bytes exceeds the {STRING_BYTES_MAX}-byte limit",
                             s.len()
                         ),
                     ));
@@ -237,16 +237,16 @@ impl<'a> Machine<'a> {
     }
 
     fn check_container(&mut self, len: usize, depth: usize, at: usize) -> Result<(), EvalError> {
-        if len > MAX_ARRAY_ITEMS {
+        if len > ARRAY_ITEMS_MAX {
             return Err(EvalError::limit(
                 at,
-                format!("{len} elements exceed the {MAX_ARRAY_ITEMS}-element limit"),
+                format!("{len} elements exceed the {ARRAY_ITEMS_MAX}-element limit"),
             ));
         }
-        if depth > MAX_VALUE_NESTING_LEVELS {
+        if depth > VALUE_NESTING_LEVELS_MAX {
             return Err(EvalError::limit(
                 at,
-                format!("value nests deeper than {MAX_VALUE_NESTING_LEVELS} levels"),
+                format!("value nests deeper than {VALUE_NESTING_LEVELS_MAX} levels"),
             ));
         }
         Ok(())
@@ -315,10 +315,10 @@ impl<'a> Machine<'a> {
 
     fn enter(&mut self, at: usize) -> Result<(), EvalError> {
         self.nesting += 1;
-        if self.nesting > MAX_EVAL_NESTING_LEVELS {
+        if self.nesting > EVAL_NESTING_LEVELS_MAX {
             return Err(EvalError::limit(
                 at,
-                format!("evaluation nests deeper than {MAX_EVAL_NESTING_LEVELS} levels"),
+                format!("evaluation nests deeper than {EVAL_NESTING_LEVELS_MAX} levels"),
             ));
         }
         Ok(())
@@ -462,10 +462,10 @@ impl<'a> Machine<'a> {
                             text.push_str(&piece);
                         }
                     }
-                    if text.len() > MAX_STRING_BYTES {
+                    if text.len() > STRING_BYTES_MAX {
                         return Err(EvalError::limit(
                             at,
-                            format!("template exceeds the {MAX_STRING_BYTES}-byte limit"),
+                            format!("template exceeds the {STRING_BYTES_MAX}-byte limit"),
                         ));
                     }
                 }

@@ -11,7 +11,7 @@
 //! non-ASCII character except whitespace (kebab and snake case both work).
 
 use super::ParseError;
-use super::MAX_SYNTAX_NESTING_LEVELS;
+use super::SYNTAX_NESTING_LEVELS_MAX;
 
 /// One token and the byte range it covers in the script.
 #[derive(Clone, Debug, PartialEq)]
@@ -126,7 +126,7 @@ impl<'a> Lexer<'a> {
         close_at: Option<usize>,
         nesting: usize,
     ) -> Result<Vec<Token>, ParseError> {
-        if nesting > MAX_SYNTAX_NESTING_LEVELS {
+        if nesting > SYNTAX_NESTING_LEVELS_MAX {
             return Err(self.error(self.pos, "templates nest too deeply"));
         }
         let mut tokens = Vec::new();

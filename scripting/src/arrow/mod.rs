@@ -35,7 +35,7 @@ pub use value::Value;
 /// plus one per element or [`FUEL_BYTES_PER_STEP`] bytes an operator produces).
 /// The longest corpus script takes under 100 steps; 100k still lets `map` and
 /// `filter` walk a few thousand elements and caps a run at a few milliseconds.
-pub const MAX_FUEL_STEPS: u64 = 100_000;
+pub const FUEL_STEPS_MAX: u64 = 100_000;
 
 /// Output bytes charged as one fuel step, so that building text costs fuel in
 /// proportion to its size (1 MiB of output costs 4096 steps).
@@ -49,34 +49,34 @@ pub const COMPARE_VISITS_PER_STEP: u64 = 16;
 
 /// Values on the stack at once. Real scripts keep under 20 (a `concat-all` of a
 /// connection URL); 1024 leaves room for generated code while bounding memory.
-pub const MAX_STACK_DEPTH_VALUES: usize = 1_024;
+pub const STACK_DEPTH_VALUES_MAX: usize = 1_024;
 
 /// Largest string a script may build: 1 MiB, enough for a rendered config file
 /// or an entity's JSON state, small enough to keep in the replicated state.
-pub const MAX_STRING_BYTES: usize = 1 << 20;
+pub const STRING_BYTES_MAX: usize = 1 << 20;
 
 /// Most elements in one array or entries in one object: 65,536, far above any
 /// peer list or JSON document a kit reads, and bounded for memory.
-pub const MAX_ARRAY_ITEMS: usize = 65_536;
+pub const ARRAY_ITEMS_MAX: usize = 65_536;
 
 /// Deepest nesting of arrays and objects in a value. Printing, comparing and
 /// dropping values recurse, so this bounds native stack use; JSON from the
 /// outside world rarely nests past 10.
-pub const MAX_VALUE_NESTING_LEVELS: usize = 64;
+pub const VALUE_NESTING_LEVELS_MAX: usize = 64;
 
 /// Deepest nesting of evaluation: arguments inside arguments, function blocks
 /// called from function blocks (`callf`, `map`, `filter`, `call`). Bounds the
 /// interpreter's native recursion (a recursive `callf` stops here, not with a
 /// stack overflow); corpus scripts nest at most 4 deep.
-pub const MAX_EVAL_NESTING_LEVELS: usize = 128;
+pub const EVAL_NESTING_LEVELS_MAX: usize = 128;
 
 /// Deepest nesting of brackets, braces, parentheses and `${}` the parser
 /// accepts; keeps the recursive-descent parser's native stack bounded.
-pub const MAX_SYNTAX_NESTING_LEVELS: usize = 64;
+pub const SYNTAX_NESTING_LEVELS_MAX: usize = 64;
 
 /// Longest script text accepted: 256 KiB. The longest corpus script is about
 /// 2 KiB; the bound keeps lexing and error rendering cheap.
-pub const MAX_SCRIPT_BYTES: usize = 256 * 1024;
+pub const SCRIPT_BYTES_MAX: usize = 256 * 1024;
 
 /// A script that does not parse: where (byte offset, 1-based line and column
 /// counted in characters) and why.

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use super::lexer::{lex, TemplatePart, Token, TokenKind};
 use super::ops::{self, OpSpec};
 use super::value::{Func, List, Map, Value};
-use super::{ParseError, MAX_SCRIPT_BYTES, MAX_SYNTAX_NESTING_LEVELS};
+use super::{ParseError, SCRIPT_BYTES_MAX, SYNTAX_NESTING_LEVELS_MAX};
 
 /// A parsed script: the source text and the top-level sequence.
 #[derive(Clone, Debug)]
@@ -172,11 +172,11 @@ pub fn has_arrow_prefix(text: &str) -> bool {
 /// `scale.value` are written without it). `<-{` at the start is a function
 /// literal, not a prefix.
 pub fn parse(text: &str) -> Result<Script, ParseError> {
-    if text.len() > MAX_SCRIPT_BYTES {
+    if text.len() > SCRIPT_BYTES_MAX {
         return Err(ParseError::at(
             text,
             0,
-            format!("script is longer than {MAX_SCRIPT_BYTES} bytes"),
+            format!("script is longer than {SCRIPT_BYTES_MAX} bytes"),
         ));
     }
     let trimmed = text.trim_start();
@@ -259,10 +259,10 @@ impl<'a> Parser<'a> {
 
     fn enter(&mut self, at: usize) -> Result<(), ParseError> {
         self.depth += 1;
-        if self.depth > MAX_SYNTAX_NESTING_LEVELS {
+        if self.depth > SYNTAX_NESTING_LEVELS_MAX {
             return Err(self.error(
                 at,
-                format!("script nests deeper than {MAX_SYNTAX_NESTING_LEVELS} levels"),
+                format!("script nests deeper than {SYNTAX_NESTING_LEVELS_MAX} levels"),
             ));
         }
         Ok(())

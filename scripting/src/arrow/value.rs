@@ -219,7 +219,7 @@ impl Value {
             Value::Float(f) => float_literal(*f),
             Value::Str(s) => s.to_string(),
             Value::Array(_) | Value::Object(_) => self
-                .to_json_bounded(crate::arrow::MAX_STRING_BYTES)
+                .to_json_bounded(crate::arrow::STRING_BYTES_MAX)
                 .unwrap_or_else(|| "[too long]".to_string()),
             Value::Func(f) => f.source.to_string(),
         }

@@ -16,13 +16,13 @@ use super::diagnostic::{did_you_mean, Diagnostic, Pos};
 use super::manifest;
 use super::model::{normalize_path, Definition, SourceFile};
 use super::resolve::{self, ResolveError};
-use super::syntax::MAX_FILE_BYTES;
+use super::syntax::FILE_BYTES_MAX;
 use super::syntax::{Node, Value};
 use super::validate::{self, ScriptSite};
 
 /// Most YAML files one load reads (directories are walked recursively). Far above any
 /// real kit tree (the whole corpus is under 1,100 YAML files), it bounds a mistaken `/`.
-pub const MAX_FILES: usize = 20_000;
+pub const FILES_MAX: usize = 20_000;
 
 /// Everything read from the named paths.
 #[derive(Debug, Default)]
@@ -43,9 +43,9 @@ pub struct Workspace {
 pub fn read_text(path: &Path) -> Result<String, String> {
     let meta =
         std::fs::metadata(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    if meta.len() > MAX_FILE_BYTES as u64 {
+    if meta.len() > FILE_BYTES_MAX as u64 {
         return Err(format!(
-            "`{}` is {} bytes, more than the limit of {MAX_FILE_BYTES}",
+            "`{}` is {} bytes, more than the limit of {FILE_BYTES_MAX}",
             path.display(),
             meta.len()
         ));
@@ -121,12 +121,12 @@ impl Workspace {
             return;
         }
         let file = path.display().to_string();
-        if self.files.len() >= MAX_FILES {
+        if self.files.len() >= FILES_MAX {
             self.diagnostics.push(Diagnostic::error(
                 &file,
                 Pos::new(1, 1),
                 "too-large",
-                format!("more than {MAX_FILES} files named"),
+                format!("more than {FILES_MAX} files named"),
             ));
             return;
         }
@@ -153,7 +153,7 @@ impl Workspace {
                 return Err(format!("`<<< {target}` names a file that does not exist"));
             }
             read_text(&path).map_err(|_| {
-                format!("`<<< {target}` cannot be read as UTF-8 text under {MAX_FILE_BYTES} bytes")
+                format!("`<<< {target}` cannot be read as UTF-8 text under {FILE_BYTES_MAX} bytes")
             })
         };
         let checked = validate::check_source(&file, &text, Some(&embed));
@@ -270,7 +270,7 @@ pub fn inheritance_diagnostics<'t>(
                     out.push(at("missing-parent", format!("`{}` inherits from `{parent}`, which is not defined (written `{}`)", definition.path, inherits.written)).with_hint(hint));
                 }
                 Err(ResolveError::MissingParent { .. }) => {}
-                Err(ResolveError::TooDeep(_)) => out.push(at("too-deep", format!("the inheritance chain of `{}` is longer than {}", definition.path, resolve::MAX_INHERITANCE_DEPTH))),
+                Err(ResolveError::TooDeep(_)) => out.push(at("too-deep", format!("the inheritance chain of `{}` is longer than {}", definition.path, resolve::INHERITANCE_DEPTH_MAX))),
             }
         }
     }
@@ -355,7 +355,7 @@ fn nested_inherits_pos(node: &Node, target: &str, namespace: &str, is_root: bool
 }
 
 fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
-    if depth > manifest::MAX_MANIFEST_DEPTH || out.len() >= MAX_FILES {
+    if depth > manifest::MANIFEST_DEPTH_MAX || out.len() >= FILES_MAX {
         return;
     }
     let Ok(entries) = std::fs::read_dir(dir) else {

@@ -13,10 +13,10 @@ use super::diagnostic::{did_you_mean, Diagnostic, Pos};
 
 /// Deepest chain of nested MANIFESTs followed. Hub repos nest two levels; the bound stops
 /// a symlink loop or a pathological tree.
-pub const MAX_MANIFEST_DEPTH: usize = 16;
+pub const MANIFEST_DEPTH_MAX: usize = 16;
 
 /// Largest MANIFEST read. Real ones are under 1 KiB.
-pub const MAX_MANIFEST_BYTES: u64 = 1024 * 1024;
+pub const MANIFEST_BYTES_MAX: u64 = 1024 * 1024;
 
 /// Every directive a MANIFEST may hold.
 pub const DIRECTIVES: [&str; 19] = [
@@ -169,9 +169,9 @@ pub fn expand(path: &Path) -> Plan {
 
 fn read_manifest(path: &Path) -> Result<String, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read MANIFEST: {e}"))?;
-    if meta.len() > MAX_MANIFEST_BYTES {
+    if meta.len() > MANIFEST_BYTES_MAX {
         return Err(format!(
-            "MANIFEST is {} bytes, more than the limit of {MAX_MANIFEST_BYTES}",
+            "MANIFEST is {} bytes, more than the limit of {MANIFEST_BYTES_MAX}",
             meta.len()
         ));
     }
@@ -233,12 +233,12 @@ fn expand_into(
             "DIRS" | "DIR" => {
                 for arg in &directive.args {
                     let nested = dir.join(&arg.0).join("MANIFEST");
-                    if depth + 1 >= MAX_MANIFEST_DEPTH {
+                    if depth + 1 >= MANIFEST_DEPTH_MAX {
                         plan.diagnostics.push(Diagnostic::error(
                             &file,
                             arg.1,
                             "too-deep",
-                            format!("MANIFESTs nest more than {MAX_MANIFEST_DEPTH} levels"),
+                            format!("MANIFESTs nest more than {MANIFEST_DEPTH_MAX} levels"),
                         ));
                     } else if !nested.is_file() {
                         missing(plan, arg, "directory MANIFEST");

@@ -9,7 +9,7 @@
 //! - maps deep-merge recursively, child values winning on shared keys;
 //! - `key[override]` on `connections`, `depends` and `affinity` replaces the inherited
 //!   section, and `key[override]: null` removes it;
-//! - single inheritance, chains of any length (bounded by [`MAX_INHERITANCE_DEPTH`]),
+//! - single inheritance, chains of any length (bounded by [`INHERITANCE_DEPTH_MAX`]),
 //!   across namespaces, `./name` relative to the namespace of the definition that wrote it.
 //!
 //! MONK-REFERENCE §5.2 reports that real monkd merges overridden lists *by index*; we
@@ -26,12 +26,12 @@ use super::model::normalize_path;
 
 /// Longest `inherits` chain followed. Real kits chain at most 5 deep
 /// (`latest → v2 → v1 → common`); the bound keeps a corrupt state from costing much.
-pub const MAX_INHERITANCE_DEPTH: usize = 64;
+pub const INHERITANCE_DEPTH_MAX: usize = 64;
 
 /// Most definitions one resolution may resolve, nested `inherits` included. Real kits
 /// need a handful; the bound stops a crafted state from fanning out exponentially
 /// (each nested reference resolves its target afresh).
-pub const MAX_NESTED_RESOLUTIONS: usize = 1_000;
+pub const NESTED_RESOLUTIONS_MAX: usize = 1_000;
 
 /// Bookkeeping of one resolution: the definitions being expanded, and how many were resolved.
 #[derive(Default)]
@@ -52,9 +52,9 @@ pub enum ResolveError {
     MissingParent { child: String, parent: String },
     #[error("inheritance cycle: {}", .0.join(" -> "))]
     Cycle(Vec<String>),
-    #[error("inheritance chain from `{0}` is longer than {MAX_INHERITANCE_DEPTH}")]
+    #[error("inheritance chain from `{0}` is longer than {INHERITANCE_DEPTH_MAX}")]
     TooDeep(String),
-    #[error("resolving `{0}` needs more than {MAX_NESTED_RESOLUTIONS} nested resolutions")]
+    #[error("resolving `{0}` needs more than {NESTED_RESOLUTIONS_MAX} nested resolutions")]
     TooMuchWork(String),
     #[error("`{0}` has an `inherits` that is not a path")]
     BadInherits(String),
@@ -97,7 +97,7 @@ pub fn chain<'a>(
                 chain[index..].iter().map(|(p, _)| p.clone()).collect(),
             )));
         }
-        if chain.len() >= MAX_INHERITANCE_DEPTH {
+        if chain.len() >= INHERITANCE_DEPTH_MAX {
             return Err(ResolveError::TooDeep(chain[0].0.clone()));
         }
         let Some(parent_tree) = lookup(&parent) else {
@@ -143,11 +143,11 @@ fn resolve_nested<'a>(
     lookup: &dyn Fn(&str) -> Option<&'a Tree>,
     visiting: &mut Walk,
 ) -> Result<Tree, ResolveError> {
-    if visiting.stack.len() >= MAX_INHERITANCE_DEPTH {
+    if visiting.stack.len() >= INHERITANCE_DEPTH_MAX {
         return Err(ResolveError::TooDeep(path.to_string()));
     }
     visiting.resolutions += 1;
-    if visiting.resolutions > MAX_NESTED_RESOLUTIONS {
+    if visiting.resolutions > NESTED_RESOLUTIONS_MAX {
         return Err(ResolveError::TooMuchWork(path.to_string()));
     }
     let top = resolve_chain(path, lookup)?;

@@ -26,7 +26,7 @@
 //!   and keeps the first position.
 //!
 //! Every problem is a [`SpecError`] with the field path (`containers.web.ports[1]`);
-//! all problems are collected (up to [`MAX_SPEC_ERRORS`]), never a panic.
+//! all problems are collected (up to [`SPEC_ERRORS_MAX`]), never a panic.
 
 pub mod parse;
 pub mod placement;
@@ -42,27 +42,27 @@ use crate::tree::Tree;
 use super::model::VariableType;
 
 /// Most containers one runnable may define; real kits have at most 6 (a pod).
-pub const MAX_CONTAINERS: usize = 64;
+pub const CONTAINERS_MAX: usize = 64;
 /// Most variables one runnable may define; the largest corpus runnable has about 80.
-pub const MAX_VARIABLES: usize = 1_024;
+pub const VARIABLES_MAX: usize = 1_024;
 /// Most entries in one list-valued field (ports, paths, environment, labels, caps,
 /// ulimits); real lists have under 40, and the bound caps the work per container.
-pub const MAX_LIST_ITEMS: usize = 1_024;
+pub const LIST_ITEMS_MAX: usize = 1_024;
 /// Most services and most files one runnable may define.
-pub const MAX_SERVICES: usize = 256;
+pub const SERVICES_MAX: usize = 256;
 /// Most files one runnable may write into its containers.
-pub const MAX_FILES: usize = 256;
+pub const FILES_MAX: usize = 256;
 /// Largest rendered file: 4 MiB. Config files are under 20 KiB; the largest corpus
 /// file is a 2.6 MiB blockchain spec written inline (`monk-io/templates/nuclei.yaml`).
-pub const MAX_FILE_BYTES: usize = 4 << 20;
+pub const FILE_BYTES_MAX: usize = 4 << 20;
 /// Largest total of all rendered files of a runnable: 16 MiB, so a spec sent over
 /// the node's API stays bounded.
-pub const MAX_TOTAL_FILE_BYTES: usize = 16 << 20;
+pub const TOTAL_FILE_BYTES_MAX: usize = 16 << 20;
 /// Fuel for all ArrowScript a runnable runs (each script also has its own
-/// [`arrow::MAX_FUEL_STEPS`]): ten worst-case scripts, thousands of real ones.
-pub const MAX_RUNNABLE_FUEL_STEPS: u64 = 10 * arrow::MAX_FUEL_STEPS;
+/// [`arrow::FUEL_STEPS_MAX`]): ten worst-case scripts, thousands of real ones.
+pub const RUNNABLE_FUEL_STEPS_MAX: u64 = 10 * arrow::FUEL_STEPS_MAX;
 /// Errors collected before giving up; more would not help anyone read them.
-pub const MAX_SPEC_ERRORS: usize = 100;
+pub const SPEC_ERRORS_MAX: usize = 100;
 /// The default mode of a file written from `files` (MonkScript docs, config files).
 pub const DEFAULT_FILE_MODE: u32 = 0o600;
 /// Where `${monk-volume-path}` points unless the caller overrides it (the node
@@ -256,7 +256,7 @@ pub fn runnable_spec(
         vars: VarView::default(),
         host,
         errors: Vec::new(),
-        fuel_left: MAX_RUNNABLE_FUEL_STEPS,
+        fuel_left: RUNNABLE_FUEL_STEPS_MAX,
         file_bytes: 0,
     };
     if !matches!(resolved, Tree::Map(_)) {
@@ -367,7 +367,7 @@ fn is_dropped(value: &Value) -> bool {
 
 impl Run<'_> {
     fn error(&mut self, at: &str, message: impl Into<String>) {
-        if self.errors.len() < MAX_SPEC_ERRORS {
+        if self.errors.len() < SPEC_ERRORS_MAX {
             self.errors.push(SpecError {
                 at: at.to_string(),
                 message: message.into(),
@@ -388,12 +388,12 @@ impl Run<'_> {
         if self.fuel_left == 0 {
             self.error(
                 at,
-                format!("the runnable's scripts need more than {MAX_RUNNABLE_FUEL_STEPS} steps"),
+                format!("the runnable's scripts need more than {RUNNABLE_FUEL_STEPS_MAX} steps"),
             );
             return None;
         }
         let limits = Limits {
-            fuel_steps: self.fuel_left.min(arrow::MAX_FUEL_STEPS),
+            fuel_steps: self.fuel_left.min(arrow::FUEL_STEPS_MAX),
             ..Limits::default()
         };
         let (result, used) = arrow::eval_metered(script, &self.vars, self.host, limits);
@@ -436,7 +436,7 @@ impl Run<'_> {
                 let script = self.parse_script(at, text)?;
                 self.run_script(at, &script)
             }
-            _ => match Value::from_tree(tree, arrow::MAX_VALUE_NESTING_LEVELS) {
+            _ => match Value::from_tree(tree, arrow::VALUE_NESTING_LEVELS_MAX) {
                 Ok(value) => Some(value),
                 Err(message) => {
                     self.error(at, message);
@@ -535,8 +535,8 @@ impl Run<'_> {
                 value => vec![value],
             };
             for value in values.iter().filter(|v| !is_dropped(v)) {
-                if out.len() >= MAX_LIST_ITEMS {
-                    self.error(at, format!("more than {MAX_LIST_ITEMS} entries"));
+                if out.len() >= LIST_ITEMS_MAX {
+                    self.error(at, format!("more than {LIST_ITEMS_MAX} entries"));
                     return out;
                 }
                 out.push((item_at.clone(), value.to_text()));
@@ -549,7 +549,7 @@ impl Run<'_> {
     fn pairs(&mut self, at: &str, tree: Option<&Tree>) -> Vec<(String, String)> {
         if let Some(Tree::Map(map)) = tree {
             let mut out = Vec::new();
-            for (key, value) in map.iter().take(MAX_LIST_ITEMS) {
+            for (key, value) in map.iter().take(LIST_ITEMS_MAX) {
                 let key_at = format!("{at}.{key}");
                 if let Some(value) = self.value(&key_at, value) {
                     out.push((key.clone(), value.to_text()));
@@ -577,8 +577,8 @@ impl Run<'_> {
     ) -> Vec<Declared> {
         let mut declared = Vec::new();
         for (name, tree) in named(section) {
-            if declared.len() >= MAX_VARIABLES {
-                self.error("variables", format!("more than {MAX_VARIABLES} variables"));
+            if declared.len() >= VARIABLES_MAX {
+                self.error("variables", format!("more than {VARIABLES_MAX} variables"));
                 break;
             }
             if let Some(variable) = self.declare(name, tree) {
@@ -804,7 +804,7 @@ impl Run<'_> {
             (None, Tree::Str(text)) if arrow::has_arrow_prefix(text) && !variable.overridden => {
                 return false
             }
-            (None, tree) => match Value::from_tree(tree, arrow::MAX_VALUE_NESTING_LEVELS) {
+            (None, tree) => match Value::from_tree(tree, arrow::VALUE_NESTING_LEVELS_MAX) {
                 Ok(value) => value,
                 Err(message) => {
                     self.error(&at, message);
@@ -941,10 +941,10 @@ impl Run<'_> {
     ) -> Vec<ContainerSpec> {
         let mut out = Vec::new();
         for (name, tree) in named(section) {
-            if out.len() >= MAX_CONTAINERS {
+            if out.len() >= CONTAINERS_MAX {
                 self.error(
                     "containers",
-                    format!("more than {MAX_CONTAINERS} containers"),
+                    format!("more than {CONTAINERS_MAX} containers"),
                 );
                 break;
             }
@@ -1086,7 +1086,7 @@ impl Run<'_> {
             Tree::Null => None,
             Tree::Seq(items) => {
                 let mut words = Vec::new();
-                for (i, item) in items.iter().enumerate().take(parse::MAX_COMMAND_WORDS) {
+                for (i, item) in items.iter().enumerate().take(parse::COMMAND_WORDS_MAX) {
                     if let Some(value) = self.value(&at_index(at, i), item) {
                         words.push(value.to_text());
                     }
@@ -1122,7 +1122,7 @@ impl Run<'_> {
 
     fn ulimits(&mut self, at: &str, tree: Option<&Tree>) -> Vec<Ulimit> {
         let mut out = Vec::new();
-        for (name, limit) in named(tree).take(MAX_LIST_ITEMS) {
+        for (name, limit) in named(tree).take(LIST_ITEMS_MAX) {
             let limit_at = format!("{at}.{name}");
             let (soft, hard) = match limit {
                 Tree::Map(_) => {
@@ -1162,8 +1162,8 @@ impl Run<'_> {
     ) -> Vec<ServiceSpec> {
         let mut out = Vec::new();
         for (name, tree) in named(section) {
-            if out.len() >= MAX_SERVICES {
-                self.error("services", format!("more than {MAX_SERVICES} services"));
+            if out.len() >= SERVICES_MAX {
+                self.error("services", format!("more than {SERVICES_MAX} services"));
                 break;
             }
             let at = format!("services.{name}");
@@ -1267,8 +1267,8 @@ impl Run<'_> {
 
     fn files(&mut self, section: Option<&Tree>, containers: &mut [ContainerSpec]) {
         for (count, (name, tree)) in named(section).enumerate() {
-            if count >= MAX_FILES {
-                self.error("files", format!("more than {MAX_FILES} files"));
+            if count >= FILES_MAX {
+                self.error("files", format!("more than {FILES_MAX} files"));
                 break;
             }
             let at = format!("files.{name}");
@@ -1332,10 +1332,10 @@ impl Run<'_> {
         let contents = self.contents(&field("contents"), tree.get("contents"), raw)?;
         let (container, path, mode) = (container?, path?, mode?);
         self.file_bytes += contents.len();
-        if self.file_bytes > MAX_TOTAL_FILE_BYTES {
+        if self.file_bytes > TOTAL_FILE_BYTES_MAX {
             self.error(
                 at,
-                format!("files of the runnable exceed {MAX_TOTAL_FILE_BYTES} bytes in total"),
+                format!("files of the runnable exceed {TOTAL_FILE_BYTES_MAX} bytes in total"),
             );
             return None;
         }
@@ -1352,7 +1352,7 @@ impl Run<'_> {
         let text = match tree {
             None | Some(Tree::Null) => String::new(),
             Some(Tree::Str(text)) if !arrow::has_arrow_prefix(text) && !raw => {
-                match template::render(text, &self.vars, MAX_FILE_BYTES) {
+                match template::render(text, &self.vars, FILE_BYTES_MAX) {
                     Ok(rendered) => rendered,
                     Err(message) => {
                         self.error(at, message);
@@ -1362,8 +1362,8 @@ impl Run<'_> {
             }
             Some(other) => self.text(at, Some(other)).unwrap_or_default(),
         };
-        if text.len() > MAX_FILE_BYTES {
-            self.error(at, format!("file is larger than {MAX_FILE_BYTES} bytes"));
+        if text.len() > FILE_BYTES_MAX {
+            self.error(at, format!("file is larger than {FILE_BYTES_MAX} bytes"));
             return None;
         }
         Some(text)

@@ -18,15 +18,15 @@ use super::diagnostic::Pos;
 
 /// Largest file accepted. The largest real kit seen is 2.7 MB (a generated template);
 /// anything far beyond that is almost certainly not a template and would only cost memory.
-pub const MAX_FILE_BYTES: usize = 16 * 1024 * 1024;
+pub const FILE_BYTES_MAX: usize = 16 * 1024 * 1024;
 
 /// Deepest nesting of collections. Real kits nest about 8 deep; 64 leaves room for
 /// JSON-Schema blocks while keeping recursive walks far from the stack limit.
-pub const MAX_NESTING_DEPTH: usize = 64;
+pub const NESTING_DEPTH_MAX: usize = 64;
 
 /// Most nodes one file may expand to, counting alias expansions, so that a few
 /// anchors referencing each other ("billion laughs") cannot exhaust memory.
-pub const MAX_NODES: usize = 4_000_000;
+pub const NODES_MAX: usize = 4_000_000;
 
 /// Stand-in key for a collection used as a map key (already reported); never a real key.
 const COMPLEX_KEY: &str = "\u{0}complex-key";
@@ -156,7 +156,7 @@ impl Node {
     }
 
     /// Levels of collections in this subtree (a scalar is 0). Every node built is within
-    /// [`MAX_NESTING_DEPTH`], so this recursion is bounded.
+    /// [`NESTING_DEPTH_MAX`], so this recursion is bounded.
     fn depth(&self) -> usize {
         match &self.value {
             Value::Seq(items) => 1 + items.iter().map(Node::depth).max().unwrap_or(0),
@@ -206,12 +206,12 @@ struct Builder {
 impl Builder {
     fn count(&mut self, n: usize, pos: Pos) -> Result<(), SyntaxError> {
         self.nodes = self.nodes.saturating_add(n);
-        if self.nodes > MAX_NODES {
+        if self.nodes > NODES_MAX {
             return Err(SyntaxError {
                 pos,
                 code: "too-large",
                 message: format!(
-                    "the document expands to more than {MAX_NODES} values (aliases included)"
+                    "the document expands to more than {NODES_MAX} values (aliases included)"
                 ),
             });
         }
@@ -219,11 +219,11 @@ impl Builder {
     }
 
     fn push_frame(&mut self, frame: Frame, pos: Pos) -> Result<(), SyntaxError> {
-        if self.stack.len() >= MAX_NESTING_DEPTH {
+        if self.stack.len() >= NESTING_DEPTH_MAX {
             return Err(SyntaxError {
                 pos,
                 code: "too-deep",
-                message: format!("values are nested more than {MAX_NESTING_DEPTH} levels deep"),
+                message: format!("values are nested more than {NESTING_DEPTH_MAX} levels deep"),
             });
         }
         self.stack.push(frame);
@@ -287,20 +287,20 @@ impl Builder {
 /// Parser options with our nesting limit.
 fn options() -> Options {
     let mut options = Options::default();
-    options.flow_nesting_limit = MAX_NESTING_DEPTH;
-    options.block_nesting_limit = MAX_NESTING_DEPTH;
+    options.flow_nesting_limit = NESTING_DEPTH_MAX;
+    options.block_nesting_limit = NESTING_DEPTH_MAX;
     options
 }
 
 /// Reads every document of a YAML text. A syntax error stops reading and is returned
 /// as `Err` with its position; duplicate keys are collected in [`Parsed::problems`].
 pub fn parse(text: &str) -> Result<Parsed, SyntaxError> {
-    if text.len() > MAX_FILE_BYTES {
+    if text.len() > FILE_BYTES_MAX {
         return Err(SyntaxError {
             pos: Pos::new(1, 1),
             code: "too-large",
             message: format!(
-                "file is {} bytes, more than the limit of {MAX_FILE_BYTES}",
+                "file is {} bytes, more than the limit of {FILE_BYTES_MAX}",
                 text.len()
             ),
         });
@@ -379,11 +379,11 @@ pub fn parse(text: &str) -> Result<Parsed, SyntaxError> {
                 };
                 builder.count(target.size(), pos)?;
                 // An alias pastes a whole subtree: it must not take nesting past the limit.
-                if builder.stack.len() + target.depth() > MAX_NESTING_DEPTH {
+                if builder.stack.len() + target.depth() > NESTING_DEPTH_MAX {
                     return Err(SyntaxError {
                         pos,
                         code: "too-deep",
-                        message: format!("values are nested more than {MAX_NESTING_DEPTH} levels deep (through aliases)"),
+                        message: format!("values are nested more than {NESTING_DEPTH_MAX} levels deep (through aliases)"),
                     });
                 }
                 builder.finish(

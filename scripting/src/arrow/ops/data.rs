@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use crate::arrow::value::{List, Map, Value};
-use crate::arrow::{MAX_ARRAY_ITEMS, MAX_STRING_BYTES, MAX_VALUE_NESTING_LEVELS};
+use crate::arrow::{ARRAY_ITEMS_MAX, STRING_BYTES_MAX, VALUE_NESTING_LEVELS_MAX};
 
 use super::{expected, limit, want_str, OpError};
 
@@ -16,9 +16,9 @@ use super::{expected, limit, want_str, OpError};
 pub fn to_text(value: &Value) -> Result<String, OpError> {
     match value {
         Value::Array(_) | Value::Object(_) => {
-            value.to_json_bounded(MAX_STRING_BYTES).ok_or_else(|| {
+            value.to_json_bounded(STRING_BYTES_MAX).ok_or_else(|| {
                 limit(format!(
-                    "text form exceeds the {MAX_STRING_BYTES}-byte string limit"
+                    "text form exceeds the {STRING_BYTES_MAX}-byte string limit"
                 ))
             })
         }
@@ -85,14 +85,14 @@ pub fn append(args: &[Value]) -> Result<Value, OpError> {
     let Value::Array(list) = &args[0] else {
         return Err(OpError::from(expected("an array", &args[0])));
     };
-    if list.len() >= MAX_ARRAY_ITEMS {
+    if list.len() >= ARRAY_ITEMS_MAX {
         return Err(OpError::from(format!(
-            "array would exceed the {MAX_ARRAY_ITEMS}-element limit"
+            "array would exceed the {ARRAY_ITEMS_MAX}-element limit"
         )));
     }
-    if args[1].depth() >= MAX_VALUE_NESTING_LEVELS {
+    if args[1].depth() >= VALUE_NESTING_LEVELS_MAX {
         return Err(OpError::from(format!(
-            "value would nest deeper than {MAX_VALUE_NESTING_LEVELS} levels"
+            "value would nest deeper than {VALUE_NESTING_LEVELS_MAX} levels"
         )));
     }
     let mut list: List = (**list).clone();
@@ -106,14 +106,14 @@ pub fn assoc(args: &[Value]) -> Result<Value, OpError> {
         return Err(OpError::from(expected("an object", &args[0])));
     };
     let key = to_text(&args[1])?;
-    if map.len() >= MAX_ARRAY_ITEMS {
+    if map.len() >= ARRAY_ITEMS_MAX {
         return Err(OpError::from(format!(
-            "object would exceed the {MAX_ARRAY_ITEMS}-entry limit"
+            "object would exceed the {ARRAY_ITEMS_MAX}-entry limit"
         )));
     }
-    if args[2].depth() >= MAX_VALUE_NESTING_LEVELS {
+    if args[2].depth() >= VALUE_NESTING_LEVELS_MAX {
         return Err(OpError::from(format!(
-            "value would nest deeper than {MAX_VALUE_NESTING_LEVELS} levels"
+            "value would nest deeper than {VALUE_NESTING_LEVELS_MAX} levels"
         )));
     }
     let mut map: Map = (**map).clone();
@@ -126,18 +126,18 @@ pub fn to_json(args: &[Value]) -> Result<Value, OpError> {
         return Err(OpError::from(expected("a JSON-compatible value", &args[0])));
     }
     args[0]
-        .to_json_bounded(MAX_STRING_BYTES)
+        .to_json_bounded(STRING_BYTES_MAX)
         .map(|text| Value::Str(Arc::from(text)))
         .ok_or_else(|| {
             limit(format!(
-                "JSON text exceeds the {MAX_STRING_BYTES}-byte string limit"
+                "JSON text exceeds the {STRING_BYTES_MAX}-byte string limit"
             ))
         })
 }
 
 pub fn parse_json(args: &[Value]) -> Result<Value, OpError> {
     let text = want_str(&args[0], "a JSON string")?;
-    Value::parse_json(text, MAX_VALUE_NESTING_LEVELS)
+    Value::parse_json(text, VALUE_NESTING_LEVELS_MAX)
         .map_err(|e| OpError::from(format!("invalid JSON: {e}")))
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::arrow::eval::{EvalError, Machine};
 use crate::arrow::value::Value;
-use crate::arrow::{COMPARE_VISITS_PER_STEP, MAX_ARRAY_ITEMS};
+use crate::arrow::{ARRAY_ITEMS_MAX, COMPARE_VISITS_PER_STEP};
 
 use super::{expected, lookup};
 
@@ -162,7 +162,7 @@ pub fn call(m: &mut Machine, base: usize, at: usize) -> Result<(), EvalError> {
             ))
         }
     };
-    if values.len() > MAX_ARRAY_ITEMS {
+    if values.len() > ARRAY_ITEMS_MAX {
         return Err(script_err(at, "call", "too many arguments".to_string()));
     }
     op.check_arg_count(values.len())

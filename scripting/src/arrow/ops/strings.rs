@@ -10,12 +10,12 @@
 use std::sync::Arc;
 
 use crate::arrow::value::{List, Value};
-use crate::arrow::{MAX_ARRAY_ITEMS, MAX_STRING_BYTES};
+use crate::arrow::{ARRAY_ITEMS_MAX, STRING_BYTES_MAX};
 
 use super::{expected, limit, want_str, OpError};
 
 fn too_long(len: usize) -> String {
-    format!("result of {len} bytes exceeds the {MAX_STRING_BYTES}-byte string limit")
+    format!("result of {len} bytes exceeds the {STRING_BYTES_MAX}-byte string limit")
 }
 
 /// Text of a scalar for concatenation.
@@ -34,7 +34,7 @@ fn join_pieces(values: &[Value], sep: &str) -> Result<Value, OpError> {
     let pieces = values.iter().map(piece).collect::<Result<Vec<_>, _>>()?;
     let len =
         pieces.iter().map(|p| p.len()).sum::<usize>() + sep.len() * pieces.len().saturating_sub(1);
-    if len > MAX_STRING_BYTES {
+    if len > STRING_BYTES_MAX {
         return Err(limit(too_long(len)));
     }
     Ok(Value::Str(Arc::from(pieces.join(sep))))
@@ -44,9 +44,9 @@ fn join_pieces(values: &[Value], sep: &str) -> Result<Value, OpError> {
 pub fn concat(args: &[Value]) -> Result<Value, OpError> {
     if let (Value::Array(a), Value::Array(b)) = (&args[0], &args[1]) {
         let len = a.len() + b.len();
-        if len > MAX_ARRAY_ITEMS {
+        if len > ARRAY_ITEMS_MAX {
             return Err(OpError::from(format!(
-                "{len} elements exceed the {MAX_ARRAY_ITEMS}-element limit"
+                "{len} elements exceed the {ARRAY_ITEMS_MAX}-element limit"
             )));
         }
         let items = a.items().iter().chain(b.items()).cloned().collect();
@@ -71,16 +71,16 @@ pub fn split(args: &[Value]) -> Result<Value, OpError> {
     let parts: Vec<Value> = if sep.is_empty() {
         text.chars()
             .map(|c| Value::str(c.encode_utf8(&mut [0; 4])))
-            .take(MAX_ARRAY_ITEMS + 1)
+            .take(ARRAY_ITEMS_MAX + 1)
             .collect()
     } else {
         text.split(sep)
             .map(Value::str)
-            .take(MAX_ARRAY_ITEMS + 1)
+            .take(ARRAY_ITEMS_MAX + 1)
             .collect()
     };
-    if parts.len() > MAX_ARRAY_ITEMS {
-        return Err(limit(format!("more than {MAX_ARRAY_ITEMS} pieces")));
+    if parts.len() > ARRAY_ITEMS_MAX {
+        return Err(limit(format!("more than {ARRAY_ITEMS_MAX} pieces")));
     }
     Ok(Value::array(parts))
 }
@@ -104,7 +104,7 @@ pub fn replace(args: &[Value]) -> Result<Value, OpError> {
     }
     let count = text.matches(old).count();
     let len = (text.len() - count * old.len()).saturating_add(count.saturating_mul(new.len()));
-    if len > MAX_STRING_BYTES {
+    if len > STRING_BYTES_MAX {
         return Err(limit(too_long(len)));
     }
     Ok(Value::Str(Arc::from(text.replace(old, new))))

@@ -9,18 +9,18 @@ use crate::tree::Tree;
 
 /// Longest image reference accepted (Docker's own limit on a reference is 255 for
 /// the name plus 128 for the tag; 512 leaves room for a registry host and digest).
-pub const MAX_IMAGE_REF_BYTES: usize = 512;
+pub const IMAGE_REF_BYTES_MAX: usize = 512;
 
 /// Longest tag Docker accepts.
-pub const MAX_TAG_BYTES: usize = 128;
+pub const TAG_BYTES_MAX: usize = 128;
 
 /// Most words one command line splits into; real commands have under 50, and the
 /// bound keeps a pathological string from building a huge vector of tiny words.
-pub const MAX_COMMAND_WORDS: usize = 4_096;
+pub const COMMAND_WORDS_MAX: usize = 4_096;
 
 /// Largest duration accepted for a grace period: one day, far above any real stop
 /// timeout, small enough that seconds stay exact in every integer type.
-pub const MAX_DURATION_SECS: u64 = 86_400;
+pub const DURATION_SECS_MAX: u64 = 86_400;
 
 /// Parses `[[ip:]host_port:]container_port[/protocol]`. A bare `8080` publishes the
 /// container port on the same host port (Monk's `ports` always publish).
@@ -175,9 +175,9 @@ pub fn duration_secs(text: &str) -> Result<u64, String> {
 }
 
 fn bounded_secs(secs: u64, text: &str) -> Result<u64, String> {
-    if secs > MAX_DURATION_SECS {
+    if secs > DURATION_SECS_MAX {
         return Err(format!(
-            "duration `{text}` is longer than {MAX_DURATION_SECS} seconds"
+            "duration `{text}` is longer than {DURATION_SECS_MAX} seconds"
         ));
     }
     Ok(secs)
@@ -306,7 +306,7 @@ pub fn image_reference(image: &str, tag: Option<&str>) -> Result<String, String>
     if image.is_empty() {
         return Err("the image is empty".to_string());
     }
-    if image.len() > MAX_IMAGE_REF_BYTES || image.contains(char::is_whitespace) {
+    if image.len() > IMAGE_REF_BYTES_MAX || image.contains(char::is_whitespace) {
         return Err(format!("`{}` is not an image reference", clip(image)));
     }
     let tag = tag.map(str::trim).filter(|t| !t.is_empty());
@@ -332,7 +332,7 @@ fn check_tag(tag: &str) -> Result<(), String> {
     let valid_chars = tag
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if tag.is_empty() || tag.len() > MAX_TAG_BYTES || !valid_chars || tag.starts_with(['.', '-']) {
+    if tag.is_empty() || tag.len() > TAG_BYTES_MAX || !valid_chars || tag.starts_with(['.', '-']) {
         return Err(format!("`{}` is not a valid image tag", clip(tag)));
     }
     Ok(())
@@ -369,7 +369,7 @@ pub fn restart(text: &str) -> Result<RestartPolicy, String> {
 /// digits are all octal is read as those digits (`644` means `0644`, since 644 as a
 /// value would set the sticky bit and no read bit for the group).
 pub fn file_mode(tree: &Tree) -> Result<u32, String> {
-    const MAX_MODE_BITS: u32 = 0o7777;
+    const MODE_BITS_MAX: u32 = 0o7777;
     let mode = match tree {
         Tree::Int(n @ 0..=511) => *n as u32,
         Tree::Int(n) => {
@@ -385,7 +385,7 @@ pub fn file_mode(tree: &Tree) -> Result<u32, String> {
         }
         other => return Err(format!("a file mode cannot be {}", other.type_name())),
     };
-    if mode > MAX_MODE_BITS {
+    if mode > MODE_BITS_MAX {
         return Err(format!("mode {mode:o} has bits above 0o7777"));
     }
     Ok(mode)
@@ -457,8 +457,8 @@ pub fn shell_words(text: &str) -> Result<Vec<String>, String> {
 }
 
 fn push_word(words: &mut Vec<String>, word: String) -> Result<(), String> {
-    if words.len() >= MAX_COMMAND_WORDS {
-        return Err(format!("command has more than {MAX_COMMAND_WORDS} words"));
+    if words.len() >= COMMAND_WORDS_MAX {
+        return Err(format!("command has more than {COMMAND_WORDS_MAX} words"));
     }
     words.push(word);
     Ok(())

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use crate::arrow::Host;
 use crate::tree::Tree;
 
-use super::{Run, SpecError, MAX_RUNNABLE_FUEL_STEPS};
+use super::{Run, SpecError, RUNNABLE_FUEL_STEPS_MAX};
 
 /// Script-valued placement fields and the values they gave; literal fields are `None`
 /// (the state machine reads those from the definition itself).
@@ -46,7 +46,7 @@ pub fn placement_values(
         vars: Default::default(),
         host,
         errors: Vec::new(),
-        fuel_left: MAX_RUNNABLE_FUEL_STEPS,
+        fuel_left: RUNNABLE_FUEL_STEPS_MAX,
         file_bytes: 0,
     };
     let declared = run.declare_variables(resolved.get("variables"), overrides);

@@ -12,7 +12,7 @@
 use crate::arrow::{Value, Vars};
 
 /// Deepest nesting of `if` blocks; corpus templates nest at most 2.
-pub const MAX_IF_NESTING_LEVELS: usize = 32;
+pub const IF_NESTING_LEVELS_MAX: usize = 32;
 
 /// One `if` block being rendered.
 struct Branch {
@@ -93,9 +93,9 @@ fn action_in(
         return Ok(());
     }
     if let Some(condition) = body.strip_prefix("if ") {
-        if branches.len() >= MAX_IF_NESTING_LEVELS {
+        if branches.len() >= IF_NESTING_LEVELS_MAX {
             return Err(format!(
-                "`if` blocks nest deeper than {MAX_IF_NESTING_LEVELS}"
+                "`if` blocks nest deeper than {IF_NESTING_LEVELS_MAX}"
             ));
         }
         let outer_active = active(branches);
