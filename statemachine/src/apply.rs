@@ -15,8 +15,8 @@ use crate::FORMAT_VERSION;
 pub const PEERS_MAX: usize = 4096;
 /// Most stored definitions; a hub mirror holds a few thousand.
 pub const TEMPLATES_MAX: usize = 100_000;
-/// Longest template path, in bytes.
-pub const PATH_BYTES_MAX: usize = 512;
+use monk_scripting::monkscript::path::TemplatePath;
+pub use monk_scripting::monkscript::path::PATH_BYTES_MAX;
 /// Largest sealed secret, in bytes (secrets are credentials and keys, not files).
 pub const SEALED_SECRET_BYTES_MAX: usize = 64 * 1024;
 /// Most outstanding join tokens; older ones are forgotten first.
@@ -119,7 +119,12 @@ pub fn apply(state: &mut State, entry: &Entry) -> Result<Applied, ApplyError> {
         });
     }
     advance(state, entry.index, entry.term)?;
-    let result = apply_command(state, entry.index, &entry.proposal.command);
+    let result = apply_command(
+        state,
+        entry.index,
+        entry.proposal.format_version,
+        &entry.proposal.command,
+    );
     Ok(match result {
         Ok(applied) => applied,
         Err(reason) => Applied::Rejected { reason },
@@ -139,7 +144,14 @@ pub fn advance(state: &mut State, index: u64, term: u64) -> Result<(), ApplyErro
     Ok(())
 }
 
-fn apply_command(state: &mut State, index: u64, command: &Command) -> Result<Applied, Rejection> {
+/// Applies one command; `version` is the entry's format version, for rules that changed
+/// between formats (see [`crate::FORMAT_VERSION`]).
+fn apply_command(
+    state: &mut State,
+    index: u64,
+    version: u32,
+    command: &Command,
+) -> Result<Applied, Rejection> {
     match command {
         Command::Noop => Ok(Applied::ACCEPTED),
         Command::ClusterCreated {
@@ -254,7 +266,7 @@ fn apply_command(state: &mut State, index: u64, command: &Command) -> Result<App
         Command::TemplatesLoaded { templates } => {
             require_cluster(state)?;
             for t in templates {
-                check_path(&t.path)?;
+                check_path(&t.path, version)?;
             }
             let new_paths = templates
                 .iter()
@@ -308,7 +320,7 @@ fn apply_command(state: &mut State, index: u64, command: &Command) -> Result<App
             require_cluster(state)?;
             check_secret_name(name)?;
             if let SecretScope::Entity(path) = scope {
-                check_path(path)?;
+                check_path(path, version)?;
             }
             if sealed.len() > SEALED_SECRET_BYTES_MAX {
                 return Err(Rejection::Limit {
@@ -350,7 +362,7 @@ fn apply_command(state: &mut State, index: u64, command: &Command) -> Result<App
             evaluated,
         } => {
             require_cluster(state)?;
-            check_path(path)?;
+            check_path(path, version)?;
             schedule::run(
                 state,
                 index,
@@ -498,7 +510,20 @@ fn check_secret_name(name: &str) -> Result<(), Rejection> {
 
 /// Stored template paths are absolute-free `namespace/name[/...]`: no empty, `.` or
 /// `..` segments, no leading or trailing slash.
-pub fn check_path(path: &str) -> Result<(), Rejection> {
+pub fn check_path(path: &str, format_version: u32) -> Result<(), Rejection> {
+    if format_version >= 2 {
+        return TemplatePath::parse(path)
+            .map(|_| ())
+            .map_err(|e| Rejection::InvalidPath {
+                path: path.to_string(),
+                why: e.to_string(),
+            });
+    }
+    check_path_v1(path)
+}
+
+/// The path rule of format 1 entries, kept so old logs replay as they did.
+fn check_path_v1(path: &str) -> Result<(), Rejection> {
     let invalid = |why: &str| {
         Err(Rejection::InvalidPath {
             path: path.to_string(),
@@ -657,9 +682,21 @@ mod tests {
     #[test]
     fn bad_paths_are_rejected() {
         for bad in ["a", "/a/b", "a/b/", "a//b", "a/./b", "a/../b", "a/b c"] {
-            assert!(check_path(bad).is_err(), "{bad}");
+            assert!(check_path(bad, 1).is_err(), "{bad}");
+            assert!(check_path(bad, FORMAT_VERSION).is_err(), "{bad}");
         }
-        check_path("ns/name/sub").unwrap();
+        check_path("ns/name/sub", 1).unwrap();
+        check_path("ns/name/sub", FORMAT_VERSION).unwrap();
+        // Format 1 entries keep the looser rule, so old logs replay as they did; the
+        // linter's rule applies from format 2 on.
+        assert!(check_path("ns/wéb@1", 1).is_ok());
+        assert_eq!(
+            check_path("ns/wéb@1", 2),
+            Err(Rejection::InvalidPath {
+                path: "ns/wéb@1".into(),
+                why: "path segment `wéb@1` in `ns/wéb@1` has characters other than letters, digits, `.`, `_` and `-`".into()
+            })
+        );
     }
 
     #[test]

@@ -38,5 +38,12 @@ pub use workload::{Constraints, Desired, Instance, Requirements, Workload};
 
 /// The entry format this build writes and the newest it can apply. Older formats are
 /// applied forever (append-only evolution); a newer one stops the peer with a clear
-/// error instead of being guessed at.
-pub const FORMAT_VERSION: u32 = 1;
+/// error instead of being guessed at. A change to how an existing command is *applied*
+/// (a validation rule, a MonkScript merge rule in `resolve`) bumps it, and `apply` keeps
+/// the old behaviour for entries of older formats, so an old log replays to the state it
+/// had:
+/// - 1: the first release.
+/// - 2: template paths are checked with [`monk_scripting::monkscript::path`] (the
+///   linter's rule: letters, digits, `.`, `_`, `-`); format 1 entries keep the looser
+///   rule (no whitespace, no empty, `.` or `..` segments).
+pub const FORMAT_VERSION: u32 = 2;

@@ -7,13 +7,15 @@
 //! chains on [`crate::tree::Tree`] values; [`cli`] is `monk lint` / `monk dump` and the
 //! entry points the daemon uses; [`typed`] reads a (resolved) definition into Rust structs
 //! for every kind and section; [`runtime`] turns a resolved runnable plus `--set` overrides
-//! into the container specs an executor runs. Problems are [`diagnostic::Diagnostic`]s.
+//! into the container specs an executor runs; [`path`] is the one rule for template paths.
+//! Problems are [`diagnostic::Diagnostic`]s.
 
 pub mod cli;
 pub mod diagnostic;
 pub mod load;
 pub mod manifest;
 pub mod model;
+pub mod path;
 pub mod references;
 pub mod resolve;
 pub mod runtime;

@@ -8,6 +8,7 @@
 
 use super::diagnostic::{did_you_mean, Diagnostic, Pos};
 use super::model::{is_long_form, Kind, SourceFile, VariableType, VARIABLE_KEYS};
+use super::path::{check_written, Relative};
 use super::schema::{
     allowed_sections, allows_custom_fields, NameRule, Schema, Ty, BUILTIN_KINDS, COMMON_KEYS,
     OVERRIDABLE, SECTIONS,
@@ -119,36 +120,15 @@ fn kebab_of(name: &str) -> String {
     out.trim_end_matches('-').to_string()
 }
 
-/// Checks a namespace path against the reference's rules. `allow_relative` is false
-/// for `namespace:` values, which are never relative.
+/// Checks a namespace path against the reference's rules ([`super::path`], the rule the
+/// state machine applies too). `allow_relative` is false for `namespace:` values, which
+/// are never relative.
 pub fn check_path(path: &str, allow_relative: bool) -> Result<(), String> {
-    if path.is_empty() {
-        return Err("the path is empty".into());
-    }
-    if path.ends_with('/') {
-        return Err(format!("path `{path}` ends with a slash"));
-    }
-    let body = if let Some(rest) = path.strip_prefix("./") {
-        if !allow_relative {
-            return Err(format!("path `{path}` cannot be relative here"));
-        }
-        rest
-    } else {
-        path.strip_prefix('/').unwrap_or(path)
+    let relative = match allow_relative {
+        true => Relative::Allowed,
+        false => Relative::Forbidden,
     };
-    for segment in body.split('/') {
-        match segment {
-            "" => return Err(format!("path `{path}` has an empty segment")),
-            "." | ".." => return Err(format!("path `{path}` has a `{segment}` segment")),
-            s if !is_path_safe(s) => {
-                return Err(format!(
-                    "path segment `{s}` in `{path}` has characters other than letters, digits, `.`, `_` and `-`"
-                ))
-            }
-            _ => {}
-        }
-    }
-    Ok(())
+    check_written(path, relative).map_err(|e| e.to_string())
 }
 
 /// Known ArrowScript operators that, written as `name(` at the start of a plain value,
