@@ -87,7 +87,7 @@ pub enum ReplayError {
     OutOfRange { wanted: String, why: String },
     #[error("entry {index} cannot be applied: {source}")]
     Apply { index: u64, source: ApplyError },
-    #[error("after entry {index}: {reason}")]
+    #[error("the state after entry {index} breaks an invariant: {reason}")]
     Invariant { index: u64, reason: String },
 }
 
@@ -342,14 +342,15 @@ impl<'r> Replayer<'r> {
             self.stopped = true;
             ReplayError::Apply { index, source }
         })?;
-        if cfg!(debug_assertions) {
-            if let Err(v) = self.state.check_invariants() {
-                self.stopped = true;
-                return Err(ReplayError::Invariant {
-                    index,
-                    reason: v.to_string(),
-                });
-            }
+        // In every build, not only debug ones: replay is how an incident is
+        // investigated, and a state that breaks an invariant must not be reported as
+        // if it were sound.
+        if let Err(v) = self.state.check_invariants() {
+            self.stopped = true;
+            return Err(ReplayError::Invariant {
+                index,
+                reason: v.to_string(),
+            });
         }
         Ok((entry, Some(applied)))
     }
