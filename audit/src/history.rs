@@ -124,8 +124,8 @@ pub enum HistoryChange {
     Rejected,
     /// Applied. `peers` is every peer after it, to name where replicas sit.
     Applied {
-        before: EntityValue,
-        after: EntityValue,
+        before: Box<EntityValue>,
+        after: Box<EntityValue>,
         peers: BTreeMap<PeerId, Peer>,
     },
 }
@@ -176,8 +176,8 @@ pub fn entity_history(reader: &DataDirReader, entity: &Entity) -> Result<History
             None => HistoryChange::InSnapshot,
             Some(Applied::Rejected { .. }) => HistoryChange::Rejected,
             Some(Applied::Accepted { .. }) => HistoryChange::Applied {
-                before,
-                after,
+                before: Box::new(before),
+                after: Box::new(after),
                 peers: replayer.state().peers.clone(),
             },
         };

@@ -37,7 +37,9 @@ pub fn parse_rfc3339(text: &str) -> Result<u64, TimeError> {
     let trimmed = text.trim();
     let timestamp = match trimmed.find(['T', 't', ' ']) {
         None => {
-            let date: Date = trimmed.parse().map_err(|e: jiff::Error| fail(e.to_string()))?;
+            let date: Date = trimmed
+                .parse()
+                .map_err(|e: jiff::Error| fail(e.to_string()))?;
             Offset::UTC
                 .to_timestamp(date.at(0, 0, 0, 0))
                 .map_err(|e| fail(e.to_string()))?
@@ -95,7 +97,12 @@ mod tests {
     /// but not by 400) became March 1st.
     #[test]
     fn days_that_do_not_exist_are_refused() {
-        for bad in ["2026-02-30", "2026-04-31", "2100-02-29T00:00:00Z", "2025-02-29"] {
+        for bad in [
+            "2026-02-30",
+            "2026-04-31",
+            "2100-02-29T00:00:00Z",
+            "2025-02-29",
+        ] {
             assert!(parse_rfc3339(bad).is_err(), "{bad}");
         }
         assert!(parse_rfc3339("2000-02-29").is_ok(), "2000 is a leap year");

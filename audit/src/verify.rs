@@ -25,7 +25,9 @@ pub const VERIFY_DIRS_MAX: usize = 16;
 pub enum EntrySide {
     Stored(StoredEntry),
     /// Corrupt, or missing (a gap in the log).
-    Unreadable { unreadable: String },
+    Unreadable {
+        unreadable: String,
+    },
 }
 
 /// The first index where two logs hold different entries, with both entries.
@@ -45,8 +47,8 @@ pub enum Finding {
     /// The entries at `index` differ (or one of them is unreadable).
     EntryDiffers {
         index: u64,
-        mine: EntrySide,
-        theirs: EntrySide,
+        mine: Box<EntrySide>,
+        theirs: Box<EntrySide>,
     },
     /// The entries agree but the states do not: the difference predates the stored logs.
     StateDiffers {
@@ -160,8 +162,8 @@ pub fn verify_pair(
     {
         return Ok(Finding::EntryDiffers {
             index,
-            mine,
-            theirs,
+            mine: Box::new(mine),
+            theirs: Box::new(theirs),
         });
     }
     let up_to = last_common.unwrap_or(0);

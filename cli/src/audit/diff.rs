@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 
 use super::text::{line_diff, status_text, workload_lines, yaml};
 use super::{json_line, parse_point, DataDir, Report};
-use crate::OutputArg;
 use crate::Output;
+use crate::OutputArg;
 
 #[derive(Args, Debug)]
 pub struct DiffArgs {

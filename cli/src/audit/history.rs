@@ -147,7 +147,7 @@ impl HistoryRow {
                 if change.is_empty() {
                     change.push("no change".into());
                 }
-                (change, Some(before), Some(after))
+                (change, Some(*before), Some(*after))
             }
         };
         HistoryRow {

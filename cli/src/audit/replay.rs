@@ -213,4 +213,3 @@ fn workload_summary(state: &State) -> String {
     out.push_str(&table::render(&["PEER", "NAME", "REPLICAS"], &rows));
     out
 }
-

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use monk_statemachine::{Applied, Instance, MapChange, Peer, PeerId, PeerStatus, SecretScope, Template, Workload};
+use monk_statemachine::{
+    Applied, Instance, MapChange, Peer, PeerId, PeerStatus, SecretScope, Template, Workload,
+};
 
 /// A YAML line diff is computed with an LCS table of at most this many cells; larger
 /// definitions are shown as whole before/after texts instead.
@@ -190,7 +192,11 @@ pub(super) fn line_diff(before: &str, after: &str) -> Vec<String> {
         }
     }
     let changed: Vec<usize> = (0..ops.len()).filter(|&k| ops[k].0 != ' ').collect();
-    let near = |k: usize| changed.iter().any(|&c| c.abs_diff(k) <= LINE_DIFF_CONTEXT_LINES);
+    let near = |k: usize| {
+        changed
+            .iter()
+            .any(|&c| c.abs_diff(k) <= LINE_DIFF_CONTEXT_LINES)
+    };
     let mut out = Vec::new();
     let mut skipped = false;
     for (k, (op, line)) in ops.iter().enumerate() {
