@@ -391,4 +391,16 @@ mod tests {
         };
         assert_eq!(broken.replayable(), None);
     }
+
+    #[test]
+    fn a_broken_invariant_names_the_entry_after_which_it_broke() {
+        let e = ReplayError::Invariant {
+            index: 42,
+            reason: "state invariant broken: peer 3 joined in the future".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "the state after entry 42 breaks an invariant: state invariant broken: peer 3 joined in the future"
+        );
+    }
 }
