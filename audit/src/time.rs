@@ -72,6 +72,8 @@ mod tests {
         assert_eq!(parse_rfc3339("1970-01-02"), Ok(86_400_000));
         assert_eq!(parse_rfc3339("2026-11-22T03:34:09.123+01:00"), Ok(ms));
         assert_eq!(parse_rfc3339("2026-11-22 03:34:09.123+01:00"), Ok(ms));
+        assert_eq!(parse_rfc3339("2026-11-22t02:34:09.123z"), Ok(ms));
+        assert_eq!(parse_rfc3339(" 2026-11-22T02:34:09.123456Z "), Ok(ms));
         assert_eq!(
             parse_rfc3339("2024-02-29T00:00:00Z").map(format_ms),
             Ok("2024-02-29T00:00:00.000Z".into())
