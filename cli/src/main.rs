@@ -5,7 +5,6 @@
 mod audit;
 mod secrets;
 mod table;
-mod timefmt;
 mod workloads;
 
 use std::collections::BTreeMap;

@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use monk_audit::{Finding, Verification};
 use monk_scripting::tree::Tree;
 use monk_statemachine::{Command, LoadedTemplate, Proposal, State, FORMAT_VERSION};
 
@@ -150,6 +151,10 @@ pub enum Violation {
         peer: String,
         error: String,
     },
+    /// The peers' data dirs could not be compared.
+    VerifyFailed {
+        error: String,
+    },
     SplitBrain {
         term: u64,
         leaders: Vec<u64>,
@@ -193,6 +198,9 @@ impl fmt::Display for Violation {
             ),
             Violation::ReplayFailed { peer, error } => {
                 write!(f, "replay of {peer}'s data dir failed: {error}")
+            }
+            Violation::VerifyFailed { error } => {
+                write!(f, "the peers' data dirs could not be verified: {error}")
             }
             Violation::SplitBrain { term, leaders } => {
                 write!(f, "term {term} had leaders {leaders:?}")
@@ -256,14 +264,22 @@ pub struct Findings {
 }
 
 impl Findings {
-    /// Checks the run and counts what it did.
-    pub fn of(writes: &[Write], peers: &[PeerFinal], claims: &[LeaderClaim]) -> Findings {
+    /// Checks the run and counts what it did. `logs` compares the peers' data dirs,
+    /// in the order of `peers` (see [`crate::verify_data_dirs`]).
+    pub fn of(
+        writes: &[Write],
+        peers: &[PeerFinal],
+        claims: &[LeaderClaim],
+        logs: &Result<Verification, String>,
+    ) -> Findings {
+        let mut violations = check(writes, peers, claims);
+        violations.extend(check_logs(peers, logs));
         Findings {
             tally: tally(writes, peers),
             claims: claims.len(),
             leaders: claims.iter().rev().map(|c| (c.term, c.leader)).collect(),
             applied_index: peers.first().map_or(0, |p| p.applied_index),
-            violations: check(writes, peers, claims),
+            violations,
         }
     }
 
@@ -385,6 +401,49 @@ fn check_agreement(peers: &[PeerFinal], out: &mut Vec<Violation>) {
             }),
         }
     }
+}
+
+/// Where the peers' stored logs or replayed states disagree, as `monk verify` finds
+/// it: `logs` holds one finding per peer after the first, in the order of `peers`.
+pub fn check_logs(peers: &[PeerFinal], logs: &Result<Verification, String>) -> Vec<Violation> {
+    let verification = match logs {
+        Ok(v) => v,
+        Err(error) => {
+            return vec![Violation::VerifyFailed {
+                error: error.clone(),
+            }]
+        }
+    };
+    let Some((reference, others)) = peers.split_first() else {
+        return Vec::new();
+    };
+    let detail = |finding: &Finding| {
+        match finding {
+        Finding::Consistent { .. } => None,
+        Finding::EntryDiffers { index, .. } => {
+            Some(format!("their stored logs differ at index {index}"))
+        }
+        Finding::StateDiffers {
+            index,
+            mine,
+            theirs,
+        } => Some(format!(
+            "their logs agree but the replayed states differ after index {index}: digest {mine} vs {theirs}"
+        )),
+    }
+    };
+    verification
+        .findings
+        .iter()
+        .zip(others)
+        .filter_map(|(finding, other)| {
+            detail(finding).map(|detail| Violation::Diverged {
+                a: reference.name.clone(),
+                b: other.name.clone(),
+                detail,
+            })
+        })
+        .collect()
 }
 
 fn check_leaders(claims: &[LeaderClaim], out: &mut Vec<Violation>) {
@@ -520,6 +579,7 @@ mod tests {
                 Violation::Diverged { .. } => "diverged",
                 Violation::ReplayDiffers { .. } => "replay",
                 Violation::ReplayFailed { .. } => "replay-failed",
+                Violation::VerifyFailed { .. } => "verify-failed",
                 Violation::SplitBrain { .. } => "split",
             })
             .collect();
@@ -527,5 +587,33 @@ mod tests {
             "diverged", "failed", "index", "lost", "phantom", "replay", "split", "twice",
         ];
         assert_eq!(kinds, want.into_iter().collect(), "{found:#?}");
+    }
+
+    #[test]
+    fn divergent_logs_found_by_verify_are_violations() {
+        let peers = [peer("p1", &[]), peer("p2", &[]), peer("p3", &[])];
+        let logs = Ok(Verification {
+            findings: vec![
+                Finding::Consistent {
+                    up_to: 9,
+                    digests_compared: 9,
+                },
+                Finding::StateDiffers {
+                    index: 4,
+                    mine: "d".into(),
+                    theirs: "e".into(),
+                },
+            ],
+        });
+        let found = check_logs(&peers, &logs);
+        assert!(
+            matches!(found.as_slice(), [Violation::Diverged { a, b, .. }] if a == "p1" && b == "p3"),
+            "{found:?}"
+        );
+        let failed = check_logs(&peers, &Err("no data dir".into()));
+        assert!(matches!(
+            failed.as_slice(),
+            [Violation::VerifyFailed { .. }]
+        ));
     }
 }

@@ -7,14 +7,14 @@
 //! - [`process`]: real `monkd` processes on loopback, SIGKILLed and SIGSTOPped.
 //! - [`history`]: what clients saw, and the checker of the properties every drill
 //!   must keep: no lost acknowledged write, no write applied twice, one digest on
-//!   every peer and in every replay, at most one leader per term.
+//!   every peer and in every replay, the same stored log on every peer
+//!   (`monk_audit::verify`, as `monk verify`), at most one leader per term.
 //! - [`limits`]: every bound and timing, and the environment variables for bigger runs.
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use monk_log::replay::{raft_dir, Replayer, Start, Target};
-use monk_log::DataDirReader;
+use monk_audit::Verification;
 use monk_node::views::ProposeOutcome;
 use monk_statemachine::Applied;
 
@@ -31,18 +31,25 @@ pub mod sim;
 /// The digest of an offline replay of the data dir `data_dir` up to `index`, with the
 /// same code `monk replay` uses (it opens read-only, so the peer may still run).
 pub fn replayed_digest(data_dir: &Path, index: u64) -> Result<String, String> {
-    let reader = DataDirReader::open(&raft_dir(data_dir)).map_err(|e| e.to_string())?;
-    let mut replayer =
-        Replayer::open(&reader, Target::Index(index), Start::Nearest).map_err(|e| e.to_string())?;
-    replayer.run().map_err(|e| e.to_string())?;
-    let state = replayer.state();
-    if state.last_applied_index != index {
-        return Err(format!(
-            "the log ends at index {} before the applied index {index}",
-            state.last_applied_index
-        ));
-    }
-    Ok(monk_statemachine::digest(state))
+    let reader = monk_audit::open(data_dir).map_err(|e| e.to_string())?;
+    monk_audit::replay::digest_at(&reader, index).map_err(|e| e.to_string())
+}
+
+/// Every peer's data dir (`(name, dir)`, the first is the reference) compared up to
+/// `index` with the same code `monk verify` uses: the stored entries at each common
+/// index, then the replayed state digests.
+pub fn verify_data_dirs(dirs: &[(String, PathBuf)], index: u64) -> Result<Verification, String> {
+    let readers = dirs
+        .iter()
+        .map(|(_, dir)| monk_audit::open(dir))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let peers: Vec<(&str, &monk_audit::DataDirReader)> = dirs
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .zip(&readers)
+        .collect();
+    monk_audit::verify(&peers, Some(index)).map_err(|e| e.to_string())
 }
 
 /// What a write's `reply` tells its client, waiting at most [`WRITE_TIMEOUT`] (then the

@@ -7,6 +7,7 @@
 //! when they drop.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -348,10 +349,16 @@ pub fn run(rounds: u32) -> Result<ProcessReport, String> {
         peer.kill();
         state.replay_digest = crate::replayed_digest(&peer.data_dir, state.applied_index);
     }
+    let dirs: Vec<(String, PathBuf)> = peers
+        .iter()
+        .map(|peer| (peer.name.clone(), peer.data_dir.clone()))
+        .collect();
+    let index = finals.first().map_or(0, |f| f.applied_index);
+    let logs = crate::verify_data_dirs(&dirs, index);
     Ok(ProcessReport {
         rounds,
         kills,
         pauses,
-        findings: Findings::of(&writes, &finals, &claims),
+        findings: Findings::of(&writes, &finals, &claims, &logs),
     })
 }

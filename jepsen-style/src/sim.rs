@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use monk_audit::Verification;
 use monk_node::network::{MemoryRouter, Network};
 use monk_node::token::JoinToken;
 use monk_node::views::ProposeOutcome;
@@ -442,8 +443,9 @@ pub(crate) async fn converge(cluster: &Cluster, index: u64) -> Result<(), String
     }
 }
 
-/// Every peer's final state; then every peer is shut down and its data dir replayed.
-async fn finals(cluster: &Cluster) -> Vec<PeerFinal> {
+/// Every peer's final state; then every peer is shut down, its data dir replayed, and
+/// the data dirs compared with each other.
+async fn finals(cluster: &Cluster) -> (Vec<PeerFinal>, Result<Verification, String>) {
     let peers = cluster.ids.lock().expect("ids").len();
     let mut out = Vec::new();
     for slot in 0..peers {
@@ -471,7 +473,13 @@ async fn finals(cluster: &Cluster) -> Vec<PeerFinal> {
     for (slot, peer) in &mut out {
         peer.replay_digest = crate::replayed_digest(&cluster.data_dir(*slot), peer.applied_index);
     }
-    out.into_iter().map(|(_, peer)| peer).collect()
+    let dirs: Vec<(String, PathBuf)> = out
+        .iter()
+        .map(|(slot, peer)| (peer.name.clone(), cluster.data_dir(*slot)))
+        .collect();
+    let index = out.first().map_or(0, |(_, peer)| peer.applied_index);
+    let logs = crate::verify_data_dirs(&dirs, index);
+    (out.into_iter().map(|(_, peer)| peer).collect(), logs)
 }
 
 /// Runs one case: the schedule `seed` draws, on a fresh cluster of `peers`.
@@ -531,6 +539,6 @@ pub(crate) async fn finish(
         .await
         .map_err(|e| format!("the observer panicked: {e}"))?;
     let claims: Vec<LeaderClaim> = claims.into_iter().collect();
-    let peer_finals = finals(cluster).await;
-    Ok(Findings::of(&writes, &peer_finals, &claims))
+    let (peer_finals, logs) = finals(cluster).await;
+    Ok(Findings::of(&writes, &peer_finals, &claims, &logs))
 }

@@ -87,7 +87,7 @@ pub enum ReplayError {
     OutOfRange { wanted: String, why: String },
     #[error("entry {index} cannot be applied: {source}")]
     Apply { index: u64, source: ApplyError },
-    #[error("after entry {index}: {reason}")]
+    #[error("the state after entry {index} breaks an invariant: {reason}")]
     Invariant { index: u64, reason: String },
 }
 
@@ -342,14 +342,15 @@ impl<'r> Replayer<'r> {
             self.stopped = true;
             ReplayError::Apply { index, source }
         })?;
-        if cfg!(debug_assertions) {
-            if let Err(v) = self.state.check_invariants() {
-                self.stopped = true;
-                return Err(ReplayError::Invariant {
-                    index,
-                    reason: v.to_string(),
-                });
-            }
+        // In every build, not only debug ones: replay is how an incident is
+        // investigated, and a state that breaks an invariant must not be reported as
+        // if it were sound.
+        if let Err(v) = self.state.check_invariants() {
+            self.stopped = true;
+            return Err(ReplayError::Invariant {
+                index,
+                reason: v.to_string(),
+            });
         }
         Ok((entry, Some(applied)))
     }
@@ -389,5 +390,17 @@ mod tests {
             snapshot: None,
         };
         assert_eq!(broken.replayable(), None);
+    }
+
+    #[test]
+    fn a_broken_invariant_names_the_entry_after_which_it_broke() {
+        let e = ReplayError::Invariant {
+            index: 42,
+            reason: "state invariant broken: peer 3 joined in the future".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "the state after entry 42 breaks an invariant: state invariant broken: peer 3 joined in the future"
+        );
     }
 }

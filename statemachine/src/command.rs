@@ -435,7 +435,9 @@ impl Command {
         }
     }
 
-    /// Entity paths this command touches, for `monk history` and `monk log --path`.
+    /// Entity paths this command names, for `monk history` and `monk log --path`. No
+    /// wildcard arm: a new kind must say which paths it names (see also
+    /// `monk_audit::reach`).
     pub fn paths(&self) -> Vec<&str> {
         match self {
             Command::TemplatesLoaded { templates } => {
@@ -459,7 +461,23 @@ impl Command {
             | Command::WorkloadScale { path, .. }
             | Command::WorkloadRestart { path }
             | Command::WorkloadReport { path, .. } => vec![path.as_str()],
-            _ => Vec::new(),
+            Command::Noop
+            | Command::ClusterCreated { .. }
+            | Command::JoinTokenIssued { .. }
+            | Command::PeerJoined { .. }
+            | Command::PeerLeft { .. }
+            | Command::PeerDown { .. }
+            | Command::PeerUp { .. }
+            | Command::SecretSet {
+                scope: SecretScope::Global,
+                ..
+            }
+            | Command::SecretRemoved {
+                scope: SecretScope::Global,
+                ..
+            }
+            | Command::PeerTagged { .. }
+            | Command::PeerFactsReported { .. } => Vec::new(),
         }
     }
 }

@@ -1,0 +1,138 @@
+//! The one printable view of the state (invariant 7: secrets never in plaintext, and
+//! not even their sealed bytes leave a peer in a query or an audit): every field of
+//! [`State`] and of a [`StateDiff`], with secrets by name, scope and index only.
+//!
+//! Audit output goes through [`RedactedState`] and [`RedactedDiff`]; a peer's state
+//! query should too. Both borrow and serialize directly (not through
+//! `serde_json::Value`), so definitions keep their key order.
+
+use std::collections::BTreeMap;
+
+use monk_statemachine::{
+    MapChange, Peer, PeerId, Secret, SecretName, State, StateDiff, Template, Workload,
+};
+use serde::Serialize;
+
+/// A [`State`] as it may be printed: every field, secrets by name only.
+#[derive(Clone, Debug, Serialize)]
+pub struct RedactedState<'a> {
+    pub last_applied_index: u64,
+    pub last_applied_term: u64,
+    pub cluster_name: &'a Option<String>,
+    pub next_peer_id: PeerId,
+    pub peers: &'a BTreeMap<PeerId, Peer>,
+    pub join_tokens: &'a BTreeMap<String, u64>,
+    pub templates: &'a BTreeMap<String, Template>,
+    pub secrets: BTreeMap<&'a str, SecretName>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub workloads: &'a BTreeMap<String, Workload>,
+}
+
+impl<'a> RedactedState<'a> {
+    pub fn of(state: &'a State) -> RedactedState<'a> {
+        RedactedState {
+            last_applied_index: state.last_applied_index,
+            last_applied_term: state.last_applied_term,
+            cluster_name: &state.cluster_name,
+            next_peer_id: state.next_peer_id,
+            peers: &state.peers,
+            join_tokens: &state.join_tokens,
+            templates: &state.templates,
+            secrets: state
+                .secrets
+                .iter()
+                .map(|(k, s)| (k.as_str(), SecretName::from(s)))
+                .collect(),
+            workloads: &state.workloads,
+        }
+    }
+}
+
+/// `(index, term)` of an applied entry.
+type IndexTerm = (u64, u64);
+
+/// A [`StateDiff`] as it may be printed: secrets by name only.
+#[derive(Clone, Debug, Serialize)]
+pub struct RedactedDiff<'a> {
+    pub applied: &'a Option<(IndexTerm, IndexTerm)>,
+    pub cluster_name: &'a Option<(Option<String>, Option<String>)>,
+    pub next_peer_id: &'a Option<(PeerId, PeerId)>,
+    pub peers: &'a [MapChange<PeerId, Peer>],
+    pub join_tokens: &'a [MapChange<String, u64>],
+    pub templates: &'a [MapChange<String, Template>],
+    pub secrets: Vec<MapChange<String, SecretName>>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub workloads: &'a [MapChange<String, Workload>],
+}
+
+/// A secret's change with its sealed bytes dropped.
+pub fn secret_change(change: &MapChange<String, Secret>) -> MapChange<String, SecretName> {
+    match change {
+        MapChange::Added { key, after } => MapChange::Added {
+            key: key.clone(),
+            after: after.into(),
+        },
+        MapChange::Changed { key, before, after } => MapChange::Changed {
+            key: key.clone(),
+            before: before.into(),
+            after: after.into(),
+        },
+        MapChange::Removed { key, before } => MapChange::Removed {
+            key: key.clone(),
+            before: before.into(),
+        },
+    }
+}
+
+impl<'a> RedactedDiff<'a> {
+    pub fn of(d: &'a StateDiff) -> RedactedDiff<'a> {
+        RedactedDiff {
+            applied: &d.applied,
+            cluster_name: &d.cluster_name,
+            next_peer_id: &d.next_peer_id,
+            peers: &d.peers,
+            join_tokens: &d.join_tokens,
+            templates: &d.templates,
+            secrets: d.secrets.iter().map(secret_change).collect(),
+            workloads: &d.workloads,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys<T: Serialize>(value: &T) -> Vec<String> {
+        let value = serde_json::to_value(value).unwrap();
+        value
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every field of the state is shown (sealed bytes as names): a field added to
+    /// `State` (workloads) must be added to `RedactedState` too.
+    #[test]
+    fn redacted_state_and_diff_cover_every_field() {
+        let state = State::default();
+        assert_eq!(keys(&state), keys(&RedactedState::of(&state)));
+        let d = StateDiff::default();
+        assert_eq!(keys(&d), keys(&RedactedDiff::of(&d)));
+    }
+
+    #[test]
+    fn sealed_bytes_never_show() {
+        let mut state = State::default();
+        let secret = Secret {
+            name: "db".into(),
+            scope: monk_statemachine::SecretScope::Global,
+            sealed: b"SEALEDBYTES".to_vec(),
+            set_at_index: 3,
+        };
+        state.secrets.insert("global:db".into(), secret);
+        let text = serde_json::to_string(&RedactedState::of(&state)).unwrap();
+        assert!(text.contains("\"db\""), "{text}");
+        assert!(!text.contains("sealed"), "{text}");
+    }
+}

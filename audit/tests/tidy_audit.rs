@@ -1,0 +1,173 @@
+//! Tidy check (rust-analyzer style): every `Command` kind is classified in the audit
+//! tables. `monk_audit::reach` and `Command::paths` are exhaustive matches, so the
+//! compiler refuses a new kind until its audit behaviour is chosen; this test pins
+//! what was chosen for each kind (read it as the table of record) and fails when a
+//! kind exists in `statemachine/src/command.rs` without a sample here.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use monk_audit::{reach, PeerReach};
+use monk_scripting::tree::Tree;
+use monk_statemachine::{
+    Capacity, Command, InstanceStatus, LoadedTemplate, PeerFacts, SecretScope,
+};
+
+/// One command of every kind, naming path `ns/web` and peer 7 where it can.
+fn samples() -> Vec<Command> {
+    let path = || "ns/web".to_string();
+    vec![
+        Command::Noop,
+        Command::ClusterCreated {
+            name: "c".into(),
+            first_peer_name: "a".into(),
+            first_peer_address: "127.0.0.1:1".into(),
+            tags: Vec::new(),
+            capacity: Capacity::default(),
+            facts: None,
+        },
+        Command::JoinTokenIssued {
+            token_sha256: "00".into(),
+        },
+        Command::PeerJoined {
+            name: "b".into(),
+            address: "127.0.0.1:2".into(),
+            token_sha256: "00".into(),
+            tags: Vec::new(),
+            capacity: Capacity::default(),
+            facts: None,
+        },
+        Command::PeerLeft { peer: 7 },
+        Command::PeerDown {
+            peer: 7,
+            reason: "silent".into(),
+        },
+        Command::PeerUp { peer: 7 },
+        Command::TemplatesLoaded {
+            templates: vec![LoadedTemplate {
+                path: path(),
+                kind: "runnable".into(),
+                definition: Tree::Null,
+            }],
+        },
+        Command::TemplatesRemoved {
+            paths: vec![path()],
+        },
+        Command::SecretSet {
+            name: "db".into(),
+            scope: SecretScope::Entity(path()),
+            sealed: Vec::new(),
+        },
+        Command::SecretRemoved {
+            name: "db".into(),
+            scope: SecretScope::Global,
+        },
+        Command::WorkloadRun {
+            path: path(),
+            tag: None,
+            peer: None,
+            overrides: BTreeMap::new(),
+            evaluated: None,
+        },
+        Command::WorkloadUpdate {
+            path: path(),
+            overrides: BTreeMap::new(),
+            evaluated: None,
+        },
+        Command::WorkloadStop { path: path() },
+        Command::WorkloadPurge { path: path() },
+        Command::WorkloadScale {
+            path: path(),
+            replicas: 2,
+        },
+        Command::WorkloadRestart { path: path() },
+        Command::WorkloadReport {
+            peer: 7,
+            path: path(),
+            replica: 0,
+            generation: 1,
+            status: InstanceStatus::Running,
+            message: String::new(),
+        },
+        Command::PeerTagged {
+            peer: 7,
+            add: vec!["gpu".into()],
+            remove: Vec::new(),
+        },
+        Command::PeerFactsReported {
+            peer: 7,
+            facts: PeerFacts::default(),
+        },
+    ]
+}
+
+/// The kinds `Command::kind` names, read from its source.
+fn kinds_in_source() -> BTreeSet<String> {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../statemachine/src/command.rs");
+    let text = std::fs::read_to_string(&file).expect("read command.rs");
+    let body = text
+        .split("pub fn kind(&self)")
+        .nth(1)
+        .and_then(|rest| rest.split("pub fn summary").next())
+        .expect("Command::kind in command.rs");
+    body.lines()
+        .filter_map(|line| line.split("=> \"").nth(1))
+        .filter_map(|rest| rest.split('"').next())
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn every_command_kind_has_a_sample() {
+    let sampled: BTreeSet<String> = samples().iter().map(|c| c.kind().to_string()).collect();
+    assert_eq!(sampled, kinds_in_source());
+}
+
+#[test]
+fn every_command_kind_is_classified_for_history() {
+    // kind → (names ns/web, moves workloads it does not name, peer it concerns)
+    let named = PeerReach::Named(7);
+    let table: BTreeMap<&str, (bool, bool, PeerReach)> = [
+        ("noop", (false, false, PeerReach::None)),
+        ("cluster-created", (false, false, PeerReach::Assigned)),
+        ("join-token-issued", (false, false, PeerReach::None)),
+        ("peer-joined", (false, true, PeerReach::Assigned)),
+        ("peer-left", (false, true, named)),
+        ("peer-down", (false, true, named)),
+        ("peer-up", (false, true, named)),
+        ("templates-loaded", (true, false, PeerReach::None)),
+        ("templates-removed", (true, false, PeerReach::None)),
+        ("secret-set", (true, false, PeerReach::None)),
+        ("secret-removed", (false, false, PeerReach::None)),
+        ("workload-run", (true, true, PeerReach::None)),
+        ("workload-update", (true, true, PeerReach::None)),
+        ("workload-stop", (true, true, PeerReach::None)),
+        ("workload-purge", (true, true, PeerReach::None)),
+        ("workload-scale", (true, false, PeerReach::None)),
+        ("workload-restart", (true, true, PeerReach::None)),
+        ("workload-report", (true, false, PeerReach::None)),
+        ("peer-tagged", (false, true, named)),
+        ("peer-facts-reported", (false, true, named)),
+    ]
+    .into_iter()
+    .collect();
+    for command in samples() {
+        let r = reach(&command);
+        let found = (r.paths.contains(&"ns/web"), r.moves_workloads, r.peer);
+        assert_eq!(
+            table.get(command.kind()),
+            Some(&found),
+            "{} is classified as {found:?}",
+            command.kind()
+        );
+    }
+    assert_eq!(table.len(), samples().len());
+}
+
+/// ARCHITECTURE.md's checklist for a new command points at the classification.
+#[test]
+fn the_new_command_checklist_names_the_audit_classification() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ARCHITECTURE.md");
+    let text = std::fs::read_to_string(&file).expect("read ARCHITECTURE.md");
+    assert!(text.contains("audit/src/reach.rs"), "ARCHITECTURE.md");
+}
