@@ -29,7 +29,7 @@ pub mod store;
 pub mod testing;
 
 pub use reader::DataDirReader;
-pub use state_machine::{AppliedState, SharedState, StateMachineStore};
+pub use state_machine::{AppliedState, ApplyStats, SharedState, StateMachineStore};
 pub use store::{open_store, LogStore, OpenError};
 
 /// A peer as Raft membership knows it.

@@ -26,6 +26,26 @@ pub struct AppliedState {
     pub state: State,
     pub last_applied: Option<LogId>,
     pub membership: StoredMembership,
+    /// What this peer applied since it started, for its metrics (not replicated).
+    pub stats: ApplyStats,
+}
+
+/// Counts of what this peer's state machine did since it started.
+#[derive(Debug, Default, Clone)]
+pub struct ApplyStats {
+    /// Commands applied, by kind and whether they were accepted.
+    pub commands: std::collections::BTreeMap<(&'static str, bool), u64>,
+    /// Time spent applying them, in seconds.
+    pub apply_seconds_sum: f64,
+    /// Snapshots built by this peer.
+    pub snapshots_built: u64,
+}
+
+impl ApplyStats {
+    fn record(&mut self, kind: &'static str, accepted: bool, seconds: f64) {
+        *self.commands.entry((kind, accepted)).or_default() += 1;
+        self.apply_seconds_sum += seconds;
+    }
 }
 
 /// The applied state, shared between the Raft task and readers.
@@ -64,6 +84,7 @@ impl StateMachineStore {
                 state,
                 last_applied: meta.last_log_id,
                 membership: meta.last_membership,
+                stats: ApplyStats::default(),
             };
         }
         Ok(StateMachineStore {
@@ -167,6 +188,11 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             )
         };
         write_snapshot(&self.db, &meta, &data)?;
+        self.shared
+            .write()
+            .expect("state lock")
+            .stats
+            .snapshots_built += 1;
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
@@ -191,8 +217,17 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let mut results = Vec::new();
         for entry in entries {
             let log_id = entry.log_id;
+            let kind = match &entry.payload {
+                EntryPayload::Normal(p) => Some(p.command.kind()),
+                _ => None,
+            };
+            let started = std::time::Instant::now();
             let (entry, result) = apply_raft_entry(&mut applied.state, entry);
             let result = result.map_err(|e| StorageIOError::apply(log_id, &e))?;
+            if let Some(kind) = kind {
+                let seconds = started.elapsed().as_secs_f64();
+                applied.stats.record(kind, result.is_accepted(), seconds);
+            }
             if let EntryPayload::Membership(membership) = entry.payload {
                 applied.membership = StoredMembership::new(Some(log_id), membership);
             }
@@ -229,10 +264,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
         write_snapshot(&self.db, meta, &data)?;
         let mut applied = self.shared.write().expect("state lock");
+        let stats = std::mem::take(&mut applied.stats);
         *applied = AppliedState {
             state,
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
+            stats,
         };
         Ok(())
     }

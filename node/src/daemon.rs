@@ -11,6 +11,7 @@ use tracing::{info, warn};
 use crate::executor::{self, docker::DockerRuntime};
 
 use crate::limits::{CONCURRENT_REQUESTS_MAX, GRPC_MESSAGE_BYTES_MAX};
+use crate::metrics::{GrpcMetricsLayer, Metrics};
 use crate::network::Network;
 use crate::node::{Node, NodeConfig};
 use crate::pb::monk_service_server::MonkServiceServer;
@@ -73,22 +74,37 @@ async fn run_docker_executor(node: Arc<Node>) {
     }
 }
 
-/// Binds `listen`, serves until a shutdown signal, then stops Raft.
+/// Binds `listen` (and `metrics_listen` for `/metrics`), serves until a shutdown
+/// signal, then stops Raft.
 pub async fn run(
     config: NodeConfig,
     listen: SocketAddr,
+    metrics_listen: Option<SocketAddr>,
     containers: Containers,
 ) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let metrics_listener = match metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {addr}: {e}"))?,
+        ),
+        None => None,
+    };
     let node = Node::open(config, Network::Grpc).await?;
     info!(%listen, advertise = %node.config.advertise, name = %node.config.name, data_dir = %node.config.data_dir.display(), "monkd is ready");
     if containers == Containers::Docker {
         tokio::spawn(run_docker_executor(node.clone()));
     }
     tokio::spawn(crate::facts::run_reporter(node.clone()));
-    serve(node.clone(), listener, shutdown_signal()).await?;
+    let metrics = Metrics::default();
+    if let Some(l) = metrics_listener {
+        info!(listen = %l.local_addr()?, "serving Prometheus metrics at /metrics");
+        tokio::spawn(crate::metrics::serve(l, node.clone(), metrics.clone()));
+    }
+    serve_with_metrics(node.clone(), listener, metrics, shutdown_signal()).await?;
     info!("shutting down");
     node.shutdown().await;
     Ok(())
@@ -100,13 +116,27 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    serve_with_metrics(node, listener, Metrics::default(), shutdown).await
+}
+
+/// [`serve`], counting requests and proposals into `metrics`.
+pub async fn serve_with_metrics(
+    node: Arc<Node>,
+    listener: TcpListener,
+    metrics: Metrics,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     let raft = RaftServiceServer::new(RaftApi { node: node.clone() })
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-    let api = MonkServiceServer::new(ClientApi { node })
-        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
-        .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+    let api = MonkServiceServer::new(ClientApi {
+        node,
+        metrics: metrics.clone(),
+    })
+    .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+    .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
     tonic::transport::Server::builder()
+        .layer(GrpcMetricsLayer { metrics })
         .concurrency_limit_per_connection(CONCURRENT_REQUESTS_MAX)
         .tcp_nodelay(true)
         .add_service(raft)

@@ -11,6 +11,7 @@
 //! - [`executor`]: reconciles this peer's containers with the replicas placed on it.
 //! - [`keys`]: the cluster key, sealing; [`secrets`]: set, get, and resolve for workloads.
 //! - [`limits`]: every timing and limit, named.
+//! - [`metrics`]: Prometheus metrics at `/metrics` (`monkd --metrics-listen`).
 
 pub mod admission;
 pub mod client;
@@ -20,6 +21,7 @@ pub mod facts;
 pub mod identity;
 pub mod keys;
 pub mod limits;
+pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod secrets;

@@ -36,6 +36,9 @@ struct Args {
     /// engine; retried until it answers) or `none` (hold state, run nothing).
     #[arg(long, default_value = "docker", value_parser = ["docker", "none"])]
     containers: String,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
     /// Host address that published ports bind to when a runnable names none (a peer
     /// with several interfaces, or several peers sharing one machine); default: all.
     #[arg(long, value_name = "IP")]
@@ -99,7 +102,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(daemon::run(config, args.listen, containers)) {
+    match runtime.block_on(daemon::run(
+        config,
+        args.listen,
+        args.metrics_listen,
+        containers,
+    )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("monkd: {e:#}");

@@ -98,6 +98,7 @@ impl RaftService for RaftApi {
 /// The client API.
 pub struct ClientApi {
     pub node: Arc<Node>,
+    pub metrics: crate::metrics::Metrics,
 }
 
 #[tonic::async_trait]
@@ -115,7 +116,17 @@ impl MonkService for ClientApi {
         }
         let proposal = decode_proposal(&bytes)
             .map_err(|e| Status::invalid_argument(format!("refused: {e}")))?;
-        let outcome = crate::admission::admit_and_propose(&self.node, proposal).await?;
+        let kind = proposal.command.kind();
+        let started = std::time::Instant::now();
+        let outcome = crate::admission::admit_and_propose(&self.node, proposal).await;
+        let result = match &outcome {
+            Ok(o) if o.applied.is_accepted() => "accepted",
+            Ok(_) => "rejected",
+            Err(_) => "error",
+        };
+        self.metrics
+            .proposal(kind, result, started.elapsed().as_secs_f64());
+        let outcome = outcome?;
         let applied_json =
             serde_json::to_vec(&outcome.applied).map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(ProposeReply {
