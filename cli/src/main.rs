@@ -3,6 +3,7 @@
 //! non-zero with a one-line reason on failure.
 
 mod audit;
+mod events;
 mod secrets;
 mod table;
 mod workloads;
@@ -100,6 +101,8 @@ enum Top {
     /// Set, list, read and remove secrets.
     #[command(subcommand)]
     Secrets(secrets::SecretsCmd),
+    /// Every command the cluster applies, with its result, as it commits (-f follows).
+    Events(events::EventsArgs),
     /// Run, update, stop, purge, scale and list workloads.
     #[command(flatten)]
     Workload(workloads::WorkloadCmd),
@@ -212,6 +215,7 @@ async fn run(cli: Cli) -> Outcome {
         Top::Cluster(cmd) => cluster(&cli.addr, cmd).await,
         Top::Workload(cmd) => workloads::run(&cli.addr, cmd).await,
         Top::Secrets(cmd) => secrets::run(&cli.addr, cmd).await,
+        Top::Events(args) => events::run(&cli.addr, args).await,
         Top::System(SystemCmd::Consensus { out }) => {
             let view: ConsensusView = connect(&cli.addr).await?.consensus().await?;
             if out.output == Output::Json {

@@ -29,7 +29,9 @@ pub mod store;
 pub mod testing;
 
 pub use reader::DataDirReader;
-pub use state_machine::{AppliedState, ApplyStats, SharedState, StateMachineStore};
+pub use state_machine::{
+    AppliedEvent, AppliedState, ApplyStats, SharedState, StateMachineStore, EVENTS_KEPT_MAX,
+};
 pub use store::{open_store, LogStore, OpenError};
 
 /// A peer as Raft membership knows it.

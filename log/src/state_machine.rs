@@ -28,6 +28,52 @@ pub struct AppliedState {
     pub membership: StoredMembership,
     /// What this peer applied since it started, for its metrics (not replicated).
     pub stats: ApplyStats,
+    /// The last [`EVENTS_KEPT_MAX`] commands applied here with their results, for
+    /// `monk events` (not replicated; refilled as entries are applied after a restart).
+    pub events: std::collections::VecDeque<AppliedEvent>,
+}
+
+/// Applied commands kept in memory for `monk events` (a few MB at most); older ones are
+/// read with `monk log`.
+pub const EVENTS_KEPT_MAX: usize = 10_000;
+
+/// One applied command as `monk events` shows it: never the command's body (which may
+/// hold sealed secrets), only its kind, summary and paths.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AppliedEvent {
+    pub index: u64,
+    pub term: u64,
+    /// The proposer's clock, in milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    pub actor: String,
+    pub request_id: String,
+    pub kind: String,
+    pub summary: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+    pub result: Applied,
+}
+
+impl AppliedState {
+    fn record_event(&mut self, entry: &RaftEntry, result: &Applied) {
+        let EntryPayload::Normal(p) = &entry.payload else {
+            return;
+        };
+        if self.events.len() >= EVENTS_KEPT_MAX {
+            self.events.pop_front();
+        }
+        self.events.push_back(AppliedEvent {
+            index: entry.log_id.index,
+            term: entry.log_id.leader_id.term,
+            time_ms: p.proposed_at_ms,
+            actor: p.actor.clone(),
+            request_id: p.request_id.clone(),
+            kind: p.command.kind().to_string(),
+            summary: p.command.summary(),
+            paths: p.command.paths().into_iter().map(String::from).collect(),
+            result: result.clone(),
+        });
+    }
 }
 
 /// Counts of what this peer's state machine did since it started.
@@ -85,6 +131,7 @@ impl StateMachineStore {
                 last_applied: meta.last_log_id,
                 membership: meta.last_membership,
                 stats: ApplyStats::default(),
+                events: Default::default(),
             };
         }
         Ok(StateMachineStore {
@@ -227,6 +274,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             if let Some(kind) = kind {
                 let seconds = started.elapsed().as_secs_f64();
                 applied.stats.record(kind, result.is_accepted(), seconds);
+                applied.record_event(&entry, &result);
             }
             if let EntryPayload::Membership(membership) = entry.payload {
                 applied.membership = StoredMembership::new(Some(log_id), membership);
@@ -270,6 +318,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
             stats,
+            // A snapshot replaces the state wholesale: events before it are not known
+            // here any more (a client resuming before it is told where they start).
+            events: Default::default(),
         };
         Ok(())
     }

@@ -10,8 +10,8 @@ use crate::network::endpoint;
 use crate::node::Applicant;
 use crate::pb::monk_service_client::MonkServiceClient;
 use crate::pb::{
-    AdmitPeerRequest, ClusterJoinRequest, ClusterNewRequest, Empty, HeartbeatRequest,
-    ProposeRequest, QueryRequest, RemovePeerRequest, SecretRequest,
+    AdmitPeerRequest, ClusterJoinRequest, ClusterNewRequest, Empty, EventsRequest,
+    HeartbeatRequest, ProposeRequest, QueryRequest, RemovePeerRequest, SecretRequest,
 };
 use crate::views::*;
 
@@ -29,6 +29,21 @@ fn request<T>(message: T) -> tonic::Request<T> {
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, tonic::Status> {
     serde_json::from_slice(bytes)
         .map_err(|e| tonic::Status::internal(format!("undecodable reply: {e}")))
+}
+
+/// The reply to [`MonkClient::events`].
+pub struct EventStream {
+    inner: tonic::Streaming<crate::pb::JsonReply>,
+}
+
+impl EventStream {
+    /// The next event (or note), `None` when the peer ended the stream.
+    pub async fn next(&mut self) -> Result<Option<serde_json::Value>, tonic::Status> {
+        match self.inner.message().await? {
+            Some(reply) => decode(&reply.json).map(Some),
+            None => Ok(None),
+        }
+    }
 }
 
 impl MonkClient {
@@ -160,6 +175,21 @@ impl MonkClient {
             .heartbeat(request(HeartbeatRequest { peer_id }))
             .await?;
         Ok(())
+    }
+
+    /// Applied commands from `from_index` on (and new ones with `follow`), as JSON
+    /// objects. No deadline: a following stream lasts as long as the client reads it.
+    pub async fn events(
+        &mut self,
+        from_index: u64,
+        follow: bool,
+    ) -> Result<EventStream, tonic::Status> {
+        let inner = self
+            .inner
+            .events(tonic::Request::new(EventsRequest { from_index, follow }))
+            .await?
+            .into_inner();
+        Ok(EventStream { inner })
     }
 
     pub async fn info(&mut self) -> Result<InfoView, tonic::Status> {

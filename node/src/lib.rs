@@ -7,6 +7,7 @@
 //! - [`network`]: Raft transport (gRPC, or in-process for tests and simulation).
 //! - [`server`]: gRPC services; [`client`]: the typed client `monk` uses.
 //! - [`daemon`]: process wiring (listen, serve, graceful shutdown).
+//! - [`events`]: the applied commands, streamed as they are applied (`monk events`).
 //! - [`facts`]: measures this peer's machine and reports it for `requirements`.
 //! - [`executor`]: reconciles this peer's containers with the replicas placed on it.
 //! - [`keys`]: the cluster key, sealing; [`secrets`]: set, get, and resolve for workloads.
@@ -16,6 +17,7 @@
 pub mod admission;
 pub mod client;
 pub mod daemon;
+pub mod events;
 pub mod executor;
 pub mod facts;
 pub mod identity;

@@ -272,6 +272,25 @@ impl MonkService for ClientApi {
         json_reply(&crate::secrets::get(&self.node, &r.name, &scope)?)
     }
 
+    type EventsStream = tokio_stream::wrappers::ReceiverStream<Result<JsonReply, Status>>;
+
+    async fn events(
+        &self,
+        request: Request<EventsRequest>,
+    ) -> Result<Response<Self::EventsStream>, Status> {
+        let req = request.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(crate::events::EVENTS_CHANNEL_CAPACITY);
+        tokio::spawn(crate::events::stream(
+            self.node.clone(),
+            req.from_index,
+            req.follow,
+            tx,
+        ));
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
+    }
+
     async fn container_exec(
         &self,
         request: Request<ExecRequest>,
