@@ -319,6 +319,9 @@ fn outcome_of_error(e: &NodeError) -> Outcome {
         | NodeError::FailedPrecondition(m)
         | NodeError::PermissionDenied(m) => Outcome::Failed { error: m.clone() },
         NodeError::Unavailable(m) | NodeError::Internal(m) => Outcome::Unknown { error: m.clone() },
+        NodeError::Runtime(e) => Outcome::Unknown {
+            error: e.to_string(),
+        },
     }
 }
 

@@ -34,8 +34,8 @@ struct Args {
     snapshot_every: u64,
     /// Container runtime for the replicas placed on this peer: `docker` (the local
     /// engine; retried until it answers) or `none` (hold state, run nothing).
-    #[arg(long, default_value = "docker", value_parser = ["docker", "none"])]
-    containers: String,
+    #[arg(long, value_enum, default_value_t = daemon::Containers::Docker)]
+    containers: daemon::Containers,
     /// Host address that published ports bind to when a runnable names none (a peer
     /// with several interfaces, or several peers sharing one machine); default: all.
     #[arg(long, value_name = "IP")]
@@ -82,13 +82,6 @@ fn main() -> ExitCode {
         snapshot_after_entries: args.snapshot_every,
         publish_ip: args.publish_ip.map(|ip| ip.to_string()),
     };
-    if let Some(socket) = args.moby_socket.clone() {
-        let _ = monk_node::executor::docker::ENGINE_SOCKET.set(socket);
-    }
-    let containers = match args.containers.as_str() {
-        "none" => daemon::Containers::None,
-        _ => daemon::Containers::Docker,
-    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -99,7 +92,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(daemon::run(config, args.listen, containers)) {
+    match runtime.block_on(daemon::run(
+        config,
+        args.listen,
+        args.containers,
+        args.moby_socket,
+    )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("monkd: {e:#}");

@@ -19,6 +19,7 @@ use monk_statemachine::{
 };
 
 use crate::client::MonkClient;
+use crate::executor::runtime::Engine;
 use crate::identity::{self, Identity};
 use crate::keys::{ClusterKey, JoinKeys};
 use crate::limits::*;
@@ -67,6 +68,9 @@ pub enum NodeError {
     Unavailable(String),
     #[error("{0}")]
     Internal(String),
+    /// The container engine failed or does not answer (`monk logs`, `monk exec`).
+    #[error(transparent)]
+    Runtime(#[from] crate::executor::runtime::RuntimeError),
 }
 
 pub type NodeResult<T> = Result<T, NodeError>;
@@ -103,6 +107,8 @@ pub struct Node {
     membership_lock: tokio::sync::Mutex<()>,
     /// Set by `shutdown`; background loops (executor) end when they see it.
     stopping: std::sync::atomic::AtomicBool,
+    /// The container runtime (`monkd --containers`), once the daemon has one.
+    engine: std::sync::RwLock<Engine>,
 }
 
 fn raft_config(cluster: &str, snapshot_after_entries: u64) -> NodeResult<Arc<Config>> {
@@ -140,6 +146,7 @@ impl Node {
             leader_since: Mutex::new(None),
             membership_lock: tokio::sync::Mutex::new(()),
             stopping: std::sync::atomic::AtomicBool::new(false),
+            engine: std::sync::RwLock::new(Engine::Disabled),
         });
         if let Some(identity) = identity {
             info!(peer = identity.peer_id, cluster = %identity.cluster_name, "rejoining cluster from data dir");
@@ -1092,6 +1099,19 @@ impl Node {
     /// This peer's copy of the cluster key, if it has one.
     pub fn cluster_key(&self) -> NodeResult<Option<ClusterKey>> {
         ClusterKey::load(&self.config.data_dir).map_err(NodeError::Internal)
+    }
+
+    /// The container runtime this peer holds.
+    pub fn engine(&self) -> Engine {
+        self.engine
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Sets the container runtime (the daemon, once it connects or fails to).
+    pub fn set_engine(&self, engine: Engine) {
+        *self.engine.write().unwrap_or_else(|p| p.into_inner()) = engine;
     }
 
     /// True once `shutdown` began.

@@ -22,6 +22,7 @@ impl From<NodeError> for Status {
             NodeError::PermissionDenied(m) => Status::permission_denied(m),
             NodeError::Unavailable(m) => Status::unavailable(m),
             NodeError::Internal(m) => Status::internal(m),
+            NodeError::Runtime(e) => Status::unavailable(e.to_string()),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The Docker engine as a [`ContainerRuntime`], through bollard on the local socket
 //! (`DOCKER_HOST` or `/var/run/docker.sock`). Every call is bounded by
-//! [`CONTAINER_ENGINE_TIMEOUT`]; errors come back as text naming the container.
+//! [`CONTAINER_ENGINE_TIMEOUT`]; errors come back as
+//! [`RuntimeError`]s naming the call and the container.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -19,6 +20,7 @@ use monk_scripting::monkscript::runtime::{ContainerSpec, Protocol, RestartPolicy
 use monk_statemachine::PeerId;
 use tokio_stream::StreamExt;
 
+use super::runtime::{RuntimeError, RuntimeResult};
 use super::{key_of, label, ContainerRuntime, Observed, RunState, Wanted};
 use crate::limits::CONTAINER_ENGINE_TIMEOUT;
 
@@ -28,25 +30,40 @@ pub struct DockerRuntime {
     docker: Docker,
 }
 
-async fn bounded<T, E: std::fmt::Display>(
+/// Runs one engine call within [`CONTAINER_ENGINE_TIMEOUT`]; `what` names it in the error.
+async fn bounded<T>(
     what: &str,
-    call: impl std::future::Future<Output = Result<T, E>>,
-) -> Result<T, String> {
+    call: impl std::future::Future<Output = Result<T, bollard::errors::Error>>,
+) -> RuntimeResult<T> {
     match tokio::time::timeout(CONTAINER_ENGINE_TIMEOUT, call).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(format!("{what}: {e}")),
-        Err(_) => Err(format!(
-            "{what}: no answer from the container engine within {CONTAINER_ENGINE_TIMEOUT:?}"
-        )),
+        Ok(Err(e)) => Err(engine_error(what, e)),
+        Err(_) => Err(RuntimeError::Timeout {
+            what: what.to_string(),
+            after: CONTAINER_ENGINE_TIMEOUT,
+        }),
+    }
+}
+
+/// A bollard error as a [`RuntimeError`], keeping the engine's HTTP status.
+fn engine_error(what: &str, e: bollard::errors::Error) -> RuntimeError {
+    let status = match &e {
+        bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    };
+    RuntimeError::Engine {
+        what: what.to_string(),
+        status,
+        message: e.to_string(),
     }
 }
 
 impl DockerRuntime {
     /// Connects and pings the engine, so a missing engine is reported at start.
-    /// The engine socket comes from `monkd --moby-socket` when given, else
-    /// `DOCKER_HOST` or `/var/run/docker.sock`.
-    pub async fn connect() -> Result<DockerRuntime, String> {
-        let docker = match ENGINE_SOCKET.get() {
+    /// `socket` is the engine's Unix socket (`monkd --moby-socket`: Docker or Podman);
+    /// `None` means `DOCKER_HOST` or `/var/run/docker.sock`.
+    pub async fn connect(socket: Option<&str>) -> RuntimeResult<DockerRuntime> {
+        let docker = match socket {
             Some(socket) => Docker::connect_with_unix(
                 socket,
                 CONTAINER_ENGINE_TIMEOUT.as_secs(),
@@ -54,15 +71,11 @@ impl DockerRuntime {
             ),
             None => Docker::connect_with_local_defaults(),
         }
-        .map_err(|e| format!("cannot reach the container engine: {e}"))?;
+        .map_err(|e| RuntimeError::Unreachable(e.to_string()))?;
         bounded("cannot reach the container engine", docker.ping()).await?;
         Ok(DockerRuntime { docker })
     }
 }
-
-/// The container engine's Unix socket, set once by `monkd --moby-socket` (a Docker
-/// or Podman socket); unset means Docker's defaults.
-pub static ENGINE_SOCKET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// `2026-11-22T05:26:27.123456789Z` → seconds since the Unix epoch (UTC only; Docker's
 /// zero time `0001-01-01T00:00:00Z` and anything unreadable give `None`).
@@ -227,89 +240,8 @@ fn files_tar(spec: &ContainerSpec) -> Vec<u8> {
 }
 
 impl DockerRuntime {
-    /// Runs a command in a container: its exit code, and its stdout and stderr
-    /// interleaved (at most `logs::EXEC_OUTPUT_BYTES_MAX` bytes).
-    pub async fn exec_output(
-        &self,
-        id: &str,
-        command: Vec<String>,
-    ) -> Result<(i64, String), String> {
-        use bollard::exec::{StartExecOptions, StartExecResults};
-        use bollard::models::ExecConfig;
-        let shown = command.join(" ");
-        let run = async {
-            let config = ExecConfig {
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                cmd: Some(command),
-                ..Default::default()
-            };
-            let created = self.docker.create_exec(id, config).await?;
-            let mut out = String::new();
-            let options = StartExecOptions {
-                detach: false,
-                ..Default::default()
-            };
-            if let StartExecResults::Attached { mut output, .. } =
-                self.docker.start_exec(&created.id, Some(options)).await?
-            {
-                while let Some(chunk) = output.next().await {
-                    let bytes = match chunk? {
-                        LogOutput::StdOut { message }
-                        | LogOutput::StdErr { message }
-                        | LogOutput::Console { message } => message,
-                        LogOutput::StdIn { .. } => continue,
-                    };
-                    if out.len() < super::logs::EXEC_OUTPUT_BYTES_MAX {
-                        out.push_str(&String::from_utf8_lossy(&bytes));
-                    }
-                }
-            }
-            let code = self.docker.inspect_exec(&created.id).await?.exit_code;
-            Ok::<_, bollard::errors::Error>((code.unwrap_or(-1), out))
-        };
-        bounded(&format!("exec {shown}"), run).await
-    }
-
-    /// The last `tail` lines (after `since`, Unix seconds, when non-zero) a container
-    /// wrote, as `(stream, "TIMESTAMP text")`.
-    pub async fn logs(
-        &self,
-        id: &str,
-        tail: u32,
-        since: i64,
-    ) -> Result<Vec<(String, String)>, String> {
-        let options = LogsOptions {
-            stdout: true,
-            stderr: true,
-            timestamps: true,
-            tail: tail.to_string(),
-            since: since.clamp(0, i64::from(i32::MAX)) as i32,
-            ..Default::default()
-        };
-        let read = async {
-            let mut lines = Vec::new();
-            let mut stream = self.docker.logs(id, Some(options));
-            while let Some(item) = stream.next().await {
-                let (name, bytes) = match item? {
-                    LogOutput::StdErr { message } => ("stderr", message),
-                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                        ("stdout", message)
-                    }
-                    LogOutput::StdIn { .. } => continue,
-                };
-                let text = String::from_utf8_lossy(&bytes);
-                for line in text.lines() {
-                    lines.push((name.to_string(), line.to_string()));
-                }
-            }
-            Ok::<_, bollard::errors::Error>(lines)
-        };
-        bounded(&format!("reading the logs of {id}"), read).await
-    }
-
     /// Creates the cluster's bridge network (with DNS for the aliases) if it is missing.
-    async fn ensure_network(&self, w: &Wanted) -> Result<(), String> {
+    async fn ensure_network(&self, w: &Wanted) -> RuntimeResult<()> {
         let name = &w.network;
         if self.docker.inspect_network(name, None).await.is_ok() {
             return Ok(());
@@ -331,14 +263,15 @@ impl DockerRuntime {
         .await
         {
             // Two creates racing: the other one won, which is what we wanted.
-            Err(e) if e.contains("already exists") => Ok(()),
+            Err(e) if e.is_conflict() => Ok(()),
             other => other.map(|_| ()),
         }
     }
 }
 
+#[async_trait::async_trait]
 impl ContainerRuntime for DockerRuntime {
-    async fn list(&self, cluster: &str, peer: PeerId) -> Result<Vec<Observed>, String> {
+    async fn list(&self, cluster: &str, peer: PeerId) -> RuntimeResult<Vec<Observed>> {
         let filters = HashMap::from([(
             "label".to_string(),
             vec![
@@ -411,7 +344,7 @@ impl ContainerRuntime for DockerRuntime {
             .collect())
     }
 
-    async fn ensure_image(&self, image: &str) -> Result<(), String> {
+    async fn ensure_image(&self, image: &str) -> RuntimeResult<()> {
         if self.docker.inspect_image(image).await.is_ok() {
             return Ok(());
         }
@@ -433,7 +366,7 @@ impl ContainerRuntime for DockerRuntime {
         .await
     }
 
-    async fn create(&self, w: &Wanted) -> Result<String, String> {
+    async fn create(&self, w: &Wanted) -> RuntimeResult<String> {
         self.ensure_network(w).await?;
         let options = CreateContainerOptions {
             name: Some(w.name.clone()),
@@ -462,12 +395,15 @@ impl ContainerRuntime for DockerRuntime {
         }
         if let Err(e) = self.start(&created.id).await {
             let _ = self.remove(&created.id, 0).await;
-            return Err(format!("starting container {}: {e}", w.name));
+            return Err(RuntimeError::engine(
+                format!("starting container {}", w.name),
+                e.to_string(),
+            ));
         }
         Ok(created.id)
     }
 
-    async fn start(&self, id: &str) -> Result<(), String> {
+    async fn start(&self, id: &str) -> RuntimeResult<()> {
         bounded(
             &format!("starting {id}"),
             self.docker.start_container(id, None),
@@ -475,15 +411,75 @@ impl ContainerRuntime for DockerRuntime {
         .await
     }
 
-    async fn exec(&self, id: &str, command: Vec<String>) -> Result<String, String> {
+    async fn exec_output(&self, id: &str, command: Vec<String>) -> RuntimeResult<(i64, String)> {
+        use bollard::exec::{StartExecOptions, StartExecResults};
+        use bollard::models::ExecConfig;
         let shown = command.join(" ");
-        match self.exec_output(id, command).await? {
-            (0, out) => Ok(out),
-            (code, _) => Err(format!("exec {shown} exited with {code}")),
-        }
+        let run = async {
+            let config = ExecConfig {
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                cmd: Some(command),
+                ..Default::default()
+            };
+            let created = self.docker.create_exec(id, config).await?;
+            let mut out = String::new();
+            let options = StartExecOptions {
+                detach: false,
+                ..Default::default()
+            };
+            if let StartExecResults::Attached { mut output, .. } =
+                self.docker.start_exec(&created.id, Some(options)).await?
+            {
+                while let Some(chunk) = output.next().await {
+                    let bytes = match chunk? {
+                        LogOutput::StdOut { message }
+                        | LogOutput::StdErr { message }
+                        | LogOutput::Console { message } => message,
+                        LogOutput::StdIn { .. } => continue,
+                    };
+                    if out.len() < super::logs::EXEC_OUTPUT_BYTES_MAX {
+                        out.push_str(&String::from_utf8_lossy(&bytes));
+                    }
+                }
+            }
+            let code = self.docker.inspect_exec(&created.id).await?.exit_code;
+            Ok::<_, bollard::errors::Error>((code.unwrap_or(-1), out))
+        };
+        bounded(&format!("exec {shown}"), run).await
     }
 
-    async fn remove(&self, id: &str, grace_secs: u64) -> Result<(), String> {
+    async fn logs(&self, id: &str, tail: u32, since: i64) -> RuntimeResult<Vec<(String, String)>> {
+        let options = LogsOptions {
+            stdout: true,
+            stderr: true,
+            timestamps: true,
+            tail: tail.to_string(),
+            since: since.clamp(0, i64::from(i32::MAX)) as i32,
+            ..Default::default()
+        };
+        let read = async {
+            let mut lines = Vec::new();
+            let mut stream = self.docker.logs(id, Some(options));
+            while let Some(item) = stream.next().await {
+                let (name, bytes) = match item? {
+                    LogOutput::StdErr { message } => ("stderr", message),
+                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                        ("stdout", message)
+                    }
+                    LogOutput::StdIn { .. } => continue,
+                };
+                let text = String::from_utf8_lossy(&bytes);
+                for line in text.lines() {
+                    lines.push((name.to_string(), line.to_string()));
+                }
+            }
+            Ok::<_, bollard::errors::Error>(lines)
+        };
+        bounded(&format!("reading the logs of {id}"), read).await
+    }
+
+    async fn remove(&self, id: &str, grace_secs: u64) -> RuntimeResult<()> {
         let stop = StopContainerOptions {
             t: Some(grace_secs.min(i32::MAX as u64) as i32),
             ..Default::default()
@@ -504,7 +500,7 @@ impl ContainerRuntime for DockerRuntime {
         )
         .await
         {
-            Err(e) if e.contains("No such container") || e.contains("404") => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
             other => other,
         }
     }

@@ -19,7 +19,7 @@ use crate::secrets::WorkloadSecrets;
 
 /// Runs (when due) the readiness check of a running replica; `ready`, or `running`
 /// with the reason it is not ready yet.
-async fn check_readiness<R: ContainerRuntime>(
+async fn check_readiness<R: ContainerRuntime + ?Sized>(
     runtime: &R,
     a: &Assignment,
     check: &readiness::Check,
@@ -60,7 +60,10 @@ async fn check_readiness<R: ContainerRuntime>(
                         .iter()
                         .find(|o| o.key.as_ref().is_some_and(|k| k.container == container))
                     {
-                        Some(o) => runtime.exec(&o.id, command.clone()).await,
+                        Some(o) => runtime
+                            .exec(&o.id, command.clone())
+                            .await
+                            .map_err(|e| e.to_string()),
                         None => Err(format!("exec: no container {container:?} in {}", a.path)),
                     }
                 };
@@ -93,7 +96,7 @@ pub struct Pass {
 }
 
 /// Runs one pass against `runtime` for the given assignments.
-pub async fn reconcile<R: ContainerRuntime>(
+pub async fn reconcile<R: ContainerRuntime + ?Sized>(
     runtime: &R,
     cluster: &str,
     peer: PeerId,
@@ -169,11 +172,14 @@ pub async fn reconcile<R: ContainerRuntime>(
                 grace_secs,
             } => {
                 info!(container = %name, "removing container");
-                runtime.remove(id, *grace_secs).await
+                runtime
+                    .remove(id, *grace_secs)
+                    .await
+                    .map_err(|e| e.to_string())
             }
             Action::Start { id, name } => {
                 info!(container = %name, "starting container");
-                runtime.start(id).await
+                runtime.start(id).await.map_err(|e| e.to_string())
             }
             Action::Create(w) => {
                 let replica = (w.key.path.clone(), w.key.replica);
@@ -181,7 +187,7 @@ pub async fn reconcile<R: ContainerRuntime>(
                     Err(e) => Err(format!("image {}: {e}", w.spec.image)),
                     Ok(()) => {
                         info!(container = %w.name, image = %w.spec.image, "creating container");
-                        runtime.create(w).await
+                        runtime.create(w).await.map_err(|e| e.to_string())
                     }
                 };
                 match created {
@@ -282,7 +288,7 @@ fn now_unix() -> i64 {
 }
 
 /// Runs the executor for `node` until the node shuts down.
-pub async fn run<R: ContainerRuntime>(node: Arc<Node>, runtime: R) {
+pub async fn run(node: Arc<Node>, runtime: Arc<dyn ContainerRuntime>) {
     let mut applied_seen = u64::MAX;
     let mut last_errors: Vec<String> = Vec::new();
     let mut ticks_since_pass = 0u32;
@@ -332,7 +338,14 @@ pub async fn run<R: ContainerRuntime>(node: Arc<Node>, runtime: R) {
         };
         let pass = match tokio::time::timeout(
             EXECUTOR_ACTION_TIMEOUT,
-            reconcile(&runtime, &cluster, peer, &assigned, &world, &mut memo),
+            reconcile(
+                runtime.as_ref(),
+                &cluster,
+                peer,
+                &assigned,
+                &world,
+                &mut memo,
+            ),
         )
         .await
         {
