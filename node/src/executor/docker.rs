@@ -202,41 +202,26 @@ pub fn create_body(w: &Wanted) -> ContainerCreateBody {
     }
 }
 
-/// A tar archive (ustar) of the spec's files, for `upload_to_container` at `/`.
-fn files_tar(spec: &ContainerSpec) -> Vec<u8> {
-    let mut out = Vec::new();
+/// A tar archive of the spec's files, for `upload_to_container` at `/`: owned by root,
+/// with each file's mode, at mtime 0. Paths over 100 bytes use the ustar prefix or a
+/// GNU long-name entry (the `tar` crate), which Docker reads.
+fn files_tar(spec: &ContainerSpec) -> std::io::Result<Vec<u8>> {
+    let mut archive = tar::Builder::new(Vec::new());
     for f in &spec.files {
-        let path = f.path.trim_start_matches('/');
-        let mut header = [0u8; 512];
-        let (prefix, name) = match path.len() > 100 {
-            true => path.rsplit_once('/').unwrap_or(("", path)),
-            false => ("", path),
-        };
-        header[..name.len().min(100)].copy_from_slice(&name.as_bytes()[..name.len().min(100)]);
-        let octal = |buf: &mut [u8], value: u64| {
-            let text = format!("{:0width$o}\0", value, width = buf.len() - 1);
-            buf.copy_from_slice(&text.as_bytes()[text.len() - buf.len()..]);
-        };
-        octal(&mut header[100..108], u64::from(f.mode & 0o7777));
-        octal(&mut header[108..116], 0);
-        octal(&mut header[116..124], 0);
-        octal(&mut header[124..136], f.contents.len() as u64);
-        octal(&mut header[136..148], 0);
-        header[156] = b'0';
-        header[257..263].copy_from_slice(b"ustar\0");
-        header[263..265].copy_from_slice(b"00");
-        header[345..345 + prefix.len().min(155)]
-            .copy_from_slice(&prefix.as_bytes()[..prefix.len().min(155)]);
-        header[148..156].copy_from_slice(b"        ");
-        let sum: u32 = header.iter().map(|b| u32::from(*b)).sum();
-        let text = format!("{sum:06o}\0 ");
-        header[148..156].copy_from_slice(text.as_bytes());
-        out.extend_from_slice(&header);
-        out.extend_from_slice(&f.contents);
-        out.resize(out.len().div_ceil(512) * 512, 0);
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mode(f.mode & 0o7777);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_size(f.contents.len() as u64);
+        archive.append_data(
+            &mut header,
+            f.path.trim_start_matches('/'),
+            f.contents.as_slice(),
+        )?;
     }
-    out.resize(out.len() + 1024, 0);
-    out
+    archive.into_inner()
 }
 
 impl DockerRuntime {
@@ -382,7 +367,16 @@ impl ContainerRuntime for DockerRuntime {
                 path: "/".into(),
                 ..Default::default()
             };
-            let tar = files_tar(&w.spec);
+            let tar = match files_tar(&w.spec) {
+                Ok(tar) => tar,
+                Err(e) => {
+                    let _ = self.remove(&created.id, 0).await;
+                    return Err(RuntimeError::engine(
+                        format!("writing files into {}", w.name),
+                        e.to_string(),
+                    ));
+                }
+            };
             let upload = self.docker.upload_to_container(
                 &created.id,
                 Some(options),
@@ -520,6 +514,48 @@ mod tests {
         assert_eq!(rfc3339_unix("2000-02-29T12:00:00Z"), Some(951_825_600));
         assert_eq!(rfc3339_unix("0001-01-01T00:00:00Z"), None);
         assert_eq!(rfc3339_unix("garbage"), None);
+    }
+
+    /// The hand-written ustar writer cut a name over 100 bytes without a `/` in its last
+    /// 155 bytes to its first 100 bytes; every path must come back whole.
+    #[test]
+    fn files_keep_long_paths_and_their_modes() {
+        use monk_scripting::monkscript::runtime::FileSpec;
+        let long_name = format!("/etc/app/{}.conf", "n".repeat(120));
+        let deep = format!("/{}/x.txt", ["dir"; 60].join("/"));
+        let files = [
+            ("/etc/short", 0o644),
+            (long_name.as_str(), 0o600),
+            (deep.as_str(), 0o444),
+        ];
+        let spec = ContainerSpec {
+            files: files
+                .iter()
+                .map(|(path, mode)| FileSpec {
+                    name: path.to_string(),
+                    path: path.to_string(),
+                    mode: *mode,
+                    contents: path.as_bytes().to_vec(),
+                })
+                .collect(),
+            ..ContainerSpec::default()
+        };
+        let bytes = files_tar(&spec).expect("a tar");
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let mut read = Vec::new();
+        for entry in archive.entries().expect("entries") {
+            let mut entry = entry.expect("an entry");
+            let path = entry.path().expect("a path").display().to_string();
+            let mode = entry.header().mode().expect("a mode");
+            let mut contents = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut contents).expect("contents");
+            read.push((format!("/{path}"), mode, contents));
+        }
+        let want: Vec<(String, u32, String)> = files
+            .iter()
+            .map(|(path, mode)| (path.to_string(), *mode, path.to_string()))
+            .collect();
+        assert_eq!(read, want);
     }
 
     #[test]
