@@ -78,22 +78,14 @@ impl DockerRuntime {
 }
 
 /// `2026-11-22T05:26:27.123456789Z` → seconds since the Unix epoch (UTC only; Docker's
-/// zero time `0001-01-01T00:00:00Z` and anything unreadable give `None`).
+/// zero time `0001-01-01T00:00:00Z`, anything before 1970 and anything unreadable give
+/// `None`).
 fn rfc3339_unix(text: &str) -> Option<i64> {
-    let num = |a: usize, b: usize| text.get(a..b)?.parse::<i64>().ok();
-    let (y, m, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
-    let (hh, mm, ss) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-    if y < 1970 || !text.ends_with('Z') {
+    if !text.ends_with('Z') {
         return None;
     }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+    let seconds = text.parse::<jiff::Timestamp>().ok()?.as_second();
+    (seconds >= 0).then_some(seconds)
 }
 
 /// `Exited (1) 3 seconds ago` → `Some(1)`.
@@ -556,6 +548,13 @@ mod tests {
             .map(|(path, mode)| (path.to_string(), *mode, path.to_string()))
             .collect();
         assert_eq!(read, want);
+    }
+
+    /// The hand-written civil-date arithmetic turned impossible dates into seconds.
+    #[test]
+    fn impossible_docker_times_are_not_read() {
+        assert_eq!(rfc3339_unix("2026-13-45T05:26:27Z"), None);
+        assert_eq!(rfc3339_unix("2026-02-30T25:00:00Z"), None);
     }
 
     #[test]
