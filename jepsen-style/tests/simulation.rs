@@ -58,3 +58,16 @@ async fn a_truncated_proposal_is_not_applied_twice() {
         panic!("the truncated-write drill: {failure}");
     }
 }
+
+/// A voter holding a replica falls silent: `peer-down`, its replicas rescheduled, the
+/// learner swapped in, and `peer-up` once healed (heartbeats on the memory transport).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_voter_is_declared_down_rescheduled_and_replaced() {
+    let findings = monk_drills::scenario::silent_voter()
+        .await
+        .unwrap_or_else(|e| panic!("the silent-voter drill did not recover: {e}"));
+    println!("silent-voter drill: {findings}");
+    if let Some(failure) = findings.failure() {
+        panic!("the silent-voter drill: {failure}");
+    }
+}
