@@ -261,7 +261,7 @@ pub(crate) async fn form(peers: usize) -> Result<Arc<Cluster>, String> {
         .await
         .map_err(|e| e.to_string())?;
     // The admission `cluster join` performs over gRPC, called in-process instead.
-    let token = JoinToken::parse(&token)?;
+    let token = JoinToken::parse(&token).map_err(|e| e.to_string())?;
     for peer in &nodes[1..] {
         let config = &peer.config;
         let admission = first
@@ -319,7 +319,10 @@ fn outcome_of_error(e: &NodeError) -> Outcome {
         | NodeError::FailedPrecondition(m)
         | NodeError::PermissionDenied(m) => Outcome::Failed { error: m.clone() },
         NodeError::Unavailable(m) | NodeError::Internal(m) => Outcome::Unknown { error: m.clone() },
-        NodeError::Runtime(e) => Outcome::Unknown {
+        NodeError::NotMember | NodeError::Token(_) => Outcome::Failed {
+            error: e.to_string(),
+        },
+        NodeError::Key(_) | NodeError::Identity(_) | NodeError::Runtime(_) => Outcome::Unknown {
             error: e.to_string(),
         },
     }

@@ -60,9 +60,7 @@ impl Node {
             peer_id: 1,
             cluster_name: name.to_string(),
         };
-        ClusterKey::generate()
-            .and_then(|key| key.store(&self.config.data_dir))
-            .map_err(NodeError::Internal)?;
+        ClusterKey::generate().and_then(|key| key.store(&self.config.data_dir))?;
         let raft = self.start_raft(&identity).await?;
         let me = PeerNode {
             name: self.config.name.clone(),
@@ -89,7 +87,7 @@ impl Node {
         if let Applied::Rejected { reason } = outcome.applied {
             return Err(NodeError::FailedPrecondition(reason.to_string()));
         }
-        identity::store(&self.config.data_dir, &identity).map_err(internal)?;
+        identity::store(&self.config.data_dir, &identity)?;
         self.info().await
     }
 
@@ -122,8 +120,8 @@ impl Node {
     /// This peer joins the cluster named by `token`.
     pub async fn cluster_join(self: &Arc<Self>, token: &str) -> NodeResult<InfoView> {
         self.require_fresh().await?;
-        let token = JoinToken::parse(token).map_err(NodeError::InvalidArgument)?;
-        let keys = JoinKeys::generate().map_err(NodeError::Internal)?;
+        let token = JoinToken::parse(token)?;
+        let keys = JoinKeys::generate()?;
         let applicant = Applicant {
             name: self.config.name.clone(),
             address: self.config.advertise.clone(),
@@ -182,9 +180,8 @@ impl Node {
             Some(keys) if !admission.sealed_cluster_key.is_empty() => {
                 let key = keys
                     .receive(&admission.key_ephemeral, &admission.sealed_cluster_key)
-                    .map_err(NodeError::PermissionDenied)?;
-                key.store(&self.config.data_dir)
-                    .map_err(NodeError::Internal)?;
+                    .map_err(|e| NodeError::PermissionDenied(e.to_string()))?;
+                key.store(&self.config.data_dir)?;
             }
             Some(_) => {
                 warn!("the admitting peer has no cluster key: secrets will not work on this peer")
@@ -195,7 +192,7 @@ impl Node {
             peer_id: admission.peer_id,
             cluster_name: admission.cluster_name,
         };
-        identity::store(&self.config.data_dir, &identity).map_err(internal)?;
+        identity::store(&self.config.data_dir, &identity)?;
         self.start_raft(&identity).await?;
         self.info().await
     }
@@ -296,7 +293,7 @@ impl Node {
         info!(peer = peer_id, %name, %address, "admitted peer as learner");
         let (key_ephemeral, sealed_cluster_key) =
             match (join_public_key.is_empty(), self.cluster_key()?) {
-                (false, Some(key)) => key.seal_for(join_public_key).map_err(NodeError::Internal)?,
+                (false, Some(key)) => key.seal_for(join_public_key)?,
                 _ => (Vec::new(), Vec::new()),
             };
         Ok(Admission {
@@ -325,7 +322,7 @@ impl Node {
         }
         raft.shutdown().await.map_err(internal)?;
         *self.member.write().await = None;
-        identity::remove(&self.config.data_dir).map_err(internal)?;
+        identity::remove(&self.config.data_dir)?;
         Ok(info)
     }
 

@@ -63,7 +63,8 @@ pub struct Applicant {
     pub facts: Option<monk_statemachine::PeerFacts>,
 }
 
-/// Errors the API maps to status codes.
+/// Errors the API maps to status codes: the first five carry a message for a code;
+/// the rest name what failed.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     #[error("{0}")]
@@ -76,6 +77,20 @@ pub enum NodeError {
     Unavailable(String),
     #[error("{0}")]
     Internal(String),
+    /// This peer has not created or joined a cluster.
+    #[error(
+        "this peer is not part of a cluster yet (run `monk cluster new` or `monk cluster join`)"
+    )]
+    NotMember,
+    /// The join token given does not parse.
+    #[error(transparent)]
+    Token(#[from] crate::token::TokenError),
+    /// The cluster key could not be made, read or stored, or a value does not open.
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
+    /// `node.json` could not be read, written or removed.
+    #[error(transparent)]
+    Identity(#[from] identity::IdentityError),
     /// The container engine failed or does not answer (`monk logs`, `monk exec`).
     #[error(transparent)]
     Runtime(#[from] crate::executor::runtime::RuntimeError),
@@ -142,7 +157,7 @@ impl Node {
         })?;
         let (log, sm) = open_store(&config.data_dir.join("raft"))?;
         let shared = sm.shared();
-        let identity = identity::load(&config.data_dir).map_err(anyhow::Error::msg)?;
+        let identity = identity::load(&config.data_dir)?;
         let node = Arc::new(Node {
             config,
             network,
@@ -218,7 +233,7 @@ impl Node {
 
     async fn require_raft(&self) -> NodeResult<(PeerId, Raft<TypeConfig>)> {
         let member = self.member.read().await;
-        let m = member.as_ref().ok_or_else(|| NodeError::FailedPrecondition("this peer is not part of a cluster yet (run `monk cluster new` or `monk cluster join`)".into()))?;
+        let m = member.as_ref().ok_or(NodeError::NotMember)?;
         Ok((m.id, m.raft.clone()))
     }
 
@@ -342,7 +357,7 @@ impl Node {
 
     /// This peer's copy of the cluster key, if it has one.
     pub fn cluster_key(&self) -> NodeResult<Option<ClusterKey>> {
-        ClusterKey::load(&self.config.data_dir).map_err(NodeError::Internal)
+        Ok(ClusterKey::load(&self.config.data_dir)?)
     }
 
     /// The container runtime this peer holds.
