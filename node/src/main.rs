@@ -32,8 +32,7 @@ struct Args {
     /// Take a snapshot (and compact the log) after this many applied entries.
     #[arg(long, default_value_t = monk_node::limits::SNAPSHOT_AFTER_ENTRIES, value_parser = clap::value_parser!(u64).range(1..))]
     snapshot_every: u64,
-    /// Container runtime for the replicas placed on this peer: `docker` (the local
-    /// engine; retried until it answers) or `none` (hold state, run nothing).
+    /// Container runtime for the replicas placed on this peer.
     #[arg(long, value_enum, default_value_t = daemon::Containers::Docker)]
     containers: daemon::Containers,
     /// Host address that published ports bind to when a runnable names none (a peer

@@ -4,16 +4,11 @@
 //! what to do, so they are tested by properties below.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use monk_statemachine::{Command, PeerId};
 
-use crate::limits::{
-    LEARNER_CAUGHT_UP_ENTRIES, PEER_DOWN_AFTER, PEER_HEARTBEAT_INTERVAL, VOTERS_MAX,
-};
-
-/// A down peer heard from within this long is declared up again.
-pub const PEER_UP_WITHIN: Duration = PEER_HEARTBEAT_INTERVAL.saturating_mul(3);
+use crate::limits::{LEARNER_CAUGHT_UP_ENTRIES, PEER_DOWN_AFTER, PEER_UP_WITHIN, VOTERS_MAX};
 
 /// One member as the leader's state records it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,6 +107,7 @@ pub fn autopilot_change(view: &VoterView) -> Option<VoterChange> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::time::Duration;
 
     const PEERS_MAX: u64 = 7;
 
