@@ -5,12 +5,20 @@
 //! peer that proposed it while another copy survives and is later committed. The peer
 //! that proposed it is told to forward the proposal to the new leader; if it does, the
 //! command is applied twice.
+//!
+//! [`silent_voter`] isolates a voter that holds a replica for longer than
+//! `PEER_DOWN_AFTER`: liveness (heartbeats over the in-memory router) must declare it
+//! down, the scheduler must move its replicas, the autopilot must swap the learner in
+//! for it, and once healed it must be declared up again.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
 use openraft::ServerState;
+
+use monk_scripting::tree::Tree;
+use monk_statemachine::{Command, LoadedTemplate, PeerId, Proposal, State, FORMAT_VERSION};
 
 use crate::history::{write_path, write_proposal, Findings, Write};
 use crate::limits::{CONVERGE_TIMEOUT, POLL};
@@ -136,4 +144,160 @@ pub async fn truncated_write() -> Result<Findings, String> {
         .map_err(|e| format!("the client panicked: {e}"))?;
     let writes = vec![Write { path, outcome }];
     finish(&cluster, writes, observer, stop_observer).await
+}
+
+/// Peers of the silent-voter drill: five voters (the most) and one learner to swap in.
+const SILENT_VOTER_PEERS: usize = 6;
+/// The runnable the silent-voter drill runs, one replica per peer (outside `drill/`, so
+/// the history checker, which owns that prefix, does not count it as a write).
+const SILENT_VOTER_RUNNABLE: &str = "swap/web";
+
+fn proposal(command: Command) -> Proposal {
+    Proposal {
+        format_version: FORMAT_VERSION,
+        proposed_at_ms: 0,
+        actor: "drill".into(),
+        request_id: format!("drill-{}", command.kind()),
+        command,
+    }
+}
+
+/// A runnable with one replica per peer.
+fn runnable() -> Tree {
+    let map = |entries: Vec<(&str, Tree)>| {
+        Tree::Map(
+            entries
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        )
+    };
+    map(vec![
+        ("defines", Tree::Str("runnable".into())),
+        (
+            "scale",
+            map(vec![("value", Tree::Int(SILENT_VOTER_PEERS as i64))]),
+        ),
+        (
+            "containers",
+            map(vec![(
+                "main",
+                map(vec![("image", Tree::Str("busybox".into()))]),
+            )]),
+        ),
+    ])
+}
+
+/// Proposes through the current leader; `what` names the command in errors.
+async fn propose_accepted(cluster: &Cluster, what: &str, command: Command) -> Result<(), String> {
+    let (_, node) = cluster.leader().await.ok_or("no leader")?;
+    let outcome = node
+        .propose(proposal(command))
+        .await
+        .map_err(|e| format!("{what}: {e}"))?;
+    match outcome.applied.is_accepted() {
+        true => Ok(()),
+        false => Err(format!("{what} was rejected: {:?}", outcome.applied)),
+    }
+}
+
+/// Whether `test` holds of the current leader's applied state.
+async fn leader_state(cluster: &Cluster, test: impl Fn(&State) -> bool) -> bool {
+    match cluster.leader().await {
+        Some((_, node)) => node.with_state(test),
+        None => false,
+    }
+}
+
+/// The peers holding a replica of the drill's runnable.
+fn holders(state: &State) -> Vec<PeerId> {
+    state
+        .workloads
+        .get(SILENT_VOTER_RUNNABLE)
+        .map(|w| w.instances.values().filter_map(|i| i.peer).collect())
+        .unwrap_or_default()
+}
+
+/// The current voters and learners, as the leader's Raft sees them.
+async fn voters_and_learners(cluster: &Cluster) -> Option<(Vec<PeerId>, Vec<PeerId>)> {
+    let (slot, _) = cluster.leader().await?;
+    let metrics = cluster.metrics(slot).await?;
+    let membership = metrics.membership_config.membership();
+    Some((
+        membership.voter_ids().collect(),
+        membership.learner_ids().collect(),
+    ))
+}
+
+/// A voter that holds a replica falls silent past `PEER_DOWN_AFTER`; see the module.
+pub async fn silent_voter() -> Result<Findings, String> {
+    let cluster = form(SILENT_VOTER_PEERS).await?;
+    let stop_observer = Arc::new(AtomicBool::new(false));
+    let observer = spawn_observer(cluster.clone(), stop_observer.clone());
+    let template = LoadedTemplate {
+        path: SILENT_VOTER_RUNNABLE.into(),
+        kind: "runnable".into(),
+        definition: runnable(),
+    };
+    propose_accepted(
+        &cluster,
+        "templates-loaded",
+        Command::TemplatesLoaded {
+            templates: vec![template],
+        },
+    )
+    .await?;
+    let run = Command::WorkloadRun {
+        path: SILENT_VOTER_RUNNABLE.into(),
+        tag: None,
+        peer: None,
+        overrides: Default::default(),
+        evaluated: None,
+    };
+    propose_accepted(&cluster, "workload-run", run).await?;
+    let (leader_slot, _) = cluster.leader().await.ok_or("no leader")?;
+    let leader = cluster.id(leader_slot);
+    let (voters, learners) = voters_and_learners(&cluster).await.ok_or("no leader")?;
+    let learner = *learners.first().ok_or("no learner to swap in")?;
+    let held = cluster
+        .node(leader_slot)
+        .ok_or("the leader is gone")?
+        .with_state(holders);
+    let victim = voters
+        .iter()
+        .copied()
+        .find(|v| *v != leader && held.contains(v))
+        .ok_or_else(|| format!("no follower voter holds a replica: {held:?}"))?;
+
+    cluster.router.isolate(victim, true);
+    until("the silent voter to be declared down", || async {
+        leader_state(&cluster, |s| {
+            s.peers.get(&victim).is_some_and(|p| !p.is_up())
+        })
+        .await
+    })
+    .await?;
+    until("its replica to move to a peer that is up", || async {
+        leader_state(&cluster, |s| {
+            let held = holders(s);
+            held.len() == SILENT_VOTER_PEERS && !held.contains(&victim)
+        })
+        .await
+    })
+    .await?;
+    until("the learner to replace it as a voter", || async {
+        voters_and_learners(&cluster)
+            .await
+            .is_some_and(|(v, _)| v.contains(&learner) && !v.contains(&victim))
+    })
+    .await?;
+    cluster.router.isolate(victim, false);
+    until("the healed peer to be declared up", || async {
+        leader_state(&cluster, |s| {
+            s.peers.get(&victim).is_some_and(|p| p.is_up())
+        })
+        .await
+    })
+    .await?;
+    finish(&cluster, Vec::new(), observer, stop_observer).await
 }

@@ -262,7 +262,7 @@ pub(crate) async fn form(peers: usize) -> Result<Arc<Cluster>, String> {
         .await
         .map_err(|e| e.to_string())?;
     // The admission `cluster join` performs over gRPC, called in-process instead.
-    let token = JoinToken::parse(&token)?;
+    let token = JoinToken::parse(&token).map_err(|e| e.to_string())?;
     for peer in &nodes[1..] {
         let config = &peer.config;
         let admission = first
@@ -320,6 +320,12 @@ fn outcome_of_error(e: &NodeError) -> Outcome {
         | NodeError::FailedPrecondition(m)
         | NodeError::PermissionDenied(m) => Outcome::Failed { error: m.clone() },
         NodeError::Unavailable(m) | NodeError::Internal(m) => Outcome::Unknown { error: m.clone() },
+        NodeError::NotMember | NodeError::Token(_) => Outcome::Failed {
+            error: e.to_string(),
+        },
+        NodeError::Key(_) | NodeError::Identity(_) | NodeError::Runtime(_) => Outcome::Unknown {
+            error: e.to_string(),
+        },
     }
 }
 

@@ -46,15 +46,30 @@ async fn five_peers_keep_every_acknowledged_write() {
     drill(5, "five_peers").await;
 }
 
+/// Runs a scripted drill; fails if it does not recover or breaks a property.
+async fn scripted(
+    name: &str,
+    drill: impl std::future::Future<Output = Result<monk_drills::history::Findings, String>>,
+) {
+    let findings = drill
+        .await
+        .unwrap_or_else(|e| panic!("the {name} drill did not recover: {e}"));
+    println!("{name} drill: {findings}");
+    if let Some(failure) = findings.failure() {
+        panic!("the {name} drill: {failure}");
+    }
+}
+
 /// A proposal whose entry was truncated on its proposer, while a copy elsewhere is
 /// later committed, must not be applied a second time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_truncated_proposal_is_not_applied_twice() {
-    let findings = monk_drills::scenario::truncated_write()
-        .await
-        .unwrap_or_else(|e| panic!("the truncated-write drill did not recover: {e}"));
-    println!("truncated-write drill: {findings}");
-    if let Some(failure) = findings.failure() {
-        panic!("the truncated-write drill: {failure}");
-    }
+    scripted("truncated-write", monk_drills::scenario::truncated_write()).await;
+}
+
+/// A voter holding a replica falls silent: `peer-down`, its replicas rescheduled, the
+/// learner swapped in, and `peer-up` once healed (heartbeats on the memory transport).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_voter_is_declared_down_rescheduled_and_replaced() {
+    scripted("silent-voter", monk_drills::scenario::silent_voter()).await;
 }

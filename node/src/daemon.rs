@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{info, warn};
 
+use crate::executor::runtime::{Engine, RuntimeError};
 use crate::executor::{self, docker::DockerRuntime};
 
 use crate::limits::{CONCURRENT_REQUESTS_MAX, GRPC_MESSAGE_BYTES_MAX};
@@ -35,8 +36,8 @@ pub fn init_logging(json: bool) {
     }
 }
 
-/// Which container runtime the executor drives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which container runtime the executor drives (`monkd --containers`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Containers {
     /// The local Docker engine (retried until it answers).
     Docker,
@@ -47,19 +48,24 @@ pub enum Containers {
 /// How long to wait before asking an absent container engine again.
 const ENGINE_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Connects to Docker (retrying, loudly) and runs the executor until shutdown.
-async fn run_docker_executor(node: Arc<Node>) {
+/// Connects to Docker on `socket` (`None`: Docker's defaults), retrying loudly, hands
+/// the runtime to the node and runs the executor until shutdown.
+async fn run_docker_executor(node: Arc<Node>, socket: Option<String>) {
     let mut warned = false;
     loop {
         if node.is_shut_down() {
             return;
         }
-        match DockerRuntime::connect().await {
+        match DockerRuntime::connect(socket.as_deref()).await {
             Ok(runtime) => {
                 info!("container executor started (Docker)");
+                let runtime: Arc<dyn executor::ContainerRuntime> = Arc::new(runtime);
+                node.set_engine(Engine::Ready(runtime.clone()));
                 return executor::run(node, runtime).await;
             }
             Err(e) => {
+                node.set_engine(Engine::Unreachable(e.clone()));
+                let e = e.to_string();
                 if !warned {
                     warn!(
                         "{e}; replicas placed on this peer will not start until the engine answers"
@@ -75,12 +81,14 @@ async fn run_docker_executor(node: Arc<Node>) {
 }
 
 /// Binds `listen` (and `metrics_listen` for `/metrics`), serves until a shutdown
-/// signal, then stops Raft.
+/// signal, then stops Raft. `moby_socket` is the container engine's Unix socket
+/// (`monkd --moby-socket`).
 pub async fn run(
     config: NodeConfig,
     listen: SocketAddr,
     metrics_listen: Option<SocketAddr>,
     containers: Containers,
+    moby_socket: Option<String>,
 ) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen)
         .await
@@ -96,7 +104,10 @@ pub async fn run(
     let node = Node::open(config, Network::Grpc).await?;
     info!(%listen, advertise = %node.config.advertise, name = %node.config.name, data_dir = %node.config.data_dir.display(), "monkd is ready");
     if containers == Containers::Docker {
-        tokio::spawn(run_docker_executor(node.clone()));
+        node.set_engine(Engine::Unreachable(RuntimeError::Unreachable(
+            "not connected yet".into(),
+        )));
+        tokio::spawn(run_docker_executor(node.clone(), moby_socket));
     }
     tokio::spawn(crate::facts::run_reporter(node.clone()));
     let metrics = Metrics::default();

@@ -13,22 +13,37 @@ pub struct Identity {
     pub cluster_name: String,
 }
 
+/// Why `node.json` could not be read, written or removed.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
 fn path(data_dir: &Path) -> PathBuf {
     data_dir.join("node.json")
 }
 
-pub fn load(data_dir: &Path) -> Result<Option<Identity>, String> {
+pub fn load(data_dir: &Path) -> Result<Option<Identity>, IdentityError> {
     let p = path(data_dir);
     match fs::read(&p) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|e| format!("{}: {e}", p.display())),
+            .map_err(|source| IdentityError::Corrupt { path: p, source }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("{}: {e}", p.display())),
+        Err(source) => Err(IdentityError::Io { path: p, source }),
     }
 }
 
-pub fn store(data_dir: &Path, identity: &Identity) -> Result<(), String> {
+pub fn store(data_dir: &Path, identity: &Identity) -> Result<(), IdentityError> {
     let p = path(data_dir);
     let tmp = data_dir.join("node.json.tmp");
     let write = || -> std::io::Result<()> {
@@ -38,13 +53,14 @@ pub fn store(data_dir: &Path, identity: &Identity) -> Result<(), String> {
         fs::rename(&tmp, &p)?;
         fs::File::open(data_dir)?.sync_all()
     };
-    write().map_err(|e| format!("{}: {e}", p.display()))
+    write().map_err(|source| IdentityError::Io { path: p, source })
 }
 
-pub fn remove(data_dir: &Path) -> Result<(), String> {
-    match fs::remove_file(path(data_dir)) {
+pub fn remove(data_dir: &Path) -> Result<(), IdentityError> {
+    let p = path(data_dir);
+    match fs::remove_file(&p) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e.to_string()),
+        Err(source) => Err(IdentityError::Io { path: p, source }),
     }
 }

@@ -23,6 +23,35 @@ const NONCE_BYTES: usize = 12;
 /// Longest secret value accepted, in bytes (the sealed form must fit the log limit).
 pub const SECRET_VALUE_BYTES_MAX: usize = 48 * 1024;
 
+/// Why a key could not be made, read, stored, or a sealed value opened.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("no randomness: {0}")]
+    NoRandomness(String),
+    /// Reading or writing `cluster.key`.
+    #[error("{}: {source}", path.display())]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {len} bytes, expected {KEY_BYTES}", path.display())]
+    WrongLength { path: PathBuf, len: usize },
+    #[error("sealing failed")]
+    SealFailed,
+    #[error("sealed value too short")]
+    TooShort,
+    /// Sealed under another key or name, or damaged.
+    #[error(
+        "the secret {aad} does not open with this cluster's key (sealed elsewhere or damaged)"
+    )]
+    DoesNotOpen { aad: String },
+    /// The admitting peer's answer to a join cannot be used.
+    #[error("{0}")]
+    Join(&'static str),
+    #[error("the joining peer's key must be {KEY_BYTES} bytes")]
+    JoinerKeyLength,
+}
+
 /// The key every peer of a cluster shares.
 #[derive(Clone)]
 pub struct ClusterKey([u8; KEY_BYTES]);
@@ -33,9 +62,9 @@ impl std::fmt::Debug for ClusterKey {
     }
 }
 
-fn random<const N: usize>() -> Result<[u8; N], String> {
+fn random<const N: usize>() -> Result<[u8; N], KeyError> {
     let mut bytes = [0u8; N];
-    getrandom::getrandom(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
+    getrandom::getrandom(&mut bytes).map_err(|e| KeyError::NoRandomness(e.to_string()))?;
     Ok(bytes)
 }
 
@@ -44,37 +73,40 @@ fn key_path(data_dir: &Path) -> PathBuf {
 }
 
 impl ClusterKey {
-    pub fn generate() -> Result<ClusterKey, String> {
+    pub fn generate() -> Result<ClusterKey, KeyError> {
         Ok(ClusterKey(random()?))
     }
 
     /// Reads `cluster.key`; `None` when this peer has none (a data dir from before
     /// secrets existed, or not yet in a cluster).
-    pub fn load(data_dir: &Path) -> Result<Option<ClusterKey>, String> {
+    pub fn load(data_dir: &Path) -> Result<Option<ClusterKey>, KeyError> {
         let path = key_path(data_dir);
         match std::fs::read(&path) {
             Ok(bytes) => {
-                let key: [u8; KEY_BYTES] = bytes.try_into().map_err(|b: Vec<u8>| {
-                    format!(
-                        "{}: {} bytes, expected {KEY_BYTES}",
-                        path.display(),
-                        b.len()
-                    )
-                })?;
+                let key: [u8; KEY_BYTES] =
+                    bytes
+                        .try_into()
+                        .map_err(|b: Vec<u8>| KeyError::WrongLength {
+                            path: path.clone(),
+                            len: b.len(),
+                        })?;
                 Ok(Some(ClusterKey(key)))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("{}: {e}", path.display())),
+            Err(source) => Err(KeyError::File { path, source }),
         }
     }
 
     /// Writes `cluster.key` (0600) through a synced temporary file and a rename.
-    pub fn store(&self, data_dir: &Path) -> Result<(), String> {
+    pub fn store(&self, data_dir: &Path) -> Result<(), KeyError> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let path = key_path(data_dir);
         let tmp = path.with_extension("key.tmp");
-        let fail = |e: std::io::Error| format!("{}: {e}", path.display());
+        let fail = |source: std::io::Error| KeyError::File {
+            path: path.clone(),
+            source,
+        };
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -93,7 +125,7 @@ impl ClusterKey {
     }
 
     /// `nonce || ciphertext` of `value`, bound to `aad` (the secret's key).
-    pub fn seal(&self, aad: &str, value: &[u8]) -> Result<Vec<u8>, String> {
+    pub fn seal(&self, aad: &str, value: &[u8]) -> Result<Vec<u8>, KeyError> {
         let nonce: [u8; NONCE_BYTES] = random()?;
         let sealed = self
             .cipher()
@@ -104,14 +136,14 @@ impl ClusterKey {
                     aad: aad.as_bytes(),
                 },
             )
-            .map_err(|_| "sealing failed".to_string())?;
+            .map_err(|_| KeyError::SealFailed)?;
         Ok([nonce.as_slice(), &sealed].concat())
     }
 
     /// Opens what [`ClusterKey::seal`] produced for the same `aad`.
-    pub fn open(&self, aad: &str, sealed: &[u8]) -> Result<Vec<u8>, String> {
+    pub fn open(&self, aad: &str, sealed: &[u8]) -> Result<Vec<u8>, KeyError> {
         if sealed.len() < NONCE_BYTES {
-            return Err("sealed value too short".into());
+            return Err(KeyError::TooShort);
         }
         let (nonce, body) = sealed.split_at(NONCE_BYTES);
         self.cipher()
@@ -122,8 +154,8 @@ impl ClusterKey {
                     aad: aad.as_bytes(),
                 },
             )
-            .map_err(|_| {
-                format!("the secret {aad} does not open with this cluster's key (sealed elsewhere or damaged)")
+            .map_err(|_| KeyError::DoesNotOpen {
+                aad: aad.to_string(),
             })
     }
 }
@@ -143,7 +175,7 @@ fn join_cipher(shared: &[u8; KEY_BYTES]) -> ChaCha20Poly1305 {
 }
 
 impl JoinKeys {
-    pub fn generate() -> Result<JoinKeys, String> {
+    pub fn generate() -> Result<JoinKeys, KeyError> {
         Ok(JoinKeys {
             secret: StaticSecret::from(random::<KEY_BYTES>()?),
         })
@@ -154,17 +186,17 @@ impl JoinKeys {
     }
 
     /// Opens the cluster key an admitting peer sealed to [`JoinKeys::public`].
-    pub fn receive(&self, ephemeral: &[u8], sealed: &[u8]) -> Result<ClusterKey, String> {
+    pub fn receive(&self, ephemeral: &[u8], sealed: &[u8]) -> Result<ClusterKey, KeyError> {
         let ephemeral: [u8; KEY_BYTES] = ephemeral
             .try_into()
-            .map_err(|_| "the admitting peer sent a malformed key".to_string())?;
+            .map_err(|_| KeyError::Join("the admitting peer sent a malformed key"))?;
         let shared = self.secret.diffie_hellman(&PublicKey::from(ephemeral));
         let key = join_cipher(shared.as_bytes())
             .decrypt(Nonce::from_slice(&[0; NONCE_BYTES]), sealed)
-            .map_err(|_| "the cluster key from the admitting peer does not open".to_string())?;
+            .map_err(|_| KeyError::Join("the cluster key from the admitting peer does not open"))?;
         let key: [u8; KEY_BYTES] = key
             .try_into()
-            .map_err(|_| "the cluster key has the wrong length".to_string())?;
+            .map_err(|_| KeyError::Join("the cluster key has the wrong length"))?;
         Ok(ClusterKey(key))
     }
 }
@@ -172,15 +204,13 @@ impl JoinKeys {
 impl ClusterKey {
     /// Seals this key to a joiner's public key: `(ephemeral public key, sealed key)`.
     /// The ephemeral key is used once, so a fixed nonce is safe.
-    pub fn seal_for(&self, joiner: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
-        let joiner: [u8; KEY_BYTES] = joiner
-            .try_into()
-            .map_err(|_| format!("the joining peer's key must be {KEY_BYTES} bytes"))?;
+    pub fn seal_for(&self, joiner: &[u8]) -> Result<(Vec<u8>, Vec<u8>), KeyError> {
+        let joiner: [u8; KEY_BYTES] = joiner.try_into().map_err(|_| KeyError::JoinerKeyLength)?;
         let ephemeral = StaticSecret::from(random::<KEY_BYTES>()?);
         let shared = ephemeral.diffie_hellman(&PublicKey::from(joiner));
         let sealed = join_cipher(shared.as_bytes())
             .encrypt(Nonce::from_slice(&[0; NONCE_BYTES]), self.0.as_slice())
-            .map_err(|_| "sealing the cluster key failed".to_string())?;
+            .map_err(|_| KeyError::SealFailed)?;
         Ok((PublicKey::from(&ephemeral).to_bytes().to_vec(), sealed))
     }
 }

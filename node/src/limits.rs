@@ -25,6 +25,9 @@ pub const NO_LEADER_RETRY_PAUSE: Duration = Duration::from_millis(200);
 pub const PEER_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 /// A member not heard from for this long is declared down by the leader.
 pub const PEER_DOWN_AFTER: Duration = Duration::from_secs(6);
+/// A member declared down and heard from within this long is declared up again: three
+/// heartbeats, so a stale record from before it fell silent does not count.
+pub const PEER_UP_WITHIN: Duration = Duration::from_secs(3);
 /// How often the leader reviews liveness and voter membership.
 pub const AUTOPILOT_INTERVAL: Duration = Duration::from_secs(1);
 /// Most voters; further peers are learners (quorum latency grows with voters).

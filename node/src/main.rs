@@ -32,10 +32,9 @@ struct Args {
     /// Take a snapshot (and compact the log) after this many applied entries.
     #[arg(long, default_value_t = monk_node::limits::SNAPSHOT_AFTER_ENTRIES, value_parser = clap::value_parser!(u64).range(1..))]
     snapshot_every: u64,
-    /// Container runtime for the replicas placed on this peer: `docker` (the local
-    /// engine; retried until it answers) or `none` (hold state, run nothing).
-    #[arg(long, default_value = "docker", value_parser = ["docker", "none"])]
-    containers: String,
+    /// Container runtime for the replicas placed on this peer.
+    #[arg(long, value_enum, default_value_t = daemon::Containers::Docker)]
+    containers: daemon::Containers,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
@@ -85,13 +84,6 @@ fn main() -> ExitCode {
         snapshot_after_entries: args.snapshot_every,
         publish_ip: args.publish_ip.map(|ip| ip.to_string()),
     };
-    if let Some(socket) = args.moby_socket.clone() {
-        let _ = monk_node::executor::docker::ENGINE_SOCKET.set(socket);
-    }
-    let containers = match args.containers.as_str() {
-        "none" => daemon::Containers::None,
-        _ => daemon::Containers::Docker,
-    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -106,7 +98,8 @@ fn main() -> ExitCode {
         config,
         args.listen,
         args.metrics_listen,
-        containers,
+        args.containers,
+        args.moby_socket,
     )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

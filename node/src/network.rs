@@ -22,6 +22,7 @@ use tonic::transport::{Channel, Endpoint};
 use monk_log::{PeerNode, TypeConfig};
 
 use crate::limits::GRPC_MESSAGE_BYTES_MAX;
+use crate::node::duties::LastSeen;
 use crate::pb::raft_service_client::RaftServiceClient;
 use crate::pb::RaftPayload;
 
@@ -34,11 +35,37 @@ pub struct MemoryRouter {
     /// (from, to) links that drop AppendEntries but still carry votes, for drills
     /// that need a leader elected by peers its entries never reach.
     appends_dropped: Arc<Mutex<std::collections::HashSet<(u64, u64)>>>,
+    /// Each peer's record of heartbeats received, so liveness works in-process too.
+    heartbeats: Arc<Mutex<HashMap<u64, LastSeen>>>,
 }
 
 impl MemoryRouter {
     pub fn register(&self, id: u64, raft: Raft<TypeConfig>) {
         self.peers.lock().expect("router lock").insert(id, raft);
+    }
+    /// Where heartbeats to `id` arrive (its leader-side liveness record).
+    pub fn register_heartbeats(&self, id: u64, last_seen: LastSeen) {
+        self.heartbeats
+            .lock()
+            .expect("router lock")
+            .insert(id, last_seen);
+    }
+    /// Delivers a heartbeat from `from` to `to`, unless a partition cuts either.
+    pub fn heartbeat(&self, from: u64, to: u64) {
+        if self.target(from, to).is_none() {
+            return;
+        }
+        let sink = self
+            .heartbeats
+            .lock()
+            .expect("router lock")
+            .get(&to)
+            .cloned();
+        if let Some(sink) = sink {
+            sink.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(from, std::time::Instant::now());
+        }
     }
     pub fn isolate(&self, id: u64, isolated: bool) {
         let mut cut = self.cut.lock().expect("router lock");

@@ -47,9 +47,7 @@ pub async fn set(
             value.len()
         )));
     }
-    let sealed = key_of(node)?
-        .seal(&secret_key(name, &scope), value.as_bytes())
-        .map_err(NodeError::Internal)?;
+    let sealed = key_of(node)?.seal(&secret_key(name, &scope), value.as_bytes())?;
     let command = Command::SecretSet {
         name: name.to_string(),
         scope,
@@ -64,7 +62,9 @@ pub async fn set(
 
 /// Opens one stored secret.
 fn open(key: &ClusterKey, secret: &Secret) -> Result<String, String> {
-    let bytes = key.open(&secret_key(&secret.name, &secret.scope), &secret.sealed)?;
+    let bytes = key
+        .open(&secret_key(&secret.name, &secret.scope), &secret.sealed)
+        .map_err(|e| e.to_string())?;
     String::from_utf8(bytes).map_err(|_| format!("secret {} is not UTF-8 text", secret.name))
 }
 

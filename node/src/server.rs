@@ -22,6 +22,11 @@ impl From<NodeError> for Status {
             NodeError::PermissionDenied(m) => Status::permission_denied(m),
             NodeError::Unavailable(m) => Status::unavailable(m),
             NodeError::Internal(m) => Status::internal(m),
+            NodeError::NotMember => Status::failed_precondition(e.to_string()),
+            NodeError::Token(e) => Status::invalid_argument(e.to_string()),
+            NodeError::Key(e) => Status::internal(e.to_string()),
+            NodeError::Identity(e) => Status::internal(e.to_string()),
+            NodeError::Runtime(e) => Status::unavailable(e.to_string()),
         }
     }
 }

@@ -7,6 +7,17 @@ const PREFIX: &str = "mk1_";
 /// Bytes of randomness in a token secret.
 const SECRET_BYTES: usize = 24;
 
+/// Why a join token does not parse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("not a monk join token (expected mk1_...)")]
+    NotAToken,
+    #[error("join token has no peer addresses")]
+    NoAddresses,
+    #[error("join token secret is malformed")]
+    MalformedSecret,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JoinToken {
     pub secret: String,
@@ -27,16 +38,14 @@ impl JoinToken {
         format!("{PREFIX}{}@{}", self.secret, self.addresses.join(","))
     }
 
-    pub fn parse(text: &str) -> Result<JoinToken, String> {
+    pub fn parse(text: &str) -> Result<JoinToken, TokenError> {
         let rest = text
             .trim()
             .strip_prefix(PREFIX)
-            .ok_or("not a monk join token (expected mk1_...)")?;
-        let (secret, addresses) = rest
-            .split_once('@')
-            .ok_or("join token has no peer addresses")?;
+            .ok_or(TokenError::NotAToken)?;
+        let (secret, addresses) = rest.split_once('@').ok_or(TokenError::NoAddresses)?;
         if secret.len() != SECRET_BYTES * 2 || !secret.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err("join token secret is malformed".into());
+            return Err(TokenError::MalformedSecret);
         }
         let addresses: Vec<String> = addresses
             .split(',')
@@ -44,7 +53,7 @@ impl JoinToken {
             .map(str::to_string)
             .collect();
         if addresses.is_empty() {
-            return Err("join token has no peer addresses".into());
+            return Err(TokenError::NoAddresses);
         }
         Ok(JoinToken {
             secret: secret.to_string(),

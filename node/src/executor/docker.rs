@@ -1,6 +1,7 @@
 //! The Docker engine as a [`ContainerRuntime`], through bollard on the local socket
 //! (`DOCKER_HOST` or `/var/run/docker.sock`). Every call is bounded by
-//! [`CONTAINER_ENGINE_TIMEOUT`]; errors come back as text naming the container.
+//! [`CONTAINER_ENGINE_TIMEOUT`]; errors come back as
+//! [`RuntimeError`]s naming the call and the container.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -19,6 +20,7 @@ use monk_scripting::monkscript::runtime::{ContainerSpec, Protocol, RestartPolicy
 use monk_statemachine::PeerId;
 use tokio_stream::StreamExt;
 
+use super::runtime::{RuntimeError, RuntimeResult};
 use super::{key_of, label, ContainerRuntime, Observed, RunState, Wanted};
 use crate::limits::CONTAINER_ENGINE_TIMEOUT;
 
@@ -28,25 +30,40 @@ pub struct DockerRuntime {
     docker: Docker,
 }
 
-async fn bounded<T, E: std::fmt::Display>(
+/// Runs one engine call within [`CONTAINER_ENGINE_TIMEOUT`]; `what` names it in the error.
+async fn bounded<T>(
     what: &str,
-    call: impl std::future::Future<Output = Result<T, E>>,
-) -> Result<T, String> {
+    call: impl std::future::Future<Output = Result<T, bollard::errors::Error>>,
+) -> RuntimeResult<T> {
     match tokio::time::timeout(CONTAINER_ENGINE_TIMEOUT, call).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(format!("{what}: {e}")),
-        Err(_) => Err(format!(
-            "{what}: no answer from the container engine within {CONTAINER_ENGINE_TIMEOUT:?}"
-        )),
+        Ok(Err(e)) => Err(engine_error(what, e)),
+        Err(_) => Err(RuntimeError::Timeout {
+            what: what.to_string(),
+            after: CONTAINER_ENGINE_TIMEOUT,
+        }),
+    }
+}
+
+/// A bollard error as a [`RuntimeError`], keeping the engine's HTTP status.
+fn engine_error(what: &str, e: bollard::errors::Error) -> RuntimeError {
+    let status = match &e {
+        bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    };
+    RuntimeError::Engine {
+        what: what.to_string(),
+        status,
+        message: e.to_string(),
     }
 }
 
 impl DockerRuntime {
     /// Connects and pings the engine, so a missing engine is reported at start.
-    /// The engine socket comes from `monkd --moby-socket` when given, else
-    /// `DOCKER_HOST` or `/var/run/docker.sock`.
-    pub async fn connect() -> Result<DockerRuntime, String> {
-        let docker = match ENGINE_SOCKET.get() {
+    /// `socket` is the engine's Unix socket (`monkd --moby-socket`: Docker or Podman);
+    /// `None` means `DOCKER_HOST` or `/var/run/docker.sock`.
+    pub async fn connect(socket: Option<&str>) -> RuntimeResult<DockerRuntime> {
+        let docker = match socket {
             Some(socket) => Docker::connect_with_unix(
                 socket,
                 CONTAINER_ENGINE_TIMEOUT.as_secs(),
@@ -54,33 +71,21 @@ impl DockerRuntime {
             ),
             None => Docker::connect_with_local_defaults(),
         }
-        .map_err(|e| format!("cannot reach the container engine: {e}"))?;
+        .map_err(|e| RuntimeError::Unreachable(e.to_string()))?;
         bounded("cannot reach the container engine", docker.ping()).await?;
         Ok(DockerRuntime { docker })
     }
 }
 
-/// The container engine's Unix socket, set once by `monkd --moby-socket` (a Docker
-/// or Podman socket); unset means Docker's defaults.
-pub static ENGINE_SOCKET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-
 /// `2026-11-22T05:26:27.123456789Z` → seconds since the Unix epoch (UTC only; Docker's
-/// zero time `0001-01-01T00:00:00Z` and anything unreadable give `None`).
+/// zero time `0001-01-01T00:00:00Z`, anything before 1970 and anything unreadable give
+/// `None`).
 fn rfc3339_unix(text: &str) -> Option<i64> {
-    let num = |a: usize, b: usize| text.get(a..b)?.parse::<i64>().ok();
-    let (y, m, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
-    let (hh, mm, ss) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-    if y < 1970 || !text.ends_with('Z') {
+    if !text.ends_with('Z') {
         return None;
     }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+    let seconds = text.parse::<jiff::Timestamp>().ok()?.as_second();
+    (seconds >= 0).then_some(seconds)
 }
 
 /// `Exited (1) 3 seconds ago` → `Some(1)`.
@@ -189,127 +194,31 @@ pub fn create_body(w: &Wanted) -> ContainerCreateBody {
     }
 }
 
-/// A tar archive (ustar) of the spec's files, for `upload_to_container` at `/`.
-fn files_tar(spec: &ContainerSpec) -> Vec<u8> {
-    let mut out = Vec::new();
+/// A tar archive of the spec's files, for `upload_to_container` at `/`: owned by root,
+/// with each file's mode, at mtime 0. Paths over 100 bytes use the ustar prefix or a
+/// GNU long-name entry (the `tar` crate), which Docker reads.
+fn files_tar(spec: &ContainerSpec) -> std::io::Result<Vec<u8>> {
+    let mut archive = tar::Builder::new(Vec::new());
     for f in &spec.files {
-        let path = f.path.trim_start_matches('/');
-        let mut header = [0u8; 512];
-        let (prefix, name) = match path.len() > 100 {
-            true => path.rsplit_once('/').unwrap_or(("", path)),
-            false => ("", path),
-        };
-        header[..name.len().min(100)].copy_from_slice(&name.as_bytes()[..name.len().min(100)]);
-        let octal = |buf: &mut [u8], value: u64| {
-            let text = format!("{:0width$o}\0", value, width = buf.len() - 1);
-            buf.copy_from_slice(&text.as_bytes()[text.len() - buf.len()..]);
-        };
-        octal(&mut header[100..108], u64::from(f.mode & 0o7777));
-        octal(&mut header[108..116], 0);
-        octal(&mut header[116..124], 0);
-        octal(&mut header[124..136], f.contents.len() as u64);
-        octal(&mut header[136..148], 0);
-        header[156] = b'0';
-        header[257..263].copy_from_slice(b"ustar\0");
-        header[263..265].copy_from_slice(b"00");
-        header[345..345 + prefix.len().min(155)]
-            .copy_from_slice(&prefix.as_bytes()[..prefix.len().min(155)]);
-        header[148..156].copy_from_slice(b"        ");
-        let sum: u32 = header.iter().map(|b| u32::from(*b)).sum();
-        let text = format!("{sum:06o}\0 ");
-        header[148..156].copy_from_slice(text.as_bytes());
-        out.extend_from_slice(&header);
-        out.extend_from_slice(&f.contents);
-        out.resize(out.len().div_ceil(512) * 512, 0);
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mode(f.mode & 0o7777);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_size(f.contents.len() as u64);
+        archive.append_data(
+            &mut header,
+            f.path.trim_start_matches('/'),
+            f.contents.as_slice(),
+        )?;
     }
-    out.resize(out.len() + 1024, 0);
-    out
+    archive.into_inner()
 }
 
 impl DockerRuntime {
-    /// Runs a command in a container: its exit code, and its stdout and stderr
-    /// interleaved (at most `logs::EXEC_OUTPUT_BYTES_MAX` bytes).
-    pub async fn exec_output(
-        &self,
-        id: &str,
-        command: Vec<String>,
-    ) -> Result<(i64, String), String> {
-        use bollard::exec::{StartExecOptions, StartExecResults};
-        use bollard::models::ExecConfig;
-        let shown = command.join(" ");
-        let run = async {
-            let config = ExecConfig {
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                cmd: Some(command),
-                ..Default::default()
-            };
-            let created = self.docker.create_exec(id, config).await?;
-            let mut out = String::new();
-            let options = StartExecOptions {
-                detach: false,
-                ..Default::default()
-            };
-            if let StartExecResults::Attached { mut output, .. } =
-                self.docker.start_exec(&created.id, Some(options)).await?
-            {
-                while let Some(chunk) = output.next().await {
-                    let bytes = match chunk? {
-                        LogOutput::StdOut { message }
-                        | LogOutput::StdErr { message }
-                        | LogOutput::Console { message } => message,
-                        LogOutput::StdIn { .. } => continue,
-                    };
-                    if out.len() < super::logs::EXEC_OUTPUT_BYTES_MAX {
-                        out.push_str(&String::from_utf8_lossy(&bytes));
-                    }
-                }
-            }
-            let code = self.docker.inspect_exec(&created.id).await?.exit_code;
-            Ok::<_, bollard::errors::Error>((code.unwrap_or(-1), out))
-        };
-        bounded(&format!("exec {shown}"), run).await
-    }
-
-    /// The last `tail` lines (after `since`, Unix seconds, when non-zero) a container
-    /// wrote, as `(stream, "TIMESTAMP text")`.
-    pub async fn logs(
-        &self,
-        id: &str,
-        tail: u32,
-        since: i64,
-    ) -> Result<Vec<(String, String)>, String> {
-        let options = LogsOptions {
-            stdout: true,
-            stderr: true,
-            timestamps: true,
-            tail: tail.to_string(),
-            since: since.clamp(0, i64::from(i32::MAX)) as i32,
-            ..Default::default()
-        };
-        let read = async {
-            let mut lines = Vec::new();
-            let mut stream = self.docker.logs(id, Some(options));
-            while let Some(item) = stream.next().await {
-                let (name, bytes) = match item? {
-                    LogOutput::StdErr { message } => ("stderr", message),
-                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                        ("stdout", message)
-                    }
-                    LogOutput::StdIn { .. } => continue,
-                };
-                let text = String::from_utf8_lossy(&bytes);
-                for line in text.lines() {
-                    lines.push((name.to_string(), line.to_string()));
-                }
-            }
-            Ok::<_, bollard::errors::Error>(lines)
-        };
-        bounded(&format!("reading the logs of {id}"), read).await
-    }
-
     /// Creates the cluster's bridge network (with DNS for the aliases) if it is missing.
-    async fn ensure_network(&self, w: &Wanted) -> Result<(), String> {
+    async fn ensure_network(&self, w: &Wanted) -> RuntimeResult<()> {
         let name = &w.network;
         if self.docker.inspect_network(name, None).await.is_ok() {
             return Ok(());
@@ -331,14 +240,15 @@ impl DockerRuntime {
         .await
         {
             // Two creates racing: the other one won, which is what we wanted.
-            Err(e) if e.contains("already exists") => Ok(()),
+            Err(e) if e.is_conflict() => Ok(()),
             other => other.map(|_| ()),
         }
     }
 }
 
+#[async_trait::async_trait]
 impl ContainerRuntime for DockerRuntime {
-    async fn list(&self, cluster: &str, peer: PeerId) -> Result<Vec<Observed>, String> {
+    async fn list(&self, cluster: &str, peer: PeerId) -> RuntimeResult<Vec<Observed>> {
         let filters = HashMap::from([(
             "label".to_string(),
             vec![
@@ -411,7 +321,7 @@ impl ContainerRuntime for DockerRuntime {
             .collect())
     }
 
-    async fn ensure_image(&self, image: &str) -> Result<(), String> {
+    async fn ensure_image(&self, image: &str) -> RuntimeResult<()> {
         if self.docker.inspect_image(image).await.is_ok() {
             return Ok(());
         }
@@ -433,7 +343,7 @@ impl ContainerRuntime for DockerRuntime {
         .await
     }
 
-    async fn create(&self, w: &Wanted) -> Result<String, String> {
+    async fn create(&self, w: &Wanted) -> RuntimeResult<String> {
         self.ensure_network(w).await?;
         let options = CreateContainerOptions {
             name: Some(w.name.clone()),
@@ -449,7 +359,16 @@ impl ContainerRuntime for DockerRuntime {
                 path: "/".into(),
                 ..Default::default()
             };
-            let tar = files_tar(&w.spec);
+            let tar = match files_tar(&w.spec) {
+                Ok(tar) => tar,
+                Err(e) => {
+                    let _ = self.remove(&created.id, 0).await;
+                    return Err(RuntimeError::engine(
+                        format!("writing files into {}", w.name),
+                        e.to_string(),
+                    ));
+                }
+            };
             let upload = self.docker.upload_to_container(
                 &created.id,
                 Some(options),
@@ -462,12 +381,15 @@ impl ContainerRuntime for DockerRuntime {
         }
         if let Err(e) = self.start(&created.id).await {
             let _ = self.remove(&created.id, 0).await;
-            return Err(format!("starting container {}: {e}", w.name));
+            return Err(RuntimeError::engine(
+                format!("starting container {}", w.name),
+                e.to_string(),
+            ));
         }
         Ok(created.id)
     }
 
-    async fn start(&self, id: &str) -> Result<(), String> {
+    async fn start(&self, id: &str) -> RuntimeResult<()> {
         bounded(
             &format!("starting {id}"),
             self.docker.start_container(id, None),
@@ -475,15 +397,75 @@ impl ContainerRuntime for DockerRuntime {
         .await
     }
 
-    async fn exec(&self, id: &str, command: Vec<String>) -> Result<String, String> {
+    async fn exec_output(&self, id: &str, command: Vec<String>) -> RuntimeResult<(i64, String)> {
+        use bollard::exec::{StartExecOptions, StartExecResults};
+        use bollard::models::ExecConfig;
         let shown = command.join(" ");
-        match self.exec_output(id, command).await? {
-            (0, out) => Ok(out),
-            (code, _) => Err(format!("exec {shown} exited with {code}")),
-        }
+        let run = async {
+            let config = ExecConfig {
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                cmd: Some(command),
+                ..Default::default()
+            };
+            let created = self.docker.create_exec(id, config).await?;
+            let mut out = String::new();
+            let options = StartExecOptions {
+                detach: false,
+                ..Default::default()
+            };
+            if let StartExecResults::Attached { mut output, .. } =
+                self.docker.start_exec(&created.id, Some(options)).await?
+            {
+                while let Some(chunk) = output.next().await {
+                    let bytes = match chunk? {
+                        LogOutput::StdOut { message }
+                        | LogOutput::StdErr { message }
+                        | LogOutput::Console { message } => message,
+                        LogOutput::StdIn { .. } => continue,
+                    };
+                    if out.len() < super::logs::EXEC_OUTPUT_BYTES_MAX {
+                        out.push_str(&String::from_utf8_lossy(&bytes));
+                    }
+                }
+            }
+            let code = self.docker.inspect_exec(&created.id).await?.exit_code;
+            Ok::<_, bollard::errors::Error>((code.unwrap_or(-1), out))
+        };
+        bounded(&format!("exec {shown}"), run).await
     }
 
-    async fn remove(&self, id: &str, grace_secs: u64) -> Result<(), String> {
+    async fn logs(&self, id: &str, tail: u32, since: i64) -> RuntimeResult<Vec<(String, String)>> {
+        let options = LogsOptions {
+            stdout: true,
+            stderr: true,
+            timestamps: true,
+            tail: tail.to_string(),
+            since: since.clamp(0, i64::from(i32::MAX)) as i32,
+            ..Default::default()
+        };
+        let read = async {
+            let mut lines = Vec::new();
+            let mut stream = self.docker.logs(id, Some(options));
+            while let Some(item) = stream.next().await {
+                let (name, bytes) = match item? {
+                    LogOutput::StdErr { message } => ("stderr", message),
+                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                        ("stdout", message)
+                    }
+                    LogOutput::StdIn { .. } => continue,
+                };
+                let text = String::from_utf8_lossy(&bytes);
+                for line in text.lines() {
+                    lines.push((name.to_string(), line.to_string()));
+                }
+            }
+            Ok::<_, bollard::errors::Error>(lines)
+        };
+        bounded(&format!("reading the logs of {id}"), read).await
+    }
+
+    async fn remove(&self, id: &str, grace_secs: u64) -> RuntimeResult<()> {
         let stop = StopContainerOptions {
             t: Some(grace_secs.min(i32::MAX as u64) as i32),
             ..Default::default()
@@ -504,7 +486,7 @@ impl ContainerRuntime for DockerRuntime {
         )
         .await
         {
-            Err(e) if e.contains("No such container") || e.contains("404") => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
             other => other,
         }
     }
@@ -524,6 +506,55 @@ mod tests {
         assert_eq!(rfc3339_unix("2000-02-29T12:00:00Z"), Some(951_825_600));
         assert_eq!(rfc3339_unix("0001-01-01T00:00:00Z"), None);
         assert_eq!(rfc3339_unix("garbage"), None);
+    }
+
+    /// The hand-written ustar writer cut a name over 100 bytes without a `/` in its last
+    /// 155 bytes to its first 100 bytes; every path must come back whole.
+    #[test]
+    fn files_keep_long_paths_and_their_modes() {
+        use monk_scripting::monkscript::runtime::FileSpec;
+        let long_name = format!("/etc/app/{}.conf", "n".repeat(120));
+        let deep = format!("/{}/x.txt", ["dir"; 60].join("/"));
+        let files = [
+            ("/etc/short", 0o644),
+            (long_name.as_str(), 0o600),
+            (deep.as_str(), 0o444),
+        ];
+        let spec = ContainerSpec {
+            files: files
+                .iter()
+                .map(|(path, mode)| FileSpec {
+                    name: path.to_string(),
+                    path: path.to_string(),
+                    mode: *mode,
+                    contents: path.as_bytes().to_vec(),
+                })
+                .collect(),
+            ..ContainerSpec::default()
+        };
+        let bytes = files_tar(&spec).expect("a tar");
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let mut read = Vec::new();
+        for entry in archive.entries().expect("entries") {
+            let mut entry = entry.expect("an entry");
+            let path = entry.path().expect("a path").display().to_string();
+            let mode = entry.header().mode().expect("a mode");
+            let mut contents = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut contents).expect("contents");
+            read.push((format!("/{path}"), mode, contents));
+        }
+        let want: Vec<(String, u32, String)> = files
+            .iter()
+            .map(|(path, mode)| (path.to_string(), *mode, path.to_string()))
+            .collect();
+        assert_eq!(read, want);
+    }
+
+    /// The hand-written civil-date arithmetic turned impossible dates into seconds.
+    #[test]
+    fn impossible_docker_times_are_not_read() {
+        assert_eq!(rfc3339_unix("2026-13-45T05:26:27Z"), None);
+        assert_eq!(rfc3339_unix("2026-02-30T25:00:00Z"), None);
     }
 
     #[test]

@@ -8,7 +8,17 @@ use std::sync::Mutex;
 
 use monk_statemachine::PeerId;
 
+use super::runtime::{RuntimeError, RuntimeResult};
 use super::{key_of, label, ContainerRuntime, Observed, RunState, Wanted};
+
+/// What the engine says about an id it does not hold.
+fn no_container(what: &str, id: &str) -> RuntimeError {
+    RuntimeError::Engine {
+        what: what.to_string(),
+        status: Some(404),
+        message: format!("no container {id}"),
+    }
+}
 
 #[derive(Clone, Debug)]
 struct FakeContainer {
@@ -82,8 +92,9 @@ impl FakeRuntime {
     }
 }
 
+#[async_trait::async_trait]
 impl ContainerRuntime for FakeRuntime {
-    async fn list(&self, cluster: &str, peer: PeerId) -> Result<Vec<Observed>, String> {
+    async fn list(&self, cluster: &str, peer: PeerId) -> RuntimeResult<Vec<Observed>> {
         let peer = peer.to_string();
         Ok(self.with(|i| {
             i.containers
@@ -112,19 +123,24 @@ impl ContainerRuntime for FakeRuntime {
         }))
     }
 
-    async fn ensure_image(&self, image: &str) -> Result<(), String> {
+    async fn ensure_image(&self, image: &str) -> RuntimeResult<()> {
         match self.with(|i| i.missing_images.contains(image)) {
-            true => Err(format!(
-                "{image} is not present locally and pulling it failed"
+            true => Err(RuntimeError::engine(
+                format!("{image} is not present locally and pulling it failed"),
+                "no such image in the fake runtime",
             )),
             false => Ok(()),
         }
     }
 
-    async fn create(&self, w: &Wanted) -> Result<String, String> {
+    async fn create(&self, w: &Wanted) -> RuntimeResult<String> {
         self.with(|i| {
             if i.containers.values().any(|c| c.name == w.name) {
-                return Err(format!("the name {} is already in use", w.name));
+                return Err(RuntimeError::Engine {
+                    what: format!("creating container {}", w.name),
+                    status: Some(409),
+                    message: format!("the name {} is already in use", w.name),
+                });
             }
             i.next_id += 1;
             i.creates += 1;
@@ -141,28 +157,47 @@ impl ContainerRuntime for FakeRuntime {
         })
     }
 
-    async fn start(&self, id: &str) -> Result<(), String> {
+    async fn start(&self, id: &str) -> RuntimeResult<()> {
         self.with(|i| match i.containers.get_mut(id) {
             Some(c) => {
                 c.state = RunState::Running;
                 Ok(())
             }
-            None => Err(format!("no container {id}")),
+            None => Err(no_container(&format!("starting {id}"), id)),
         })
     }
 
-    async fn exec(&self, id: &str, command: Vec<String>) -> Result<String, String> {
-        self.with(|i| match i.containers.get(id) {
-            Some(c) if c.state == RunState::Running => i
+    async fn exec_output(&self, id: &str, command: Vec<String>) -> RuntimeResult<(i64, String)> {
+        let shown = command.join(" ");
+        let answer = self.with(|i| match i.containers.get(id) {
+            Some(c) if c.state == RunState::Running => Ok(i
                 .exec_answers
-                .get(&command.join(" "))
+                .get(&shown)
                 .cloned()
-                .unwrap_or_else(|| Err(format!("{}: command not found", command.join(" ")))),
-            _ => Err(format!("container {id} is not running")),
-        })
+                .unwrap_or_else(|| Err(format!("{shown}: command not found")))),
+            _ => Err(RuntimeError::engine(
+                format!("exec {shown}"),
+                format!("container {id} is not running"),
+            )),
+        })?;
+        answer
+            .map(|out| (0, out))
+            .map_err(|e| RuntimeError::engine("exec", e))
     }
 
-    async fn remove(&self, id: &str, _grace_secs: u64) -> Result<(), String> {
+    async fn logs(
+        &self,
+        id: &str,
+        _tail: u32,
+        _since: i64,
+    ) -> RuntimeResult<Vec<(String, String)>> {
+        match self.with(|i| i.containers.contains_key(id)) {
+            true => Ok(Vec::new()),
+            false => Err(no_container(&format!("reading the logs of {id}"), id)),
+        }
+    }
+
+    async fn remove(&self, id: &str, _grace_secs: u64) -> RuntimeResult<()> {
         self.with(|i| {
             if i.containers.remove(id).is_some() {
                 i.removes += 1;

@@ -11,8 +11,10 @@ use crate::client::MonkClient;
 use crate::node::{Node, NodeError, NodeResult};
 use crate::pb::{ExecRequest, LogsRequest};
 
-use super::docker::DockerRuntime;
-use super::ContainerRuntime;
+use std::sync::Arc;
+
+use super::runtime::Engine;
+use super::{ContainerRuntime, Observed};
 
 /// Lines per container when the request does not say.
 pub const LOG_TAIL_DEFAULT: u32 = 100;
@@ -42,15 +44,32 @@ fn split_timestamp(line: &str) -> (String, String) {
     }
 }
 
+/// This peer's runtime and the containers it holds for `cluster`; `None` on a peer
+/// that runs no containers (`monkd --containers none`).
+async fn local_containers(
+    node: &Node,
+    cluster: &str,
+    peer: PeerId,
+) -> NodeResult<Option<(Arc<dyn ContainerRuntime>, Vec<Observed>)>> {
+    let runtime = match node.engine() {
+        Engine::Disabled => return Ok(None),
+        Engine::Unreachable(why) => return Err(why.into()),
+        Engine::Ready(runtime) => runtime,
+    };
+    let containers = runtime.list(cluster, peer).await?;
+    Ok(Some((runtime, containers)))
+}
+
 /// Lines from this peer's own engine for the replicas of `path` it holds.
-async fn local_logs(cluster: &str, peer: PeerId, req: &LogsRequest) -> NodeResult<Vec<LogLine>> {
-    let runtime = DockerRuntime::connect()
-        .await
-        .map_err(NodeError::Unavailable)?;
-    let containers = runtime
-        .list(cluster, peer)
-        .await
-        .map_err(NodeError::Unavailable)?;
+async fn local_logs(
+    node: &Node,
+    cluster: &str,
+    peer: PeerId,
+    req: &LogsRequest,
+) -> NodeResult<Vec<LogLine>> {
+    let Some((runtime, containers)) = local_containers(node, cluster, peer).await? else {
+        return Ok(Vec::new());
+    };
     let tail = match req.tail {
         0 => LOG_TAIL_DEFAULT,
         n => n.min(LOG_TAIL_MAX),
@@ -64,10 +83,7 @@ async fn local_logs(cluster: &str, peer: PeerId, req: &LogsRequest) -> NodeResul
         if !wanted {
             continue;
         }
-        let lines = runtime
-            .logs(&c.id, tail, req.since)
-            .await
-            .map_err(NodeError::Unavailable)?;
+        let lines = runtime.logs(&c.id, tail, req.since).await?;
         for (stream, line) in lines {
             let (time, text) = split_timestamp(&line);
             out.push(LogLine {
@@ -134,7 +150,7 @@ pub async fn workload_logs(node: &Node, req: LogsRequest) -> NodeResult<Vec<LogL
     let mut lines = Vec::new();
     for (peer, address) in holders {
         if peer == me {
-            lines.extend(local_logs(&cluster, me, &req).await?);
+            lines.extend(local_logs(node, &cluster, me, &req).await?);
             continue;
         }
         // The holder answers from its own engine only (it holds those replicas).
@@ -163,7 +179,7 @@ pub async fn own_logs(node: &Node, req: LogsRequest) -> NodeResult<Vec<LogLine>>
         let guard = shared.read().unwrap_or_else(|p| p.into_inner());
         guard.state.cluster_name.clone().unwrap_or_default()
     };
-    local_logs(&cluster, me, &req).await
+    local_logs(node, &cluster, me, &req).await
 }
 
 #[cfg(test)]
@@ -238,13 +254,21 @@ pub async fn exec(node: &Node, req: ExecRequest) -> NodeResult<ExecOutput> {
             NodeError::Unavailable(format!("peer {peer} at {address}: {}", e.message()))
         });
     }
-    let runtime = DockerRuntime::connect()
-        .await
-        .map_err(NodeError::Unavailable)?;
-    let containers = runtime
-        .list(&cluster, me)
-        .await
-        .map_err(NodeError::Unavailable)?;
+    let missing = || {
+        NodeError::FailedPrecondition(format!(
+            "{}#{} has no {} on peer {me} (is it running?)",
+            req.path,
+            req.replica,
+            if req.container.is_empty() {
+                "container".to_string()
+            } else {
+                format!("container {}", req.container)
+            }
+        ))
+    };
+    let Some((runtime, containers)) = local_containers(node, &cluster, me).await? else {
+        return Err(missing());
+    };
     let target = containers
         .iter()
         .filter(|c| {
@@ -255,22 +279,8 @@ pub async fn exec(node: &Node, req: ExecRequest) -> NodeResult<ExecOutput> {
             })
         })
         .min_by(|a, b| a.key.cmp(&b.key))
-        .ok_or_else(|| {
-            NodeError::FailedPrecondition(format!(
-                "{}#{} has no {} on peer {me} (is it running?)",
-                req.path,
-                req.replica,
-                if req.container.is_empty() {
-                    "container".to_string()
-                } else {
-                    format!("container {}", req.container)
-                }
-            ))
-        })?;
-    let (exit_code, mut stdout) = runtime
-        .exec_output(&target.id, req.command.clone())
-        .await
-        .map_err(NodeError::Unavailable)?;
+        .ok_or_else(missing)?;
+    let (exit_code, mut stdout) = runtime.exec_output(&target.id, req.command.clone()).await?;
     if stdout.len() > EXEC_OUTPUT_BYTES_MAX {
         let mut cut = EXEC_OUTPUT_BYTES_MAX;
         while !stdout.is_char_boundary(cut) {

@@ -139,47 +139,70 @@ fn split_url(url: &str) -> Result<(String, u16, String), String> {
     Ok((host.to_string(), port, path.to_string()))
 }
 
-/// A plain HTTP/1.0 GET for readiness checks: the body when the status is 2xx.
-/// `localhost` is the replica's container (`container_ip`) when the runtime gave one.
+/// An HTTP/1.1 GET for readiness checks (hyper's client: chunked and close-delimited
+/// bodies, keep-alive answered correctly): the body when the status is 2xx, at most
+/// [`EXEC_OUTPUT_BYTES_MAX`] bytes of it. `localhost` is the replica's container
+/// (`container_ip`) when the runtime gave one. Bounded by [`HTTP_GET_TIMEOUT`].
 pub async fn http_get(url: &str, container_ip: Option<&str>) -> Result<String, String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (host, port, path) = split_url(url)?;
     let target = match (host.as_str(), container_ip) {
         ("localhost" | "127.0.0.1" | "0.0.0.0", Some(ip)) => ip.to_string(),
         _ => host.clone(),
     };
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect((target.as_str(), port))
-            .await
-            .map_err(|e| format!("http-get {url}: {e}"))?;
-        let request = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: monkd\r\n\r\n");
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| format!("http-get {url}: {e}"))?;
-        let mut reply = Vec::new();
-        stream
-            .take(EXEC_OUTPUT_BYTES_MAX as u64)
-            .read_to_end(&mut reply)
-            .await
-            .map_err(|e| format!("http-get {url}: {e}"))?;
-        Ok::<_, String>(reply)
+    let failed = |e: &dyn std::fmt::Display| format!("http-get {url}: {e}");
+    let authority = match port {
+        80 => host.clone(),
+        _ => format!("{host}:{port}"),
     };
-    let reply = tokio::time::timeout(HTTP_GET_TIMEOUT, exchange)
+    let request = hyper::Request::get(path)
+        .header(hyper::header::HOST, authority)
+        .header(hyper::header::USER_AGENT, "monkd")
+        .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+        .map_err(|e| failed(&e))?;
+    let mut driver = None;
+    let exchange = async {
+        let stream = tokio::net::TcpStream::connect((target.as_str(), port))
+            .await
+            .map_err(|e| failed(&e))?;
+        let io = hyper_util::rt::TokioIo::new(stream);
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| failed(&e))?;
+        driver = Some(tokio::spawn(connection));
+        let response = sender.send_request(request).await.map_err(|e| failed(&e))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("http-get {url}: status {}", status.as_u16()));
+        }
+        read_body(response.into_body(), EXEC_OUTPUT_BYTES_MAX)
+            .await
+            .map_err(|e| failed(&e))
+    };
+    let result = tokio::time::timeout(HTTP_GET_TIMEOUT, exchange)
         .await
-        .map_err(|_| format!("http-get {url}: no answer in {HTTP_GET_TIMEOUT:?}"))??;
-    let text = String::from_utf8_lossy(&reply);
-    let status: u16 = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("http-get {url}: not an HTTP reply"))?;
-    if !(200..300).contains(&status) {
-        return Err(format!("http-get {url}: status {status}"));
+        .map_err(|_| format!("http-get {url}: no answer in {HTTP_GET_TIMEOUT:?}"))
+        .and_then(|r| r);
+    // The connection task ends with the exchange, answered or not.
+    if let Some(driver) = driver {
+        driver.abort();
     }
-    Ok(text
-        .split_once("\r\n\r\n")
-        .map_or(String::new(), |(_, body)| body.to_string()))
+    result
+}
+
+/// The first `limit` bytes of a response body, as text.
+async fn read_body(mut body: hyper::body::Incoming, limit: usize) -> Result<String, hyper::Error> {
+    use http_body_util::BodyExt;
+    let mut bytes = Vec::new();
+    while bytes.len() < limit {
+        let Some(frame) = body.frame().await else {
+            break;
+        };
+        if let Ok(data) = frame?.into_data() {
+            let room = limit - bytes.len();
+            bytes.extend_from_slice(&data[..data.len().min(room)]);
+        }
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// What a pending `exec` asks for: container name in the runnable, then the command.
@@ -318,5 +341,25 @@ mod tests {
             .contains("status 503"));
         let closed = format!("http://127.0.0.1:{}/", port);
         assert!(http_get(&closed, None).await.is_err());
+    }
+
+    /// The hand-written HTTP/1.0 client returned a chunked body with its chunk sizes
+    /// (`5\r\nhello...`) instead of the body.
+    #[tokio::test]
+    async fn http_get_decodes_a_chunked_body() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 256];
+            let _ = s.read(&mut buf).await;
+            let reply = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+            s.write_all(reply.as_bytes()).await.unwrap();
+            // Keep the connection open (keep-alive): the body ends at the last chunk.
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+        });
+        let url = format!("http://127.0.0.1:{port}/health");
+        assert_eq!(http_get(&url, None).await.unwrap(), "hello world");
     }
 }

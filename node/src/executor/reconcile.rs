@@ -1,0 +1,371 @@
+//! The reconcile pass and the executor loop: read this peer's assignments, list what
+//! the runtime holds, carry out [`plan`]'s actions, run readiness checks, and propose a
+//! `workload-report` for each replica whose status changed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use monk_statemachine::view::{assignments, Assignment};
+use monk_statemachine::{Command, Desired, InstanceStatus, PeerId};
+use tracing::{info, warn};
+
+use super::plan::{plan, replica_status, Action, Observed, Wanted};
+use super::readiness::{self, Memo};
+use super::spec::{spec_of, World};
+use super::ContainerRuntime;
+use crate::limits::{EXECUTOR_ACTION_TIMEOUT, EXECUTOR_TICK};
+use crate::node::Node;
+use crate::secrets::WorkloadSecrets;
+
+/// Runs (when due) the readiness check of a running replica; `ready`, or `running`
+/// with the reason it is not ready yet.
+async fn check_readiness<R: ContainerRuntime + ?Sized>(
+    runtime: &R,
+    a: &Assignment,
+    check: &readiness::Check,
+    variables: &BTreeMap<String, String>,
+    containers: &[&Observed],
+    memo: &mut Memo,
+) -> (InstanceStatus, String) {
+    let key = (a.path.clone(), a.replica, a.generation);
+    let now = std::time::Instant::now();
+    let since = *memo.running_since.entry(key.clone()).or_insert(now);
+    if now.duration_since(since) < check.initial_delay {
+        return (
+            InstanceStatus::Running,
+            "readiness check not started yet".into(),
+        );
+    }
+    let due = memo
+        .last_check
+        .get(&key)
+        .is_none_or(|(at, _, _)| now.duration_since(*at) >= check.period);
+    if due {
+        let mut known = std::collections::HashMap::new();
+        let mut outcome = Err("readiness check needs too many exec rounds".to_string());
+        for _ in 0..readiness::CHECK_ROUNDS_MAX {
+            let (result, calls) = readiness::evaluate(check, variables, &known);
+            if calls.is_empty() {
+                outcome = result.map(|r| r.unwrap_or(false));
+                break;
+            }
+            for (container, command) in calls {
+                let answer = if container == readiness::HTTP_GET {
+                    // `localhost` in a check means the replica's own container.
+                    let ip = containers.iter().find_map(|o| o.ip.clone());
+                    let url = command.first().cloned().unwrap_or_default();
+                    readiness::http_get(&url, ip.as_deref()).await
+                } else {
+                    match containers
+                        .iter()
+                        .find(|o| o.key.as_ref().is_some_and(|k| k.container == container))
+                    {
+                        Some(o) => runtime
+                            .exec(&o.id, command.clone())
+                            .await
+                            .map_err(|e| e.to_string()),
+                        None => Err(format!("exec: no container {container:?} in {}", a.path)),
+                    }
+                };
+                known.insert((container, command), answer);
+            }
+        }
+        let (ready, why) = match outcome {
+            Ok(true) => (true, String::new()),
+            Ok(false) => (
+                false,
+                "not ready: the readiness check returned false".into(),
+            ),
+            Err(e) => (false, format!("not ready: {e}")),
+        };
+        memo.last_check.insert(key.clone(), (now, ready, why));
+    }
+    match memo.last_check.get(&key) {
+        Some((_, true, _)) => (InstanceStatus::Ready, String::new()),
+        Some((_, false, why)) => (InstanceStatus::Running, why.clone()),
+        None => (InstanceStatus::Running, String::new()),
+    }
+}
+
+/// One reconcile pass for a peer: what it did and the reports it would propose.
+#[derive(Debug, Default)]
+pub struct Pass {
+    pub actions: usize,
+    pub errors: Vec<String>,
+    pub reports: Vec<Command>,
+}
+
+/// Runs one pass against `runtime` for the given assignments.
+pub async fn reconcile<R: ContainerRuntime + ?Sized>(
+    runtime: &R,
+    cluster: &str,
+    peer: PeerId,
+    assigned: &[Assignment],
+    world: &World<'_>,
+    memo: &mut Memo,
+) -> Pass {
+    let mut pass = Pass::default();
+    let observed = match runtime.list(cluster, peer).await {
+        Ok(o) => o,
+        Err(e) => {
+            pass.errors.push(format!("cannot list containers: {e}"));
+            return pass;
+        }
+    };
+    let mut wanted = Vec::new();
+    let mut variables: BTreeMap<(String, u32), BTreeMap<String, String>> = BTreeMap::new();
+    let mut failures: BTreeMap<(String, u32), String> = BTreeMap::new();
+    let mut waiting: BTreeMap<(String, u32), String> = BTreeMap::new();
+    for a in assigned {
+        if a.desired == Desired::Stopped {
+            continue;
+        }
+        let replica = (a.path.clone(), a.replica);
+        let memo_key = (a.path.clone(), a.replica, a.generation);
+        let started = observed.iter().any(|o| {
+            o.generation == a.generation
+                && o.key
+                    .as_ref()
+                    .is_some_and(|k| k.path == a.path && k.replica == a.replica)
+        });
+        let (deps, timeout) = readiness::wait_for(&a.path, &a.definition);
+        let unready: Vec<&String> = deps
+            .iter()
+            .filter(|d| !world.ready.get(*d).copied().unwrap_or(false))
+            .collect();
+        if !started && !unready.is_empty() {
+            let since = *memo
+                .waiting_since
+                .entry(memo_key)
+                .or_insert_with(std::time::Instant::now);
+            let names: Vec<&str> = unready.iter().map(|d| d.as_str()).collect();
+            if since.elapsed() > timeout {
+                failures.insert(
+                    replica,
+                    format!(
+                        "{} not ready after {}s (depends.wait-for)",
+                        names.join(", "),
+                        timeout.as_secs()
+                    ),
+                );
+            } else {
+                waiting.insert(replica, format!("waiting for {}", names.join(", ")));
+            }
+            continue;
+        }
+        match spec_of(cluster, peer, a, world) {
+            Ok((w, vars)) => {
+                wanted.extend(w);
+                variables.insert(replica, vars);
+            }
+            Err(why) => {
+                failures.insert(replica, why);
+            }
+        }
+    }
+    for action in plan(&wanted, &observed) {
+        pass.actions += 1;
+        let result = match &action {
+            Action::Remove {
+                id,
+                name,
+                grace_secs,
+            } => {
+                info!(container = %name, "removing container");
+                runtime
+                    .remove(id, *grace_secs)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Action::Start { id, name } => {
+                info!(container = %name, "starting container");
+                runtime.start(id).await.map_err(|e| e.to_string())
+            }
+            Action::Create(w) => {
+                let replica = (w.key.path.clone(), w.key.replica);
+                let created = match runtime.ensure_image(&w.spec.image).await {
+                    Err(e) => Err(format!("image {}: {e}", w.spec.image)),
+                    Ok(()) => {
+                        info!(container = %w.name, image = %w.spec.image, "creating container");
+                        runtime.create(w).await.map_err(|e| e.to_string())
+                    }
+                };
+                match created {
+                    Ok(_) => Ok(()),
+                    Err(e) => {
+                        failures.insert(replica, e.clone());
+                        Err(e)
+                    }
+                }
+            }
+        };
+        if let Err(e) = result {
+            warn!("executor: {e}");
+            pass.errors.push(e);
+        }
+    }
+    // Observe again after acting, and report what changed.
+    let observed = runtime.list(cluster, peer).await.unwrap_or_default();
+    for a in assigned {
+        let mine_w: Vec<&Wanted> = wanted
+            .iter()
+            .filter(|w| w.key.path == a.path && w.key.replica == a.replica)
+            .collect();
+        let mine_o: Vec<&Observed> = observed
+            .iter()
+            .filter(|o| {
+                o.key
+                    .as_ref()
+                    .is_some_and(|k| k.path == a.path && k.replica == a.replica)
+            })
+            .collect();
+        let replica = (a.path.clone(), a.replica);
+        let failure = failures.get(&replica).map(String::as_str);
+        let (mut status, mut message) =
+            replica_status(a.desired, &mine_w, &mine_o, failure, now_unix());
+        if let Some(why) = waiting.get(&replica) {
+            (status, message) = (InstanceStatus::Starting, why.clone());
+        }
+        if status == InstanceStatus::Running {
+            if let Some(check) = readiness::readiness_check(&a.definition) {
+                let vars = variables.get(&replica).cloned().unwrap_or_default();
+                (status, message) = check_readiness(runtime, a, &check, &vars, &mine_o, memo).await;
+            }
+        }
+        let now = (a.generation, status, message.clone());
+        if a.reported.as_ref() != Some(&now) {
+            pass.reports.push(Command::WorkloadReport {
+                peer,
+                path: a.path.clone(),
+                replica: a.replica,
+                generation: a.generation,
+                status,
+                message,
+            });
+        }
+    }
+    pass
+}
+
+/// Without a container engine, every running replica placed on this peer is reported
+/// `failed` with the reason (once per generation and reason).
+pub async fn report_engine_missing(node: &Node, why: &str) {
+    let Some(peer) = node.peer_id().await else {
+        return;
+    };
+    let assigned = {
+        let shared = node.shared_state();
+        let guard = shared.read().unwrap_or_else(|p| p.into_inner());
+        assignments(&guard.state, peer)
+    };
+    let message = format!("no container engine on this peer: {why}");
+    for a in assigned.iter().filter(|a| a.desired == Desired::Running) {
+        let now = (a.generation, InstanceStatus::Failed, message.clone());
+        if a.reported.as_ref() == Some(&now) {
+            continue;
+        }
+        let report = Command::WorkloadReport {
+            peer,
+            path: a.path.clone(),
+            replica: a.replica,
+            generation: a.generation,
+            status: InstanceStatus::Failed,
+            message: message.clone(),
+        };
+        if let Err(e) = node
+            .propose(node.stamp(format!("peer:{peer}/executor"), report))
+            .await
+        {
+            warn!("executor cannot report: {e}");
+        }
+    }
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Runs the executor for `node` until the node shuts down.
+pub async fn run(node: Arc<Node>, runtime: Arc<dyn ContainerRuntime>) {
+    let mut applied_seen = u64::MAX;
+    let mut last_errors: Vec<String> = Vec::new();
+    let mut ticks_since_pass = 0u32;
+    let mut memo = Memo::default();
+    loop {
+        if node.is_shut_down() {
+            return;
+        }
+        tokio::time::sleep(EXECUTOR_TICK).await;
+        let Some(peer) = node.peer_id().await else {
+            continue;
+        };
+        let (cluster, assigned, applied, sealed, ready) = {
+            let shared = node.shared_state();
+            let guard = shared.read().unwrap_or_else(|p| p.into_inner());
+            let state = &guard.state;
+            let Some(cluster) = state.cluster_name.clone() else {
+                continue;
+            };
+            (
+                cluster,
+                assignments(state, peer),
+                state.last_applied_index,
+                state.secrets.clone(),
+                readiness::ready_workloads(state),
+            )
+        };
+        // Re-check the world at least every few ticks even when the state is quiet,
+        // to notice containers that exited or were removed behind our back.
+        ticks_since_pass += 1;
+        if applied == applied_seen && ticks_since_pass < 3 {
+            continue;
+        }
+        ticks_since_pass = 0;
+        applied_seen = applied;
+        let secrets = WorkloadSecrets {
+            sealed,
+            key: node.cluster_key().unwrap_or_else(|e| {
+                warn!("executor: cannot read the cluster key: {e}");
+                None
+            }),
+        };
+        let world = World {
+            ready,
+            secrets: &secrets,
+            publish_ip: node.config.publish_ip.clone(),
+        };
+        let pass = match tokio::time::timeout(
+            EXECUTOR_ACTION_TIMEOUT,
+            reconcile(
+                runtime.as_ref(),
+                &cluster,
+                peer,
+                &assigned,
+                &world,
+                &mut memo,
+            ),
+        )
+        .await
+        {
+            Ok(pass) => pass,
+            Err(_) => {
+                warn!("executor pass took longer than {EXECUTOR_ACTION_TIMEOUT:?}; retrying");
+                continue;
+            }
+        };
+        if pass.errors != last_errors {
+            for e in &pass.errors {
+                warn!("executor: {e}");
+            }
+            last_errors = pass.errors.clone();
+        }
+        for report in pass.reports {
+            let proposal = node.stamp(format!("peer:{peer}/executor"), report);
+            if let Err(e) = node.propose(proposal).await {
+                warn!("executor cannot report: {e}");
+            }
+        }
+    }
+}

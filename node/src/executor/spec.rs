@@ -1,0 +1,309 @@
+//! From an assignment (a replica the state machine placed on this peer) to the
+//! containers it wants: the runnable's spec evaluated with [`RunHost`] (the host
+//! operators container fields may call at run time), mounted secrets as files, the
+//! labels that let a restarted peer adopt what it finds, names and DNS aliases on the
+//! peer's container network. Pure apart from decrypting secrets with the key it is given.
+
+use std::collections::BTreeMap;
+
+use monk_scripting::arrow::host::{Host, HostError};
+use monk_scripting::arrow::value::Value;
+use monk_scripting::monkscript::runtime::{runnable_spec, ContainerSpec};
+use monk_statemachine::view::Assignment;
+use monk_statemachine::PeerId;
+use sha2::{Digest, Sha256};
+
+use super::plan::{ContainerKey, Wanted};
+use crate::secrets::WorkloadSecrets;
+
+/// Label keys every managed container carries.
+pub mod label {
+    pub const CLUSTER: &str = "io.monk.cluster";
+    pub const PEER: &str = "io.monk.peer";
+    pub const WORKLOAD: &str = "io.monk.workload";
+    pub const REPLICA: &str = "io.monk.replica";
+    pub const CONTAINER: &str = "io.monk.container";
+    pub const GENERATION: &str = "io.monk.generation";
+    pub const SPEC: &str = "io.monk.spec";
+}
+
+/// Longest Docker container name we generate.
+const CONTAINER_NAME_MAX: usize = 200;
+
+/// Docker-safe container name: `monk-<cluster>-<peer>-<ns>-<name>-<replica>-<container>`.
+pub fn container_name(cluster: &str, peer: PeerId, key: &ContainerKey) -> String {
+    let raw = format!(
+        "monk-{cluster}-{peer}-{}-{}-{}",
+        key.path, key.replica, key.container
+    );
+    let mut name: String = raw
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '_' | '.' | '-' => c,
+            _ => '-',
+        })
+        .collect();
+    name.truncate(CONTAINER_NAME_MAX);
+    name
+}
+
+/// The container network a peer's executor owns on its engine. Per peer, not per
+/// cluster: Docker allows two networks with one name, so peers sharing an engine
+/// would otherwise race to create duplicates.
+pub fn network_name(cluster: &str, peer: PeerId) -> String {
+    format!("monk-{cluster}-{peer}")
+}
+
+/// DNS-safe label: lowercase letters, digits and `-`.
+fn dns_label(text: &str) -> String {
+    let label: String = text
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    label.trim_matches('-').to_string()
+}
+
+/// The DNS name of a runnable on the container network: `hello/web` → `web.hello.monk`.
+/// Every container of every replica carries it, so the engine's DNS answers with all
+/// of them.
+pub fn runnable_hostname(path: &str) -> String {
+    let mut labels: Vec<String> = path.split('/').map(dns_label).collect();
+    labels.reverse();
+    labels.push("monk".into());
+    labels.join(".")
+}
+
+/// The DNS name of one container of a runnable: `main.web.hello.monk`.
+pub fn container_hostname(path: &str, container: &str) -> String {
+    format!("{}.{}", dns_label(container), runnable_hostname(path))
+}
+
+/// Short hash of a container spec: a changed spec means a new container.
+pub fn spec_hash(spec: &ContainerSpec) -> String {
+    let json = serde_json::to_vec(spec).unwrap_or_default();
+    hex::encode(&Sha256::digest(&json)[..8])
+}
+
+/// Host operators available to container fields at run time: names on the cluster's
+/// container network, and secrets. Operators that need other parts of the node (ports
+/// of other workloads, HTTP) are refused with a clear error for now.
+pub(crate) struct RunHost<'a> {
+    pub path: &'a str,
+    pub definition: &'a monk_scripting::tree::Tree,
+    /// `None` when placing (see `admission.rs`): placement never reads a secret, and
+    /// `secret(name)` gives the placeholder `<secret name>`.
+    pub secrets: Option<&'a WorkloadSecrets>,
+}
+
+impl RunHost<'_> {
+    /// The runnable a connection of this definition points at.
+    fn connection_target(&self, name: &str) -> Result<String, HostError> {
+        let connection = self
+            .definition
+            .get("connections")
+            .and_then(|c| c.get(name))
+            .ok_or_else(|| {
+                HostError::Failed(format!("{} has no connection {name:?}", self.path))
+            })?;
+        let target = ["runnable", "target"]
+            .iter()
+            .find_map(|k| connection.get(k).and_then(|t| t.as_str()))
+            .ok_or_else(|| {
+                HostError::Failed(format!("connection {name:?} names no runnable or target"))
+            })?;
+        let namespace = self.path.rsplit_once('/').map_or("", |(ns, _)| ns);
+        Ok(monk_scripting::monkscript::model::normalize_path(
+            target, namespace,
+        ))
+    }
+}
+
+impl Host for RunHost<'_> {
+    fn call(&mut self, op: &str, args: &[Value]) -> Result<Value, HostError> {
+        let arg = |i: usize| args.get(i).map(Value::to_text).unwrap_or_default();
+        match op {
+            "connection-hostname" => Ok(Value::str(&runnable_hostname(
+                &self.connection_target(&arg(0))?,
+            ))),
+            "connection-target" => Ok(Value::str(&self.connection_target(&arg(0))?)),
+            "secret" => match self.secrets {
+                Some(secrets) => secrets
+                    .resolve(self.path, self.definition, &arg(0))
+                    .map(|v| Value::str(&v))
+                    .map_err(HostError::Failed),
+                None => Ok(Value::str(&format!("<secret {}>", arg(0)))),
+            },
+            "get-hostname" | "container-domain-name" => {
+                let runnable = match arg(0) {
+                    r if r.is_empty() => self.path.to_string(),
+                    r => r.trim_start_matches('/').to_string(),
+                };
+                Ok(Value::str(&match args.len() {
+                    0 | 1 => runnable_hostname(&runnable),
+                    _ => container_hostname(&runnable, &arg(1)),
+                }))
+            }
+            _ => Err(HostError::Unsupported { op: op.to_string() }),
+        }
+    }
+}
+
+/// Builds the wanted containers of one assignment, or why it cannot run.
+pub fn wanted_of(
+    cluster: &str,
+    peer: PeerId,
+    a: &Assignment,
+    secrets: &WorkloadSecrets,
+) -> Result<Vec<Wanted>, String> {
+    let world = World {
+        ready: BTreeMap::new(),
+        secrets,
+        publish_ip: None,
+    };
+    spec_of(cluster, peer, a, &world).map(|(wanted, _)| wanted)
+}
+
+/// Permission bits of a secret mounted as a file: readable by any user of the
+/// container (an image may run as non-root), like Docker's own secrets.
+pub const MOUNTED_SECRET_MODE: u32 = 0o444;
+
+/// `containers.NAME.mounted-secrets: {secret: {path: /run/secrets/x}}` as files.
+/// `unmount-on` is not honoured yet: the file stays for the container's life.
+fn mounted_secrets(
+    a: &Assignment,
+    container: &str,
+    secrets: &WorkloadSecrets,
+) -> Result<Vec<monk_scripting::monkscript::runtime::FileSpec>, String> {
+    let Some(monk_scripting::tree::Tree::Map(mounts)) = a
+        .definition
+        .get("containers")
+        .and_then(|c| c.get(container))
+        .and_then(|c| c.get("mounted-secrets"))
+    else {
+        return Ok(Vec::new());
+    };
+    let mut files = Vec::new();
+    for (name, mount) in mounts {
+        let at = format!("containers.{container}.mounted-secrets.{name}");
+        let path = mount
+            .get("path")
+            .and_then(|p| p.as_str())
+            .filter(|p| p.starts_with('/'))
+            .ok_or_else(|| format!("{at}: `path` must be an absolute path"))?;
+        let value = secrets
+            .resolve(&a.path, &a.definition, name)
+            .map_err(|e| format!("{at}: {e}"))?;
+        files.push(monk_scripting::monkscript::runtime::FileSpec {
+            name: format!("secret-{name}"),
+            path: path.to_string(),
+            mode: MOUNTED_SECRET_MODE,
+            contents: value.into_bytes(),
+        });
+    }
+    Ok(files)
+}
+
+/// The wanted containers of one assignment and its final variable values.
+pub(super) fn spec_of(
+    cluster: &str,
+    peer: PeerId,
+    a: &Assignment,
+    world: &World,
+) -> Result<(Vec<Wanted>, BTreeMap<String, String>), String> {
+    let secrets = world.secrets;
+    let mut host = RunHost {
+        path: &a.path,
+        definition: &a.definition,
+        secrets: Some(secrets),
+    };
+    let spec =
+        runnable_spec(&a.path, &a.definition, &a.overrides, &mut host).map_err(|errors| {
+            errors
+                .iter()
+                .map(|e| format!("{}: {}", e.at, e.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
+    if spec.containers.is_empty() {
+        return Err("the runnable defines no containers".into());
+    }
+    let mut spec = spec;
+    for c in &mut spec.containers {
+        c.files.extend(mounted_secrets(a, &c.name, secrets)?);
+        for port in c.ports.iter_mut().filter(|p| p.host_ip.is_none()) {
+            port.host_ip.clone_from(&world.publish_ip);
+        }
+    }
+    let variables = spec.variables.clone();
+    let wanted = spec
+        .containers
+        .into_iter()
+        .map(|c| {
+            let key = ContainerKey {
+                path: a.path.clone(),
+                replica: a.replica,
+                container: c.name.clone(),
+            };
+            let hash = spec_hash(&c);
+            let mut labels: BTreeMap<String, String> = c.labels.iter().cloned().collect();
+            for (k, v) in [
+                (label::CLUSTER, cluster.to_string()),
+                (label::PEER, peer.to_string()),
+                (label::WORKLOAD, a.path.clone()),
+                (label::REPLICA, a.replica.to_string()),
+                (label::CONTAINER, c.name.clone()),
+                (label::GENERATION, a.generation.to_string()),
+                (label::SPEC, hash.clone()),
+            ] {
+                labels.insert(k.to_string(), v);
+            }
+            Wanted {
+                name: container_name(cluster, peer, &key),
+                network: network_name(cluster, peer),
+                aliases: vec![
+                    runnable_hostname(&a.path),
+                    container_hostname(&a.path, &c.name),
+                ],
+                key,
+                generation: a.generation,
+                spec_hash: hash,
+                spec: c,
+                labels,
+            }
+        })
+        .collect();
+    Ok((wanted, variables))
+}
+
+/// Reads a container's identity back from its labels.
+pub fn key_of(labels: &BTreeMap<String, String>) -> (Option<ContainerKey>, u64, String) {
+    let key = match (
+        labels.get(label::WORKLOAD),
+        labels.get(label::REPLICA).and_then(|r| r.parse().ok()),
+        labels.get(label::CONTAINER),
+    ) {
+        (Some(path), Some(replica), Some(container)) => Some(ContainerKey {
+            path: path.clone(),
+            replica,
+            container: container.clone(),
+        }),
+        _ => None,
+    };
+    let generation = labels
+        .get(label::GENERATION)
+        .and_then(|g| g.parse().ok())
+        .unwrap_or(0);
+    let hash = labels.get(label::SPEC).cloned().unwrap_or_default();
+    (key, generation, hash)
+}
+
+/// What a pass needs to know beyond this peer's assignments: which workloads are ready
+/// for their dependents, and the secrets.
+pub struct World<'a> {
+    pub ready: BTreeMap<String, bool>,
+    pub secrets: &'a WorkloadSecrets,
+    /// Host address that published ports without one bind to (`monkd --publish-ip`);
+    /// `None` binds every address.
+    pub publish_ip: Option<String>,
+}

@@ -1,0 +1,371 @@
+//! Membership: creating a cluster, issuing join tokens, joining (the joiner's side and
+//! the leader's admission), leaving and removing a peer. Every change goes through the
+//! log (`cluster-created`, `join-token-issued`, `peer-joined`, `peer-left`) and Raft's
+//! configuration; changes made by this peer are serialized by its membership lock.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use openraft::storage::RaftLogStorage;
+use openraft::{ChangeMembers, ServerState};
+use tracing::{info, warn};
+
+use monk_log::PeerNode;
+use monk_statemachine::{Applied, Capacity, Command, PeerId};
+
+use super::{internal, status_to_error, Applicant, Node, NodeError, NodeResult};
+use crate::client::MonkClient;
+use crate::identity::{self, Identity};
+use crate::keys::{ClusterKey, JoinKeys};
+use crate::limits::BOOTSTRAP_LEADER_WAIT;
+use crate::token::{secret_sha256, JoinToken};
+use crate::views::{Admission, InfoView};
+
+impl Node {
+    /// Refuses to create or join a cluster unless this data dir is unused: a peer that
+    /// already belongs to a cluster, or whose dir holds the log of a cluster it left,
+    /// must not mix two histories in one log.
+    async fn require_fresh(&self) -> NodeResult<()> {
+        if self.member.read().await.is_some() {
+            return Err(NodeError::FailedPrecondition(
+                "this peer already belongs to a cluster".into(),
+            ));
+        }
+        let mut log = self.log.clone();
+        let history = log
+            .get_log_state()
+            .await
+            .map_err(internal)?
+            .last_log_id
+            .is_some()
+            || log.read_vote().await.map_err(internal)?.is_some();
+        if history {
+            return Err(NodeError::FailedPrecondition(format!(
+                "the data dir {} holds the Raft log of an earlier cluster membership; start monkd with a fresh --data-dir to create or join a cluster",
+                self.config.data_dir.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Makes this peer a one-voter cluster.
+    pub async fn cluster_new(self: &Arc<Self>, name: &str) -> NodeResult<InfoView> {
+        self.require_fresh().await?;
+        if name.is_empty() {
+            return Err(NodeError::InvalidArgument(
+                "cluster name must not be empty".into(),
+            ));
+        }
+        let identity = Identity {
+            peer_id: 1,
+            cluster_name: name.to_string(),
+        };
+        ClusterKey::generate().and_then(|key| key.store(&self.config.data_dir))?;
+        let raft = self.start_raft(&identity).await?;
+        let me = PeerNode {
+            name: self.config.name.clone(),
+            address: self.config.advertise.clone(),
+        };
+        raft.initialize(BTreeMap::from([(1, me)]))
+            .await
+            .map_err(internal)?;
+        raft.wait(Some(BOOTSTRAP_LEADER_WAIT))
+            .state(ServerState::Leader, "bootstrap leader")
+            .await
+            .map_err(internal)?;
+        let command = Command::ClusterCreated {
+            name: name.to_string(),
+            first_peer_name: self.config.name.clone(),
+            first_peer_address: self.config.advertise.clone(),
+            tags: self.config.tags.clone(),
+            capacity: self.config.capacity,
+            facts: Some(self.measure_facts().await),
+        };
+        let outcome = self
+            .propose(self.stamp(format!("peer:{}", self.config.name), command))
+            .await?;
+        if let Applied::Rejected { reason } = outcome.applied {
+            return Err(NodeError::FailedPrecondition(reason.to_string()));
+        }
+        identity::store(&self.config.data_dir, &identity)?;
+        self.info().await
+    }
+
+    /// Issues a join token (its hash goes through the log, so any peer can verify it).
+    pub async fn issue_token(&self, actor: String) -> NodeResult<String> {
+        let addresses: Vec<String> = {
+            let applied = self.shared.read().expect("state lock");
+            applied
+                .state
+                .members()
+                .filter(|p| p.is_up())
+                .map(|p| p.address.clone())
+                .collect()
+        };
+        let token = JoinToken::new(addresses).map_err(internal)?;
+        let outcome = self
+            .propose(self.stamp(
+                actor,
+                Command::JoinTokenIssued {
+                    token_sha256: secret_sha256(&token.secret),
+                },
+            ))
+            .await?;
+        if let Applied::Rejected { reason } = outcome.applied {
+            return Err(NodeError::FailedPrecondition(reason.to_string()));
+        }
+        Ok(token.encode())
+    }
+
+    /// This peer joins the cluster named by `token`.
+    pub async fn cluster_join(self: &Arc<Self>, token: &str) -> NodeResult<InfoView> {
+        self.require_fresh().await?;
+        let token = JoinToken::parse(token)?;
+        let keys = JoinKeys::generate()?;
+        let applicant = Applicant {
+            name: self.config.name.clone(),
+            address: self.config.advertise.clone(),
+            tags: self.config.tags.clone(),
+            capacity: self.config.capacity,
+            facts: Some(self.measure_facts().await),
+        };
+        let mut last_error = String::from("no peer address in token");
+        for address in &token.addresses {
+            let mut client = match MonkClient::connect(address).await {
+                Ok(c) => c,
+                Err(e) => {
+                    last_error = format!("{address}: {e}");
+                    continue;
+                }
+            };
+            match client
+                .admit_peer(&token.secret, &applicant, &keys.public())
+                .await
+            {
+                Ok(admission) => {
+                    return self
+                        .accept_admission_with_keys(admission, Some(&keys))
+                        .await
+                }
+                Err(e)
+                    if e.code() == tonic::Code::PermissionDenied
+                        || e.code() == tonic::Code::InvalidArgument
+                        || e.code() == tonic::Code::FailedPrecondition =>
+                {
+                    return Err(NodeError::PermissionDenied(format!(
+                        "join refused by {address}: {}",
+                        e.message()
+                    )));
+                }
+                Err(e) => last_error = format!("{address}: {}", e.message()),
+            }
+        }
+        Err(NodeError::Unavailable(format!(
+            "could not reach the cluster: {last_error}"
+        )))
+    }
+
+    /// Joining side, once admitted: remember the id and start Raft as a learner.
+    pub async fn accept_admission(self: &Arc<Self>, admission: Admission) -> NodeResult<InfoView> {
+        self.accept_admission_with_keys(admission, None).await
+    }
+
+    /// As [`Node::accept_admission`], storing the cluster key sealed to `keys`.
+    pub async fn accept_admission_with_keys(
+        self: &Arc<Self>,
+        admission: Admission,
+        keys: Option<&JoinKeys>,
+    ) -> NodeResult<InfoView> {
+        match keys {
+            Some(keys) if !admission.sealed_cluster_key.is_empty() => {
+                let key = keys
+                    .receive(&admission.key_ephemeral, &admission.sealed_cluster_key)
+                    .map_err(|e| NodeError::PermissionDenied(e.to_string()))?;
+                key.store(&self.config.data_dir)?;
+            }
+            Some(_) => {
+                warn!("the admitting peer has no cluster key: secrets will not work on this peer")
+            }
+            None => {}
+        }
+        let identity = Identity {
+            peer_id: admission.peer_id,
+            cluster_name: admission.cluster_name,
+        };
+        identity::store(&self.config.data_dir, &identity)?;
+        self.start_raft(&identity).await?;
+        self.info().await
+    }
+
+    /// Leader side of a join: checks the token, records the peer, adds it as learner.
+    pub async fn admit_peer(
+        &self,
+        secret: &str,
+        name: &str,
+        address: &str,
+        tags: Vec<String>,
+        capacity: Capacity,
+    ) -> NodeResult<Admission> {
+        let applicant = Applicant {
+            name: name.to_string(),
+            address: address.to_string(),
+            tags,
+            capacity,
+            facts: None,
+        };
+        self.admit_peer_with_key(secret, applicant, &[]).await
+    }
+
+    /// This peer's machine as [`crate::facts::measure`] sees it (off the async threads:
+    /// it may run `nvidia-smi`).
+    async fn measure_facts(&self) -> monk_statemachine::PeerFacts {
+        let dir = self.config.data_dir.clone();
+        tokio::task::spawn_blocking(move || crate::facts::measure(&dir))
+            .await
+            .unwrap_or_default()
+    }
+
+    /// As [`Node::admit_peer`]; with the joiner's public key, the admission carries
+    /// the cluster key sealed to it.
+    pub async fn admit_peer_with_key(
+        &self,
+        secret: &str,
+        applicant: Applicant,
+        join_public_key: &[u8],
+    ) -> NodeResult<Admission> {
+        if let Some(leader) = self.leader_address().await? {
+            let mut client = MonkClient::connect(&leader)
+                .await
+                .map_err(|e| NodeError::Unavailable(e.to_string()))?;
+            return client
+                .admit_peer(secret, &applicant, join_public_key)
+                .await
+                .map_err(|s| status_to_error(&s));
+        }
+        let (_, raft) = self.require_raft().await?;
+        raft.ensure_linearizable()
+            .await
+            .map_err(|e| NodeError::Unavailable(e.to_string()))?;
+        let token_sha256 = secret_sha256(secret);
+        let cluster_name = {
+            let applied = self.shared.read().expect("state lock");
+            if !applied.state.join_tokens.contains_key(&token_sha256) {
+                return Err(NodeError::PermissionDenied(
+                    "the join token is not valid for this cluster".into(),
+                ));
+            }
+            applied.state.cluster_name.clone().unwrap_or_default()
+        };
+        let _guard = self.membership_lock.lock().await;
+        let name = applicant.name.clone();
+        let address = applicant.address.clone();
+        let command = Command::PeerJoined {
+            name: applicant.name,
+            address: applicant.address,
+            token_sha256,
+            tags: applicant.tags,
+            capacity: applicant.capacity,
+            facts: applicant.facts,
+        };
+        let outcome = self
+            .propose(self.stamp(format!("peer:{name}"), command))
+            .await?;
+        let peer_id = match outcome.applied {
+            Applied::Accepted { peer_id: Some(id) } => id,
+            Applied::Accepted { peer_id: None } => {
+                return Err(NodeError::Internal("join accepted without an id".into()))
+            }
+            Applied::Rejected { reason } => {
+                return Err(NodeError::PermissionDenied(reason.to_string()))
+            }
+        };
+        raft.add_learner(
+            peer_id,
+            PeerNode {
+                name: name.to_string(),
+                address: address.to_string(),
+            },
+            false,
+        )
+        .await
+        .map_err(internal)?;
+        self.heartbeat(peer_id);
+        info!(peer = peer_id, %name, %address, "admitted peer as learner");
+        let (key_ephemeral, sealed_cluster_key) =
+            match (join_public_key.is_empty(), self.cluster_key()?) {
+                (false, Some(key)) => key.seal_for(join_public_key)?,
+                _ => (Vec::new(), Vec::new()),
+            };
+        Ok(Admission {
+            peer_id,
+            cluster_name,
+            key_ephemeral,
+            sealed_cluster_key,
+        })
+    }
+
+    /// This peer leaves its cluster: the leader removes it, then Raft stops here.
+    pub async fn leave(&self) -> NodeResult<InfoView> {
+        let (id, raft) = self.require_raft().await?;
+        let info = self.info().await?;
+        match self.leader_address().await? {
+            Some(leader) => {
+                let mut client = MonkClient::connect(&leader)
+                    .await
+                    .map_err(|e| NodeError::Unavailable(e.to_string()))?;
+                client
+                    .remove_peer(id)
+                    .await
+                    .map_err(|s| status_to_error(&s))?;
+            }
+            None => self.remove_peer(id).await?,
+        }
+        raft.shutdown().await.map_err(internal)?;
+        *self.member.write().await = None;
+        identity::remove(&self.config.data_dir)?;
+        Ok(info)
+    }
+
+    /// Leader side of a removal: out of the Raft configuration, then `peer-left`.
+    pub async fn remove_peer(&self, peer: PeerId) -> NodeResult<()> {
+        if let Some(leader) = self.leader_address().await? {
+            let mut client = MonkClient::connect(&leader)
+                .await
+                .map_err(|e| NodeError::Unavailable(e.to_string()))?;
+            return client
+                .remove_peer(peer)
+                .await
+                .map_err(|s| status_to_error(&s));
+        }
+        let (_, raft) = self.require_raft().await?;
+        let _guard = self.membership_lock.lock().await;
+        let membership = raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .clone();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        if voters.contains(&peer) {
+            if voters.len() == 1 {
+                return Err(NodeError::FailedPrecondition(
+                    "the last voter cannot leave; the cluster would be gone".into(),
+                ));
+            }
+            raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([peer])), false)
+                .await
+                .map_err(internal)?;
+        } else if membership.get_node(&peer).is_some() {
+            raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([peer])), false)
+                .await
+                .map_err(internal)?;
+        }
+        let outcome = self
+            .propose(self.stamp(format!("peer:{peer}"), Command::PeerLeft { peer }))
+            .await?;
+        if let Applied::Rejected { reason } = outcome.applied {
+            return Err(NodeError::FailedPrecondition(reason.to_string()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,420 @@
+//! A peer: owns the Raft instance (once the peer is a member), the applied state, and
+//! the leader-side background duties (liveness, voter autopilot). Transport-agnostic:
+//! the gRPC server in [`crate::server`] and in-process tests call the same methods.
+//!
+//! This module holds the peer itself (opening, starting Raft, proposing); the rest of
+//! `impl Node` lives beside it:
+//! - [`membership`]: create, join, admit, leave, remove.
+//! - [`queries`]: linearizable reads, state queries, `info`/`peers`/`consensus`, export.
+//! - [`duties`]: heartbeats and the leader's liveness and autopilot reviews, around
+//!   the pure [`decisions`] (`liveness_decisions`, `autopilot_change`).
+
+pub mod decisions;
+pub mod duties;
+mod membership;
+mod queries;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{Config, Raft, RaftLogReader, ServerState, SnapshotPolicy};
+use tokio::sync::RwLock;
+use tracing::{info, warn};
+
+use monk_log::{open_store, LogStore, SharedState, StateMachineStore, TypeConfig};
+use monk_statemachine::{Capacity, Command, PeerId, Proposal, FORMAT_VERSION};
+
+use crate::client::MonkClient;
+use crate::executor::runtime::Engine;
+use crate::identity::{self, Identity};
+use crate::keys::ClusterKey;
+use crate::limits::*;
+use crate::network::Network;
+use crate::views::ProposeOutcome;
+use duties::LastSeen;
+
+/// How a peer is started.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub data_dir: PathBuf,
+    /// Address other peers and clients use to reach this peer.
+    pub advertise: String,
+    pub name: String,
+    pub tags: Vec<String>,
+    pub capacity: Capacity,
+    /// Take a snapshot after this many applied entries (and compact the log behind it,
+    /// keeping at most half as many entries, up to [`ENTRIES_KEPT_AFTER_SNAPSHOT`]).
+    pub snapshot_after_entries: u64,
+    /// Host address that published ports bind to when a runnable names none
+    /// (`--publish-ip`); `None` binds every address.
+    pub publish_ip: Option<String>,
+}
+
+/// A peer asking to join: what `peer-joined` records about it.
+#[derive(Clone, Debug)]
+pub struct Applicant {
+    pub name: String,
+    pub address: String,
+    pub tags: Vec<String>,
+    pub capacity: Capacity,
+    /// Its measured machine (`None` from callers that measure nothing, e.g. tests).
+    pub facts: Option<monk_statemachine::PeerFacts>,
+}
+
+/// Errors the API maps to status codes: the first five carry a message for a code;
+/// the rest name what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+    /// This peer has not created or joined a cluster.
+    #[error(
+        "this peer is not part of a cluster yet (run `monk cluster new` or `monk cluster join`)"
+    )]
+    NotMember,
+    /// The join token given does not parse.
+    #[error(transparent)]
+    Token(#[from] crate::token::TokenError),
+    /// The cluster key could not be made, read or stored, or a value does not open.
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
+    /// `node.json` could not be read, written or removed.
+    #[error(transparent)]
+    Identity(#[from] identity::IdentityError),
+    /// The container engine failed or does not answer (`monk logs`, `monk exec`).
+    #[error(transparent)]
+    Runtime(#[from] crate::executor::runtime::RuntimeError),
+}
+
+pub type NodeResult<T> = Result<T, NodeError>;
+
+fn internal(e: impl std::fmt::Display) -> NodeError {
+    NodeError::Internal(e.to_string())
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+struct Member {
+    id: PeerId,
+    raft: Raft<TypeConfig>,
+}
+
+pub struct Node {
+    pub config: NodeConfig,
+    network: Network,
+    shared: SharedState,
+    log: LogStore,
+    /// The stores until the peer becomes a member and Raft takes them.
+    unused_stores: Mutex<Option<(LogStore, StateMachineStore)>>,
+    member: RwLock<Option<Member>>,
+    /// Leader's record of when each peer was last heard from.
+    last_seen: LastSeen,
+    /// When this peer last became leader (liveness counts from there).
+    leader_since: Mutex<Option<Instant>>,
+    /// Serializes membership changes made by this peer.
+    membership_lock: tokio::sync::Mutex<()>,
+    /// Set by `shutdown`; background loops (executor) end when they see it.
+    stopping: std::sync::atomic::AtomicBool,
+    /// The container runtime (`monkd --containers`), once the daemon has one.
+    engine: std::sync::RwLock<Engine>,
+}
+
+fn raft_config(cluster: &str, snapshot_after_entries: u64) -> NodeResult<Arc<Config>> {
+    let snapshot_after_entries = snapshot_after_entries.max(1);
+    let config = Config {
+        cluster_name: cluster.to_string(),
+        heartbeat_interval: RAFT_HEARTBEAT_INTERVAL_MS,
+        election_timeout_min: RAFT_ELECTION_TIMEOUT_MIN_MS,
+        election_timeout_max: RAFT_ELECTION_TIMEOUT_MAX_MS,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_after_entries),
+        max_in_snapshot_log_to_keep: ENTRIES_KEPT_AFTER_SNAPSHOT.min(snapshot_after_entries / 2),
+        ..Default::default()
+    };
+    Ok(Arc::new(config.validate().map_err(internal)?))
+}
+
+impl Node {
+    /// Opens the data dir (refusing a corrupt one) and, if this peer already belongs to
+    /// a cluster, starts Raft with its stored id.
+    pub async fn open(config: NodeConfig, network: Network) -> anyhow::Result<Arc<Node>> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            anyhow::anyhow!("cannot create data dir {}: {e}", config.data_dir.display())
+        })?;
+        let (log, sm) = open_store(&config.data_dir.join("raft"))?;
+        let shared = sm.shared();
+        let identity = identity::load(&config.data_dir)?;
+        let node = Arc::new(Node {
+            config,
+            network,
+            shared,
+            log: log.clone(),
+            unused_stores: Mutex::new(Some((log, sm))),
+            member: RwLock::new(None),
+            last_seen: LastSeen::default(),
+            leader_since: Mutex::new(None),
+            membership_lock: tokio::sync::Mutex::new(()),
+            stopping: std::sync::atomic::AtomicBool::new(false),
+            engine: std::sync::RwLock::new(Engine::Disabled),
+        });
+        if let Some(identity) = identity {
+            info!(peer = identity.peer_id, cluster = %identity.cluster_name, "rejoining cluster from data dir");
+            node.start_raft(&identity).await?;
+        }
+        Ok(node)
+    }
+
+    async fn start_raft(self: &Arc<Self>, identity: &Identity) -> NodeResult<Raft<TypeConfig>> {
+        let mut member = self.member.write().await;
+        if let Some(m) = member.as_ref() {
+            return Ok(m.raft.clone());
+        }
+        let (log, sm) = self
+            .unused_stores
+            .lock()
+            .expect("stores lock")
+            .take()
+            .ok_or_else(|| {
+                NodeError::FailedPrecondition(
+                    "this peer left its cluster; restart monkd on a fresh data dir to join again"
+                        .into(),
+                )
+            })?;
+        let network = match &self.network {
+            Network::Grpc => Network::Grpc,
+            Network::Memory { router, .. } => Network::Memory {
+                router: router.clone(),
+                self_id: identity.peer_id,
+            },
+        };
+        let raft = Raft::new(
+            identity.peer_id,
+            raft_config(&identity.cluster_name, self.config.snapshot_after_entries)?,
+            network.clone(),
+            log,
+            sm,
+        )
+        .await
+        .map_err(internal)?;
+        if let Network::Memory { router, .. } = &network {
+            router.register(identity.peer_id, raft.clone());
+            router.register_heartbeats(identity.peer_id, self.last_seen.clone());
+        }
+        *member = Some(Member {
+            id: identity.peer_id,
+            raft: raft.clone(),
+        });
+        drop(member);
+        self.spawn_duties();
+        Ok(raft)
+    }
+
+    pub async fn raft(&self) -> Option<Raft<TypeConfig>> {
+        self.member.read().await.as_ref().map(|m| m.raft.clone())
+    }
+
+    pub async fn peer_id(&self) -> Option<PeerId> {
+        self.member.read().await.as_ref().map(|m| m.id)
+    }
+
+    async fn require_raft(&self) -> NodeResult<(PeerId, Raft<TypeConfig>)> {
+        let member = self.member.read().await;
+        let m = member.as_ref().ok_or(NodeError::NotMember)?;
+        Ok((m.id, m.raft.clone()))
+    }
+
+    pub fn shared_state(&self) -> SharedState {
+        self.shared.clone()
+    }
+
+    /// The address of the current leader, if one is known and it is not this peer.
+    async fn leader_address(&self) -> NodeResult<Option<String>> {
+        let (id, raft) = self.require_raft().await?;
+        let metrics = raft.metrics().borrow().clone();
+        match metrics.current_leader {
+            Some(leader) if leader == id => Ok(None),
+            Some(leader) => Ok(metrics
+                .membership_config
+                .membership()
+                .get_node(&leader)
+                .map(|n| n.address.clone())),
+            None => Err(NodeError::Unavailable(
+                "no leader is known yet (election in progress?)".into(),
+            )),
+        }
+    }
+
+    // ---- writes -----------------------------------------------------------------
+
+    /// Proposes a command through Raft; forwarded to the leader when this peer is not it.
+    pub async fn propose(&self, mut proposal: Proposal) -> NodeResult<ProposeOutcome> {
+        if proposal.format_version > FORMAT_VERSION {
+            return Err(NodeError::InvalidArgument(format!("proposal format version {} is newer than this peer supports ({FORMAT_VERSION}); upgrade monkd", proposal.format_version)));
+        }
+        if proposal.proposed_at_ms == 0 {
+            proposal.proposed_at_ms = now_ms();
+        }
+        let (_, raft) = self.require_raft().await?;
+        let deadline = Instant::now() + NO_LEADER_RETRY_FOR;
+        loop {
+            let before = raft.metrics().borrow().clone();
+            // A candidate may become leader while the command waits and append it;
+            // wait for the election to settle instead (see below why that matters).
+            let write = match before.state {
+                ServerState::Candidate => None,
+                _ => Some(raft.client_write(proposal.clone()).await),
+            };
+            match write {
+                None => {}
+                Some(Ok(reply)) => {
+                    return Ok(ProposeOutcome {
+                        index: reply.log_id.index,
+                        applied: reply.data,
+                    })
+                }
+                // openraft also answers ForwardToLeader when a newer leader truncated
+                // the entry this peer had appended as leader. A copy of it may survive
+                // on another peer and commit there, so retrying or forwarding could
+                // apply the command twice (the truncated-write drill in
+                // `jepsen-style/` did). Only a peer that was a follower throughout,
+                // in one term, cannot have appended it.
+                Some(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))))
+                    if before.state == ServerState::Leader
+                        || raft.metrics().borrow().current_term != before.current_term =>
+                {
+                    return Err(NodeError::Unavailable(
+                        "leadership changed while the command was pending; it may or may not have been applied".into(),
+                    ));
+                }
+                Some(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
+                    // A leader we cannot even connect to was never sent the command,
+                    // so retrying is safe (it may be dead and an election under way).
+                    // Once sent, a lost reply means the outcome is unknown: report
+                    // that instead of retrying and maybe applying it twice.
+                    if let Some(node) = forward.leader_node {
+                        match MonkClient::connect(&node.address).await {
+                            Ok(mut client) => {
+                                return client
+                                    .propose_raw(&proposal)
+                                    .await
+                                    .map_err(|e| forwarded_error(&node.address, &e));
+                            }
+                            Err(e) => warn!(leader = %node.address, "cannot reach leader: {e}"),
+                        }
+                    }
+                }
+                Some(Err(RaftError::APIError(e))) => {
+                    return Err(NodeError::FailedPrecondition(e.to_string()))
+                }
+                Some(Err(RaftError::Fatal(e))) => {
+                    return Err(NodeError::Internal(format!("raft stopped: {e}")))
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(NodeError::Unavailable(
+                    "no leader elected in time; is a quorum of peers up?".into(),
+                ));
+            }
+            tokio::time::sleep(NO_LEADER_RETRY_PAUSE).await;
+        }
+    }
+
+    /// A proposal of `command` by `actor`, stamped with this peer's clock.
+    pub fn stamp(&self, actor: String, command: Command) -> Proposal {
+        Proposal {
+            format_version: FORMAT_VERSION,
+            proposed_at_ms: now_ms(),
+            actor,
+            request_id: format!("{}-{}", self.config.name, now_ms()),
+            command,
+        }
+    }
+
+    /// Stops Raft (graceful shutdown); the data dir stays as it is.
+    pub async fn shutdown(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(m) = self.member.write().await.take() {
+            if let Err(e) = m.raft.shutdown().await {
+                warn!("raft shutdown: {e}");
+            }
+        }
+    }
+
+    /// This peer's copy of the cluster key, if it has one.
+    pub fn cluster_key(&self) -> NodeResult<Option<ClusterKey>> {
+        Ok(ClusterKey::load(&self.config.data_dir)?)
+    }
+
+    /// The container runtime this peer holds.
+    pub fn engine(&self) -> Engine {
+        self.engine
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Sets the container runtime (the daemon, once it connects or fails to).
+    pub fn set_engine(&self, engine: Engine) {
+        *self.engine.write().unwrap_or_else(|p| p.into_inner()) = engine;
+    }
+
+    /// True once `shutdown` began.
+    pub fn is_shut_down(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// For the in-memory tests: entries currently stored in this peer's log.
+    pub async fn stored_entries(&self) -> NodeResult<usize> {
+        let mut log = self.log.clone();
+        Ok(log.try_get_log_entries(0..).await.map_err(internal)?.len())
+    }
+
+    /// For tests: wait until this peer has applied `index`.
+    pub async fn wait_applied(&self, index: u64, timeout: Duration) -> NodeResult<()> {
+        let (_, raft) = self.require_raft().await?;
+        raft.wait(Some(timeout))
+            .applied_index_at_least(Some(index), "applied")
+            .await
+            .map(|_| ())
+            .map_err(internal)
+    }
+}
+
+/// A forwarded proposal failed: the leader's own refusal keeps its code; a transport
+/// failure after sending means the outcome is unknown.
+fn forwarded_error(leader: &str, status: &tonic::Status) -> NodeError {
+    match status.code() {
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown => NodeError::Unavailable(format!(
+            "forwarded to leader {leader} but got no answer ({}); the command may or may not have been applied",
+            status.message()
+        )),
+        _ => status_to_error(status),
+    }
+}
+
+/// Maps a gRPC status from a forwarded call back to a node error.
+pub fn status_to_error(status: &tonic::Status) -> NodeError {
+    let message = status.message().to_string();
+    match status.code() {
+        tonic::Code::InvalidArgument => NodeError::InvalidArgument(message),
+        tonic::Code::FailedPrecondition => NodeError::FailedPrecondition(message),
+        tonic::Code::PermissionDenied => NodeError::PermissionDenied(message),
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => NodeError::Unavailable(message),
+        _ => NodeError::Internal(message),
+    }
+}

@@ -1,0 +1,292 @@
+//! Reads: linearizable reads (read-index on the leader), queries answered from the
+//! applied state, the `info`, `peers` and `consensus` views, forwarding a proposal that
+//! entered no log, and exporting a checkpoint of the Raft data for `monk` audits.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use openraft::error::{CheckIsLeaderError, RaftError};
+use openraft::storage::RaftLogStorage;
+use openraft::ServerState;
+
+use monk_statemachine::{snapshot::digest, Proposal};
+
+use super::{forwarded_error, internal, now_ms, Node, NodeError, NodeResult};
+use crate::client::MonkClient;
+use crate::identity;
+use crate::limits::{EXPORT_BYTES_MAX, NO_LEADER_RETRY_FOR, NO_LEADER_RETRY_PAUSE};
+use crate::views::*;
+use std::time::Instant;
+
+impl Node {
+    /// Waits until this peer's state reflects everything committed before the call
+    /// (read-index); on a follower the caller forwards the read to the leader instead.
+    /// While no leader is known (a peer that just joined hears of it with the first
+    /// heartbeat; an election may be under way) it waits, as `propose` does.
+    pub async fn linearize(&self) -> NodeResult<Option<String>> {
+        let (_, raft) = self.require_raft().await?;
+        let deadline = Instant::now() + NO_LEADER_RETRY_FOR;
+        loop {
+            match raft.ensure_linearizable().await {
+                Ok(_) => return Ok(None),
+                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                    if let Some(node) = &f.leader_node {
+                        return Ok(Some(node.address.clone()));
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(NodeError::Unavailable("no leader is known yet".into()));
+                    }
+                }
+                Err(RaftError::APIError(e)) => return Err(NodeError::Unavailable(e.to_string())),
+                Err(e) => return Err(internal(e)),
+            }
+            tokio::time::sleep(NO_LEADER_RETRY_PAUSE).await;
+        }
+    }
+
+    /// Runs `f` on this peer's applied state (after [`Node::linearize`] for a current one).
+    pub fn with_state<T>(&self, f: impl FnOnce(&monk_statemachine::State) -> T) -> T {
+        let applied = self.shared.read().expect("state lock");
+        f(&applied.state)
+    }
+
+    /// Sends a proposal that has entered no log to the leader, which proposes it.
+    pub async fn forward_unproposed(
+        &self,
+        leader: &str,
+        proposal: &Proposal,
+    ) -> NodeResult<ProposeOutcome> {
+        let mut client = MonkClient::connect(leader)
+            .await
+            .map_err(|e| NodeError::Unavailable(format!("cannot reach leader {leader}: {e}")))?;
+        client
+            .propose_raw(proposal)
+            .await
+            .map_err(|e| forwarded_error(leader, &e))
+    }
+
+    /// Answers a query from local state (after [`Node::linearize`] when not stale).
+    pub fn query_local(&self, what: &str, arg: &str) -> NodeResult<serde_json::Value> {
+        let applied = self.shared.read().expect("state lock");
+        let state = &applied.state;
+        let value = match what {
+            "templates" => serde_json::to_value(
+                state
+                    .templates
+                    .values()
+                    .map(|t| TemplateRow {
+                        path: t.path.clone(),
+                        kind: t.kind.clone(),
+                        generation: t.generation,
+                        loaded_at_index: t.loaded_at_index,
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+            "template" => match state.templates.get(arg.trim_start_matches('/')) {
+                Some(t) => serde_json::to_value(t),
+                None => return Err(NodeError::InvalidArgument(format!("no template at {arg}"))),
+            },
+            "templates-all" => serde_json::to_value(
+                state
+                    .templates
+                    .iter()
+                    .map(|(k, t)| (k.clone(), t.definition.clone()))
+                    .collect::<BTreeMap<_, _>>(),
+            ),
+            "cluster" => serde_json::to_value(monk_statemachine::ClusterView::of(state)),
+            "instances" => serde_json::to_value(monk_statemachine::view::instances(state)),
+            "workload" => match state.workloads.get(arg.trim_start_matches('/')) {
+                Some(w) => serde_json::to_value(w),
+                None => {
+                    return Err(NodeError::InvalidArgument(format!(
+                        "no workload {arg} is running or stopped"
+                    )))
+                }
+            },
+            "secrets" => serde_json::to_value(
+                state
+                    .secrets
+                    .values()
+                    .map(monk_statemachine::SecretName::from)
+                    .collect::<Vec<_>>(),
+            ),
+            "state" => {
+                let mut redacted = state.clone();
+                for secret in redacted.secrets.values_mut() {
+                    secret.sealed.clear();
+                }
+                serde_json::to_value(redacted)
+            }
+            other => {
+                return Err(NodeError::InvalidArgument(format!(
+                    "unknown query {other:?}"
+                )))
+            }
+        };
+        value.map_err(internal)
+    }
+
+    pub async fn info(&self) -> NodeResult<InfoView> {
+        let mut view = InfoView {
+            name: self.config.name.clone(),
+            address: self.config.advertise.clone(),
+            ..InfoView::default()
+        };
+        if let Some(raft) = self.raft().await {
+            let metrics = raft.metrics().borrow().clone();
+            view.id = Some(metrics.id);
+            view.leader_id = metrics.current_leader;
+            view.leader_address = metrics.current_leader.and_then(|l| {
+                metrics
+                    .membership_config
+                    .membership()
+                    .get_node(&l)
+                    .map(|n| n.address.clone())
+            });
+            view.cluster = self
+                .shared
+                .read()
+                .expect("state lock")
+                .state
+                .cluster_name
+                .clone();
+            if view.cluster.is_none() {
+                view.cluster = identity::load(&self.config.data_dir)
+                    .ok()
+                    .flatten()
+                    .map(|i| i.cluster_name);
+            }
+        }
+        Ok(view)
+    }
+
+    pub async fn peers(&self) -> NodeResult<Vec<PeerRow>> {
+        let (_, raft) = self.require_raft().await?;
+        let metrics = raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership().clone();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let seen = self
+            .last_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let applied = self.shared.read().expect("state lock");
+        Ok(applied
+            .state
+            .members()
+            .map(|p| {
+                let role = if metrics.current_leader == Some(p.id) {
+                    "leader"
+                } else if voters.contains(&p.id) {
+                    "follower"
+                } else if membership.get_node(&p.id).is_some() {
+                    "learner"
+                } else {
+                    "none"
+                };
+                let last_contact_ms = if Some(p.id) == metrics.current_leader && metrics.id == p.id
+                {
+                    Some(0)
+                } else {
+                    seen.get(&p.id).map(|t| t.elapsed().as_millis() as u64)
+                };
+                PeerRow {
+                    id: p.id,
+                    name: p.name.clone(),
+                    address: p.address.clone(),
+                    role: role.into(),
+                    voter: voters.contains(&p.id),
+                    up: p.is_up(),
+                    tags: p.tags.clone(),
+                    last_contact_ms,
+                }
+            })
+            .collect())
+    }
+
+    pub async fn consensus(&self) -> NodeResult<ConsensusView> {
+        let (_, raft) = self.require_raft().await?;
+        let metrics = raft.metrics().borrow().clone();
+        let mut log = self.log.clone();
+        let commit_index = log
+            .read_committed()
+            .await
+            .map_err(internal)?
+            .map(|l| l.index);
+        let (applied_index, state_digest) = {
+            let applied = self.shared.read().expect("state lock");
+            (
+                applied.last_applied.map(|l| l.index),
+                digest(&applied.state),
+            )
+        };
+        let membership = metrics.membership_config.membership();
+        let last = metrics.last_log_index;
+        let followers = metrics
+            .replication
+            .as_ref()
+            .map(|r| {
+                r.iter()
+                    .filter(|(id, _)| **id != metrics.id)
+                    .map(|(id, matched)| {
+                        let match_index = matched.map(|m| m.index);
+                        FollowerProgress {
+                            id: *id,
+                            match_index,
+                            lag: last.map(|l| l.saturating_sub(match_index.unwrap_or(0))),
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(ConsensusView {
+            id: Some(metrics.id),
+            state: format!("{:?}", metrics.state).to_lowercase(),
+            term: metrics.current_term,
+            leader_id: metrics.current_leader,
+            last_log_index: last,
+            commit_index: commit_index.max(if metrics.state == ServerState::Leader {
+                applied_index
+            } else {
+                None
+            }),
+            applied_index,
+            snapshot_index: metrics.snapshot.map(|l| l.index),
+            purged_index: metrics.purged.map(|l| l.index),
+            state_digest,
+            voters: membership.voter_ids().collect(),
+            learners: membership.learner_ids().collect(),
+            followers,
+        })
+    }
+
+    /// A consistent copy of this peer's Raft data: (file name, contents) pairs of a
+    /// RocksDB checkpoint, which `DataDirReader` opens like any data dir.
+    pub fn export_raft_data(&self) -> NodeResult<Vec<(String, Vec<u8>)>> {
+        let dest = self
+            .config
+            .data_dir
+            .join(format!("export-{}-{}", std::process::id(), now_ms()));
+        let result = self.read_checkpoint(&dest);
+        let _ = std::fs::remove_dir_all(&dest);
+        result
+    }
+
+    fn read_checkpoint(&self, dest: &std::path::Path) -> NodeResult<Vec<(String, Vec<u8>)>> {
+        self.log.checkpoint(dest).map_err(internal)?;
+        let mut files = Vec::new();
+        let mut total = 0usize;
+        for entry in std::fs::read_dir(dest).map_err(internal)? {
+            let entry = entry.map_err(internal)?;
+            let contents = std::fs::read(entry.path()).map_err(internal)?;
+            total += contents.len();
+            if total > EXPORT_BYTES_MAX {
+                return Err(NodeError::FailedPrecondition(format!(
+                    "this peer's Raft data exceeds {} MiB; copy its data dir and use --data-dir instead",
+                    EXPORT_BYTES_MAX / (1024 * 1024)
+                )));
+            }
+            files.push((entry.file_name().to_string_lossy().into_owned(), contents));
+        }
+        Ok(files)
+    }
+}
