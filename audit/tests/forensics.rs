@@ -5,10 +5,10 @@
 use std::path::Path;
 
 use monk_audit::{entity_history, verify, Entity, EntrySide, Finding, HistoryChange};
-use monk_log::testing::{blank, membership, normal, DataDirWriter};
 use monk_log::RaftEntry;
 use monk_scripting::tree::Tree;
 use monk_statemachine::{Capacity, Command, LoadedTemplate, Proposal, FORMAT_VERSION};
+use monk_testkit::datadir::{blank, membership, normal, DataDirWriter};
 
 fn entry(index: u64, command: Command) -> RaftEntry {
     let proposal = Proposal {

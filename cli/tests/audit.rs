@@ -561,7 +561,7 @@ fn bad_arguments_fail_with_one_line() {
 /// Writes entries 0..=40 with the live store code into `dir/raft`; with `compact`,
 /// a snapshot after entry 30 and the log purged up to 20 (as compaction does).
 fn synthetic_data_dir(dir: &Path, compact: bool) {
-    use monk_log::testing::{blank, membership, normal, DataDirWriter};
+    use monk_testkit::datadir::{blank, membership, normal, DataDirWriter};
     let proposal = |index: u64, command: Command| Proposal {
         format_version: FORMAT_VERSION,
         proposed_at_ms: 1_700_000_000_000 + index * 1_000,

@@ -11,12 +11,12 @@ use std::process::Command as Process;
 use std::time::Instant;
 
 use monk_log::replay::{Replayer, Start, Target};
-use monk_log::testing::{blank, membership, normal, DataDirWriter};
 use monk_log::{DataDirReader, RaftEntry};
 use monk_scripting::tree::Tree;
 use monk_statemachine::{
     digest, Capacity, Command, LoadedTemplate, Proposal, SecretScope, FORMAT_VERSION,
 };
+use monk_testkit::datadir::{blank, membership, normal, DataDirWriter};
 
 /// Entries in the benchmark log unless `MONK_BENCH_ENTRIES` says otherwise.
 const ENTRIES_DEFAULT: u64 = 1_000_000;

@@ -10,8 +10,6 @@
 //!   replay and audit.
 //! - [`replay`]: [`replay::Replayer`], which rebuilds the state at any index or time
 //!   from a data dir with the same apply function the live state machine uses.
-//! - [`testing`]: writing data dirs (with snapshots and compaction) through the live
-//!   store code, for tests and benchmarks.
 
 // openraft's storage traits fix `StorageError` (224 bytes) as the error type of every
 // method; our helpers return the same type rather than box and convert it back.
@@ -26,7 +24,6 @@ pub mod reader;
 pub mod replay;
 pub mod state_machine;
 pub mod store;
-pub mod testing;
 
 pub use reader::DataDirReader;
 pub use state_machine::{

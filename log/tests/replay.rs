@@ -1,13 +1,13 @@
 //! Offline replay equals the live state machine: random logs are written and applied by
-//! the real store code (`monk_log::testing`), sometimes snapshotted and compacted, and
+//! the real store code (`monk_testkit::datadir`), sometimes snapshotted and compacted, and
 //! replaying the data dir to every reachable index gives exactly the state the live
 //! state machine had after applying that index. Indexes the compaction made
 //! unreachable are refused with the range that is possible.
 
 use monk_log::replay::{Base, ReplayError, Replayer, Start, Target};
-use monk_log::testing::{blank, membership, normal, DataDirWriter};
 use monk_log::{DataDirReader, RaftEntry};
 use monk_statemachine::{Capacity, Command, Proposal, State, FORMAT_VERSION};
+use monk_testkit::datadir::{blank, membership, normal, DataDirWriter};
 use proptest::prelude::*;
 
 fn command() -> impl Strategy<Value = Command> {

@@ -4,7 +4,9 @@
 //!   (start, restart on the same data dir, SIGKILL, SIGTERM with a clean exit, SIGSTOP
 //!   and SIGCONT), and the bounded wait every test uses;
 //! - [`cli`]: the real `monk` binary run against a peer, its output, and JSON;
-//! - [`inproc`]: a cluster of real peers (gRPC on loopback, RocksDB) in one process.
+//! - [`inproc`]: a cluster of real peers (gRPC on loopback, RocksDB) in one process;
+//! - [`datadir`]: data dirs written through the live store code (entries, snapshots,
+//!   compaction) for replay and audit tests, without a running peer.
 //!
 //! Expected-output files use `expect-test` (`expect_file!`, `UPDATE_EXPECT=1` rewrites)
 //! everywhere; this crate adds nothing to that. Everything here panics with a message
@@ -12,5 +14,6 @@
 //! report instead.
 
 pub mod cli;
+pub mod datadir;
 pub mod inproc;
 pub mod process;

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use monk_scripting::arrow::eval;
-use monk_scripting::arrow::host::{Host, HostError};
+use monk_scripting::arrow::host::{Host, HostError, HostOp};
 use monk_scripting::arrow::parser::parse;
 use monk_scripting::arrow::value::Value;
 use monk_scripting::tree::Tree;
@@ -216,23 +216,69 @@ struct CheckHost<'a> {
 }
 
 impl Host for CheckHost<'_> {
-    fn call(&mut self, op: &str, args: &[Value]) -> Result<Value, HostError> {
-        if op == "http-get" {
-            let url = args.first().map(Value::to_text).unwrap_or_default();
-            let call = (HTTP_GET.to_string(), vec![url]);
-            // Monk's `http-get` gives the body, or nil when the request fails.
-            return match self.known.get(&call) {
-                Some(Ok(body)) => Ok(Value::str(body)),
-                Some(Err(_)) => Ok(Value::Nil),
-                None => {
-                    self.wanted.push(call);
-                    Err(HostError::Failed("(answer pending)".into()))
-                }
-            };
+    fn call(&mut self, op: HostOp, args: &[Value]) -> Result<Value, HostError> {
+        match op {
+            HostOp::HttpGet => self.http_get(args),
+            HostOp::Exec => self.exec(args),
+            // A check reads its replica only: everything else is refused by name.
+            HostOp::ConnectionTarget
+            | HostOp::ConnectionHostname
+            | HostOp::ConnectionPort
+            | HostOp::ConnectionDomainName
+            | HostOp::ConnectionIp
+            | HostOp::ConnectionPublicIp
+            | HostOp::ConnectionPublicPort
+            | HostOp::ConnectionUser
+            | HostOp::Connection
+            | HostOp::Entity
+            | HostOp::EntityState
+            | HostOp::ServicePort
+            | HostOp::ServicePublicIp
+            | HostOp::RunnablePeers
+            | HostOp::RunnablePeersPublicIps
+            | HostOp::GetHostname
+            | HostOp::ContainerDomainName
+            | HostOp::ContainerName
+            | HostOp::IpAddressPublic
+            | HostOp::PeerIpAddress
+            | HostOp::DomainName
+            | HostOp::GetResolverIp
+            | HostOp::SslCertificate
+            | HostOp::SslPrivateKey
+            | HostOp::Provider
+            | HostOp::Secret
+            | HostOp::HttpPost
+            | HostOp::HttpGetService
+            | HostOp::RpcCall
+            | HostOp::Act
+            | HostOp::WaitFor
+            | HostOp::RandomUuid
+            | HostOp::Random
+            | HostOp::Metric
+            | HostOp::Cpu
+            | HostOp::Set => Err(HostError::Unsupported {
+                op: op.name().to_string(),
+            }),
         }
-        if op != "exec" {
-            return Err(HostError::Unsupported { op: op.to_string() });
+    }
+}
+
+impl CheckHost<'_> {
+    /// Monk's `http-get` gives the body, or nil when the request fails.
+    fn http_get(&mut self, args: &[Value]) -> Result<Value, HostError> {
+        let url = args.first().map(Value::to_text).unwrap_or_default();
+        let call = (HTTP_GET.to_string(), vec![url]);
+        match self.known.get(&call) {
+            Some(Ok(body)) => Ok(Value::str(body)),
+            Some(Err(_)) => Ok(Value::Nil),
+            None => {
+                self.wanted.push(call);
+                Err(HostError::Failed("(answer pending)".into()))
+            }
         }
+    }
+
+    fn exec(&mut self, args: &[Value]) -> Result<Value, HostError> {
         let texts: Vec<String> = args.iter().map(Value::to_text).collect();
         let Some((container, command)) = texts.split_first() else {
             return Err(HostError::Failed(

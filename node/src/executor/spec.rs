@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use monk_scripting::arrow::host::{Host, HostError};
+use monk_scripting::arrow::host::{Host, HostError, HostOp};
 use monk_scripting::arrow::value::Value;
 use monk_scripting::monkscript::runtime::{runnable_spec, ContainerSpec};
 use monk_statemachine::view::Assignment;
@@ -120,21 +120,21 @@ impl RunHost<'_> {
 }
 
 impl Host for RunHost<'_> {
-    fn call(&mut self, op: &str, args: &[Value]) -> Result<Value, HostError> {
+    fn call(&mut self, op: HostOp, args: &[Value]) -> Result<Value, HostError> {
         let arg = |i: usize| args.get(i).map(Value::to_text).unwrap_or_default();
         match op {
-            "connection-hostname" => Ok(Value::str(&runnable_hostname(
+            HostOp::ConnectionHostname => Ok(Value::str(&runnable_hostname(
                 &self.connection_target(&arg(0))?,
             ))),
-            "connection-target" => Ok(Value::str(&self.connection_target(&arg(0))?)),
-            "secret" => match self.secrets {
+            HostOp::ConnectionTarget => Ok(Value::str(&self.connection_target(&arg(0))?)),
+            HostOp::Secret => match self.secrets {
                 Some(secrets) => secrets
                     .resolve(self.path, self.definition, &arg(0))
                     .map(|v| Value::str(&v))
                     .map_err(HostError::Failed),
                 None => Ok(Value::str(&format!("<secret {}>", arg(0)))),
             },
-            "get-hostname" | "container-domain-name" => {
+            HostOp::GetHostname | HostOp::ContainerDomainName => {
                 let runnable = match arg(0) {
                     r if r.is_empty() => self.path.to_string(),
                     r => r.trim_start_matches('/').to_string(),
@@ -144,7 +144,43 @@ impl Host for RunHost<'_> {
                     _ => container_hostname(&runnable, &arg(1)),
                 }))
             }
-            _ => Err(HostError::Unsupported { op: op.to_string() }),
+            // Not answered at run time yet (they need the overlay, other workloads'
+            // ports, HTTP, entities or actions): refused with the operator's name.
+            HostOp::ConnectionPort
+            | HostOp::ConnectionDomainName
+            | HostOp::ConnectionIp
+            | HostOp::ConnectionPublicIp
+            | HostOp::ConnectionPublicPort
+            | HostOp::ConnectionUser
+            | HostOp::Connection
+            | HostOp::Entity
+            | HostOp::EntityState
+            | HostOp::ServicePort
+            | HostOp::ServicePublicIp
+            | HostOp::RunnablePeers
+            | HostOp::RunnablePeersPublicIps
+            | HostOp::ContainerName
+            | HostOp::Exec
+            | HostOp::IpAddressPublic
+            | HostOp::PeerIpAddress
+            | HostOp::DomainName
+            | HostOp::GetResolverIp
+            | HostOp::SslCertificate
+            | HostOp::SslPrivateKey
+            | HostOp::Provider
+            | HostOp::HttpGet
+            | HostOp::HttpPost
+            | HostOp::HttpGetService
+            | HostOp::RpcCall
+            | HostOp::Act
+            | HostOp::WaitFor
+            | HostOp::RandomUuid
+            | HostOp::Random
+            | HostOp::Metric
+            | HostOp::Cpu
+            | HostOp::Set => Err(HostError::Unsupported {
+                op: op.name().to_string(),
+            }),
         }
     }
 }

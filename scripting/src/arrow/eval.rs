@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use super::host::{Host, HostError};
+use super::host::{Host, HostError, HostOp};
 use super::ops::{Imp, OpSpec, Params};
 use super::parser::{Block, Key, Node, NodeKind, Part, Script};
 use super::value::{Map, Value};
@@ -305,7 +305,13 @@ impl<'a> Machine<'a> {
     }
 
     pub fn call_host(&mut self, op: &str, base: usize, at: usize) -> Result<Value, EvalError> {
-        let result = self.host.call(op, &self.stack[base..]);
+        let Some(host_op) = HostOp::from_name(op) else {
+            return Err(EvalError::script(
+                at,
+                format!("`{op}` is marked host in the operator table but is not a HostOp"),
+            ));
+        };
+        let result = self.host.call(host_op, &self.stack[base..]);
         result.map_err(|err| EvalError {
             offset: at,
             message: err.to_string(),

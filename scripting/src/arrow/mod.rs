@@ -27,7 +27,7 @@ pub mod value;
 use thiserror::Error;
 
 pub use eval::{eval, eval_metered, eval_with, EvalError, EvalErrorKind, Limits, VarMap, Vars};
-pub use host::{Host, HostError, OfflineHost, StubHost};
+pub use host::{Host, HostError, HostOp, OfflineHost, StubHost};
 pub use parser::{has_arrow_prefix, parse, Script};
 pub use value::Value;
 

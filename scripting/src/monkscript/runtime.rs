@@ -27,6 +27,13 @@
 //!
 //! Every problem is a [`SpecError`] with the field path (`containers.web.ports[1]`);
 //! all problems are collected (up to [`SPEC_ERRORS_MAX`]), never a panic.
+//!
+//! Why one file of this size: every section reader is a method on the one evaluation
+//! context `Run` (variables evaluated so far, fuel left, errors), and each reads the
+//! sections before it (containers need variables, services need containers, files need
+//! both). Field parsers (`parse.rs`), templates (`template.rs`) and placement inputs
+//! (`placement.rs`) are already apart; splitting the section readers would only move
+//! `Run`'s internals into `pub(super)` items.
 
 pub mod parse;
 pub mod placement;

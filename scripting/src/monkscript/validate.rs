@@ -5,6 +5,10 @@
 //! ArrowScript site so a script checker can be run over them.
 //!
 //! Nothing here looks at other files: inheritance is checked in [`super::resolve`].
+//!
+//! Why one file of this size: it is one walk over one document, with every check a
+//! method of the walker that carries the file, the namespace and the diagnostics; the
+//! rules it checks against live apart in [`super::schema`] and [`super::path`].
 
 use super::diagnostic::{did_you_mean, Diagnostic, Pos};
 use super::model::{is_long_form, Kind, SourceFile, VariableType, VARIABLE_KEYS};

@@ -11,7 +11,7 @@ use monk_statemachine::{Applied, Proposal, State};
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt, RaftStateMachine};
 use openraft::{CommittedLeaderId, EntryPayload, Membership, RaftSnapshotBuilder};
 
-use crate::{open_store, LogId, LogStore, PeerNode, RaftEntry, StateMachineStore};
+use monk_log::{open_store, LogId, LogStore, PeerNode, RaftEntry, StateMachineStore};
 
 /// A Raft log id for entry `index` written in `term` by leader 1.
 pub fn log_id(term: u64, index: u64) -> LogId {
