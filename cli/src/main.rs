@@ -15,9 +15,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use monk_node::views::{ConsensusView, InfoView, PeerRow, TemplateRow};
 use monk_node::MonkClient;
-use monk_scripting::monkscript::cli::{
-    dump_command, lint_command, load_definitions, resolve_stored, DumpFormat,
-};
+use monk_scripting::monkscript::cli::{dump_command, lint_command, load_definitions, DumpFormat};
 use monk_scripting::monkscript::diagnostic::Severity;
 use monk_scripting::tree::Tree;
 use monk_statemachine::{Applied, Command, LoadedTemplate, Proposal, FORMAT_VERSION};
@@ -184,6 +182,12 @@ impl From<tonic::Status> for Failure {
     }
 }
 
+impl From<monk_node::api::ClientError> for Failure {
+    fn from(e: monk_node::api::ClientError) -> Failure {
+        Failure(e.message)
+    }
+}
+
 type Outcome = Result<String, Failure>;
 
 fn actor() -> String {
@@ -279,10 +283,7 @@ async fn run(cli: Cli) -> Outcome {
             }
         }
         Top::List { out, stale } => {
-            let rows: Vec<TemplateRow> = connect(&cli.addr)
-                .await?
-                .query("templates", "", stale)
-                .await?;
+            let rows: Vec<TemplateRow> = connect(&cli.addr).await?.templates(stale).await?;
             if out.output == Output::Json {
                 return json(&rows);
             }
@@ -312,25 +313,16 @@ async fn run(cli: Cli) -> Outcome {
             ..
         } => {
             let path = path.trim_start_matches('/').to_string();
-            let stored: BTreeMap<String, Tree> = connect(&cli.addr)
-                .await?
-                .query("templates-all", "", stale)
-                .await?;
+            let mut client = connect(&cli.addr).await?;
+            // Resolved by the peer: only the one definition travels.
             let definition = if raw {
+                let stored: BTreeMap<String, Tree> = client.templates_all(stale).await?;
                 stored
                     .get(&path)
                     .cloned()
                     .ok_or_else(|| Failure(format!("no template at {path}")))?
             } else {
-                resolve_stored(&path, &stored).map_err(|diagnostics| {
-                    Failure(
-                        diagnostics
-                            .iter()
-                            .map(|d| d.to_string())
-                            .collect::<Vec<_>>()
-                            .join("; "),
-                    )
-                })?
+                client.resolved_template(&path, stale).await?
             };
             match output {
                 DumpOutput::Json => json(&definition),

@@ -86,7 +86,7 @@ pub async fn run(addr: &str, cmd: SecretsCmd) -> Outcome {
             Ok(format!("✔ Set {} ({place})\n", names.join(", ")))
         }
         SecretsCmd::List { out } => {
-            let rows: serde_json::Value = client.query("secrets", "", false).await?;
+            let rows: serde_json::Value = client.secret_names().await?;
             if out.output == Output::Json {
                 return json(&rows);
             }

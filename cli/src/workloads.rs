@@ -267,7 +267,7 @@ async fn wait_running(
 ) -> Result<Vec<InstanceView>, Failure> {
     let deadline = Instant::now() + Duration::from_secs(wait.wait_secs);
     loop {
-        let all: Vec<InstanceView> = client.query("instances", "", false).await?;
+        let all: Vec<InstanceView> = client.instances(false).await?;
         let mine: Vec<InstanceView> = all
             .into_iter()
             .filter(|i| paths.iter().any(|p| belongs(i, p)))
@@ -629,8 +629,8 @@ pub async fn run(addr: &str, cmd: WorkloadCmd) -> Outcome {
         }
         WorkloadCmd::Describe { path, out } => {
             let path = path.trim_start_matches('/').to_string();
-            let workload: Workload = client.query("workload", &path, false).await?;
-            let all: Vec<InstanceView> = client.query("instances", "", false).await?;
+            let workload: Workload = client.workload(&path).await?;
+            let all: Vec<InstanceView> = client.instances(false).await?;
             let replicas: Vec<InstanceView> = all.into_iter().filter(|i| i.path == path).collect();
             if out.output == Output::Json {
                 return json(&serde_json::json!({ "workload": workload, "replicas": replicas }));
@@ -638,7 +638,7 @@ pub async fn run(addr: &str, cmd: WorkloadCmd) -> Outcome {
             Ok(describe_text(&workload, &replicas))
         }
         WorkloadCmd::Ps { peer, out, stale } => {
-            let all: Vec<InstanceView> = client.query("instances", "", stale).await?;
+            let all: Vec<InstanceView> = client.instances(stale).await?;
             let rows: Vec<InstanceView> = all
                 .into_iter()
                 .filter(|i| {

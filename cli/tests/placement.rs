@@ -72,7 +72,14 @@ fn script_valued_scale_and_affinity_are_evaluated_once_and_replayed_the_same() {
     // The value is in the log: replaying either peer's data dir offline gives the
     // same placement (the replay runs no script).
     for data in [&alpha.data_dir, &beta.data_dir] {
-        let replay = ok_offline(&["replay", "--data-dir", data.to_str().unwrap()]);
+        // A follower may apply the run a moment after the leader answered.
+        let replay_of = || ok_offline(&["replay", "--data-dir", data.to_str().unwrap()]);
+        wait_for(
+            std::time::Duration::from_secs(10),
+            || replay_of().contains("pt/app#2"),
+            "the run to reach this data dir",
+        );
+        let replay = replay_of();
         let line = replay
             .lines()
             .find(|l| l.contains("pt/app#0") && l.contains("pt/app#1"))

@@ -241,10 +241,7 @@ async fn converge(addrs: &[String], index: u64) -> Result<Vec<(u64, String)>, St
 /// The drill templates a peer holds, read from its own state (stale read).
 async fn held(addr: &str) -> Result<std::collections::BTreeMap<String, Held>, String> {
     let mut client = connect(addr).await?;
-    let rows: Vec<TemplateRow> = client
-        .query("templates", "", true)
-        .await
-        .map_err(|s| s.message().to_string())?;
+    let rows: Vec<TemplateRow> = client.templates(true).await.map_err(|e| e.message)?;
     Ok(rows
         .into_iter()
         .filter(|r| r.path.starts_with("drill/"))

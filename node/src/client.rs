@@ -1,10 +1,15 @@
 //! A typed client of the MonkService API, used by `monk` and by peers forwarding to
 //! the leader. Every call has a deadline ([`RPC_TIMEOUT`]).
 
-use monk_statemachine::Proposal;
+use std::collections::BTreeMap;
+
+use monk_scripting::tree::Tree;
+use monk_statemachine::view::InstanceView;
+use monk_statemachine::{Command, Proposal, Workload, FORMAT_VERSION};
 use serde::de::DeserializeOwned;
 use tonic::transport::Channel;
 
+use crate::api::{ClientError, Query};
 use crate::limits::{GRPC_MESSAGE_BYTES_MAX, RPC_TIMEOUT};
 use crate::network::endpoint;
 use crate::node::Applicant;
@@ -29,6 +34,16 @@ fn request<T>(message: T) -> tonic::Request<T> {
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, tonic::Status> {
     serde_json::from_slice(bytes)
         .map_err(|e| tonic::Status::internal(format!("undecodable reply: {e}")))
+}
+
+/// `<kind>-<pid>-<random>`: unique per proposal, readable in `monk log`.
+fn request_id(kind: &str) -> String {
+    let mut bytes = [0u8; 6];
+    let random = match getrandom::getrandom(&mut bytes) {
+        Ok(()) => hex::encode(bytes),
+        Err(_) => format!("{:x}", crate::node::now_ms()),
+    };
+    format!("{kind}-{}-{random}", std::process::id())
 }
 
 /// The reply to [`MonkClient::events`].
@@ -84,22 +99,77 @@ impl MonkClient {
         })
     }
 
+    /// Asks `query`; `T` is the type its documentation names (the typed methods below
+    /// fix it). Linearizable unless `stale`.
     pub async fn query<T: DeserializeOwned>(
         &mut self,
-        what: &str,
-        arg: &str,
+        query: &Query,
         stale: bool,
     ) -> Result<T, tonic::Status> {
         let reply = self
             .inner
             .query(request(QueryRequest {
-                what: what.into(),
-                arg: arg.into(),
+                what: query.what().into(),
+                arg: query.arg().into(),
                 stale,
             }))
             .await?
             .into_inner();
         decode(&reply.json)
+    }
+
+    pub async fn templates(&mut self, stale: bool) -> Result<Vec<TemplateRow>, ClientError> {
+        Ok(self.query(&Query::Templates, stale).await?)
+    }
+
+    /// Every stored definition by path, as loaded.
+    pub async fn templates_all(
+        &mut self,
+        stale: bool,
+    ) -> Result<BTreeMap<String, Tree>, ClientError> {
+        Ok(self.query(&Query::TemplatesAll, stale).await?)
+    }
+
+    /// One definition with its `inherits` chain resolved by the peer.
+    pub async fn resolved_template(
+        &mut self,
+        path: &str,
+        stale: bool,
+    ) -> Result<Tree, ClientError> {
+        let query = Query::ResolvedTemplate { path: path.into() };
+        Ok(self.query(&query, stale).await?)
+    }
+
+    pub async fn instances(&mut self, stale: bool) -> Result<Vec<InstanceView>, ClientError> {
+        Ok(self.query(&Query::Instances, stale).await?)
+    }
+
+    pub async fn workload(&mut self, path: &str) -> Result<Workload, ClientError> {
+        let query = Query::Workload { path: path.into() };
+        Ok(self.query(&query, false).await?)
+    }
+
+    pub async fn secret_names(&mut self) -> Result<serde_json::Value, ClientError> {
+        Ok(self.query(&Query::Secrets, false).await?)
+    }
+
+    /// Proposes `command` as `actor`: fills in the entry format version and a request
+    /// id unique to this call (so `monk stop a b c` sends three distinguishable
+    /// proposals); the receiving peer stamps the time.
+    pub async fn propose(
+        &mut self,
+        actor: &str,
+        command: Command,
+    ) -> Result<ProposeOutcome, ClientError> {
+        let proposal = Proposal {
+            format_version: FORMAT_VERSION,
+            // 0: the receiving peer stamps its clock (`Node::propose`).
+            proposed_at_ms: 0,
+            actor: actor.to_string(),
+            request_id: request_id(command.kind()),
+            command,
+        };
+        Ok(self.propose_raw(&proposal).await?)
     }
 
     pub async fn cluster_new(&mut self, name: &str) -> Result<InfoView, tonic::Status> {
@@ -301,6 +371,6 @@ impl MonkClient {
     }
 
     pub async fn peers(&mut self, stale: bool) -> Result<Vec<PeerRow>, tonic::Status> {
-        self.query("peers", "", stale).await
+        self.query(&Query::Peers, stale).await
     }
 }

@@ -2,6 +2,7 @@
 //! API, liveness and voter autopilot.
 //!
 //! - [`node`]: the peer itself, transport-agnostic.
+//! - [`api`]: the typed client API: every [`api::Query`] and the [`api::ClientError`]s.
 //! - [`admission`]: what a client's proposal gets before it enters the log (placement
 //!   scripts evaluated, host ports listed).
 //! - [`network`]: Raft transport (gRPC, or in-process for tests and simulation).
@@ -15,6 +16,7 @@
 //! - [`metrics`]: Prometheus metrics at `/metrics` (`monkd --metrics-listen`).
 
 pub mod admission;
+pub mod api;
 pub mod client;
 pub mod daemon;
 pub mod events;

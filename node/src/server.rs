@@ -7,6 +7,7 @@ use tonic::{Request, Response, Status};
 
 use monk_statemachine::{decode_proposal, Capacity, PeerFacts};
 
+use crate::api::Query;
 use crate::client::MonkClient;
 use crate::limits::PROPOSAL_BYTES_MAX;
 use crate::node::{status_to_error, Applicant, Node, NodeError};
@@ -142,22 +143,23 @@ impl MonkService for ClientApi {
 
     async fn query(&self, request: Request<QueryRequest>) -> Result<Response<JsonReply>, Status> {
         let q = request.into_inner();
+        let query = Query::parse(&q.what, &q.arg).map_err(Status::invalid_argument)?;
         if !q.stale {
             if let Some(leader) = self.node.linearize().await? {
                 let mut client = MonkClient::connect(&leader)
                     .await
                     .map_err(Status::unavailable)?;
                 let value: serde_json::Value = client
-                    .query(&q.what, &q.arg, false)
+                    .query(&query, false)
                     .await
                     .map_err(|s| Status::from(status_to_error(&s)))?;
                 return json_reply(&value);
             }
         }
-        if q.what == "peers" {
+        if query == Query::Peers {
             return json_reply(&self.node.peers().await?);
         }
-        json_reply(&self.node.query_local(&q.what, &q.arg)?)
+        json_reply(&self.node.query_local(&query)?)
     }
 
     async fn cluster_new(

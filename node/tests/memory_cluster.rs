@@ -128,7 +128,7 @@ async fn three_peers_in_one_process_agree() {
             digests.push((view.applied_index, view.state_digest));
         }
     }
-    let cluster = a.query_local("cluster", "").unwrap();
+    let cluster = a.query_local(&monk_node::api::Query::Cluster).unwrap();
     assert_eq!(cluster["peers"].as_array().unwrap().len(), 3, "{cluster}");
     for node in [&a, &b, &c] {
         node.shutdown().await;

@@ -3,7 +3,8 @@
 //! - every module is in ARCHITECTURE.md's code map (by file or folder name);
 //! - every module starts with a `//!` paragraph saying what it owns;
 //! - no `unwrap()` in production code (outside `#[cfg(test)]` and the test crates);
-//! - limits are named one way: `*_MAX`, never `MAX_*`.
+//! - limits are named one way: `*_MAX`, never `MAX_*`;
+//! - the proto documents exactly the queries the typed API has.
 
 use std::path::{Path, PathBuf};
 
@@ -153,5 +154,20 @@ fn limits_are_named_with_max_last() {
         wrong.is_empty(),
         "limits are named THING_UNIT_MAX (e.g. PATH_BYTES_MAX):\n{}",
         wrong.join("\n")
+    );
+}
+
+#[test]
+fn the_proto_documents_every_query_and_no_other() {
+    let proto = std::fs::read_to_string(root().join("node/proto/monk.proto")).expect("proto");
+    let line = proto
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("// queries: "))
+        .expect("QueryRequest documents its queries in a `// queries: ...` line");
+    let documented: Vec<&str> = line.split(',').map(str::trim).collect();
+    assert_eq!(
+        documented,
+        monk_node::api::Query::NAMES,
+        "node/proto/monk.proto and monk_node::api::Query disagree"
     );
 }

@@ -11,6 +11,7 @@ use openraft::ServerState;
 use monk_statemachine::{snapshot::digest, Proposal};
 
 use super::{forwarded_error, internal, now_ms, Node, NodeError, NodeResult};
+use crate::api::Query;
 use crate::client::MonkClient;
 use crate::identity;
 use crate::limits::{EXPORT_BYTES_MAX, NO_LEADER_RETRY_FOR, NO_LEADER_RETRY_PAUSE};
@@ -21,7 +22,8 @@ impl Node {
     /// Waits until this peer's state reflects everything committed before the call
     /// (read-index); on a follower the caller forwards the read to the leader instead.
     /// While no leader is known (a peer that just joined hears of it with the first
-    /// heartbeat; an election may be under way) it waits, as `propose` does.
+    /// heartbeat; an election may be under way), or the leader cannot yet confirm a
+    /// quorum (voters just added), it waits, as `propose` does.
     pub async fn linearize(&self) -> NodeResult<Option<String>> {
         let (_, raft) = self.require_raft().await?;
         let deadline = Instant::now() + NO_LEADER_RETRY_FOR;
@@ -35,6 +37,13 @@ impl Node {
                     if Instant::now() >= deadline {
                         return Err(NodeError::Unavailable("no leader is known yet".into()));
                     }
+                }
+                // Right after a membership change (a learner promoted) the new voters
+                // may not have acknowledged the leader yet: wait for them as well.
+                Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e)))
+                    if Instant::now() < deadline =>
+                {
+                    tracing::debug!("read waits for a quorum: {e}");
                 }
                 Err(RaftError::APIError(e)) => return Err(NodeError::Unavailable(e.to_string())),
                 Err(e) => return Err(internal(e)),
@@ -65,11 +74,15 @@ impl Node {
     }
 
     /// Answers a query from local state (after [`Node::linearize`] when not stale).
-    pub fn query_local(&self, what: &str, arg: &str) -> NodeResult<serde_json::Value> {
+    /// `Query::Peers` needs Raft's view too and is answered by [`Node::peers`].
+    pub fn query_local(&self, query: &Query) -> NodeResult<serde_json::Value> {
         let applied = self.shared.read().expect("state lock");
         let state = &applied.state;
-        let value = match what {
-            "templates" => serde_json::to_value(
+        let value = match query {
+            Query::Peers => {
+                return Err(NodeError::InvalidArgument("peers: ask Node::peers".into()))
+            }
+            Query::Templates => serde_json::to_value(
                 state
                     .templates
                     .values()
@@ -81,46 +94,43 @@ impl Node {
                     })
                     .collect::<Vec<_>>(),
             ),
-            "template" => match state.templates.get(arg.trim_start_matches('/')) {
+            Query::Template { path } => match state.templates.get(path) {
                 Some(t) => serde_json::to_value(t),
-                None => return Err(NodeError::InvalidArgument(format!("no template at {arg}"))),
+                None => return Err(NodeError::InvalidArgument(format!("no template at {path}"))),
             },
-            "templates-all" => serde_json::to_value(
+            Query::ResolvedTemplate { path } => {
+                let lookup = |p: &str| state.templates.get(p).map(|t| &t.definition);
+                let resolved = monk_scripting::monkscript::resolve::resolve(path, &lookup)
+                    .map_err(|e| NodeError::InvalidArgument(format!("{path}: {e}")))?;
+                serde_json::to_value(resolved)
+            }
+            Query::TemplatesAll => serde_json::to_value(
                 state
                     .templates
                     .iter()
                     .map(|(k, t)| (k.clone(), t.definition.clone()))
                     .collect::<BTreeMap<_, _>>(),
             ),
-            "cluster" => serde_json::to_value(monk_statemachine::ClusterView::of(state)),
-            "instances" => serde_json::to_value(monk_statemachine::view::instances(state)),
-            "workload" => match state.workloads.get(arg.trim_start_matches('/')) {
+            Query::Cluster => serde_json::to_value(monk_statemachine::ClusterView::of(state)),
+            Query::Instances => serde_json::to_value(monk_statemachine::view::instances(state)),
+            Query::Workload { path } => match state.workloads.get(path) {
                 Some(w) => serde_json::to_value(w),
                 None => {
                     return Err(NodeError::InvalidArgument(format!(
-                        "no workload {arg} is running or stopped"
+                        "no workload {path} is running or stopped"
                     )))
                 }
             },
-            "secrets" => serde_json::to_value(
+            Query::Secrets => serde_json::to_value(
                 state
                     .secrets
                     .values()
                     .map(monk_statemachine::SecretName::from)
                     .collect::<Vec<_>>(),
             ),
-            "state" => {
-                let mut redacted = state.clone();
-                for secret in redacted.secrets.values_mut() {
-                    secret.sealed.clear();
-                }
-                serde_json::to_value(redacted)
-            }
-            other => {
-                return Err(NodeError::InvalidArgument(format!(
-                    "unknown query {other:?}"
-                )))
-            }
+            // The one redacted view of the state (secrets by name only), as `monk
+            // replay` prints it.
+            Query::State => serde_json::to_value(monk_audit::RedactedState::of(state)),
         };
         value.map_err(internal)
     }
