@@ -265,11 +265,11 @@ fn wrong_token_and_newer_commands_are_refused() {
         let mut client = monk_node::MonkClient::connect(&first.addr).await.unwrap();
         let newer = br#"{"format_version":99,"proposed_at_ms":0,"actor":"t","request_id":"r","command":{"kind":"noop"}}"#.to_vec();
         let err = client.propose_bytes(newer).await.unwrap_err();
-        assert_eq!(err.code(), tonic::Code::InvalidArgument);
-        assert!(err.message().contains("format version 99 is newer"), "{}", err.message());
+        assert_eq!(err.kind, monk_node::api::ErrorKind::Invalid);
+        assert!(err.message.contains("format version 99 is newer"), "{}", err.message);
         let unknown = br#"{"format_version":1,"proposed_at_ms":0,"actor":"t","request_id":"r","command":{"kind":"teleport"}}"#.to_vec();
         let err = client.propose_bytes(unknown).await.unwrap_err();
-        assert!(err.message().contains("unknown command kind `teleport`"), "{}", err.message());
+        assert!(err.message.contains("unknown command kind `teleport`"), "{}", err.message);
     });
     let broken = root.path().join("broken.yaml");
     std::fs::write(&broken, "namespace: shop\nweb:\n  defines: runnable\nstack:\n  defines: group\n  containers:\n    x:\n      image: y\n").unwrap();

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 
+use monk_node::api::ClientError;
 use monk_node::views::{ConsensusView, TemplateRow};
 use monk_node::MonkClient;
 use monk_testkit::process::Monkd;
@@ -50,7 +51,7 @@ async fn consensus(addr: &str) -> Result<ConsensusView, String> {
     tokio::time::timeout(STATUS_RPC_TIMEOUT, client.consensus())
         .await
         .map_err(|_| format!("{addr}: no answer"))?
-        .map_err(|s| s.message().to_string())
+        .map_err(|s| s.message.clone())
 }
 
 async fn wait_ready(addr: &str) -> Result<(), String> {
@@ -92,13 +93,13 @@ async fn leader_slot(addrs: &[String]) -> Result<usize, String> {
     }
 }
 
-fn outcome_of_status(status: &tonic::Status) -> Outcome {
-    let error = format!("{:?}: {}", status.code(), status.message());
-    match status.code() {
-        tonic::Code::InvalidArgument
-        | tonic::Code::FailedPrecondition
-        | tonic::Code::PermissionDenied => Outcome::Failed { error },
-        _ => Outcome::Unknown { error },
+/// A refusal by the peer failed the write; anything else (no answer, a broken
+/// connection) leaves its outcome unknown.
+fn outcome_of_status(e: &ClientError) -> Outcome {
+    let error = format!("{:?}: {}", e.kind, e.message);
+    match e.is_refusal() {
+        true => Outcome::Failed { error },
+        false => Outcome::Unknown { error },
     }
 }
 
@@ -164,16 +165,13 @@ async fn form(addrs: &[String]) -> Result<(), String> {
     first
         .cluster_new("drill")
         .await
-        .map_err(|s| s.message().to_string())?;
-    let token = first
-        .issue_token()
-        .await
-        .map_err(|s| s.message().to_string())?;
+        .map_err(|s| s.message.clone())?;
+    let token = first.issue_token().await.map_err(|s| s.message.clone())?;
     for addr in &addrs[1..] {
         let mut peer = connect(addr).await?;
         peer.cluster_join(&token)
             .await
-            .map_err(|s| s.message().to_string())?;
+            .map_err(|s| s.message.clone())?;
     }
     let deadline = Instant::now() + FORM_TIMEOUT;
     loop {

@@ -133,6 +133,21 @@ impl ClientError {
             message: message.into(),
         }
     }
+
+    pub fn internal(message: impl Into<String>) -> ClientError {
+        ClientError {
+            kind: ErrorKind::Internal,
+            message: message.into(),
+        }
+    }
+
+    /// Whether the peer refused the request itself (as opposed to not answering).
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::Invalid | ErrorKind::Precondition | ErrorKind::Denied
+        )
+    }
 }
 
 impl From<tonic::Status> for ClientError {
@@ -144,7 +159,11 @@ impl From<tonic::Status> for ClientError {
             }
             Code::FailedPrecondition | Code::Aborted => ErrorKind::Precondition,
             Code::PermissionDenied | Code::Unauthenticated => ErrorKind::Denied,
-            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => ErrorKind::Unavailable,
+            // `Unknown` is what a broken connection turns into: the peer's answer, if
+            // any, was lost.
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
+                ErrorKind::Unavailable
+            }
             _ => ErrorKind::Internal,
         };
         ClientError {

@@ -31,9 +31,9 @@ fn request<T>(message: T) -> tonic::Request<T> {
     req
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, tonic::Status> {
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ClientError> {
     serde_json::from_slice(bytes)
-        .map_err(|e| tonic::Status::internal(format!("undecodable reply: {e}")))
+        .map_err(|e| ClientError::internal(format!("undecodable reply: {e}")))
 }
 
 /// `<kind>-<pid>-<random>`: unique per proposal, readable in `monk log`.
@@ -53,7 +53,7 @@ pub struct EventStream {
 
 impl EventStream {
     /// The next event (or note), `None` when the peer ended the stream.
-    pub async fn next(&mut self) -> Result<Option<serde_json::Value>, tonic::Status> {
+    pub async fn next(&mut self) -> Result<Option<serde_json::Value>, ClientError> {
         match self.inner.message().await? {
             Some(reply) => decode(&reply.json).map(Some),
             None => Ok(None),
@@ -77,9 +77,9 @@ impl MonkClient {
     pub async fn propose_raw(
         &mut self,
         proposal: &Proposal,
-    ) -> Result<ProposeOutcome, tonic::Status> {
+    ) -> Result<ProposeOutcome, ClientError> {
         let proposal_json =
-            serde_json::to_vec(proposal).map_err(|e| tonic::Status::internal(e.to_string()))?;
+            serde_json::to_vec(proposal).map_err(|e| ClientError::internal(e.to_string()))?;
         self.propose_bytes(proposal_json).await
     }
 
@@ -87,7 +87,7 @@ impl MonkClient {
     pub async fn propose_bytes(
         &mut self,
         proposal_json: Vec<u8>,
-    ) -> Result<ProposeOutcome, tonic::Status> {
+    ) -> Result<ProposeOutcome, ClientError> {
         let reply = self
             .inner
             .propose(request(ProposeRequest { proposal_json }))
@@ -105,7 +105,7 @@ impl MonkClient {
         &mut self,
         query: &Query,
         stale: bool,
-    ) -> Result<T, tonic::Status> {
+    ) -> Result<T, ClientError> {
         let reply = self
             .inner
             .query(request(QueryRequest {
@@ -172,7 +172,7 @@ impl MonkClient {
         Ok(self.propose_raw(&proposal).await?)
     }
 
-    pub async fn cluster_new(&mut self, name: &str) -> Result<InfoView, tonic::Status> {
+    pub async fn cluster_new(&mut self, name: &str) -> Result<InfoView, ClientError> {
         decode(
             &self
                 .inner
@@ -183,7 +183,7 @@ impl MonkClient {
         )
     }
 
-    pub async fn issue_token(&mut self) -> Result<String, tonic::Status> {
+    pub async fn issue_token(&mut self) -> Result<String, ClientError> {
         Ok(self
             .inner
             .issue_token(request(Empty {}))
@@ -192,7 +192,7 @@ impl MonkClient {
             .token)
     }
 
-    pub async fn cluster_join(&mut self, token: &str) -> Result<InfoView, tonic::Status> {
+    pub async fn cluster_join(&mut self, token: &str) -> Result<InfoView, ClientError> {
         decode(
             &self
                 .inner
@@ -210,7 +210,7 @@ impl MonkClient {
         secret: &str,
         applicant: &Applicant,
         join_public_key: &[u8],
-    ) -> Result<Admission, tonic::Status> {
+    ) -> Result<Admission, ClientError> {
         let facts = applicant.facts.unwrap_or_default();
         let req = AdmitPeerRequest {
             token_secret: secret.into(),
@@ -229,18 +229,18 @@ impl MonkClient {
         decode(&self.inner.admit_peer(request(req)).await?.into_inner().json)
     }
 
-    pub async fn leave(&mut self) -> Result<InfoView, tonic::Status> {
+    pub async fn leave(&mut self) -> Result<InfoView, ClientError> {
         decode(&self.inner.leave(request(Empty {})).await?.into_inner().json)
     }
 
-    pub async fn remove_peer(&mut self, peer_id: u64) -> Result<(), tonic::Status> {
+    pub async fn remove_peer(&mut self, peer_id: u64) -> Result<(), ClientError> {
         self.inner
             .remove_peer(request(RemovePeerRequest { peer_id }))
             .await?;
         Ok(())
     }
 
-    pub async fn heartbeat(&mut self, peer_id: u64) -> Result<(), tonic::Status> {
+    pub async fn heartbeat(&mut self, peer_id: u64) -> Result<(), ClientError> {
         self.inner
             .heartbeat(request(HeartbeatRequest { peer_id }))
             .await?;
@@ -253,7 +253,7 @@ impl MonkClient {
         &mut self,
         from_index: u64,
         follow: bool,
-    ) -> Result<EventStream, tonic::Status> {
+    ) -> Result<EventStream, ClientError> {
         let inner = self
             .inner
             .events(tonic::Request::new(EventsRequest { from_index, follow }))
@@ -262,11 +262,11 @@ impl MonkClient {
         Ok(EventStream { inner })
     }
 
-    pub async fn info(&mut self) -> Result<InfoView, tonic::Status> {
+    pub async fn info(&mut self) -> Result<InfoView, ClientError> {
         decode(&self.inner.info(request(Empty {})).await?.into_inner().json)
     }
 
-    pub async fn consensus(&mut self) -> Result<ConsensusView, tonic::Status> {
+    pub async fn consensus(&mut self) -> Result<ConsensusView, ClientError> {
         decode(
             &self
                 .inner
@@ -281,7 +281,7 @@ impl MonkClient {
     pub async fn container_exec(
         &mut self,
         req: crate::pb::ExecRequest,
-    ) -> Result<crate::executor::logs::ExecOutput, tonic::Status> {
+    ) -> Result<crate::executor::logs::ExecOutput, ClientError> {
         decode(
             &self
                 .inner
@@ -299,7 +299,7 @@ impl MonkClient {
         scope: &str,
         value: &str,
         actor: &str,
-    ) -> Result<u64, tonic::Status> {
+    ) -> Result<u64, ClientError> {
         let req = SecretRequest {
             name: name.into(),
             scope: scope.into(),
@@ -312,7 +312,7 @@ impl MonkClient {
     }
 
     /// Opens a secret (`scope` empty: global).
-    pub async fn get_secret(&mut self, name: &str, scope: &str) -> Result<String, tonic::Status> {
+    pub async fn get_secret(&mut self, name: &str, scope: &str) -> Result<String, ClientError> {
         let req = SecretRequest {
             name: name.into(),
             scope: scope.into(),
@@ -326,7 +326,7 @@ impl MonkClient {
     pub async fn container_logs(
         &mut self,
         req: crate::pb::LogsRequest,
-    ) -> Result<Vec<crate::executor::logs::LogLine>, tonic::Status> {
+    ) -> Result<Vec<crate::executor::logs::LogLine>, ClientError> {
         decode(
             &self
                 .inner
@@ -341,36 +341,36 @@ impl MonkClient {
     pub async fn container_logs_local(
         &mut self,
         mut req: crate::pb::LogsRequest,
-    ) -> Result<Vec<crate::executor::logs::LogLine>, tonic::Status> {
+    ) -> Result<Vec<crate::executor::logs::LogLine>, ClientError> {
         req.local_only = true;
         self.container_logs(req).await
     }
 
     /// Downloads a consistent copy of the peer's Raft data into `dest` (created).
-    pub async fn export_raft_data(&mut self, dest: &std::path::Path) -> Result<(), tonic::Status> {
+    pub async fn export_raft_data(&mut self, dest: &std::path::Path) -> Result<(), ClientError> {
         let data = self
             .inner
             .export_raft_data(request(Empty {}))
             .await?
             .into_inner();
         std::fs::create_dir_all(dest)
-            .map_err(|e| tonic::Status::internal(format!("{}: {e}", dest.display())))?;
+            .map_err(|e| ClientError::internal(format!("{}: {e}", dest.display())))?;
         for file in data.files {
             let name = std::path::Path::new(&file.name);
             let plain = name.components().count() == 1 && name.file_name().is_some();
             if !plain {
-                return Err(tonic::Status::internal(format!(
+                return Err(ClientError::internal(format!(
                     "refusing exported file name {:?}",
                     file.name
                 )));
             }
             std::fs::write(dest.join(name), &file.contents)
-                .map_err(|e| tonic::Status::internal(format!("{}: {e}", dest.display())))?;
+                .map_err(|e| ClientError::internal(format!("{}: {e}", dest.display())))?;
         }
         Ok(())
     }
 
-    pub async fn peers(&mut self, stale: bool) -> Result<Vec<PeerRow>, tonic::Status> {
+    pub async fn peers(&mut self, stale: bool) -> Result<Vec<PeerRow>, ClientError> {
         self.query(&Query::Peers, stale).await
     }
 }

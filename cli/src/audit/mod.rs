@@ -119,7 +119,7 @@ async fn download(addr: &str, dest: &Path) -> Result<(), String> {
     client
         .export_raft_data(&dest.join("raft"))
         .await
-        .map_err(|s| format!("{addr}: {} ({:?})", s.message(), s.code()))
+        .map_err(|e| format!("{addr}: {} ({:?})", e.message, e.kind))
 }
 
 pub fn run(cmd: &AuditCmd) -> ExitCode {

@@ -161,7 +161,7 @@ pub async fn workload_logs(node: &Node, req: LogsRequest) -> NodeResult<Vec<LogL
             .container_logs_local(req.clone())
             .await
             .map_err(|e| {
-                NodeError::Unavailable(format!("peer {peer} at {address}: {}", e.message()))
+                NodeError::Unavailable(format!("peer {peer} at {address}: {}", e.message))
             })?;
         lines.extend(theirs);
     }
@@ -251,7 +251,7 @@ pub async fn exec(node: &Node, req: ExecRequest) -> NodeResult<ExecOutput> {
         let mut forwarded = req.clone();
         forwarded.local_only = true;
         return client.container_exec(forwarded).await.map_err(|e| {
-            NodeError::Unavailable(format!("peer {peer} at {address}: {}", e.message()))
+            NodeError::Unavailable(format!("peer {peer} at {address}: {}", e.message))
         });
     }
     let missing = || {

@@ -73,7 +73,7 @@ impl Node {
         match MonkClient::connect(&leader.address).await {
             Ok(mut client) => {
                 if let Err(e) = client.heartbeat(id).await {
-                    warn!(leader = %leader.address, "heartbeat failed: {}", e.message());
+                    warn!(leader = %leader.address, "heartbeat failed: {}", e.message);
                 }
             }
             Err(e) => warn!(leader = %leader.address, "heartbeat connect failed: {e}"),

@@ -147,17 +147,13 @@ impl Node {
                         .accept_admission_with_keys(admission, Some(&keys))
                         .await
                 }
-                Err(e)
-                    if e.code() == tonic::Code::PermissionDenied
-                        || e.code() == tonic::Code::InvalidArgument
-                        || e.code() == tonic::Code::FailedPrecondition =>
-                {
+                Err(e) if e.is_refusal() => {
                     return Err(NodeError::PermissionDenied(format!(
                         "join refused by {address}: {}",
-                        e.message()
+                        e.message
                     )));
                 }
-                Err(e) => last_error = format!("{address}: {}", e.message()),
+                Err(e) => last_error = format!("{address}: {}", e.message),
             }
         }
         Err(NodeError::Unavailable(format!(

@@ -26,6 +26,7 @@ use tracing::{info, warn};
 use monk_log::{open_store, LogStore, SharedState, StateMachineStore, TypeConfig};
 use monk_statemachine::{Capacity, Command, PeerId, Proposal, FORMAT_VERSION};
 
+use crate::api::{ClientError, ErrorKind};
 use crate::client::MonkClient;
 use crate::executor::runtime::Engine;
 use crate::identity::{self, Identity};
@@ -395,26 +396,26 @@ impl Node {
     }
 }
 
-/// A forwarded proposal failed: the leader's own refusal keeps its code; a transport
+/// A forwarded proposal failed: the leader's own refusal keeps its kind; a transport
 /// failure after sending means the outcome is unknown.
-fn forwarded_error(leader: &str, status: &tonic::Status) -> NodeError {
-    match status.code() {
-        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown => NodeError::Unavailable(format!(
+fn forwarded_error(leader: &str, e: &ClientError) -> NodeError {
+    match e.kind {
+        ErrorKind::Unavailable => NodeError::Unavailable(format!(
             "forwarded to leader {leader} but got no answer ({}); the command may or may not have been applied",
-            status.message()
+            e.message
         )),
-        _ => status_to_error(status),
+        _ => status_to_error(e),
     }
 }
 
-/// Maps a gRPC status from a forwarded call back to a node error.
-pub fn status_to_error(status: &tonic::Status) -> NodeError {
-    let message = status.message().to_string();
-    match status.code() {
-        tonic::Code::InvalidArgument => NodeError::InvalidArgument(message),
-        tonic::Code::FailedPrecondition => NodeError::FailedPrecondition(message),
-        tonic::Code::PermissionDenied => NodeError::PermissionDenied(message),
-        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => NodeError::Unavailable(message),
-        _ => NodeError::Internal(message),
+/// Maps the error of a call forwarded to another peer back to a node error.
+pub fn status_to_error(e: &ClientError) -> NodeError {
+    let message = e.message.clone();
+    match e.kind {
+        ErrorKind::Invalid => NodeError::InvalidArgument(message),
+        ErrorKind::Precondition => NodeError::FailedPrecondition(message),
+        ErrorKind::Denied => NodeError::PermissionDenied(message),
+        ErrorKind::Unavailable => NodeError::Unavailable(message),
+        ErrorKind::Internal => NodeError::Internal(message),
     }
 }
