@@ -119,7 +119,7 @@ impl MonkClient {
     }
 
     pub async fn templates(&mut self, stale: bool) -> Result<Vec<TemplateRow>, ClientError> {
-        Ok(self.query(&Query::Templates, stale).await?)
+        self.query(&Query::Templates, stale).await
     }
 
     /// Every stored definition by path, as loaded.
@@ -127,7 +127,7 @@ impl MonkClient {
         &mut self,
         stale: bool,
     ) -> Result<BTreeMap<String, Tree>, ClientError> {
-        Ok(self.query(&Query::TemplatesAll, stale).await?)
+        self.query(&Query::TemplatesAll, stale).await
     }
 
     /// One definition with its `inherits` chain resolved by the peer.
@@ -137,20 +137,20 @@ impl MonkClient {
         stale: bool,
     ) -> Result<Tree, ClientError> {
         let query = Query::ResolvedTemplate { path: path.into() };
-        Ok(self.query(&query, stale).await?)
+        self.query(&query, stale).await
     }
 
     pub async fn instances(&mut self, stale: bool) -> Result<Vec<InstanceView>, ClientError> {
-        Ok(self.query(&Query::Instances, stale).await?)
+        self.query(&Query::Instances, stale).await
     }
 
     pub async fn workload(&mut self, path: &str) -> Result<Workload, ClientError> {
         let query = Query::Workload { path: path.into() };
-        Ok(self.query(&query, false).await?)
+        self.query(&query, false).await
     }
 
     pub async fn secret_names(&mut self) -> Result<serde_json::Value, ClientError> {
-        Ok(self.query(&Query::Secrets, false).await?)
+        self.query(&Query::Secrets, false).await
     }
 
     /// Proposes `command` as `actor`: fills in the entry format version and a request
@@ -169,7 +169,7 @@ impl MonkClient {
             request_id: request_id(command.kind()),
             command,
         };
-        Ok(self.propose_raw(&proposal).await?)
+        self.propose_raw(&proposal).await
     }
 
     pub async fn cluster_new(&mut self, name: &str) -> Result<InfoView, ClientError> {
