@@ -3,8 +3,11 @@
 //! non-zero with a one-line reason on failure.
 
 mod audit;
+mod exit;
+mod progress;
 mod secrets;
 mod table;
+mod wait;
 mod workloads;
 
 use std::collections::BTreeMap;
@@ -20,6 +23,8 @@ use monk_scripting::monkscript::cli::{
 use monk_scripting::monkscript::diagnostic::Severity;
 use monk_scripting::tree::Tree;
 use monk_statemachine::{Applied, Command, LoadedTemplate, Proposal, FORMAT_VERSION};
+
+use crate::exit::Failure;
 
 /// Default peer address when neither `--addr` nor `MONK_ADDR` is given.
 const DEFAULT_ADDR: &str = "127.0.0.1:44001";
@@ -172,15 +177,6 @@ enum SystemCmd {
     },
 }
 
-/// A failure with a one-line reason.
-struct Failure(String);
-
-impl From<tonic::Status> for Failure {
-    fn from(s: tonic::Status) -> Failure {
-        Failure(s.message().to_string())
-    }
-}
-
 type Outcome = Result<String, Failure>;
 
 fn actor() -> String {
@@ -194,7 +190,7 @@ fn actor() -> String {
 fn json<T: serde::Serialize>(value: &T) -> Outcome {
     serde_json::to_string_pretty(value)
         .map(|s| s + "\n")
-        .map_err(|e| Failure(e.to_string()))
+        .map_err(|e| Failure::failed(e.to_string()))
 }
 
 fn opt<T: ToString>(v: Option<T>) -> String {
@@ -202,9 +198,9 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 }
 
 async fn connect(addr: &str) -> Result<MonkClient, Failure> {
-    MonkClient::connect(addr)
-        .await
-        .map_err(|e| Failure(format!("{e} (is monkd running? set --addr or MONK_ADDR)")))
+    MonkClient::connect(addr).await.map_err(|e| {
+        Failure::unreachable(format!("{e} (is monkd running? set --addr or MONK_ADDR)"))
+    })
 }
 
 async fn run(cli: Cli) -> Outcome {
@@ -242,7 +238,9 @@ async fn run(cli: Cli) -> Outcome {
                     for d in &diagnostics {
                         eprintln!("{d}");
                     }
-                    return Err(Failure(format!("{errors} error(s); nothing was loaded")));
+                    return Err(Failure::failed(format!(
+                        "{errors} error(s); nothing was loaded"
+                    )));
                 }
             };
             for w in &warnings {
@@ -271,7 +269,9 @@ async fn run(cli: Cli) -> Outcome {
                     files.len(),
                     outcome.index
                 )),
-                Applied::Rejected { reason } => Err(Failure(format!("load rejected: {reason}"))),
+                Applied::Rejected { reason } => {
+                    Err(Failure::failed(format!("load rejected: {reason}")))
+                }
             }
         }
         Top::List { out, stale } => {
@@ -298,8 +298,8 @@ async fn run(cli: Cli) -> Outcome {
                 &cells,
             ))
         }
-        Top::Eval { .. } => Err(Failure("eval runs offline".into())),
-        Top::Audit(_) => Err(Failure("audit commands run offline".into())),
+        Top::Eval { .. } => Err(Failure::failed("eval runs offline")),
+        Top::Audit(_) => Err(Failure::failed("audit commands run offline")),
         Top::Dump {
             path,
             output,
@@ -316,10 +316,10 @@ async fn run(cli: Cli) -> Outcome {
                 stored
                     .get(&path)
                     .cloned()
-                    .ok_or_else(|| Failure(format!("no template at {path}")))?
+                    .ok_or_else(|| Failure::failed(format!("no template at {path}")))?
             } else {
                 resolve_stored(&path, &stored).map_err(|diagnostics| {
-                    Failure(
+                    Failure::failed(
                         diagnostics
                             .iter()
                             .map(|d| d.to_string())
@@ -331,11 +331,11 @@ async fn run(cli: Cli) -> Outcome {
             match output {
                 DumpOutput::Json => json(&definition),
                 DumpOutput::Yaml => {
-                    serde_saphyr::to_string(&definition).map_err(|e| Failure(e.to_string()))
+                    serde_saphyr::to_string(&definition).map_err(|e| Failure::failed(e.to_string()))
                 }
             }
         }
-        Top::Lint { .. } => Err(Failure("lint runs offline".into())),
+        Top::Lint { .. } => Err(Failure::failed("lint runs offline")),
     }
 }
 
@@ -391,7 +391,7 @@ async fn cluster(addr: &str, cmd: ClusterCmd) -> Outcome {
                     Some(("+", tag)) if !tag.is_empty() => add.push(tag.to_string()),
                     Some(("-", tag)) if !tag.is_empty() => remove.push(tag.to_string()),
                     _ => {
-                        return Err(Failure(format!(
+                        return Err(Failure::usage(format!(
                             "{change:?}: write +TAG to add a tag or -TAG to remove one"
                         )))
                     }
@@ -401,7 +401,7 @@ async fn cluster(addr: &str, cmd: ClusterCmd) -> Outcome {
             let target = peers
                 .iter()
                 .find(|p| p.name == peer || p.id.to_string() == peer)
-                .ok_or_else(|| Failure(format!("no peer {peer:?} in the cluster")))?;
+                .ok_or_else(|| Failure::failed(format!("no peer {peer:?} in the cluster")))?;
             let id = target.id;
             let name = target.name.clone();
             let command = Command::PeerTagged {
@@ -510,30 +510,35 @@ fn offline(command: &Top) -> Option<ExitCode> {
 
 /// Online audit: fetch the peers' Raft data into a scratch dir that lives until the
 /// command has run; `None` when the command needs nothing fetched.
-fn fetch_audit_data(cli: &mut Cli) -> Result<Option<tempfile::TempDir>, String> {
+fn fetch_audit_data(cli: &mut Cli) -> Result<Option<tempfile::TempDir>, Failure> {
     let Top::Audit(cmd) = &mut cli.command else {
         return Ok(None);
     };
     if !audit::needs_online(cmd) {
         return Ok(None);
     }
-    let scratch = tempfile::tempdir().map_err(|e| format!("cannot create a scratch dir: {e}"))?;
+    let scratch = tempfile::tempdir()
+        .map_err(|e| Failure::failed(format!("cannot create a scratch dir: {e}")))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        .map_err(|e| Failure::failed(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(audit::fetch_online(cmd, &cli.addr, scratch.path()))?;
     Ok(Some(scratch))
+}
+
+/// Prints the reason (every line of it: several replicas may each have one) and exits
+/// with the code its kind decides (`exit.rs`).
+fn fail(failure: Failure) -> ExitCode {
+    eprintln!("monk: {}", failure.reason.trim_end());
+    failure.exit_code()
 }
 
 fn main() -> ExitCode {
     let mut cli = Cli::parse();
     let _scratch = match fetch_audit_data(&mut cli) {
         Ok(scratch) => scratch,
-        Err(reason) => {
-            eprintln!("monk: {reason}");
-            return ExitCode::FAILURE;
-        }
+        Err(failure) => return fail(failure),
     };
     if let Some(code) = offline(&cli.command) {
         return code;
@@ -553,9 +558,6 @@ fn main() -> ExitCode {
             print!("{text}");
             ExitCode::SUCCESS
         }
-        Err(Failure(reason)) => {
-            eprintln!("monk: {}", reason.lines().next().unwrap_or("failed"));
-            ExitCode::FAILURE
-        }
+        Err(failure) => fail(failure),
     }
 }
