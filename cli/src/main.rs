@@ -11,10 +11,11 @@ mod wait;
 mod workloads;
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use monk_node::views::{ConsensusView, InfoView, PeerRow, TemplateRow};
 use monk_node::MonkClient;
 use monk_scripting::monkscript::cli::{
@@ -33,10 +34,26 @@ const DEFAULT_ADDR: &str = "127.0.0.1:44001";
 #[command(name = "monk", version, about = "Run and inspect a monk cluster")]
 struct Cli {
     /// Peer to talk to (HOST:PORT).
-    #[arg(long, global = true, env = "MONK_ADDR", default_value = DEFAULT_ADDR)]
+    #[arg(long, global = true, env = "MONK_ADDR", default_value = DEFAULT_ADDR, value_parser = peer_address)]
     addr: String,
     #[command(subcommand)]
     command: Top,
+}
+
+/// `--addr`: `HOST:PORT` (a name, an IPv4 address or a bracketed IPv6 one), checked
+/// before anything is sent so a typo exits 2 (usage) rather than 3 (unreachable).
+fn peer_address(text: &str) -> Result<String, String> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{text:?}: expected HOST:PORT"))?;
+    if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/') {
+        return Err(format!(
+            "{text:?}: expected HOST:PORT, e.g. 127.0.0.1:44001"
+        ));
+    }
+    port.parse::<u16>()
+        .map_err(|_| format!("{text:?}: the port must be a number from 0 to 65535"))?;
+    Ok(text.to_string())
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -111,6 +128,20 @@ enum Top {
     /// Incident forensics on a data dir: log, replay, diff, history, verify, snapshot.
     #[command(flatten)]
     Audit(audit::AuditCmd),
+    /// Print a shell completion script: `source <(monk completions bash)`.
+    Completions {
+        /// The shell: bash, zsh, fish (also elvish, powershell).
+        shell: clap_complete::Shell,
+    },
+    /// This client's version and entry format version, and the addressed peer's
+    /// (exit 3 after printing the client's when no peer answers).
+    Version {
+        /// Only this client's; ask no peer.
+        #[arg(long)]
+        client: bool,
+        #[command(flatten)]
+        out: OutputArg,
+    },
     /// Check MonkScript files, directories or MANIFESTs; exit 1 if there are errors.
     Lint {
         #[arg(required = true)]
@@ -336,6 +367,8 @@ async fn run(cli: Cli) -> Outcome {
             }
         }
         Top::Lint { .. } => Err(Failure::failed("lint runs offline")),
+        Top::Completions { .. } => Err(Failure::failed("completions run offline")),
+        Top::Version { client, out } => version(&cli.addr, client, out.output).await,
     }
 }
 
@@ -455,6 +488,81 @@ async fn cluster(addr: &str, cmd: ClusterCmd) -> Outcome {
     }
 }
 
+/// One side of `monk version`.
+#[derive(serde::Serialize)]
+struct VersionRow {
+    version: String,
+    format_version: u32,
+}
+
+/// `monk version`: the client's side always; the peer's when one answers (its
+/// `cluster info` carries its build and entry format version).
+async fn version(addr: &str, client_only: bool, output: Output) -> Outcome {
+    let client = VersionRow {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        format_version: FORMAT_VERSION,
+    };
+    let peer: Option<Result<InfoView, Failure>> = match client_only {
+        true => None,
+        false => Some(match connect(addr).await {
+            Ok(mut c) => c.info().await.map_err(Failure::from),
+            Err(failure) => Err(failure),
+        }),
+    };
+    let answered = match &peer {
+        Some(Ok(info)) => Some(info),
+        _ => None,
+    };
+    let text = match output {
+        Output::Json => json(&serde_json::json!({
+            "client": client,
+            "peer": answered.map(|info| VersionRow {
+                version: info.version.clone(),
+                format_version: info.format_version,
+            }),
+        }))?,
+        Output::Table => {
+            let mut text = format!(
+                "client  monk {} (entry format {})\n",
+                client.version, client.format_version
+            );
+            if let Some(info) = answered {
+                text.push_str(&version_peer_line(addr, info));
+            }
+            text
+        }
+    };
+    match peer {
+        Some(Err(failure)) => {
+            print!("{text}");
+            Err(failure)
+        }
+        _ => Ok(text),
+    }
+}
+
+fn version_peer_line(addr: &str, info: &InfoView) -> String {
+    let build = match info.version.is_empty() {
+        true => "monkd of a build older than version reporting".to_string(),
+        false => format!(
+            "monkd {} (entry format {})",
+            info.version, info.format_version
+        ),
+    };
+    let mut line = format!(
+        "peer    {build} at {addr}: {} in cluster {}\n",
+        info.name,
+        opt(info.cluster.as_ref())
+    );
+    if !info.version.is_empty() && info.format_version < FORMAT_VERSION {
+        line.push_str(&format!(
+            "note    this client writes entry format {FORMAT_VERSION}, which the peer (format {}) may refuse: use a monk of its build\n",
+            info.format_version
+        ));
+    }
+    line
+}
+
 /// Prints what an offline command produced and turns its exit code into ours.
 fn finish(output: monk_scripting::cli_output::CommandOutput) -> ExitCode {
     print!("{}", output.stdout);
@@ -489,6 +597,16 @@ fn offline(command: &Top) -> Option<ExitCode> {
                 vars,
                 file_text.as_deref(),
             )))
+        }
+        Top::Completions { shell } => {
+            // Into memory first: clap_complete panics when its writer fails (a closed
+            // pipe), a write of ours reports it.
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "monk", &mut script);
+            Some(match std::io::stdout().write_all(&script) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(Failure::failed(format!("cannot write the script: {e}"))),
+            })
         }
         Top::Lint { paths, strict, out } => Some(finish(lint_command(
             paths,

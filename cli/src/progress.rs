@@ -104,19 +104,26 @@ impl Progress {
         }
     }
 
+    /// Updates a replica's live line (message first, then the style, so no frame
+    /// shows the new mark with the old words), adding the line on first sight.
     fn draw(&mut self, key: Key, label: &str, phase: &Phase) {
-        let multi = &self.multi;
-        let bar = self.bars.entry(key).or_insert_with(|| {
-            let bar = multi.add(ProgressBar::new_spinner());
-            bar.enable_steady_tick(SPINNER_TICK);
-            bar
-        });
-        bar.set_style(match phase.is_up() {
+        let style = match phase.is_up() {
             true => style("✔ {prefix}: {msg}"),
             false => style("{spinner} {prefix}: {msg}  {elapsed}"),
-        });
-        bar.set_prefix(label.to_string());
-        bar.set_message(phase.text());
+        };
+        if let Some(bar) = self.bars.get(&key) {
+            bar.set_prefix(label.to_string());
+            bar.set_message(phase.text());
+            bar.set_style(style);
+            return;
+        }
+        let bar = ProgressBar::new_spinner()
+            .with_style(style)
+            .with_prefix(label.to_string())
+            .with_message(phase.text());
+        let bar = self.multi.add(bar);
+        bar.enable_steady_tick(SPINNER_TICK);
+        self.bars.insert(key, bar);
     }
 
     /// Ends the display: on success the live lines are cleared (the result printed
