@@ -26,7 +26,7 @@ pub const CRASH_LOOP_RESTARTS: u64 = 3;
 
 /// The longest `--timeout` accepted: a day. A longer wait is a mistake (a unit
 /// forgotten), and `--timeout 0` already means "do not wait".
-const TIMEOUT_MAX_SECS: u64 = 24 * 60 * 60;
+const TIMEOUT_SECS_MAX: u64 = 24 * 60 * 60;
 
 /// Parses `--timeout`: seconds (`90`), or a number with `s`, `m` or `h` (`5m`).
 pub fn parse_timeout(text: &str) -> Result<Duration, String> {
@@ -42,7 +42,7 @@ pub fn parse_timeout(text: &str) -> Result<Duration, String> {
         .ok()
         .and_then(|n| n.checked_mul(unit_secs))
         .ok_or_else(|| format!("{text:?}: expected seconds (90) or a duration (90s, 5m, 1h)"))?;
-    if secs > TIMEOUT_MAX_SECS {
+    if secs > TIMEOUT_SECS_MAX {
         return Err(format!("{text:?}: at most a day (24h)"));
     }
     Ok(Duration::from_secs(secs))
