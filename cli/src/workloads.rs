@@ -371,7 +371,8 @@ impl PsFilter {
         self.all || i.desired != Desired::Stopped
     }
 
-    fn keeps(&self, i: &InstanceView) -> bool {
+    /// `--peer`, `--tag` and `--status`.
+    fn matches(&self, i: &InstanceView) -> bool {
         let on_peer = self.peer.as_ref().is_none_or(|p| {
             i.peer_name.as_ref() == Some(p) || i.peer.map(|id| id.to_string()).as_ref() == Some(p)
         });
@@ -380,7 +381,16 @@ impl PsFilter {
             .as_ref()
             .is_none_or(|ids| i.peer.is_some_and(|id| ids.contains(&id)));
         let status = self.status.is_none_or(|s| s.matches(i));
-        self.shows_stopped(i) && on_peer && tagged && status
+        on_peer && tagged && status
+    }
+
+    fn keeps(&self, i: &InstanceView) -> bool {
+        self.shows_stopped(i) && self.matches(i)
+    }
+
+    /// Matches the other filters, shown only with `--all`.
+    fn hides(&self, i: &InstanceView) -> bool {
+        !self.shows_stopped(i) && self.matches(i)
     }
 }
 
@@ -714,10 +724,7 @@ pub async fn run(addr: &str, cmd: WorkloadCmd) -> Outcome {
                 tagged,
                 status,
             };
-            let hidden = instances
-                .iter()
-                .filter(|i| !filter.shows_stopped(i))
-                .count();
+            let hidden = instances.iter().filter(|i| filter.hides(i)).count();
             let rows: Vec<InstanceView> =
                 instances.into_iter().filter(|i| filter.keeps(i)).collect();
             if out.output == Output::Json {

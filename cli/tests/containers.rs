@@ -540,23 +540,10 @@ fn dir_contains(dir: &std::path::Path, needle: &[u8]) -> bool {
     })
 }
 
-#[test]
-fn readiness_checks_and_wait_for_order_a_stack() {
-    if !engine_present() {
-        return;
-    }
-    build_image();
-    let cluster = cluster_name("ready");
-    let _cleanup = Cleanup(cluster.clone());
-    let root = tempfile::tempdir().unwrap();
-    let mut peer = Peer::start(root.path(), "alpha");
-    ok(&peer.addr, &["cluster", "new", "--name", &cluster]);
-    let file = root.path().join("stack.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            r#"namespace: ctest
-db:
+/// A runnable whose readiness check passes about 3 s after it starts.
+fn slow_db(image: &str) -> String {
+    format!(
+        r#"db:
   defines: runnable
   checks:
     readiness:
@@ -564,10 +551,37 @@ db:
       period: 1
   containers:
     main:
-      image: {IMAGE}
+      image: {image}
       bash: mkdir -p /tmp && sleep 3 && echo ok > /tmp/ready && exec sleep 600
       stop-grace-period: 1s
-web:
+"#
+    )
+}
+
+/// With an engine (else `None`, the test skipped): the busybox image, one peer
+/// `alpha` in a new cluster named for `tag`, and `yaml` loaded. Bind the result as
+/// `let (_cleanup, root, peer)` so the peer stops before the containers are removed.
+fn one_peer_with(tag: &str, yaml: &str) -> Option<(Cleanup, tempfile::TempDir, Peer)> {
+    if !engine_present() {
+        return None;
+    }
+    build_image();
+    let cluster = cluster_name(tag);
+    let cleanup = Cleanup(cluster.clone());
+    let root = tempfile::tempdir().unwrap();
+    let peer = Peer::start(root.path(), "alpha");
+    ok(&peer.addr, &["cluster", "new", "--name", &cluster]);
+    let file = root.path().join("defs.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    ok(&peer.addr, &["load", file.to_str().unwrap()]);
+    Some((cleanup, root, peer))
+}
+
+#[test]
+fn readiness_checks_and_wait_for_order_a_stack() {
+    let yaml = format!(
+        r#"namespace: ctest
+{}web:
   defines: runnable
   checks:
     readiness:
@@ -592,11 +606,12 @@ app:
 stack:
   defines: group
   members: [ctest/db, ctest/web, ctest/app]
-"#
-        ),
-    )
-    .unwrap();
-    ok(&peer.addr, &["load", file.to_str().unwrap()]);
+"#,
+        slow_db(IMAGE)
+    );
+    let Some((_cleanup, _root, mut peer)) = one_peer_with("ready", &yaml) else {
+        return;
+    };
     ok(&peer.addr, &["run", "ctest/stack"]);
     let ps = json(&peer.addr, &["ps", "-o", "json"]);
     let status = |path: &str| {
@@ -706,24 +721,12 @@ fn a_crash_loop_shows_its_restarts() {
 /// under `restart: always` waited forever while `ps` said "main restarted 10 times".
 #[test]
 fn a_crash_looping_runnable_makes_run_exit_1_with_the_reason() {
-    if !engine_present() {
+    let yaml = format!(
+        "namespace: ctest\nloop:\n  defines: runnable\n  containers:\n    main:\n      image: {IMAGE}\n      bash: exit 3\n      restart: always\n      stop-grace-period: 1s\n"
+    );
+    let Some((_cleanup, _root, mut peer)) = one_peer_with("loop", &yaml) else {
         return;
-    }
-    build_image();
-    let cluster = cluster_name("loop");
-    let _cleanup = Cleanup(cluster.clone());
-    let root = tempfile::tempdir().unwrap();
-    let mut peer = Peer::start(root.path(), "alpha");
-    ok(&peer.addr, &["cluster", "new", "--name", &cluster]);
-    let file = root.path().join("loop.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            "namespace: ctest\nloop:\n  defines: runnable\n  containers:\n    main:\n      image: {IMAGE}\n      bash: exit 3\n      restart: always\n      stop-grace-period: 1s\n"
-        ),
-    )
-    .unwrap();
-    ok(&peer.addr, &["load", file.to_str().unwrap()]);
+    };
     // The default timeout (5 minutes) is not what ends it.
     let began = std::time::Instant::now();
     let out = peer.monk(&["run", "ctest/loop"]);
@@ -758,32 +761,9 @@ fn monk_on_a_terminal(addr: &str, args: &[&str]) -> (bool, String) {
 
 #[test]
 fn progress_of_a_slow_stack_is_live_on_a_terminal_and_plain_lines_otherwise() {
-    if !engine_present() {
-        return;
-    }
-    build_image();
-    let cluster = cluster_name("progress");
-    let _cleanup = Cleanup(cluster.clone());
-    let root = tempfile::tempdir().unwrap();
-    let mut peer = Peer::start(root.path(), "alpha");
-    ok(&peer.addr, &["cluster", "new", "--name", &cluster]);
-    let file = root.path().join("slow.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            r#"namespace: ctest
-db:
-  defines: runnable
-  checks:
-    readiness:
-      code: exec("main", "cat", "/tmp/ready") "ok" contains?
-      period: 1
-  containers:
-    main:
-      image: {IMAGE}
-      bash: mkdir -p /tmp && sleep 3 && echo ok > /tmp/ready && exec sleep 600
-      stop-grace-period: 1s
-app:
+    let yaml = format!(
+        r#"namespace: ctest
+{}app:
   defines: runnable
   depends:
     wait-for:
@@ -797,11 +777,13 @@ app:
 stack:
   defines: group
   members: [ctest/db, ctest/app]
-"#
-        ),
-    )
-    .unwrap();
-    ok(&peer.addr, &["load", file.to_str().unwrap()]);
+"#,
+        slow_db(IMAGE)
+    );
+    let Some((cleanup, _root, mut peer)) = one_peer_with("progress", &yaml) else {
+        return;
+    };
+    let cluster = cleanup.0.clone();
 
     // On a terminal: redrawn lines that pass through the intermediate states.
     let (success, screen) = monk_on_a_terminal(&peer.addr, &["run", "ctest/stack"]);

@@ -48,6 +48,21 @@ gpu:
       image: busybox
 "#;
 
+/// Alpha creates the cluster `name`, beta (tagged `beta_tags`) joins it.
+fn two_quiet_peers(
+    root: &std::path::Path,
+    name: &str,
+    alpha_tags: &str,
+    beta_tags: &str,
+) -> (Peer, Peer) {
+    let alpha = quiet_peer(root, "alpha", alpha_tags);
+    let beta = quiet_peer(root, "beta", beta_tags);
+    ok(&alpha.addr, &["cluster", "new", "--name", name]);
+    let token = ok(&alpha.addr, &["cluster", "token"]).trim().to_string();
+    ok(&beta.addr, &["cluster", "join", "--token", &token]);
+    (alpha, beta)
+}
+
 #[test]
 fn exit_code_3_when_no_peer_answers() {
     let o = monk("127.0.0.1:1", &["cluster", "info"]);
@@ -116,11 +131,7 @@ fn exit_codes_0_1_and_2_from_a_peer_and_1_at_the_timeout() {
 #[test]
 fn exit_code_4_when_the_peer_answers_but_no_leader_does() {
     let root = tempfile::tempdir().unwrap();
-    let mut alpha = quiet_peer(root.path(), "alpha", "");
-    let mut beta = quiet_peer(root.path(), "beta", "");
-    ok(&alpha.addr, &["cluster", "new", "--name", "quorum"]);
-    let token = ok(&alpha.addr, &["cluster", "token"]).trim().to_string();
-    ok(&beta.addr, &["cluster", "join", "--token", &token]);
+    let (mut alpha, mut beta) = two_quiet_peers(root.path(), "quorum", "", "");
     wait_for(
         Duration::from_secs(40),
         || {
@@ -247,11 +258,7 @@ fn ps_rows(addr: &str, args: &[&str]) -> Vec<String> {
 #[test]
 fn ps_filters_by_tag_and_status_and_hides_stopped_workloads_without_all() {
     let root = tempfile::tempdir().unwrap();
-    let mut alpha = quiet_peer(root.path(), "alpha", "edge");
-    let mut beta = quiet_peer(root.path(), "beta", "core");
-    ok(&alpha.addr, &["cluster", "new", "--name", "filters"]);
-    let token = ok(&alpha.addr, &["cluster", "token"]).trim().to_string();
-    ok(&beta.addr, &["cluster", "join", "--token", &token]);
+    let (mut alpha, mut beta) = two_quiet_peers(root.path(), "filters", "edge", "core");
     load(&alpha.addr, root.path(), APPS);
     ok(
         &alpha.addr,
