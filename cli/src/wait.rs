@@ -24,6 +24,13 @@ pub const WAIT_TIMEOUT_DEFAULT: &str = "5m";
 /// on its way up (a database not accepting connections yet) still gets its chance.
 pub const CRASH_LOOP_RESTARTS: u64 = 3;
 
+/// A replica whose containers restarted during the wait counts as up only once its
+/// restart count has held this long: one report of `running` between two crashes
+/// (an executor pass that saw the container in the moment it was up, as happens on
+/// a loaded machine) must not end the wait, while a container that failed once on
+/// its way up and then stays up costs the wait only this much. Ten executor passes.
+pub const RESTART_SETTLE: Duration = Duration::from_secs(10);
+
 /// The longest `--timeout` accepted: a day. A longer wait is a mistake (a unit
 /// forgotten), and `--timeout 0` already means "do not wait".
 const TIMEOUT_SECS_MAX: u64 = 24 * 60 * 60;
@@ -154,12 +161,17 @@ pub enum Verdict {
     GiveUp(String),
 }
 
+type ReplicaKey = (String, u32);
+
 /// The wait's memory between looks: the restart counts each replica's containers had
-/// when the wait began, so only restarts during this wait count as a crash loop.
+/// when the wait began, so only restarts during this wait count as a crash loop, and,
+/// for a replica that restarted during the wait, since when its restart count holds.
 #[derive(Debug, Default)]
 pub struct Watch {
-    baseline: BTreeMap<(String, u32), BTreeMap<String, u64>>,
+    baseline: BTreeMap<ReplicaKey, BTreeMap<String, u64>>,
     started: bool,
+    /// Restarts during the wait (all containers) and when that number was first seen.
+    settling: BTreeMap<ReplicaKey, (u64, Duration)>,
 }
 
 impl Watch {
@@ -181,18 +193,19 @@ impl Watch {
                         status.as_str()
                     ));
                 }
-                Phase::Starting(msg) | Phase::Running(msg) => {
-                    if let Some(reason) = self.crash_loop(i, &msg) {
+                Phase::Starting(_) | Phase::Running(_) => {
+                    if let Some(reason) = self.crash_loop(i) {
                         return Verdict::GiveUp(reason);
                     }
                 }
                 _ => {}
             }
         }
+        let up: Vec<bool> = replicas.iter().map(|i| self.up(i, elapsed)).collect();
         let placed_up = replicas
             .iter()
-            .filter(|i| i.peer.is_some())
-            .all(|i| Phase::of(i).is_up());
+            .zip(&up)
+            .all(|(i, up)| i.peer.is_none() || *up);
         let pending: Vec<&InstanceView> = replicas.iter().filter(|i| i.peer.is_none()).collect();
         if placed_up && pending.is_empty() {
             return Verdict::Done;
@@ -216,9 +229,9 @@ impl Watch {
         if elapsed >= timeout {
             let waiting: Vec<String> = replicas
                 .iter()
-                .map(|i| (i, Phase::of(i)))
-                .filter(|(_, phase)| !phase.is_up())
-                .map(|(i, phase)| format!("{} ({})", replica_label(i), phase.text()))
+                .zip(&up)
+                .filter(|(_, up)| !**up)
+                .map(|(i, _)| format!("{} ({})", replica_label(i), Phase::of(i).text()))
                 .collect();
             return Verdict::GiveUp(format!(
                 "timed out after {}s waiting for {}",
@@ -245,18 +258,47 @@ impl Watch {
         }
     }
 
-    fn crash_loop(&self, i: &InstanceView, message: &str) -> Option<String> {
+    /// Restarts of each container of `i` since the wait began.
+    fn restarts_during(&self, i: &InstanceView) -> BTreeMap<String, u64> {
         let before = self.baseline.get(&(i.path.clone(), i.replica));
-        restart_counts(message)
+        restart_counts(&i.message)
             .into_iter()
-            .find(|(container, count)| {
-                let was = before.and_then(|b| b.get(container)).copied().unwrap_or(0);
-                count.saturating_sub(was) >= CRASH_LOOP_RESTARTS
-            })
             .map(|(container, count)| {
+                let was = before.and_then(|b| b.get(&container)).copied().unwrap_or(0);
+                (container, count.saturating_sub(was))
+            })
+            .collect()
+    }
+
+    /// Running or ready, and, if it restarted during the wait, steady for
+    /// [`RESTART_SETTLE`].
+    fn up(&mut self, i: &InstanceView, elapsed: Duration) -> bool {
+        if !Phase::of(i).is_up() {
+            return false;
+        }
+        let restarts: u64 = self.restarts_during(i).values().sum();
+        if restarts == 0 {
+            return true;
+        }
+        let key = (i.path.clone(), i.replica);
+        let since = match self.settling.get(&key) {
+            Some((seen, since)) if *seen == restarts => *since,
+            _ => {
+                self.settling.insert(key, (restarts, elapsed));
+                elapsed
+            }
+        };
+        elapsed.saturating_sub(since) >= RESTART_SETTLE
+    }
+
+    fn crash_loop(&self, i: &InstanceView) -> Option<String> {
+        self.restarts_during(i)
+            .into_iter()
+            .find(|(_, restarts)| *restarts >= CRASH_LOOP_RESTARTS)
+            .map(|(container, restarts)| {
                 format!(
-                    "{}: crash-looping: container {container} restarted {count} times \
-                     (see monk logs {} -r {})",
+                    "{}: crash-looping: container {container} restarted {restarts} times \
+                     during the wait (see monk logs {} -r {})",
                     replica_label(i),
                     i.path,
                     i.replica
@@ -355,6 +397,39 @@ mod tests {
             reason.starts_with("ns/web#0 on alpha: crash-looping: container main restarted 3"),
             "{reason}"
         );
+    }
+
+    #[test]
+    fn a_replica_that_restarted_during_the_wait_is_up_once_it_holds() {
+        let mut watch = Watch::default();
+        assert_eq!(
+            watch.judge(&[replica(None, "")], Duration::ZERO, LONG),
+            Verdict::Waiting
+        );
+        let once = replica(Some(InstanceStatus::Running), "main restarted 1 times");
+        let at = |secs| Duration::from_secs(secs);
+        assert_eq!(
+            watch.judge(std::slice::from_ref(&once), at(5), LONG),
+            Verdict::Waiting
+        );
+        assert_eq!(
+            watch.judge(std::slice::from_ref(&once), at(14), LONG),
+            Verdict::Waiting
+        );
+        assert_eq!(
+            watch.judge(std::slice::from_ref(&once), at(15), LONG),
+            Verdict::Done
+        );
+        // A second restart starts the clock again.
+        let mut watch = Watch::default();
+        watch.judge(&[replica(None, "")], Duration::ZERO, LONG);
+        watch.judge(std::slice::from_ref(&once), at(1), LONG);
+        let twice = replica(Some(InstanceStatus::Running), "main restarted 2 times");
+        assert_eq!(
+            watch.judge(std::slice::from_ref(&twice), at(11), LONG),
+            Verdict::Waiting
+        );
+        assert_eq!(watch.judge(&[twice], at(21), LONG), Verdict::Done);
     }
 
     #[test]
