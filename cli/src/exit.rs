@@ -36,6 +36,11 @@ impl Kind {
     }
 }
 
+/// The table as `monk --help` ends with it, beside the kinds so they change together.
+pub const HELP: &str = "Exit codes: 0 done, 1 the operation failed (rejected, a replica failed or \
+crash-loops, timeout), 2 usage, 3 no peer answers, 4 the peer answered but the cluster \
+cannot serve now (no leader). See docs/cli.md.";
+
 /// A failure with a one-line reason and the kind that decides the exit code.
 #[derive(Debug)]
 pub struct Failure {
@@ -103,6 +108,12 @@ mod tests {
         ]
         .map(Kind::code);
         assert_eq!(codes, [1, 2, 3, 4]);
+        for code in codes {
+            assert!(
+                HELP.contains(&format!(" {code} ")),
+                "{code} missing from HELP"
+            );
+        }
     }
 
     #[test]

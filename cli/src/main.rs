@@ -31,7 +31,12 @@ use crate::exit::Failure;
 const DEFAULT_ADDR: &str = "127.0.0.1:44001";
 
 #[derive(Parser, Debug)]
-#[command(name = "monk", version, about = "Run and inspect a monk cluster")]
+#[command(
+    name = "monk",
+    version,
+    about = "Run and inspect a monk cluster",
+    after_help = exit::HELP
+)]
 struct Cli {
     /// Peer to talk to (HOST:PORT).
     #[arg(long, global = true, env = "MONK_ADDR", default_value = DEFAULT_ADDR, value_parser = peer_address)]
