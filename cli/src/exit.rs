@@ -87,10 +87,11 @@ impl From<tonic::Status> for Failure {
             tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => Kind::Unavailable,
             _ => Kind::Failed,
         };
-        Failure {
-            kind,
-            reason: s.message().to_string(),
-        }
+        let reason = match kind {
+            Kind::Unreachable => format!("the peer stopped answering: {}", s.message()),
+            _ => s.message().to_string(),
+        };
+        Failure { kind, reason }
     }
 }
 

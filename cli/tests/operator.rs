@@ -78,6 +78,29 @@ fn exit_code_3_when_no_peer_answers() {
 }
 
 #[test]
+fn exit_code_3_when_the_peer_stops_answering_during_a_wait() {
+    let root = tempfile::tempdir().unwrap();
+    let mut alpha = quiet_peer(root.path(), "alpha", "");
+    ok(&alpha.addr, &["cluster", "new", "--name", "gone"]);
+    load(&alpha.addr, root.path(), APPS);
+    let wait = Command::new(monk_bin())
+        .args(["--addr", &alpha.addr, "run", "--timeout", "60", "op/web"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    alpha.kill();
+    let o = wait.wait_with_output().unwrap();
+    assert_eq!(code(&o), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("monk: the peer stopped answering"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
 fn exit_code_2_for_usage_errors() {
     // clap's own: an unknown flag, a bad --timeout, a bad --addr.
     assert_eq!(code(&monk("127.0.0.1:1", &["ps", "--bogus"])), Some(2));
