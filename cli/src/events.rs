@@ -48,7 +48,7 @@ fn parse_since(text: &str) -> Result<Since, Failure> {
     monk_audit::time::parse_rfc3339(text)
         .map(Since::TimeMs)
         .map_err(|e| {
-            Failure(format!(
+            Failure::usage(format!(
                 "--since {text:?}: not a log index or an RFC 3339 time ({e})"
             ))
         })

@@ -4,15 +4,19 @@
 
 mod audit;
 mod events;
+mod exit;
+mod progress;
 mod secrets;
 mod table;
+mod wait;
 mod workloads;
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use monk_node::views::{ConsensusView, InfoView, PeerRow, TemplateRow};
 use monk_node::MonkClient;
 use monk_scripting::monkscript::cli::{dump_command, lint_command, load_definitions, DumpFormat};
@@ -20,17 +24,40 @@ use monk_scripting::monkscript::diagnostic::Severity;
 use monk_scripting::tree::Tree;
 use monk_statemachine::{Applied, Command, LoadedTemplate, Proposal, FORMAT_VERSION};
 
+use crate::exit::Failure;
+
 /// Default peer address when neither `--addr` nor `MONK_ADDR` is given.
 const DEFAULT_ADDR: &str = "127.0.0.1:44001";
 
 #[derive(Parser, Debug)]
-#[command(name = "monk", version, about = "Run and inspect a monk cluster")]
+#[command(
+    name = "monk",
+    version,
+    about = "Run and inspect a monk cluster",
+    after_help = exit::HELP
+)]
 struct Cli {
     /// Peer to talk to (HOST:PORT).
-    #[arg(long, global = true, env = "MONK_ADDR", default_value = DEFAULT_ADDR)]
+    #[arg(long, global = true, env = "MONK_ADDR", default_value = DEFAULT_ADDR, value_parser = peer_address)]
     addr: String,
     #[command(subcommand)]
     command: Top,
+}
+
+/// `--addr`: `HOST:PORT` (a name, an IPv4 address or a bracketed IPv6 one), checked
+/// before anything is sent so a typo exits 2 (usage) rather than 3 (unreachable).
+fn peer_address(text: &str) -> Result<String, String> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{text:?}: expected HOST:PORT"))?;
+    if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/') {
+        return Err(format!(
+            "{text:?}: expected HOST:PORT, e.g. 127.0.0.1:44001"
+        ));
+    }
+    port.parse::<u16>()
+        .map_err(|_| format!("{text:?}: the port must be a number from 0 to 65535"))?;
+    Ok(text.to_string())
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -107,6 +134,20 @@ enum Top {
     /// Incident forensics on a data dir: log, replay, diff, history, verify, snapshot.
     #[command(flatten)]
     Audit(audit::AuditCmd),
+    /// Print a shell completion script: `source <(monk completions bash)`.
+    Completions {
+        /// The shell: bash, zsh, fish (also elvish, powershell).
+        shell: clap_complete::Shell,
+    },
+    /// This client's version and entry format version, and the addressed peer's
+    /// (exit 3 after printing the client's when no peer answers).
+    Version {
+        /// Only this client's; ask no peer.
+        #[arg(long)]
+        client: bool,
+        #[command(flatten)]
+        out: OutputArg,
+    },
     /// Check MonkScript files, directories or MANIFESTs; exit 1 if there are errors.
     Lint {
         #[arg(required = true)]
@@ -173,21 +214,6 @@ enum SystemCmd {
     },
 }
 
-/// A failure with a one-line reason.
-struct Failure(String);
-
-impl From<tonic::Status> for Failure {
-    fn from(s: tonic::Status) -> Failure {
-        Failure(s.message().to_string())
-    }
-}
-
-impl From<monk_node::api::ClientError> for Failure {
-    fn from(e: monk_node::api::ClientError) -> Failure {
-        Failure(e.message)
-    }
-}
-
 type Outcome = Result<String, Failure>;
 
 fn actor() -> String {
@@ -201,7 +227,7 @@ fn actor() -> String {
 fn json<T: serde::Serialize>(value: &T) -> Outcome {
     serde_json::to_string_pretty(value)
         .map(|s| s + "\n")
-        .map_err(|e| Failure(e.to_string()))
+        .map_err(|e| Failure::failed(e.to_string()))
 }
 
 fn opt<T: ToString>(v: Option<T>) -> String {
@@ -209,9 +235,9 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 }
 
 async fn connect(addr: &str) -> Result<MonkClient, Failure> {
-    MonkClient::connect(addr)
-        .await
-        .map_err(|e| Failure(format!("{e} (is monkd running? set --addr or MONK_ADDR)")))
+    MonkClient::connect(addr).await.map_err(|e| {
+        Failure::unreachable(format!("{e} (is monkd running? set --addr or MONK_ADDR)"))
+    })
 }
 
 async fn run(cli: Cli) -> Outcome {
@@ -250,7 +276,9 @@ async fn run(cli: Cli) -> Outcome {
                     for d in &diagnostics {
                         eprintln!("{d}");
                     }
-                    return Err(Failure(format!("{errors} error(s); nothing was loaded")));
+                    return Err(Failure::failed(format!(
+                        "{errors} error(s); nothing was loaded"
+                    )));
                 }
             };
             for w in &warnings {
@@ -279,7 +307,9 @@ async fn run(cli: Cli) -> Outcome {
                     files.len(),
                     outcome.index
                 )),
-                Applied::Rejected { reason } => Err(Failure(format!("load rejected: {reason}"))),
+                Applied::Rejected { reason } => {
+                    Err(Failure::failed(format!("load rejected: {reason}")))
+                }
             }
         }
         Top::List { out, stale } => {
@@ -303,8 +333,8 @@ async fn run(cli: Cli) -> Outcome {
                 &cells,
             ))
         }
-        Top::Eval { .. } => Err(Failure("eval runs offline".into())),
-        Top::Audit(_) => Err(Failure("audit commands run offline".into())),
+        Top::Eval { .. } => Err(Failure::failed("eval runs offline")),
+        Top::Audit(_) => Err(Failure::failed("audit commands run offline")),
         Top::Dump {
             path,
             output,
@@ -320,18 +350,20 @@ async fn run(cli: Cli) -> Outcome {
                 stored
                     .get(&path)
                     .cloned()
-                    .ok_or_else(|| Failure(format!("no template at {path}")))?
+                    .ok_or_else(|| Failure::failed(format!("no template at {path}")))?
             } else {
                 client.resolved_template(&path, stale).await?
             };
             match output {
                 DumpOutput::Json => json(&definition),
                 DumpOutput::Yaml => {
-                    serde_saphyr::to_string(&definition).map_err(|e| Failure(e.to_string()))
+                    serde_saphyr::to_string(&definition).map_err(|e| Failure::failed(e.to_string()))
                 }
             }
         }
-        Top::Lint { .. } => Err(Failure("lint runs offline".into())),
+        Top::Lint { .. } => Err(Failure::failed("lint runs offline")),
+        Top::Completions { .. } => Err(Failure::failed("completions run offline")),
+        Top::Version { client, out } => version(&cli.addr, client, out.output).await,
     }
 }
 
@@ -387,7 +419,7 @@ async fn cluster(addr: &str, cmd: ClusterCmd) -> Outcome {
                     Some(("+", tag)) if !tag.is_empty() => add.push(tag.to_string()),
                     Some(("-", tag)) if !tag.is_empty() => remove.push(tag.to_string()),
                     _ => {
-                        return Err(Failure(format!(
+                        return Err(Failure::usage(format!(
                             "{change:?}: write +TAG to add a tag or -TAG to remove one"
                         )))
                     }
@@ -397,7 +429,7 @@ async fn cluster(addr: &str, cmd: ClusterCmd) -> Outcome {
             let target = peers
                 .iter()
                 .find(|p| p.name == peer || p.id.to_string() == peer)
-                .ok_or_else(|| Failure(format!("no peer {peer:?} in the cluster")))?;
+                .ok_or_else(|| Failure::failed(format!("no peer {peer:?} in the cluster")))?;
             let id = target.id;
             let name = target.name.clone();
             let command = Command::PeerTagged {
@@ -451,6 +483,81 @@ async fn cluster(addr: &str, cmd: ClusterCmd) -> Outcome {
     }
 }
 
+/// One side of `monk version`.
+#[derive(serde::Serialize)]
+struct VersionRow {
+    version: String,
+    format_version: u32,
+}
+
+/// `monk version`: the client's side always; the peer's when one answers (its
+/// `cluster info` carries its build and entry format version).
+async fn version(addr: &str, client_only: bool, output: Output) -> Outcome {
+    let client = VersionRow {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        format_version: FORMAT_VERSION,
+    };
+    let peer: Option<Result<InfoView, Failure>> = match client_only {
+        true => None,
+        false => Some(match connect(addr).await {
+            Ok(mut c) => c.info().await.map_err(Failure::from),
+            Err(failure) => Err(failure),
+        }),
+    };
+    let answered = match &peer {
+        Some(Ok(info)) => Some(info),
+        _ => None,
+    };
+    let text = match output {
+        Output::Json => json(&serde_json::json!({
+            "client": client,
+            "peer": answered.map(|info| VersionRow {
+                version: info.version.clone(),
+                format_version: info.format_version,
+            }),
+        }))?,
+        Output::Table => {
+            let mut text = format!(
+                "client  monk {} (entry format {})\n",
+                client.version, client.format_version
+            );
+            if let Some(info) = answered {
+                text.push_str(&version_peer_line(addr, info));
+            }
+            text
+        }
+    };
+    match peer {
+        Some(Err(failure)) => {
+            print!("{text}");
+            Err(failure)
+        }
+        _ => Ok(text),
+    }
+}
+
+fn version_peer_line(addr: &str, info: &InfoView) -> String {
+    let build = match info.version.is_empty() {
+        true => "monkd of a build older than version reporting".to_string(),
+        false => format!(
+            "monkd {} (entry format {})",
+            info.version, info.format_version
+        ),
+    };
+    let mut line = format!(
+        "peer    {build} at {addr}: {} in cluster {}\n",
+        info.name,
+        opt(info.cluster.as_ref())
+    );
+    if !info.version.is_empty() && info.format_version < FORMAT_VERSION {
+        line.push_str(&format!(
+            "note    this client writes entry format {FORMAT_VERSION}, which the peer (format {}) may refuse: use a monk of its build\n",
+            info.format_version
+        ));
+    }
+    line
+}
+
 /// Prints what an offline command produced and turns its exit code into ours.
 fn finish(output: monk_scripting::cli_output::CommandOutput) -> ExitCode {
     print!("{}", output.stdout);
@@ -486,6 +593,16 @@ fn offline(command: &Top) -> Option<ExitCode> {
                 file_text.as_deref(),
             )))
         }
+        Top::Completions { shell } => {
+            // Into memory first: clap_complete panics when its writer fails (a closed
+            // pipe), a write of ours reports it.
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "monk", &mut script);
+            Some(match std::io::stdout().write_all(&script) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(Failure::failed(format!("cannot write the script: {e}"))),
+            })
+        }
         Top::Lint { paths, strict, out } => Some(finish(lint_command(
             paths,
             *strict,
@@ -506,30 +623,35 @@ fn offline(command: &Top) -> Option<ExitCode> {
 
 /// Online audit: fetch the peers' Raft data into a scratch dir that lives until the
 /// command has run; `None` when the command needs nothing fetched.
-fn fetch_audit_data(cli: &mut Cli) -> Result<Option<tempfile::TempDir>, String> {
+fn fetch_audit_data(cli: &mut Cli) -> Result<Option<tempfile::TempDir>, Failure> {
     let Top::Audit(cmd) = &mut cli.command else {
         return Ok(None);
     };
     if !audit::needs_online(cmd) {
         return Ok(None);
     }
-    let scratch = tempfile::tempdir().map_err(|e| format!("cannot create a scratch dir: {e}"))?;
+    let scratch = tempfile::tempdir()
+        .map_err(|e| Failure::failed(format!("cannot create a scratch dir: {e}")))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        .map_err(|e| Failure::failed(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(audit::fetch_online(cmd, &cli.addr, scratch.path()))?;
     Ok(Some(scratch))
+}
+
+/// Prints the reason (every line of it: several replicas may each have one) and exits
+/// with the code its kind decides (`exit.rs`).
+fn fail(failure: Failure) -> ExitCode {
+    eprintln!("monk: {}", failure.reason.trim_end());
+    failure.exit_code()
 }
 
 fn main() -> ExitCode {
     let mut cli = Cli::parse();
     let _scratch = match fetch_audit_data(&mut cli) {
         Ok(scratch) => scratch,
-        Err(reason) => {
-            eprintln!("monk: {reason}");
-            return ExitCode::FAILURE;
-        }
+        Err(failure) => return fail(failure),
     };
     if let Some(code) = offline(&cli.command) {
         return code;
@@ -549,9 +671,6 @@ fn main() -> ExitCode {
             print!("{text}");
             ExitCode::SUCCESS
         }
-        Err(Failure(reason)) => {
-            eprintln!("monk: {}", reason.lines().next().unwrap_or("failed"));
-            ExitCode::FAILURE
-        }
+        Err(failure) => fail(failure),
     }
 }

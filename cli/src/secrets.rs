@@ -22,8 +22,8 @@ impl ScopeArgs {
         match (&self.runnable, self.global) {
             (Some(path), _) => Ok(path.trim_start_matches('/').to_string()),
             (None, true) => Ok(String::new()),
-            (None, false) => Err(Failure(
-                "say where the secret lives: -g (global) or -r PATH (scoped to a runnable)".into(),
+            (None, false) => Err(Failure::usage(
+                "say where the secret lives: -g (global) or -r PATH (scoped to a runnable)",
             )),
         }
     }
@@ -70,7 +70,7 @@ pub async fn run(addr: &str, cmd: SecretsCmd) -> Outcome {
                     .split_once('=')
                     .filter(|(n, _)| !n.is_empty())
                     .ok_or_else(|| {
-                        Failure(format!(
+                        Failure::usage(format!(
                             "{:?}: expected NAME=VALUE",
                             pair.split('=').next().unwrap_or("")
                         ))
@@ -129,7 +129,7 @@ pub async fn run(addr: &str, cmd: SecretsCmd) -> Outcome {
             };
             match client.propose_raw(&proposal).await?.applied {
                 Applied::Accepted { .. } => Ok(format!("✔ Removed {name}\n")),
-                Applied::Rejected { reason } => Err(Failure(reason.to_string())),
+                Applied::Rejected { reason } => Err(Failure::failed(reason.to_string())),
             }
         }
     }

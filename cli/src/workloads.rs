@@ -1,20 +1,24 @@
 //! Workload commands: `monk run`, `update`, `stop`, `purge`, `scale`, `ps`.
 //!
 //! Each is one command in the log (the state machine resolves, places and records);
-//! `run`, `update` and `scale` then follow the replicas until every one reports
-//! running at the new generation, one fails, or `--wait` runs out.
+//! `run`, `update`, `restart` and `scale` then follow the replicas, showing their
+//! progress on stderr (`progress.rs`), until every one reports running at the new
+//! generation, or one fails, crash-loops or cannot be placed, or `--timeout` passes
+//! (when to stop is decided in `wait.rs`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use monk_node::executor::logs::LogLine;
 use monk_node::pb::{ExecRequest, LogsRequest};
 use monk_node::MonkClient;
 use monk_statemachine::view::InstanceView;
-use monk_statemachine::{Applied, Command, InstanceStatus, Proposal, Workload, FORMAT_VERSION};
+use monk_statemachine::{Applied, Command, Desired, Proposal, Workload, FORMAT_VERSION};
 
+use crate::progress::{Mode, Progress};
+use crate::wait::{parse_timeout, Verdict, Watch, WAIT_TIMEOUT_DEFAULT};
 use crate::{actor, connect, json, table, Failure, Outcome, Output, OutputArg};
 
 /// How often `logs -f` asks for new lines.
@@ -85,11 +89,44 @@ async fn logs(
 /// How often `run` asks for the replicas' status while it waits.
 const WAIT_POLL: Duration = Duration::from_millis(300);
 
+/// How `run`, `update`, `restart` and `scale` wait, and what they print.
 #[derive(Args, Debug, Clone)]
 pub struct WaitArgs {
-    /// Seconds to wait for every replica to run (0: return once committed).
-    #[arg(long = "wait", default_value_t = 60, value_name = "SECS")]
-    wait_secs: u64,
+    /// How long to wait for every replica to run: seconds (90) or 90s, 5m, 1h; 0
+    /// returns once the command is committed. `--wait SECS` is the older name.
+    #[arg(
+        long = "timeout",
+        visible_alias = "wait",
+        value_name = "DURATION",
+        default_value = WAIT_TIMEOUT_DEFAULT,
+        value_parser = parse_timeout
+    )]
+    timeout: Duration,
+    /// Show no progress while waiting (errors still go to stderr).
+    #[arg(short = 'q', long)]
+    quiet: bool,
+    #[command(flatten)]
+    out: OutputArg,
+}
+
+/// `monk ps --status`: the STATUS column's words.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StatusFilter {
+    Pending,
+    Starting,
+    Updating,
+    Running,
+    Ready,
+    Stopped,
+    Exited,
+    Failed,
+}
+
+impl StatusFilter {
+    fn matches(self, i: &InstanceView) -> bool {
+        self.to_possible_value()
+            .is_some_and(|v| v.get_name() == state_text(i))
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -191,11 +228,21 @@ pub enum WorkloadCmd {
         #[arg(required = true, last = true)]
         command: Vec<String>,
     },
-    /// Replicas of every workload: where they run and how they are.
+    /// Replicas of every workload: where they run and how they are. Replicas of
+    /// stopped workloads only with --all.
     Ps {
         /// Only replicas on this peer (name or id).
         #[arg(short = 'p', long)]
         peer: Option<String>,
+        /// Also the replicas of stopped workloads (`monk stop`).
+        #[arg(short = 'a', long)]
+        all: bool,
+        /// Only replicas on peers with this tag.
+        #[arg(short = 't', long)]
+        tag: Option<String>,
+        /// Only replicas in this status (the STATUS column).
+        #[arg(short = 's', long, value_enum)]
+        status: Option<StatusFilter>,
         #[command(flatten)]
         out: OutputArg,
         /// Read from this peer's local state instead of the leader's.
@@ -209,15 +256,15 @@ fn overrides(vars: &VarArgs) -> Result<BTreeMap<String, String>, Failure> {
     let mut out = BTreeMap::new();
     if let Some(file) = &vars.variables_file {
         let text = std::fs::read_to_string(file)
-            .map_err(|e| Failure(format!("{}: {e}", file.display())))?;
+            .map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
         let map: BTreeMap<String, serde_json::Value> = serde_saphyr::from_str(&text)
-            .map_err(|e| Failure(format!("{}: {e}", file.display())))?;
+            .map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
         for (name, value) in map {
             let text = match value {
                 serde_json::Value::String(s) => s,
                 serde_json::Value::Null => String::new(),
                 serde_json::Value::Array(_) | serde_json::Value::Object(_) => {
-                    return Err(Failure(format!(
+                    return Err(Failure::usage(format!(
                         "{}: variable {name} must be a scalar",
                         file.display()
                     )))
@@ -231,7 +278,7 @@ fn overrides(vars: &VarArgs) -> Result<BTreeMap<String, String>, Failure> {
         let (name, value) = pair
             .split_once('=')
             .filter(|(n, _)| !n.trim().is_empty())
-            .ok_or_else(|| Failure(format!("--set {pair:?}: expected NAME=VALUE")))?;
+            .ok_or_else(|| Failure::usage(format!("--set {pair:?}: expected NAME=VALUE")))?;
         out.insert(name.trim().to_string(), value.to_string());
     }
     Ok(out)
@@ -249,7 +296,7 @@ pub(crate) async fn propose(client: &mut MonkClient, command: Command) -> Result
     let outcome = client.propose_raw(&proposal).await?;
     match outcome.applied {
         Applied::Accepted { .. } => Ok(outcome.index),
-        Applied::Rejected { reason } => Err(Failure(format!("{what}: {reason}"))),
+        Applied::Rejected { reason } => Err(Failure::failed(format!("{what}: {reason}"))),
     }
 }
 
@@ -257,92 +304,93 @@ fn belongs(i: &InstanceView, path: &str) -> bool {
     i.path == path || i.group.as_deref() == Some(path)
 }
 
+/// The replicas of `paths` (a group's path names its members' replicas).
+async fn replicas_of(
+    client: &mut MonkClient,
+    paths: &[String],
+) -> Result<Vec<InstanceView>, Failure> {
+    let all: Vec<InstanceView> = client.instances(false).await?;
+    Ok(all
+        .into_iter()
+        .filter(|i| paths.iter().any(|p| belongs(i, p)))
+        .collect())
+}
+
 /// Waits until every replica of `paths` runs (or is ready) at its current generation,
-/// dependencies started first by their executors; fails on the
-/// first replica that failed or exited, or when `wait` runs out.
+/// dependencies started first by their executors, showing progress as it goes; gives
+/// up when `Watch` says so (a replica failed, crash-loops or cannot be placed, or the
+/// timeout passed). With a zero timeout, returns the replicas as they are.
 async fn wait_running(
     client: &mut MonkClient,
     paths: &[String],
     wait: &WaitArgs,
 ) -> Result<Vec<InstanceView>, Failure> {
-    let deadline = Instant::now() + Duration::from_secs(wait.wait_secs);
+    if wait.timeout.is_zero() {
+        return replicas_of(client, paths).await;
+    }
+    let mut progress = Progress::new(Mode::choose(wait.quiet));
+    let result = follow(client, paths, wait.timeout, &mut progress).await;
+    progress.finish(result.is_ok());
+    result
+}
+
+async fn follow(
+    client: &mut MonkClient,
+    paths: &[String],
+    timeout: Duration,
+    progress: &mut Progress,
+) -> Result<Vec<InstanceView>, Failure> {
+    let began = Instant::now();
+    let mut watch = Watch::default();
     loop {
-        let all: Vec<InstanceView> = client.instances(false).await?;
-        let mine: Vec<InstanceView> = all
-            .into_iter()
-            .filter(|i| paths.iter().any(|p| belongs(i, p)))
-            .collect();
-        let current = |i: &InstanceView| i.observed_generation == Some(i.generation);
-        if let Some(bad) = mine.iter().find(|i| {
-            current(i)
-                && matches!(
-                    i.status,
-                    Some(InstanceStatus::Failed | InstanceStatus::Exited)
-                )
-        }) {
-            return Err(Failure(format!(
-                "{}#{} on {}: {} {}",
-                bad.path,
-                bad.replica,
-                bad.peer_name.as_deref().unwrap_or("?"),
-                bad.status.map_or("", |s| s.as_str()),
-                bad.message
-            )));
-        }
-        let up = |i: &InstanceView| {
-            current(i)
-                && matches!(
-                    i.status,
-                    Some(InstanceStatus::Running | InstanceStatus::Ready)
-                )
-        };
-        let done = mine.iter().all(up);
-        // Every placed replica is up and the rest have no peer that can take them:
-        // say why now rather than at the deadline (they stay pending in the cluster and
-        // are placed when a peer frees up, joins or is re-tagged).
-        let pending: Vec<&InstanceView> = mine.iter().filter(|i| i.peer.is_none()).collect();
-        if wait.wait_secs > 0
-            && !pending.is_empty()
-            && mine.iter().filter(|i| i.peer.is_some()).all(up)
-        {
-            let reasons: Vec<String> = pending
-                .iter()
-                .map(|i| {
-                    format!(
-                        "{}#{} pending: {}",
-                        i.path,
-                        i.replica,
-                        i.pending.as_deref().unwrap_or("not placed yet")
-                    )
-                })
-                .collect();
-            return Err(Failure(reasons.join("\n")));
-        }
-        if done || wait.wait_secs == 0 || Instant::now() >= deadline {
-            if !done && wait.wait_secs > 0 {
-                let waiting: Vec<String> = mine
-                    .iter()
-                    .filter(|i| !up(i))
-                    .map(|i| {
-                        format!(
-                            "{}#{} ({})",
-                            i.path,
-                            i.replica,
-                            i.pending
-                                .clone()
-                                .unwrap_or_else(|| state_text(i).to_string())
-                        )
-                    })
-                    .collect();
-                return Err(Failure(format!(
-                    "not running after {}s: {}",
-                    wait.wait_secs,
-                    waiting.join(", ")
-                )));
+        let mine = replicas_of(client, paths).await?;
+        let elapsed = began.elapsed();
+        progress.show(&mine, elapsed);
+        match watch.judge(&mine, elapsed, timeout) {
+            Verdict::Done => return Ok(mine),
+            Verdict::GiveUp(reason) => return Err(Failure::failed(reason)),
+            Verdict::Waiting => {
+                tokio::time::sleep(WAIT_POLL.min(timeout.saturating_sub(elapsed))).await
             }
-            return Ok(mine);
         }
-        tokio::time::sleep(WAIT_POLL).await;
+    }
+}
+
+/// What `monk ps` keeps: `--all`, `--peer`, `--tag` (the ids of the peers with the
+/// tag) and `--status`, all of which must hold.
+struct PsFilter {
+    peer: Option<String>,
+    all: bool,
+    tagged: Option<BTreeSet<u64>>,
+    status: Option<StatusFilter>,
+}
+
+impl PsFilter {
+    /// Replicas of stopped workloads show only with `--all`.
+    fn shows_stopped(&self, i: &InstanceView) -> bool {
+        self.all || i.desired != Desired::Stopped
+    }
+
+    /// `--peer`, `--tag` and `--status`.
+    fn matches(&self, i: &InstanceView) -> bool {
+        let on_peer = self.peer.as_ref().is_none_or(|p| {
+            i.peer_name.as_ref() == Some(p) || i.peer.map(|id| id.to_string()).as_ref() == Some(p)
+        });
+        let tagged = self
+            .tagged
+            .as_ref()
+            .is_none_or(|ids| i.peer.is_some_and(|id| ids.contains(&id)));
+        let status = self.status.is_none_or(|s| s.matches(i));
+        on_peer && tagged && status
+    }
+
+    fn keeps(&self, i: &InstanceView) -> bool {
+        self.shows_stopped(i) && self.matches(i)
+    }
+
+    /// Matches the other filters, shown only with `--all`.
+    fn hides(&self, i: &InstanceView) -> bool {
+        !self.shows_stopped(i) && self.matches(i)
     }
 }
 
@@ -507,11 +555,26 @@ async fn each_path(
     for path in &paths {
         propose(client, make(path.clone())).await?;
     }
-    let mut text = format!("✔ {done} {}\n", paths.join(", "));
-    if let Some(wait) = wait {
-        text.push_str(&tree(&wait_running(client, &paths, wait).await?));
+    let headline = format!("✔ {done} {}\n", paths.join(", "));
+    match wait {
+        Some(wait) => waited(client, &paths, wait, headline).await,
+        None => Ok(headline),
     }
-    Ok(text)
+}
+
+/// Waits for the replicas, then prints them: the headline and a tree for people, the
+/// replicas as JSON with `-o json`.
+async fn waited(
+    client: &mut MonkClient,
+    paths: &[String],
+    wait: &WaitArgs,
+    headline: String,
+) -> Outcome {
+    let replicas = wait_running(client, paths, wait).await?;
+    match wait.out.output {
+        Output::Json => json(&replicas),
+        Output::Table => Ok(headline + &tree(&replicas)),
+    }
 }
 
 pub async fn run(addr: &str, cmd: WorkloadCmd) -> Outcome {
@@ -579,11 +642,8 @@ pub async fn run(addr: &str, cmd: WorkloadCmd) -> Outcome {
                 },
             )
             .await?;
-            let instances = wait_running(&mut client, std::slice::from_ref(&path), &wait).await?;
-            Ok(format!(
-                "✔ Scaled {path} to {replicas}\n{}",
-                tree(&instances)
-            ))
+            let headline = format!("✔ Scaled {path} to {replicas}\n");
+            waited(&mut client, std::slice::from_ref(&path), &wait, headline).await
         }
         WorkloadCmd::Logs {
             path,
@@ -620,7 +680,7 @@ pub async fn run(addr: &str, cmd: WorkloadCmd) -> Outcome {
             let out = client.container_exec(req).await?;
             print!("{}", out.stdout);
             if out.exit_code != 0 {
-                return Err(Failure(format!(
+                return Err(Failure::failed(format!(
                     "the command exited with {} (in {} on peer {})",
                     out.exit_code, out.container, out.peer
                 )));
@@ -637,17 +697,36 @@ pub async fn run(addr: &str, cmd: WorkloadCmd) -> Outcome {
             }
             Ok(describe_text(&workload, &replicas))
         }
-        WorkloadCmd::Ps { peer, out, stale } => {
-            let all: Vec<InstanceView> = client.instances(stale).await?;
-            let rows: Vec<InstanceView> = all
-                .into_iter()
-                .filter(|i| {
-                    peer.as_ref().is_none_or(|p| {
-                        i.peer_name.as_ref() == Some(p)
-                            || i.peer.map(|id| id.to_string()).as_ref() == Some(p)
-                    })
-                })
-                .collect();
+        WorkloadCmd::Ps {
+            peer,
+            all,
+            tag,
+            status,
+            out,
+            stale,
+        } => {
+            let instances: Vec<InstanceView> = client.instances(stale).await?;
+            let tagged: Option<BTreeSet<u64>> = match &tag {
+                Some(tag) => Some(
+                    client
+                        .peers(stale)
+                        .await?
+                        .into_iter()
+                        .filter(|p| p.tags.contains(tag))
+                        .map(|p| p.id)
+                        .collect(),
+                ),
+                None => None,
+            };
+            let filter = PsFilter {
+                peer,
+                all,
+                tagged,
+                status,
+            };
+            let hidden = instances.iter().filter(|i| filter.hides(i)).count();
+            let rows: Vec<InstanceView> =
+                instances.into_iter().filter(|i| filter.keeps(i)).collect();
             if out.output == Output::Json {
                 return json(&rows);
             }
@@ -665,12 +744,18 @@ pub async fn run(addr: &str, cmd: WorkloadCmd) -> Outcome {
                     ]
                 })
                 .collect();
-            Ok(table::render(
+            let mut text = table::render(
                 &[
                     "WORKLOAD", "REPLICA", "PEER", "DESIRED", "STATUS", "GEN", "MESSAGE",
                 ],
                 &cells,
-            ))
+            );
+            if hidden > 0 {
+                text.push_str(&format!(
+                    "({hidden} replica(s) of stopped workloads not shown: --all shows them)\n"
+                ));
+            }
+            Ok(text)
         }
     }
 }

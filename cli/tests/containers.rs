@@ -251,8 +251,8 @@ web:
     );
     wait_for(
         Duration::from_secs(10),
-        || json(&peer.addr, &["ps", "-o", "json"])[0]["status"] == "stopped",
-        "ps to show the replica stopped",
+        || json(&peer.addr, &["ps", "--all", "-o", "json"])[0]["status"] == "stopped",
+        "ps --all to show the replica stopped",
     );
     ok(&peer.addr, &["run", "ctest/web"]);
     wait_body(port, "bye");
@@ -540,23 +540,10 @@ fn dir_contains(dir: &std::path::Path, needle: &[u8]) -> bool {
     })
 }
 
-#[test]
-fn readiness_checks_and_wait_for_order_a_stack() {
-    if !engine_present() {
-        return;
-    }
-    build_image();
-    let cluster = cluster_name("ready");
-    let _cleanup = Cleanup(cluster.clone());
-    let root = tempfile::tempdir().unwrap();
-    let mut peer = Peer::start(root.path(), "alpha");
-    ok(&peer.addr, &["cluster", "new", "--name", &cluster]);
-    let file = root.path().join("stack.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            r#"namespace: ctest
-db:
+/// A runnable whose readiness check passes about 3 s after it starts.
+fn slow_db(image: &str) -> String {
+    format!(
+        r#"db:
   defines: runnable
   checks:
     readiness:
@@ -564,10 +551,37 @@ db:
       period: 1
   containers:
     main:
-      image: {IMAGE}
+      image: {image}
       bash: mkdir -p /tmp && sleep 3 && echo ok > /tmp/ready && exec sleep 600
       stop-grace-period: 1s
-web:
+"#
+    )
+}
+
+/// With an engine (else `None`, the test skipped): the busybox image, one peer
+/// `alpha` in a new cluster named for `tag`, and `yaml` loaded. Bind the result as
+/// `let (_cleanup, root, peer)` so the peer stops before the containers are removed.
+fn one_peer_with(tag: &str, yaml: &str) -> Option<(Cleanup, tempfile::TempDir, Peer)> {
+    if !engine_present() {
+        return None;
+    }
+    build_image();
+    let cluster = cluster_name(tag);
+    let cleanup = Cleanup(cluster.clone());
+    let root = tempfile::tempdir().unwrap();
+    let peer = Peer::start(root.path(), "alpha");
+    ok(&peer.addr, &["cluster", "new", "--name", &cluster]);
+    let file = root.path().join("defs.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    ok(&peer.addr, &["load", file.to_str().unwrap()]);
+    Some((cleanup, root, peer))
+}
+
+#[test]
+fn readiness_checks_and_wait_for_order_a_stack() {
+    let yaml = format!(
+        r#"namespace: ctest
+{}web:
   defines: runnable
   checks:
     readiness:
@@ -592,11 +606,12 @@ app:
 stack:
   defines: group
   members: [ctest/db, ctest/web, ctest/app]
-"#
-        ),
-    )
-    .unwrap();
-    ok(&peer.addr, &["load", file.to_str().unwrap()]);
+"#,
+        slow_db(IMAGE)
+    );
+    let Some((_cleanup, _root, mut peer)) = one_peer_with("ready", &yaml) else {
+        return;
+    };
     ok(&peer.addr, &["run", "ctest/stack"]);
     let ps = json(&peer.addr, &["ps", "-o", "json"]);
     let status = |path: &str| {
@@ -699,6 +714,119 @@ fn a_crash_loop_shows_its_restarts() {
         "ps to show the restarts",
     );
     ok(&peer.addr, &["purge", "ctest/crash"]);
+    peer.terminate();
+}
+
+/// The regression of issue 9: `monk run` of a runnable whose process exits at once
+/// under `restart: always` waited forever while `ps` said "main restarted 10 times".
+#[test]
+fn a_crash_looping_runnable_makes_run_exit_1_with_the_reason() {
+    let yaml = format!(
+        "namespace: ctest\nloop:\n  defines: runnable\n  containers:\n    main:\n      image: {IMAGE}\n      bash: exit 3\n      restart: always\n      stop-grace-period: 1s\n"
+    );
+    let Some((_cleanup, _root, mut peer)) = one_peer_with("loop", &yaml) else {
+        return;
+    };
+    // The default timeout (5 minutes) is not what ends it.
+    let began = std::time::Instant::now();
+    let out = peer.monk(&["run", "ctest/loop"]);
+    let took = began.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("monk: ctest/loop#0 on alpha: crash-looping: container main restarted"),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(60), "gave up after {took:?}");
+    ok(&peer.addr, &["purge", "ctest/loop"]);
+    peer.terminate();
+}
+
+/// Runs `monk ARGS` under a pseudo-terminal (util-linux `script`), returning what the
+/// terminal showed (stdout and stderr together, escape codes included) and the exit
+/// status.
+fn monk_on_a_terminal(addr: &str, args: &[&str]) -> (bool, String) {
+    let mut line = format!("{} --addr {addr}", monk_bin().display());
+    for a in args {
+        line.push(' ');
+        line.push_str(a);
+    }
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &line, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("util-linux script runs");
+    (out.status.success(), stdout(&out) + &stderr(&out))
+}
+
+#[test]
+fn progress_of_a_slow_stack_is_live_on_a_terminal_and_plain_lines_otherwise() {
+    let yaml = format!(
+        r#"namespace: ctest
+{}app:
+  defines: runnable
+  depends:
+    wait-for:
+      runnables: [ctest/db]
+      timeout: 60
+  containers:
+    main:
+      image: {IMAGE}
+      bash: exec sleep 600
+      stop-grace-period: 1s
+stack:
+  defines: group
+  members: [ctest/db, ctest/app]
+"#,
+        slow_db(IMAGE)
+    );
+    let Some((cleanup, _root, mut peer)) = one_peer_with("progress", &yaml) else {
+        return;
+    };
+    let cluster = cleanup.0.clone();
+
+    // On a terminal: redrawn lines that pass through the intermediate states.
+    let (success, screen) = monk_on_a_terminal(&peer.addr, &["run", "ctest/stack"]);
+    assert!(success, "{screen}");
+    for state in [
+        "ctest/app#0 on alpha: waiting for ctest/db",
+        "ctest/db#0 on alpha: starting",
+        "✔ ctest/db#0 on alpha: ready",
+    ] {
+        assert!(
+            screen.contains(state),
+            "no {state:?} on the terminal: {screen:?}"
+        );
+    }
+    assert!(screen.contains("\u{1b}["), "redrawn, not plain: {screen:?}");
+    assert!(screen.contains("✔ Started ctest/stack"), "{screen:?}");
+
+    // Without one: a plain line per change on stderr, the result alone on stdout.
+    ok(&peer.addr, &["purge", "ctest/stack"]);
+    wait_for(
+        Duration::from_secs(30),
+        || containers(&cluster, true).1.trim().is_empty(),
+        "the purged stack's containers to go",
+    );
+    let out = peer.monk(&["run", "-o", "json", "ctest/stack"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().map(str::trim_start).collect();
+    let position = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.ends_with(needle))
+            .unwrap_or_else(|| panic!("no line ending {needle:?}: {err}"))
+    };
+    assert!(
+        position("ctest/app#0 on alpha: waiting for ctest/db")
+            < position("ctest/db#0 on alpha: ready")
+    );
+    assert!(position("ctest/db#0 on alpha: ready") < position("ctest/app#0 on alpha: running"));
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    let replicas: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(replicas.as_array().map(Vec::len), Some(2), "{replicas}");
+    ok(&peer.addr, &["purge", "ctest/stack"]);
     peer.terminate();
 }
 

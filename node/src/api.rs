@@ -106,8 +106,11 @@ pub enum ErrorKind {
     Precondition,
     /// Not allowed (a bad join token).
     Denied,
-    /// No peer answered, or no leader: retrying later may work. The outcome of a
-    /// write that got this may be unknown (the message says so).
+    /// No peer answered: the call never reached one, or the connection dropped.
+    Unreachable,
+    /// The peer answered that it cannot serve now (no leader, no quorum): retrying
+    /// later may work. The outcome of a write that got this may be unknown (the
+    /// message says so).
     Unavailable,
     /// A bug or a broken peer.
     Internal,
@@ -153,7 +156,11 @@ impl ClientError {
 impl From<tonic::Status> for ClientError {
     fn from(status: tonic::Status) -> ClientError {
         use tonic::Code;
+        // A status with a transport error as its source was made by this client: the
+        // request never reached a peer, or the connection broke.
+        let from_transport = std::error::Error::source(&status).is_some();
         let kind = match status.code() {
+            Code::Unavailable | Code::Unknown if from_transport => ErrorKind::Unreachable,
             Code::InvalidArgument | Code::NotFound | Code::AlreadyExists | Code::OutOfRange => {
                 ErrorKind::Invalid
             }

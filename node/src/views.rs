@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// `monk cluster info`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// `monk cluster info` (and the peer's half of `monk version`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InfoView {
     /// This peer's id; `None` before it is part of a cluster.
     pub id: Option<u64>,
@@ -13,6 +13,31 @@ pub struct InfoView {
     pub cluster: Option<String>,
     pub leader_id: Option<u64>,
     pub leader_address: Option<String>,
+    /// The peer's build (`monkd`'s crate version); empty from a peer older than the
+    /// field.
+    #[serde(default)]
+    pub version: String,
+    /// The entry format version the peer proposes with; 0 from a peer older than the
+    /// field.
+    #[serde(default)]
+    pub format_version: u32,
+}
+
+/// A view made by this build carries this build's version and entry format version,
+/// whoever fills in the rest.
+impl Default for InfoView {
+    fn default() -> InfoView {
+        InfoView {
+            id: None,
+            name: String::new(),
+            address: String::new(),
+            cluster: None,
+            leader_id: None,
+            leader_address: None,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            format_version: monk_statemachine::FORMAT_VERSION,
+        }
+    }
 }
 
 /// One row of `monk cluster peers`.

@@ -16,6 +16,8 @@ use monk_audit::{DataDirReader, Target};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::exit::Failure;
+
 mod diff;
 mod history;
 mod log;
@@ -75,7 +77,7 @@ struct Report {
 /// For the online forms: fetches the Raft data of the addressed peer (when a command
 /// has no --data-dir) and of every `verify --peer` into `scratch`, and points the
 /// command at those copies, so online and offline audits run the very same code.
-pub async fn fetch_online(cmd: &mut AuditCmd, addr: &str, scratch: &Path) -> Result<(), String> {
+pub async fn fetch_online(cmd: &mut AuditCmd, addr: &str, scratch: &Path) -> Result<(), Failure> {
     let dir = match cmd {
         AuditCmd::Log(a) => Some(&mut a.dir),
         AuditCmd::Replay(a) => Some(&mut a.dir),
@@ -112,14 +114,20 @@ pub fn needs_online(cmd: &AuditCmd) -> bool {
     }
 }
 
-async fn download(addr: &str, dest: &Path) -> Result<(), String> {
-    let mut client = monk_node::MonkClient::connect(addr)
-        .await
-        .map_err(|e| format!("{e} (give --data-dir to audit a data dir offline)"))?;
+async fn download(addr: &str, dest: &Path) -> Result<(), Failure> {
+    let mut client = monk_node::MonkClient::connect(addr).await.map_err(|e| {
+        Failure::unreachable(format!("{e} (give --data-dir to audit a data dir offline)"))
+    })?;
     client
         .export_raft_data(&dest.join("raft"))
         .await
-        .map_err(|e| format!("{addr}: {} ({:?})", e.message, e.kind))
+        .map_err(|e| {
+            let reason = format!("{addr}: {} ({:?})", e.message, e.kind);
+            Failure {
+                reason,
+                ..Failure::from(e)
+            }
+        })
 }
 
 pub fn run(cmd: &AuditCmd) -> ExitCode {

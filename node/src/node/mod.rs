@@ -400,7 +400,7 @@ impl Node {
 /// failure after sending means the outcome is unknown.
 fn forwarded_error(leader: &str, e: &ClientError) -> NodeError {
     match e.kind {
-        ErrorKind::Unavailable => NodeError::Unavailable(format!(
+        ErrorKind::Unavailable | ErrorKind::Unreachable => NodeError::Unavailable(format!(
             "forwarded to leader {leader} but got no answer ({}); the command may or may not have been applied",
             e.message
         )),
@@ -415,7 +415,7 @@ pub fn status_to_error(e: &ClientError) -> NodeError {
         ErrorKind::Invalid => NodeError::InvalidArgument(message),
         ErrorKind::Precondition => NodeError::FailedPrecondition(message),
         ErrorKind::Denied => NodeError::PermissionDenied(message),
-        ErrorKind::Unavailable => NodeError::Unavailable(message),
+        ErrorKind::Unavailable | ErrorKind::Unreachable => NodeError::Unavailable(message),
         ErrorKind::Internal => NodeError::Internal(message),
     }
 }
