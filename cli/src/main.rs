@@ -22,7 +22,7 @@ use monk_node::MonkClient;
 use monk_scripting::monkscript::cli::{dump_command, lint_command, load_definitions, DumpFormat};
 use monk_scripting::monkscript::diagnostic::Severity;
 use monk_scripting::tree::Tree;
-use monk_statemachine::{Applied, Command, LoadedTemplate, Proposal, FORMAT_VERSION};
+use monk_statemachine::{Applied, Command, LoadedTemplate, FORMAT_VERSION};
 
 use crate::exit::Failure;
 
@@ -293,14 +293,10 @@ async fn run(cli: Cli) -> Outcome {
                 })
                 .collect();
             let count = templates.len();
-            let proposal = Proposal {
-                format_version: FORMAT_VERSION,
-                proposed_at_ms: 0,
-                actor: actor(),
-                request_id: format!("load-{}", std::process::id()),
-                command: Command::TemplatesLoaded { templates },
-            };
-            let outcome = connect(&cli.addr).await?.propose_raw(&proposal).await?;
+            let outcome = connect(&cli.addr)
+                .await?
+                .propose(&actor(), Command::TemplatesLoaded { templates })
+                .await?;
             match outcome.applied {
                 Applied::Accepted { .. } => Ok(format!(
                     "Loaded {count} definition(s) from {} file(s) at index {}\n",

@@ -2,7 +2,7 @@
 //! them, so only sealed bytes enter the log; `list` shows names only.
 
 use clap::{Args, Subcommand};
-use monk_statemachine::{Applied, Command, Proposal, SecretScope, FORMAT_VERSION};
+use monk_statemachine::{Applied, Command, SecretScope};
 
 use crate::{actor, connect, json, table, Failure, Outcome, Output, OutputArg};
 
@@ -117,17 +117,11 @@ pub async fn run(addr: &str, cmd: SecretsCmd) -> Outcome {
                 s if s.is_empty() => SecretScope::Global,
                 s => SecretScope::Entity(s),
             };
-            let proposal = Proposal {
-                format_version: FORMAT_VERSION,
-                proposed_at_ms: 0,
-                actor: actor(),
-                request_id: format!("secret-removed-{}", std::process::id()),
-                command: Command::SecretRemoved {
-                    name: name.clone(),
-                    scope,
-                },
+            let command = Command::SecretRemoved {
+                name: name.clone(),
+                scope,
             };
-            match client.propose_raw(&proposal).await?.applied {
+            match client.propose(&actor(), command).await?.applied {
                 Applied::Accepted { .. } => Ok(format!("✔ Removed {name}\n")),
                 Applied::Rejected { reason } => Err(Failure::failed(reason.to_string())),
             }

@@ -15,7 +15,7 @@ use monk_node::executor::logs::LogLine;
 use monk_node::pb::{ExecRequest, LogsRequest};
 use monk_node::MonkClient;
 use monk_statemachine::view::InstanceView;
-use monk_statemachine::{Applied, Command, Desired, Proposal, Workload, FORMAT_VERSION};
+use monk_statemachine::{Applied, Command, Desired, Workload};
 
 use crate::progress::{Mode, Progress};
 use crate::wait::{parse_timeout, Verdict, Watch, WAIT_TIMEOUT_DEFAULT};
@@ -286,14 +286,7 @@ fn overrides(vars: &VarArgs) -> Result<BTreeMap<String, String>, Failure> {
 
 pub(crate) async fn propose(client: &mut MonkClient, command: Command) -> Result<u64, Failure> {
     let what = command.summary();
-    let proposal = Proposal {
-        format_version: FORMAT_VERSION,
-        proposed_at_ms: 0,
-        actor: actor(),
-        request_id: format!("{}-{}", command.kind(), std::process::id()),
-        command,
-    };
-    let outcome = client.propose_raw(&proposal).await?;
+    let outcome = client.propose(&actor(), command).await?;
     match outcome.applied {
         Applied::Accepted { .. } => Ok(outcome.index),
         Applied::Rejected { reason } => Err(Failure::failed(format!("{what}: {reason}"))),

@@ -1,3 +1,10 @@
+//! **Part of the replicated state machine.** `apply` calls [`resolve`] for `monk run`
+//! and `monk update` (`statemachine/src/schedule/definition.rs`), and a workload keeps
+//! the definition as resolved then. Changing a merge rule here therefore changes what an
+//! old log replays to: bump `monk_statemachine::FORMAT_VERSION`, keep the old rule for
+//! entries of older formats (pass the entry's version down), and add a block to the
+//! scheduler fixtures that pins both (ARCHITECTURE.md, "Adding a new command").
+//!
 //! Inheritance on [`Tree`] values: the merge rules of the MonkScript reference and the
 //! walk up an `inherits` chain. Both the offline path (`monk lint`, `monk dump`) and the
 //! online path (resolving against what the cluster state holds) use these functions, so
