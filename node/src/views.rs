@@ -84,3 +84,72 @@ pub struct Admission {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sealed_cluster_key: Vec<u8>,
 }
+
+/// The `state` query: the whole state as it serializes, with every secret's sealed bytes
+/// left out (`"sealed": ""`), so not even ciphertext leaves the peer.
+pub fn state_without_sealed_bytes(
+    state: &monk_statemachine::State,
+) -> serde_json::Result<serde_json::Value> {
+    let mut value = serde_json::to_value(state)?;
+    let secrets = value
+        .get_mut("secrets")
+        .and_then(serde_json::Value::as_object_mut);
+    for secret in secrets.into_iter().flat_map(|s| s.values_mut()) {
+        if let Some(sealed) = secret.get_mut("sealed") {
+            *sealed = serde_json::Value::String(String::new());
+        }
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use monk_statemachine::{
+        apply, Capacity, Command, Entry, Proposal, SecretScope, State, FORMAT_VERSION,
+    };
+
+    fn applied(commands: Vec<Command>) -> State {
+        let mut state = State::default();
+        for (i, command) in commands.into_iter().enumerate() {
+            let entry = Entry {
+                index: i as u64 + 1,
+                term: 1,
+                proposal: Proposal {
+                    format_version: FORMAT_VERSION,
+                    proposed_at_ms: 0,
+                    actor: "test".into(),
+                    request_id: String::new(),
+                    command,
+                },
+            };
+            apply(&mut state, &entry).expect("applies");
+        }
+        state
+    }
+
+    #[test]
+    fn state_query_shows_everything_but_sealed_bytes() {
+        let state = applied(vec![
+            Command::ClusterCreated {
+                name: "c".into(),
+                first_peer_name: "p1".into(),
+                first_peer_address: "a:1".into(),
+                tags: vec![],
+                capacity: Capacity::default(),
+                facts: None,
+            },
+            Command::SecretSet {
+                name: "db".into(),
+                scope: SecretScope::Global,
+                sealed: b"SEALED".to_vec(),
+            },
+        ]);
+        let shown = super::state_without_sealed_bytes(&state).unwrap();
+        assert_eq!(shown["secrets"]["global:db"]["sealed"], "");
+        assert_eq!(shown["secrets"]["global:db"]["name"], "db");
+        let mut full = serde_json::to_value(&state).unwrap();
+        assert_ne!(full["secrets"]["global:db"]["sealed"], "");
+        full["secrets"]["global:db"]["sealed"] = "".into();
+        assert_eq!(shown, full);
+    }
+}

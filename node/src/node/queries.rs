@@ -71,7 +71,7 @@ impl Node {
         let value = match what {
             "templates" => serde_json::to_value(
                 state
-                    .templates
+                    .templates()
                     .values()
                     .map(|t| TemplateRow {
                         path: t.path.clone(),
@@ -81,20 +81,20 @@ impl Node {
                     })
                     .collect::<Vec<_>>(),
             ),
-            "template" => match state.templates.get(arg.trim_start_matches('/')) {
+            "template" => match state.templates().get(arg.trim_start_matches('/')) {
                 Some(t) => serde_json::to_value(t),
                 None => return Err(NodeError::InvalidArgument(format!("no template at {arg}"))),
             },
             "templates-all" => serde_json::to_value(
                 state
-                    .templates
+                    .templates()
                     .iter()
                     .map(|(k, t)| (k.clone(), t.definition.clone()))
                     .collect::<BTreeMap<_, _>>(),
             ),
             "cluster" => serde_json::to_value(monk_statemachine::ClusterView::of(state)),
             "instances" => serde_json::to_value(monk_statemachine::view::instances(state)),
-            "workload" => match state.workloads.get(arg.trim_start_matches('/')) {
+            "workload" => match state.workloads().get(arg.trim_start_matches('/')) {
                 Some(w) => serde_json::to_value(w),
                 None => {
                     return Err(NodeError::InvalidArgument(format!(
@@ -104,18 +104,12 @@ impl Node {
             },
             "secrets" => serde_json::to_value(
                 state
-                    .secrets
+                    .secrets()
                     .values()
                     .map(monk_statemachine::SecretName::from)
                     .collect::<Vec<_>>(),
             ),
-            "state" => {
-                let mut redacted = state.clone();
-                for secret in redacted.secrets.values_mut() {
-                    secret.sealed.clear();
-                }
-                serde_json::to_value(redacted)
-            }
+            "state" => crate::views::state_without_sealed_bytes(state),
             other => {
                 return Err(NodeError::InvalidArgument(format!(
                     "unknown query {other:?}"
@@ -147,8 +141,8 @@ impl Node {
                 .read()
                 .expect("state lock")
                 .state
-                .cluster_name
-                .clone();
+                .cluster_name()
+                .map(str::to_owned);
             if view.cluster.is_none() {
                 view.cluster = identity::load(&self.config.data_dir)
                     .ok()
