@@ -12,8 +12,8 @@
 //! diff between two states, checked against what it was taken from; used to test
 //! [`crate::diff`]). The `compile_fail` examples on [`State`] prove that code outside
 //! the crate cannot write a field, build a `State` from fields, or take a `&mut` to a
-//! map inside one. [`Peer`], [`Template`], [`Secret`] and `Workload` keep public fields:
-//! they are values callers read, and the accessors hand them out behind `&`.
+//! map inside one. [`Peer`], [`Template`], [`Secret`] and [`Workload`] keep public
+//! fields: they are values callers read, and the accessors hand them out behind `&`.
 
 use std::collections::BTreeMap;
 
