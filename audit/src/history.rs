@@ -61,17 +61,17 @@ impl Entity {
     pub fn value(&self, state: &State) -> EntityValue {
         match self {
             Entity::Path(path) => EntityValue::Template {
-                template: state.templates.get(path).cloned(),
+                template: state.template(path).cloned(),
                 secrets: state
-                    .secrets
+                    .secrets()
                     .values()
                     .filter(|s| s.scope == SecretScope::Entity(path.clone()))
                     .map(SecretName::from)
                     .collect(),
-                workload: state.workloads.get(path).cloned().map(Box::new),
+                workload: state.workload(path).cloned().map(Box::new),
             },
             Entity::Peer(id) => EntityValue::Peer {
-                peer: state.peers.get(id).cloned(),
+                peer: state.peer(*id).cloned(),
             },
         }
     }
@@ -178,7 +178,7 @@ pub fn entity_history(reader: &DataDirReader, entity: &Entity) -> Result<History
             Some(Applied::Accepted { .. }) => HistoryChange::Applied {
                 before: Box::new(before),
                 after: Box::new(after),
-                peers: replayer.state().peers.clone(),
+                peers: replayer.state().peers().clone(),
             },
         };
         steps.push(HistoryStep {

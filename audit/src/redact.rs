@@ -18,7 +18,7 @@ use serde::Serialize;
 pub struct RedactedState<'a> {
     pub last_applied_index: u64,
     pub last_applied_term: u64,
-    pub cluster_name: &'a Option<String>,
+    pub cluster_name: Option<&'a str>,
     pub next_peer_id: PeerId,
     pub peers: &'a BTreeMap<PeerId, Peer>,
     pub join_tokens: &'a BTreeMap<String, u64>,
@@ -31,19 +31,19 @@ pub struct RedactedState<'a> {
 impl<'a> RedactedState<'a> {
     pub fn of(state: &'a State) -> RedactedState<'a> {
         RedactedState {
-            last_applied_index: state.last_applied_index,
-            last_applied_term: state.last_applied_term,
-            cluster_name: &state.cluster_name,
-            next_peer_id: state.next_peer_id,
-            peers: &state.peers,
-            join_tokens: &state.join_tokens,
-            templates: &state.templates,
+            last_applied_index: state.last_applied_index(),
+            last_applied_term: state.last_applied_term(),
+            cluster_name: state.cluster_name(),
+            next_peer_id: state.next_peer_id(),
+            peers: state.peers(),
+            join_tokens: state.join_tokens(),
+            templates: state.templates(),
             secrets: state
-                .secrets
+                .secrets()
                 .iter()
                 .map(|(k, s)| (k.as_str(), SecretName::from(s)))
                 .collect(),
-            workloads: &state.workloads,
+            workloads: state.workloads(),
         }
     }
 }
@@ -123,16 +123,40 @@ mod tests {
 
     #[test]
     fn sealed_bytes_never_show() {
+        use monk_statemachine::{apply, Capacity, Command, Entry, Proposal, SecretScope};
         let mut state = State::default();
-        let secret = Secret {
-            name: "db".into(),
-            scope: monk_statemachine::SecretScope::Global,
-            sealed: b"SEALEDBYTES".to_vec(),
-            set_at_index: 3,
+        let created = Command::ClusterCreated {
+            name: "c".into(),
+            first_peer_name: "p1".into(),
+            first_peer_address: "a:1".into(),
+            tags: vec![],
+            capacity: Capacity::default(),
+            facts: None,
         };
-        state.secrets.insert("global:db".into(), secret);
+        let secret = Command::SecretSet {
+            name: "db".into(),
+            scope: SecretScope::Global,
+            sealed: b"SEALEDBYTES".to_vec(),
+        };
+        for (index, command) in [(1, created), (3, secret)] {
+            let proposal = Proposal {
+                format_version: monk_statemachine::FORMAT_VERSION,
+                proposed_at_ms: 0,
+                actor: "test".into(),
+                request_id: String::new(),
+                command,
+            };
+            let entry = Entry {
+                index,
+                term: 1,
+                proposal,
+            };
+            apply(&mut state, &entry).unwrap();
+        }
+        assert!(state.secret("db", &SecretScope::Global).is_some());
         let text = serde_json::to_string(&RedactedState::of(&state)).unwrap();
         assert!(text.contains("\"db\""), "{text}");
         assert!(!text.contains("sealed"), "{text}");
+        assert!(!text.contains("5345414c45444259544553"), "{text}");
     }
 }

@@ -22,7 +22,7 @@ impl Stopped {
     pub(crate) fn at(error: ReplayError, state: &State) -> Stopped {
         Stopped {
             error,
-            after_index: state.last_applied_index,
+            after_index: state.last_applied_index(),
         }
     }
 }
@@ -105,7 +105,7 @@ pub fn digest_at(reader: &DataDirReader, index: u64) -> Result<String, AuditErro
     let mut replayer = Replayer::open(reader, Target::Index(index), Start::Nearest)?;
     replayer.run()?;
     let state = replayer.state();
-    if state.last_applied_index != index {
+    if state.last_applied_index() != index {
         return Err(AuditError::LogEnds(index));
     }
     Ok(monk_statemachine::digest(state))

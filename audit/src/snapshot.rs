@@ -64,8 +64,8 @@ pub fn inspect(path: &Path) -> Result<SnapshotReport, AuditError> {
         })
         .collect();
     Ok(SnapshotReport {
-        index: last_log_id.map_or(state.last_applied_index, |l| l.index),
-        term: last_log_id.map_or(state.last_applied_term, |l| l.leader_id.term),
+        index: last_log_id.map_or(state.last_applied_index(), |l| l.index),
+        term: last_log_id.map_or(state.last_applied_term(), |l| l.leader_id.term),
         header,
         size_bytes: bytes.len(),
         snapshot_id: meta.map(|m| m.snapshot_id),

@@ -135,7 +135,7 @@ pub fn first_divergence(
 
 /// Applies entries until the replayer's state includes `index` (or it runs out).
 fn advance_to(r: &mut Replayer<'_>, index: u64) -> Result<(), AuditError> {
-    while r.state().last_applied_index < index {
+    while r.state().last_applied_index() < index {
         match r.next_entry() {
             None => return Err(AuditError::LogEnds(index)),
             Some(entry) => {

@@ -91,7 +91,7 @@ impl PeerFinal {
     /// The drill templates of `state` (the live or a replayed one).
     pub fn held_in(state: &State) -> BTreeMap<String, Held> {
         state
-            .templates
+            .templates()
             .iter()
             .filter(|(path, _)| path.starts_with("drill/"))
             .map(|(path, t)| {

@@ -212,7 +212,7 @@ async fn leader_state(cluster: &Cluster, test: impl Fn(&State) -> bool) -> bool 
 /// The peers holding a replica of the drill's runnable.
 fn holders(state: &State) -> Vec<PeerId> {
     state
-        .workloads
+        .workloads()
         .get(SILENT_VOTER_RUNNABLE)
         .map(|w| w.instances.values().filter_map(|i| i.peer).collect())
         .unwrap_or_default()
@@ -271,10 +271,7 @@ pub async fn silent_voter() -> Result<Findings, String> {
 
     cluster.router.isolate(victim, true);
     until("the silent voter to be declared down", || async {
-        leader_state(&cluster, |s| {
-            s.peers.get(&victim).is_some_and(|p| !p.is_up())
-        })
-        .await
+        leader_state(&cluster, |s| s.peer(victim).is_some_and(|p| !p.is_up())).await
     })
     .await?;
     until("its replica to move to a peer that is up", || async {
@@ -293,10 +290,7 @@ pub async fn silent_voter() -> Result<Findings, String> {
     .await?;
     cluster.router.isolate(victim, false);
     until("the healed peer to be declared up", || async {
-        leader_state(&cluster, |s| {
-            s.peers.get(&victim).is_some_and(|p| p.is_up())
-        })
-        .await
+        leader_state(&cluster, |s| s.peer(victim).is_some_and(|p| p.is_up())).await
     })
     .await?;
     finish(&cluster, Vec::new(), observer, stop_observer).await

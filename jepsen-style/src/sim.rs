@@ -462,7 +462,7 @@ async fn finals(cluster: &Cluster) -> (Vec<PeerFinal>, Result<Verification, Stri
             let shared = node.shared_state();
             let applied = shared.read().expect("state lock");
             let s = &applied.state;
-            (s.last_applied_index, digest(s), PeerFinal::held_in(s))
+            (s.last_applied_index(), digest(s), PeerFinal::held_in(s))
         };
         let final_state = PeerFinal {
             name: node.config.name.clone(),

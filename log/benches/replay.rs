@@ -140,13 +140,13 @@ fn replay_child(raft_dir: &Path) {
     replayer.run().expect("replay");
     let elapsed = started.elapsed().as_secs_f64();
     let state = replayer.into_state();
-    let applied = state.last_applied_index + 1;
+    let applied = state.last_applied_index() + 1;
     println!(
         "replay: {applied} entries in {elapsed:.3} s = {:.0} entries/s (opening the data dir read-only took {opened:.3} s more); peak RSS {:.1} MiB; {} templates, {} secrets; digest {}",
         applied as f64 / elapsed,
         peak_rss_kib().unwrap_or(0) as f64 / 1024.0,
-        state.templates.len(),
-        state.secrets.len(),
+        state.templates().len(),
+        state.secrets().len(),
         &digest(&state)[..16],
     );
 }

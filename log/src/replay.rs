@@ -143,10 +143,10 @@ pub fn stored_snapshot(
     };
     let state = decode_snapshot(&bytes).map_err(|e| ReplayError::Snapshot(e.to_string()))?;
     let meta_index = meta.last_log_id.map_or(0, |l| l.index);
-    if state.last_applied_index != meta_index {
+    if state.last_applied_index() != meta_index {
         return Err(ReplayError::Snapshot(format!(
             "metadata says index {meta_index} but its state is at {}",
-            state.last_applied_index
+            state.last_applied_index()
         )));
     }
     Ok(Some((meta, state)))
@@ -230,14 +230,14 @@ impl<'r> Replayer<'r> {
         let snapshot_fits = match (&snapshot, target) {
             (None, _) => false,
             (Some(_), Target::End) => true,
-            (Some((_, s)), Target::Index(n)) => s.last_applied_index <= n,
-            (Some((_, s)), Target::TimeMs(t)) => at_or_before(reader, s.last_applied_index, t)?,
+            (Some((_, s)), Target::Index(n)) => s.last_applied_index() <= n,
+            (Some((_, s)), Target::TimeMs(t)) => at_or_before(reader, s.last_applied_index(), t)?,
         };
         let use_snapshot = snapshot_fits && !(start == Start::Earliest && log_complete);
         let (state, base) = match snapshot {
             Some((meta, state)) if use_snapshot => {
                 let base = Base::Snapshot {
-                    index: state.last_applied_index,
+                    index: state.last_applied_index(),
                     term: meta.last_log_id.map_or(0, |l| l.leader_id.term),
                     digest: monk_statemachine::digest(&state),
                 };

@@ -116,13 +116,13 @@ impl StateMachineStore {
                 path: path.into(),
                 reason: e.to_string(),
             })?;
-            if Some(state.last_applied_index) != meta.last_log_id.map(|l| l.index).or(Some(0)) {
+            if Some(state.last_applied_index()) != meta.last_log_id.map(|l| l.index).or(Some(0)) {
                 return Err(OpenError::CorruptSnapshot {
                     path: path.into(),
                     reason: format!(
                         "snapshot says index {:?} but its state is at {}",
                         meta.last_log_id.map(|l| l.index),
-                        state.last_applied_index
+                        state.last_applied_index()
                     ),
                 });
             }

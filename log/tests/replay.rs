@@ -200,5 +200,5 @@ fn a_time_before_the_compacted_snapshot_is_refused() {
     assert!(err.to_string().contains("15..=22"), "{err}");
     let mut r = Replayer::open(&reader, Target::TimeMs(17_000), Start::Nearest).unwrap();
     r.run().unwrap();
-    assert_eq!(r.state().last_applied_index, 17);
+    assert_eq!(r.state().last_applied_index(), 17);
 }

@@ -93,7 +93,7 @@ pub async fn run_reporter(node: Arc<Node>) {
         let Ok(facts) = tokio::task::spawn_blocking(move || measure(&data_dir)).await else {
             continue;
         };
-        let held = node.with_state(|s| s.peers.get(&id).map(|p| p.facts));
+        let held = node.with_state(|s| s.peer(id).map(|p| p.facts));
         let Some(held) = held else { continue };
         if !worth_reporting(held, facts) {
             continue;

@@ -231,7 +231,7 @@ fn applied_figures(registry: &mut Registry, node: &Node) {
 fn state_figures(registry: &mut Registry, node: &Node) {
     let (peers, workloads, replicas) = node.with_state(|s| {
         let mut peers: BTreeMap<&'static str, i64> = BTreeMap::new();
-        for p in s.peers.values() {
+        for p in s.peers().values() {
             let status = match p.status {
                 PeerStatus::Up => "up",
                 PeerStatus::Down { .. } => "down",
@@ -240,7 +240,7 @@ fn state_figures(registry: &mut Registry, node: &Node) {
             *peers.entry(status).or_default() += 1;
         }
         let mut replicas: BTreeMap<String, i64> = BTreeMap::new();
-        for w in s.workloads.values() {
+        for w in s.workloads().values() {
             for i in w.instances.values() {
                 let status = match (&i.peer, &i.observed) {
                     (None, _) => "pending".to_string(),
@@ -250,7 +250,7 @@ fn state_figures(registry: &mut Registry, node: &Node) {
                 *replicas.entry(status).or_default() += 1;
             }
         }
-        (peers, s.workloads.len() as i64, replicas)
+        (peers, s.workloads().len() as i64, replicas)
     });
     let by_status = Family::<Labels, Gauge>::default();
     for (status, n) in peers {

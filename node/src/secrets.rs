@@ -73,13 +73,9 @@ pub fn get(node: &Node, name: &str, scope: &SecretScope) -> NodeResult<String> {
     let key = key_of(node)?;
     let shared = node.shared_state();
     let guard = shared.read().unwrap_or_else(|p| p.into_inner());
-    let secret = guard
-        .state
-        .secrets
-        .get(&secret_key(name, scope))
-        .ok_or_else(|| {
-            NodeError::InvalidArgument(format!("no secret {name} ({})", scope_text(scope)))
-        })?;
+    let secret = guard.state.secret(name, scope).ok_or_else(|| {
+        NodeError::InvalidArgument(format!("no secret {name} ({})", scope_text(scope)))
+    })?;
     open(&key, secret).map_err(NodeError::Internal)
 }
 

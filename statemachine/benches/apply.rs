@@ -324,7 +324,7 @@ fn host_ports(c: &mut Criterion) {
                 |mut state| {
                     apply(&mut state, &run).expect("applies");
                     debug_assert!(state
-                        .workloads
+                        .workloads()
                         .values()
                         .all(|w| w.instances.values().all(|i| i.peer.is_some())));
                     state

@@ -1,5 +1,19 @@
 //! The replicated cluster state. Every map is a `BTreeMap` so iteration order, the
 //! snapshot bytes and therefore the digest are the same on every peer.
+//!
+//! One writer (ARCHITECTURE.md, invariant 2): the fields of [`State`] are private to
+//! this crate and other crates read them through accessors named after them
+//! ([`State::peers`], [`State::workloads`], [`State::last_applied_index`], ...), which
+//! return shared references or copies. Outside this crate a `State` comes only from
+//! [`Default`] (the empty state before the first entry), from decoding a snapshot
+//! ([`crate::decode_snapshot`], or deserializing the same JSON) or as a clone of one of
+//! those; the only functions that change one through `&mut State` are [`crate::apply`]
+//! and [`crate::advance`] (committed entries, in order) and [`crate::apply_diff`] (a
+//! diff between two states, checked against what it was taken from; used to test
+//! [`crate::diff`]). The `compile_fail` examples on [`State`] prove that code outside
+//! the crate cannot write a field, build a `State` from fields, or take a `&mut` to a
+//! map inside one. [`Peer`], [`Template`], [`Secret`] and [`Workload`] keep public
+//! fields: they are values callers read, and the accessors hand them out behind `&`.
 
 use std::collections::BTreeMap;
 
@@ -82,25 +96,130 @@ pub fn secret_key(name: &str, scope: &SecretScope) -> String {
     }
 }
 
-/// The whole replicated state.
+/// The whole replicated state. Read it through the accessors; change it only with
+/// [`crate::apply`] and [`crate::advance`] (see the module documentation).
+///
+/// ```
+/// use monk_statemachine::State;
+/// let state = State::default();
+/// assert!(state.peers().is_empty() && state.peer(1).is_none());
+/// assert_eq!((state.last_applied_index(), state.cluster_name()), (0, None));
+/// ```
+///
+/// Code outside this crate cannot change a field, even on a `State` it owns:
+///
+/// ```compile_fail,E0616
+/// let mut state = monk_statemachine::State::default();
+/// state.peers.insert(1, todo!());
+/// ```
+///
+/// ```compile_fail,E0616
+/// let mut state = monk_statemachine::State::default();
+/// state.last_applied_index = 7;
+/// ```
+///
+/// nor build one from fields:
+///
+/// ```compile_fail,E0451
+/// let state = monk_statemachine::State {
+///     cluster_name: Some("c".into()),
+///     ..Default::default()
+/// };
+/// ```
+///
+/// and what the accessors return is shared, so it cannot be written through:
+///
+/// ```compile_fail,E0596
+/// let mut state = monk_statemachine::State::default();
+/// state.peers().clear();
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     /// Index and term of the last entry applied (including Raft's own blank and
     /// membership entries).
-    pub last_applied_index: u64,
-    pub last_applied_term: u64,
-    pub cluster_name: Option<String>,
-    pub next_peer_id: PeerId,
-    pub peers: BTreeMap<PeerId, Peer>,
+    pub(crate) last_applied_index: u64,
+    pub(crate) last_applied_term: u64,
+    pub(crate) cluster_name: Option<String>,
+    pub(crate) next_peer_id: PeerId,
+    pub(crate) peers: BTreeMap<PeerId, Peer>,
     /// Hex SHA-256 of join tokens that were issued.
-    pub join_tokens: BTreeMap<String, u64>,
-    pub templates: BTreeMap<String, Template>,
-    pub secrets: BTreeMap<String, Secret>,
+    pub(crate) join_tokens: BTreeMap<String, u64>,
+    pub(crate) templates: BTreeMap<String, Template>,
+    pub(crate) secrets: BTreeMap<String, Secret>,
     /// Running and stopped workloads by runnable path. Left out of the JSON (and so of
     /// the digest) while empty, so states written before workloads existed keep their
     /// digests.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub workloads: BTreeMap<String, Workload>,
+    pub(crate) workloads: BTreeMap<String, Workload>,
+}
+
+/// Read accessors, one per field, and lookups by key.
+impl State {
+    /// Index of the last entry applied (including Raft's own blank and membership
+    /// entries); 0 before the first.
+    pub fn last_applied_index(&self) -> u64 {
+        self.last_applied_index
+    }
+
+    /// Term of the last entry applied; 0 before the first.
+    pub fn last_applied_term(&self) -> u64 {
+        self.last_applied_term
+    }
+
+    /// The cluster's name, once `cluster-created` is applied.
+    pub fn cluster_name(&self) -> Option<&str> {
+        self.cluster_name.as_deref()
+    }
+
+    /// The id the next peer to join will get.
+    pub fn next_peer_id(&self) -> PeerId {
+        self.next_peer_id
+    }
+
+    /// Every peer ever admitted, members and those that left, by id.
+    pub fn peers(&self) -> &BTreeMap<PeerId, Peer> {
+        &self.peers
+    }
+
+    /// Hex SHA-256 of each join token issued, with the index that issued it.
+    pub fn join_tokens(&self) -> &BTreeMap<String, u64> {
+        &self.join_tokens
+    }
+
+    /// Stored definitions by path.
+    pub fn templates(&self) -> &BTreeMap<String, Template> {
+        &self.templates
+    }
+
+    /// Sealed secrets by [`secret_key`].
+    pub fn secrets(&self) -> &BTreeMap<String, Secret> {
+        &self.secrets
+    }
+
+    /// Running and stopped workloads by runnable path.
+    pub fn workloads(&self) -> &BTreeMap<String, Workload> {
+        &self.workloads
+    }
+
+    /// The peer with this id, member or not.
+    pub fn peer(&self, id: PeerId) -> Option<&Peer> {
+        self.peers.get(&id)
+    }
+
+    /// The definition stored at `path`.
+    pub fn template(&self, path: &str) -> Option<&Template> {
+        self.templates.get(path)
+    }
+
+    /// The secret `name` in `scope`.
+    pub fn secret(&self, name: &str, scope: &SecretScope) -> Option<&Secret> {
+        self.secrets.get(&secret_key(name, scope))
+    }
+
+    /// The workload of the runnable at `path`.
+    pub fn workload(&self, path: &str) -> Option<&Workload> {
+        self.workloads.get(path)
+    }
 }
 
 /// A broken invariant: a bug, never a user error.

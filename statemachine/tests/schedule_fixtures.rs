@@ -52,7 +52,7 @@ impl Cluster {
 
     fn peer_id(&self, name: &str) -> PeerId {
         self.state
-            .peers
+            .peers()
             .values()
             .find(|p| p.name == name)
             .map_or(999, |p| p.id)
@@ -112,7 +112,7 @@ fn run_block(c: &mut Cluster, input: &[String]) -> String {
                 memory_mb: number(&opts, "memory"),
             };
             let name = arg(0);
-            if c.state.cluster_name.is_none() {
+            if c.state.cluster_name().is_none() {
                 c.apply(Command::ClusterCreated {
                     name: "test".into(),
                     first_peer_name: name.clone(),

@@ -119,7 +119,7 @@ impl Cluster {
 
     fn peer_id(&self, name: &str) -> PeerId {
         self.state
-            .peers
+            .peers()
             .values()
             .find(|p| p.name == name)
             .map(|p| p.id)
@@ -301,34 +301,34 @@ fn stop_update_scale_and_purge() {
     c.ok(Command::WorkloadStop {
         path: "ns/web".into(),
     });
-    assert_eq!(c.state.workloads["ns/web"].desired, Desired::Stopped);
+    assert_eq!(c.state.workloads()["ns/web"].desired, Desired::Stopped);
     c.ok(run("ns/web"));
-    assert_eq!(c.state.workloads["ns/web"].desired, Desired::Running);
+    assert_eq!(c.state.workloads()["ns/web"].desired, Desired::Running);
 
     // Loading a changed template does not touch the workload until `update`.
     c.load(&[("ns/web", &WEB.replace("busybox", "busybox:2"))]);
-    assert_eq!(c.state.workloads["ns/web"].generation, 1);
+    assert_eq!(c.state.workloads()["ns/web"].generation, 1);
     c.ok(Command::WorkloadUpdate {
         path: "ns/web".into(),
         overrides: BTreeMap::new(),
         evaluated: None,
     });
-    assert_eq!(c.state.workloads["ns/web"].generation, 2);
+    assert_eq!(c.state.workloads()["ns/web"].generation, 2);
     // An update that changes nothing keeps the generation.
     c.ok(Command::WorkloadUpdate {
         path: "ns/web".into(),
         overrides: BTreeMap::new(),
         evaluated: None,
     });
-    assert_eq!(c.state.workloads["ns/web"].generation, 2);
+    assert_eq!(c.state.workloads()["ns/web"].generation, 2);
     let overrides = BTreeMap::from([("port".to_string(), "8080".to_string())]);
     c.ok(Command::WorkloadUpdate {
         path: "ns/web".into(),
         overrides: overrides.clone(),
         evaluated: None,
     });
-    assert_eq!(c.state.workloads["ns/web"].generation, 3);
-    assert_eq!(c.state.workloads["ns/web"].overrides, overrides);
+    assert_eq!(c.state.workloads()["ns/web"].generation, 3);
+    assert_eq!(c.state.workloads()["ns/web"].overrides, overrides);
     let unknown = BTreeMap::from([("nope".to_string(), "1".to_string())]);
     assert_eq!(
         c.rejected(Command::WorkloadUpdate {
@@ -346,7 +346,7 @@ fn stop_update_scale_and_purge() {
         path: "ns/web".into(),
         replicas: 5,
     });
-    assert_eq!(c.state.workloads["ns/web"].replicas(), 5);
+    assert_eq!(c.state.workloads()["ns/web"].replicas(), 5);
     c.ok(Command::WorkloadScale {
         path: "ns/web".into(),
         replicas: 1,
@@ -362,7 +362,7 @@ fn stop_update_scale_and_purge() {
     c.ok(Command::WorkloadPurge {
         path: "ns/web".into(),
     });
-    assert!(c.state.workloads.is_empty());
+    assert!(c.state.workloads().is_empty());
     assert_eq!(
         c.rejected(Command::WorkloadStop {
             path: "ns/web".into()
@@ -382,7 +382,7 @@ fn a_group_runs_its_members_with_the_group_variables() {
         "defines: group\nmembers: [ns/db, ./app]\nvariables: {user: group-user, region: eu}\n";
     c.load(&[("ns/db", db), ("ns/app", app), ("ns/stack", stack)]);
     c.ok(run("ns/stack"));
-    let db = &c.state.workloads["ns/db"];
+    let db = &c.state.workloads()["ns/db"];
     assert_eq!(db.group.as_deref(), Some("ns/stack"));
     let vars = db.definition.get("variables").expect("variables");
     assert_eq!(
@@ -391,14 +391,14 @@ fn a_group_runs_its_members_with_the_group_variables() {
         "the member's own wins"
     );
     assert_eq!(vars.get("region"), Some(&Tree::Str("eu".into())));
-    assert!(c.state.workloads.contains_key("ns/app"));
+    assert!(c.state.workloads().contains_key("ns/app"));
     // Stopping the group stops every member.
     c.ok(Command::WorkloadStop {
         path: "ns/stack".into(),
     });
     assert!(c
         .state
-        .workloads
+        .workloads()
         .values()
         .all(|w| w.desired == Desired::Stopped));
     // A group naming a member that is not loaded is refused as a whole.
@@ -567,12 +567,12 @@ fn check_rules(state: &State) -> Result<(), String> {
     let mut used: BTreeMap<PeerId, Capacity> = BTreeMap::new();
     let mut ports: BTreeMap<PeerId, Vec<(HostPort, String)>> = BTreeMap::new();
     let mut replicas: BTreeMap<PeerId, Vec<(String, bool)>> = BTreeMap::new();
-    for w in state.workloads.values() {
+    for w in state.workloads().values() {
         for i in w.instances.values() {
             let me = format!("{}#{}", w.path, i.replica);
             match i.peer {
                 Some(peer) => {
-                    let p = &state.peers[&peer];
+                    let p = &state.peers()[&peer];
                     if !w.constraints.tags.iter().all(|t| p.tags.contains(t)) {
                         return Err(format!("{me} on {} breaks tags", p.name));
                     }
@@ -616,7 +616,7 @@ fn check_rules(state: &State) -> Result<(), String> {
         }
     }
     for (peer, u) in used {
-        let cap = state.peers[&peer].capacity;
+        let cap = state.peers()[&peer].capacity;
         if (cap.cpu_millis > 0 && u.cpu_millis > cap.cpu_millis)
             || (cap.memory_mb > 0 && u.memory_mb > cap.memory_mb)
         {

@@ -156,7 +156,7 @@ fn diff_text(d: &StateDiff, peers: &BTreeMap<PeerId, Peer>) -> String {
 }
 
 fn point_json(state: &State) -> Value {
-    json!({"index": state.last_applied_index, "term": state.last_applied_term, "state_digest": digest(state)})
+    json!({"index": state.last_applied_index(), "term": state.last_applied_term(), "state_digest": digest(state)})
 }
 
 pub(super) fn run(args: &DiffArgs) -> Result<Report, String> {
@@ -190,11 +190,11 @@ pub(super) fn run(args: &DiffArgs) -> Result<Report, String> {
         }
         Output::Table => format!(
             "diff from index {} (term {}) to index {} (term {})\n{}",
-            before.last_applied_index,
-            before.last_applied_term,
-            after.last_applied_index,
-            after.last_applied_term,
-            diff_text(d, &after.peers)
+            before.last_applied_index(),
+            before.last_applied_term(),
+            after.last_applied_index(),
+            after.last_applied_term(),
+            diff_text(d, after.peers())
         ),
     };
     Ok(Report {

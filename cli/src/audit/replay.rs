@@ -75,8 +75,8 @@ pub(super) fn run(args: &ReplayArgs) -> Result<Report, String> {
                 state: RedactedState<'a>,
             }
             json_line(&Replayed {
-                applied_index: state.last_applied_index,
-                applied_term: state.last_applied_term,
+                applied_index: state.last_applied_index(),
+                applied_term: state.last_applied_term(),
                 state_digest: &state_digest,
                 started_from: base,
                 state: RedactedState::of(state),
@@ -86,8 +86,8 @@ pub(super) fn run(args: &ReplayArgs) -> Result<Report, String> {
             let mut out = format!(
                 "replayed from {} to index {} (term {}); asked for {}\nstate digest  {state_digest}\n",
                 base_text(replayed.base()),
-                state.last_applied_index,
-                state.last_applied_term,
+                state.last_applied_index(),
+                state.last_applied_term(),
                 describe_target(target),
             );
             out.push_str(&state_summary(state));
@@ -105,12 +105,12 @@ pub(super) fn run(args: &ReplayArgs) -> Result<Report, String> {
 fn state_summary(state: &State) -> String {
     let mut out = format!(
         "cluster       {}\nnext peer id  {}\njoin tokens   {}\n",
-        state.cluster_name.as_deref().unwrap_or("-"),
-        state.next_peer_id,
-        state.join_tokens.len()
+        state.cluster_name().unwrap_or("-"),
+        state.next_peer_id(),
+        state.join_tokens().len()
     );
     let peers: Vec<Vec<String>> = state
-        .peers
+        .peers()
         .values()
         .map(|p| {
             vec![
@@ -129,7 +129,7 @@ fn state_summary(state: &State) -> String {
         &peers,
     ));
     let templates: Vec<Vec<String>> = state
-        .templates
+        .templates()
         .values()
         .map(|t| {
             vec![
@@ -146,7 +146,7 @@ fn state_summary(state: &State) -> String {
         &templates,
     ));
     let secrets: Vec<Vec<String>> = state
-        .secrets
+        .secrets()
         .values()
         .map(|s| {
             vec![
@@ -165,11 +165,11 @@ fn state_summary(state: &State) -> String {
 /// Workloads and the replicas each peer holds (left out while there are none, so
 /// summaries of states from before workloads existed read as they always did).
 fn workload_summary(state: &State) -> String {
-    if state.workloads.is_empty() {
+    if state.workloads().is_empty() {
         return String::new();
     }
     let rows: Vec<Vec<String>> = state
-        .workloads
+        .workloads()
         .values()
         .map(|w| {
             let pending = w.instances.values().filter(|i| i.peer.is_none()).count();
@@ -204,7 +204,7 @@ fn workload_summary(state: &State) -> String {
         .into_iter()
         .map(|(peer, replicas)| {
             let name = peer
-                .and_then(|p| state.peers.get(&p))
+                .and_then(|p| state.peer(p))
                 .map_or("(pending)".to_string(), |p| p.name.clone());
             vec![opt_text(peer), name, replicas.join(", ")]
         })

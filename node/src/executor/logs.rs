@@ -115,7 +115,7 @@ fn with_workload<T>(
     let shared = node.shared_state();
     let guard = shared.read().unwrap_or_else(|p| p.into_inner());
     let state = &guard.state;
-    let workload = state.workloads.get(path).ok_or_else(|| {
+    let workload = state.workload(path).ok_or_else(|| {
         NodeError::InvalidArgument(format!("no workload {path} is running or stopped"))
     })?;
     f(state, workload)
@@ -141,11 +141,11 @@ pub async fn workload_logs(node: &Node, req: LogsRequest) -> NodeResult<Vec<LogL
             .values()
             .filter(|i| !req.has_replica || i.replica == req.replica)
             .filter_map(|i| i.peer)
-            .filter_map(|p| state.peers.get(&p).map(|peer| (p, peer.address.clone())))
+            .filter_map(|p| state.peer(p).map(|peer| (p, peer.address.clone())))
             .collect();
         holders.sort();
         holders.dedup();
-        Ok((state.cluster_name.clone().unwrap_or_default(), holders))
+        Ok((state.cluster_name().unwrap_or_default().to_owned(), holders))
     })?;
     let mut lines = Vec::new();
     for (peer, address) in holders {
@@ -177,7 +177,7 @@ pub async fn own_logs(node: &Node, req: LogsRequest) -> NodeResult<Vec<LogLine>>
     let cluster = {
         let shared = node.shared_state();
         let guard = shared.read().unwrap_or_else(|p| p.into_inner());
-        guard.state.cluster_name.clone().unwrap_or_default()
+        guard.state.cluster_name().unwrap_or_default().to_owned()
     };
     local_logs(node, &cluster, me, &req).await
 }
@@ -231,9 +231,9 @@ pub async fn exec(node: &Node, req: ExecRequest) -> NodeResult<ExecOutput> {
                 req.path, req.replica
             ))
         })?;
-        let address = state.peers.get(&peer).map(|p| p.address.clone());
+        let address = state.peer(peer).map(|p| p.address.clone());
         Ok((
-            state.cluster_name.clone().unwrap_or_default(),
+            state.cluster_name().unwrap_or_default().to_owned(),
             (peer, address.unwrap_or_default()),
         ))
     })?;

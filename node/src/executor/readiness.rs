@@ -95,7 +95,7 @@ pub fn ready_workloads(state: &State) -> BTreeMap<String, bool> {
     let mut out: BTreeMap<String, bool> = BTreeMap::new();
     for i in instances(state) {
         let checked = state
-            .workloads
+            .workloads()
             .get(&i.path)
             .is_some_and(|w| readiness_check(&w.definition).is_some());
         let current = i.observed_generation == Some(i.generation);

@@ -305,14 +305,14 @@ pub async fn run(node: Arc<Node>, runtime: Arc<dyn ContainerRuntime>) {
             let shared = node.shared_state();
             let guard = shared.read().unwrap_or_else(|p| p.into_inner());
             let state = &guard.state;
-            let Some(cluster) = state.cluster_name.clone() else {
+            let Some(cluster) = state.cluster_name().map(str::to_owned) else {
                 continue;
             };
             (
                 cluster,
                 assignments(state, peer),
-                state.last_applied_index,
-                state.secrets.clone(),
+                state.last_applied_index(),
+                state.secrets().clone(),
                 readiness::ready_workloads(state),
             )
         };

@@ -245,12 +245,12 @@ impl Node {
         let token_sha256 = secret_sha256(secret);
         let cluster_name = {
             let applied = self.shared.read().expect("state lock");
-            if !applied.state.join_tokens.contains_key(&token_sha256) {
+            if !applied.state.join_tokens().contains_key(&token_sha256) {
                 return Err(NodeError::PermissionDenied(
                     "the join token is not valid for this cluster".into(),
                 ));
             }
-            applied.state.cluster_name.clone().unwrap_or_default()
+            applied.state.cluster_name().unwrap_or_default().to_owned()
         };
         let _guard = self.membership_lock.lock().await;
         let name = applicant.name.clone();

@@ -84,7 +84,7 @@ impl Node {
             }
             Query::Templates => serde_json::to_value(
                 state
-                    .templates
+                    .templates()
                     .values()
                     .map(|t| TemplateRow {
                         path: t.path.clone(),
@@ -94,26 +94,26 @@ impl Node {
                     })
                     .collect::<Vec<_>>(),
             ),
-            Query::Template { path } => match state.templates.get(path) {
+            Query::Template { path } => match state.templates().get(path) {
                 Some(t) => serde_json::to_value(t),
                 None => return Err(NodeError::InvalidArgument(format!("no template at {path}"))),
             },
             Query::ResolvedTemplate { path } => {
-                let lookup = |p: &str| state.templates.get(p).map(|t| &t.definition);
+                let lookup = |p: &str| state.templates().get(p).map(|t| &t.definition);
                 let resolved = monk_scripting::monkscript::resolve::resolve(path, &lookup)
                     .map_err(|e| NodeError::InvalidArgument(format!("{path}: {e}")))?;
                 serde_json::to_value(resolved)
             }
             Query::TemplatesAll => serde_json::to_value(
                 state
-                    .templates
+                    .templates()
                     .iter()
                     .map(|(k, t)| (k.clone(), t.definition.clone()))
                     .collect::<BTreeMap<_, _>>(),
             ),
             Query::Cluster => serde_json::to_value(monk_statemachine::ClusterView::of(state)),
             Query::Instances => serde_json::to_value(monk_statemachine::view::instances(state)),
-            Query::Workload { path } => match state.workloads.get(path) {
+            Query::Workload { path } => match state.workloads().get(path) {
                 Some(w) => serde_json::to_value(w),
                 None => {
                     return Err(NodeError::InvalidArgument(format!(
@@ -123,7 +123,7 @@ impl Node {
             },
             Query::Secrets => serde_json::to_value(
                 state
-                    .secrets
+                    .secrets()
                     .values()
                     .map(monk_statemachine::SecretName::from)
                     .collect::<Vec<_>>(),
@@ -157,8 +157,8 @@ impl Node {
                 .read()
                 .expect("state lock")
                 .state
-                .cluster_name
-                .clone();
+                .cluster_name()
+                .map(str::to_owned);
             if view.cluster.is_none() {
                 view.cluster = identity::load(&self.config.data_dir)
                     .ok()
