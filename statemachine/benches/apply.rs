@@ -96,37 +96,49 @@ fn entry(index: u64, command: Command) -> Entry {
     }
 }
 
+/// `base()` plus peers 2..=`peers` joined with `capacity`; the index of the last entry.
+fn with_peers(peers: u64, capacity: Capacity) -> (State, u64) {
+    let mut s = base();
+    let mut index = 2;
+    apply(
+        &mut s,
+        &entry(
+            index,
+            Command::JoinTokenIssued {
+                token_sha256: "t".into(),
+            },
+        ),
+    )
+    .expect("applies");
+    for p in 2..=peers {
+        index += 1;
+        let join = Command::PeerJoined {
+            name: format!("p{p}"),
+            address: format!("a:{p}"),
+            token_sha256: "t".into(),
+            tags: vec![],
+            capacity,
+            facts: None,
+        };
+        apply(&mut s, &entry(index, join)).expect("applies");
+    }
+    (s, index)
+}
+
 /// A cluster of `PEERS` peers with a runnable of `REPLICAS` replicas loaded.
 fn cluster() -> (State, u64) {
     use monk_scripting::tree::Tree;
-    let mut s = base();
-    let mut index = 1;
+    let (mut s, mut index) = with_peers(
+        PEERS,
+        Capacity {
+            cpu_millis: 64_000,
+            memory_mb: 0,
+        },
+    );
     let mut next = |s: &mut State, command: Command| {
         index += 1;
         apply(s, &entry(index, command)).expect("applies");
     };
-    next(
-        &mut s,
-        Command::JoinTokenIssued {
-            token_sha256: "t".into(),
-        },
-    );
-    for p in 2..=PEERS {
-        next(
-            &mut s,
-            Command::PeerJoined {
-                name: format!("p{p}"),
-                address: format!("a:{p}"),
-                token_sha256: "t".into(),
-                tags: vec![],
-                capacity: Capacity {
-                    cpu_millis: 64_000,
-                    memory_mb: 0,
-                },
-                facts: None,
-            },
-        );
-    }
     let definition = Tree::Map(vec![
         ("defines".into(), Tree::Str("runnable".into())),
         (
@@ -212,31 +224,11 @@ const PORT_REPLICAS_EACH: i64 = 1_000;
 /// each runnable publishes its own host port, so every peer takes one replica of each.
 fn port_cluster(ports: bool) -> (State, Entry) {
     use monk_scripting::tree::Tree;
-    let mut s = base();
-    let mut index = 1;
+    let (mut s, mut index) = with_peers(PORT_PEERS, Capacity::default());
     let mut next = |s: &mut State, command: Command| {
         index += 1;
         apply(s, &entry(index, command)).expect("applies");
     };
-    next(
-        &mut s,
-        Command::JoinTokenIssued {
-            token_sha256: "t".into(),
-        },
-    );
-    for p in 2..=PORT_PEERS {
-        next(
-            &mut s,
-            Command::PeerJoined {
-                name: format!("p{p}"),
-                address: format!("a:{p}"),
-                token_sha256: "t".into(),
-                tags: vec![],
-                capacity: Capacity::default(),
-                facts: None,
-            },
-        );
-    }
     let runnable = Tree::Map(vec![
         ("defines".into(), Tree::Str("runnable".into())),
         (
