@@ -21,7 +21,6 @@ use tokio::task::JoinHandle;
 
 use monk_audit::Verification;
 use monk_node::network::{MemoryRouter, Network};
-use monk_node::token::JoinToken;
 use monk_node::views::ProposeOutcome;
 use monk_node::{Node, NodeConfig, NodeError};
 use monk_statemachine::{digest, Capacity};
@@ -253,31 +252,7 @@ pub(crate) async fn form(peers: usize) -> Result<Arc<Cluster>, String> {
         nodes.push(cluster.open(slot).await?);
     }
     let first = nodes[0].clone();
-    first
-        .cluster_new("drill")
-        .await
-        .map_err(|e| e.to_string())?;
-    let token = first
-        .issue_token("drill".into())
-        .await
-        .map_err(|e| e.to_string())?;
-    // The admission `cluster join` performs over gRPC, called in-process instead.
-    let token = JoinToken::parse(&token).map_err(|e| e.to_string())?;
-    for peer in &nodes[1..] {
-        let config = &peer.config;
-        let admission = first
-            .admit_peer(
-                &token.secret,
-                &config.name,
-                &config.advertise,
-                vec![],
-                config.capacity,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        let joined = peer.accept_admission(admission).await;
-        joined.map_err(|e| e.to_string())?;
-    }
+    monk_testkit::inproc::form_in_process(&nodes, "drill").await?;
     let mut ids = Vec::new();
     for node in &nodes {
         ids.push(node.peer_id().await.ok_or("a formed peer has no id")?);

@@ -38,31 +38,10 @@ async fn open_peers(
     nodes
 }
 
-/// The first peer creates the cluster and admits the others with a token, exactly as
-/// `cluster new` / `cluster join` do minus the gRPC hop.
 async fn form_cluster(nodes: &[Arc<Node>], name: &str) {
-    let leader = &nodes[0];
-    leader.cluster_new(name).await.unwrap();
-    let token = leader.issue_token("test".into()).await.unwrap();
-    let secret = token
-        .trim_start_matches("mk1_")
-        .split('@')
-        .next()
-        .unwrap()
-        .to_string();
-    for peer in &nodes[1..] {
-        let admission = leader
-            .admit_peer(
-                &secret,
-                &peer.config.name,
-                &peer.config.advertise,
-                vec![],
-                Capacity::default(),
-            )
-            .await
-            .unwrap();
-        peer.accept_admission(admission).await.unwrap();
-    }
+    monk_testkit::inproc::form_in_process(nodes, name)
+        .await
+        .expect("the cluster forms");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

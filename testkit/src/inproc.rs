@@ -72,3 +72,35 @@ pub async fn grpc_cluster(root: &std::path::Path, count: usize) -> Vec<InProcess
     }
     panic!("cluster did not reach {count} voters");
 }
+
+/// Forms one cluster of `nodes` already open in this process, on any transport: the
+/// first creates it, issues a token and admits the others, which accept — what `monk
+/// cluster new` and `monk cluster join` do, without the gRPC hop to the joiner.
+pub async fn form_in_process(nodes: &[Arc<Node>], name: &str) -> Result<(), String> {
+    let Some((first, others)) = nodes.split_first() else {
+        return Err("no peers to form a cluster of".into());
+    };
+    first.cluster_new(name).await.map_err(|e| e.to_string())?;
+    let token = first
+        .issue_token(format!("{name}-formation"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let token = monk_node::token::JoinToken::parse(&token).map_err(|e| e.to_string())?;
+    for peer in others {
+        let config = &peer.config;
+        let admission = first
+            .admit_peer(
+                &token.secret,
+                &config.name,
+                &config.advertise,
+                config.tags.clone(),
+                config.capacity,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        peer.accept_admission(admission)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
