@@ -391,9 +391,18 @@ pub async fn up(addr: &str, args: UpArgs) -> Outcome {
     if args.wait.out.output == Output::Json {
         return json(&replicas);
     }
-    let mut text = format!("✔ Up: {}\n", targets.join(", "));
-    text.push_str(&where_it_runs(&mut client, &replicas).await?);
-    text.push_str(&hints(addr, &args, &replicas));
+    let info = client.info().await?;
+    let mut text = format!(
+        "✔ Up: {} in cluster {} (peer {} at {addr})\n",
+        targets.join(", "),
+        info.cluster.as_deref().unwrap_or("-"),
+        info.name
+    );
+    let (table, front) = where_it_runs(&mut client, &replicas).await?;
+    text.push_str(&table);
+    if let Some(path) = front {
+        text.push_str(&hints(addr, &args, &path));
+    }
     Ok(text)
 }
 
@@ -413,15 +422,24 @@ fn image_of(container: &Tree) -> String {
 }
 
 /// Per replica: its peer and status, its containers with their images, the host
-/// ports it publishes.
-async fn where_it_runs(client: &mut MonkClient, replicas: &[InstanceView]) -> Outcome {
+/// ports it publishes; and the workload the hints are about (the first that publishes
+/// a port, else the first).
+async fn where_it_runs(
+    client: &mut MonkClient,
+    replicas: &[InstanceView],
+) -> Result<(String, Option<String>), Failure> {
     let mut text = String::new();
+    let mut front: Option<(bool, String)> = None;
     let mut workload: Option<Workload> = None;
     for i in replicas {
         if workload.as_ref().is_none_or(|w| w.path != i.path) {
             workload = Some(client.workload(&i.path).await?);
         }
         let Some(w) = &workload else { continue };
+        let publishes = !w.host_ports.is_empty();
+        if front.as_ref().is_none_or(|(had, _)| publishes && !had) {
+            front = Some((publishes, w.path.clone()));
+        }
         text.push_str(&format!("{}: {}\n", replica_label(i), state_text(i)));
         let containers: Vec<String> = match w.definition.get("containers") {
             Some(Tree::Map(entries)) => entries
@@ -438,33 +456,49 @@ async fn where_it_runs(client: &mut MonkClient, replicas: &[InstanceView]) -> Ou
             text.push_str(&format!("   ports       {}\n", ports.join(" ")));
         }
     }
-    Ok(text)
+    Ok((text, front.map(|(_, path)| path)))
 }
 
-/// What to type next, with the same `--addr` and files.
-fn hints(addr: &str, args: &UpArgs, replicas: &[InstanceView]) -> String {
+/// What to type next about `path`, with the same `--addr`, files and data dir.
+fn hints(addr: &str, args: &UpArgs, path: &str) -> String {
     let monk = match addr == crate::DEFAULT_ADDR {
         true => "monk".to_string(),
         false => format!("monk --addr {addr}"),
     };
-    let Some(first) = replicas.first() else {
-        return String::new();
-    };
-    let files: Vec<String> = args
-        .files
+    let mut down = format!("{monk} down");
+    for file in &args.files {
+        down.push_str(&format!(" {}", file.display()));
+    }
+    if args.files.is_empty() {
+        down.push_str(" --all");
+    }
+    if let Some(dir) = &args.data_dir {
+        down.push_str(&format!(" --data-dir {}", dir.display()));
+    }
+    let lines = [
+        (
+            format!("{monk} logs {path}"),
+            "its containers' output (-f follows)",
+        ),
+        (
+            format!("{monk} exec {path} -- sh"),
+            "a shell in its replica 0",
+        ),
+        (
+            down,
+            "stop and remove it all (--all: also the embedded peer)",
+        ),
+    ];
+    let width = lines
         .iter()
-        .map(|f| f.display().to_string())
-        .collect();
-    let down = match files.is_empty() {
-        true => format!("{monk} down --all"),
-        false => format!("{monk} down {}", files.join(" ")),
-    };
-    let path = &first.path;
-    format!(
-        "\n  {monk} logs {path}          its containers' output (-f follows)\n  \
-         {monk} exec {path} -- sh    a shell in replica 0\n  \
-         {down}    stop and remove it (--all also stops an embedded peer)\n"
-    )
+        .map(|(c, _)| c.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut text = String::from("\n");
+    for (command, what) in lines {
+        text.push_str(&format!("  {command:<width$}  # {what}\n"));
+    }
+    text
 }
 
 pub async fn down(addr: &str, args: DownArgs) -> Outcome {
@@ -619,7 +653,10 @@ mod tests {
 
     #[test]
     fn only_a_live_monkd_counts() {
-        assert!(!is_running_monkd(std::process::id()), "the test is not monkd");
+        assert!(
+            !is_running_monkd(std::process::id()),
+            "the test is not monkd"
+        );
         assert!(!is_running_monkd(u32::MAX));
     }
 }
