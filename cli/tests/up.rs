@@ -2,7 +2,7 @@
 //! data dir) `monk up examples/hello-stack.yaml` starts an embedded `monkd`, creates
 //! the cluster, runs the stack on the real Docker engine and its published port
 //! answers; `monk up` again after editing the port updates it; `monk down --all` leaves
-//! no `monkd` and no container. A file with a bad definition starts nothing.
+//! no `monkd`, no container and no container network. A file with a bad definition starts nothing.
 
 mod support;
 
@@ -65,7 +65,7 @@ impl Drop for KillEmbedded {
 }
 
 #[test]
-fn up_from_nothing_updates_after_an_edit_and_down_all_leaves_nothing() {
+fn up_from_nothing_updates_after_an_edit_and_down_all_leaves_nothing_behind() {
     if !engine_present() {
         return;
     }
@@ -153,6 +153,9 @@ fn up_from_nothing_updates_after_an_edit_and_down_all_leaves_nothing() {
     assert!(!root.path().join("data.pid").exists());
     let (_, left) = containers(&cluster, true);
     assert_eq!(left.trim(), "", "containers left behind");
+    let filter = format!("label=io.monk.cluster={cluster}");
+    let (_, networks) = docker(&["network", "ls", "-q", "--filter", &filter]);
+    assert_eq!(networks.trim(), "", "a container network left behind");
 }
 
 #[test]
