@@ -8,6 +8,7 @@ mod exit;
 mod progress;
 mod secrets;
 mod table;
+mod up;
 mod wait;
 mod workloads;
 
@@ -128,6 +129,13 @@ enum Top {
     Secrets(secrets::SecretsCmd),
     /// Every command the cluster applies, with its result, as it commits (-f follows).
     Events(events::EventsArgs),
+    /// From files to running: start an embedded peer if none answers, create the
+    /// cluster, load the files, run (or update) what they define, wait, show where it
+    /// runs.
+    Up(up::UpArgs),
+    /// Stop and purge what the files define, waiting until the containers are gone;
+    /// --all: every workload, then the embedded peer `monk up` started.
+    Down(up::DownArgs),
     /// Run, update, stop, purge, scale and list workloads.
     #[command(flatten)]
     Workload(workloads::WorkloadCmd),
@@ -246,6 +254,8 @@ async fn run(cli: Cli) -> Outcome {
         Top::Workload(cmd) => workloads::run(&cli.addr, cmd).await,
         Top::Secrets(cmd) => secrets::run(&cli.addr, cmd).await,
         Top::Events(args) => events::run(&cli.addr, args).await,
+        Top::Up(args) => up::up(&cli.addr, args).await,
+        Top::Down(args) => up::down(&cli.addr, args).await,
         Top::System(SystemCmd::Consensus { out }) => {
             let view: ConsensusView = connect(&cli.addr).await?.consensus().await?;
             if out.output == Output::Json {
@@ -266,47 +276,13 @@ async fn run(cli: Cli) -> Outcome {
             Ok(text)
         }
         Top::Load { files } => {
-            let (definitions, warnings) = match load_definitions(&files) {
-                Ok(loaded) => loaded,
-                Err(diagnostics) => {
-                    let errors = diagnostics
-                        .iter()
-                        .filter(|d| d.severity == Severity::Error)
-                        .count();
-                    for d in &diagnostics {
-                        eprintln!("{d}");
-                    }
-                    return Err(Failure::failed(format!(
-                        "{errors} error(s); nothing was loaded"
-                    )));
-                }
-            };
-            for w in &warnings {
-                eprintln!("{w}");
-            }
-            let templates: Vec<LoadedTemplate> = definitions
-                .into_iter()
-                .map(|d| LoadedTemplate {
-                    path: d.path,
-                    kind: d.kind,
-                    definition: d.definition,
-                })
-                .collect();
+            let templates = read_definitions(&files)?;
             let count = templates.len();
-            let outcome = connect(&cli.addr)
-                .await?
-                .propose(&actor(), Command::TemplatesLoaded { templates })
-                .await?;
-            match outcome.applied {
-                Applied::Accepted { .. } => Ok(format!(
-                    "Loaded {count} definition(s) from {} file(s) at index {}\n",
-                    files.len(),
-                    outcome.index
-                )),
-                Applied::Rejected { reason } => {
-                    Err(Failure::failed(format!("load rejected: {reason}")))
-                }
-            }
+            let index = store_definitions(&mut connect(&cli.addr).await?, templates).await?;
+            Ok(format!(
+                "Loaded {count} definition(s) from {} file(s) at index {index}\n",
+                files.len()
+            ))
         }
         Top::List { out, stale } => {
             let rows: Vec<TemplateRow> = connect(&cli.addr).await?.templates(stale).await?;
@@ -360,6 +336,53 @@ async fn run(cli: Cli) -> Outcome {
         Top::Lint { .. } => Err(Failure::failed("lint runs offline")),
         Top::Completions { .. } => Err(Failure::failed("completions run offline")),
         Top::Version { client, out } => version(&cli.addr, client, out.output).await,
+    }
+}
+
+/// Reads and validates MonkScript files as `monk load` does, offline: every
+/// diagnostic goes to stderr as `file:line:col`, and an error fails before anything
+/// is sent.
+fn read_definitions(files: &[PathBuf]) -> Result<Vec<LoadedTemplate>, Failure> {
+    let (definitions, warnings) = match load_definitions(files) {
+        Ok(loaded) => loaded,
+        Err(diagnostics) => {
+            let errors = diagnostics
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .count();
+            for d in &diagnostics {
+                eprintln!("{d}");
+            }
+            return Err(Failure::failed(format!(
+                "{errors} error(s); nothing was loaded"
+            )));
+        }
+    };
+    for w in &warnings {
+        eprintln!("{w}");
+    }
+    Ok(definitions
+        .into_iter()
+        .map(|d| LoadedTemplate {
+            path: d.path,
+            kind: d.kind,
+            definition: d.definition,
+        })
+        .collect())
+}
+
+/// Stores definitions in the cluster (one `templates-loaded` command); the index it
+/// was committed at.
+async fn store_definitions(
+    client: &mut MonkClient,
+    templates: Vec<LoadedTemplate>,
+) -> Result<u64, Failure> {
+    let outcome = client
+        .propose(&actor(), Command::TemplatesLoaded { templates })
+        .await?;
+    match outcome.applied {
+        Applied::Accepted { .. } => Ok(outcome.index),
+        Applied::Rejected { reason } => Err(Failure::failed(format!("load rejected: {reason}"))),
     }
 }
 

@@ -101,12 +101,12 @@ pub struct WaitArgs {
         default_value = WAIT_TIMEOUT_DEFAULT,
         value_parser = parse_timeout
     )]
-    timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Show no progress while waiting (errors still go to stderr).
     #[arg(short = 'q', long)]
-    quiet: bool,
+    pub(crate) quiet: bool,
     #[command(flatten)]
-    out: OutputArg,
+    pub(crate) out: OutputArg,
 }
 
 /// `monk ps --status`: the STATUS column's words.
@@ -298,7 +298,7 @@ fn belongs(i: &InstanceView, path: &str) -> bool {
 }
 
 /// The replicas of `paths` (a group's path names its members' replicas).
-async fn replicas_of(
+pub(crate) async fn replicas_of(
     client: &mut MonkClient,
     paths: &[String],
 ) -> Result<Vec<InstanceView>, Failure> {
@@ -313,7 +313,7 @@ async fn replicas_of(
 /// dependencies started first by their executors, showing progress as it goes; gives
 /// up when `Watch` says so (a replica failed, crash-loops or cannot be placed, or the
 /// timeout passed). With a zero timeout, returns the replicas as they are.
-async fn wait_running(
+pub(crate) async fn wait_running(
     client: &mut MonkClient,
     paths: &[String],
     wait: &WaitArgs,
@@ -387,7 +387,7 @@ impl PsFilter {
     }
 }
 
-fn state_text(i: &InstanceView) -> &'static str {
+pub(crate) fn state_text(i: &InstanceView) -> &'static str {
     match (i.status, i.observed_generation == Some(i.generation)) {
         (Some(s), true) => s.as_str(),
         (Some(_), false) => "updating",

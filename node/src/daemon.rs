@@ -117,8 +117,33 @@ pub async fn run(
     }
     serve_with_metrics(node.clone(), listener, metrics, shutdown_signal()).await?;
     info!("shutting down");
+    release_network(&node).await;
     node.shutdown().await;
     Ok(())
+}
+
+/// On a graceful shutdown, removes this peer's container network when no container
+/// of its cluster is left on it, so `monk down --all` leaves nothing behind; while
+/// containers remain (the peer stopped with workloads running) the network stays for
+/// them and the next start adopts both.
+async fn release_network(node: &Node) {
+    let Engine::Ready(runtime) = node.engine() else {
+        return;
+    };
+    let Ok(info) = node.info().await else {
+        return;
+    };
+    let (Some(cluster), Some(peer)) = (info.cluster, info.id) else {
+        return;
+    };
+    if !matches!(runtime.list(&cluster, peer).await, Ok(left) if left.is_empty()) {
+        return;
+    }
+    let network = executor::spec::network_name(&cluster, peer);
+    match runtime.remove_network(&network).await {
+        Ok(()) => info!(%network, "removed the container network: no container is left on it"),
+        Err(e) => warn!(%network, "cannot remove the container network: {e}"),
+    }
 }
 
 /// Serves both gRPC services on `listener` until `shutdown` resolves.

@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+pub mod docker;
+
 pub use monk_testkit::cli::{json, monk, monk_offline, ok, ok_offline, stderr, stdout};
 pub use monk_testkit::process::{free_port, wait_for, Monkd as Peer};
 

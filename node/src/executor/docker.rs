@@ -490,6 +490,18 @@ impl ContainerRuntime for DockerRuntime {
             other => other,
         }
     }
+
+    async fn remove_network(&self, name: &str) -> RuntimeResult<()> {
+        match bounded(
+            &format!("removing network {name}"),
+            self.docker.remove_network(name),
+        )
+        .await
+        {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
+        }
+    }
 }
 
 #[cfg(test)]

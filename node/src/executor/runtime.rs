@@ -86,6 +86,11 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// The last `tail` lines (after `since`, Unix seconds, when non-zero) a container
     /// wrote, as `(stream, "TIMESTAMP text")`.
     async fn logs(&self, id: &str, tail: u32, since: i64) -> RuntimeResult<Vec<(String, String)>>;
+    /// Removes a container network this peer created; one already gone is not an
+    /// error. A runtime without networks has nothing to remove.
+    async fn remove_network(&self, _name: &str) -> RuntimeResult<()> {
+        Ok(())
+    }
 
     /// Runs a command in a running container; `Ok(stdout)` when it exits 0.
     async fn exec(&self, id: &str, command: Vec<String>) -> RuntimeResult<String> {
