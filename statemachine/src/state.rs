@@ -110,7 +110,8 @@ pub fn secret_key(name: &str, scope: &SecretScope) -> String {
 ///
 /// ```compile_fail,E0616
 /// let mut state = monk_statemachine::State::default();
-/// state.peers.insert(1, todo!());
+/// let copy = monk_statemachine::State::default();
+/// state.peers.extend(copy.peers().clone());
 /// ```
 ///
 /// ```compile_fail,E0616
