@@ -41,6 +41,8 @@ pub fn reach(command: &Command) -> Reach<'_> {
         | Command::TemplatesRemoved { .. }
         | Command::SecretSet { .. }
         | Command::SecretRemoved { .. }
+        | Command::UserAdded { .. }
+        | Command::UserRemoved { .. }
         | Command::WorkloadScale { .. }
         // A report names its peer, but only changes what the workload observed.
         | Command::WorkloadReport { .. } => (false, PeerReach::None),

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use monk_statemachine::{
-    MapChange, Peer, PeerId, Secret, SecretName, State, StateDiff, Template, Workload,
+    MapChange, Peer, PeerId, Role, Secret, SecretName, State, StateDiff, Template, User, Workload,
 };
 use serde::Serialize;
 
@@ -26,6 +26,24 @@ pub struct RedactedState<'a> {
     pub secrets: BTreeMap<&'a str, SecretName>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub workloads: &'a BTreeMap<String, Workload>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub users: BTreeMap<&'a str, UserRole>,
+}
+
+/// A user as it may be shown: its role and when it got it, never its credential's hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UserRole {
+    pub role: Role,
+    pub added_at_index: u64,
+}
+
+impl From<&User> for UserRole {
+    fn from(user: &User) -> UserRole {
+        UserRole {
+            role: user.role,
+            added_at_index: user.added_at_index,
+        }
+    }
 }
 
 impl<'a> RedactedState<'a> {
@@ -44,6 +62,11 @@ impl<'a> RedactedState<'a> {
                 .map(|(k, s)| (k.as_str(), SecretName::from(s)))
                 .collect(),
             workloads: state.workloads(),
+            users: state
+                .users()
+                .iter()
+                .map(|(k, u)| (k.as_str(), UserRole::from(u)))
+                .collect(),
         }
     }
 }
@@ -63,10 +86,17 @@ pub struct RedactedDiff<'a> {
     pub secrets: Vec<MapChange<String, SecretName>>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub workloads: &'a [MapChange<String, Workload>],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub users: Vec<MapChange<String, UserRole>>,
 }
 
 /// A secret's change with its sealed bytes dropped.
 pub fn secret_change(change: &MapChange<String, Secret>) -> MapChange<String, SecretName> {
+    redact_change(change)
+}
+
+/// A map change with each value replaced by its printable form.
+fn redact_change<V, P: for<'v> From<&'v V>>(change: &MapChange<String, V>) -> MapChange<String, P> {
     match change {
         MapChange::Added { key, after } => MapChange::Added {
             key: key.clone(),
@@ -95,6 +125,7 @@ impl<'a> RedactedDiff<'a> {
             templates: &d.templates,
             secrets: d.secrets.iter().map(secret_change).collect(),
             workloads: &d.workloads,
+            users: d.users.iter().map(redact_change).collect(),
         }
     }
 }
@@ -132,6 +163,7 @@ mod tests {
             tags: vec![],
             capacity: Capacity::default(),
             facts: None,
+            admin_token_sha256: None,
         };
         let secret = Command::SecretSet {
             name: "db".into(),

@@ -7,18 +7,12 @@ use std::path::Path;
 use monk_audit::{entity_history, verify, Entity, EntrySide, Finding, HistoryChange};
 use monk_log::RaftEntry;
 use monk_scripting::tree::Tree;
-use monk_statemachine::{Capacity, Command, LoadedTemplate, Proposal, FORMAT_VERSION};
-use monk_testkit::datadir::{blank, membership, normal, DataDirWriter};
+use monk_statemachine::{Capacity, Command, LoadedTemplate};
+use monk_testkit::builders;
+use monk_testkit::datadir::{blank, membership, DataDirWriter};
 
 fn entry(index: u64, command: Command) -> RaftEntry {
-    let proposal = Proposal {
-        format_version: FORMAT_VERSION,
-        proposed_at_ms: 1_000 * index,
-        actor: "test".into(),
-        request_id: format!("r{index}"),
-        command,
-    };
-    normal(1, index, proposal)
+    builders::entry(1, index, command)
 }
 
 fn load(index: u64, path: &str) -> RaftEntry {
@@ -41,6 +35,7 @@ fn write(dir: &Path, paths: &[&str]) {
         tags: Vec::new(),
         capacity: Capacity::default(),
         facts: None,
+        admin_token_sha256: None,
     };
     let mut entries = vec![membership(1, 0), blank(1, 1), entry(2, created)];
     entries.extend(paths.iter().enumerate().map(|(i, p)| load(i as u64 + 3, p)));

@@ -25,6 +25,7 @@ fn samples() -> Vec<Command> {
             tags: Vec::new(),
             capacity: Capacity::default(),
             facts: None,
+            admin_token_sha256: None,
         },
         Command::JoinTokenIssued {
             token_sha256: "00".into(),
@@ -98,6 +99,12 @@ fn samples() -> Vec<Command> {
             peer: 7,
             facts: PeerFacts::default(),
         },
+        Command::UserAdded {
+            name: "ada".into(),
+            role: monk_statemachine::Role::Operator,
+            token_sha256: "ab".repeat(32),
+        },
+        Command::UserRemoved { name: "ada".into() },
     ]
 }
 
@@ -148,6 +155,8 @@ fn every_command_kind_is_classified_for_history() {
         ("workload-report", (true, false, PeerReach::None)),
         ("peer-tagged", (false, true, named)),
         ("peer-facts-reported", (false, true, named)),
+        ("user-added", (false, false, PeerReach::None)),
+        ("user-removed", (false, false, PeerReach::None)),
     ]
     .into_iter()
     .collect();

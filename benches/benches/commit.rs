@@ -14,14 +14,20 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-async fn run(leader: &str, clients: usize, commits: usize) -> (f64, Duration, Duration) {
+async fn run(
+    leader: &str,
+    admin: &monk_node::trust::tls::Dialer,
+    clients: usize,
+    commits: usize,
+) -> (f64, Duration, Duration) {
     let per_client = commits / clients;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
         let leader = leader.to_string();
+        let admin = admin.clone();
         tasks.push(tokio::spawn(async move {
-            let mut client = MonkClient::connect(&leader).await.expect("connect");
+            let mut client = MonkClient::connect(&leader, &admin).await.expect("connect");
             let mut latencies = Vec::with_capacity(per_client);
             for i in 0..per_client {
                 let proposal = Proposal {
@@ -70,7 +76,7 @@ fn main() {
         let leader = peers[0].address.clone();
         println!("3-peer loopback cluster, fsync on, {commits} no-op commits per run");
         for clients in [1usize, 64] {
-            let (rate, p50, p99) = run(&leader, clients, commits).await;
+            let (rate, p50, p99) = run(&leader, &peers[0].admin, clients, commits).await;
             println!(
                 "clients {clients:>3}: {rate:>8.0} commits/s  p50 {:>7.2} ms  p99 {:>7.2} ms",
                 p50.as_secs_f64() * 1e3,

@@ -3,6 +3,7 @@
 //! non-zero with a one-line reason on failure.
 
 mod audit;
+mod credentials;
 mod events;
 mod exit;
 mod progress;
@@ -41,6 +42,10 @@ struct Cli {
     /// Peer to talk to (HOST:PORT).
     #[arg(long, global = true, env = "MONK_ADDR", default_value = DEFAULT_ADDR, value_parser = peer_address)]
     addr: String,
+    /// Credential file to authenticate with (default: the per-user store, see
+    /// `monk user --help`).
+    #[arg(long, global = true, env = "MONK_CREDENTIALS")]
+    credentials: Option<PathBuf>,
     #[command(subcommand)]
     command: Top,
 }
@@ -127,6 +132,12 @@ enum Top {
     /// Set, list, read and remove secrets.
     #[command(subcommand)]
     Secrets(secrets::SecretsCmd),
+    /// Add, list and remove users. A credential is found without flags:
+    /// --credentials FILE, MONK_CREDENTIALS, the per-user store
+    /// (~/.config/monk/credentials/, where `cluster new` and `up` keep the admin's),
+    /// or admin.credentials in the data dir of the peer `monk up` starts.
+    #[command(subcommand)]
+    User(UserCmd),
     /// Every command the cluster applies, with its result, as it commits (-f follows).
     Events(events::EventsArgs),
     /// From files to running: start an embedded peer if none answers, create the
@@ -166,6 +177,34 @@ enum Top {
         #[command(flatten)]
         out: OutputArg,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCmd {
+    /// Add a user (or give it a new credential or role) and print its credential file.
+    Add {
+        name: String,
+        /// viewer: reads; operator: also runs, updates, scales, stops, execs; admin:
+        /// also secrets, users, tokens, peers, raw data.
+        #[arg(long, value_parser = role)]
+        role: monk_statemachine::Role,
+        /// Write the credential to this file (mode 0600) instead of printing it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// List users and their roles.
+    List {
+        #[command(flatten)]
+        out: OutputArg,
+    },
+    /// Remove a user: its credential stops working on every peer.
+    #[command(visible_alias = "rm")]
+    Remove { name: String },
+}
+
+fn role(text: &str) -> Result<monk_statemachine::Role, String> {
+    monk_statemachine::Role::parse(text)
+        .ok_or_else(|| format!("{text:?}: a role is viewer, operator or admin"))
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -243,7 +282,14 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 }
 
 async fn connect(addr: &str) -> Result<MonkClient, Failure> {
-    MonkClient::connect(addr).await.map_err(|e| {
+    connect_with(addr, &credentials::dialer_for(addr)?).await
+}
+
+async fn connect_with(
+    addr: &str,
+    dialer: &monk_node::trust::tls::Dialer,
+) -> Result<MonkClient, Failure> {
+    MonkClient::connect(addr, dialer).await.map_err(|e| {
         Failure::unreachable(format!("{e} (is monkd running? set --addr or MONK_ADDR)"))
     })
 }
@@ -253,6 +299,7 @@ async fn run(cli: Cli) -> Outcome {
         Top::Cluster(cmd) => cluster(&cli.addr, cmd).await,
         Top::Workload(cmd) => workloads::run(&cli.addr, cmd).await,
         Top::Secrets(cmd) => secrets::run(&cli.addr, cmd).await,
+        Top::User(cmd) => user(&cli.addr, cmd).await,
         Top::Events(args) => events::run(&cli.addr, args).await,
         Top::Up(args) => up::up(&cli.addr, args).await,
         Top::Down(args) => up::down(&cli.addr, args).await,
@@ -387,12 +434,23 @@ async fn store_definitions(
 }
 
 async fn cluster(addr: &str, cmd: ClusterCmd) -> Outcome {
-    let mut client = connect(addr).await?;
+    // A fresh peer has no cluster CA to check yet: set it up anonymously (it allows
+    // that only from its own machine).
+    let fresh = matches!(cmd, ClusterCmd::New { .. } | ClusterCmd::Join { .. });
+    let mut client = match fresh {
+        true => connect_with(addr, &credentials::anonymous()?).await?,
+        false => connect(addr).await?,
+    };
     match cmd {
         ClusterCmd::New { name } => {
-            let info = client.cluster_new(&name).await?;
+            let created = client.cluster_new(&name).await?;
+            let info = created.info;
+            let kept = match credentials::remember(&created.credential)? {
+                Some(path) => format!("The admin credential is in {}\n", path.display()),
+                None => String::new(),
+            };
             Ok(format!(
-                "Your cluster has been created successfully: {} (peer {} at {})\n",
+                "Your cluster has been created successfully: {} (peer {} at {})\n{kept}",
                 opt(info.cluster),
                 opt(info.id),
                 info.address
@@ -401,6 +459,9 @@ async fn cluster(addr: &str, cmd: ClusterCmd) -> Outcome {
         ClusterCmd::Token => Ok(client.issue_token().await? + "\n"),
         ClusterCmd::Join { token } => {
             let info = client.cluster_join(&token).await?;
+            if let Some(cluster) = &info.cluster {
+                credentials::add_peer(cluster, addr);
+            }
             Ok(format!(
                 "Joined cluster {} as peer {}\n",
                 opt(info.cluster),
@@ -498,6 +559,57 @@ async fn cluster(addr: &str, cmd: ClusterCmd) -> Outcome {
                 ],
                 &rows,
             ))
+        }
+    }
+}
+
+/// `monk user add|list|remove`.
+async fn user(addr: &str, cmd: UserCmd) -> Outcome {
+    let mut client = connect(addr).await?;
+    match cmd {
+        UserCmd::Add { name, role, out } => {
+            let mine = credentials::find(addr)?.ok_or_else(|| {
+                Failure::usage("no credential to add users with (pass --credentials FILE)")
+            })?;
+            // Made here: only its hash travels and enters the log.
+            let secret = monk_node::trust::credentials::new_credential()
+                .map_err(|e| Failure::failed(e.to_string()))?;
+            let command = Command::UserAdded {
+                name: name.clone(),
+                role,
+                token_sha256: monk_node::trust::access::credential_sha256(&secret),
+            };
+            workloads::propose(&mut client, command).await?;
+            let credential = monk_node::trust::credentials::Credential {
+                cluster: mine.cluster,
+                user: name,
+                role,
+                credential: secret,
+                ca_pem: mine.ca_pem,
+                peers: mine.peers,
+            };
+            credentials::write_or_text(&credential, out.as_deref())
+        }
+        UserCmd::List { out } => {
+            let users = client.users().await?;
+            if out.output == Output::Json {
+                return json(&users);
+            }
+            let rows: Vec<Vec<String>> = users
+                .iter()
+                .map(|u| {
+                    vec![
+                        u.name.clone(),
+                        u.role.to_string(),
+                        u.added_at_index.to_string(),
+                    ]
+                })
+                .collect();
+            Ok(table::render(&["NAME", "ROLE", "SINCE INDEX"], &rows))
+        }
+        UserCmd::Remove { name } => {
+            workloads::propose(&mut client, Command::UserRemoved { name: name.clone() }).await?;
+            Ok(format!("User {name} removed\n"))
         }
     }
 }
@@ -668,6 +780,7 @@ fn fail(failure: Failure) -> ExitCode {
 
 fn main() -> ExitCode {
     let mut cli = Cli::parse();
+    credentials::set_explicit(cli.credentials.clone());
     let _scratch = match fetch_audit_data(&mut cli) {
         Ok(scratch) => scratch,
         Err(failure) => return fail(failure),

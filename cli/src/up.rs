@@ -131,6 +131,13 @@ fn is_running_monkd(pid: u32) -> bool {
     name == "monkd" && state != Some('Z')
 }
 
+/// The data dir `monk up` gives the embedded peer without `--data-dir`.
+pub fn default_data_dir() -> PathBuf {
+    Embedded::at(None)
+        .map(|e| e.data_dir)
+        .unwrap_or_else(|_| PathBuf::from(".monk/data"))
+}
+
 impl Embedded {
     /// `--data-dir`, else `$XDG_DATA_HOME/monk`, else `~/.local/share/monk`.
     fn at(data_dir: Option<&Path>) -> Result<Embedded, Failure> {
@@ -277,8 +284,16 @@ fn monkd_binary() -> Result<PathBuf, Failure> {
 }
 
 /// A client of the peer at `addr` when one answers.
+/// With the credential `monk` finds for it; else anonymously (a fresh peer, or one
+/// whose cluster the stored credential is not for: its calls then say why).
 async fn answering(addr: &str) -> Option<MonkClient> {
-    let mut client = MonkClient::connect(addr).await.ok()?;
+    if let Ok(mut client) = crate::connect(addr).await {
+        if client.info().await.is_ok() {
+            return Some(client);
+        }
+    }
+    let anonymous = crate::credentials::anonymous().ok()?;
+    let mut client = crate::connect_with(addr, &anonymous).await.ok()?;
     client.info().await.ok()?;
     Some(client)
 }
@@ -366,12 +381,21 @@ pub async fn up(addr: &str, args: UpArgs) -> Outcome {
     let info = client.info().await?;
     if info.cluster.is_none() {
         let created = client.cluster_new(&args.cluster).await?;
+        let kept = crate::credentials::remember(&created.credential)?;
+        let dialer = created
+            .credential
+            .dialer()
+            .map_err(|e| Failure::failed(e.to_string()))?;
+        client = crate::connect_with(addr, &dialer).await?;
+        let info = created.info;
         note(
             quiet,
             &format!(
-                "Created cluster {} with peer {} at {addr}",
-                created.cluster.as_deref().unwrap_or(&args.cluster),
-                created.name
+                "Created cluster {} with peer {} at {addr}{}",
+                info.cluster.as_deref().unwrap_or(&args.cluster),
+                info.name,
+                kept.map(|p| format!("; the admin credential is in {}", p.display()))
+                    .unwrap_or_default()
             ),
         );
     }

@@ -47,7 +47,9 @@ fn propose(addr: &str, actor: &str, command: Command) -> monk_statemachine::Appl
         .build()
         .unwrap();
     runtime.block_on(async {
-        let mut client = monk_node::MonkClient::connect(addr).await.unwrap();
+        // As the peer itself: only peers send executor reports and raw sealed
+        // secrets, and a peer's proposal keeps the actor it names.
+        let mut client = monk_testkit::process::peer_client(addr).await.unwrap();
         let proposal = Proposal {
             format_version: FORMAT_VERSION,
             proposed_at_ms: 0,
@@ -577,6 +579,7 @@ fn synthetic_data_dir(dir: &Path, compact: bool) {
         tags: vec![],
         capacity: Default::default(),
         facts: None,
+        admin_token_sha256: None,
     };
     writer
         .append_and_apply(vec![

@@ -56,12 +56,24 @@ fn three_peers_survive_leader_kill_and_converge() {
 
     let created = ok(&peers[0].addr, &["cluster", "new", "--name", "drill"]);
     assert!(created.contains("created"), "{created}");
-    let token = ok(&peers[0].addr, &["cluster", "token"]).trim().to_string();
-    assert!(token.starts_with("mk1_"), "{token}");
+    let mut used = None;
     for peer in &peers[1..] {
+        let token = ok(&peers[0].addr, &["cluster", "token"]).trim().to_string();
+        assert!(token.starts_with("mk2_"), "{token}");
         let joined = ok(&peer.addr, &["cluster", "join", "--token", &token]);
         assert!(joined.contains("Joined cluster drill"), "{joined}");
+        used = Some(token);
     }
+    // A token admits one peer: used again, it is refused, with the reason.
+    let fourth = Peer::start(root.path(), "delta");
+    let again = fourth.monk(&["cluster", "join", "--token", &used.unwrap()]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("join token is not valid"),
+        "{}",
+        stderr(&again)
+    );
+    drop(fourth);
 
     wait_for(
         Duration::from_secs(40),
@@ -241,7 +253,9 @@ fn wrong_token_and_newer_commands_are_refused() {
     let other = Peer::start(root.path(), "two");
     ok(&first.addr, &["cluster", "new", "--name", "solo"]);
 
-    let forged = format!("mk1_{}@{}", "ab".repeat(24), first.addr);
+    let real = ok(&first.addr, &["cluster", "token"]);
+    let fingerprint = real.trim().split('@').nth(1).unwrap().to_string();
+    let forged = format!("mk2_{}@{fingerprint}@{}", "ab".repeat(24), first.addr);
     let o = other.monk(&["cluster", "join", "--token", &forged]);
     assert!(!o.status.success(), "a forged token must not join");
     assert!(
@@ -262,7 +276,7 @@ fn wrong_token_and_newer_commands_are_refused() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let mut client = monk_node::MonkClient::connect(&first.addr).await.unwrap();
+        let mut client = monk_testkit::process::admin_client(&first.addr).await.unwrap();
         let newer = br#"{"format_version":99,"proposed_at_ms":0,"actor":"t","request_id":"r","command":{"kind":"noop"}}"#.to_vec();
         let err = client.propose_bytes(newer).await.unwrap_err();
         assert_eq!(err.kind, monk_node::api::ErrorKind::Invalid);

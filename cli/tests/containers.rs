@@ -646,7 +646,11 @@ fn a_crash_looping_runnable_makes_run_exit_1_with_the_reason() {
 /// terminal showed (stdout and stderr together, escape codes included) and the exit
 /// status.
 fn monk_on_a_terminal(addr: &str, args: &[&str]) -> (bool, String) {
-    let mut line = format!("{} --addr {addr}", monk_bin().display());
+    let mut line = format!(
+        "XDG_CONFIG_HOME={} {} --addr {addr}",
+        monk_testkit::process::config_home(addr).display(),
+        monk_bin().display()
+    );
     for a in args {
         line.push(' ');
         line.push_str(a);

@@ -34,6 +34,10 @@ fn events_follow_the_log_in_order_across_a_leader_kill() {
     }
     let mut follower = Command::new(monk_bin())
         .args(["--addr", &alpha.addr, "events", "-f", "-o", "json"])
+        .env(
+            "XDG_CONFIG_HOME",
+            monk_testkit::process::config_home(&alpha.addr),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

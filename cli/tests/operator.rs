@@ -85,6 +85,10 @@ fn exit_code_3_when_the_peer_stops_answering_during_a_wait() {
     load(&alpha.addr, root.path(), APPS);
     let wait = Command::new(monk_bin())
         .args(["--addr", &alpha.addr, "run", "--timeout", "60", "op/web"])
+        .env(
+            "XDG_CONFIG_HOME",
+            monk_testkit::process::config_home(&alpha.addr),
+        )
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

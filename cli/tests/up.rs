@@ -18,6 +18,9 @@ fn monk_at(addr: &str, args: &[&str]) -> Output {
     Command::new(monk_bin())
         .args(["--addr", addr])
         .args(args)
+        // Where `monk up` keeps the admin credential, kept out of the user's home.
+        .env("XDG_CONFIG_HOME", monk_testkit::process::config_home(addr))
+        .env_remove("MONK_CREDENTIALS")
         .output()
         .expect("run monk")
 }

@@ -24,6 +24,7 @@ use crate::history::{
     write_path, write_proposal, Findings, Held, LeaderClaim, Outcome, PeerFinal, Write,
 };
 use crate::limits::*;
+use monk_node::trust::tls::Dialer;
 
 /// How long one observer or status RPC may take: a paused peer must not stall the
 /// observer of the others.
@@ -40,8 +41,21 @@ pub struct ProcessReport {
     pub findings: Findings,
 }
 
+/// The drill cluster's admin, once `cluster new` made it.
+static ADMIN: std::sync::Mutex<Option<Dialer>> = std::sync::Mutex::new(None);
+
+/// As the admin once there is one; before, anonymously (setting up fresh peers).
 async fn connect(addr: &str) -> Result<MonkClient, String> {
-    tokio::time::timeout(STATUS_RPC_TIMEOUT, MonkClient::connect(addr))
+    let admin = ADMIN.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let dialer = match admin {
+        Some(admin) => admin,
+        None => Dialer::unverified(None).map_err(|e| e.to_string())?,
+    };
+    connect_with(addr, &dialer).await
+}
+
+async fn connect_with(addr: &str, dialer: &Dialer) -> Result<MonkClient, String> {
+    tokio::time::timeout(STATUS_RPC_TIMEOUT, MonkClient::connect(addr, dialer))
         .await
         .map_err(|_| format!("{addr}: connect timed out"))?
 }
@@ -161,14 +175,19 @@ fn spawn_observer(
 }
 
 async fn form(addrs: &[String]) -> Result<(), String> {
-    let mut first = connect(&addrs[0]).await?;
-    first
+    let anonymous = Dialer::unverified(None).map_err(|e| e.to_string())?;
+    let created = connect_with(&addrs[0], &anonymous)
+        .await?
         .cluster_new("drill")
         .await
         .map_err(|s| s.message.clone())?;
-    let token = first.issue_token().await.map_err(|s| s.message.clone())?;
+    let admin = created.credential.dialer().map_err(|e| e.to_string())?;
+    *ADMIN.lock().unwrap_or_else(|p| p.into_inner()) = Some(admin.clone());
+    let mut first = connect_with(&addrs[0], &admin).await?;
     for addr in &addrs[1..] {
-        let mut peer = connect(addr).await?;
+        // Join tokens are single-use: one per joining peer.
+        let token = first.issue_token().await.map_err(|s| s.message.clone())?;
+        let mut peer = connect_with(addr, &anonymous).await?;
         peer.cluster_join(&token)
             .await
             .map_err(|s| s.message.clone())?;

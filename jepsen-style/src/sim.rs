@@ -298,7 +298,10 @@ fn outcome_of_error(e: &NodeError) -> Outcome {
         NodeError::NotMember | NodeError::Token(_) => Outcome::Failed {
             error: e.to_string(),
         },
-        NodeError::Key(_) | NodeError::Identity(_) | NodeError::Runtime(_) => Outcome::Unknown {
+        NodeError::Key(_)
+        | NodeError::Identity(_)
+        | NodeError::Runtime(_)
+        | NodeError::Trust(_) => Outcome::Unknown {
             error: e.to_string(),
         },
     }

@@ -13,10 +13,9 @@ use std::time::Instant;
 use monk_log::replay::{Replayer, Start, Target};
 use monk_log::{DataDirReader, RaftEntry};
 use monk_scripting::tree::Tree;
-use monk_statemachine::{
-    digest, Capacity, Command, LoadedTemplate, Proposal, SecretScope, FORMAT_VERSION,
-};
-use monk_testkit::datadir::{blank, membership, normal, DataDirWriter};
+use monk_statemachine::{digest, Capacity, Command, LoadedTemplate, SecretScope};
+use monk_testkit::builders::entry;
+use monk_testkit::datadir::{blank, membership, DataDirWriter};
 
 /// Entries in the benchmark log unless `MONK_BENCH_ENTRIES` says otherwise.
 const ENTRIES_DEFAULT: u64 = 1_000_000;
@@ -26,16 +25,6 @@ const APPEND_BATCH: u64 = 10_000;
 const TEMPLATE_PATHS: u64 = 500;
 /// Set in the child process: the raft dir to replay.
 const CHILD_ENV: &str = "MONK_BENCH_REPLAY_DIR";
-
-fn proposal(index: u64, command: Command) -> Proposal {
-    Proposal {
-        format_version: FORMAT_VERSION,
-        proposed_at_ms: 1_700_000_000_000 + index,
-        actor: "cli:bench@host".into(),
-        request_id: format!("r{index}"),
-        command,
-    }
-}
 
 /// A mix: 1% template loads, 1% secrets, 2% peer down/up, the rest half no-ops and
 /// half peer-up observations.
@@ -72,54 +61,44 @@ fn write(raft_dir: &Path, entries: u64) {
     let start = vec![
         membership(0, 0),
         blank(1, 1),
-        normal(
+        entry(
             1,
             2,
-            proposal(
-                2,
-                Command::ClusterCreated {
-                    name: "bench".into(),
-                    first_peer_name: "p1".into(),
-                    first_peer_address: "h:1".into(),
-                    tags: vec![],
-                    capacity: Capacity::default(),
-                    facts: None,
-                },
-            ),
+            Command::ClusterCreated {
+                name: "bench".into(),
+                first_peer_name: "p1".into(),
+                first_peer_address: "h:1".into(),
+                tags: vec![],
+                capacity: Capacity::default(),
+                facts: None,
+                admin_token_sha256: None,
+            },
         ),
-        normal(
+        entry(
             1,
             3,
-            proposal(
-                3,
-                Command::JoinTokenIssued {
-                    token_sha256: "t".into(),
-                },
-            ),
+            Command::JoinTokenIssued {
+                token_sha256: "t".into(),
+            },
         ),
-        normal(
+        entry(
             1,
             4,
-            proposal(
-                4,
-                Command::PeerJoined {
-                    name: "p2".into(),
-                    address: "h:2".into(),
-                    token_sha256: "t".into(),
-                    tags: vec![],
-                    capacity: Capacity::default(),
-                    facts: None,
-                },
-            ),
+            Command::PeerJoined {
+                name: "p2".into(),
+                address: "h:2".into(),
+                token_sha256: "t".into(),
+                tags: vec![],
+                capacity: Capacity::default(),
+                facts: None,
+            },
         ),
     ];
     let mut next = start.len() as u64;
     writer.append(start).expect("append");
     while next < entries {
         let end = (next + APPEND_BATCH).min(entries);
-        let batch: Vec<RaftEntry> = (next..end)
-            .map(|i| normal(1, i, proposal(i, command(i))))
-            .collect();
+        let batch: Vec<RaftEntry> = (next..end).map(|i| entry(1, i, command(i))).collect();
         writer.append(batch).expect("append");
         next = end;
     }

@@ -6,8 +6,9 @@
 
 use monk_log::replay::{Base, ReplayError, Replayer, Start, Target};
 use monk_log::{DataDirReader, RaftEntry};
-use monk_statemachine::{Capacity, Command, Proposal, State, FORMAT_VERSION};
-use monk_testkit::datadir::{blank, membership, normal, DataDirWriter};
+use monk_statemachine::{Capacity, Command, State};
+use monk_testkit::builders::entry;
+use monk_testkit::datadir::{blank, membership, DataDirWriter};
 use proptest::prelude::*;
 
 fn command() -> impl Strategy<Value = Command> {
@@ -56,16 +57,6 @@ fn step() -> impl Strategy<Value = Step> {
     prop_oneof![9 => command().prop_map(Step::Propose), 1 => Just(Step::NewLeader)]
 }
 
-fn proposal(index: u64, command: Command) -> Proposal {
-    Proposal {
-        format_version: FORMAT_VERSION,
-        proposed_at_ms: 1_000 * index,
-        actor: "proptest".into(),
-        request_id: format!("r{index}"),
-        command,
-    }
-}
-
 /// The entries a `cluster new` and `steps` produce, from index 0.
 fn log_of(steps: &[Step]) -> Vec<RaftEntry> {
     let created = Command::ClusterCreated {
@@ -75,17 +66,14 @@ fn log_of(steps: &[Step]) -> Vec<RaftEntry> {
         tags: vec![],
         capacity: Capacity::default(),
         facts: None,
+        admin_token_sha256: None,
     };
-    let mut entries = vec![
-        membership(0, 0),
-        blank(1, 1),
-        normal(1, 2, proposal(2, created)),
-    ];
+    let mut entries = vec![membership(0, 0), blank(1, 1), entry(1, 2, created)];
     let mut term = 1;
     for step in steps {
         let index = entries.len() as u64;
         entries.push(match step {
-            Step::Propose(c) => normal(term, index, proposal(index, c.clone())),
+            Step::Propose(c) => entry(term, index, c.clone()),
             Step::NewLeader => {
                 term += 1;
                 blank(term, index)

@@ -28,6 +28,8 @@ pub enum Query {
     Workload { path: String },
     /// Secret names and scopes (never values): `Vec<SecretName>`.
     Secrets,
+    /// Users and their roles (never credentials): `Vec<UserRow>`.
+    Users,
     /// The whole state with secrets by name only.
     State,
 }
@@ -44,6 +46,7 @@ impl Query {
         "instances",
         "workload",
         "secrets",
+        "users",
         "state",
     ];
 
@@ -59,6 +62,7 @@ impl Query {
             Query::Instances => "instances",
             Query::Workload { .. } => "workload",
             Query::Secrets => "secrets",
+            Query::Users => "users",
             Query::State => "state",
         }
     }
@@ -86,6 +90,7 @@ impl Query {
             "instances" => Query::Instances,
             "workload" => Query::Workload { path: path() },
             "secrets" => Query::Secrets,
+            "users" => Query::Users,
             "state" => Query::State,
             other => {
                 return Err(format!(
@@ -197,6 +202,7 @@ mod tests {
             Query::Instances,
             Query::Workload { path: path.clone() },
             Query::Secrets,
+            Query::Users,
             Query::State,
         ];
         assert_eq!(all.len(), Query::NAMES.len());

@@ -7,28 +7,26 @@ use monk_scripting::tree::Tree;
 use monk_statemachine::view::InstanceView;
 use monk_statemachine::{Command, Proposal, Workload, FORMAT_VERSION};
 use serde::de::DeserializeOwned;
+use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 
 use crate::api::{ClientError, Query};
 use crate::limits::{GRPC_MESSAGE_BYTES_MAX, RPC_TIMEOUT};
-use crate::network::endpoint;
 use crate::node::Applicant;
 use crate::pb::monk_service_client::MonkServiceClient;
 use crate::pb::{
     AdmitPeerRequest, ClusterJoinRequest, ClusterNewRequest, Empty, EventsRequest,
     HeartbeatRequest, ProposeRequest, QueryRequest, RemovePeerRequest, SecretRequest,
 };
+use crate::trust::access::AUTHORIZATION;
+use crate::trust::tls::Dialer;
 use crate::views::*;
 
 #[derive(Clone)]
 pub struct MonkClient {
     inner: MonkServiceClient<Channel>,
-}
-
-fn request<T>(message: T) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(message);
-    req.set_timeout(RPC_TIMEOUT);
-    req
+    /// `Bearer <credential>`, sent with every request when the dialer has one.
+    authorization: Option<MetadataValue<tonic::metadata::Ascii>>,
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ClientError> {
@@ -62,16 +60,41 @@ impl EventStream {
 }
 
 impl MonkClient {
-    pub async fn connect(address: &str) -> Result<MonkClient, String> {
-        let endpoint = endpoint(address).map_err(|e| format!("bad address {address}: {e}"))?;
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+    /// Connects to `address` over TLS as `dialer` says (whom to trust, which
+    /// certificate or credential to show).
+    pub async fn connect(address: &str, dialer: &Dialer) -> Result<MonkClient, String> {
+        let channel = dialer.channel(address, RPC_TIMEOUT).await?;
         let inner = MonkServiceClient::new(channel)
             .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-        Ok(MonkClient { inner })
+        let authorization = match dialer.credential() {
+            Some(credential) => Some(
+                format!("Bearer {credential}")
+                    .parse()
+                    .map_err(|_| "the credential holds characters a header cannot".to_string())?,
+            ),
+            None => None,
+        };
+        Ok(MonkClient {
+            inner,
+            authorization,
+        })
+    }
+
+    /// A request with the deadline and the credential.
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut req = self.without_deadline(message);
+        req.set_timeout(RPC_TIMEOUT);
+        req
+    }
+
+    /// A request with the credential and no deadline (streams).
+    fn without_deadline<T>(&self, message: T) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(message);
+        if let Some(value) = &self.authorization {
+            req.metadata_mut().insert(AUTHORIZATION, value.clone());
+        }
+        req
     }
 
     pub async fn propose_raw(
@@ -90,7 +113,7 @@ impl MonkClient {
     ) -> Result<ProposeOutcome, ClientError> {
         let reply = self
             .inner
-            .propose(request(ProposeRequest { proposal_json }))
+            .propose(self.request(ProposeRequest { proposal_json }))
             .await?
             .into_inner();
         Ok(ProposeOutcome {
@@ -108,7 +131,7 @@ impl MonkClient {
     ) -> Result<T, ClientError> {
         let reply = self
             .inner
-            .query(request(QueryRequest {
+            .query(self.request(QueryRequest {
                 what: query.what().into(),
                 arg: query.arg().into(),
                 stale,
@@ -172,11 +195,12 @@ impl MonkClient {
         self.propose_raw(&proposal).await
     }
 
-    pub async fn cluster_new(&mut self, name: &str) -> Result<InfoView, ClientError> {
+    /// Creates the cluster on a fresh peer; the reply carries the admin's credential.
+    pub async fn cluster_new(&mut self, name: &str) -> Result<ClusterNewView, ClientError> {
         decode(
             &self
                 .inner
-                .cluster_new(request(ClusterNewRequest { name: name.into() }))
+                .cluster_new(self.request(ClusterNewRequest { name: name.into() }))
                 .await?
                 .into_inner()
                 .json,
@@ -186,7 +210,7 @@ impl MonkClient {
     pub async fn issue_token(&mut self) -> Result<String, ClientError> {
         Ok(self
             .inner
-            .issue_token(request(Empty {}))
+            .issue_token(self.request(Empty {}))
             .await?
             .into_inner()
             .token)
@@ -196,7 +220,7 @@ impl MonkClient {
         decode(
             &self
                 .inner
-                .cluster_join(request(ClusterJoinRequest {
+                .cluster_join(self.request(ClusterJoinRequest {
                     token: token.into(),
                 }))
                 .await?
@@ -225,24 +249,39 @@ impl MonkClient {
             facts_memory_mb: facts.memory_mb,
             facts_gpus: facts.gpus,
             facts_disk_free_gb: facts.disk_free_gb,
+            tls_public_key: applicant.tls_public_key.clone(),
         };
-        decode(&self.inner.admit_peer(request(req)).await?.into_inner().json)
+        decode(
+            &self
+                .inner
+                .admit_peer(self.request(req))
+                .await?
+                .into_inner()
+                .json,
+        )
     }
 
     pub async fn leave(&mut self) -> Result<InfoView, ClientError> {
-        decode(&self.inner.leave(request(Empty {})).await?.into_inner().json)
+        decode(
+            &self
+                .inner
+                .leave(self.request(Empty {}))
+                .await?
+                .into_inner()
+                .json,
+        )
     }
 
     pub async fn remove_peer(&mut self, peer_id: u64) -> Result<(), ClientError> {
         self.inner
-            .remove_peer(request(RemovePeerRequest { peer_id }))
+            .remove_peer(self.request(RemovePeerRequest { peer_id }))
             .await?;
         Ok(())
     }
 
     pub async fn heartbeat(&mut self, peer_id: u64) -> Result<(), ClientError> {
         self.inner
-            .heartbeat(request(HeartbeatRequest { peer_id }))
+            .heartbeat(self.request(HeartbeatRequest { peer_id }))
             .await?;
         Ok(())
     }
@@ -256,21 +295,28 @@ impl MonkClient {
     ) -> Result<EventStream, ClientError> {
         let inner = self
             .inner
-            .events(tonic::Request::new(EventsRequest { from_index, follow }))
+            .events(self.without_deadline(EventsRequest { from_index, follow }))
             .await?
             .into_inner();
         Ok(EventStream { inner })
     }
 
     pub async fn info(&mut self) -> Result<InfoView, ClientError> {
-        decode(&self.inner.info(request(Empty {})).await?.into_inner().json)
+        decode(
+            &self
+                .inner
+                .info(self.request(Empty {}))
+                .await?
+                .into_inner()
+                .json,
+        )
     }
 
     pub async fn consensus(&mut self) -> Result<ConsensusView, ClientError> {
         decode(
             &self
                 .inner
-                .consensus(request(Empty {}))
+                .consensus(self.request(Empty {}))
                 .await?
                 .into_inner()
                 .json,
@@ -285,7 +331,7 @@ impl MonkClient {
         decode(
             &self
                 .inner
-                .container_exec(request(req))
+                .container_exec(self.request(req))
                 .await?
                 .into_inner()
                 .json,
@@ -306,8 +352,14 @@ impl MonkClient {
             value: value.into(),
             actor: actor.into(),
         };
-        let reply: serde_json::Value =
-            decode(&self.inner.set_secret(request(req)).await?.into_inner().json)?;
+        let reply: serde_json::Value = decode(
+            &self
+                .inner
+                .set_secret(self.request(req))
+                .await?
+                .into_inner()
+                .json,
+        )?;
         Ok(reply["index"].as_u64().unwrap_or(0))
     }
 
@@ -319,7 +371,14 @@ impl MonkClient {
             value: String::new(),
             actor: String::new(),
         };
-        decode(&self.inner.get_secret(request(req)).await?.into_inner().json)
+        decode(
+            &self
+                .inner
+                .get_secret(self.request(req))
+                .await?
+                .into_inner()
+                .json,
+        )
     }
 
     /// Recent output of a workload's containers, wherever its replicas run.
@@ -330,7 +389,7 @@ impl MonkClient {
         decode(
             &self
                 .inner
-                .container_logs(request(req))
+                .container_logs(self.request(req))
                 .await?
                 .into_inner()
                 .json,
@@ -350,7 +409,7 @@ impl MonkClient {
     pub async fn export_raft_data(&mut self, dest: &std::path::Path) -> Result<(), ClientError> {
         let data = self
             .inner
-            .export_raft_data(request(Empty {}))
+            .export_raft_data(self.request(Empty {}))
             .await?
             .into_inner();
         std::fs::create_dir_all(dest)
@@ -372,5 +431,10 @@ impl MonkClient {
 
     pub async fn peers(&mut self, stale: bool) -> Result<Vec<PeerRow>, ClientError> {
         self.query(&Query::Peers, stale).await
+    }
+
+    /// The cluster's users and their roles.
+    pub async fn users(&mut self) -> Result<Vec<UserRow>, ClientError> {
+        self.query(&Query::Users, false).await
     }
 }

@@ -1,11 +1,11 @@
-//! Process wiring for `monkd`: logging, the gRPC server on the listen address, and
+//! Process wiring for `monkd`: logging, the gRPC server on the listen address (TLS on
+//! every connection, `crate::trust::tls::incoming`), and
 //! graceful shutdown on SIGTERM/SIGINT (stop accepting, stop Raft, exit 0).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{info, warn};
 
 use crate::executor::runtime::{Engine, RuntimeError};
@@ -162,6 +162,7 @@ pub async fn serve_with_metrics(
     metrics: Metrics,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let tls = node.trust().server_config()?;
     let raft = RaftServiceServer::new(RaftApi { node: node.clone() })
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
@@ -174,10 +175,9 @@ pub async fn serve_with_metrics(
     tonic::transport::Server::builder()
         .layer(GrpcMetricsLayer { metrics })
         .concurrency_limit_per_connection(CONCURRENT_REQUESTS_MAX)
-        .tcp_nodelay(true)
         .add_service(raft)
         .add_service(api)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(crate::trust::tls::incoming(listener, tls), shutdown)
         .await?;
     Ok(())
 }

@@ -12,6 +12,8 @@
 //! - [`facts`]: measures this peer's machine and reports it for `requirements`.
 //! - [`executor`]: reconciles this peer's containers with the replicas placed on it.
 //! - [`keys`]: the cluster key, sealing; [`secrets`]: set, get, and resolve for workloads.
+//! - [`trust`]: the cluster CA and peer certificates, TLS on every connection, who may
+//!   call what, user credentials.
 //! - [`limits`]: every timing and limit, named.
 //! - [`metrics`]: Prometheus metrics at `/metrics` (`monkd --metrics-listen`).
 
@@ -31,6 +33,7 @@ pub mod node;
 pub mod secrets;
 pub mod server;
 pub mod token;
+pub mod trust;
 pub mod views;
 
 /// Generated protobuf and gRPC code (`proto/monk.proto`).

@@ -45,6 +45,9 @@ pub const EXPORT_BYTES_MAX: usize = 60 * 1024 * 1024;
 pub const CONCURRENT_REQUESTS_MAX: usize = 256;
 /// How long `cluster new` waits for the fresh single voter to become leader.
 pub const BOOTSTRAP_LEADER_WAIT: Duration = Duration::from_secs(10);
+/// How long `cluster join` waits for the new peer to apply the log up to its own
+/// admission before it answers (it then knows the cluster's users).
+pub const JOIN_CATCH_UP_WAIT: Duration = Duration::from_secs(30);
 /// How often the container executor wakes up to compare state with the runtime.
 pub const EXECUTOR_TICK: Duration = Duration::from_secs(1);
 /// Longest one executor pass may take (image checks, creates, graceful stops).

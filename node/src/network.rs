@@ -1,5 +1,5 @@
 //! Raft transport behind openraft's network traits. [`Network::Grpc`] talks to peers
-//! over tonic; [`Network::Memory`] calls peers' `Raft` handles in the same process, so
+//! over tonic, on TLS with the peer's own certificate (`crate::trust`); [`Network::Memory`] calls peers' `Raft` handles in the same process, so
 //! several peers run the very same node code in one test (and, later, under a
 //! simulated network with injected faults).
 
@@ -17,7 +17,7 @@ use openraft::raft::{
 use openraft::Raft;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use monk_log::{PeerNode, TypeConfig};
 
@@ -25,6 +25,7 @@ use crate::limits::GRPC_MESSAGE_BYTES_MAX;
 use crate::node::duties::LastSeen;
 use crate::pb::raft_service_client::RaftServiceClient;
 use crate::pb::RaftPayload;
+use crate::trust::Trust;
 
 /// Peers reachable in-process, by id (the memory transport's "network").
 #[derive(Clone, Default)]
@@ -103,14 +104,21 @@ impl MemoryRouter {
 /// The transport a peer uses.
 #[derive(Clone)]
 pub enum Network {
+    /// gRPC over TLS; the peer dials with its own certificate once it has one.
     Grpc,
-    Memory { router: MemoryRouter, self_id: u64 },
+    /// What [`Network::Grpc`] becomes when Raft starts: dialing with this material.
+    GrpcWith(Arc<Trust>),
+    Memory {
+        router: MemoryRouter,
+        self_id: u64,
+    },
 }
 
 pub enum Connection {
     Grpc {
         target: u64,
         address: String,
+        trust: Option<Arc<Trust>>,
         client: Option<RaftServiceClient<Channel>>,
     },
     Memory {
@@ -124,10 +132,15 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Connection;
 
     async fn new_client(&mut self, target: u64, node: &PeerNode) -> Connection {
+        let trust = match self {
+            Network::GrpcWith(trust) => Some(trust.clone()),
+            _ => None,
+        };
         match self {
-            Network::Grpc => Connection::Grpc {
+            Network::Grpc | Network::GrpcWith(_) => Connection::Grpc {
                 target,
                 address: node.address.clone(),
+                trust,
                 client: None,
             },
             Network::Memory { router, self_id } => Connection::Memory {
@@ -141,14 +154,6 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 
 type RpcResult<T, E = openraft::error::Infallible> =
     Result<T, RPCError<u64, PeerNode, RaftError<u64, E>>>;
-
-/// Connects lazily; a failed connection is retried on the next RPC.
-pub(crate) fn endpoint(address: &str) -> Result<Endpoint, tonic::transport::Error> {
-    Endpoint::from_shared(format!("http://{address}")).map(|e| {
-        e.connect_timeout(crate::limits::RPC_TIMEOUT)
-            .tcp_nodelay(true)
-    })
-}
 
 impl Connection {
     async fn grpc_call<
@@ -164,17 +169,24 @@ impl Connection {
         let Connection::Grpc {
             target,
             address,
+            trust,
             client,
         } = self
         else {
             unreachable!("grpc_call on a memory connection")
         };
         if client.is_none() {
-            let channel = endpoint(address)
-                .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?
-                .connect()
+            let unreachable =
+                |e: String| RPCError::Unreachable(Unreachable::new(&std::io::Error::other(e)));
+            let dialer = trust
+                .as_ref()
+                .ok_or_else(|| unreachable("no TLS material to dial peers with".into()))?
+                .peer_dialer()
+                .map_err(|e| unreachable(e.to_string()))?;
+            let channel = dialer
+                .channel(address, crate::limits::RPC_TIMEOUT)
                 .await
-                .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+                .map_err(unreachable)?;
             *client = Some(
                 RaftServiceClient::new(channel)
                     .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)

@@ -1,5 +1,8 @@
 //! The gRPC services of a peer: Raft RPCs from other peers and the client API. Thin:
-//! decode, call [`Node`], encode; errors become status codes with a one-line reason.
+//! identify and authorize the caller (`crate::trust::access`: every handler starts with
+//! [`guard`] and its [`Rpc`]), decode, call [`Node`], encode; errors become status codes
+//! with a one-line reason. What a user proposes is stamped here with who (the
+//! authenticated user, never what the client wrote) and when.
 
 use std::sync::Arc;
 
@@ -8,12 +11,13 @@ use tonic::{Request, Response, Status};
 use monk_statemachine::{decode_proposal, Capacity, PeerFacts};
 
 use crate::api::Query;
-use crate::client::MonkClient;
 use crate::limits::PROPOSAL_BYTES_MAX;
 use crate::node::{status_to_error, Applicant, Node, NodeError};
 use crate::pb::monk_service_server::MonkService;
 use crate::pb::raft_service_server::RaftService;
 use crate::pb::*;
+use crate::trust::access::{self, Caller, Denied, Rpc, AUTHORIZATION};
+use crate::trust::tls::ConnInfo;
 
 impl From<NodeError> for Status {
     fn from(e: NodeError) -> Status {
@@ -27,9 +31,44 @@ impl From<NodeError> for Status {
             NodeError::Token(e) => Status::invalid_argument(e.to_string()),
             NodeError::Key(e) => Status::internal(e.to_string()),
             NodeError::Identity(e) => Status::internal(e.to_string()),
+            NodeError::Trust(e) => Status::internal(e.to_string()),
             NodeError::Runtime(e) => Status::unavailable(e.to_string()),
         }
     }
+}
+
+impl From<Denied> for Status {
+    fn from(e: Denied) -> Status {
+        match e {
+            Denied::Unauthenticated(m) => Status::unauthenticated(m),
+            Denied::Forbidden(m) => Status::permission_denied(m),
+            Denied::NotCaughtUp(m) => Status::unavailable(m),
+        }
+    }
+}
+
+/// Who called, and whether they may call `rpc`: from the connection's client
+/// certificate, else the `authorization: Bearer <credential>` metadata, judged
+/// against this peer's applied state.
+pub fn guard<T>(node: &Node, request: &Request<T>, rpc: Rpc) -> Result<Caller, Status> {
+    let conn = request.extensions().get::<ConnInfo>();
+    let local = conn
+        .and_then(|c| c.remote)
+        .is_some_and(|addr| addr.ip().is_loopback());
+    let credential = request
+        .metadata()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim());
+    let caller = {
+        let shared = node.shared_state();
+        let applied = shared
+            .read()
+            .map_err(|_| Status::internal("state lock poisoned"))?;
+        access::identify(conn.and_then(|c| c.peer), local, credential, &applied.state)?
+    };
+    access::authorize(rpc, &caller)?;
+    Ok(caller)
 }
 
 fn json_reply<T: serde::Serialize>(value: &T) -> Result<Response<JsonReply>, Status> {
@@ -53,6 +92,7 @@ impl RaftApi {
     /// result (success or Raft error) for the caller's transport to unpack.
     async fn relay<Req, Res, F, Fut>(
         &self,
+        rpc: Rpc,
         request: Request<RaftPayload>,
         call: F,
     ) -> Result<Response<RaftPayload>, Status>
@@ -62,6 +102,7 @@ impl RaftApi {
         F: FnOnce(openraft::Raft<monk_log::TypeConfig>, Req) -> Fut,
         Fut: std::future::Future<Output = Res>,
     {
+        guard(&self.node, &request, rpc)?;
         let raft = self
             .node
             .raft()
@@ -79,22 +120,24 @@ impl RaftService for RaftApi {
         &self,
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
-        self.relay(request, |raft, req| async move {
+        self.relay(Rpc::AppendEntries, request, |raft, req| async move {
             raft.append_entries(req).await
         })
         .await
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
-        self.relay(request, |raft, req| async move { raft.vote(req).await })
-            .await
+        self.relay(Rpc::Vote, request, |raft, req| async move {
+            raft.vote(req).await
+        })
+        .await
     }
 
     async fn install_snapshot(
         &self,
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
-        self.relay(request, |raft, req| async move {
+        self.relay(Rpc::InstallSnapshot, request, |raft, req| async move {
             raft.install_snapshot(req).await
         })
         .await
@@ -113,6 +156,7 @@ impl MonkService for ClientApi {
         &self,
         request: Request<ProposeRequest>,
     ) -> Result<Response<ProposeReply>, Status> {
+        let caller = guard(&self.node, &request, Rpc::Propose)?;
         let bytes = request.into_inner().proposal_json;
         if bytes.len() > PROPOSAL_BYTES_MAX {
             return Err(Status::invalid_argument(format!(
@@ -120,8 +164,15 @@ impl MonkService for ClientApi {
                 bytes.len()
             )));
         }
-        let proposal = decode_proposal(&bytes)
+        let mut proposal = decode_proposal(&bytes)
             .map_err(|e| Status::invalid_argument(format!("refused: {e}")))?;
+        access::authorize_command(&caller, &proposal.command)?;
+        if !matches!(caller, Caller::Peer(_)) {
+            // Who and when are this peer's to say; a forwarding peer passes on what
+            // the first peer stamped.
+            proposal.actor = caller.actor();
+            proposal.proposed_at_ms = crate::node::now_ms();
+        }
         let kind = proposal.command.kind();
         let started = std::time::Instant::now();
         let outcome = crate::admission::admit_and_propose(&self.node, proposal).await;
@@ -142,13 +193,12 @@ impl MonkService for ClientApi {
     }
 
     async fn query(&self, request: Request<QueryRequest>) -> Result<Response<JsonReply>, Status> {
+        guard(&self.node, &request, Rpc::Query)?;
         let q = request.into_inner();
         let query = Query::parse(&q.what, &q.arg).map_err(Status::invalid_argument)?;
         if !q.stale {
             if let Some(leader) = self.node.linearize().await? {
-                let mut client = MonkClient::connect(&leader)
-                    .await
-                    .map_err(Status::unavailable)?;
+                let mut client = self.node.peer_client(&leader).await?;
                 let value: serde_json::Value = client
                     .query(&query, false)
                     .await
@@ -166,11 +216,14 @@ impl MonkService for ClientApi {
         &self,
         request: Request<ClusterNewRequest>,
     ) -> Result<Response<JsonReply>, Status> {
-        json_reply(&self.node.cluster_new(&request.into_inner().name).await?)
+        guard(&self.node, &request, Rpc::ClusterNew)?;
+        let (info, credential) = self.node.cluster_new(&request.into_inner().name).await?;
+        json_reply(&crate::views::ClusterNewView { info, credential })
     }
 
-    async fn issue_token(&self, _request: Request<Empty>) -> Result<Response<TokenReply>, Status> {
-        let token = self.node.issue_token("cli".into()).await?;
+    async fn issue_token(&self, request: Request<Empty>) -> Result<Response<TokenReply>, Status> {
+        let caller = guard(&self.node, &request, Rpc::IssueToken)?;
+        let token = self.node.issue_token(caller.actor()).await?;
         Ok(Response::new(TokenReply { token }))
     }
 
@@ -178,6 +231,7 @@ impl MonkService for ClientApi {
         &self,
         request: Request<ClusterJoinRequest>,
     ) -> Result<Response<JsonReply>, Status> {
+        guard(&self.node, &request, Rpc::ClusterJoin)?;
         json_reply(&self.node.cluster_join(&request.into_inner().token).await?)
     }
 
@@ -185,6 +239,7 @@ impl MonkService for ClientApi {
         &self,
         request: Request<AdmitPeerRequest>,
     ) -> Result<Response<JsonReply>, Status> {
+        guard(&self.node, &request, Rpc::AdmitPeer)?;
         let r = request.into_inner();
         let applicant = Applicant {
             name: r.name,
@@ -200,6 +255,7 @@ impl MonkService for ClientApi {
                 gpus: r.facts_gpus,
                 disk_free_gb: r.facts_disk_free_gb,
             }),
+            tls_public_key: r.tls_public_key,
         };
         json_reply(
             &self
@@ -209,7 +265,8 @@ impl MonkService for ClientApi {
         )
     }
 
-    async fn leave(&self, _request: Request<Empty>) -> Result<Response<JsonReply>, Status> {
+    async fn leave(&self, request: Request<Empty>) -> Result<Response<JsonReply>, Status> {
+        guard(&self.node, &request, Rpc::Leave)?;
         json_reply(&self.node.leave().await?)
     }
 
@@ -217,6 +274,7 @@ impl MonkService for ClientApi {
         &self,
         request: Request<RemovePeerRequest>,
     ) -> Result<Response<JsonReply>, Status> {
+        guard(&self.node, &request, Rpc::RemovePeer)?;
         self.node.remove_peer(request.into_inner().peer_id).await?;
         json_reply(&serde_json::json!({}))
     }
@@ -225,22 +283,33 @@ impl MonkService for ClientApi {
         &self,
         request: Request<HeartbeatRequest>,
     ) -> Result<Response<Empty>, Status> {
-        self.node.heartbeat(request.into_inner().peer_id);
+        let caller = guard(&self.node, &request, Rpc::Heartbeat)?;
+        let peer_id = request.into_inner().peer_id;
+        if caller != Caller::Peer(peer_id) {
+            return Err(Status::permission_denied(format!(
+                "{} may not heartbeat for peer {peer_id}",
+                caller.actor()
+            )));
+        }
+        self.node.heartbeat(peer_id);
         Ok(Response::new(Empty {}))
     }
 
-    async fn info(&self, _request: Request<Empty>) -> Result<Response<JsonReply>, Status> {
+    async fn info(&self, request: Request<Empty>) -> Result<Response<JsonReply>, Status> {
+        guard(&self.node, &request, Rpc::Info)?;
         json_reply(&self.node.info().await?)
     }
 
-    async fn consensus(&self, _request: Request<Empty>) -> Result<Response<JsonReply>, Status> {
+    async fn consensus(&self, request: Request<Empty>) -> Result<Response<JsonReply>, Status> {
+        guard(&self.node, &request, Rpc::Consensus)?;
         json_reply(&self.node.consensus().await?)
     }
 
     async fn export_raft_data(
         &self,
-        _request: Request<Empty>,
+        request: Request<Empty>,
     ) -> Result<Response<RaftData>, Status> {
+        guard(&self.node, &request, Rpc::ExportRaftData)?;
         let files = self
             .node
             .export_raft_data()?
@@ -254,9 +323,11 @@ impl MonkService for ClientApi {
         &self,
         request: Request<SecretRequest>,
     ) -> Result<Response<JsonReply>, Status> {
+        let caller = guard(&self.node, &request, Rpc::SetSecret)?;
         let r = request.into_inner();
         let scope = crate::secrets::scope_of(&r.scope);
-        let index = crate::secrets::set(&self.node, r.actor, &r.name, scope, &r.value).await?;
+        let index =
+            crate::secrets::set(&self.node, caller.actor(), &r.name, scope, &r.value).await?;
         json_reply(&serde_json::json!({ "index": index }))
     }
 
@@ -264,11 +335,10 @@ impl MonkService for ClientApi {
         &self,
         request: Request<SecretRequest>,
     ) -> Result<Response<JsonReply>, Status> {
+        guard(&self.node, &request, Rpc::GetSecret)?;
         let r = request.into_inner();
         if let Some(leader) = self.node.linearize().await? {
-            let mut client = MonkClient::connect(&leader)
-                .await
-                .map_err(Status::unavailable)?;
+            let mut client = self.node.peer_client(&leader).await?;
             let value = client
                 .get_secret(&r.name, &r.scope)
                 .await
@@ -285,6 +355,7 @@ impl MonkService for ClientApi {
         &self,
         request: Request<EventsRequest>,
     ) -> Result<Response<Self::EventsStream>, Status> {
+        guard(&self.node, &request, Rpc::Events)?;
         let req = request.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(crate::events::EVENTS_CHANNEL_CAPACITY);
         tokio::spawn(crate::events::stream(
@@ -302,13 +373,21 @@ impl MonkService for ClientApi {
         &self,
         request: Request<ExecRequest>,
     ) -> Result<Response<JsonReply>, Status> {
-        json_reply(&crate::executor::logs::exec(&self.node, request.into_inner()).await?)
+        let caller = guard(&self.node, &request, Rpc::ContainerExec)?;
+        let req = request.into_inner();
+        if req.local_only && !matches!(caller, Caller::Peer(_)) {
+            return Err(Status::permission_denied(
+                "only peers forward an exec to the replica's holder",
+            ));
+        }
+        json_reply(&crate::executor::logs::exec(&self.node, req).await?)
     }
 
     async fn container_logs(
         &self,
         request: Request<LogsRequest>,
     ) -> Result<Response<JsonReply>, Status> {
+        guard(&self.node, &request, Rpc::ContainerLogs)?;
         let req = request.into_inner();
         let lines = match req.local_only {
             true => crate::executor::logs::own_logs(&self.node, req).await?,

@@ -108,4 +108,32 @@ pub struct Admission {
     pub key_ephemeral: Vec<u8>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sealed_cluster_key: Vec<u8>,
+    /// The cluster CA (certificate and key) and the certificate the leader issued the
+    /// joiner for its TLS public key; empty when it sent none. They travel only
+    /// inside the TLS session the joiner verified against the token's fingerprint.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ca_pem: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ca_key_pem: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub peer_cert_pem: String,
+    /// Index of the `peer-joined` entry: the joiner answers once it has applied it
+    /// (so it knows the cluster's users); 0 from an older leader.
+    #[serde(default)]
+    pub joined_at_index: u64,
+}
+
+/// The answer to `cluster new`: the peer, and the credential of the user `admin`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClusterNewView {
+    pub info: InfoView,
+    pub credential: crate::trust::credentials::Credential,
+}
+
+/// A user as `monk user list` shows it (never its credential).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRow {
+    pub name: String,
+    pub role: monk_statemachine::Role,
+    pub added_at_index: u64,
 }

@@ -32,6 +32,7 @@ fn base() -> State {
         tags: vec![],
         capacity: Capacity::default(),
         facts: None,
+        admin_token_sha256: None,
     };
     let e = Entry {
         index: 1,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::command::{Command, LoadedTemplate, PeerId, SecretScope};
 use crate::entry::Entry;
 use crate::schedule;
-use crate::state::{secret_key, Peer, PeerStatus, Secret, State, Template};
+use crate::state::{secret_key, Peer, PeerStatus, Secret, State, Template, User};
 use crate::FORMAT_VERSION;
 
 /// Most peers a cluster records (members and departed); keeps state bounded.
@@ -25,6 +25,10 @@ pub const JOIN_TOKENS_MAX: usize = 64;
 pub const NAME_BYTES_MAX: usize = 128;
 /// Most tags one `peer-tagged` command adds and removes together.
 pub const TAGS_PER_COMMAND_MAX: usize = 64;
+/// Most users a cluster records.
+pub const USERS_MAX: usize = 1024;
+/// The user `cluster-created` makes for whoever created the cluster.
+pub const ADMIN_USER: &str = "admin";
 
 /// The result of applying one entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +92,12 @@ pub enum Rejection {
     UnknownWorkload { path: String },
     #[error("{path} has no variable {name}")]
     UnknownVariable { path: String, name: String },
+    #[error("no user {name}")]
+    UnknownUser { name: String },
+    #[error("{name} is the last admin; add another admin first")]
+    LastAdmin { name: String },
+    #[error("the cluster has no admin yet: the first user, not {name}, must be an admin")]
+    FirstUserNotAdmin { name: String },
     #[error("stale report for {path}#{replica}: {why}")]
     StaleReport {
         path: String,
@@ -161,12 +171,24 @@ fn apply_command(
             tags,
             capacity,
             facts,
+            admin_token_sha256,
         } => {
             if state.cluster_name.is_some() {
                 return Err(Rejection::ClusterExists);
             }
             check_name(name)?;
             check_name(first_peer_name)?;
+            if let Some(token_sha256) = admin_token_sha256 {
+                check_token_hash(token_sha256)?;
+                state.users.insert(
+                    ADMIN_USER.to_string(),
+                    User {
+                        role: crate::Role::Admin,
+                        token_sha256: token_sha256.clone(),
+                        added_at_index: index,
+                    },
+                );
+            }
             state.cluster_name = Some(name.clone());
             state.next_peer_id = 1;
             let peer = new_peer(
@@ -231,6 +253,10 @@ fn apply_command(
                     what: "peers".into(),
                     max: PEERS_MAX,
                 });
+            }
+            if version >= 3 {
+                // Single-use: the token that admitted this peer admits no other.
+                state.join_tokens.remove(token_sha256);
             }
             let id = new_peer(state, index, name, address, tags, *capacity);
             set_facts(state, id, *facts);
@@ -430,6 +456,81 @@ fn apply_command(
             }
             Ok(Applied::ACCEPTED)
         }
+        Command::UserAdded {
+            name,
+            role,
+            token_sha256,
+        } => {
+            require_cluster(state)?;
+            check_name(name)?;
+            check_token_hash(token_sha256)?;
+            if let Some((other, _)) = state.user_by_token(token_sha256) {
+                if other != name {
+                    return Err(Rejection::InvalidName {
+                        name: name.clone(),
+                        why: format!("its credential is already the credential of {other}"),
+                    });
+                }
+            }
+            if !state.users.contains_key(name) && state.users.len() >= USERS_MAX {
+                return Err(Rejection::Limit {
+                    what: "users".into(),
+                    max: USERS_MAX,
+                });
+            }
+            let last_admin = state
+                .users
+                .get(name)
+                .is_some_and(|u| u.role == crate::Role::Admin)
+                && *role != crate::Role::Admin
+                && admins(state) == 1;
+            if last_admin {
+                return Err(Rejection::LastAdmin { name: name.clone() });
+            }
+            if admins(state) == 0 && *role != crate::Role::Admin {
+                return Err(Rejection::FirstUserNotAdmin { name: name.clone() });
+            }
+            state.users.insert(
+                name.clone(),
+                User {
+                    role: *role,
+                    token_sha256: token_sha256.clone(),
+                    added_at_index: index,
+                },
+            );
+            Ok(Applied::ACCEPTED)
+        }
+        Command::UserRemoved { name } => {
+            let Some(user) = state.users.get(name) else {
+                return Err(Rejection::UnknownUser { name: name.clone() });
+            };
+            if user.role == crate::Role::Admin && admins(state) == 1 {
+                return Err(Rejection::LastAdmin { name: name.clone() });
+            }
+            state.users.remove(name);
+            Ok(Applied::ACCEPTED)
+        }
+    }
+}
+
+/// How many users hold the admin role.
+fn admins(state: &State) -> usize {
+    state
+        .users
+        .values()
+        .filter(|u| u.role == crate::Role::Admin)
+        .count()
+}
+
+/// A credential hash is 64 lowercase hex digits.
+fn check_token_hash(hash: &str) -> Result<(), Rejection> {
+    let ok = hash.len() == 64 && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    match ok {
+        true => Ok(()),
+        false => Err(Rejection::InvalidName {
+            name: hash.to_string(),
+            why: "a credential hash is 64 lowercase hex digits".into(),
+        }),
     }
 }
 
@@ -578,6 +679,7 @@ mod tests {
             tags: vec![],
             capacity: Capacity::default(),
             facts: None,
+            admin_token_sha256: None,
         };
         assert_eq!(
             apply(&mut s, &entry(1, c)).unwrap(),
@@ -617,15 +719,74 @@ mod tests {
             apply(&mut s, &entry(4, join.clone())).unwrap(),
             Applied::Accepted { peer_id: Some(2) }
         );
-        let again = apply(&mut s, &entry(5, join)).unwrap();
+        // Single-use since format 3: the same token admits no one else.
+        let again = apply(&mut s, &entry(5, join.clone())).unwrap();
+        assert_eq!(
+            again,
+            Applied::Rejected {
+                reason: Rejection::BadJoinToken
+            }
+        );
+        assert!(s.join_tokens().is_empty());
+        s.check_invariants().unwrap();
+        // An entry written by format 2 left the token valid, and still does on replay.
+        let mut old = created();
+        let issued = Command::JoinTokenIssued {
+            token_sha256: "ab".into(),
+        };
+        for (index, command) in [(3, issued), (4, join)] {
+            let mut e = entry(index, command);
+            e.proposal.format_version = 2;
+            apply(&mut old, &e).unwrap();
+        }
+        assert!(old.join_tokens().contains_key("ab"));
+    }
+
+    #[test]
+    fn users_keep_an_admin_and_unique_credentials() {
+        let mut s = created();
+        let hash = |c: char| c.to_string().repeat(64);
+        let add = |name: &str, role: crate::Role, c: char| Command::UserAdded {
+            name: name.into(),
+            role,
+            token_sha256: hash(c),
+        };
+        let rejected = |s: &mut State, i: u64, c: Command| match apply(s, &entry(i, c)).unwrap() {
+            Applied::Rejected { reason } => reason.to_string(),
+            accepted => panic!("accepted: {accepted:?}"),
+        };
+        use crate::Role::*;
+        assert!(rejected(&mut s, 2, add("ada", Operator, 'a')).contains("must be an admin"));
+        assert_eq!(
+            apply(&mut s, &entry(3, add("root", Admin, 'b'))).unwrap(),
+            Applied::ACCEPTED
+        );
         assert!(
-            matches!(
-                again,
-                Applied::Rejected {
-                    reason: Rejection::PeerConflict { peer: 2, .. }
-                }
-            ),
-            "{again:?}"
+            rejected(&mut s, 4, add("eve", Viewer, 'b')).contains("already the credential of root")
+        );
+        assert!(rejected(&mut s, 5, add("bad name", Viewer, 'c')).contains("invalid name"));
+        assert!(rejected(&mut s, 6, add("x", Viewer, 'X')).contains("64 lowercase hex"));
+        apply(&mut s, &entry(7, add("ada", Operator, 'a'))).unwrap();
+        assert!(rejected(
+            &mut s,
+            8,
+            Command::UserRemoved {
+                name: "root".into()
+            }
+        )
+        .contains("last admin"));
+        assert!(rejected(&mut s, 9, add("root", Viewer, 'b')).contains("last admin"));
+        let (name, user) = s.user_by_token(&hash('a')).unwrap();
+        assert_eq!((name, user.role), ("ada", Operator));
+        apply(
+            &mut s,
+            &entry(10, Command::UserRemoved { name: "ada".into() }),
+        )
+        .unwrap();
+        assert!(s.user_by_token(&hash('a')).is_none());
+        assert!(
+            rejected(&mut s, 11, Command::UserRemoved { name: "ada".into() })
+                .contains("no user ada")
         );
         s.check_invariants().unwrap();
     }

@@ -134,6 +134,42 @@ pub enum SecretScope {
     Entity(String),
 }
 
+/// What a user may do, each role including the ones before it: a viewer reads (lists,
+/// dumps, `ps`, `describe`, logs, events, audit without secrets); an operator also
+/// runs, updates, scales, stops and execs; an admin also manages secrets, users, join
+/// tokens, peers and raw data exports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Viewer,
+    Operator,
+    Admin,
+}
+
+impl Role {
+    /// Every role, weakest first.
+    pub const ALL: [Role; 3] = [Role::Viewer, Role::Operator, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// The role named `name` (`viewer`, `operator`, `admin`).
+    pub fn parse(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Every cluster mutation. Serialized with an explicit `kind` tag so logs stay readable
 /// and an unknown kind from a newer build is reported by name.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +188,10 @@ pub enum Command {
         /// before facts existed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         facts: Option<PeerFacts>,
+        /// Hex SHA-256 of the credential of the user `admin`, the one who created the
+        /// cluster; `None` in entries written before users existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        admin_token_sha256: Option<String>,
     },
     /// A join token was issued; only its SHA-256 (hex) is stored, never the token.
     JoinTokenIssued {
@@ -267,6 +307,18 @@ pub enum Command {
         peer: PeerId,
         facts: PeerFacts,
     },
+    /// `monk user add NAME --role R`: a user and the SHA-256 (hex) of its credential;
+    /// the credential itself never enters the log. Replaces a user of the same name
+    /// (a new credential, or a new role).
+    UserAdded {
+        name: String,
+        role: Role,
+        token_sha256: String,
+    },
+    /// `monk user remove NAME`: the user's credential stops working on every peer.
+    UserRemoved {
+        name: String,
+    },
 }
 
 /// What an executor saw of one replica's containers.
@@ -324,6 +376,8 @@ impl Command {
             Command::WorkloadRestart { .. } => "workload-restart",
             Command::PeerTagged { .. } => "peer-tagged",
             Command::PeerFactsReported { .. } => "peer-facts-reported",
+            Command::UserAdded { .. } => "user-added",
+            Command::UserRemoved { .. } => "user-removed",
         }
     }
 
@@ -432,6 +486,8 @@ impl Command {
                 "peer {peer} has {} mCPU, {} MB, {} GPU(s), {} GB disk free",
                 facts.cpu_millis, facts.memory_mb, facts.gpus, facts.disk_free_gb
             ),
+            Command::UserAdded { name, role, .. } => format!("user {name} added as {role}"),
+            Command::UserRemoved { name } => format!("user {name} removed"),
         }
     }
 
@@ -477,7 +533,9 @@ impl Command {
                 ..
             }
             | Command::PeerTagged { .. }
-            | Command::PeerFactsReported { .. } => Vec::new(),
+            | Command::PeerFactsReported { .. }
+            | Command::UserAdded { .. }
+            | Command::UserRemoved { .. } => Vec::new(),
         }
     }
 }

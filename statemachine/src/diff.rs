@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::command::{PeerId, SecretScope};
-use crate::state::{Peer, Secret, State, Template};
+use crate::state::{Peer, Secret, State, Template, User};
 use crate::workload::Workload;
 
 /// One key of a map that differs between the two states.
@@ -65,6 +65,8 @@ pub struct StateDiff {
     pub secrets: Vec<MapChange<String, Secret>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workloads: Vec<MapChange<String, Workload>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<MapChange<String, User>>,
 }
 
 impl StateDiff {
@@ -77,6 +79,7 @@ impl StateDiff {
             && self.templates.is_empty()
             && self.secrets.is_empty()
             && self.workloads.is_empty()
+            && self.users.is_empty()
     }
 }
 
@@ -152,6 +155,7 @@ pub fn diff(a: &State, b: &State) -> StateDiff {
         templates: map_changes(&a.templates, &b.templates),
         secrets: map_changes(&a.secrets, &b.secrets),
         workloads: map_changes(&a.workloads, &b.workloads),
+        users: map_changes(&a.users, &b.users),
     }
 }
 
@@ -204,6 +208,7 @@ pub fn apply_diff(state: &mut State, d: &StateDiff) -> Result<(), DiffMismatch> 
     apply_map("template", &mut state.templates, &d.templates)?;
     apply_map("secret", &mut state.secrets, &d.secrets)?;
     apply_map("workload", &mut state.workloads, &d.workloads)?;
+    apply_map("user", &mut state.users, &d.users)?;
     Ok(())
 }
 

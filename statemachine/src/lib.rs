@@ -25,14 +25,14 @@ pub mod workload;
 pub use apply::{advance, apply, Applied, ApplyError, Rejection};
 pub use command::{
     Capacity, Command, Evaluated, EvaluatedByPath, HostPort, InstanceStatus, LoadedTemplate,
-    PeerFacts, PeerId, Proposal, SecretScope,
+    PeerFacts, PeerId, Proposal, Role, SecretScope,
 };
 pub use diff::{apply_diff, diff, DiffMismatch, MapChange, SecretName, StateDiff};
 pub use entry::{decode_proposal, DecodeError, Entry};
 pub use snapshot::{
     decode_snapshot, digest, encode_snapshot, inspect_snapshot, SnapshotError, SnapshotHeader,
 };
-pub use state::{InvariantViolation, Peer, PeerStatus, Secret, State, Template};
+pub use state::{InvariantViolation, Peer, PeerStatus, Secret, State, Template, User};
 pub use view::{ClusterView, NodeView};
 pub use workload::{Constraints, Desired, Instance, Requirements, Workload};
 
@@ -46,4 +46,6 @@ pub use workload::{Constraints, Desired, Instance, Requirements, Workload};
 /// - 2: template paths are checked with [`monk_scripting::monkscript::path`] (the
 ///   linter's rule: letters, digits, `.`, `_`, `-`); format 1 entries keep the looser
 ///   rule (no whitespace, no empty, `.` or `..` segments).
-pub const FORMAT_VERSION: u32 = 2;
+/// - 3: a join token is single-use: `peer-joined` consumes it (format 1 and 2 entries
+///   leave it valid, as they did).
+pub const FORMAT_VERSION: u32 = 3;

@@ -152,6 +152,20 @@ pub struct State {
     /// digests.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub(crate) workloads: BTreeMap<String, Workload>,
+    /// Users by name, with their role and the SHA-256 of their credential. Left out
+    /// of the JSON while empty, so states from before users existed keep their digests.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) users: BTreeMap<String, User>,
+}
+
+/// A user who may call the API: `monk user add`, or `admin` from `cluster-created`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub role: crate::Role,
+    /// Hex SHA-256 of the user's credential (the credential is never stored).
+    pub token_sha256: String,
+    /// Index of the entry that added it (or gave it its current credential).
+    pub added_at_index: u64,
 }
 
 /// Read accessors, one per field, and lookups by key.
@@ -185,6 +199,19 @@ impl State {
     /// Hex SHA-256 of each join token issued, with the index that issued it.
     pub fn join_tokens(&self) -> &BTreeMap<String, u64> {
         &self.join_tokens
+    }
+
+    /// Users by name.
+    pub fn users(&self) -> &BTreeMap<String, User> {
+        &self.users
+    }
+
+    /// The user whose credential hashes to `token_sha256` (hex), with its name.
+    pub fn user_by_token(&self, token_sha256: &str) -> Option<(&str, &User)> {
+        self.users
+            .iter()
+            .find(|(_, u)| u.token_sha256 == token_sha256)
+            .map(|(name, u)| (name.as_str(), u))
     }
 
     /// Stored definitions by path.
@@ -308,6 +335,19 @@ impl State {
                     }
                 }
             }
+        }
+        let mut credentials = BTreeMap::new();
+        for (name, user) in &self.users {
+            if let Some(other) = credentials.insert(user.token_sha256.as_str(), name) {
+                return fail(format!("users {other} and {name} share a credential"));
+            }
+            if user.added_at_index > self.last_applied_index {
+                return fail(format!("user {name} was added in the future"));
+            }
+        }
+        let admins = self.users.values().filter(|u| u.role == crate::Role::Admin);
+        if !self.users.is_empty() && admins.count() == 0 {
+            return fail("users exist but none is an admin".into());
         }
         Ok(())
     }

@@ -64,6 +64,7 @@ fn command() -> impl Strategy<Value = Command> {
             tags: vec!["a".into()],
             capacity: Capacity::default(),
             facts: None,
+            admin_token_sha256: Some("0".repeat(64)),
         }),
         token
             .clone()
@@ -244,6 +245,19 @@ fn workload_command() -> impl Strategy<Value = Command> {
                     tag.into_iter().collect()
                 },
             }),
+        (
+            prop_oneof![Just("ada"), Just("admin"), Just("bad name")],
+            0usize..3,
+            0u8..3
+        )
+            .prop_map(|(name, role, token)| Command::UserAdded {
+                name: name.to_string(),
+                role: Role::ALL[role],
+                token_sha256: format!("{token:x}").repeat(64),
+            }),
+        prop_oneof![Just("ada"), Just("admin")].prop_map(|name| Command::UserRemoved {
+            name: name.to_string()
+        }),
         (0u64..5, 0u64..3).prop_map(|(peer, gpus)| Command::PeerFactsReported {
             peer,
             facts: PeerFacts {
@@ -344,6 +358,7 @@ fn digest_changes_when_state_changes() {
         tags: vec![],
         capacity: Capacity::default(),
         facts: None,
+        admin_token_sha256: None,
     }]);
     let mut s = State::default();
     let before = digest(&s);

@@ -96,6 +96,7 @@ fn states(commands: Vec<Command>) -> Vec<State> {
         tags: vec![],
         capacity: Capacity::default(),
         facts: None,
+        admin_token_sha256: None,
     };
     let mut state = State::default();
     let mut out = vec![state.clone()];

@@ -120,6 +120,7 @@ fn run_block(c: &mut Cluster, input: &[String]) -> String {
                     tags,
                     capacity,
                     facts: None,
+                    admin_token_sha256: None,
                 })
             } else {
                 c.apply(Command::JoinTokenIssued {

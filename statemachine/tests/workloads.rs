@@ -33,15 +33,17 @@ impl Cluster {
             tags: tags.iter().map(|t| t.to_string()).collect(),
             capacity,
             facts: None,
-        });
-        c.ok(Command::JoinTokenIssued {
-            token_sha256: "t".into(),
+            admin_token_sha256: None,
         });
         for (name, tags, capacity) in &peers[1..] {
+            // Tokens are single-use: one per joining peer.
+            c.ok(Command::JoinTokenIssued {
+                token_sha256: format!("t-{name}"),
+            });
             c.ok(Command::PeerJoined {
                 name: name.to_string(),
                 address: format!("{name}:1"),
-                token_sha256: "t".into(),
+                token_sha256: format!("t-{name}"),
                 tags: tags.iter().map(|t| t.to_string()).collect(),
                 capacity: *capacity,
                 facts: None,
@@ -273,6 +275,9 @@ fn capacity_is_respected_and_pending_replicas_wait_for_room() {
         view[2].pending
     );
     // A new peer with room takes the pending replica.
+    c.ok(Command::JoinTokenIssued {
+        token_sha256: "t".into(),
+    });
     c.ok(Command::PeerJoined {
         name: "b".into(),
         address: "b:1".into(),

@@ -2,14 +2,31 @@
 
 use std::process::{Command, Output};
 
-use crate::process::binary_or_panic;
+use crate::process::{binary_or_panic, config_home};
 
-/// Runs `monk --addr ADDR ARGS`.
+/// Runs `monk --addr ADDR ARGS`, with its credentials kept in the peer's root (see
+/// [`config_home`]), as a user's are in their home.
 pub fn monk(addr: &str, args: &[&str]) -> Output {
     Command::new(binary_or_panic("monk"))
         .arg("--addr")
         .arg(addr)
         .args(args)
+        .env("XDG_CONFIG_HOME", config_home(addr))
+        .env_remove("MONK_CREDENTIALS")
+        .output()
+        .expect("run monk")
+}
+
+/// Runs `monk --addr ADDR ARGS` with no credential at all (anonymous, trusting any
+/// peer): whether a peer answers, before or whatever cluster it is in.
+pub fn monk_anonymous(addr: &str, args: &[&str]) -> Output {
+    Command::new(binary_or_panic("monk"))
+        .arg("--addr")
+        .arg(addr)
+        .args(args)
+        .env("XDG_CONFIG_HOME", config_home("").join("anonymous"))
+        .env("HOME", config_home("").join("anonymous"))
+        .env_remove("MONK_CREDENTIALS")
         .output()
         .expect("run monk")
 }
@@ -18,6 +35,7 @@ pub fn monk(addr: &str, args: &[&str]) -> Output {
 pub fn monk_offline(args: &[&str]) -> Output {
     Command::new(binary_or_panic("monk"))
         .args(args)
+        .env("XDG_CONFIG_HOME", config_home(""))
         .output()
         .expect("run monk")
 }

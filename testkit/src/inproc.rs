@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use monk_node::network::Network;
+use monk_node::trust::tls::Dialer;
 use monk_node::{daemon, MonkClient, Node, NodeConfig};
 use monk_statemachine::Capacity;
 
@@ -15,11 +16,14 @@ pub struct InProcessPeer {
     pub node: Arc<Node>,
     pub address: String,
     pub server: tokio::task::JoinHandle<()>,
+    /// How a client reaches it as the cluster's admin.
+    pub admin: Dialer,
 }
 
 /// Starts `count` peers on loopback in `root` and forms one cluster (peer 0 leads).
 pub async fn grpc_cluster(root: &std::path::Path, count: usize) -> Vec<InProcessPeer> {
     let mut peers = Vec::new();
+    let anonymous = Dialer::unverified(None).expect("TLS client");
     for i in 0..count {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -43,15 +47,26 @@ pub async fn grpc_cluster(root: &std::path::Path, count: usize) -> Vec<InProcess
             node,
             address,
             server,
+            admin: anonymous.clone(),
         });
     }
-    let mut first = MonkClient::connect(&peers[0].address)
+    let created = MonkClient::connect(&peers[0].address, &anonymous)
         .await
-        .expect("connect");
-    first.cluster_new("bench").await.expect("cluster new");
-    let token = first.issue_token().await.expect("token");
+        .expect("connect")
+        .cluster_new("bench")
+        .await
+        .expect("cluster new");
+    let admin = created.credential.dialer().expect("admin credential");
+    let mut first = MonkClient::connect(&peers[0].address, &admin)
+        .await
+        .expect("connect as admin");
+    for peer in &mut peers {
+        peer.admin = admin.clone();
+    }
     for peer in &peers[1..] {
-        MonkClient::connect(&peer.address)
+        // Join tokens are single-use: one per joining peer.
+        let token = first.issue_token().await.expect("token");
+        MonkClient::connect(&peer.address, &anonymous)
             .await
             .expect("connect")
             .cluster_join(&token)
@@ -81,21 +96,24 @@ pub async fn form_in_process(nodes: &[Arc<Node>], name: &str) -> Result<(), Stri
         return Err("no peers to form a cluster of".into());
     };
     first.cluster_new(name).await.map_err(|e| e.to_string())?;
-    let token = first
-        .issue_token(format!("{name}-formation"))
-        .await
-        .map_err(|e| e.to_string())?;
-    let token = monk_node::token::JoinToken::parse(&token).map_err(|e| e.to_string())?;
     for peer in others {
+        // Join tokens are single-use: one per joining peer.
+        let token = first
+            .issue_token(format!("{name}-formation"))
+            .await
+            .map_err(|e| e.to_string())?;
+        let token = monk_node::token::JoinToken::parse(&token).map_err(|e| e.to_string())?;
         let config = &peer.config;
+        let applicant = monk_node::node::Applicant {
+            name: config.name.clone(),
+            address: config.advertise.clone(),
+            tags: config.tags.clone(),
+            capacity: config.capacity,
+            facts: None,
+            tls_public_key: peer.trust().public_key(),
+        };
         let admission = first
-            .admit_peer(
-                &token.secret,
-                &config.name,
-                &config.advertise,
-                config.tags.clone(),
-                config.capacity,
-            )
+            .admit_peer_with_key(&token.secret, applicant, &[])
             .await
             .map_err(|e| e.to_string())?;
         peer.accept_admission(admission)

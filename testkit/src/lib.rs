@@ -5,6 +5,7 @@
 //!   and SIGCONT), and the bounded wait every test uses;
 //! - [`cli`]: the real `monk` binary run against a peer, its output, and JSON;
 //! - [`inproc`]: a cluster of real peers (gRPC on loopback, RocksDB) in one process;
+//! - [`builders`]: proposals and log entries built one way;
 //! - [`datadir`]: data dirs written through the live store code (entries, snapshots,
 //!   compaction) for replay and audit tests, without a running peer.
 //!
@@ -13,6 +14,7 @@
 //! naming what failed where a test would, and returns `Result` where a drill wants to
 //! report instead.
 
+pub mod builders;
 pub mod cli;
 pub mod datadir;
 pub mod inproc;

@@ -2,12 +2,14 @@
 //! dir that outlives it (so it can be restarted on it), its stderr in `<data dir>.log`.
 //! Every wait is bounded; a process is SIGKILLed when its [`Monkd`] drops.
 
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::cli::monk;
+use crate::cli::{monk, monk_anonymous};
 
 /// How long a started `monkd` may take to answer `monk cluster info`.
 pub const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -36,6 +38,73 @@ pub fn binary(name: &str) -> Result<PathBuf, String> {
 /// [`binary`] or a panic saying how to build it.
 pub fn binary_or_panic(name: &str) -> PathBuf {
     binary(name).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The root dir of each peer started here, by address: `monk` run against a peer keeps
+/// its credentials in that root (`<root>/.config`), so tests running side by side in
+/// one process never see each other's clusters, and none touches the user's home.
+static ROOTS: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
+/// The data dir of each peer started here, by address.
+static DATA_DIRS: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
+
+/// `XDG_CONFIG_HOME` for `monk` run against `addr`: the peer's root's `.config`, or for
+/// an address started elsewhere a scratch dir of this process.
+pub fn config_home(addr: &str) -> PathBuf {
+    let roots = ROOTS.lock().unwrap_or_else(|p| p.into_inner());
+    match roots.get(addr) {
+        Some(root) => root.join(".config"),
+        None => std::env::temp_dir().join(format!("monk-test-config-{}", std::process::id())),
+    }
+}
+
+/// Makes `monk` against `addr` keep its credentials under `root` (see [`config_home`]).
+pub fn register_root(addr: &str, root: &Path) {
+    ROOTS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(addr.to_string(), root.to_path_buf());
+}
+
+/// The credential `monk` would use with the peer at `addr` (the one `cluster new`
+/// kept in its root's store: the file listing `addr`, else the only one).
+pub fn credential_for(addr: &str) -> Result<monk_node::trust::credentials::Credential, String> {
+    use monk_node::trust::credentials::Credential;
+    let dir = config_home(addr).join("monk").join("credentials");
+    let found: Vec<Credential> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(Result::ok)
+        .filter_map(|e| Credential::load(&e.path()).ok())
+        .collect();
+    let listed = found.iter().find(|c| c.peers.iter().any(|p| p == addr));
+    match (listed, found.as_slice()) {
+        (Some(c), _) | (None, [c]) => Ok(c.clone()),
+        _ => Err(format!("no credential for {addr} in {}", dir.display())),
+    }
+}
+
+/// A client of the peer at `addr` with [`credential_for`]`(addr)`.
+pub async fn admin_client(addr: &str) -> Result<monk_node::MonkClient, String> {
+    let dialer = credential_for(addr)?.dialer().map_err(|e| e.to_string())?;
+    monk_node::MonkClient::connect(addr, &dialer).await
+}
+
+/// A client of the peer at `addr` that calls as that peer itself, with the certificate
+/// in its data dir (as anyone with that machine's root could): for tests that must send
+/// what only peers send (executor reports, a chosen actor, raw sealed secrets).
+pub async fn peer_client(addr: &str) -> Result<monk_node::MonkClient, String> {
+    let data_dir = DATA_DIRS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(addr)
+        .cloned()
+        .ok_or_else(|| format!("no peer started here at {addr}"))?;
+    let identity = monk_node::identity::load(&data_dir)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{}: not in a cluster", data_dir.display()))?;
+    let trust = monk_node::trust::Trust::open(&data_dir, Some(&identity.cluster_name))
+        .map_err(|e| e.to_string())?;
+    let dialer = trust.peer_dialer().map_err(|e| e.to_string())?;
+    monk_node::MonkClient::connect(addr, &dialer).await
 }
 
 /// A loopback port nobody listens on right now.
@@ -79,10 +148,16 @@ pub struct Monkd {
 impl Monkd {
     /// A peer named `name` with its data dir under `root`; not started yet.
     pub fn new(root: &Path, name: &str, extra: &[&str]) -> Result<Monkd, String> {
+        let addr = format!("127.0.0.1:{}", free_port());
+        register_root(&addr, root);
+        DATA_DIRS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(addr.clone(), root.join(name));
         Ok(Monkd {
             name: name.into(),
             data_dir: root.join(name),
-            addr: format!("127.0.0.1:{}", free_port()),
+            addr,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
             bin: binary("monkd")?,
             child: None,
@@ -137,7 +212,11 @@ impl Monkd {
         self.spawn().unwrap_or_else(|e| panic!("{e}"));
         wait_for(
             START_TIMEOUT,
-            || monk(&self.addr, &["cluster", "info"]).status.success(),
+            || {
+                monk_anonymous(&self.addr, &["cluster", "info"])
+                    .status
+                    .success()
+            },
             &format!("{} to answer", self.name),
         );
     }

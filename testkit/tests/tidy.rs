@@ -4,7 +4,8 @@
 //! - every module starts with a `//!` paragraph saying what it owns;
 //! - no `unwrap()` in production code (outside `#[cfg(test)]` and the test crates);
 //! - limits are named one way: `*_MAX`, never `MAX_*`;
-//! - the proto documents exactly the queries the typed API has.
+//! - the proto documents exactly the queries the typed API has, and every RPC has an
+//!   access rule.
 
 use std::path::{Path, PathBuf};
 
@@ -169,5 +170,25 @@ fn the_proto_documents_every_query_and_no_other() {
         documented,
         monk_node::api::Query::NAMES,
         "node/proto/monk.proto and monk_node::api::Query disagree"
+    );
+}
+
+/// Every RPC has an access rule: `monk_node::trust::access::Rpc` names exactly the
+/// proto's methods (and `rule` is an exhaustive match over it).
+#[test]
+fn every_rpc_of_the_proto_has_an_access_rule() {
+    let proto = std::fs::read_to_string(root().join("node/proto/monk.proto")).expect("proto");
+    let in_proto: Vec<&str> = proto
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("rpc "))
+        .filter_map(|rest| rest.split('(').next())
+        .collect();
+    let ruled: Vec<&str> = monk_node::trust::access::Rpc::ALL
+        .iter()
+        .map(|r| r.name())
+        .collect();
+    assert_eq!(
+        in_proto, ruled,
+        "node/proto/monk.proto and monk_node::trust::access::Rpc disagree"
     );
 }

@@ -115,9 +115,12 @@ pub fn needs_online(cmd: &AuditCmd) -> bool {
 }
 
 async fn download(addr: &str, dest: &Path) -> Result<(), Failure> {
-    let mut client = monk_node::MonkClient::connect(addr).await.map_err(|e| {
-        Failure::unreachable(format!("{e} (give --data-dir to audit a data dir offline)"))
-    })?;
+    let dialer = crate::credentials::dialer_for(addr)?;
+    let mut client = monk_node::MonkClient::connect(addr, &dialer)
+        .await
+        .map_err(|e| {
+            Failure::unreachable(format!("{e} (give --data-dir to audit a data dir offline)"))
+        })?;
     client
         .export_raft_data(&dest.join("raft"))
         .await

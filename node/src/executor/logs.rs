@@ -7,7 +7,6 @@
 use monk_statemachine::PeerId;
 use serde::{Deserialize, Serialize};
 
-use crate::client::MonkClient;
 use crate::node::{Node, NodeError, NodeResult};
 use crate::pb::{ExecRequest, LogsRequest};
 
@@ -154,7 +153,8 @@ pub async fn workload_logs(node: &Node, req: LogsRequest) -> NodeResult<Vec<LogL
             continue;
         }
         // The holder answers from its own engine only (it holds those replicas).
-        let mut client = MonkClient::connect(&address)
+        let mut client = node
+            .peer_client(&address)
             .await
             .map_err(|e| NodeError::Unavailable(format!("peer {peer} at {address}: {e}")))?;
         let theirs = client
@@ -245,7 +245,8 @@ pub async fn exec(node: &Node, req: ExecRequest) -> NodeResult<ExecOutput> {
                 req.path, req.replica
             )));
         }
-        let mut client = MonkClient::connect(&address)
+        let mut client = node
+            .peer_client(&address)
             .await
             .map_err(|e| NodeError::Unavailable(format!("peer {peer} at {address}: {e}")))?;
         let mut forwarded = req.clone();

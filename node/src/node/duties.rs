@@ -18,7 +18,6 @@ use super::decisions::{
     autopilot_change, liveness_decisions, MemberStatus, VoterChange, VoterView,
 };
 use super::Node;
-use crate::client::MonkClient;
 use crate::limits::{AUTOPILOT_INTERVAL, PEER_HEARTBEAT_INTERVAL};
 use crate::network::Network;
 
@@ -70,7 +69,7 @@ impl Node {
         else {
             return;
         };
-        match MonkClient::connect(&leader.address).await {
+        match self.peer_client(&leader.address).await {
             Ok(mut client) => {
                 if let Err(e) = client.heartbeat(id).await {
                     warn!(leader = %leader.address, "heartbeat failed: {}", e.message);

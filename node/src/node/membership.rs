@@ -11,14 +11,18 @@ use openraft::{ChangeMembers, ServerState};
 use tracing::{info, warn};
 
 use monk_log::PeerNode;
-use monk_statemachine::{Applied, Capacity, Command, PeerId};
+use monk_statemachine::apply::ADMIN_USER;
+use monk_statemachine::{Applied, Capacity, Command, PeerId, Role};
 
 use super::{internal, status_to_error, Applicant, Node, NodeError, NodeResult};
 use crate::client::MonkClient;
 use crate::identity::{self, Identity};
 use crate::keys::{ClusterKey, JoinKeys};
-use crate::limits::BOOTSTRAP_LEADER_WAIT;
+use crate::limits::{BOOTSTRAP_LEADER_WAIT, JOIN_CATCH_UP_WAIT};
 use crate::token::{secret_sha256, JoinToken};
+use crate::trust::access::credential_sha256;
+use crate::trust::credentials::{new_credential, Credential, ADMIN_CREDENTIALS_FILE};
+use crate::trust::tls::Dialer;
 use crate::views::{Admission, InfoView};
 
 impl Node {
@@ -48,8 +52,10 @@ impl Node {
         Ok(())
     }
 
-    /// Makes this peer a one-voter cluster.
-    pub async fn cluster_new(self: &Arc<Self>, name: &str) -> NodeResult<InfoView> {
+    /// Makes this peer a one-voter cluster: a new cluster CA and this peer's
+    /// certificate, the cluster key, and the user `admin`, whose credential is
+    /// returned and written to `admin.credentials` in the data dir (mode 0600).
+    pub async fn cluster_new(self: &Arc<Self>, name: &str) -> NodeResult<(InfoView, Credential)> {
         self.require_fresh().await?;
         if name.is_empty() {
             return Err(NodeError::InvalidArgument(
@@ -61,6 +67,8 @@ impl Node {
             cluster_name: name.to_string(),
         };
         ClusterKey::generate().and_then(|key| key.store(&self.config.data_dir))?;
+        self.trust.create_cluster(name, identity.peer_id)?;
+        let credential = new_credential()?;
         let raft = self.start_raft(&identity).await?;
         let me = PeerNode {
             name: self.config.name.clone(),
@@ -80,6 +88,7 @@ impl Node {
             tags: self.config.tags.clone(),
             capacity: self.config.capacity,
             facts: Some(self.measure_facts().await),
+            admin_token_sha256: Some(credential_sha256(&credential)),
         };
         let outcome = self
             .propose(self.stamp(format!("peer:{}", self.config.name), command))
@@ -88,7 +97,16 @@ impl Node {
             return Err(NodeError::FailedPrecondition(reason.to_string()));
         }
         identity::store(&self.config.data_dir, &identity)?;
-        self.info().await
+        let credential = Credential {
+            cluster: name.to_string(),
+            user: ADMIN_USER.to_string(),
+            role: Role::Admin,
+            credential,
+            ca_pem: self.trust.ca_pem().unwrap_or_default(),
+            peers: vec![self.config.advertise.clone()],
+        };
+        credential.store(&self.config.data_dir.join(ADMIN_CREDENTIALS_FILE))?;
+        Ok((self.info().await?, credential))
     }
 
     /// Issues a join token (its hash goes through the log, so any peer can verify it).
@@ -102,7 +120,8 @@ impl Node {
                 .map(|p| p.address.clone())
                 .collect()
         };
-        let token = JoinToken::new(addresses).map_err(internal)?;
+        let fingerprint = self.trust.ca_fingerprint().ok_or(NodeError::NotMember)?;
+        let token = JoinToken::new(fingerprint, addresses).map_err(internal)?;
         let outcome = self
             .propose(self.stamp(
                 actor,
@@ -128,10 +147,13 @@ impl Node {
             tags: self.config.tags.clone(),
             capacity: self.config.capacity,
             facts: Some(self.measure_facts().await),
+            tls_public_key: self.trust.public_key(),
         };
+        // Only a peer whose certificate the CA the token names issued is believed.
+        let dialer = Dialer::pinned(&token.ca_fingerprint).map_err(internal)?;
         let mut last_error = String::from("no peer address in token");
         for address in &token.addresses {
-            let mut client = match MonkClient::connect(address).await {
+            let mut client = match MonkClient::connect(address, &dialer).await {
                 Ok(c) => c,
                 Err(e) => {
                     last_error = format!("{address}: {e}");
@@ -184,12 +206,30 @@ impl Node {
             }
             None => {}
         }
+        if !admission.peer_cert_pem.is_empty() {
+            self.trust.install(
+                &admission.cluster_name,
+                &admission.ca_pem,
+                &admission.ca_key_pem,
+                &admission.peer_cert_pem,
+            )?;
+        }
         let identity = Identity {
             peer_id: admission.peer_id,
             cluster_name: admission.cluster_name,
         };
         identity::store(&self.config.data_dir, &identity)?;
         self.start_raft(&identity).await?;
+        // Answer once this peer has the log up to its own admission: before that it
+        // knows none of the cluster's users and would refuse every client.
+        if admission.joined_at_index > 0 {
+            if let Err(e) = self
+                .wait_applied(admission.joined_at_index, JOIN_CATCH_UP_WAIT)
+                .await
+            {
+                warn!("joined, but not caught up with the cluster yet: {e}");
+            }
+        }
         self.info().await
     }
 
@@ -208,6 +248,7 @@ impl Node {
             tags,
             capacity,
             facts: None,
+            tls_public_key: Vec::new(),
         };
         self.admit_peer_with_key(secret, applicant, &[]).await
     }
@@ -230,9 +271,7 @@ impl Node {
         join_public_key: &[u8],
     ) -> NodeResult<Admission> {
         if let Some(leader) = self.leader_address().await? {
-            let mut client = MonkClient::connect(&leader)
-                .await
-                .map_err(|e| NodeError::Unavailable(e.to_string()))?;
+            let mut client = self.peer_client(&leader).await?;
             return client
                 .admit_peer(secret, &applicant, join_public_key)
                 .await
@@ -255,6 +294,15 @@ impl Node {
         let _guard = self.membership_lock.lock().await;
         let name = applicant.name.clone();
         let address = applicant.address.clone();
+        let tls_public_key = applicant.tls_public_key.clone();
+        if !tls_public_key.is_empty() && tls_public_key.len() != crate::trust::pki::PUBLIC_KEY_BYTES
+        {
+            return Err(NodeError::InvalidArgument(format!(
+                "the joining peer's TLS public key has {} bytes; a P-256 key has {}",
+                tls_public_key.len(),
+                crate::trust::pki::PUBLIC_KEY_BYTES
+            )));
+        }
         let command = Command::PeerJoined {
             name: applicant.name,
             address: applicant.address,
@@ -266,6 +314,7 @@ impl Node {
         let outcome = self
             .propose(self.stamp(format!("peer:{name}"), command))
             .await?;
+        let joined_at_index = outcome.index;
         let peer_id = match outcome.applied {
             Applied::Accepted { peer_id: Some(id) } => id,
             Applied::Accepted { peer_id: None } => {
@@ -292,11 +341,23 @@ impl Node {
                 (false, Some(key)) => key.seal_for(join_public_key)?,
                 _ => (Vec::new(), Vec::new()),
             };
+        let (ca_pem, ca_key_pem, peer_cert_pem) = match tls_public_key.is_empty() {
+            true => Default::default(),
+            false => {
+                let (ca_pem, ca_key_pem) = self.trust.ca_for_joiner()?;
+                let cert = self.trust.issue(peer_id, &tls_public_key)?;
+                (ca_pem, ca_key_pem, cert)
+            }
+        };
         Ok(Admission {
             peer_id,
             cluster_name,
             key_ephemeral,
             sealed_cluster_key,
+            ca_pem,
+            ca_key_pem,
+            peer_cert_pem,
+            joined_at_index,
         })
     }
 
@@ -306,9 +367,7 @@ impl Node {
         let info = self.info().await?;
         match self.leader_address().await? {
             Some(leader) => {
-                let mut client = MonkClient::connect(&leader)
-                    .await
-                    .map_err(|e| NodeError::Unavailable(e.to_string()))?;
+                let mut client = self.peer_client(&leader).await?;
                 client
                     .remove_peer(id)
                     .await
@@ -325,9 +384,7 @@ impl Node {
     /// Leader side of a removal: out of the Raft configuration, then `peer-left`.
     pub async fn remove_peer(&self, peer: PeerId) -> NodeResult<()> {
         if let Some(leader) = self.leader_address().await? {
-            let mut client = MonkClient::connect(&leader)
-                .await
-                .map_err(|e| NodeError::Unavailable(e.to_string()))?;
+            let mut client = self.peer_client(&leader).await?;
             return client
                 .remove_peer(peer)
                 .await

@@ -33,6 +33,7 @@ use crate::identity::{self, Identity};
 use crate::keys::ClusterKey;
 use crate::limits::*;
 use crate::network::Network;
+use crate::trust::Trust;
 use crate::views::ProposeOutcome;
 use duties::LastSeen;
 
@@ -62,6 +63,9 @@ pub struct Applicant {
     pub capacity: Capacity,
     /// Its measured machine (`None` from callers that measure nothing, e.g. tests).
     pub facts: Option<monk_statemachine::PeerFacts>,
+    /// Its TLS public key, which the leader certifies (empty: no certificate, for
+    /// in-memory peers that never dial).
+    pub tls_public_key: Vec<u8>,
 }
 
 /// Errors the API maps to status codes: the first five carry a message for a code;
@@ -92,6 +96,9 @@ pub enum NodeError {
     /// `node.json` could not be read, written or removed.
     #[error(transparent)]
     Identity(#[from] identity::IdentityError),
+    /// The peer's TLS material could not be made, read or stored.
+    #[error(transparent)]
+    Trust(#[from] crate::trust::TrustError),
     /// The container engine failed or does not answer (`monk logs`, `monk exec`).
     #[error(transparent)]
     Runtime(#[from] crate::executor::runtime::RuntimeError),
@@ -133,6 +140,8 @@ pub struct Node {
     stopping: std::sync::atomic::AtomicBool,
     /// The container runtime (`monkd --containers`), once the daemon has one.
     engine: std::sync::RwLock<Engine>,
+    /// This peer's TLS identity and the cluster CA.
+    trust: Arc<Trust>,
 }
 
 fn raft_config(cluster: &str, snapshot_after_entries: u64) -> NodeResult<Arc<Config>> {
@@ -159,7 +168,12 @@ impl Node {
         let (log, sm) = open_store(&config.data_dir.join("raft"))?;
         let shared = sm.shared();
         let identity = identity::load(&config.data_dir)?;
+        let trust = Trust::open(
+            &config.data_dir,
+            identity.as_ref().map(|i| i.cluster_name.as_str()),
+        )?;
         let node = Arc::new(Node {
+            trust,
             config,
             network,
             shared,
@@ -196,7 +210,7 @@ impl Node {
                 )
             })?;
         let network = match &self.network {
-            Network::Grpc => Network::Grpc,
+            Network::Grpc | Network::GrpcWith(_) => Network::GrpcWith(self.trust.clone()),
             Network::Memory { router, .. } => Network::Memory {
                 router: router.clone(),
                 self_id: identity.peer_id,
@@ -222,6 +236,19 @@ impl Node {
         drop(member);
         self.spawn_duties();
         Ok(raft)
+    }
+
+    /// This peer's TLS identity and the cluster CA.
+    pub fn trust(&self) -> &Arc<Trust> {
+        &self.trust
+    }
+
+    /// A client of another member, dialing with this peer's certificate.
+    pub async fn peer_client(&self, address: &str) -> NodeResult<MonkClient> {
+        let dialer = self.trust.peer_dialer()?;
+        MonkClient::connect(address, &dialer)
+            .await
+            .map_err(NodeError::Unavailable)
     }
 
     pub async fn raft(&self) -> Option<Raft<TypeConfig>> {
@@ -307,7 +334,7 @@ impl Node {
                     // Once sent, a lost reply means the outcome is unknown: report
                     // that instead of retrying and maybe applying it twice.
                     if let Some(node) = forward.leader_node {
-                        match MonkClient::connect(&node.address).await {
+                        match self.peer_client(&node.address).await {
                             Ok(mut client) => {
                                 return client
                                     .propose_raw(&proposal)

@@ -12,7 +12,6 @@ use monk_statemachine::{snapshot::digest, Proposal};
 
 use super::{forwarded_error, internal, now_ms, Node, NodeError, NodeResult};
 use crate::api::Query;
-use crate::client::MonkClient;
 use crate::identity;
 use crate::limits::{EXPORT_BYTES_MAX, NO_LEADER_RETRY_FOR, NO_LEADER_RETRY_PAUSE};
 use crate::views::*;
@@ -64,7 +63,8 @@ impl Node {
         leader: &str,
         proposal: &Proposal,
     ) -> NodeResult<ProposeOutcome> {
-        let mut client = MonkClient::connect(leader)
+        let mut client = self
+            .peer_client(leader)
             .await
             .map_err(|e| NodeError::Unavailable(format!("cannot reach leader {leader}: {e}")))?;
         client
@@ -130,6 +130,17 @@ impl Node {
             ),
             // The one redacted view of the state (secrets by name only), as `monk
             // replay` prints it.
+            Query::Users => serde_json::to_value(
+                state
+                    .users()
+                    .iter()
+                    .map(|(name, u)| crate::views::UserRow {
+                        name: name.clone(),
+                        role: u.role,
+                        added_at_index: u.added_at_index,
+                    })
+                    .collect::<Vec<_>>(),
+            ),
             Query::State => serde_json::to_value(monk_audit::RedactedState::of(state)),
         };
         value.map_err(internal)

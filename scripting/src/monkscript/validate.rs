@@ -135,41 +135,11 @@ pub fn check_path(path: &str, allow_relative: bool) -> Result<(), String> {
     check_written(path, relative).map_err(|e| e.to_string())
 }
 
-/// Known ArrowScript operators that, written as `name(` at the start of a plain value,
-/// mean the author forgot the `<-`.
-const ARROW_OPERATORS: &[&str] = &[
-    "connection-hostname",
-    "connection-port",
-    "connection-target",
-    "connection-domain-name",
-    "connection-ip",
-    "connection",
-    "secret",
-    "entity-state",
-    "entity",
-    "get-entity",
-    "get-entity-state",
-    "get-hostname",
-    "get-container-ip",
-    "container-name",
-    "container-domain-name",
-    "http-get",
-    "random",
-    "random-uuid",
-    "exec",
-    "default",
-    "get-member",
-    "peer-ip-address",
-    "ip-address-public",
-    "domain-name",
-    "var",
-    "concat",
-    "concat-all",
-    "to-json",
-    "parse-json",
-    "service-port",
-    "service-public-ip",
-];
+/// Whether `name` is an ArrowScript operator (or alias) in the operator table, the one
+/// list the evaluator, the hosts and this heuristic share.
+fn is_arrow_operator(name: &str) -> bool {
+    crate::arrow::ops::lookup(name).is_some()
+}
 
 /// A value that reads as an ArrowScript but has no `<-`, so it would be taken literally.
 pub fn looks_like_arrow(text: &str) -> bool {
@@ -179,7 +149,7 @@ pub fn looks_like_arrow(text: &str) -> bool {
     }
     let first = text.split_whitespace().next().unwrap_or("");
     let call = first.split('(').next().unwrap_or("");
-    if first.contains('(') && ARROW_OPERATORS.contains(&call) && text.ends_with(')') {
+    if first.contains('(') && is_arrow_operator(call) && text.ends_with(')') {
         return true;
     }
     if let Some(rest) = first.strip_prefix('$') {
@@ -189,13 +159,7 @@ pub fn looks_like_arrow(text: &str) -> bool {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         let then = text[first.len()..].trim_start();
         let op = then.split(['(', ' ']).next().unwrap_or("");
-        return is_var
-            && (then.is_empty()
-                || ARROW_OPERATORS.contains(&op)
-                || matches!(
-                    op,
-                    "add" | "sub" | "mult" | "div" | "not" | "eq" | "or" | "and"
-                ));
+        return is_var && (then.is_empty() || is_arrow_operator(op));
     }
     false
 }
