@@ -116,6 +116,11 @@ fn run<'js>(
     .map_err(|e| failure(ctx, session, e))?;
     let returned: Value<'js> = main.call(arguments).map_err(|e| failure(ctx, session, e))?;
     let returned = settle(ctx, returned).map_err(|e| failure(ctx, session, e))?;
+    // A script that caught the error of a breached limit (a `sleep` past the wall-clock
+    // limit) still fails: QuickJS only interrupts code that keeps running.
+    if let Some(breach) = session.breach() {
+        return Err(breach_error(session, breach));
+    }
     new_state(ctx, session, returned)
 }
 
@@ -271,19 +276,23 @@ fn first_position(stack: &str, file: &str) -> Option<(u32, u32)> {
     })
 }
 
+fn breach_error(session: &Session, breach: Breach) -> JsError {
+    match breach {
+        Breach::Compute => JsError::ComputeLimit {
+            limit_ms: session.limits.compute.as_millis(),
+        },
+        Breach::Wall => JsError::WallLimit {
+            limit_ms: session.limits.wall.as_millis(),
+        },
+    }
+}
+
 /// The limit error an exception stands for: a time limit that interrupted the script,
 /// or QuickJS's own out-of-memory or stack-overflow error.
 fn limit_error(exception: &Value<'_>, session: &Session) -> Option<JsError> {
     let limits = &session.limits;
     if let Some(breach) = session.breach() {
-        return Some(match breach {
-            Breach::Compute => JsError::ComputeLimit {
-                limit_ms: limits.compute.as_millis(),
-            },
-            Breach::Wall => JsError::WallLimit {
-                limit_ms: limits.wall.as_millis(),
-            },
-        });
+        return Some(breach_error(session, breach));
     }
     let (name, message) = name_and_message(exception);
     match (name.as_str(), message.as_str()) {
