@@ -80,6 +80,9 @@ pub struct Outcome {
     pub output: Vec<String>,
     /// The `vars` module's variables after the invocation.
     pub variables: BTreeMap<String, Value>,
+    /// Heap the invocation's runtime held when `main` returned (QuickJS's `malloc_size`:
+    /// the context, its intrinsics and globals, the compiled script and its data).
+    pub heap_bytes: u64,
 }
 
 /// Runs lifecycle scripts. Each call is independent: a fresh runtime and context, limits

@@ -57,12 +57,14 @@ impl JsEngine for QuickJsEngine {
         ));
         let (runtime, context) = sandbox(&session)?;
         let state = context.with(|ctx| run(&ctx, &session, script, invocation));
+        let heap_bytes = u64::try_from(runtime.memory_usage().malloc_size).unwrap_or(0);
         drop(context);
         drop(runtime);
         Ok(Outcome {
             state: state?,
             output: session.take_output(),
             variables: session.variables.take(),
+            heap_bytes,
         })
     }
 }
