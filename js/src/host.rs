@@ -64,6 +64,13 @@ pub trait Host {
     /// `http.get/post/put/delete/do`. A transport failure is an `Err`; the script sees it
     /// in the response's `error` field rather than as an exception.
     fn http(&self, request: &HttpRequest) -> Result<HttpResponse, HostError>;
+
+    /// Each `console.*` and `cli.output` line as it is written (for the peer's trace; it
+    /// also sees the lines of an invocation that then fails, which `Outcome::output`
+    /// cannot carry). Lines past `JS_OUTPUT_LINES_MAX` are not passed on.
+    fn output(&self, line: &str) {
+        let _ = line;
+    }
 }
 
 /// A host that grants nothing: every secret and every request is denied. For pure

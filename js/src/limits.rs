@@ -17,6 +17,8 @@ pub const JS_STACK_BYTES_MAX: usize = 512 * 1024;
 
 /// Time spent running JavaScript, not counting `sleep` and waits on the host (HTTP,
 /// secrets). An infinite loop stops here; real lifecycle code needs milliseconds.
+/// Measured on the wall clock (elapsed minus those waits), not as CPU time, so on a
+/// loaded machine a script gets less CPU than this.
 pub const JS_COMPUTE_MS_MAX: u64 = 10_000;
 
 /// Wall-clock time of one invocation, `sleep` and HTTP included. Real kits poll a cloud

@@ -126,6 +126,7 @@ impl Session {
             line.truncate(cut);
             line.push_str(" [line cut]");
         }
+        self.host.output(&line);
         output.push(line);
     }
 

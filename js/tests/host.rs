@@ -53,6 +53,9 @@ impl Host for FakeHost {
         self.secrets.lock().expect("secrets").remove(name);
         Ok(())
     }
+    fn output(&self, line: &str) {
+        self.record(format!("output {line}"));
+    }
     fn http(&self, request: &HttpRequest) -> Result<HttpResponse, HostError> {
         self.record(format!("http {} {}", request.method, request.url));
         self.requests
@@ -245,4 +248,19 @@ fn the_no_host_denies_everything() {
             .and_then(|e| e.as_str()),
         Some("no network here (GET https://example.com/)")
     );
+}
+
+#[test]
+fn output_lines_reach_the_host_as_they_are_written_even_when_the_script_then_fails() {
+    let host = Arc::new(FakeHost::default());
+    let error = invoke(
+        &host,
+        "function main() { console.log('calling API'); require('cli').output('step', 1); throw new Error('API said no'); }",
+    )
+    .expect_err("fails");
+    assert!(
+        matches!(&error, JsError::Thrown { message, .. } if message == "API said no"),
+        "{error:?}"
+    );
+    assert_eq!(host.calls(), ["output calling API", "output step 1"]);
 }
