@@ -97,4 +97,8 @@ pub trait JsEngine {
         invocation: &Invocation,
         host: Arc<dyn Host>,
     ) -> Result<Outcome, JsError>;
+
+    /// Compiles `script` and each of its modules without running anything: the syntax
+    /// check a definition's scripts can get before anything is proposed.
+    fn check(&self, script: &Script) -> Result<(), JsError>;
 }

@@ -14,7 +14,7 @@ use crate::convert;
 use crate::engine::{Invocation, JsEngine, Outcome, Script};
 use crate::error::JsError;
 use crate::globals;
-use crate::host::Host;
+use crate::host::{Host, NoHost};
 use crate::limits::{Limits, JS_STATE_BYTES_MAX};
 use crate::session::{Breach, Session};
 
@@ -67,6 +67,54 @@ impl JsEngine for QuickJsEngine {
             heap_bytes,
         })
     }
+
+    fn check(&self, script: &Script) -> Result<(), JsError> {
+        check(script, self.limits)
+    }
+}
+
+/// The wrapper around a lifecycle script: its top level runs inside a function, so that
+/// compiling it (where only syntax errors can happen) is separate from running it.
+const SCRIPT_PREFIX: &str = "(function () {";
+const SCRIPT_SUFFIX: &str = "\n;return typeof main === \"function\" ? main : undefined;\n})";
+
+/// The wrapper around a user module: CommonJS.
+pub(crate) const MODULE_PREFIX: &str = "(function (module, exports, require) {";
+pub(crate) const MODULE_SUFFIX: &str = "\n})";
+
+/// Compiles a script and its modules in a sandbox of their own, running nothing.
+fn check(script: &Script, limits: Limits) -> Result<(), JsError> {
+    let session = Rc::new(Session::new(
+        Arc::new(NoHost),
+        Default::default(),
+        Default::default(),
+        Default::default(),
+        limits,
+    ));
+    let (runtime, context) = sandbox(&session)?;
+    let checked = context.with(|ctx| {
+        compile(
+            &ctx,
+            &session,
+            SCRIPT_FILE,
+            SCRIPT_PREFIX,
+            &script.source,
+            SCRIPT_SUFFIX,
+        )?;
+        for (name, source) in &script.modules {
+            let file = module_file(name);
+            compile(&ctx, &session, &file, MODULE_PREFIX, source, MODULE_SUFFIX)?;
+        }
+        Ok(())
+    });
+    drop(context);
+    drop(runtime);
+    checked
+}
+
+/// The file name errors and stack frames give a user module.
+pub(crate) fn module_file(name: &str) -> String {
+    format!("module {name}")
 }
 
 /// A runtime with `session`'s limits and a context with every QuickJS intrinsic
@@ -90,15 +138,13 @@ fn run<'js>(
     invocation: &Invocation,
 ) -> Result<Option<serde_json::Value>, JsError> {
     globals::install(ctx, session).map_err(|e| failure(ctx, session, e))?;
-    // The script's top level runs inside a function so that compiling it (where only
-    // syntax errors can happen) is separate from running it.
     let body = compile(
         ctx,
         session,
         SCRIPT_FILE,
-        "(function () {",
+        SCRIPT_PREFIX,
         &script.source,
-        "\n;return typeof main === \"function\" ? main : undefined;\n})",
+        SCRIPT_SUFFIX,
     )
     .map_err(|error| session.raised_matching(&error.to_string()).unwrap_or(error))?;
     let main: Value<'js> = body.call(()).map_err(|e| failure(ctx, session, e))?;

@@ -145,3 +145,80 @@ fn the_neon_project_entity_runs_create_start_and_purge() {
         outputs[2]
     );
 }
+
+/// Every JavaScript file a corpus kit embeds (`<<< file.js` beside it in a YAML file)
+/// compiles: lifecycle scripts (those defining `main`) as scripts, the rest as modules.
+#[test]
+fn every_embedded_javascript_file_of_the_corpus_compiles() {
+    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus"));
+    assert!(
+        root.is_dir(),
+        "corpus missing: expected ../shared/corpus beside the repository"
+    );
+    let mut yaml_files = Vec::new();
+    walk(&root, &mut yaml_files);
+    let engine = QuickJsEngine::default();
+    let (mut scripts, mut modules, mut failures) = (0, 0, Vec::new());
+    let mut seen = std::collections::BTreeSet::new();
+    for yaml in yaml_files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+    {
+        let Ok(text) = std::fs::read_to_string(yaml) else {
+            continue;
+        };
+        for embedded in text.split("<<<").skip(1) {
+            let name = embedded.split_whitespace().next().unwrap_or("");
+            if !name.ends_with(".js") {
+                continue;
+            }
+            let Some(path) = yaml.parent().map(|dir| dir.join(name)) else {
+                continue;
+            };
+            let Ok(source) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            if !seen.insert(path.clone()) {
+                continue;
+            }
+            let script = if source.contains("function main") {
+                scripts += 1;
+                Script::new(source)
+            } else {
+                modules += 1;
+                Script::new("function main() {}").with_module("m", source)
+            };
+            if let Err(error) = engine.check(&script) {
+                failures.push(format!(
+                    "{}: {error}",
+                    path.strip_prefix(&root).unwrap_or(&path).display()
+                ));
+            }
+        }
+    }
+    eprintln!("corpus: {scripts} lifecycle scripts and {modules} modules compiled");
+    assert!(
+        scripts > 100 && modules > 20,
+        "too few files found: {scripts} scripts, {modules} modules"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} files do not compile:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            walk(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}

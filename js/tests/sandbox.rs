@@ -286,3 +286,17 @@ fn limits_cannot_be_raised_above_their_ceilings() {
     });
     assert_eq!(engine.limits(), Limits::default());
 }
+
+#[test]
+fn check_compiles_without_running() {
+    let engine = engine();
+    let runs_forever = Script::new("while (true) {}\nfunction main() {}");
+    assert_eq!(engine.check(&runs_forever), Ok(()));
+    let broken =
+        Script::new("function main() {}").with_module("ns/m", "exports.a = 1;\nexports.b = );");
+    let error = engine.check(&broken).expect_err("syntax");
+    assert!(
+        matches!(&error, JsError::Syntax { file, line: 2, .. } if file == "module ns/m"),
+        "{error:?}"
+    );
+}

@@ -79,10 +79,10 @@ fn user_module<'js>(
     let factory = quickjs::compile(
         ctx,
         session,
-        &format!("module {name}"),
-        "(function (module, exports, require) {",
+        &quickjs::module_file(name),
+        quickjs::MODULE_PREFIX,
         source,
-        "\n})",
+        quickjs::MODULE_SUFFIX,
     )
     .map_err(|error| session.raise(ctx, error))?;
     Ok(factory.into_value())
