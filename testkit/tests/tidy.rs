@@ -10,7 +10,15 @@
 use std::path::{Path, PathBuf};
 
 /// Crates whose `src/` is production code.
-const PRODUCTION_CRATES: &[&str] = &["statemachine", "log", "audit", "node", "scripting", "cli"];
+const PRODUCTION_CRATES: &[&str] = &[
+    "statemachine",
+    "log",
+    "audit",
+    "node",
+    "scripting",
+    "cli",
+    "js",
+];
 /// Crates whose `src/` must be documented and mapped but may unwrap (test code).
 const TEST_CRATES: &[&str] = &["testkit", "jepsen-style", "benches"];
 
