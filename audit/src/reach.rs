@@ -37,6 +37,7 @@ pub fn reach(command: &Command) -> Reach<'_> {
     let (moves_workloads, peer) = match command {
         Command::Noop
         | Command::JoinTokenIssued { .. }
+        | Command::JoinTokenRevoked { .. }
         | Command::TemplatesLoaded { .. }
         | Command::TemplatesRemoved { .. }
         | Command::SecretSet { .. }

@@ -22,6 +22,8 @@ pub struct RedactedState<'a> {
     pub next_peer_id: PeerId,
     pub peers: &'a BTreeMap<PeerId, Peer>,
     pub join_tokens: &'a BTreeMap<String, u64>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub join_token_expiry: &'a BTreeMap<String, u64>,
     pub templates: &'a BTreeMap<String, Template>,
     pub secrets: BTreeMap<&'a str, SecretName>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -55,6 +57,7 @@ impl<'a> RedactedState<'a> {
             next_peer_id: state.next_peer_id(),
             peers: state.peers(),
             join_tokens: state.join_tokens(),
+            join_token_expiry: state.join_token_expiry(),
             templates: state.templates(),
             secrets: state
                 .secrets()
@@ -82,6 +85,8 @@ pub struct RedactedDiff<'a> {
     pub next_peer_id: &'a Option<(PeerId, PeerId)>,
     pub peers: &'a [MapChange<PeerId, Peer>],
     pub join_tokens: &'a [MapChange<String, u64>],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub join_token_expiry: &'a [MapChange<String, u64>],
     pub templates: &'a [MapChange<String, Template>],
     pub secrets: Vec<MapChange<String, SecretName>>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
@@ -122,6 +127,7 @@ impl<'a> RedactedDiff<'a> {
             next_peer_id: &d.next_peer_id,
             peers: &d.peers,
             join_tokens: &d.join_tokens,
+            join_token_expiry: &d.join_token_expiry,
             templates: &d.templates,
             secrets: d.secrets.iter().map(secret_change).collect(),
             workloads: &d.workloads,

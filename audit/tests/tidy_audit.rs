@@ -29,6 +29,7 @@ fn samples() -> Vec<Command> {
         },
         Command::JoinTokenIssued {
             token_sha256: "00".into(),
+            expires_at_ms: None,
         },
         Command::PeerJoined {
             name: "b".into(),
@@ -37,6 +38,7 @@ fn samples() -> Vec<Command> {
             tags: Vec::new(),
             capacity: Capacity::default(),
             facts: None,
+            admitted_at_ms: None,
         },
         Command::PeerLeft { peer: 7 },
         Command::PeerDown {
@@ -105,6 +107,9 @@ fn samples() -> Vec<Command> {
             token_sha256: "ab".repeat(32),
         },
         Command::UserRemoved { name: "ada".into() },
+        Command::JoinTokenRevoked {
+            token_sha256: "t".into(),
+        },
     ]
 }
 
@@ -157,6 +162,7 @@ fn every_command_kind_is_classified_for_history() {
         ("peer-facts-reported", (false, true, named)),
         ("user-added", (false, false, PeerReach::None)),
         ("user-removed", (false, false, PeerReach::None)),
+        ("join-token-revoked", (false, false, PeerReach::None)),
     ]
     .into_iter()
     .collect();

@@ -180,6 +180,28 @@ enum Top {
 }
 
 #[derive(Subcommand, Debug)]
+enum TokenCmd {
+    /// Withdraw an outstanding token, named by (a prefix of) its hash from `tokens`.
+    Revoke { hash: String },
+}
+
+/// `--ttl`: a number with a unit, s, m, h or d.
+fn ttl(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("{text:?}: write a number and a unit, e.g. 90s, 30m, 1h, 7d");
+    let split = text.len().checked_sub(1).ok_or_else(bad)?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(bad()),
+    };
+    Ok(std::time::Duration::from_secs(seconds))
+}
+
+#[derive(Subcommand, Debug)]
 enum UserCmd {
     /// Add a user (or give it a new credential or role) and print its credential file.
     Add {
@@ -220,8 +242,20 @@ enum ClusterCmd {
         #[arg(short, long, default_value = "monk")]
         name: String,
     },
-    /// Print a join token for new peers.
-    Token,
+    /// Print a single-use join token for one new peer (admins only); `revoke HASH`
+    /// withdraws one.
+    Token {
+        /// How long it admits a peer: 90s, 30m, 1h, 7d (default 1h, at most 30d).
+        #[arg(long, value_parser = ttl)]
+        ttl: Option<std::time::Duration>,
+        #[command(subcommand)]
+        action: Option<TokenCmd>,
+    },
+    /// List outstanding join tokens (their hashes) and when they expire.
+    Tokens {
+        #[command(flatten)]
+        out: OutputArg,
+    },
     /// Make the addressed peer join the cluster named in the token.
     Join {
         #[arg(long)]
@@ -456,7 +490,54 @@ async fn cluster(addr: &str, cmd: ClusterCmd) -> Outcome {
                 info.address
             ))
         }
-        ClusterCmd::Token => Ok(client.issue_token().await? + "\n"),
+        ClusterCmd::Token { ttl, action: None } => Ok(client.issue_token_for(ttl).await? + "\n"),
+        ClusterCmd::Token {
+            action: Some(TokenCmd::Revoke { hash }),
+            ..
+        } => {
+            let tokens = client.join_tokens().await?;
+            let matching: Vec<_> = tokens
+                .iter()
+                .filter(|t| t.sha256.starts_with(&hash))
+                .collect();
+            let token = match matching.as_slice() {
+                [one] => one.sha256.clone(),
+                [] => return Err(Failure::failed(format!("no outstanding join token whose hash starts with {hash:?} (see monk cluster tokens)"))),
+                _ => return Err(Failure::usage(format!("{hash:?} names {} tokens; give more of the hash", matching.len()))),
+            };
+            workloads::propose(
+                &mut client,
+                Command::JoinTokenRevoked {
+                    token_sha256: token.clone(),
+                },
+            )
+            .await?;
+            Ok(format!(
+                "Join token {} revoked\n",
+                &token[..12.min(token.len())]
+            ))
+        }
+        ClusterCmd::Tokens { out } => {
+            let tokens = client.join_tokens().await?;
+            if out.output == Output::Json {
+                return json(&tokens);
+            }
+            let rows: Vec<Vec<String>> = tokens
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.sha256[..16.min(t.sha256.len())].to_string(),
+                        t.issued_at_index.to_string(),
+                        t.expires_at_ms
+                            .map_or("never".into(), monk_audit::time::format_ms),
+                    ]
+                })
+                .collect();
+            Ok(table::render(
+                &["HASH", "ISSUED AT INDEX", "EXPIRES"],
+                &rows,
+            ))
+        }
         ClusterCmd::Join { token } => {
             let info = client.cluster_join(&token).await?;
             if let Some(cluster) = &info.cluster {

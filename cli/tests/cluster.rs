@@ -271,6 +271,33 @@ fn wrong_token_and_newer_commands_are_refused() {
         stderr(&o)
     );
 
+    // A token that outlived its --ttl is refused with the reason.
+    let short = ok(&first.addr, &["cluster", "token", "--ttl", "1s"]);
+    std::thread::sleep(Duration::from_millis(1_500));
+    let o = other.monk(&["cluster", "join", "--token", short.trim()]);
+    assert!(!o.status.success(), "an expired token must not join");
+    assert!(stderr(&o).contains("join token expired"), "{}", stderr(&o));
+    // A revoked one too; `tokens` lists what is outstanding.
+    let listed = json(&first.addr, &["cluster", "tokens", "-o", "json"]);
+    let outstanding = listed.as_array().unwrap().len();
+    assert!(outstanding >= 2, "{listed}");
+    let hash = listed[0]["sha256"].as_str().unwrap()[..12].to_string();
+    assert!(listed[0]["expires_at_ms"].as_u64().is_some(), "{listed}");
+    ok(&first.addr, &["cluster", "token", "revoke", &hash]);
+    let after = json(&first.addr, &["cluster", "tokens", "-o", "json"]);
+    assert_eq!(after.as_array().unwrap().len(), outstanding - 1, "{after}");
+    // A wrong fingerprint: the joiner refuses the peer it reaches.
+    let good = ok(&first.addr, &["cluster", "token"]);
+    let parts: Vec<&str> = good.trim().split('@').collect();
+    let wrong_ca = format!("{}@{}@{}", parts[0], "0".repeat(64), parts[2]);
+    let o = other.monk(&["cluster", "join", "--token", &wrong_ca]);
+    assert!(!o.status.success(), "a peer of another CA must not be joined");
+    assert!(
+        stderr(&o).contains("not from the cluster CA the join token names"),
+        "{}",
+        stderr(&o)
+    );
+
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

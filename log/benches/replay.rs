@@ -79,6 +79,7 @@ fn write(raft_dir: &Path, entries: u64) {
             3,
             Command::JoinTokenIssued {
                 token_sha256: "t".into(),
+                expires_at_ms: None,
             },
         ),
         entry(
@@ -91,6 +92,7 @@ fn write(raft_dir: &Path, entries: u64) {
                 tags: vec![],
                 capacity: Capacity::default(),
                 facts: None,
+                admitted_at_ms: None,
             },
         ),
     ];

@@ -30,6 +30,8 @@ pub enum Query {
     Secrets,
     /// Users and their roles (never credentials): `Vec<UserRow>`.
     Users,
+    /// Outstanding join tokens (their hashes, never the tokens): `Vec<JoinTokenRow>`.
+    JoinTokens,
     /// The whole state with secrets by name only.
     State,
 }
@@ -47,6 +49,7 @@ impl Query {
         "workload",
         "secrets",
         "users",
+        "join-tokens",
         "state",
     ];
 
@@ -63,6 +66,7 @@ impl Query {
             Query::Workload { .. } => "workload",
             Query::Secrets => "secrets",
             Query::Users => "users",
+            Query::JoinTokens => "join-tokens",
             Query::State => "state",
         }
     }
@@ -91,6 +95,7 @@ impl Query {
             "workload" => Query::Workload { path: path() },
             "secrets" => Query::Secrets,
             "users" => Query::Users,
+            "join-tokens" => Query::JoinTokens,
             "state" => Query::State,
             other => {
                 return Err(format!(
@@ -203,6 +208,7 @@ mod tests {
             Query::Workload { path: path.clone() },
             Query::Secrets,
             Query::Users,
+            Query::JoinTokens,
             Query::State,
         ];
         assert_eq!(all.len(), Query::NAMES.len());

@@ -207,10 +207,20 @@ impl MonkClient {
         )
     }
 
+    /// A single-use join token living the peer's default time (an hour).
     pub async fn issue_token(&mut self) -> Result<String, ClientError> {
+        self.issue_token_for(None).await
+    }
+
+    /// A single-use join token living `ttl` (`None`: the peer's default).
+    pub async fn issue_token_for(
+        &mut self,
+        ttl: Option<std::time::Duration>,
+    ) -> Result<String, ClientError> {
+        let ttl_seconds = ttl.map_or(0, |t| t.as_secs().max(1));
         Ok(self
             .inner
-            .issue_token(self.request(Empty {}))
+            .issue_token(self.request(crate::pb::TokenRequest { ttl_seconds }))
             .await?
             .into_inner()
             .token)
@@ -431,6 +441,11 @@ impl MonkClient {
 
     pub async fn peers(&mut self, stale: bool) -> Result<Vec<PeerRow>, ClientError> {
         self.query(&Query::Peers, stale).await
+    }
+
+    /// Outstanding join tokens (hashes only).
+    pub async fn join_tokens(&mut self) -> Result<Vec<JoinTokenRow>, ClientError> {
+        self.query(&Query::JoinTokens, false).await
     }
 
     /// The cluster's users and their roles.

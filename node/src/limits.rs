@@ -45,6 +45,10 @@ pub const EXPORT_BYTES_MAX: usize = 60 * 1024 * 1024;
 pub const CONCURRENT_REQUESTS_MAX: usize = 256;
 /// How long `cluster new` waits for the fresh single voter to become leader.
 pub const BOOTSTRAP_LEADER_WAIT: Duration = Duration::from_secs(10);
+/// How long a join token admits peers unless `monk cluster token --ttl` says otherwise.
+pub const JOIN_TOKEN_TTL_DEFAULT: Duration = Duration::from_secs(3600);
+/// The longest `--ttl` a join token may have.
+pub const JOIN_TOKEN_TTL_MAX: Duration = Duration::from_secs(30 * 24 * 3600);
 /// How long `cluster join` waits for the new peer to apply the log up to its own
 /// admission before it answers (it then knows the cluster's users).
 pub const JOIN_CATCH_UP_WAIT: Duration = Duration::from_secs(30);

@@ -221,9 +221,16 @@ impl MonkService for ClientApi {
         json_reply(&crate::views::ClusterNewView { info, credential })
     }
 
-    async fn issue_token(&self, request: Request<Empty>) -> Result<Response<TokenReply>, Status> {
+    async fn issue_token(
+        &self,
+        request: Request<TokenRequest>,
+    ) -> Result<Response<TokenReply>, Status> {
         let caller = guard(&self.node, &request, Rpc::IssueToken)?;
-        let token = self.node.issue_token(caller.actor()).await?;
+        let ttl = match request.into_inner().ttl_seconds {
+            0 => crate::limits::JOIN_TOKEN_TTL_DEFAULT,
+            seconds => std::time::Duration::from_secs(seconds),
+        };
+        let token = self.node.issue_token_for(caller.actor(), ttl).await?;
         Ok(Response::new(TokenReply { token }))
     }
 

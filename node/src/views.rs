@@ -130,6 +130,17 @@ pub struct ClusterNewView {
     pub credential: crate::trust::credentials::Credential,
 }
 
+/// An outstanding join token as `monk cluster tokens` shows it (its hash: the token
+/// itself is never stored).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinTokenRow {
+    pub sha256: String,
+    pub issued_at_index: u64,
+    /// Milliseconds since the Unix epoch; `None` for a token that never expires
+    /// (issued before expiry existed).
+    pub expires_at_ms: Option<u64>,
+}
+
 /// A user as `monk user list` shows it (never its credential).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRow {

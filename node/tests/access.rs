@@ -119,7 +119,10 @@ async fn let_in(rpc: Rpc, address: &str, dialer: &Dialer, own_id: u64) -> Result
             .cluster_new(req(dialer, ClusterNewRequest { name: "x".into() }))
             .await
             .map(drop),
-        Rpc::IssueToken => api.issue_token(req(dialer, Empty {})).await.map(drop),
+        Rpc::IssueToken => api
+            .issue_token(req(dialer, TokenRequest { ttl_seconds: 60 }))
+            .await
+            .map(drop),
         Rpc::ClusterJoin => api
             .cluster_join(req(
                 dialer,

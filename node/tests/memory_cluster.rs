@@ -62,6 +62,7 @@ async fn three_peers_in_one_process_agree() {
     for i in 0..20 {
         let command = Command::JoinTokenIssued {
             token_sha256: format!("{i:02x}"),
+            expires_at_ms: None,
         };
         let proposal = Proposal {
             format_version: FORMAT_VERSION,

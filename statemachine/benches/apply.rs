@@ -107,6 +107,7 @@ fn with_peers(peers: u64, capacity: Capacity) -> (State, u64) {
             index,
             Command::JoinTokenIssued {
                 token_sha256: "t".into(),
+                expires_at_ms: None,
             },
         ),
     )
@@ -120,6 +121,7 @@ fn with_peers(peers: u64, capacity: Capacity) -> (State, u64) {
             tags: vec![],
             capacity,
             facts: None,
+            admitted_at_ms: None,
         };
         apply(&mut s, &entry(index, join)).expect("applies");
     }

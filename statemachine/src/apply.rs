@@ -68,6 +68,8 @@ pub enum Rejection {
     PeerGone { peer: PeerId },
     #[error("the join token is not valid for this cluster")]
     BadJoinToken,
+    #[error("the join token expired (at {expires_at_ms} ms since the Unix epoch); issue a new one with `monk cluster token`")]
+    ExpiredJoinToken { expires_at_ms: u64 },
     #[error("peer {peer} already uses {what} {value:?}")]
     PeerConflict {
         peer: PeerId,
@@ -204,7 +206,10 @@ fn apply_command(
                 peer_id: Some(peer),
             })
         }
-        Command::JoinTokenIssued { token_sha256 } => {
+        Command::JoinTokenIssued {
+            token_sha256,
+            expires_at_ms,
+        } => {
             require_cluster(state)?;
             if state.join_tokens.len() >= JOIN_TOKENS_MAX {
                 let oldest = state
@@ -214,9 +219,21 @@ fn apply_command(
                     .map(|(k, _)| k.clone());
                 if let Some(oldest) = oldest {
                     state.join_tokens.remove(&oldest);
+                    state.join_token_expiry.remove(&oldest);
                 }
             }
             state.join_tokens.insert(token_sha256.clone(), index);
+            if let Some(at) = expires_at_ms {
+                state.join_token_expiry.insert(token_sha256.clone(), *at);
+            }
+            Ok(Applied::ACCEPTED)
+        }
+        Command::JoinTokenRevoked { token_sha256 } => {
+            require_cluster(state)?;
+            if state.join_tokens.remove(token_sha256).is_none() {
+                return Err(Rejection::BadJoinToken);
+            }
+            state.join_token_expiry.remove(token_sha256);
             Ok(Applied::ACCEPTED)
         }
         Command::PeerJoined {
@@ -226,10 +243,19 @@ fn apply_command(
             tags,
             capacity,
             facts,
+            admitted_at_ms,
         } => {
             require_cluster(state)?;
             if !state.join_tokens.contains_key(token_sha256) {
                 return Err(Rejection::BadJoinToken);
+            }
+            let expiry = state.join_token_expiry.get(token_sha256);
+            if let (Some(expires_at_ms), Some(at)) = (expiry, admitted_at_ms) {
+                if at > expires_at_ms {
+                    return Err(Rejection::ExpiredJoinToken {
+                        expires_at_ms: *expires_at_ms,
+                    });
+                }
             }
             check_name(name)?;
             for peer in state.members() {
@@ -257,6 +283,7 @@ fn apply_command(
             if version >= 3 {
                 // Single-use: the token that admitted this peer admits no other.
                 state.join_tokens.remove(token_sha256);
+                state.join_token_expiry.remove(token_sha256);
             }
             let id = new_peer(state, index, name, address, tags, *capacity);
             set_facts(state, id, *facts);
@@ -698,6 +725,7 @@ mod tests {
             tags: vec![],
             capacity: Capacity::default(),
             facts: None,
+            admitted_at_ms: None,
         };
         assert_eq!(
             apply(&mut s, &entry(2, join.clone())).unwrap(),
@@ -711,6 +739,7 @@ mod tests {
                 3,
                 Command::JoinTokenIssued {
                     token_sha256: "ab".into(),
+                    expires_at_ms: None,
                 },
             ),
         )
@@ -733,6 +762,7 @@ mod tests {
         let mut old = created();
         let issued = Command::JoinTokenIssued {
             token_sha256: "ab".into(),
+            expires_at_ms: None,
         };
         for (index, command) in [(3, issued), (4, join)] {
             let mut e = entry(index, command);
@@ -740,6 +770,59 @@ mod tests {
             apply(&mut old, &e).unwrap();
         }
         assert!(old.join_tokens().contains_key("ab"));
+    }
+
+    #[test]
+    fn an_expired_or_revoked_join_token_admits_no_one() {
+        let mut s = created();
+        let issue = |hash: &str, expires: u64| Command::JoinTokenIssued {
+            token_sha256: hash.into(),
+            expires_at_ms: Some(expires),
+        };
+        let join = |name: &str, hash: &str, at: u64| Command::PeerJoined {
+            name: name.into(),
+            address: format!("{name}:1"),
+            token_sha256: hash.into(),
+            tags: vec![],
+            capacity: Capacity::default(),
+            facts: None,
+            admitted_at_ms: Some(at),
+        };
+        apply(&mut s, &entry(2, issue("a", 1_000))).unwrap();
+        assert_eq!(
+            apply(&mut s, &entry(3, join("late", "a", 1_001))).unwrap(),
+            Applied::Rejected {
+                reason: Rejection::ExpiredJoinToken {
+                    expires_at_ms: 1_000
+                }
+            }
+        );
+        assert_eq!(
+            apply(&mut s, &entry(4, join("early", "a", 999))).unwrap(),
+            Applied::Accepted { peer_id: Some(2) }
+        );
+        assert!(s.join_token_expiry().is_empty(), "consumed with its expiry");
+        apply(&mut s, &entry(5, issue("b", 5_000))).unwrap();
+        let revoke = Command::JoinTokenRevoked {
+            token_sha256: "b".into(),
+        };
+        assert_eq!(
+            apply(&mut s, &entry(6, revoke.clone())).unwrap(),
+            Applied::ACCEPTED
+        );
+        assert_eq!(
+            apply(&mut s, &entry(7, join("c", "b", 10))).unwrap(),
+            Applied::Rejected {
+                reason: Rejection::BadJoinToken
+            }
+        );
+        assert_eq!(
+            apply(&mut s, &entry(8, revoke)).unwrap(),
+            Applied::Rejected {
+                reason: Rejection::BadJoinToken
+            }
+        );
+        s.check_invariants().unwrap();
     }
 
     #[test]

@@ -196,6 +196,14 @@ pub enum Command {
     /// A join token was issued; only its SHA-256 (hex) is stored, never the token.
     JoinTokenIssued {
         token_sha256: String,
+        /// When the token stops admitting peers (the issuer's clock plus `--ttl`), in
+        /// milliseconds since the Unix epoch; `None` in entries written before expiry.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at_ms: Option<u64>,
+    },
+    /// `monk cluster token revoke`: the token admits no one any more.
+    JoinTokenRevoked {
+        token_sha256: String,
     },
     /// A peer presented a valid token and joins; the state machine assigns its id.
     PeerJoined {
@@ -207,6 +215,11 @@ pub enum Command {
         /// The joiner's machine, as it measured it (see `cluster-created`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         facts: Option<PeerFacts>,
+        /// The admitting leader's clock when it admitted the peer, checked against the
+        /// token's expiry in `apply` (a value in the command, so every peer decides the
+        /// same); `None` in entries written before expiry.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        admitted_at_ms: Option<u64>,
     },
     /// A peer left the cluster on purpose.
     PeerLeft {
@@ -359,6 +372,7 @@ impl Command {
             Command::Noop => "noop",
             Command::ClusterCreated { .. } => "cluster-created",
             Command::JoinTokenIssued { .. } => "join-token-issued",
+            Command::JoinTokenRevoked { .. } => "join-token-revoked",
             Command::PeerJoined { .. } => "peer-joined",
             Command::PeerLeft { .. } => "peer-left",
             Command::PeerDown { .. } => "peer-down",
@@ -393,7 +407,10 @@ impl Command {
             } => {
                 format!("cluster {name:?} created by {first_peer_name} ({first_peer_address})")
             }
-            Command::JoinTokenIssued { token_sha256 } => {
+            Command::JoinTokenRevoked { token_sha256 } => {
+                format!("join token {}… revoked", short(token_sha256))
+            }
+            Command::JoinTokenIssued { token_sha256, .. } => {
                 format!("join token {}… issued", short(token_sha256))
             }
             Command::PeerJoined {
@@ -520,6 +537,7 @@ impl Command {
             Command::Noop
             | Command::ClusterCreated { .. }
             | Command::JoinTokenIssued { .. }
+            | Command::JoinTokenRevoked { .. }
             | Command::PeerJoined { .. }
             | Command::PeerLeft { .. }
             | Command::PeerDown { .. }

@@ -61,6 +61,8 @@ pub struct StateDiff {
     pub next_peer_id: FieldChange<PeerId>,
     pub peers: Vec<MapChange<PeerId, Peer>>,
     pub join_tokens: Vec<MapChange<String, u64>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub join_token_expiry: Vec<MapChange<String, u64>>,
     pub templates: Vec<MapChange<String, Template>>,
     pub secrets: Vec<MapChange<String, Secret>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -76,6 +78,7 @@ impl StateDiff {
             && self.next_peer_id.is_none()
             && self.peers.is_empty()
             && self.join_tokens.is_empty()
+            && self.join_token_expiry.is_empty()
             && self.templates.is_empty()
             && self.secrets.is_empty()
             && self.workloads.is_empty()
@@ -152,6 +155,7 @@ pub fn diff(a: &State, b: &State) -> StateDiff {
         next_peer_id: field(&a.next_peer_id, &b.next_peer_id),
         peers: map_changes(&a.peers, &b.peers),
         join_tokens: map_changes(&a.join_tokens, &b.join_tokens),
+        join_token_expiry: map_changes(&a.join_token_expiry, &b.join_token_expiry),
         templates: map_changes(&a.templates, &b.templates),
         secrets: map_changes(&a.secrets, &b.secrets),
         workloads: map_changes(&a.workloads, &b.workloads),
@@ -205,6 +209,11 @@ pub fn apply_diff(state: &mut State, d: &StateDiff) -> Result<(), DiffMismatch> 
     apply_field("next peer id", &mut state.next_peer_id, &d.next_peer_id)?;
     apply_map("peer", &mut state.peers, &d.peers)?;
     apply_map("join token", &mut state.join_tokens, &d.join_tokens)?;
+    apply_map(
+        "join token expiry",
+        &mut state.join_token_expiry,
+        &d.join_token_expiry,
+    )?;
     apply_map("template", &mut state.templates, &d.templates)?;
     apply_map("secret", &mut state.secrets, &d.secrets)?;
     apply_map("workload", &mut state.workloads, &d.workloads)?;

@@ -145,6 +145,10 @@ pub struct State {
     pub(crate) peers: BTreeMap<PeerId, Peer>,
     /// Hex SHA-256 of join tokens that were issued.
     pub(crate) join_tokens: BTreeMap<String, u64>,
+    /// When each expiring join token expires (ms since the Unix epoch), by hash. Left
+    /// out of the JSON while empty, so states from before expiry keep their digests.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) join_token_expiry: BTreeMap<String, u64>,
     pub(crate) templates: BTreeMap<String, Template>,
     pub(crate) secrets: BTreeMap<String, Secret>,
     /// Running and stopped workloads by runnable path. Left out of the JSON (and so of
@@ -199,6 +203,11 @@ impl State {
     /// Hex SHA-256 of each join token issued, with the index that issued it.
     pub fn join_tokens(&self) -> &BTreeMap<String, u64> {
         &self.join_tokens
+    }
+
+    /// When each expiring join token expires, by hash (ms since the Unix epoch).
+    pub fn join_token_expiry(&self) -> &BTreeMap<String, u64> {
+        &self.join_token_expiry
     }
 
     /// Users by name.
@@ -335,6 +344,15 @@ impl State {
                     }
                 }
             }
+        }
+        if let Some(hash) = self
+            .join_token_expiry
+            .keys()
+            .find(|h| !self.join_tokens.contains_key(*h))
+        {
+            return fail(format!(
+                "join token {hash} has an expiry but was never issued"
+            ));
         }
         let mut credentials = BTreeMap::new();
         for (name, user) in &self.users {

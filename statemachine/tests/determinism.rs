@@ -66,27 +66,41 @@ fn command() -> impl Strategy<Value = Command> {
             facts: None,
             admin_token_sha256: Some("0".repeat(64)),
         }),
-        token
-            .clone()
-            .prop_map(|t| Command::JoinTokenIssued { token_sha256: t }),
-        (name(), 1u16..4, token, any::<bool>()).prop_map(|(n, port, t, measured)| {
-            Command::PeerJoined {
-                name: n,
-                address: format!("127.0.0.1:{port}"),
+        (token.clone(), prop::option::of(100u64..200)).prop_map(|(t, expires)| {
+            Command::JoinTokenIssued {
                 token_sha256: t,
-                tags: vec![],
-                capacity: Capacity {
-                    cpu_millis: 1000,
-                    memory_mb: 512,
-                },
-                facts: measured.then_some(PeerFacts {
-                    cpu_millis: 4000,
-                    memory_mb: 2048,
-                    gpus: 1,
-                    disk_free_gb: 20,
-                }),
+                expires_at_ms: expires,
             }
         }),
+        token
+            .clone()
+            .prop_map(|t| Command::JoinTokenRevoked { token_sha256: t }),
+        (
+            name(),
+            1u16..4,
+            token,
+            any::<bool>(),
+            prop::option::of(50u64..250)
+        )
+            .prop_map(|(n, port, t, measured, admitted)| {
+                Command::PeerJoined {
+                    name: n,
+                    address: format!("127.0.0.1:{port}"),
+                    token_sha256: t,
+                    tags: vec![],
+                    capacity: Capacity {
+                        cpu_millis: 1000,
+                        memory_mb: 512,
+                    },
+                    facts: measured.then_some(PeerFacts {
+                        cpu_millis: 4000,
+                        memory_mb: 2048,
+                        gpus: 1,
+                        disk_free_gb: 20,
+                    }),
+                    admitted_at_ms: admitted,
+                }
+            }),
         (0u64..5).prop_map(|peer| Command::PeerLeft { peer }),
         (0u64..5, "[a-z ]{0,8}").prop_map(|(peer, reason)| Command::PeerDown { peer, reason }),
         (0u64..5).prop_map(|peer| Command::PeerUp { peer }),

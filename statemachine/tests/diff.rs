@@ -16,7 +16,8 @@ fn command() -> impl Strategy<Value = Command> {
     ];
     prop_oneof![
         Just(Command::JoinTokenIssued {
-            token_sha256: "t".into()
+            token_sha256: "t".into(),
+            expires_at_ms: None,
         }),
         (name.clone(), 1u16..4).prop_map(|(name, port)| Command::PeerJoined {
             name,
@@ -25,6 +26,7 @@ fn command() -> impl Strategy<Value = Command> {
             tags: vec![],
             capacity: Capacity::default(),
             facts: None,
+            admitted_at_ms: None,
         }),
         (1u64..4).prop_map(|peer| Command::PeerLeft { peer }),
         (1u64..4).prop_map(|peer| Command::PeerDown {

@@ -125,6 +125,7 @@ fn run_block(c: &mut Cluster, input: &[String]) -> String {
             } else {
                 c.apply(Command::JoinTokenIssued {
                     token_sha256: name.clone(),
+                    expires_at_ms: None,
                 });
                 c.apply(Command::PeerJoined {
                     address: format!("{name}:1"),
@@ -133,6 +134,7 @@ fn run_block(c: &mut Cluster, input: &[String]) -> String {
                     tags,
                     capacity,
                     facts: None,
+                    admitted_at_ms: None,
                 })
             }
         }

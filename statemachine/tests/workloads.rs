@@ -39,6 +39,7 @@ impl Cluster {
             // Tokens are single-use: one per joining peer.
             c.ok(Command::JoinTokenIssued {
                 token_sha256: format!("t-{name}"),
+                expires_at_ms: None,
             });
             c.ok(Command::PeerJoined {
                 name: name.to_string(),
@@ -47,6 +48,7 @@ impl Cluster {
                 tags: tags.iter().map(|t| t.to_string()).collect(),
                 capacity: *capacity,
                 facts: None,
+                admitted_at_ms: None,
             });
         }
         c
@@ -277,6 +279,7 @@ fn capacity_is_respected_and_pending_replicas_wait_for_room() {
     // A new peer with room takes the pending replica.
     c.ok(Command::JoinTokenIssued {
         token_sha256: "t".into(),
+        expires_at_ms: None,
     });
     c.ok(Command::PeerJoined {
         name: "b".into(),
@@ -285,6 +288,7 @@ fn capacity_is_respected_and_pending_replicas_wait_for_room() {
         tags: vec![],
         capacity: small,
         facts: None,
+        admitted_at_ms: None,
     });
     assert_eq!(
         c.placement(),

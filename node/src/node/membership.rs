@@ -18,7 +18,9 @@ use super::{internal, status_to_error, Applicant, Node, NodeError, NodeResult};
 use crate::client::MonkClient;
 use crate::identity::{self, Identity};
 use crate::keys::{ClusterKey, JoinKeys};
-use crate::limits::{BOOTSTRAP_LEADER_WAIT, JOIN_CATCH_UP_WAIT};
+use crate::limits::{
+    BOOTSTRAP_LEADER_WAIT, JOIN_CATCH_UP_WAIT, JOIN_TOKEN_TTL_DEFAULT, JOIN_TOKEN_TTL_MAX,
+};
 use crate::token::{secret_sha256, JoinToken};
 use crate::trust::access::credential_sha256;
 use crate::trust::credentials::{new_credential, Credential, ADMIN_CREDENTIALS_FILE};
@@ -109,8 +111,25 @@ impl Node {
         Ok((self.info().await?, credential))
     }
 
-    /// Issues a join token (its hash goes through the log, so any peer can verify it).
+    /// Issues a single-use join token that expires after [`JOIN_TOKEN_TTL_DEFAULT`]
+    /// (its hash goes through the log, so any peer can verify it).
     pub async fn issue_token(&self, actor: String) -> NodeResult<String> {
+        self.issue_token_for(actor, JOIN_TOKEN_TTL_DEFAULT).await
+    }
+
+    /// [`Node::issue_token`] with its own time to live (at most [`JOIN_TOKEN_TTL_MAX`]).
+    pub async fn issue_token_for(
+        &self,
+        actor: String,
+        ttl: std::time::Duration,
+    ) -> NodeResult<String> {
+        if ttl.is_zero() || ttl > JOIN_TOKEN_TTL_MAX {
+            return Err(NodeError::InvalidArgument(format!(
+                "a join token lives between 1 second and {} days",
+                JOIN_TOKEN_TTL_MAX.as_secs() / 86_400
+            )));
+        }
+        let expires_at_ms = super::now_ms() + ttl.as_millis() as u64;
         let addresses: Vec<String> = {
             let applied = self.shared.read().expect("state lock");
             applied
@@ -127,6 +146,7 @@ impl Node {
                 actor,
                 Command::JoinTokenIssued {
                     token_sha256: secret_sha256(&token.secret),
+                    expires_at_ms: Some(expires_at_ms),
                 },
             ))
             .await?;
@@ -286,8 +306,20 @@ impl Node {
             let applied = self.shared.read().expect("state lock");
             if !applied.state.join_tokens().contains_key(&token_sha256) {
                 return Err(NodeError::PermissionDenied(
-                    "the join token is not valid for this cluster".into(),
+                    "the join token is not valid for this cluster (unknown, used, or revoked)"
+                        .into(),
                 ));
+            }
+            if let Some(expired) = applied
+                .state
+                .join_token_expiry()
+                .get(&token_sha256)
+                .filter(|at| **at < super::now_ms())
+            {
+                return Err(NodeError::PermissionDenied(format!(
+                    "the join token expired at {}; issue a new one with `monk cluster token`",
+                    monk_audit::time::format_ms(*expired)
+                )));
             }
             applied.state.cluster_name().unwrap_or_default().to_owned()
         };
@@ -310,6 +342,7 @@ impl Node {
             tags: applicant.tags,
             capacity: applicant.capacity,
             facts: applicant.facts,
+            admitted_at_ms: Some(super::now_ms()),
         };
         let outcome = self
             .propose(self.stamp(format!("peer:{name}"), command))

@@ -141,6 +141,17 @@ impl Node {
                     })
                     .collect::<Vec<_>>(),
             ),
+            Query::JoinTokens => serde_json::to_value(
+                state
+                    .join_tokens()
+                    .iter()
+                    .map(|(hash, index)| crate::views::JoinTokenRow {
+                        sha256: hash.clone(),
+                        issued_at_index: *index,
+                        expires_at_ms: state.join_token_expiry().get(hash).copied(),
+                    })
+                    .collect::<Vec<_>>(),
+            ),
             Query::State => serde_json::to_value(monk_audit::RedactedState::of(state)),
         };
         value.map_err(internal)

@@ -141,6 +141,7 @@ pub fn proposer_role(command: &Command) -> Option<Role> {
         | Command::WorkloadScale { .. }
         | Command::WorkloadRestart { .. } => Some(Role::Operator),
         Command::SecretRemoved { .. }
+        | Command::JoinTokenRevoked { .. }
         | Command::PeerTagged { .. }
         | Command::UserAdded { .. }
         | Command::UserRemoved { .. } => Some(Role::Admin),
