@@ -291,7 +291,10 @@ fn wrong_token_and_newer_commands_are_refused() {
     let parts: Vec<&str> = good.trim().split('@').collect();
     let wrong_ca = format!("{}@{}@{}", parts[0], "0".repeat(64), parts[2]);
     let o = other.monk(&["cluster", "join", "--token", &wrong_ca]);
-    assert!(!o.status.success(), "a peer of another CA must not be joined");
+    assert!(
+        !o.status.success(),
+        "a peer of another CA must not be joined"
+    );
     assert!(
         stderr(&o).contains("not from the cluster CA the join token names"),
         "{}",

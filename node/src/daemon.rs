@@ -163,7 +163,7 @@ pub async fn serve_with_metrics(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let tls = node.trust().server_config()?;
-    let raft = RaftServiceServer::new(RaftApi { node: node.clone() })
+    let raft = RaftServiceServer::new(RaftApi::new(node.clone()))
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
     let api = MonkServiceServer::new(ClientApi {

@@ -6,7 +6,8 @@
 //! - [`admission`]: what a client's proposal gets before it enters the log (placement
 //!   scripts evaluated, host ports listed).
 //! - [`network`]: Raft transport (gRPC, or in-process for tests and simulation).
-//! - [`server`]: gRPC services; [`client`]: the typed client `monk` uses.
+//! - [`server`]: gRPC services; [`client`]: the typed client `monk` uses;
+//!   [`snapshot_stream`]: which snapshot chunks a follower accepts.
 //! - [`daemon`]: process wiring (listen, serve, graceful shutdown).
 //! - [`events`]: the applied commands, streamed as they are applied (`monk events`).
 //! - [`facts`]: measures this peer's machine and reports it for `requirements`.
@@ -32,6 +33,7 @@ pub mod network;
 pub mod node;
 pub mod secrets;
 pub mod server;
+pub mod snapshot_stream;
 pub mod token;
 pub mod trust;
 pub mod views;

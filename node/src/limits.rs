@@ -38,6 +38,9 @@ pub const LEARNER_CAUGHT_UP_ENTRIES: u64 = 100;
 pub const GRPC_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Largest single proposal accepted from a client (a big `monk load`).
 pub const PROPOSAL_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Largest snapshot a follower receives, in bytes: a chunk that would write past it
+/// is refused (the snapshot is a JSON image of the state, far smaller in practice).
+pub const SNAPSHOT_BYTES_MAX: u64 = 2 * 1024 * 1024 * 1024;
 /// Largest Raft data a peer exports through the API for online audit (one gRPC
 /// message; bigger data dirs are copied and audited with --data-dir).
 pub const EXPORT_BYTES_MAX: usize = 60 * 1024 * 1024;

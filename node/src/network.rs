@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -155,7 +156,14 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 type RpcResult<T, E = openraft::error::Infallible> =
     Result<T, RPCError<u64, PeerNode, RaftError<u64, E>>>;
 
+/// The entries to try after a batch of `entries` was too large: half, at least one.
+pub fn smaller_batch(entries: u64) -> u64 {
+    (entries / 2).max(1)
+}
+
 impl Connection {
+    /// One Raft RPC over gRPC; `entries` is how many log entries the request carries
+    /// (for the smaller-batch hint when it is too large).
     async fn grpc_call<
         Req: Serialize,
         Resp: DeserializeOwned,
@@ -164,6 +172,7 @@ impl Connection {
         &mut self,
         method: &'static str,
         request: &Req,
+        entries: u64,
         option: &RPCOption,
     ) -> Result<Resp, RPCError<u64, PeerNode, RaftError<u64, E>>> {
         let Connection::Grpc {
@@ -205,6 +214,13 @@ impl Connection {
         };
         let reply = match reply {
             Ok(r) => r.into_inner(),
+            // Too big for one gRPC message (either end's limit): openraft sends fewer
+            // entries next time instead of retrying the same batch forever.
+            Err(status) if status.code() == tonic::Code::OutOfRange && method == "append" => {
+                return Err(RPCError::PayloadTooLarge(
+                    PayloadTooLarge::new_entries_hint(smaller_batch(entries)),
+                ));
+            }
             Err(status) => {
                 *client = None;
                 return Err(RPCError::Unreachable(Unreachable::new(
@@ -256,7 +272,10 @@ impl RaftNetwork<TypeConfig> for Connection {
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<u64>> {
         match self {
-            Connection::Grpc { .. } => self.grpc_call("append", &rpc, &option).await,
+            Connection::Grpc { .. } => {
+                let entries = rpc.entries.len() as u64;
+                self.grpc_call("append", &rpc, entries, &option).await
+            }
             Connection::Memory {
                 router,
                 from,
@@ -279,7 +298,7 @@ impl RaftNetwork<TypeConfig> for Connection {
         option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<u64>, InstallSnapshotError> {
         match self {
-            Connection::Grpc { .. } => self.grpc_call("snapshot", &rpc, &option).await,
+            Connection::Grpc { .. } => self.grpc_call("snapshot", &rpc, 0, &option).await,
             Connection::Memory { .. } => {
                 let raft = self.memory_target()?;
                 raft.install_snapshot(rpc).await.map_err(|e| self.remote(e))
@@ -293,7 +312,7 @@ impl RaftNetwork<TypeConfig> for Connection {
         option: RPCOption,
     ) -> RpcResult<VoteResponse<u64>> {
         match self {
-            Connection::Grpc { .. } => self.grpc_call("vote", &rpc, &option).await,
+            Connection::Grpc { .. } => self.grpc_call("vote", &rpc, 0, &option).await,
             Connection::Memory { .. } => {
                 let raft = self.memory_target()?;
                 raft.vote(rpc).await.map_err(|e| self.remote(e))

@@ -85,6 +85,17 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Status> {
 /// Raft RPCs between peers.
 pub struct RaftApi {
     pub node: Arc<Node>,
+    /// Where the snapshot being received stands (chunks are taken in order only).
+    pub snapshot: std::sync::Mutex<crate::snapshot_stream::SnapshotStream>,
+}
+
+impl RaftApi {
+    pub fn new(node: Arc<Node>) -> RaftApi {
+        RaftApi {
+            node,
+            snapshot: Default::default(),
+        }
+    }
 }
 
 impl RaftApi {
@@ -137,6 +148,40 @@ impl RaftService for RaftApi {
         &self,
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
+        guard(&self.node, &request, Rpc::InstallSnapshot)?;
+        let chunk: openraft::raft::InstallSnapshotRequest<monk_log::TypeConfig> =
+            decode(&request.get_ref().json)?;
+        let admitted = self
+            .snapshot
+            .lock()
+            .map_err(|_| Status::internal("snapshot stream lock poisoned"))?
+            .admit(
+                &chunk.meta.snapshot_id,
+                chunk.offset,
+                chunk.data.len() as u64,
+                chunk.done,
+            );
+        if let Err(refusal) = admitted {
+            tracing::warn!(snapshot = %chunk.meta.snapshot_id, "refused a snapshot chunk: {refusal}");
+            let segment = |offset| openraft::SnapshotSegmentId {
+                id: chunk.meta.snapshot_id.clone(),
+                offset,
+            };
+            let mismatch: Result<
+                openraft::raft::InstallSnapshotResponse<u64>,
+                openraft::error::RaftError<u64, openraft::error::InstallSnapshotError>,
+            > = Err(openraft::error::RaftError::APIError(
+                openraft::error::InstallSnapshotError::SnapshotMismatch(
+                    openraft::error::SnapshotMismatch {
+                        expect: segment(refusal.expected()),
+                        got: segment(chunk.offset),
+                    },
+                ),
+            ));
+            let json =
+                serde_json::to_vec(&mismatch).map_err(|e| Status::internal(e.to_string()))?;
+            return Ok(Response::new(RaftPayload { json }));
+        }
         self.relay(Rpc::InstallSnapshot, request, |raft, req| async move {
             raft.install_snapshot(req).await
         })
