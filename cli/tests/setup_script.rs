@@ -56,6 +56,7 @@ fn missing_packages_are_named_with_the_reason() {
         ("libclang-dev", "bindgen"),
         ("protobuf-compiler", "protoc"),
         ("busybox-static", "busybox"),
+        ("tcpdump", "plaintext"),
     ] {
         let line = said
             .lines()
@@ -80,7 +81,7 @@ fn without_root_or_sudo_it_says_what_to_run() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains(
-            "installing needs root; run: sudo apt-get install -y libclang-dev protobuf-compiler busybox-static"
+            "installing needs root; run: sudo apt-get install -y libclang-dev protobuf-compiler busybox-static tcpdump"
         ),
         "{}",
         text(&out)
