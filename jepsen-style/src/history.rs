@@ -36,8 +36,17 @@ pub struct Write {
     pub outcome: Outcome,
 }
 
-/// The proposal of a drill write: one template at `path`, with `request_id` = `path`.
+/// The proposal of a drill write: one template at `path` (a minimal runnable, valid as
+/// `monk load` would send it), with `request_id` = `path`.
 pub fn write_proposal(path: &str) -> Proposal {
+    let container = Tree::Map(vec![("image".into(), Tree::Str("busybox".into()))]);
+    let definition = Tree::Map(vec![
+        ("defines".into(), Tree::Str("runnable".into())),
+        (
+            "containers".into(),
+            Tree::Map(vec![("main".into(), container)]),
+        ),
+    ]);
     Proposal {
         format_version: FORMAT_VERSION,
         proposed_at_ms: 0,
@@ -47,7 +56,7 @@ pub fn write_proposal(path: &str) -> Proposal {
             templates: vec![LoadedTemplate {
                 path: path.to_string(),
                 kind: "runnable".into(),
-                definition: Tree::Null,
+                definition,
             }],
         },
     }

@@ -11,7 +11,7 @@ use tracing::{info, warn};
 use crate::executor::runtime::{Engine, RuntimeError};
 use crate::executor::{self, docker::DockerRuntime};
 
-use crate::limits::{CONCURRENT_REQUESTS_MAX, GRPC_MESSAGE_BYTES_MAX};
+use crate::limits::{CLIENT_REQUEST_BYTES_MAX, CONCURRENT_REQUESTS_MAX, GRPC_MESSAGE_BYTES_MAX};
 use crate::metrics::{GrpcMetricsLayer, Metrics};
 use crate::network::Network;
 use crate::node::{Node, NodeConfig};
@@ -170,7 +170,9 @@ pub async fn serve_with_metrics(
         node,
         metrics: metrics.clone(),
     })
-    .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+    // A client request is at most a proposal plus its envelope; only peers' Raft
+    // messages (entries, snapshot chunks) may be larger.
+    .max_decoding_message_size(CLIENT_REQUEST_BYTES_MAX)
     .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
     tonic::transport::Server::builder()
         .layer(GrpcMetricsLayer { metrics })

@@ -38,6 +38,11 @@ pub const LEARNER_CAUGHT_UP_ENTRIES: u64 = 100;
 pub const GRPC_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Largest single proposal accepted from a client (a big `monk load`).
 pub const PROPOSAL_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Largest client request a peer reads (a proposal and its envelope); larger ones are
+/// refused by the transport with their size and this limit. Peers' Raft messages may
+/// be up to [`GRPC_MESSAGE_BYTES_MAX`]. (etcd's default is 1.5 MiB a request; ours
+/// allows a `monk load` of a whole Hub mirror in one proposal.)
+pub const CLIENT_REQUEST_BYTES_MAX: usize = PROPOSAL_BYTES_MAX + 64 * 1024;
 /// Largest snapshot a follower receives, in bytes: a chunk that would write past it
 /// is refused (the snapshot is a JSON image of the state, far smaller in practice).
 pub const SNAPSHOT_BYTES_MAX: u64 = 2 * 1024 * 1024 * 1024;

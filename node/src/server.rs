@@ -71,6 +71,39 @@ pub fn guard<T>(node: &Node, request: &Request<T>, rpc: Rpc) -> Result<Caller, S
     Ok(caller)
 }
 
+/// Refuses definitions `monk load` would refuse (see `monkscript::stored`).
+fn check_definitions(command: &monk_statemachine::Command) -> Result<(), Status> {
+    let monk_statemachine::Command::TemplatesLoaded { templates } = command else {
+        return Ok(());
+    };
+    use monk_scripting::monkscript::stored::{check_proposed, Proposed};
+    let proposed: Vec<Proposed<'_>> = templates
+        .iter()
+        .map(|t| Proposed {
+            path: &t.path,
+            kind: &t.kind,
+            definition: &t.definition,
+        })
+        .collect();
+    let errors = check_proposed(&proposed);
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<String> = errors
+        .iter()
+        .take(DEFINITION_ERRORS_SHOWN_MAX)
+        .map(|d| d.to_string())
+        .collect();
+    Err(Status::invalid_argument(format!(
+        "refused: {} error(s) in the proposed definitions:\n{}",
+        errors.len(),
+        shown.join("\n")
+    )))
+}
+
+/// Errors quoted when proposed definitions are refused.
+const DEFINITION_ERRORS_SHOWN_MAX: usize = 10;
+
 fn json_reply<T: serde::Serialize>(value: &T) -> Result<Response<JsonReply>, Status> {
     serde_json::to_vec(value)
         .map(|json| Response::new(JsonReply { json }))
@@ -213,6 +246,9 @@ impl MonkService for ClientApi {
             .map_err(|e| Status::invalid_argument(format!("refused: {e}")))?;
         access::authorize_command(&caller, &proposal.command)?;
         if !matches!(caller, Caller::Peer(_)) {
+            // The same rules as `monk load`, whoever sent it (a peer forwarding a
+            // proposal checked it when it received it).
+            check_definitions(&proposal.command)?;
             // Who and when are this peer's to say; a forwarding peer passes on what
             // the first peer stamped.
             proposal.actor = caller.actor();

@@ -1,7 +1,7 @@
 //! What a peer does with Raft traffic that no honest leader sends: snapshot chunks out
 //! of order (which would otherwise grow the receive buffer to any offset) and a batch
 //! too large for one message. The peer keeps running and the cluster's digests stay
-//! equal.
+//! equal. And definitions sent straight to `Propose` meet the rules of `monk load`.
 
 use std::time::{Duration, Instant};
 
@@ -92,4 +92,60 @@ async fn out_of_order_and_oversized_snapshot_chunks_are_refused_and_nothing_brea
     let written = admin.propose("ignored", Command::Noop).await.unwrap();
     assert!(written.applied.is_accepted());
     digests_agree(&peers).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn definitions_sent_around_monk_load_meet_the_same_rules() {
+    use monk_scripting::tree::Tree;
+    use monk_statemachine::LoadedTemplate;
+    let root = tempfile::tempdir().unwrap();
+    let peers = grpc_cluster(root.path(), 1).await;
+    let mut admin = MonkClient::connect(&peers[0].address, &peers[0].admin)
+        .await
+        .unwrap();
+    let runnable = |containers: Tree| {
+        Tree::Map(vec![
+            ("defines".into(), Tree::Str("runnable".into())),
+            ("containers".into(), containers),
+        ])
+    };
+    let load = |path: &str, kind: &str, definition: Tree| Command::TemplatesLoaded {
+        templates: vec![LoadedTemplate {
+            path: path.into(),
+            kind: kind.into(),
+            definition,
+        }],
+    };
+    let good = runnable(Tree::Map(vec![(
+        "main".into(),
+        Tree::Map(vec![("image".into(), Tree::Str("busybox".into()))]),
+    )]));
+    let accepted = admin
+        .propose("x", load("ns/web", "runnable", good.clone()))
+        .await;
+    assert!(accepted.unwrap().applied.is_accepted());
+    for (what, command) in [
+        (
+            "a section of the wrong type",
+            load("ns/web", "runnable", runnable(Tree::Int(3))),
+        ),
+        (
+            "a kind the definition does not have",
+            load("ns/web", "group", good.clone()),
+        ),
+        (
+            "a name monk load refuses",
+            load("ns/Web Server", "runnable", good.clone()),
+        ),
+    ] {
+        let refused = admin.propose("x", command).await.unwrap_err();
+        assert_eq!(refused.kind, monk_node::api::ErrorKind::Invalid, "{what}");
+        assert!(
+            refused
+                .message
+                .contains("error(s) in the proposed definitions"),
+            "{what}: {}",
+            refused.message
+        );
+    }
 }

@@ -7,7 +7,8 @@
 //! chains on [`crate::tree::Tree`] values; [`cli`] is `monk lint` / `monk dump` and the
 //! entry points the daemon uses; [`typed`] reads a (resolved) definition into Rust structs
 //! for every kind and section; [`runtime`] turns a resolved runnable plus `--set` overrides
-//! into the container specs an executor runs; [`path`] is the one rule for template paths.
+//! into the container specs an executor runs; [`path`] is the one rule for template paths;
+//! [`stored`] checks definitions that reach a peer in a proposal by the same rules.
 //! Problems are [`diagnostic::Diagnostic`]s.
 
 pub mod cli;
@@ -20,6 +21,7 @@ pub mod references;
 pub mod resolve;
 pub mod runtime;
 pub mod schema;
+pub mod stored;
 pub mod syntax;
 pub mod typed;
 pub mod validate;
