@@ -2,6 +2,11 @@
 //! the same result and the same new state on every peer. A command that is invalid for
 //! the current state is *rejected* (recorded in the result, state unchanged apart from
 //! the applied index); only an entry this build cannot interpret is an error.
+//!
+//! Why one file of this size: `apply_command` is one exhaustive match over `Command`,
+//! so a new kind does not compile until its rule is written here, next to the others;
+//! scheduling and placement already live apart (`schedule/`, `placement.rs`), and half
+//! the file is its unit tests.
 
 use serde::{Deserialize, Serialize};
 

@@ -4,6 +4,7 @@
 //! - every module starts with a `//!` paragraph saying what it owns;
 //! - no `unwrap()` in production code (outside `#[cfg(test)]` and the test crates);
 //! - limits are named one way: `*_MAX`, never `MAX_*`;
+//! - a source file over 800 lines says at its top why it is one piece;
 //! - the proto documents exactly the queries the typed API has, and every RPC has an
 //!   access rule.
 
@@ -198,5 +199,29 @@ fn every_rpc_of_the_proto_has_an_access_rule() {
     assert_eq!(
         in_proto, ruled,
         "node/proto/monk.proto and monk_node::trust::access::Rpc disagree"
+    );
+}
+
+/// Lines above which a source file must say why it is not split.
+const FILE_LINES_MAX: usize = 800;
+
+#[test]
+fn long_files_say_why_they_are_one_piece() {
+    let mut silent = Vec::new();
+    for (shown, _, text) in sources(&all_crates()) {
+        let lines = text.lines().count();
+        let docs: String = text
+            .lines()
+            .take_while(|l| l.starts_with("//!"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        if lines > FILE_LINES_MAX && !docs.contains("Why one file of this size") {
+            silent.push(format!("{shown}: {lines} lines"));
+        }
+    }
+    assert!(
+        silent.is_empty(),
+        "files over {FILE_LINES_MAX} lines without a `//! Why one file of this size: ...` paragraph:\n{}",
+        silent.join("\n")
     );
 }
