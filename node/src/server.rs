@@ -52,9 +52,7 @@ impl From<Denied> for Status {
 /// against this peer's applied state.
 pub fn guard<T>(node: &Node, request: &Request<T>, rpc: Rpc) -> Result<Caller, Status> {
     let conn = request.extensions().get::<ConnInfo>();
-    let local = conn
-        .and_then(|c| c.remote)
-        .is_some_and(|addr| addr.ip().is_loopback());
+    let local = conn.is_some_and(ConnInfo::from_this_machine);
     let credential = request
         .metadata()
         .get(AUTHORIZATION)

@@ -24,7 +24,8 @@ pub enum Caller {
     Peer(PeerId),
     /// A user, by its credential.
     User { name: String, role: Role },
-    /// No certificate and no credential. `local`: from this machine's loopback.
+    /// No certificate and no credential. `local`: from this machine (loopback, or the
+    /// address it called).
     Anonymous { local: bool },
 }
 
@@ -107,7 +108,7 @@ pub enum Rule {
     /// tells nothing worth hiding (version and whether the peer has a cluster).
     Anyone,
     /// Setting up this very peer (`cluster new`, `cluster join`): anonymous callers on
-    /// this machine's loopback, or an admin.
+    /// this machine (loopback, or the peer's own address), or an admin.
     Local,
 }
 

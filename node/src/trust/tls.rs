@@ -198,6 +198,8 @@ pub fn server_config(material: Arc<dyn ServerMaterial>) -> Result<Arc<ServerConf
 #[derive(Clone, Debug, Default)]
 pub struct ConnInfo {
     pub remote: Option<SocketAddr>,
+    /// This end's address of the connection.
+    pub local: Option<SocketAddr>,
     /// The member named by a client certificate the cluster CA issued.
     pub peer: Option<PeerId>,
 }
@@ -206,6 +208,18 @@ pub struct ConnInfo {
 pub struct TlsConn {
     stream: tokio_rustls::server::TlsStream<TcpStream>,
     info: ConnInfo,
+}
+
+impl ConnInfo {
+    /// Whether the caller is on this machine: it came over loopback, or from the very
+    /// address it connected to (`monk --addr 10.0.0.5:44001` run on 10.0.0.5).
+    pub fn from_this_machine(&self) -> bool {
+        match (self.remote, self.local) {
+            (Some(remote), _) if remote.ip().is_loopback() => true,
+            (Some(remote), Some(local)) => remote.ip() == local.ip(),
+            _ => false,
+        }
+    }
 }
 
 impl Connected for TlsConn {
@@ -264,6 +278,7 @@ pub fn incoming(
                 },
             };
             let _ = tcp.set_nodelay(true);
+            let local = tcp.local_addr().ok();
             let acceptor = acceptor.clone();
             let tx = tx.clone();
             tokio::spawn(async move {
@@ -281,6 +296,7 @@ pub fn incoming(
                     .and_then(peer_of);
                 let info = ConnInfo {
                     remote: Some(remote),
+                    local,
                     peer,
                 };
                 let _ = tx.send(Ok(TlsConn { stream, info })).await;
@@ -538,4 +554,23 @@ impl ServerCertVerifier for AnyServer {
     }
 
     handshake_signatures!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_machine_is_loopback_or_the_address_called() {
+        let info = |remote: &str, local: &str| ConnInfo {
+            remote: Some(remote.parse().unwrap()),
+            local: Some(local.parse().unwrap()),
+            peer: None,
+        };
+        assert!(info("127.0.0.1:5000", "127.0.0.1:44001").from_this_machine());
+        assert!(info("[::1]:5000", "[::1]:44001").from_this_machine());
+        assert!(info("10.0.0.5:5000", "10.0.0.5:44001").from_this_machine());
+        assert!(!info("10.0.0.6:5000", "10.0.0.5:44001").from_this_machine());
+        assert!(!ConnInfo::default().from_this_machine());
+    }
 }
