@@ -20,9 +20,8 @@ use monk_scripting::tree::Tree;
 use monk_statemachine::view::InstanceView;
 use monk_statemachine::{Applied, Command, LoadedTemplate, Rejection, Workload};
 
-use crate::progress::{Mode, Progress};
-use crate::wait::{replica_label, Phase};
-use crate::workloads::{propose, replicas_of, state_text, wait_running, WaitArgs};
+use crate::wait::replica_label;
+use crate::workloads::{propose, replicas_of, state_text, wait_running, wait_stopped, WaitArgs};
 use crate::{actor, json, read_definitions, store_definitions, Failure, Outcome, Output};
 
 /// How long a `monkd` that `up` started may take to answer: opening RocksDB and
@@ -33,11 +32,6 @@ const PEER_START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `down --all` waits for a SIGTERMed `monkd` to exit: its graceful shutdown
 /// drains in-flight requests and flushes RocksDB, a few seconds at most.
 const PEER_STOP_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How long `down` waits for every replica to report `stopped`: each container gets
-/// its `stop-grace-period` (10 s by default) and the executor passes every second;
-/// two minutes cover several containers per replica stopped one after another.
-const STOP_WAIT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Pause between two looks while waiting for a peer or for replicas to stop.
 const POLL_INTERVAL: Duration = Duration::from_millis(300);
@@ -604,32 +598,6 @@ async fn take_down(
 
 /// Waits until every placed replica of `paths` reports `stopped` (the executor
 /// removes a replica's containers before it reports so), showing progress.
-async fn wait_stopped(client: &mut MonkClient, paths: &[String]) -> Result<(), Failure> {
-    let mut progress = Progress::new(Mode::choose(false));
-    let began = Instant::now();
-    loop {
-        let replicas = replicas_of(client, paths).await?;
-        progress.show(&replicas, began.elapsed());
-        let left: Vec<String> = replicas
-            .iter()
-            .filter(|i| i.peer.is_some() && Phase::of(i) != Phase::Stopped)
-            .map(|i| format!("{} ({})", replica_label(i), Phase::of(i).text()))
-            .collect();
-        if left.is_empty() {
-            progress.finish(true);
-            return Ok(());
-        }
-        if began.elapsed() >= STOP_WAIT_TIMEOUT {
-            progress.finish(false);
-            return Err(Failure::failed(format!(
-                "timed out after {}s waiting for {} to stop",
-                STOP_WAIT_TIMEOUT.as_secs(),
-                left.join(", ")
-            )));
-        }
-        tokio::time::sleep(POLL_INTERVAL).await;
-    }
-}
 
 #[cfg(test)]
 mod tests {

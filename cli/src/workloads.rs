@@ -18,7 +18,7 @@ use monk_statemachine::view::InstanceView;
 use monk_statemachine::{Applied, Command, Desired, Workload};
 
 use crate::progress::{Mode, Progress};
-use crate::wait::{parse_timeout, Verdict, Watch, WAIT_TIMEOUT_DEFAULT};
+use crate::wait::{parse_timeout, replica_label, Phase, Verdict, Watch, WAIT_TIMEOUT_DEFAULT};
 use crate::{actor, connect, json, table, Failure, Outcome, Output, OutputArg};
 
 /// How often `logs -f` asks for new lines.
@@ -88,6 +88,11 @@ async fn logs(
 
 /// How often `run` asks for the replicas' status while it waits.
 const WAIT_POLL: Duration = Duration::from_millis(300);
+
+/// How long `stop`, `purge` and `down` wait for every replica to report `stopped`: each container gets
+/// its `stop-grace-period` (10 s by default) and the executor passes every second;
+/// two minutes cover several containers per replica stopped one after another.
+const STOP_WAIT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How `run`, `update`, `restart` and `scale` wait, and what they print.
 #[derive(Args, Debug, Clone)]
@@ -172,15 +177,22 @@ pub enum WorkloadCmd {
         #[command(flatten)]
         wait: WaitArgs,
     },
-    /// Stop a workload's containers; it keeps its placement and can be run again.
+    /// Stop a workload's containers and wait until they are gone; it keeps its
+    /// placement and can be run again.
     Stop {
         #[arg(required = true)]
         paths: Vec<String>,
+        /// Return once the stop is recorded, without waiting for the containers.
+        #[arg(long)]
+        no_wait: bool,
     },
-    /// Stop a workload and forget it.
+    /// Stop a workload, wait until its containers are gone, and forget it.
     Purge {
         #[arg(required = true)]
         paths: Vec<String>,
+        /// Forget it at once; its containers are removed in the background.
+        #[arg(long)]
+        no_wait: bool,
     },
     /// Run N replicas of a runnable.
     Scale {
@@ -534,6 +546,14 @@ fn tree(instances: &[InstanceView]) -> String {
 
 /// Proposes one command per path (`make` builds it), then, with `wait`, follows the
 /// replicas; `done` names what happened (`Started`, `Stopped`, ...).
+/// Paths as written, without a leading `/`.
+fn trimmed(paths: &[String]) -> Vec<String> {
+    paths
+        .iter()
+        .map(|p| p.trim_start_matches('/').to_string())
+        .collect()
+}
+
 async fn each_path(
     client: &mut MonkClient,
     paths: &[String],
@@ -609,13 +629,37 @@ pub async fn run(addr: &str, cmd: WorkloadCmd) -> Outcome {
             })
             .await
         }
-        WorkloadCmd::Stop { paths } => {
-            each_path(&mut client, &paths, "Stopped", None, |path| {
+        WorkloadCmd::Stop { paths, no_wait } => {
+            let done = each_path(&mut client, &paths, "Stopped", None, |path| {
                 Command::WorkloadStop { path }
             })
-            .await
+            .await?;
+            if !no_wait {
+                wait_stopped(&mut client, &trimmed(&paths)).await?;
+            }
+            Ok(done)
         }
-        WorkloadCmd::Purge { paths } => {
+        WorkloadCmd::Purge { paths, no_wait } => {
+            // As `docker compose down`: the containers are gone before it returns, so
+            // a peer stopped right after leaves nothing behind.
+            if !no_wait {
+                let running: Vec<String> = {
+                    let replicas = replicas_of(&mut client, &trimmed(&paths)).await?;
+                    trimmed(&paths)
+                        .into_iter()
+                        .filter(|p| {
+                            replicas.iter().any(|i| {
+                                (i.path == *p || i.group.as_deref() == Some(p.as_str()))
+                                    && i.desired != Desired::Stopped
+                            })
+                        })
+                        .collect()
+                };
+                for path in &running {
+                    propose(&mut client, Command::WorkloadStop { path: path.clone() }).await?;
+                }
+                wait_stopped(&mut client, &trimmed(&paths)).await?;
+            }
             each_path(&mut client, &paths, "Purged", None, |path| {
                 Command::WorkloadPurge { path }
             })
@@ -750,5 +794,44 @@ pub async fn run(addr: &str, cmd: WorkloadCmd) -> Outcome {
             }
             Ok(text)
         }
+    }
+}
+
+/// Whether a replica has no containers left to wait for: not placed, never started by
+/// an executor (a peer without one, `monkd --containers none`), stopped, or failed
+/// before its containers could run (its engine does not answer).
+fn containers_gone(i: &InstanceView) -> bool {
+    i.peer.is_none()
+        || i.observed_generation.is_none()
+        || Phase::of(i) == Phase::Stopped
+        || i.status == Some(monk_statemachine::InstanceStatus::Failed)
+}
+
+/// Waits until every placed replica of `paths` reports `stopped` (its containers are
+/// gone), showing progress, for at most [`STOP_WAIT_TIMEOUT`].
+pub(crate) async fn wait_stopped(client: &mut MonkClient, paths: &[String]) -> Result<(), Failure> {
+    let mut progress = Progress::new(Mode::choose(false));
+    let began = Instant::now();
+    loop {
+        let replicas = replicas_of(client, paths).await?;
+        progress.show(&replicas, began.elapsed());
+        let left: Vec<String> = replicas
+            .iter()
+            .filter(|i| !containers_gone(i))
+            .map(|i| format!("{} ({})", replica_label(i), Phase::of(i).text()))
+            .collect();
+        if left.is_empty() {
+            progress.finish(true);
+            return Ok(());
+        }
+        if began.elapsed() >= STOP_WAIT_TIMEOUT {
+            progress.finish(false);
+            return Err(Failure::failed(format!(
+                "timed out after {}s waiting for {} to stop",
+                STOP_WAIT_TIMEOUT.as_secs(),
+                left.join(", ")
+            )));
+        }
+        tokio::time::sleep(WAIT_POLL).await;
     }
 }
