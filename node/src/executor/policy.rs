@@ -9,9 +9,12 @@
 //!
 //! Pure: [`check`] reads a [`RunnableSpec`] and the policy, and returns the first
 //! refusal in a fixed order (the volume path variables, then each container in order:
-//! privileged, capabilities, host paths). Host paths are compared after lexical
-//! normalization (`.` and `..` resolved, component-wise prefixes), never by reading the
-//! filesystem: the engine may be on another machine.
+//! privileged, capabilities, host paths). Host paths are compared by whole components
+//! (`/var/lib/monkd/volumes-x` is not under `/var/lib/monkd/volumes`), may not contain
+//! `..`, and must pass twice: as written, and as a resolver sees them. [`check`] is
+//! pure (the resolver is [`normalize`]); the executor calls [`check_with`] and
+//! [`resolve_on_host`], which follows symlinks on this machine, so a link a container
+//! left under the volume root does not lead out of it.
 
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
@@ -90,12 +93,19 @@ impl AdmissionPolicy {
             || self.allow_caps.contains("ALL")
     }
 
-    /// Whether the host path `path` lies under the volume root or an allowed prefix.
-    fn host_path_allowed(&self, path: &Path) -> bool {
-        let path = normalize(path);
-        std::iter::once(&self.volume_root)
-            .chain(&self.allow_host_paths)
-            .any(|prefix| path.starts_with(normalize(prefix)))
+    /// Whether the host path `path` lies under the volume root or an allowed prefix,
+    /// both as written (lexically) and as `resolve` sees it (symlinks followed). A path
+    /// with a `..` component is never allowed: whether it walks back out of a symlink
+    /// depends on who reads it.
+    fn host_path_allowed(&self, path: &Path, resolve: Resolve) -> bool {
+        if path.components().any(|c| c == Component::ParentDir) {
+            return false;
+        }
+        let prefixes = || std::iter::once(&self.volume_root).chain(&self.allow_host_paths);
+        let lexical = normalize(path);
+        let resolved = resolve(path);
+        prefixes().any(|prefix| lexical.starts_with(normalize(prefix)))
+            && prefixes().any(|prefix| resolved.starts_with(resolve(prefix)))
     }
 }
 
@@ -105,6 +115,33 @@ pub fn normalize_cap(cap: &str) -> String {
     match upper.strip_prefix("CAP_") {
         Some(rest) => rest.to_string(),
         None => upper,
+    }
+}
+
+/// How [`check_with`] sees a host path: [`normalize`] (pure), or [`resolve_on_host`].
+pub type Resolve<'a> = &'a dyn Fn(&Path) -> PathBuf;
+
+/// `path` as this machine's filesystem resolves it: the deepest part that exists with
+/// its symlinks followed (`std::fs::canonicalize`), the rest appended. A symlink a
+/// container left under the volume root (`ln -s / /data/escape`) thus counts as where
+/// it points. Best effort: it reads this machine, which is the engine's when the
+/// engine is local (the usual case), and a link made after the check is not seen.
+pub fn resolve_on_host(path: &Path) -> PathBuf {
+    let lexical = normalize(path);
+    let mut existing = lexical.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(mut real) = std::fs::canonicalize(existing) {
+            real.extend(rest.iter().rev());
+            return real;
+        }
+        match (existing.file_name(), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent;
+            }
+            _ => return lexical,
+        }
     }
 }
 
@@ -154,18 +191,30 @@ pub enum PolicyRefusal {
     },
 }
 
-/// Admits `spec` on the peer named `peer`, or says why not (the first refusal).
+/// Admits `spec` on the peer named `peer`, or says why not (the first refusal); host
+/// paths are judged as written.
 pub fn check(
     policy: &AdmissionPolicy,
     spec: &RunnableSpec,
     peer: &str,
+) -> Result<(), PolicyRefusal> {
+    check_with(policy, spec, peer, &normalize)
+}
+
+/// [`check`], host paths also judged as `resolve` sees them (the executor passes
+/// [`resolve_on_host`]).
+pub fn check_with(
+    policy: &AdmissionPolicy,
+    spec: &RunnableSpec,
+    peer: &str,
+    resolve: Resolve,
 ) -> Result<(), PolicyRefusal> {
     let root = || policy.volume_root.display().to_string();
     for variable in VOLUME_PATH_VARIABLES {
         let Some(path) = spec.variables.get(*variable) else {
             continue;
         };
-        if !path.starts_with('/') || !policy.host_path_allowed(Path::new(path)) {
+        if !path.starts_with('/') || !policy.host_path_allowed(Path::new(path), resolve) {
             return Err(PolicyRefusal::VolumePath {
                 peer: peer.to_string(),
                 variable: variable.to_string(),
@@ -197,7 +246,7 @@ pub fn check(
             .mounts
             .iter()
             .filter(|m| m.source.starts_with('/'))
-            .find(|m| !policy.host_path_allowed(Path::new(&m.source)))
+            .find(|m| !policy.host_path_allowed(Path::new(&m.source), resolve))
         {
             return Err(PolicyRefusal::HostPath {
                 peer: peer.to_string(),
@@ -327,6 +376,7 @@ mod tests {
             "/etc",
             "/var/run/docker.sock",
             "/var/lib/monkd/volumes/../../../etc",
+            "/var/lib/monkd/volumes/app/../app",
             "/var/lib/monkd/volumes-other/x",
             "/var/lib/monkd",
         ] {
@@ -345,7 +395,8 @@ mod tests {
         };
         for (source, verdict) in [
             ("/srv/data", true),
-            ("/srv/data/a/../b", true),
+            ("/srv/data/./b", true),
+            ("/srv/data/a/../b", false),
             ("/run/app/sock", true),
             ("/srv/database", false),
             ("/srv/data/../../etc", false),
@@ -419,6 +470,40 @@ mod tests {
         assert!(refusal(&caps_ok, everything).contains("host path /etc"));
     }
 
+    /// A container that could write into its volume left a symlink there; mounting the
+    /// link would have mounted where it points.
+    #[test]
+    fn a_symlink_under_the_volume_root_counts_as_where_it_points() {
+        let host = tempfile::tempdir().expect("a temp dir");
+        let root = host.path().join("volumes");
+        std::fs::create_dir_all(root.join("app")).expect("a volume");
+        std::os::unix::fs::symlink("/etc", root.join("app/escape")).expect("a symlink");
+        let policy = AdmissionPolicy {
+            volume_root: root.clone(),
+            ..AdmissionPolicy::default()
+        };
+        let mut s = spec(vec![container(|c| {
+            c.mounts = vec![mount(&format!("{}/app/escape/x", root.display()))]
+        })]);
+        s.variables.clear();
+        assert_eq!(
+            check(&policy, &s, "alpha"),
+            Ok(()),
+            "as written it is inside"
+        );
+        let refused = check_with(&policy, &s, "alpha", &resolve_on_host);
+        assert!(
+            matches!(&refused, Err(PolicyRefusal::HostPath { path, .. }) if path.ends_with("app/escape/x")),
+            "{refused:?}"
+        );
+        s.containers[0].mounts = vec![mount(&format!("{}/app/data/new", root.display()))];
+        assert_eq!(check_with(&policy, &s, "alpha", &resolve_on_host), Ok(()));
+        assert_eq!(
+            resolve_on_host(&root.join("app/escape/passwd")),
+            PathBuf::from("/etc/passwd")
+        );
+    }
+
     fn component() -> impl Strategy<Value = String> {
         prop_oneof![
             Just("..".to_string()),
@@ -451,7 +536,8 @@ mod tests {
             let under = std::iter::once(&policy.volume_root)
                 .chain(&policy.allow_host_paths)
                 .any(|p| resolved.starts_with(p));
-            prop_assert_eq!(admitted, under, "{} → {}", source, resolved.display());
+            let climbs = parts.iter().any(|p| p == "..");
+            prop_assert_eq!(admitted, under && !climbs, "{} → {}", source, resolved.display());
         }
 
         /// A capability is admitted exactly when it is a Docker default or allowed,

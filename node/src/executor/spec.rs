@@ -5,7 +5,8 @@
 //! peer's container network. The peer's admission policy ([`super::policy`]) is
 //! checked here, so a refused replica fails before anything is created, and
 //! `${monk-volume-path}` points at the peer's volume root unless the runnable says
-//! otherwise. Pure apart from decrypting secrets with the key it is given.
+//! otherwise. Pure apart from decrypting secrets with the key it is given and following
+//! host paths' symlinks on this machine.
 
 use std::collections::BTreeMap;
 
@@ -273,7 +274,13 @@ pub(super) fn spec_of(
     if spec.containers.is_empty() {
         return Err("the runnable defines no containers".into());
     }
-    policy::check(world.policy, &spec, world.peer_name).map_err(|r| r.to_string())?;
+    policy::check_with(
+        world.policy,
+        &spec,
+        world.peer_name,
+        &policy::resolve_on_host,
+    )
+    .map_err(|r| r.to_string())?;
     let mut spec = spec;
     for c in &mut spec.containers {
         c.files.extend(mounted_secrets(a, &c.name, secrets)?);
