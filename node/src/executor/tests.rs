@@ -479,6 +479,16 @@ async fn a_privileged_replica_is_refused_by_policy_and_nothing_is_created() {
         rt.containers(),
         vec![("monk-c1-1-ns-web-0-main".to_string(), true)]
     );
+
+    // The peer restarted without the flag: what it now refuses goes.
+    assigned[0].reported = None;
+    let pass = pass_once(&rt, &assigned).await;
+    assert!(rt.containers().is_empty());
+    assert!(
+        matches!(&pass.reports[..], [Command::WorkloadReport { status: InstanceStatus::Failed, message, .. }] if message.starts_with("policy: privileged")),
+        "{:?}",
+        pass.reports
+    );
 }
 
 /// `${monk-volume-path}` is the peer's volume root; `--set` pointing it elsewhere is
