@@ -650,6 +650,14 @@ fn a_crash_looping_runnable_makes_run_exit_1_with_the_reason() {
     peer.terminate();
 }
 
+/// A runnable `name` with one busybox container `main` running `bash`, plus one more
+/// container field (`extra`, e.g. `privileged: true`).
+fn busybox_runnable(name: &str, bash: &str, extra: &str) -> String {
+    format!(
+        "{name}:\n  defines: runnable\n  containers:\n    main:\n      image: {IMAGE}\n      bash: {bash}\n      stop-grace-period: 1s\n      {extra}\n"
+    )
+}
+
 /// Whether this engine can start a privileged container at all (an engine that itself
 /// runs in a container with a reduced capability set cannot).
 fn engine_runs_privileged() -> bool {
@@ -662,15 +670,10 @@ fn engine_runs_privileged() -> bool {
 /// `--allow-caps`; every container it does run has a pids limit and log rotation.
 #[test]
 fn privileged_and_extra_capabilities_run_only_on_a_peer_that_allows_them() {
-    let runnable = |name: &str, extra: &str| {
-        format!(
-            "{name}:\n  defines: runnable\n  containers:\n    main:\n      image: {IMAGE}\n      bash: exec sleep 600\n      stop-grace-period: 1s\n{extra}"
-        )
-    };
     let yaml = format!(
         "namespace: ctest\n{}{}",
-        runnable("root", "      privileged: true\n"),
-        runnable("admin", "      cap-add: [SYS_ADMIN]\n"),
+        busybox_runnable("root", "exec sleep 600", "privileged: true"),
+        busybox_runnable("admin", "exec sleep 600", "cap-add: [SYS_ADMIN]"),
     );
     let privileged =
         "policy: privileged containers are not allowed on peer alpha (monkd --allow-privileged)";
@@ -753,9 +756,8 @@ fn host_paths_are_mounted_only_under_the_volume_root_or_an_allowed_prefix() {
     let shared = host.path().join("shared");
     std::fs::create_dir_all(&shared).unwrap();
     let runnable = |name: &str, path: &str| {
-        format!(
-            "{name}:\n  defines: runnable\n  containers:\n    main:\n      image: {IMAGE}\n      paths: [\"{path}\"]\n      bash: echo {name} > /data/out && exec sleep 600\n      stop-grace-period: 1s\n"
-        )
+        let bash = format!("echo {name} > /data/out && exec sleep 600");
+        busybox_runnable(name, &bash, &format!("paths: [\"{path}\"]"))
     };
     let yaml = format!(
         "namespace: ctest\n{}{}{}",
