@@ -67,6 +67,7 @@ impl Cluster {
             capacity: Capacity::default(),
             snapshot_after_entries: SIM_SNAPSHOT_AFTER_ENTRIES,
             publish_ip: None,
+            admission: monk_node::executor::AdmissionPolicy::default(),
         }
     }
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use monk_node::executor::AdmissionPolicy;
 use monk_node::{daemon, NodeConfig};
 use monk_statemachine::Capacity;
 
@@ -46,6 +47,29 @@ struct Args {
     /// or /var/run/docker.sock.
     #[arg(long, value_name = "PATH")]
     moby_socket: Option<String>,
+    /// Admit privileged containers (`privileged: true`), which are root on this host.
+    #[arg(long)]
+    allow_privileged: bool,
+    /// Host path prefixes containers may mount besides the volume root, comma separated
+    /// (absolute paths).
+    #[arg(long, value_name = "PREFIX", value_delimiter = ',', value_parser = absolute_path)]
+    allow_host_paths: Vec<PathBuf>,
+    /// Capabilities containers may add beyond Docker's default set, comma separated
+    /// (`SYS_ADMIN`, `NET_ADMIN`, or `ALL`).
+    #[arg(long, value_name = "CAP", value_delimiter = ',')]
+    allow_caps: Vec<String>,
+    /// Directory on the engine's host that `${monk-volume-path}` names; containers may
+    /// always mount paths under it.
+    #[arg(long, value_name = "DIR", default_value = monk_scripting::monkscript::runtime::DEFAULT_MONK_VOLUME_PATH, value_parser = absolute_path)]
+    volume_root: PathBuf,
+}
+
+/// A flag value that must be an absolute path.
+fn absolute_path(text: &str) -> Result<PathBuf, String> {
+    match text.starts_with('/') {
+        true => Ok(PathBuf::from(text)),
+        false => Err(format!("{text:?} is not an absolute path")),
+    }
 }
 
 fn hostname() -> String {
@@ -83,6 +107,12 @@ fn main() -> ExitCode {
         capacity: capacity(),
         snapshot_after_entries: args.snapshot_every,
         publish_ip: args.publish_ip.map(|ip| ip.to_string()),
+        admission: AdmissionPolicy::new(
+            args.allow_privileged,
+            args.allow_host_paths,
+            &args.allow_caps,
+            args.volume_root,
+        ),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -18,6 +18,7 @@ fn config(dir: &std::path::Path, name: &str) -> NodeConfig {
         capacity: Capacity::default(),
         snapshot_after_entries: monk_node::limits::SNAPSHOT_AFTER_ENTRIES,
         publish_ip: None,
+        admission: monk_node::executor::AdmissionPolicy::default(),
     }
 }
 

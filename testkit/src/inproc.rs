@@ -37,6 +37,7 @@ pub async fn grpc_cluster(root: &std::path::Path, count: usize) -> Vec<InProcess
             capacity: Capacity::default(),
             snapshot_after_entries: monk_node::limits::SNAPSHOT_AFTER_ENTRIES,
             publish_ip: None,
+            admission: monk_node::executor::AdmissionPolicy::default(),
         };
         let node = Node::open(config, Network::Grpc).await.expect("open peer");
         let served = node.clone();

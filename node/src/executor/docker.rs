@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use bollard::container::LogOutput;
 use bollard::models::{
     ContainerCreateBody, ContainerSummaryStateEnum, EndpointSettings, HostConfig,
-    NetworkCreateRequest, NetworkingConfig, PortBinding, ResourcesUlimits,
+    HostConfigLogConfig, NetworkCreateRequest, NetworkingConfig, PortBinding, ResourcesUlimits,
     RestartPolicy as DockerRestart, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
@@ -23,6 +23,33 @@ use tokio_stream::StreamExt;
 use super::runtime::{RuntimeError, RuntimeResult};
 use super::{key_of, label, ContainerRuntime, Observed, RunState, Wanted};
 use crate::limits::CONTAINER_ENGINE_TIMEOUT;
+
+/// Most processes (and threads) one container may run: a fork bomb stops here instead
+/// of exhausting the host's pid space (Linux's default `pid_max` is 32,768 on small
+/// machines). Real services stay far below it: a JVM with large thread pools runs a
+/// few hundred, a prefork web server a few dozen.
+pub const CONTAINER_PIDS_MAX: i64 = 4_096;
+/// Largest log file the engine keeps per container before rotating it: 10 MiB, the
+/// size Docker's documentation suggests for `json-file` rotation.
+pub const CONTAINER_LOG_FILE_BYTES_MAX: u64 = 10 << 20;
+/// Log files kept per container (the current one and the rotated ones), so one
+/// chatty container holds at most 30 MiB of the host's disk; `monk logs` reads across
+/// them.
+pub const CONTAINER_LOG_FILES_MAX: u32 = 3;
+
+/// Docker's `json-file` driver with rotation (Docker's default keeps every line forever).
+fn log_config() -> HostConfigLogConfig {
+    HostConfigLogConfig {
+        typ: Some("json-file".into()),
+        config: Some(HashMap::from([
+            (
+                "max-size".to_string(),
+                CONTAINER_LOG_FILE_BYTES_MAX.to_string(),
+            ),
+            ("max-file".to_string(), CONTAINER_LOG_FILES_MAX.to_string()),
+        ])),
+    }
+}
 
 /// A connection to the local Docker engine.
 #[derive(Clone)]
@@ -165,6 +192,8 @@ pub fn create_body(w: &Wanted) -> ContainerCreateBody {
         shm_size: spec.shm_size_bytes.map(|m| m as i64),
         ulimits: (!ulimits.is_empty()).then_some(ulimits),
         network_mode: Some(w.network.clone()),
+        pids_limit: Some(CONTAINER_PIDS_MAX),
+        log_config: Some(log_config()),
         // An init process as PID 1 forwards signals and reaps zombies, so a `bash:`
         // command (a shell as PID 1 ignores SIGTERM) stops at once instead of being
         // killed after the grace period.
@@ -567,6 +596,34 @@ mod tests {
     fn impossible_docker_times_are_not_read() {
         assert_eq!(rfc3339_unix("2026-13-45T05:26:27Z"), None);
         assert_eq!(rfc3339_unix("2026-02-30T25:00:00Z"), None);
+    }
+
+    /// Every container gets the pids limit and log rotation, and joins its peer's
+    /// network: nothing in a spec reaches the host's network or an unbounded log.
+    #[test]
+    fn every_container_is_bounded_and_on_its_peer_network() {
+        let w = Wanted {
+            key: super::super::ContainerKey {
+                path: "ns/app".into(),
+                replica: 0,
+                container: "main".into(),
+            },
+            name: "monk-c1-1-ns-app-0-main".into(),
+            network: "monk-c1-1".into(),
+            aliases: Vec::new(),
+            generation: 1,
+            spec_hash: String::new(),
+            spec: ContainerSpec::default(),
+            labels: BTreeMap::new(),
+        };
+        let host = create_body(&w).host_config.expect("a host config");
+        assert_eq!(host.pids_limit, Some(CONTAINER_PIDS_MAX));
+        assert_eq!(host.network_mode.as_deref(), Some("monk-c1-1"));
+        let log = host.log_config.expect("a log config");
+        assert_eq!(log.typ.as_deref(), Some("json-file"));
+        let config = log.config.expect("log options");
+        assert_eq!(config.get("max-size").map(String::as_str), Some("10485760"));
+        assert_eq!(config.get("max-file").map(String::as_str), Some("3"));
     }
 
     #[test]

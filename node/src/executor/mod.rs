@@ -17,12 +17,15 @@
 //! - [`spec`]: assignment → wanted containers (labels, names, [`RunHost`]).
 //! - [`reconcile`]: one pass against a runtime, and the loop that runs it.
 //! - [`runtime`]: the [`ContainerRuntime`] seam; [`docker`] and [`fake`] implement it.
+//! - [`policy`]: the peer's admission policy (privileged, capabilities, host paths),
+//!   checked by [`spec`] before anything is created.
 //! - [`readiness`]: readiness checks and `depends.wait-for`; [`logs`]: `monk logs`/`exec`.
 
 pub mod docker;
 pub mod fake;
 pub mod logs;
 pub mod plan;
+pub mod policy;
 pub mod readiness;
 pub mod reconcile;
 pub mod runtime;
@@ -32,6 +35,7 @@ pub use plan::{
     plan, replica_status, Action, ContainerKey, Observed, RunState, Wanted, RUNNING_AFTER_SECS,
     STOP_GRACE_DEFAULT_SECS,
 };
+pub use policy::{AdmissionPolicy, PolicyRefusal};
 pub use reconcile::{reconcile, report_engine_missing, run, Pass};
 pub use runtime::ContainerRuntime;
 pub(crate) use spec::RunHost;

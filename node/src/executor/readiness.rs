@@ -15,6 +15,7 @@
 //! or fails it after `timeout` seconds.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use monk_scripting::arrow::eval;
@@ -116,7 +117,8 @@ pub const HTTP_GET: &str = "@http-get";
 /// Longest a check's HTTP request may take.
 pub const HTTP_GET_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// `http://host[:port]/path` → (host, port, path).
+/// `http://host[:port]/path` → (host, port, path); an IPv6 host is written in
+/// brackets (`http://[fd00::2]:8080/`) and comes back without them.
 fn split_url(url: &str) -> Result<(String, u16, String), String> {
     let rest = url
         .strip_prefix("http://")
@@ -125,13 +127,23 @@ fn split_url(url: &str) -> Result<(String, u16, String), String> {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) => (
-            h,
-            p.parse()
-                .map_err(|_| format!("http-get {url}: bad port {p:?}"))?,
-        ),
-        None => (authority, 80),
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => {
+            let (host, after) = bracketed
+                .split_once(']')
+                .ok_or_else(|| format!("http-get {url}: unclosed `[`"))?;
+            (host, after.strip_prefix(':'))
+        }
+        None => match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        },
+    };
+    let port = match port {
+        Some(p) => p
+            .parse()
+            .map_err(|_| format!("http-get {url}: bad port {p:?}"))?,
+        None => 80,
     };
     if host.is_empty() {
         return Err(format!("http-get {url}: no host"));
@@ -139,20 +151,89 @@ fn split_url(url: &str) -> Result<(String, u16, String), String> {
     Ok((host.to_string(), port, path.to_string()))
 }
 
+/// Cloud metadata services outside the link-local ranges: Alibaba Cloud's
+/// `100.100.100.200` and AWS's IPv6 `fd00:ec2::254` (the IPv4 ones, AWS/GCP/Azure
+/// `169.254.169.254`, are link-local).
+const METADATA_ADDRESSES: &[IpAddr] = &[
+    IpAddr::V4(Ipv4Addr::new(100, 100, 100, 200)),
+    IpAddr::V6(Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)),
+];
+
+/// Whether a check may not connect to `ip` even though a name or the script asks:
+/// loopback and unspecified addresses (from inside the replica's network they would
+/// be the replica itself, from `monkd` they are the host), link-local addresses
+/// (`169.254.0.0/16`, `fe80::/10`: the cloud metadata service) and other metadata
+/// addresses. IPv4-mapped IPv6 forms count as their IPv4 address.
+pub fn forbidden_target(ip: IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    let special = match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_unspecified() || v4.is_link_local(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xffc0) == 0xfe80
+        }
+    };
+    special || METADATA_ADDRESSES.contains(&ip)
+}
+
+/// Where a readiness `http-get` to `host` connects, as if from inside the replica's
+/// network: `localhost` (or a loopback or unspecified address) is the replica's own
+/// container at `container_ip`, the address its engine gave it; any other host is
+/// the first of its addresses (`resolved`, or the host itself when it is an address)
+/// that is not [`forbidden_target`]. Pure.
+pub fn http_get_target(
+    host: &str,
+    container_ip: Option<IpAddr>,
+    resolved: &[IpAddr],
+) -> Result<IpAddr, String> {
+    let literal = host.parse::<IpAddr>().ok();
+    let own = host.eq_ignore_ascii_case("localhost")
+        || literal.is_some_and(|ip| ip.to_canonical().is_loopback() || ip.is_unspecified());
+    if own {
+        return container_ip
+            .ok_or_else(|| "the replica has no address on its network yet".to_string());
+    }
+    let addresses = match literal {
+        Some(ip) => vec![ip],
+        None => resolved.to_vec(),
+    };
+    addresses
+        .iter()
+        .copied()
+        .find(|ip| !forbidden_target(*ip))
+        .ok_or_else(|| match addresses.first() {
+            Some(ip) => format!(
+                "{host} is {ip}, which a readiness check may not reach (loopback, link-local \
+                 or metadata address; `localhost` is the replica itself)"
+            ),
+            None => format!("{host} has no address"),
+        })
+}
+
+/// Resolves `host` on the peer (a name only; an address is returned as it is).
+async fn resolve(host: &str, port: u16) -> Result<Vec<IpAddr>, String> {
+    if host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok() {
+        return Ok(Vec::new());
+    }
+    let found = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
+    Ok(found.map(|a| a.ip()).collect())
+}
+
 /// An HTTP/1.1 GET for readiness checks (hyper's client: chunked and close-delimited
 /// bodies, keep-alive answered correctly): the body when the status is 2xx, at most
-/// [`EXEC_OUTPUT_BYTES_MAX`] bytes of it. `localhost` is the replica's container
-/// (`container_ip`) when the runtime gave one. Bounded by [`HTTP_GET_TIMEOUT`].
+/// [`EXEC_OUTPUT_BYTES_MAX`] bytes of it. It connects where [`http_get_target`] says
+/// (`localhost` is the replica's container at `container_ip`, the engine's address
+/// for it), never to the peer's loopback or a metadata address. Bounded by
+/// [`HTTP_GET_TIMEOUT`], name resolution included.
 pub async fn http_get(url: &str, container_ip: Option<&str>) -> Result<String, String> {
     let (host, port, path) = split_url(url)?;
-    let target = match (host.as_str(), container_ip) {
-        ("localhost" | "127.0.0.1" | "0.0.0.0", Some(ip)) => ip.to_string(),
-        _ => host.clone(),
-    };
     let failed = |e: &dyn std::fmt::Display| format!("http-get {url}: {e}");
-    let authority = match port {
-        80 => host.clone(),
-        _ => format!("{host}:{port}"),
+    let authority = match (port, host.contains(':')) {
+        (80, false) => host.clone(),
+        (80, true) => format!("[{host}]"),
+        (_, false) => format!("{host}:{port}"),
+        (_, true) => format!("[{host}]:{port}"),
     };
     let request = hyper::Request::get(path)
         .header(hyper::header::HOST, authority)
@@ -160,8 +241,11 @@ pub async fn http_get(url: &str, container_ip: Option<&str>) -> Result<String, S
         .body(http_body_util::Empty::<hyper::body::Bytes>::new())
         .map_err(|e| failed(&e))?;
     let mut driver = None;
+    let container_ip = container_ip.and_then(|ip| ip.parse::<IpAddr>().ok());
     let exchange = async {
-        let stream = tokio::net::TcpStream::connect((target.as_str(), port))
+        let resolved = resolve(&host, port).await.map_err(|e| failed(&e))?;
+        let target = http_get_target(&host, container_ip, &resolved).map_err(|e| failed(&e))?;
+        let stream = tokio::net::TcpStream::connect((target, port))
             .await
             .map_err(|e| failed(&e))?;
         let io = hyper_util::rt::TokioIo::new(stream);
@@ -343,6 +427,8 @@ pub struct Memo {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -361,27 +447,120 @@ mod tests {
         assert!(split_url("http://x:port/")
             .unwrap_err()
             .contains("bad port"));
+        // An IPv6 host is bracketed.
+        let split = ["http://[fd00::2]:8080/x", "http://[::1]"].map(|u| split_url(u).unwrap());
+        assert_eq!(
+            split,
+            [
+                ("fd00::2".into(), 8080, "/x".into()),
+                ("::1".into(), 80, "/".into())
+            ]
+        );
+        assert!(split_url("http://[::1/").unwrap_err().contains("unclosed"));
     }
 
+    /// A check ran from `monkd`'s own network: `localhost` without a container address
+    /// was the host's loopback, and any URL reached the cloud metadata service.
     #[tokio::test]
-    async fn http_get_returns_the_body_of_a_2xx_and_fails_otherwise() {
+    async fn http_get_never_reaches_the_peers_loopback_or_metadata() {
+        let (port, server) = serve(&["HTTP/1.0 200 OK\r\n\r\nhost secret"]).await;
+        for (url, why) in [
+            (
+                format!("http://localhost:{port}/"),
+                "no address on its network",
+            ),
+            (
+                format!("http://127.0.0.1:{port}/"),
+                "no address on its network",
+            ),
+            (
+                format!("http://0.0.0.0:{port}/"),
+                "no address on its network",
+            ),
+            (format!("http://[::1]:{port}/"), "no address on its network"),
+            (
+                "http://169.254.169.254/latest/meta-data/".into(),
+                "may not reach",
+            ),
+            ("http://[fe80::1]/".into(), "may not reach"),
+            ("http://[::ffff:169.254.169.254]/".into(), "may not reach"),
+            ("http://100.100.100.200/".into(), "may not reach"),
+        ] {
+            let err = http_get(&url, None).await.unwrap_err();
+            assert!(err.contains(why), "{url}: {err}");
+        }
+        // A name is resolved on the peer and judged by its addresses.
+        let metadata = IpAddr::from([169, 254, 169, 254]);
+        let err = http_get_target("metadata.google.internal", None, &[metadata]).unwrap_err();
+        assert!(err.contains("may not reach"), "{err}");
+        let lan = IpAddr::from([10, 0, 0, 7]);
+        assert_eq!(http_get_target("db", None, &[metadata, lan]), Ok(lan));
+        assert!(!server.is_finished(), "something connected to the host");
+        server.abort();
+    }
+
+    fn any_ip() -> impl Strategy<Value = IpAddr> {
+        prop_oneof![
+            any::<[u8; 4]>().prop_map(IpAddr::from),
+            any::<[u16; 8]>().prop_map(IpAddr::from),
+            Just(IpAddr::from([127, 0, 0, 1])),
+            Just(IpAddr::from([169, 254, 169, 254])),
+            Just(IpAddr::from([0, 0, 0, 0])),
+            Just("::1".parse().unwrap()),
+            Just("::ffff:127.0.0.1".parse().unwrap()),
+            Just("fe80::1".parse().unwrap()),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the script asks and names resolve to, a check connects to the
+        /// replica's own address or to an address that is neither loopback,
+        /// unspecified, link-local nor metadata; `localhost` is only ever the replica.
+        #[test]
+        fn http_get_targets_are_the_replica_or_not_forbidden(
+            host in prop_oneof![
+                Just("localhost".to_string()),
+                "[a-z]{1,8}(\\.[a-z]{1,5})?",
+                any_ip().prop_map(|ip| ip.to_string()),
+            ],
+            container_ip in proptest::option::of(any_ip()),
+            resolved in proptest::collection::vec(any_ip(), 0..4),
+        ) {
+            if let Ok(ip) = http_get_target(&host, container_ip, &resolved) {
+                prop_assert!(Some(ip) == container_ip || !forbidden_target(ip));
+                if host == "localhost" {
+                    prop_assert_eq!(Some(ip), container_ip);
+                }
+            }
+        }
+    }
+
+    /// A server on the host's loopback answering one connection per reply, in order.
+    async fn serve(replies: &'static [&'static str]) -> (u16, tokio::task::JoinHandle<()>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move {
-            for reply in [
-                "HTTP/1.0 200 OK\r\n\r\nhealthy",
-                "HTTP/1.0 503 Busy\r\n\r\nno",
-            ] {
+        let server = tokio::spawn(async move {
+            for reply in replies {
                 let (mut s, _) = listener.accept().await.unwrap();
                 let mut buf = [0u8; 256];
                 let _ = s.read(&mut buf).await;
                 s.write_all(reply.as_bytes()).await.unwrap();
             }
         });
+        (port, server)
+    }
+
+    #[tokio::test]
+    async fn http_get_returns_the_body_of_a_2xx_and_fails_otherwise() {
+        let (port, _server) = serve(&[
+            "HTTP/1.0 200 OK\r\n\r\nhealthy",
+            "HTTP/1.0 503 Busy\r\n\r\nno",
+        ])
+        .await;
         let url = format!("http://localhost:{port}/health");
         assert_eq!(http_get(&url, Some("127.0.0.1")).await.unwrap(), "healthy");
-        assert!(http_get(&url, None)
+        assert!(http_get(&url, Some("127.0.0.1"))
             .await
             .unwrap_err()
             .contains("status 503"));
@@ -406,6 +585,9 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_secs(30)).await;
         });
         let url = format!("http://127.0.0.1:{port}/health");
-        assert_eq!(http_get(&url, None).await.unwrap(), "hello world");
+        assert_eq!(
+            http_get(&url, Some("127.0.0.1")).await.unwrap(),
+            "hello world"
+        );
     }
 }

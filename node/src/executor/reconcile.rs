@@ -301,7 +301,7 @@ pub async fn run(node: Arc<Node>, runtime: Arc<dyn ContainerRuntime>) {
         let Some(peer) = node.peer_id().await else {
             continue;
         };
-        let (cluster, assigned, applied, sealed, ready) = {
+        let (cluster, assigned, applied, sealed, ready, peer_name) = {
             let shared = node.shared_state();
             let guard = shared.read().unwrap_or_else(|p| p.into_inner());
             let state = &guard.state;
@@ -314,6 +314,9 @@ pub async fn run(node: Arc<Node>, runtime: Arc<dyn ContainerRuntime>) {
                 state.last_applied_index(),
                 state.secrets().clone(),
                 readiness::ready_workloads(state),
+                state
+                    .peer(peer)
+                    .map_or_else(|| node.config.name.clone(), |p| p.name.clone()),
             )
         };
         // Re-check the world at least every few ticks even when the state is quiet,
@@ -335,6 +338,8 @@ pub async fn run(node: Arc<Node>, runtime: Arc<dyn ContainerRuntime>) {
             ready,
             secrets: &secrets,
             publish_ip: node.config.publish_ip.clone(),
+            policy: &node.config.admission,
+            peer_name: &peer_name,
         };
         let pass = match tokio::time::timeout(
             EXECUTOR_ACTION_TIMEOUT,

@@ -2,7 +2,11 @@
 //! containers it wants: the runnable's spec evaluated with [`RunHost`] (the host
 //! operators container fields may call at run time), mounted secrets as files, the
 //! labels that let a restarted peer adopt what it finds, names and DNS aliases on the
-//! peer's container network. Pure apart from decrypting secrets with the key it is given.
+//! peer's container network. The peer's admission policy ([`super::policy`]) is
+//! checked here, so a refused replica fails before anything is created, and
+//! `${monk-volume-path}` points at the peer's volume root unless the runnable says
+//! otherwise. Pure apart from decrypting secrets with the key it is given and following
+//! host paths' symlinks on this machine.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +18,7 @@ use monk_statemachine::PeerId;
 use sha2::{Digest, Sha256};
 
 use super::plan::{ContainerKey, Wanted};
+use super::policy::{self, AdmissionPolicy, VOLUME_PATH_VARIABLES};
 use crate::secrets::WorkloadSecrets;
 
 /// Label keys every managed container carries.
@@ -185,17 +190,22 @@ impl Host for RunHost<'_> {
     }
 }
 
-/// Builds the wanted containers of one assignment, or why it cannot run.
+/// Builds the wanted containers of one assignment under the default admission
+/// policy, or why it cannot run.
 pub fn wanted_of(
     cluster: &str,
     peer: PeerId,
     a: &Assignment,
     secrets: &WorkloadSecrets,
 ) -> Result<Vec<Wanted>, String> {
+    let policy = AdmissionPolicy::default();
+    let peer_name = peer.to_string();
     let world = World {
         ready: BTreeMap::new(),
         secrets,
         publish_ip: None,
+        policy: &policy,
+        peer_name: &peer_name,
     };
     spec_of(cluster, peer, a, &world).map(|(wanted, _)| wanted)
 }
@@ -253,17 +263,24 @@ pub(super) fn spec_of(
         definition: &a.definition,
         secrets: Some(secrets),
     };
-    let spec =
-        runnable_spec(&a.path, &a.definition, &a.overrides, &mut host).map_err(|errors| {
-            errors
-                .iter()
-                .map(|e| format!("{}: {}", e.at, e.message))
-                .collect::<Vec<_>>()
-                .join("; ")
-        })?;
+    let overrides = with_volume_root(a, &world.policy.volume_root.display().to_string());
+    let spec = runnable_spec(&a.path, &a.definition, &overrides, &mut host).map_err(|errors| {
+        errors
+            .iter()
+            .map(|e| format!("{}: {}", e.at, e.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
     if spec.containers.is_empty() {
         return Err("the runnable defines no containers".into());
     }
+    policy::check_with(
+        world.policy,
+        &spec,
+        world.peer_name,
+        &policy::resolve_on_host,
+    )
+    .map_err(|r| r.to_string())?;
     let mut spec = spec;
     for c in &mut spec.containers {
         c.files.extend(mounted_secrets(a, &c.name, secrets)?);
@@ -312,6 +329,24 @@ pub(super) fn spec_of(
     Ok((wanted, variables))
 }
 
+/// The assignment's `--set` values, plus the builtin volume path variables pointing at
+/// this peer's volume root where neither `--set` nor the runnable gives them a value.
+fn with_volume_root(a: &Assignment, root: &str) -> BTreeMap<String, String> {
+    let mut overrides = a.overrides.clone();
+    let declared = |name: &str| {
+        a.definition
+            .get("variables")
+            .and_then(|v| v.get(name))
+            .is_some()
+    };
+    for name in VOLUME_PATH_VARIABLES {
+        if !overrides.contains_key(*name) && !declared(name) {
+            overrides.insert(name.to_string(), root.to_string());
+        }
+    }
+    overrides
+}
+
 /// Reads a container's identity back from its labels.
 pub fn key_of(labels: &BTreeMap<String, String>) -> (Option<ContainerKey>, u64, String) {
     let key = match (
@@ -342,4 +377,8 @@ pub struct World<'a> {
     /// Host address that published ports without one bind to (`monkd --publish-ip`);
     /// `None` binds every address.
     pub publish_ip: Option<String>,
+    /// What this peer admits (`monkd --allow-*`, `--volume-root`).
+    pub policy: &'a AdmissionPolicy,
+    /// This peer's name, for the refusals `monk run` and `monk ps` show.
+    pub peer_name: &'a str,
 }

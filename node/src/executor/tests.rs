@@ -1,5 +1,5 @@
 //! Executor tests on the scriptable fake runtime: idempotence, adoption, generations,
-//! stop, missing images, exits, strays and duplicates. The same executor against the
+//! stop, missing images, exits, strays and duplicates, the admission policy. The same executor against the
 //! real Docker engine is tested in `cli/tests/containers.rs`.
 
 use std::collections::BTreeMap;
@@ -27,11 +27,17 @@ async fn pass_once(rt: &FakeRuntime, assigned: &[Assignment]) -> Pass {
     .await
 }
 
+/// The default admission policy: everything closed, the default volume root.
+static CLOSED: std::sync::LazyLock<AdmissionPolicy> =
+    std::sync::LazyLock::new(AdmissionPolicy::default);
+
 fn world(secrets: &WorkloadSecrets) -> World<'_> {
     World {
         ready: BTreeMap::new(),
         secrets,
         publish_ip: None,
+        policy: &CLOSED,
+        peer_name: "alpha",
     }
 }
 
@@ -429,4 +435,120 @@ async fn a_replica_waits_for_its_dependencies_before_any_container_is_created() 
     w.ready.insert("ns/db".into(), true);
     reconcile(&rt, "c1", 1, std::slice::from_ref(&a), &w, &mut memo).await;
     assert_eq!(rt.containers().len(), 2);
+}
+
+/// A replica the peer's policy refuses fails with the refusal, before any image is
+/// checked or container created; the same spec is admitted where the policy allows it.
+#[tokio::test]
+async fn a_privileged_replica_is_refused_by_policy_and_nothing_is_created() {
+    let rt = FakeRuntime::default();
+    let privileged = map(vec![
+        ("image", Tree::Str("busybox".into())),
+        ("privileged", Tree::Bool(true)),
+    ]);
+    let mut a = assignment(0, 1, Desired::Running, "busybox");
+    a.definition = map(vec![
+        ("defines", Tree::Str("runnable".into())),
+        ("containers", map(vec![("main", privileged)])),
+    ]);
+    let mut assigned = vec![a];
+    let reports = settle(&rt, &mut assigned).await;
+    assert_eq!(
+        reports,
+        vec![(
+            InstanceStatus::Failed,
+            "policy: privileged containers are not allowed on peer alpha (monkd --allow-privileged)"
+                .to_string()
+        )]
+    );
+    assert!(rt.containers().is_empty());
+    assert_eq!(rt.counts(), (0, 0));
+
+    let open = AdmissionPolicy {
+        allow_privileged: true,
+        ..AdmissionPolicy::default()
+    };
+    let secrets = no_secrets();
+    let w = World {
+        policy: &open,
+        ..world(&secrets)
+    };
+    let pass = reconcile(&rt, "c1", 1, &assigned, &w, &mut Memo::default()).await;
+    assert!(pass.errors.is_empty(), "{:?}", pass.errors);
+    assert_eq!(
+        rt.containers(),
+        vec![("monk-c1-1-ns-web-0-main".to_string(), true)]
+    );
+
+    // The peer restarted without the flag: what it now refuses goes.
+    assigned[0].reported = None;
+    let pass = pass_once(&rt, &assigned).await;
+    assert!(rt.containers().is_empty());
+    assert!(
+        matches!(&pass.reports[..], [Command::WorkloadReport { status: InstanceStatus::Failed, message, .. }] if message.starts_with("policy: privileged")),
+        "{:?}",
+        pass.reports
+    );
+}
+
+/// `${monk-volume-path}` is the peer's volume root; `--set` pointing it elsewhere is
+/// refused, and so is a host path outside it.
+#[tokio::test]
+async fn the_volume_root_is_the_peers_and_paths_outside_it_are_refused() {
+    let container = |path: &str| {
+        map(vec![
+            ("image", Tree::Str("busybox".into())),
+            ("paths", Tree::Seq(vec![Tree::Str(path.into())])),
+        ])
+    };
+    let runnable = |path: &str| {
+        let mut a = assignment(0, 1, Desired::Running, "busybox");
+        a.definition = map(vec![
+            ("defines", Tree::Str("runnable".into())),
+            ("containers", map(vec![("main", container(path))])),
+        ]);
+        a
+    };
+    let root = AdmissionPolicy {
+        volume_root: "/srv/monk".into(),
+        ..AdmissionPolicy::default()
+    };
+    let secrets = no_secrets();
+    let w = World {
+        policy: &root,
+        ..world(&secrets)
+    };
+    let a = runnable("<- `${monk-volume-path}/app:/data`");
+    let (wanted, _) = super::spec::spec_of("c1", 1, &a, &w).expect("admitted");
+    assert_eq!(wanted[0].spec.mounts[0].source, "/srv/monk/app");
+
+    let mut elsewhere = a.clone();
+    elsewhere
+        .overrides
+        .insert("monk-volume-path".into(), "/etc".into());
+    assert_eq!(
+        super::spec::spec_of("c1", 1, &elsewhere, &w).map(|_| ()),
+        Err(
+            "policy: monk-volume-path /etc is not allowed on peer alpha: it must be under \
+             /srv/monk (monkd --allow-host-paths PREFIX)"
+                .to_string()
+        )
+    );
+    let rt = FakeRuntime::default();
+    let pass = reconcile(
+        &rt,
+        "c1",
+        1,
+        &[runnable("/var/run/docker.sock:/var/run/docker.sock")],
+        &w,
+        &mut Memo::default(),
+    )
+    .await;
+    assert!(
+        matches!(&pass.reports[0], Command::WorkloadReport { status: InstanceStatus::Failed, message, .. }
+            if message.starts_with("policy: host path /var/run/docker.sock (container main) is not allowed on peer alpha")),
+        "{:?}",
+        pass.reports
+    );
+    assert!(rt.containers().is_empty());
 }

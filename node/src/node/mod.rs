@@ -52,6 +52,8 @@ pub struct NodeConfig {
     /// Host address that published ports bind to when a runnable names none
     /// (`--publish-ip`); `None` binds every address.
     pub publish_ip: Option<String>,
+    /// What workloads may ask of this peer's host (`--allow-*`, `--volume-root`).
+    pub admission: crate::executor::AdmissionPolicy,
 }
 
 /// A peer asking to join: what `peer-joined` records about it.
