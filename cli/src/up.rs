@@ -596,9 +596,6 @@ async fn take_down(
     ))
 }
 
-/// Waits until every placed replica of `paths` reports `stopped` (the executor
-/// removes a replica's containers before it reports so), showing progress.
-
 #[cfg(test)]
 mod tests {
     use super::*;
