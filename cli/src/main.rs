@@ -9,6 +9,7 @@ mod events;
 mod exit;
 mod progress;
 mod secrets;
+mod stop;
 mod table;
 mod up;
 mod wait;

@@ -20,8 +20,9 @@ use monk_scripting::tree::Tree;
 use monk_statemachine::view::InstanceView;
 use monk_statemachine::{Applied, Command, LoadedTemplate, Rejection, Workload};
 
+use crate::stop::wait_stopped;
 use crate::wait::replica_label;
-use crate::workloads::{propose, replicas_of, state_text, wait_running, wait_stopped, WaitArgs};
+use crate::workloads::{propose, replicas_of, state_text, wait_running, WaitArgs};
 use crate::{actor, json, read_definitions, store_definitions, Failure, Outcome, Output};
 
 /// How long a `monkd` that `up` started may take to answer: opening RocksDB and

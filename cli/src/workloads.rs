@@ -18,7 +18,8 @@ use monk_statemachine::view::InstanceView;
 use monk_statemachine::{Applied, Command, Desired, Workload};
 
 use crate::progress::{Mode, Progress};
-use crate::wait::{parse_timeout, replica_label, Phase, Verdict, Watch, WAIT_TIMEOUT_DEFAULT};
+use crate::stop::wait_stopped;
+use crate::wait::{parse_timeout, Verdict, Watch, WAIT_TIMEOUT_DEFAULT};
 use crate::{actor, connect, json, table, Failure, Outcome, Output, OutputArg};
 
 /// How often `logs -f` asks for new lines.
@@ -88,11 +89,6 @@ async fn logs(
 
 /// How often `run` asks for the replicas' status while it waits.
 const WAIT_POLL: Duration = Duration::from_millis(300);
-
-/// How long `stop`, `purge` and `down` wait for every replica to report `stopped`: each container gets
-/// its `stop-grace-period` (10 s by default) and the executor passes every second;
-/// two minutes cover several containers per replica stopped one after another.
-const STOP_WAIT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How `run`, `update`, `restart` and `scale` wait, and what they print.
 #[derive(Args, Debug, Clone)]
@@ -794,44 +790,5 @@ pub async fn run(addr: &str, cmd: WorkloadCmd) -> Outcome {
             }
             Ok(text)
         }
-    }
-}
-
-/// Whether a replica has no containers left to wait for: not placed, never started by
-/// an executor (a peer without one, `monkd --containers none`), stopped, or failed
-/// before its containers could run (its engine does not answer).
-fn containers_gone(i: &InstanceView) -> bool {
-    i.peer.is_none()
-        || i.observed_generation.is_none()
-        || Phase::of(i) == Phase::Stopped
-        || i.status == Some(monk_statemachine::InstanceStatus::Failed)
-}
-
-/// Waits until every placed replica of `paths` reports `stopped` (its containers are
-/// gone), showing progress, for at most [`STOP_WAIT_TIMEOUT`].
-pub(crate) async fn wait_stopped(client: &mut MonkClient, paths: &[String]) -> Result<(), Failure> {
-    let mut progress = Progress::new(Mode::choose(false));
-    let began = Instant::now();
-    loop {
-        let replicas = replicas_of(client, paths).await?;
-        progress.show(&replicas, began.elapsed());
-        let left: Vec<String> = replicas
-            .iter()
-            .filter(|i| !containers_gone(i))
-            .map(|i| format!("{} ({})", replica_label(i), Phase::of(i).text()))
-            .collect();
-        if left.is_empty() {
-            progress.finish(true);
-            return Ok(());
-        }
-        if began.elapsed() >= STOP_WAIT_TIMEOUT {
-            progress.finish(false);
-            return Err(Failure::failed(format!(
-                "timed out after {}s waiting for {} to stop",
-                STOP_WAIT_TIMEOUT.as_secs(),
-                left.join(", ")
-            )));
-        }
-        tokio::time::sleep(WAIT_POLL).await;
     }
 }
