@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use monk_testkit::cli::{json, ok};
-use monk_testkit::hosts::{leftovers, HostBed, IMAGE};
+use monk_testkit::hosts::{leftovers, usable, HostBed, IMAGE};
 
 fn docker_out(bed: &HostBed, host: usize, args: &[&str]) -> String {
     let out = bed.hosts[host].docker(args).expect("docker runs");
@@ -129,4 +129,25 @@ fn a_dead_owners_bed_is_swept_by_the_next_start() {
     let next = HostBed::start(&root.path().join("next"), 1).expect("a second bed starts");
     assert_eq!(leftovers(&suffix, &dir), Vec::<String>::new());
     drop(next);
+}
+
+/// A bed that fails half-way (here: a dir too deep for the engines' Unix sockets, found
+/// after the namespaces and the bridge exist) removes what it made before it returns.
+#[test]
+fn a_bed_that_fails_to_start_leaves_nothing_behind() {
+    if !usable() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let deep = root.path().join("d".repeat(100));
+    let error = match HostBed::start(&deep, 2) {
+        Ok(_) => panic!("a bed under {} started", deep.display()),
+        Err(e) => e,
+    };
+    assert!(error.contains("too deep"), "{error}");
+    let suffix = error
+        .strip_prefix("bed ")
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or_else(|| panic!("the error names no bed: {error}"));
+    assert_eq!(leftovers(suffix, &deep), Vec::<String>::new());
 }

@@ -233,6 +233,7 @@ pub(super) fn tear_down(suffix: &str, dir: Option<&Path>) {
             }
         }
     }
+    let _ = std::fs::remove_file(record_path(suffix).with_extension("partial"));
     let _ = std::fs::remove_file(record_path(suffix));
 }
 

@@ -170,28 +170,36 @@ impl HostBed {
         };
         // The record first: from here on a sweep knows whose things these are, and an
         // error drops `bed`, which tears down whatever was made.
-        bed.write_record()?;
-        bed.subnet = Some(claim_subnet(&bed.suffix)?);
-        bed.write_record()?;
-        bed.make_network(n)?;
-        bed.start_engines()?;
-        bed.load_image()?;
-        bed.start_peers()?;
-        bed.form_cluster()?;
-        bed.write_record()?;
-        Ok(bed)
+        match bed.bring_up(n) {
+            Ok(()) => Ok(bed),
+            Err(e) => Err(format!("bed {}: {e}", bed.suffix)),
+        }
     }
 
-    /// [`HostBed::start`], or `None` after printing why the bed cannot run here (no
-    /// Docker engine, no `dockerd`, no permission for `ip netns`); with
-    /// `MONK_REQUIRE_DOCKER=1` that is a panic instead. A bed that could run but fails
-    /// to start is a panic.
+    fn bring_up(&mut self, n: usize) -> Result<(), String> {
+        self.write_record()?;
+        self.subnet = Some(claim_subnet(&self.suffix)?);
+        self.write_record()?;
+        self.make_network(n)?;
+        self.start_engines()?;
+        // The image goes into the engines while the peers start and form (it is needed
+        // only when a test runs something): a second off a three-host start.
+        let (dir, hosts) = (self.dir.clone(), self.hosts.clone());
+        std::thread::scope(|scope| {
+            let loading = scope.spawn(|| load_image(&dir, &hosts));
+            let formed = self.start_peers().and_then(|()| self.form_cluster());
+            let loaded = loading
+                .join()
+                .unwrap_or_else(|_| Err("loading the image panicked".into()));
+            formed.and(loaded)
+        })?;
+        self.write_record()
+    }
+
+    /// [`HostBed::start`], or `None` when [`usable`] says no bed can run here. A bed
+    /// that could run but fails to start is a panic.
     pub fn start_or_skip(root: &Path, n: usize) -> Option<HostBed> {
-        if let Some(reason) = unavailable() {
-            if std::env::var("MONK_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
-                panic!("{reason}; MONK_REQUIRE_DOCKER=1 makes this a failure");
-            }
-            eprintln!("SKIPPED: {reason}");
+        if !usable() {
             return None;
         }
         Some(HostBed::start(root, n).unwrap_or_else(|e| panic!("the host bed: {e}")))
@@ -253,7 +261,12 @@ impl HostBed {
     fn write_record(&self) -> Result<(), String> {
         let text = self.record().to_string();
         for path in [record_path(&self.suffix), self.dir.join(RECORD_FILE)] {
-            std::fs::write(&path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
+            // Whole or not at all: a sweep in another process that read half a record
+            // would take a live bed for a dead one.
+            let partial = path.with_extension("partial");
+            std::fs::write(&partial, &text)
+                .and_then(|()| std::fs::rename(&partial, &path))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
         }
         Ok(())
     }
@@ -380,38 +393,6 @@ impl HostBed {
         Ok(())
     }
 
-    fn load_image(&self) -> Result<(), String> {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/busybox-image");
-        ok(Command::new("bash").arg(script).arg(IMAGE))?;
-        let tar = self.dir.join("image.tar");
-        ok(Command::new("docker")
-            .args(["save", "-o"])
-            .arg(&tar)
-            .arg(IMAGE))?;
-        let loads: Vec<(String, Child)> = self
-            .hosts
-            .iter()
-            .map(|h| {
-                Command::new("docker")
-                    .args(["-H", &h.docker_host, "load", "-q", "-i"])
-                    .arg(&tar)
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .map(|c| (h.name.clone(), c))
-                    .map_err(|e| format!("docker load: {e}"))
-            })
-            .collect::<Result<_, _>>()?;
-        for (name, child) in loads {
-            let status = wait_child(child, COMMAND_TIMEOUT)?;
-            if !status.success() {
-                return Err(format!("loading {IMAGE} into {name}'s engine: {status}"));
-            }
-        }
-        Ok(())
-    }
-
     fn start_peers(&mut self) -> Result<(), String> {
         for host in &self.hosts {
             let launcher = host.launcher();
@@ -491,6 +472,38 @@ impl Drop for HostBed {
     }
 }
 
+/// Loads [`IMAGE`] (built in the machine's engine if missing) into every host's engine.
+fn load_image(dir: &Path, hosts: &[Host]) -> Result<(), String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/busybox-image");
+    ok(Command::new("bash").arg(script).arg(IMAGE))?;
+    let tar = dir.join("image.tar");
+    ok(Command::new("docker")
+        .args(["save", "-o"])
+        .arg(&tar)
+        .arg(IMAGE))?;
+    let loads: Vec<(String, Child)> = hosts
+        .iter()
+        .map(|h| {
+            Command::new("docker")
+                .args(["-H", &h.docker_host, "load", "-q", "-i"])
+                .arg(&tar)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map(|c| (h.name.clone(), c))
+                .map_err(|e| format!("docker load: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    for (name, child) in loads {
+        let status = wait_child(child, COMMAND_TIMEOUT)?;
+        if !status.success() {
+            return Err(format!("loading {IMAGE} into {name}'s engine: {status}"));
+        }
+    }
+    Ok(())
+}
+
 /// The record a bed keeps in its own dir (what `scripts/hosts down` reads).
 pub const RECORD_FILE: &str = "bed.json";
 
@@ -498,7 +511,10 @@ pub const RECORD_FILE: &str = "bed.json";
 pub fn kept_in(dir: &Path) -> Option<Value> {
     let record: Value = serde_json::from_slice(&std::fs::read(dir.join(RECORD_FILE)).ok()?).ok()?;
     let suffix = record["suffix"].as_str()?;
-    record_path(suffix).exists().then(|| record["bed"].clone())
+    // After a reboot the record outlives the namespaces: that bed is gone.
+    let netns = record["bed"]["hosts"][0]["netns"].as_str()?;
+    let alive = record_path(suffix).exists() && Path::new("/var/run/netns").join(netns).exists();
+    alive.then(|| record["bed"].clone())
 }
 
 /// Tears down the bed recorded in `dir` (kept or not) and removes `dir`; `false` when
@@ -515,6 +531,20 @@ pub fn tear_down_dir(dir: &Path) -> Result<bool, String> {
     tear_down(suffix, Some(dir));
     std::fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     Ok(true)
+}
+
+/// Whether a bed can run here; if not, prints why (no Docker engine, no `dockerd`, no
+/// permission for `ip netns`), or with `MONK_REQUIRE_DOCKER=1` panics with it: CI
+/// cannot go green by skipping.
+pub fn usable() -> bool {
+    let Some(reason) = unavailable() else {
+        return true;
+    };
+    if std::env::var("MONK_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
+        panic!("{reason}; MONK_REQUIRE_DOCKER=1 makes this a failure");
+    }
+    eprintln!("SKIPPED: {reason}");
+    false
 }
 
 /// Why no bed can run on this machine, if so.
