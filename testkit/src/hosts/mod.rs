@@ -6,7 +6,9 @@
 //! and the cluster formed through the CLI the way a person would: `cluster new` and
 //! `cluster join` run inside the peer's namespace against its own address (setting up a
 //! peer is allowed only from its own machine), `cluster token` from the root namespace
-//! with the stored admin credential.
+//! with the stored admin credential. The bridge holds `10.213.K.1/24` in the root
+//! namespace (K claimed per bed in [`REGISTRY`], so beds side by side never share a
+//! subnet), host N is `10.213.K.(N+1)`, its peer listens on [`PEER_PORT`] there.
 //!
 //! Everything the bed makes carries its suffix (`<pid>x<counter>`): the namespaces
 //! `monk-<suffix>-hostN`, the bridge `mb<suffix>`, the veths `mv<suffix>hN`, the cgroups
