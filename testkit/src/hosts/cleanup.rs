@@ -107,7 +107,7 @@ fn owned(suffix: &str) -> bool {
     })
 }
 
-/// Tears down every bed nobody owns any more (see [`owned`]).
+/// Tears down every bed nobody owns any more: neither kept nor of a running owner.
 pub fn sweep_dead() {
     let mut suffixes: Vec<String> = Vec::new();
     let registry = std::fs::read_dir(REGISTRY).into_iter().flatten().flatten();
