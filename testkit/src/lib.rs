@@ -4,6 +4,8 @@
 //!   (start, restart on the same data dir, SIGKILL, SIGTERM with a clean exit, SIGSTOP
 //!   and SIGCONT), and the bounded wait every test uses;
 //! - [`cli`]: the real `monk` binary run against a peer, its output, and JSON;
+//! - [`hosts`]: a bed of hosts on one machine (network namespaces on a bridge, a
+//!   `dockerd` and a `monkd` each, one formed cluster), torn down even after a crash;
 //! - [`inproc`]: a cluster of real peers (gRPC on loopback, RocksDB) in one process;
 //! - [`builders`]: proposals and log entries built one way;
 //! - [`datadir`]: data dirs written through the live store code (entries, snapshots,
@@ -17,5 +19,6 @@
 pub mod builders;
 pub mod cli;
 pub mod datadir;
+pub mod hosts;
 pub mod inproc;
 pub mod process;

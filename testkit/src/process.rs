@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
@@ -141,6 +142,9 @@ pub struct Monkd {
     pub addr: String,
     /// Extra `monkd` flags used on every (re)start.
     pub extra_args: Vec<String>,
+    /// What `monkd` is started through (e.g. `nsenter --net=/var/run/netns/NAME`, for a
+    /// peer in a network namespace); empty: directly.
+    pub launcher: Vec<String>,
     bin: PathBuf,
     child: Option<Child>,
 }
@@ -148,7 +152,25 @@ pub struct Monkd {
 impl Monkd {
     /// A peer named `name` with its data dir under `root`; not started yet.
     pub fn new(root: &Path, name: &str, extra: &[&str]) -> Result<Monkd, String> {
-        let addr = format!("127.0.0.1:{}", free_port());
+        Monkd::at(
+            root,
+            name,
+            &format!("127.0.0.1:{}", free_port()),
+            &[],
+            extra,
+        )
+    }
+
+    /// A peer named `name` listening on `addr`, started through `launcher` (see
+    /// [`Monkd::launcher`]), with its data dir under `root`; not started yet.
+    pub fn at(
+        root: &Path,
+        name: &str,
+        addr: &str,
+        launcher: &[&str],
+        extra: &[&str],
+    ) -> Result<Monkd, String> {
+        let addr = addr.to_string();
         register_root(&addr, root);
         DATA_DIRS
             .lock()
@@ -159,6 +181,7 @@ impl Monkd {
             data_dir: root.join(name),
             addr,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            launcher: launcher.iter().map(|s| s.to_string()).collect(),
             bin: binary("monkd")?,
             child: None,
         })
@@ -179,12 +202,22 @@ impl Monkd {
 
     fn command(&self) -> Result<Command, String> {
         let data_dir = self.data_dir.to_str().ok_or("a non-UTF-8 data dir")?;
-        let mut command = Command::new(&self.bin);
+        let mut command = match self.launcher.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                // Its own process group: a bed kept for a person outlives the terminal
+                // that started it.
+                c.args(args).arg(&self.bin).process_group(0);
+                c
+            }
+            None => Command::new(&self.bin),
+        };
         command
             .args(["--data-dir", data_dir, "--listen", &self.addr])
             .args(["--name", &self.name])
             .args(&self.extra_args)
             .env("MONK_LOG", "info,openraft=warn")
+            .stdin(Stdio::null())
             .stdout(Stdio::null());
         Ok(command)
     }
@@ -224,6 +257,11 @@ impl Monkd {
     /// The process id while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+
+    /// Lets the process run on after this value drops (a test bed kept for a person).
+    pub fn detach(&mut self) {
+        self.child = None;
     }
 
     /// SIGKILL: no shutdown code runs.
