@@ -254,6 +254,13 @@ async fn every_rpc_allows_exactly_the_callers_its_rule_names() {
     let other_root = tempfile::tempdir().unwrap();
     let stranger = grpc_cluster(other_root.path(), 1).await;
 
+    // Private material is readable by the peer's owner only.
+    use std::os::unix::fs::PermissionsExt;
+    for file in ["tls/peer.key", "tls/ca.key", "admin.credentials"] {
+        let path = peers[0].node.config.data_dir.join(file);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", path.display());
+    }
     let ca_pem = peers[0].node.trust().ca_pem().unwrap();
     let mut admin = MonkClient::connect(&peers[0].address, &peers[0].admin)
         .await
