@@ -93,3 +93,47 @@ fn corrupt_snapshot_stops_the_peer() {
         "{err}"
     );
 }
+
+/// Damage in the middle of the write-ahead log (entries RocksDB had not yet flushed
+/// when the peer was killed) stops the peer: the default recovery would open without
+/// every entry after the damage, and nothing else could tell.
+#[test]
+fn damage_inside_the_write_ahead_log_stops_the_peer() {
+    let root = tempfile::tempdir().unwrap();
+    let mut peer = Peer::start(root.path(), "solo");
+    ok(&peer.addr, &["cluster", "new", "--name", "c"]);
+    for i in 0..20 {
+        let file = root.path().join(format!("t{i}.yaml"));
+        std::fs::write(
+            &file,
+            format!("namespace: ns\nweb-{i}:\n  defines: runnable\n"),
+        )
+        .unwrap();
+        ok(&peer.addr, &["load", file.to_str().unwrap()]);
+    }
+    // Killed: no flush, the entries live in the WAL only.
+    peer.kill();
+    let wal = std::fs::read_dir(peer.data_dir.join("raft"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .expect("a write-ahead log file");
+    let mut bytes = std::fs::read(&wal).unwrap();
+    assert!(
+        bytes.len() > 4096,
+        "{} holds {} bytes",
+        wal.display(),
+        bytes.len()
+    );
+    let at = bytes.len() / 3;
+    bytes[at] ^= 0x5a;
+    std::fs::write(&wal, &bytes).unwrap();
+    let (status, err) = peer.start_expecting_refusal();
+    assert!(
+        !status.success(),
+        "a peer must not open a damaged WAL: {err}"
+    );
+    assert!(err.to_lowercase().contains("corrupt"), "{err}");
+}
