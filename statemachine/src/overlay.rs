@@ -182,7 +182,12 @@ pub fn check_identity(identity: &OverlayIdentity) -> Result<(), String> {
             identity.public_key
         ));
     }
-    let endpoint = &identity.endpoint;
+    check_endpoint(&identity.endpoint)
+}
+
+/// Whether `endpoint` is a WireGuard endpoint: `host:port`, port 1-65535, printable
+/// ASCII, at most [`OVERLAY_ENDPOINT_BYTES_MAX`] bytes.
+pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
     let port = endpoint
         .rsplit_once(':')
         .filter(|(host, _)| !host.is_empty())

@@ -109,4 +109,22 @@ mod tests {
         };
         assert_eq!(config.endpoint("host-a:44001"), "203.0.113.9:443");
     }
+
+    #[test]
+    fn a_peer_proposes_its_identity_only_when_the_state_holds_another() {
+        use super::plan::tests::{identity, Log};
+        let mut log = Log::cluster(2);
+        assert_eq!(identity_change(&log.state, 2, &identity(2)), None);
+        let moved = OverlayIdentity {
+            endpoint: "198.51.100.2:51999".into(),
+            ..identity(2)
+        };
+        let change = identity_change(&log.state, 2, &moved).unwrap();
+        assert_eq!(change.kind(), "peer-overlay-changed");
+        log.ok(change);
+        assert_eq!(identity_change(&log.state, 2, &moved), None);
+        log.ok(Command::PeerLeft { peer: 2 });
+        assert_eq!(identity_change(&log.state, 2, &identity(7)), None);
+        assert_eq!(identity_change(&log.state, 9, &identity(9)), None);
+    }
 }

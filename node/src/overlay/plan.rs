@@ -134,7 +134,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Vec<Action> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use monk_statemachine::{apply, Applied, Capacity, Command, Entry, OverlayIdentity, Proposal};
     use proptest::prelude::*;
@@ -288,13 +288,37 @@ mod tests {
         }
     }
 
-    struct Log {
-        state: State,
+    /// A state built by applying commands (tests of this module and `overlay`).
+    pub(crate) struct Log {
+        pub(crate) state: State,
         index: u64,
     }
 
     impl Log {
-        fn ok(&mut self, command: Command) {
+        /// A cluster whose first peer advertised `identity(1)`, joined by 2..=`last`.
+        pub(crate) fn cluster(last: u8) -> Log {
+            let mut log = Log {
+                state: State::default(),
+                index: 0,
+            };
+            log.ok(Command::ClusterCreated {
+                name: "c".into(),
+                first_peer_name: "p1".into(),
+                first_peer_address: "h1:44001".into(),
+                tags: vec![],
+                capacity: Capacity::default(),
+                facts: None,
+                admin_token_sha256: None,
+                overlay_range: None,
+                overlay: Some(identity(1)),
+            });
+            for n in 2..=last {
+                log.join(n);
+            }
+            log
+        }
+
+        pub(crate) fn ok(&mut self, command: Command) {
             self.index += 1;
             let entry = Entry {
                 index: self.index,
@@ -330,7 +354,7 @@ mod tests {
         }
     }
 
-    fn identity(n: u8) -> OverlayIdentity {
+    pub(crate) fn identity(n: u8) -> OverlayIdentity {
         OverlayIdentity {
             public_key: key(n),
             endpoint: format!("192.0.2.{n}:51820"),
@@ -339,24 +363,7 @@ mod tests {
 
     #[test]
     fn desired_has_every_other_member_up_or_down_and_no_one_who_left() {
-        let mut log = Log {
-            state: State::default(),
-            index: 0,
-        };
-        log.ok(Command::ClusterCreated {
-            name: "c".into(),
-            first_peer_name: "p1".into(),
-            first_peer_address: "h1:44001".into(),
-            tags: vec![],
-            capacity: Capacity::default(),
-            facts: None,
-            admin_token_sha256: None,
-            overlay_range: None,
-            overlay: Some(identity(1)),
-        });
-        for n in 2..=4 {
-            log.join(n);
-        }
+        let mut log = Log::cluster(4);
         log.ok(Command::PeerDown {
             peer: 3,
             reason: "silent".into(),
