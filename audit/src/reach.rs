@@ -47,6 +47,8 @@ pub fn reach(command: &Command) -> Reach<'_> {
         | Command::WorkloadScale { .. }
         // A report names its peer, but only changes what the workload observed.
         | Command::WorkloadReport { .. } => (false, PeerReach::None),
+        // A key or endpoint is no placement fact: nothing moves.
+        Command::PeerOverlayChanged { peer, .. } => (false, PeerReach::Named(*peer)),
         // The first peer joins an empty cluster: no workload exists yet.
         Command::ClusterCreated { .. } => (false, PeerReach::Assigned),
         // A path may name a group: every runnable under it moves.

@@ -9,7 +9,8 @@
 use std::collections::BTreeMap;
 
 use monk_statemachine::{
-    MapChange, Peer, PeerId, Role, Secret, SecretName, State, StateDiff, Template, User, Workload,
+    Ipv4Net, MapChange, Peer, PeerId, Role, Secret, SecretName, State, StateDiff, Template, User,
+    Workload,
 };
 use serde::Serialize;
 
@@ -30,6 +31,8 @@ pub struct RedactedState<'a> {
     pub workloads: &'a BTreeMap<String, Workload>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub users: BTreeMap<&'a str, UserRole>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overlay_range: Option<Ipv4Net>,
 }
 
 /// A user as it may be shown: its role and when it got it, never its credential's hash.
@@ -70,6 +73,7 @@ impl<'a> RedactedState<'a> {
                 .iter()
                 .map(|(k, u)| (k.as_str(), UserRole::from(u)))
                 .collect(),
+            overlay_range: state.overlay_range(),
         }
     }
 }
@@ -93,6 +97,8 @@ pub struct RedactedDiff<'a> {
     pub workloads: &'a [MapChange<String, Workload>],
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub users: Vec<MapChange<String, UserRole>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overlay_range: &'a Option<(Option<Ipv4Net>, Option<Ipv4Net>)>,
 }
 
 /// A secret's change with its sealed bytes dropped.
@@ -132,6 +138,7 @@ impl<'a> RedactedDiff<'a> {
             secrets: d.secrets.iter().map(secret_change).collect(),
             workloads: &d.workloads,
             users: d.users.iter().map(redact_change).collect(),
+            overlay_range: &d.overlay_range,
         }
     }
 }
@@ -170,6 +177,8 @@ mod tests {
             capacity: Capacity::default(),
             facts: None,
             admin_token_sha256: None,
+            overlay_range: Some("10.211.0.0/16".parse().unwrap()),
+            overlay: None,
         };
         let secret = Command::SecretSet {
             name: "db".into(),
@@ -196,5 +205,7 @@ mod tests {
         assert!(text.contains("\"db\""), "{text}");
         assert!(!text.contains("sealed"), "{text}");
         assert!(!text.contains("5345414c45444259544553"), "{text}");
+        // Fields left out while empty (the overlay range) show once set.
+        assert_eq!(keys(&state), keys(&RedactedState::of(&state)));
     }
 }

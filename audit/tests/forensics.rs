@@ -36,6 +36,8 @@ fn write(dir: &Path, paths: &[&str]) {
         capacity: Capacity::default(),
         facts: None,
         admin_token_sha256: None,
+        overlay_range: None,
+        overlay: None,
     };
     let mut entries = vec![membership(1, 0), blank(1, 1), entry(2, created)];
     entries.extend(paths.iter().enumerate().map(|(i, p)| load(i as u64 + 3, p)));

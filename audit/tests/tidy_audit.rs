@@ -26,6 +26,8 @@ fn samples() -> Vec<Command> {
             capacity: Capacity::default(),
             facts: None,
             admin_token_sha256: None,
+            overlay_range: None,
+            overlay: None,
         },
         Command::JoinTokenIssued {
             token_sha256: "00".into(),
@@ -39,6 +41,7 @@ fn samples() -> Vec<Command> {
             capacity: Capacity::default(),
             facts: None,
             admitted_at_ms: None,
+            overlay: None,
         },
         Command::PeerLeft { peer: 7 },
         Command::PeerDown {
@@ -107,6 +110,11 @@ fn samples() -> Vec<Command> {
             token_sha256: "ab".repeat(32),
         },
         Command::UserRemoved { name: "ada".into() },
+        Command::PeerOverlayChanged {
+            peer: 7,
+            public_key: format!("{}=", "A".repeat(43)),
+            endpoint: "192.0.2.7:51820".into(),
+        },
         Command::JoinTokenRevoked {
             token_sha256: "t".into(),
         },
@@ -163,6 +171,7 @@ fn every_command_kind_is_classified_for_history() {
         ("user-added", (false, false, PeerReach::None)),
         ("user-removed", (false, false, PeerReach::None)),
         ("join-token-revoked", (false, false, PeerReach::None)),
+        ("peer-overlay-changed", (false, false, named)),
     ]
     .into_iter()
     .collect();

@@ -68,6 +68,10 @@ pub enum ClusterCmd {
     New {
         #[arg(short, long, default_value = "monk")]
         name: String,
+        /// The IPv4 range peers get their overlay addresses and container subnets
+        /// from (a /8 to a /20; a /16 holds 128 peers over the cluster's life).
+        #[arg(long, value_name = "CIDR", default_value = monk_statemachine::overlay::OVERLAY_RANGE_DEFAULT, value_parser = overlay_range)]
+        overlay: String,
     },
     /// Print a single-use join token for one new peer (admins only); `revoke HASH`
     /// withdraws one.
@@ -122,8 +126,8 @@ pub async fn cluster(addr: &str, cmd: ClusterCmd) -> Outcome {
         false => connect(addr).await?,
     };
     match cmd {
-        ClusterCmd::New { name } => {
-            let created = client.cluster_new(&name).await?;
+        ClusterCmd::New { name, overlay } => {
+            let created = client.cluster_new_with(&name, Some(&overlay)).await?;
             let info = created.info;
             let kept = match credentials::remember(&created.credential)? {
                 Some(path) => format!("The admin credential is in {}\n", path.display()),
@@ -265,6 +269,7 @@ pub async fn cluster(addr: &str, cmd: ClusterCmd) -> Outcome {
                         p.id.to_string(),
                         p.name.clone(),
                         p.address.clone(),
+                        p.overlay_address.map_or("-".into(), |a| a.to_string()),
                         p.role.clone(),
                         if p.voter { "yes" } else { "no" }.into(),
                         if p.up { "up" } else { "down" }.into(),
@@ -278,6 +283,7 @@ pub async fn cluster(addr: &str, cmd: ClusterCmd) -> Outcome {
                     "ID",
                     "NAME",
                     "ADDRESS",
+                    "OVERLAY",
                     "ROLE",
                     "VOTER",
                     "STATE",
@@ -288,6 +294,13 @@ pub async fn cluster(addr: &str, cmd: ClusterCmd) -> Outcome {
             ))
         }
     }
+}
+
+/// A `--overlay` value: a range `apply` accepts.
+fn overlay_range(text: &str) -> Result<String, String> {
+    let range: monk_statemachine::Ipv4Net = text.parse()?;
+    monk_statemachine::overlay::check_range(range)?;
+    Ok(range.to_string())
 }
 
 /// `monk user add|list|remove`.

@@ -580,6 +580,8 @@ fn synthetic_data_dir(dir: &Path, compact: bool) {
         capacity: Default::default(),
         facts: None,
         admin_token_sha256: None,
+        overlay_range: None,
+        overlay: None,
     };
     writer
         .append_and_apply(vec![

@@ -68,6 +68,7 @@ impl Cluster {
             snapshot_after_entries: SIM_SNAPSHOT_AFTER_ENTRIES,
             publish_ip: None,
             admission: monk_node::executor::AdmissionPolicy::default(),
+            overlay: Default::default(),
         }
     }
 

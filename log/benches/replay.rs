@@ -72,6 +72,8 @@ fn write(raft_dir: &Path, entries: u64) {
                 capacity: Capacity::default(),
                 facts: None,
                 admin_token_sha256: None,
+                overlay_range: None,
+                overlay: None,
             },
         ),
         entry(
@@ -93,6 +95,7 @@ fn write(raft_dir: &Path, entries: u64) {
                 capacity: Capacity::default(),
                 facts: None,
                 admitted_at_ms: None,
+                overlay: None,
             },
         ),
     ];

@@ -28,6 +28,7 @@ fn command() -> impl Strategy<Value = Command> {
             capacity: Capacity::default(),
             facts: None,
             admitted_at_ms: None,
+            overlay: None,
         }),
         (1u64..4).prop_map(|peer| Command::PeerDown {
             peer,
@@ -51,12 +52,12 @@ fn command() -> impl Strategy<Value = Command> {
 /// One step of the written log: a command, or a new leader's blank entry.
 #[derive(Clone, Debug)]
 enum Step {
-    Propose(Command),
+    Propose(Box<Command>),
     NewLeader,
 }
 
 fn step() -> impl Strategy<Value = Step> {
-    prop_oneof![9 => command().prop_map(Step::Propose), 1 => Just(Step::NewLeader)]
+    prop_oneof![9 => command().prop_map(|c| Step::Propose(Box::new(c))), 1 => Just(Step::NewLeader)]
 }
 
 /// The entries a `cluster new` and `steps` produce, from index 0.
@@ -69,13 +70,15 @@ fn log_of(steps: &[Step]) -> Vec<RaftEntry> {
         capacity: Capacity::default(),
         facts: None,
         admin_token_sha256: None,
+        overlay_range: None,
+        overlay: None,
     };
     let mut entries = vec![membership(0, 0), blank(1, 1), entry(1, 2, created)];
     let mut term = 1;
     for step in steps {
         let index = entries.len() as u64;
         entries.push(match step {
-            Step::Propose(c) => entry(term, index, c.clone()),
+            Step::Propose(c) => entry(term, index, (**c).clone()),
             Step::NewLeader => {
                 term += 1;
                 blank(term, index)
@@ -157,7 +160,9 @@ proptest! {
 
 #[test]
 fn earliest_start_recomputes_every_result_when_the_log_is_complete() {
-    let steps: Vec<Step> = (0..5).map(|_| Step::Propose(Command::Noop)).collect();
+    let steps: Vec<Step> = (0..5)
+        .map(|_| Step::Propose(Box::new(Command::Noop)))
+        .collect();
     let entries = log_of(&steps);
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), &entries, Some(4), None);
@@ -177,7 +182,9 @@ fn earliest_start_recomputes_every_result_when_the_log_is_complete() {
 
 #[test]
 fn a_time_before_the_compacted_snapshot_is_refused() {
-    let steps: Vec<Step> = (0..20).map(|_| Step::Propose(Command::Noop)).collect();
+    let steps: Vec<Step> = (0..20)
+        .map(|_| Step::Propose(Box::new(Command::Noop)))
+        .collect();
     let entries = log_of(&steps);
     let dir = tempfile::tempdir().unwrap();
     // Snapshot after entry 15, log purged through 15: no stored entry tells the

@@ -197,10 +197,23 @@ impl MonkClient {
 
     /// Creates the cluster on a fresh peer; the reply carries the admin's credential.
     pub async fn cluster_new(&mut self, name: &str) -> Result<ClusterNewView, ClientError> {
+        self.cluster_new_with(name, None).await
+    }
+
+    /// As [`MonkClient::cluster_new`], with the overlay range (`None`: the default).
+    pub async fn cluster_new_with(
+        &mut self,
+        name: &str,
+        overlay: Option<&str>,
+    ) -> Result<ClusterNewView, ClientError> {
+        let request = ClusterNewRequest {
+            name: name.into(),
+            overlay: overlay.unwrap_or_default().into(),
+        };
         decode(
             &self
                 .inner
-                .cluster_new(self.request(ClusterNewRequest { name: name.into() }))
+                .cluster_new(self.request(request))
                 .await?
                 .into_inner()
                 .json,
@@ -246,6 +259,7 @@ impl MonkClient {
         join_public_key: &[u8],
     ) -> Result<Admission, ClientError> {
         let facts = applicant.facts.unwrap_or_default();
+        let overlay = applicant.overlay.as_ref();
         let req = AdmitPeerRequest {
             token_secret: secret.into(),
             name: applicant.name.clone(),
@@ -260,6 +274,8 @@ impl MonkClient {
             facts_gpus: facts.gpus,
             facts_disk_free_gb: facts.disk_free_gb,
             tls_public_key: applicant.tls_public_key.clone(),
+            wg_public_key: overlay.map(|o| o.public_key.clone()).unwrap_or_default(),
+            wg_endpoint: overlay.map(|o| o.endpoint.clone()).unwrap_or_default(),
         };
         decode(
             &self

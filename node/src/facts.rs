@@ -80,15 +80,8 @@ pub fn worth_reporting(held: PeerFacts, new: PeerFacts) -> bool {
 /// Reports this peer's facts while it runs: once it is a member, and then whenever they
 /// changed enough.
 pub async fn run_reporter(node: Arc<Node>) {
-    let mut tick = tokio::time::interval(FACTS_CHECK_INTERVAL);
-    loop {
-        tick.tick().await;
-        if node.is_shut_down() {
-            return;
-        }
-        let Some(id) = node.peer_id().await else {
-            continue;
-        };
+    let mut ticks = node.member_ticks(FACTS_CHECK_INTERVAL);
+    while let Some(id) = ticks.next().await {
         let data_dir = node.config.data_dir.clone();
         let Ok(facts) = tokio::task::spawn_blocking(move || measure(&data_dir)).await else {
             continue;

@@ -68,6 +68,29 @@ fn random<const N: usize>() -> Result<[u8; N], KeyError> {
     Ok(bytes)
 }
 
+/// Writes `bytes` to `path` (a `.key` file) readable only by the owner, through a
+/// synced temporary file and a rename, so a crash leaves the old file or the whole new
+/// one.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("key.tmp");
+    let fail = |source: std::io::Error| KeyError::File {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(fail)?;
+    file.write_all(bytes).map_err(fail)?;
+    file.sync_all().map_err(fail)?;
+    std::fs::rename(&tmp, path).map_err(fail)
+}
+
 fn key_path(data_dir: &Path) -> PathBuf {
     data_dir.join("cluster.key")
 }
@@ -97,27 +120,9 @@ impl ClusterKey {
         }
     }
 
-    /// Writes `cluster.key` (0600) through a synced temporary file and a rename.
+    /// Writes `cluster.key` (0600, see [`write_private`]).
     pub fn store(&self, data_dir: &Path) -> Result<(), KeyError> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let path = key_path(data_dir);
-        let tmp = path.with_extension("key.tmp");
-        let fail = |source: std::io::Error| KeyError::File {
-            path: path.clone(),
-            source,
-        };
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(fail)?;
-        file.write_all(&self.0).map_err(fail)?;
-        file.sync_all().map_err(fail)?;
-        std::fs::rename(&tmp, &path).map_err(fail)?;
-        Ok(())
+        write_private(&key_path(data_dir), &self.0)
     }
 
     fn cipher(&self) -> ChaCha20Poly1305 {

@@ -15,6 +15,8 @@
 //! - [`keys`]: the cluster key, sealing; [`secrets`]: set, get, and resolve for workloads.
 //! - [`trust`]: the cluster CA and peer certificates, TLS on every connection, who may
 //!   call what, user credentials.
+//! - [`overlay`]: this peer's WireGuard key and advertised identity, and the pure
+//!   planner of its interface.
 //! - [`limits`]: every timing and limit, named.
 //! - [`metrics`]: Prometheus metrics at `/metrics` (`monkd --metrics-listen`).
 
@@ -31,6 +33,7 @@ pub mod limits;
 pub mod metrics;
 pub mod network;
 pub mod node;
+pub mod overlay;
 pub mod secrets;
 pub mod server;
 pub mod snapshot_stream;

@@ -69,6 +69,10 @@ pub const CONTAINER_ENGINE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often a peer measures its machine (cores, memory, GPUs, free disk); the first
 /// measurement is reported as soon as the peer is a member.
 pub const FACTS_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+/// How often a peer compares the WireGuard identity the state holds for it with its
+/// own (the first check runs as soon as it is a member); a change is rare (a restart
+/// with a new `--wg-endpoint`), so a slow check costs nothing.
+pub const OVERLAY_CHECK_INTERVAL: Duration = Duration::from_secs(30);
 /// Free disk is reported again only after it moved by this many percent...
 pub const FACTS_DISK_CHANGE_PERCENT: u64 = 10;
 /// ...and by at least this many GB, so small churn adds no log entries.

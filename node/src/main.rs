@@ -62,6 +62,18 @@ struct Args {
     /// always mount paths under it.
     #[arg(long, value_name = "DIR", default_value = monk_scripting::monkscript::runtime::DEFAULT_MONK_VOLUME_PATH, value_parser = absolute_path)]
     volume_root: PathBuf,
+    /// UDP port this peer's WireGuard listens on for the overlay.
+    #[arg(long, value_name = "PORT", default_value_t = monk_node::overlay::WIREGUARD_PORT_DEFAULT)]
+    wg_listen_port: u16,
+    /// Where other peers reach this peer's WireGuard (`HOST:PORT`); default: the
+    /// advertise address's host and `--wg-listen-port`.
+    #[arg(long, value_name = "HOST:PORT", value_parser = wg_endpoint)]
+    wg_endpoint: Option<String>,
+}
+
+/// A `--wg-endpoint` value: what `apply` accepts as an endpoint.
+fn wg_endpoint(text: &str) -> Result<String, String> {
+    monk_statemachine::overlay::check_endpoint(text).map(|()| text.to_string())
 }
 
 /// A flag value that must be an absolute path.
@@ -113,6 +125,10 @@ fn main() -> ExitCode {
             &args.allow_caps,
             args.volume_root,
         ),
+        overlay: monk_node::overlay::OverlayConfig {
+            listen_port: args.wg_listen_port,
+            endpoint: args.wg_endpoint,
+        },
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -296,7 +296,15 @@ impl MonkService for ClientApi {
         request: Request<ClusterNewRequest>,
     ) -> Result<Response<JsonReply>, Status> {
         guard(&self.node, &request, Rpc::ClusterNew)?;
-        let (info, credential) = self.node.cluster_new(&request.into_inner().name).await?;
+        let request = request.into_inner();
+        let overlay = match request.overlay.as_str() {
+            "" => None,
+            text => Some(
+                text.parse()
+                    .map_err(|e: String| Status::invalid_argument(format!("--overlay: {e}")))?,
+            ),
+        };
+        let (info, credential) = self.node.cluster_new_with(&request.name, overlay).await?;
         json_reply(&crate::views::ClusterNewView { info, credential })
     }
 
@@ -342,6 +350,10 @@ impl MonkService for ClientApi {
                 disk_free_gb: r.facts_disk_free_gb,
             }),
             tls_public_key: r.tls_public_key,
+            overlay: (!r.wg_public_key.is_empty()).then(|| monk_statemachine::OverlayIdentity {
+                public_key: r.wg_public_key.clone(),
+                endpoint: r.wg_endpoint.clone(),
+            }),
         };
         json_reply(
             &self

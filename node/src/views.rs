@@ -53,6 +53,10 @@ pub struct PeerRow {
     pub tags: Vec<String>,
     /// Milliseconds since the leader last heard from the peer (leader's view).
     pub last_contact_ms: Option<u64>,
+    /// Its address on the overlay; `None` in a cluster without an overlay range (and
+    /// from peers of builds before the overlay).
+    #[serde(default)]
+    pub overlay_address: Option<std::net::Ipv4Addr>,
 }
 
 /// One follower in `monk system consensus`.

@@ -116,7 +116,13 @@ async fn let_in(rpc: Rpc, address: &str, dialer: &Dialer, own_id: u64) -> Result
             .await
             .map(drop),
         Rpc::ClusterNew => api
-            .cluster_new(req(dialer, ClusterNewRequest { name: "x".into() }))
+            .cluster_new(req(
+                dialer,
+                ClusterNewRequest {
+                    name: "x".into(),
+                    overlay: String::new(),
+                },
+            ))
             .await
             .map(drop),
         Rpc::IssueToken => api

@@ -19,6 +19,7 @@ fn config(dir: &std::path::Path, name: &str) -> NodeConfig {
         snapshot_after_entries: monk_node::limits::SNAPSHOT_AFTER_ENTRIES,
         publish_ip: None,
         admission: monk_node::executor::AdmissionPolicy::default(),
+        overlay: Default::default(),
     }
 }
 

@@ -33,6 +33,8 @@ fn base() -> State {
         capacity: Capacity::default(),
         facts: None,
         admin_token_sha256: None,
+        overlay_range: None,
+        overlay: None,
     };
     let e = Entry {
         index: 1,
@@ -122,6 +124,7 @@ fn with_peers(peers: u64, capacity: Capacity) -> (State, u64) {
             capacity,
             facts: None,
             admitted_at_ms: None,
+            overlay: None,
         };
         apply(&mut s, &entry(index, join)).expect("applies");
     }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::{Command, LoadedTemplate, PeerId, SecretScope};
 use crate::entry::Entry;
+use crate::overlay::{self, OverlayIdentity};
 use crate::schedule;
 use crate::state::{secret_key, Peer, PeerStatus, Secret, State, Template, User};
 use crate::FORMAT_VERSION;
@@ -105,6 +106,8 @@ pub enum Rejection {
     LastAdmin { name: String },
     #[error("the cluster has no admin yet: the first user, not {name}, must be an admin")]
     FirstUserNotAdmin { name: String },
+    #[error("invalid overlay: {why}")]
+    InvalidOverlay { why: String },
     #[error("stale report for {path}#{replica}: {why}")]
     StaleReport {
         path: String,
@@ -179,12 +182,24 @@ fn apply_command(
             capacity,
             facts,
             admin_token_sha256,
+            overlay_range,
+            overlay,
         } => {
             if state.cluster_name.is_some() {
                 return Err(Rejection::ClusterExists);
             }
             check_name(name)?;
             check_name(first_peer_name)?;
+            let range = match overlay {
+                Some(_) => Some(overlay_range.unwrap_or_else(overlay::default_range)),
+                None => *overlay_range,
+            };
+            if let Some(range) = range {
+                overlay::check_range(range).map_err(|why| Rejection::InvalidOverlay { why })?;
+            }
+            if let Some(identity) = overlay {
+                overlay::check_advertised(state, identity, None)?;
+            }
             if let Some(token_sha256) = admin_token_sha256 {
                 check_token_hash(token_sha256)?;
                 state.users.insert(
@@ -207,6 +222,12 @@ fn apply_command(
                 *capacity,
             );
             set_facts(state, peer, *facts);
+            if let Some(range) = range {
+                overlay::set_range(state, range);
+            }
+            if let Some(identity) = overlay {
+                overlay::set_identity(state, peer, identity);
+            }
             Ok(Applied::Accepted {
                 peer_id: Some(peer),
             })
@@ -249,6 +270,7 @@ fn apply_command(
             capacity,
             facts,
             admitted_at_ms,
+            overlay,
         } => {
             require_cluster(state)?;
             if !state.join_tokens.contains_key(token_sha256) {
@@ -285,6 +307,13 @@ fn apply_command(
                     max: PEERS_MAX,
                 });
             }
+            if let Some(identity) = overlay {
+                overlay::check_advertised(state, identity, None)?;
+            }
+            let range = match (state.overlay_range, overlay) {
+                (None, None) => None,
+                _ => Some(overlay::range_for(state, Some(state.next_peer_id))?),
+            };
             if version >= 3 {
                 // Single-use: the token that admitted this peer admits no other.
                 state.join_tokens.remove(token_sha256);
@@ -292,6 +321,12 @@ fn apply_command(
             }
             let id = new_peer(state, index, name, address, tags, *capacity);
             set_facts(state, id, *facts);
+            if let Some(range) = range {
+                overlay::set_range(state, range);
+            }
+            if let Some(identity) = overlay {
+                overlay::set_identity(state, id, identity);
+            }
             schedule::place_all_pending(state, index);
             Ok(Applied::Accepted { peer_id: Some(id) })
         }
@@ -542,6 +577,22 @@ fn apply_command(
             state.users.remove(name);
             Ok(Applied::ACCEPTED)
         }
+        Command::PeerOverlayChanged {
+            peer,
+            public_key,
+            endpoint,
+        } => {
+            member_mut(state, *peer)?;
+            let identity = OverlayIdentity {
+                public_key: public_key.clone(),
+                endpoint: endpoint.clone(),
+            };
+            overlay::check_advertised(state, &identity, Some(*peer))?;
+            let range = overlay::range_for(state, None)?;
+            overlay::set_range(state, range);
+            overlay::set_identity(state, *peer, &identity);
+            Ok(Applied::ACCEPTED)
+        }
     }
 }
 
@@ -585,6 +636,7 @@ fn new_peer(
         facts: crate::command::PeerFacts::default(),
         status: PeerStatus::Up,
         joined_at_index: index,
+        overlay: None,
     };
     state.peers.insert(id, peer);
     id
@@ -712,6 +764,8 @@ mod tests {
             capacity: Capacity::default(),
             facts: None,
             admin_token_sha256: None,
+            overlay_range: None,
+            overlay: None,
         };
         assert_eq!(
             apply(&mut s, &entry(1, c)).unwrap(),
@@ -731,6 +785,7 @@ mod tests {
             capacity: Capacity::default(),
             facts: None,
             admitted_at_ms: None,
+            overlay: None,
         };
         assert_eq!(
             apply(&mut s, &entry(2, join.clone())).unwrap(),
@@ -792,6 +847,7 @@ mod tests {
             capacity: Capacity::default(),
             facts: None,
             admitted_at_ms: Some(at),
+            overlay: None,
         };
         apply(&mut s, &entry(2, issue("a", 1_000))).unwrap();
         assert_eq!(

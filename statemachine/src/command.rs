@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use monk_scripting::tree::Tree;
 use serde::{Deserialize, Serialize};
 
+use crate::overlay::{Ipv4Net, OverlayIdentity};
+
 /// A peer's id in the cluster, assigned by the state machine when it joins (the peer
 /// that creates the cluster is always 1).
 pub type PeerId = u64;
@@ -192,6 +194,14 @@ pub enum Command {
         /// cluster; `None` in entries written before users existed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         admin_token_sha256: Option<String>,
+        /// The cluster's overlay range (`monk cluster new --overlay`); `None` in entries
+        /// written before the overlay existed, and then the default when `overlay` is set.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        overlay_range: Option<Ipv4Net>,
+        /// The first peer's WireGuard public key and endpoint; `None` in entries written
+        /// before the overlay existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        overlay: Option<OverlayIdentity>,
     },
     /// A join token was issued; only its SHA-256 (hex) is stored, never the token.
     JoinTokenIssued {
@@ -220,6 +230,10 @@ pub enum Command {
         /// same); `None` in entries written before expiry.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         admitted_at_ms: Option<u64>,
+        /// The joiner's WireGuard public key and endpoint; `None` in entries written
+        /// before the overlay existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        overlay: Option<OverlayIdentity>,
     },
     /// A peer left the cluster on purpose.
     PeerLeft {
@@ -332,6 +346,14 @@ pub enum Command {
     UserRemoved {
         name: String,
     },
+    /// A peer's WireGuard public key or underlay endpoint changed (it proposes this at
+    /// start when they differ from the state); in a cluster created before the overlay
+    /// existed, the first one also sets the default range.
+    PeerOverlayChanged {
+        peer: PeerId,
+        public_key: String,
+        endpoint: String,
+    },
 }
 
 /// What an executor saw of one replica's containers.
@@ -390,6 +412,7 @@ impl Command {
             Command::WorkloadRestart { .. } => "workload-restart",
             Command::PeerTagged { .. } => "peer-tagged",
             Command::PeerFactsReported { .. } => "peer-facts-reported",
+            Command::PeerOverlayChanged { .. } => "peer-overlay-changed",
             Command::UserAdded { .. } => "user-added",
             Command::UserRemoved { .. } => "user-removed",
         }
@@ -505,6 +528,14 @@ impl Command {
             ),
             Command::UserAdded { name, role, .. } => format!("user {name} added as {role}"),
             Command::UserRemoved { name } => format!("user {name} removed"),
+            Command::PeerOverlayChanged {
+                peer,
+                public_key,
+                endpoint,
+            } => format!(
+                "peer {peer} is on the overlay with key {}… at {endpoint}",
+                short(public_key)
+            ),
         }
     }
 
@@ -553,7 +584,8 @@ impl Command {
             | Command::PeerTagged { .. }
             | Command::PeerFactsReported { .. }
             | Command::UserAdded { .. }
-            | Command::UserRemoved { .. } => Vec::new(),
+            | Command::UserRemoved { .. }
+            | Command::PeerOverlayChanged { .. } => Vec::new(),
         }
     }
 }

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::command::{PeerId, SecretScope};
+use crate::overlay::Ipv4Net;
 use crate::state::{Peer, Secret, State, Template, User};
 use crate::workload::Workload;
 
@@ -69,6 +70,8 @@ pub struct StateDiff {
     pub workloads: Vec<MapChange<String, Workload>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<MapChange<String, User>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlay_range: FieldChange<Option<Ipv4Net>>,
 }
 
 impl StateDiff {
@@ -83,6 +86,7 @@ impl StateDiff {
             && self.secrets.is_empty()
             && self.workloads.is_empty()
             && self.users.is_empty()
+            && self.overlay_range.is_none()
     }
 }
 
@@ -160,6 +164,7 @@ pub fn diff(a: &State, b: &State) -> StateDiff {
         secrets: map_changes(&a.secrets, &b.secrets),
         workloads: map_changes(&a.workloads, &b.workloads),
         users: map_changes(&a.users, &b.users),
+        overlay_range: field(&a.overlay_range, &b.overlay_range),
     }
 }
 
@@ -218,6 +223,7 @@ pub fn apply_diff(state: &mut State, d: &StateDiff) -> Result<(), DiffMismatch> 
     apply_map("secret", &mut state.secrets, &d.secrets)?;
     apply_map("workload", &mut state.workloads, &d.workloads)?;
     apply_map("user", &mut state.users, &d.users)?;
+    apply_field("overlay range", &mut state.overlay_range, &d.overlay_range)?;
     Ok(())
 }
 
@@ -236,6 +242,7 @@ mod tests {
             facts: Default::default(),
             status,
             joined_at_index: 1,
+            overlay: None,
         }
     }
 

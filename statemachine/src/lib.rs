@@ -15,6 +15,7 @@ pub mod command;
 pub mod diff;
 pub mod entry;
 pub mod evaluate;
+pub mod overlay;
 pub mod placement;
 pub mod schedule;
 pub mod snapshot;
@@ -29,6 +30,7 @@ pub use command::{
 };
 pub use diff::{apply_diff, diff, DiffMismatch, MapChange, SecretName, StateDiff};
 pub use entry::{decode_proposal, DecodeError, Entry};
+pub use overlay::{Ipv4Net, OverlayIdentity, PeerOverlay};
 pub use snapshot::{
     decode_snapshot, digest, encode_snapshot, inspect_snapshot, SnapshotError, SnapshotHeader,
 };
@@ -48,4 +50,8 @@ pub use workload::{Constraints, Desired, Instance, Requirements, Workload};
 ///   rule (no whitespace, no empty, `.` or `..` segments).
 /// - 3: a join token is single-use: `peer-joined` consumes it (format 1 and 2 entries
 ///   leave it valid, as they did).
-pub const FORMAT_VERSION: u32 = 3;
+/// - 4: `cluster-created` and `peer-joined` may carry the overlay range and the peer's
+///   WireGuard identity, and `peer-overlay-changed` exists. Older entries carry neither
+///   and apply as before; a build of format 3 would silently drop the new fields, so it
+///   must refuse these entries instead.
+pub const FORMAT_VERSION: u32 = 4;

@@ -21,6 +21,7 @@ use monk_scripting::tree::Tree;
 use serde::{Deserialize, Serialize};
 
 use crate::command::{Capacity, PeerFacts, PeerId, SecretScope};
+use crate::overlay::{Ipv4Net, PeerOverlay};
 use crate::workload::Workload;
 
 /// Whether a peer is part of the cluster and heard from.
@@ -45,6 +46,10 @@ pub struct Peer {
     pub facts: PeerFacts,
     pub status: PeerStatus,
     pub joined_at_index: u64,
+    /// Its overlay address, container subnet and WireGuard identity; left out of the
+    /// JSON while the cluster has no overlay range, so older states keep their digests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlay: Option<PeerOverlay>,
 }
 
 impl Peer {
@@ -160,6 +165,11 @@ pub struct State {
     /// of the JSON while empty, so states from before users existed keep their digests.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub(crate) users: BTreeMap<String, User>,
+    /// The overlay range peers get their addresses and container subnets from
+    /// (`crate::overlay`). Left out of the JSON while unset, so states from before the
+    /// overlay existed keep their digests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) overlay_range: Option<Ipv4Net>,
 }
 
 /// A user who may call the API: `monk user add`, or `admin` from `cluster-created`.
@@ -208,6 +218,12 @@ impl State {
     /// When each expiring join token expires, by hash (ms since the Unix epoch).
     pub fn join_token_expiry(&self) -> &BTreeMap<String, u64> {
         &self.join_token_expiry
+    }
+
+    /// The overlay range, once `cluster-created` (or a first `peer-overlay-changed`)
+    /// set it.
+    pub fn overlay_range(&self) -> Option<Ipv4Net> {
+        self.overlay_range
     }
 
     /// Users by name.
@@ -366,6 +382,62 @@ impl State {
         let admins = self.users.values().filter(|u| u.role == crate::Role::Admin);
         if !self.users.is_empty() && admins.count() == 0 {
             return fail("users exist but none is an admin".into());
+        }
+        self.check_overlay()
+    }
+
+    /// With a range, every member has the address and subnet [`crate::overlay::allocate`]
+    /// gives its id (so no two peers ever share one) and members' public keys differ;
+    /// without one, no peer has an overlay.
+    fn check_overlay(&self) -> Result<(), InvariantViolation> {
+        let fail = |m: String| Err(InvariantViolation(m));
+        let Some(range) = self.overlay_range else {
+            return match self.peers.values().find(|p| p.overlay.is_some()) {
+                Some(p) => fail(format!(
+                    "peer {} has an overlay but the cluster no range",
+                    p.id
+                )),
+                None => Ok(()),
+            };
+        };
+        if let Err(why) = crate::overlay::check_range(range) {
+            return fail(why);
+        }
+        let mut addresses = BTreeMap::new();
+        let mut subnets = BTreeMap::new();
+        let mut keys = BTreeMap::new();
+        for peer in self.peers.values() {
+            let Some(overlay) = &peer.overlay else {
+                if peer.is_member() {
+                    return fail(format!("member {} has no overlay address", peer.id));
+                }
+                continue;
+            };
+            if crate::overlay::allocate(range, peer.id) != Some((overlay.address, overlay.subnet)) {
+                return fail(format!(
+                    "peer {} has {} and {}, not what the rule gives it in {range}",
+                    peer.id, overlay.address, overlay.subnet
+                ));
+            }
+            if let Some(other) = addresses.insert(overlay.address, peer.id) {
+                return fail(format!(
+                    "peers {other} and {} share {}",
+                    peer.id, overlay.address
+                ));
+            }
+            if let Some(other) = subnets.insert(overlay.subnet, peer.id) {
+                return fail(format!(
+                    "peers {other} and {} share {}",
+                    peer.id, overlay.subnet
+                ));
+            }
+            let key = overlay.wireguard.as_ref().filter(|_| peer.is_member());
+            if let Some(other) = key.and_then(|w| keys.insert(w.public_key.as_str(), peer.id)) {
+                return fail(format!(
+                    "members {other} and {} share a public key",
+                    peer.id
+                ));
+            }
         }
         Ok(())
     }

@@ -53,19 +53,56 @@ fn scope() -> impl Strategy<Value = SecretScope> {
     ]
 }
 
+/// No range (an old log), the default, one that holds 8 peers, one `apply` refuses.
+fn overlay_range() -> impl Strategy<Value = Option<Ipv4Net>> {
+    prop_oneof![
+        Just(None),
+        Just(Some("10.211.0.0/16".parse().unwrap())),
+        Just(Some("10.16.0.0/20".parse().unwrap())),
+        Just(Some("10.16.0.0/24".parse().unwrap())),
+    ]
+}
+
+/// A few keys (so some collide), one malformed; a few endpoints, one malformed.
+fn identity() -> impl Strategy<Value = OverlayIdentity> {
+    let key = prop_oneof![
+        Just(format!("{}=", "A".repeat(43))),
+        Just(format!("{}E=", "B".repeat(42))),
+        Just(format!("{}Q=", "c".repeat(42))),
+        Just("not-a-key".to_string()),
+    ];
+    let endpoint = prop_oneof![
+        Just("192.0.2.1:51820".to_string()),
+        Just("host-b:51821".to_string()),
+        Just("no-port".to_string()),
+    ];
+    (key, endpoint).prop_map(|(public_key, endpoint)| OverlayIdentity {
+        public_key,
+        endpoint,
+    })
+}
+
 fn command() -> impl Strategy<Value = Command> {
     let token = prop_oneof![Just("t1".to_string()), Just("t2".to_string())];
     prop_oneof![
         Just(Command::Noop),
-        (name(), name()).prop_map(|(n, p)| Command::ClusterCreated {
-            name: n,
-            first_peer_name: p,
-            first_peer_address: "127.0.0.1:1".into(),
-            tags: vec!["a".into()],
-            capacity: Capacity::default(),
-            facts: None,
-            admin_token_sha256: Some("0".repeat(64)),
-        }),
+        (
+            name(),
+            name(),
+            overlay_range(),
+            prop::option::of(identity())
+        )
+            .prop_map(|(n, p, overlay_range, overlay)| Command::ClusterCreated {
+                name: n,
+                first_peer_name: p,
+                first_peer_address: "127.0.0.1:1".into(),
+                tags: vec!["a".into()],
+                capacity: Capacity::default(),
+                facts: None,
+                admin_token_sha256: Some("0".repeat(64)),
+                overlay_range,
+                overlay,
+            }),
         (token.clone(), prop::option::of(100u64..200)).prop_map(|(t, expires)| {
             Command::JoinTokenIssued {
                 token_sha256: t,
@@ -80,9 +117,10 @@ fn command() -> impl Strategy<Value = Command> {
             1u16..4,
             token,
             any::<bool>(),
-            prop::option::of(50u64..250)
+            prop::option::of(50u64..250),
+            prop::option::of(identity())
         )
-            .prop_map(|(n, port, t, measured, admitted)| {
+            .prop_map(|(n, port, t, measured, admitted, overlay)| {
                 Command::PeerJoined {
                     name: n,
                     address: format!("127.0.0.1:{port}"),
@@ -99,6 +137,7 @@ fn command() -> impl Strategy<Value = Command> {
                         disk_free_gb: 20,
                     }),
                     admitted_at_ms: admitted,
+                    overlay,
                 }
             }),
         (0u64..5).prop_map(|peer| Command::PeerLeft { peer }),
@@ -272,6 +311,11 @@ fn workload_command() -> impl Strategy<Value = Command> {
         prop_oneof![Just("ada"), Just("admin")].prop_map(|name| Command::UserRemoved {
             name: name.to_string()
         }),
+        (0u64..5, identity()).prop_map(|(peer, id)| Command::PeerOverlayChanged {
+            peer,
+            public_key: id.public_key,
+            endpoint: id.endpoint,
+        }),
         (0u64..5, 0u64..3).prop_map(|(peer, gpus)| Command::PeerFactsReported {
             peer,
             facts: PeerFacts {
@@ -373,6 +417,8 @@ fn digest_changes_when_state_changes() {
         capacity: Capacity::default(),
         facts: None,
         admin_token_sha256: None,
+        overlay_range: None,
+        overlay: None,
     }]);
     let mut s = State::default();
     let before = digest(&s);

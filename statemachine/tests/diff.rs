@@ -27,6 +27,7 @@ fn command() -> impl Strategy<Value = Command> {
             capacity: Capacity::default(),
             facts: None,
             admitted_at_ms: None,
+            overlay: None,
         }),
         (1u64..4).prop_map(|peer| Command::PeerLeft { peer }),
         (1u64..4).prop_map(|peer| Command::PeerDown {
@@ -99,6 +100,8 @@ fn states(commands: Vec<Command>) -> Vec<State> {
         capacity: Capacity::default(),
         facts: None,
         admin_token_sha256: None,
+        overlay_range: None,
+        overlay: None,
     };
     let mut state = State::default();
     let mut out = vec![state.clone()];

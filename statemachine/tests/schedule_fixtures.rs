@@ -121,6 +121,8 @@ fn run_block(c: &mut Cluster, input: &[String]) -> String {
                     capacity,
                     facts: None,
                     admin_token_sha256: None,
+                    overlay_range: None,
+                    overlay: None,
                 })
             } else {
                 c.apply(Command::JoinTokenIssued {
@@ -135,6 +137,7 @@ fn run_block(c: &mut Cluster, input: &[String]) -> String {
                     capacity,
                     facts: None,
                     admitted_at_ms: None,
+                    overlay: None,
                 })
             }
         }

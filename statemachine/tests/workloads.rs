@@ -34,6 +34,8 @@ impl Cluster {
             capacity,
             facts: None,
             admin_token_sha256: None,
+            overlay_range: None,
+            overlay: None,
         });
         for (name, tags, capacity) in &peers[1..] {
             // Tokens are single-use: one per joining peer.
@@ -49,6 +51,7 @@ impl Cluster {
                 capacity: *capacity,
                 facts: None,
                 admitted_at_ms: None,
+                overlay: None,
             });
         }
         c
@@ -289,6 +292,7 @@ fn capacity_is_respected_and_pending_replicas_wait_for_room() {
         capacity: small,
         facts: None,
         admitted_at_ms: None,
+        overlay: None,
     });
     assert_eq!(
         c.placement(),

@@ -38,6 +38,7 @@ pub async fn grpc_cluster(root: &std::path::Path, count: usize) -> Vec<InProcess
             snapshot_after_entries: monk_node::limits::SNAPSHOT_AFTER_ENTRIES,
             publish_ip: None,
             admission: monk_node::executor::AdmissionPolicy::default(),
+            overlay: Default::default(),
         };
         let node = Node::open(config, Network::Grpc).await.expect("open peer");
         let served = node.clone();
@@ -112,6 +113,7 @@ pub async fn form_in_process(nodes: &[Arc<Node>], name: &str) -> Result<(), Stri
             capacity: config.capacity,
             facts: None,
             tls_public_key: peer.trust().public_key(),
+            overlay: Some(peer.overlay_identity()),
         };
         let admission = first
             .admit_peer_with_key(&token.secret, applicant, &[])

@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use monk_log::PeerNode;
 use monk_statemachine::apply::ADMIN_USER;
-use monk_statemachine::{Applied, Capacity, Command, PeerId, Role};
+use monk_statemachine::{overlay, Applied, Capacity, Command, Ipv4Net, PeerId, Role};
 
 use super::{internal, status_to_error, Applicant, Node, NodeError, NodeResult};
 use crate::client::MonkClient;
@@ -58,6 +58,18 @@ impl Node {
     /// certificate, the cluster key, and the user `admin`, whose credential is
     /// returned and written to `admin.credentials` in the data dir (mode 0600).
     pub async fn cluster_new(self: &Arc<Self>, name: &str) -> NodeResult<(InfoView, Credential)> {
+        self.cluster_new_with(name, None).await
+    }
+
+    /// As [`Node::cluster_new`], with the overlay range peers get their addresses
+    /// from (`None`: [`monk_statemachine::overlay::OVERLAY_RANGE_DEFAULT`]).
+    pub async fn cluster_new_with(
+        self: &Arc<Self>,
+        name: &str,
+        overlay_range: Option<Ipv4Net>,
+    ) -> NodeResult<(InfoView, Credential)> {
+        let overlay_range = overlay_range.unwrap_or_else(overlay::default_range);
+        overlay::check_range(overlay_range).map_err(NodeError::InvalidArgument)?;
         self.require_fresh().await?;
         if name.is_empty() {
             return Err(NodeError::InvalidArgument(
@@ -91,6 +103,8 @@ impl Node {
             capacity: self.config.capacity,
             facts: Some(self.measure_facts().await),
             admin_token_sha256: Some(credential_sha256(&credential)),
+            overlay_range: Some(overlay_range),
+            overlay: Some(self.overlay_identity()),
         };
         let outcome = self
             .propose(self.stamp(format!("peer:{}", self.config.name), command))
@@ -168,6 +182,7 @@ impl Node {
             capacity: self.config.capacity,
             facts: Some(self.measure_facts().await),
             tls_public_key: self.trust.public_key(),
+            overlay: Some(self.overlay_identity()),
         };
         // Only a peer whose certificate the CA the token names issued is believed.
         let dialer = Dialer::pinned(&token.ca_fingerprint).map_err(internal)?;
@@ -269,6 +284,7 @@ impl Node {
             capacity,
             facts: None,
             tls_public_key: Vec::new(),
+            overlay: None,
         };
         self.admit_peer_with_key(secret, applicant, &[]).await
     }
@@ -343,6 +359,7 @@ impl Node {
             capacity: applicant.capacity,
             facts: applicant.facts,
             admitted_at_ms: Some(super::now_ms()),
+            overlay: applicant.overlay,
         };
         let outcome = self
             .propose(self.stamp(format!("peer:{name}"), command))

@@ -54,6 +54,31 @@ pub struct NodeConfig {
     pub publish_ip: Option<String>,
     /// What workloads may ask of this peer's host (`--allow-*`, `--volume-root`).
     pub admission: crate::executor::AdmissionPolicy,
+    /// Where this peer's WireGuard listens and is reached (`--wg-listen-port`,
+    /// `--wg-endpoint`).
+    pub overlay: crate::overlay::OverlayConfig,
+}
+
+/// See [`Node::member_ticks`].
+pub struct MemberTicks {
+    node: Arc<Node>,
+    tick: tokio::time::Interval,
+}
+
+impl MemberTicks {
+    /// Waits for the next tick at which this peer is a member and returns its id;
+    /// `None` once the peer shuts down.
+    pub async fn next(&mut self) -> Option<PeerId> {
+        loop {
+            self.tick.tick().await;
+            if self.node.is_shut_down() {
+                return None;
+            }
+            if let Some(id) = self.node.peer_id().await {
+                return Some(id);
+            }
+        }
+    }
 }
 
 /// A peer asking to join: what `peer-joined` records about it.
@@ -68,6 +93,8 @@ pub struct Applicant {
     /// Its TLS public key, which the leader certifies (empty: no certificate, for
     /// in-memory peers that never dial).
     pub tls_public_key: Vec<u8>,
+    /// Its WireGuard public key and endpoint (`None` from callers without one).
+    pub overlay: Option<monk_statemachine::OverlayIdentity>,
 }
 
 /// Errors the API maps to status codes: the first five carry a message for a code;
@@ -144,6 +171,8 @@ pub struct Node {
     engine: std::sync::RwLock<Engine>,
     /// This peer's TLS identity and the cluster CA.
     trust: Arc<Trust>,
+    /// This peer's WireGuard key pair (`<data dir>/wireguard.key`).
+    wireguard: crate::overlay::key::WireGuardKey,
 }
 
 fn raft_config(cluster: &str, snapshot_after_entries: u64) -> NodeResult<Arc<Config>> {
@@ -174,8 +203,10 @@ impl Node {
             &config.data_dir,
             identity.as_ref().map(|i| i.cluster_name.as_str()),
         )?;
+        let wireguard = crate::overlay::key::WireGuardKey::load_or_create(&config.data_dir)?;
         let node = Arc::new(Node {
             trust,
+            wireguard,
             config,
             network,
             shared,
@@ -243,6 +274,15 @@ impl Node {
     /// This peer's TLS identity and the cluster CA.
     pub fn trust(&self) -> &Arc<Trust> {
         &self.trust
+    }
+
+    /// What this peer advertises for the overlay: its WireGuard public key and the
+    /// endpoint its WireGuard is reached at.
+    pub fn overlay_identity(&self) -> monk_statemachine::OverlayIdentity {
+        monk_statemachine::OverlayIdentity {
+            public_key: self.wireguard.public_base64(),
+            endpoint: self.config.overlay.endpoint(&self.config.advertise),
+        }
     }
 
     /// A client of another member, dialing with this peer's certificate.
@@ -382,6 +422,15 @@ impl Node {
             if let Err(e) = m.raft.shutdown().await {
                 warn!("raft shutdown: {e}");
             }
+        }
+    }
+
+    /// Ticks every `period` (the first at once) while this peer runs, for a
+    /// background duty that acts as a member (the facts and overlay reporters).
+    pub fn member_ticks(self: &Arc<Self>, period: std::time::Duration) -> MemberTicks {
+        MemberTicks {
+            node: self.clone(),
+            tick: tokio::time::interval(period),
         }
     }
 

@@ -230,6 +230,7 @@ impl Node {
                     up: p.is_up(),
                     tags: p.tags.clone(),
                     last_contact_ms,
+                    overlay_address: p.overlay.as_ref().map(|o| o.address),
                 }
             })
             .collect())

@@ -154,7 +154,8 @@ pub fn proposer_role(command: &Command) -> Option<Role> {
         | Command::PeerUp { .. }
         | Command::SecretSet { .. }
         | Command::WorkloadReport { .. }
-        | Command::PeerFactsReported { .. } => None,
+        | Command::PeerFactsReported { .. }
+        | Command::PeerOverlayChanged { .. } => None,
     }
 }
 
