@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::executor::runtime::{Engine, RuntimeError};
 use crate::executor::{self, docker::DockerRuntime};
@@ -116,11 +116,58 @@ pub async fn run(
         info!(listen = %l.local_addr()?, "serving Prometheus metrics at /metrics");
         tokio::spawn(crate::metrics::serve(l, node.clone(), metrics.clone()));
     }
-    serve_with_metrics(node.clone(), listener, metrics, shutdown_signal()).await?;
+    // Stop serving on a signal, or when Raft has failed for good: a peer whose storage
+    // fails (disk full, I/O error) must not live on as a zombie that answers
+    // heartbeats but commits nothing; it exits non-zero so a supervisor restarts it.
+    let failed: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+    let shutdown = {
+        let (node, failed) = (node.clone(), failed.clone());
+        async move {
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                why = raft_failure(node) => {
+                    *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+                }
+            }
+        }
+    };
+    serve_with_metrics(node.clone(), listener, metrics, shutdown).await?;
+    let failure = failed.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(why) = failure {
+        error!(
+            "raft stopped: {why}; exiting so a supervisor can restart monkd (the data dir is kept)"
+        );
+        node.shutdown().await;
+        return Err(anyhow::anyhow!("raft stopped: {why}"));
+    }
     info!("shutting down");
     release_network(&node).await;
     node.shutdown().await;
     Ok(())
+}
+
+/// How often to look for this peer's Raft while it has none (not yet a member).
+const RAFT_WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Resolves, with the reason, once this peer's Raft has stopped on an error (its
+/// storage failed); a normal stop (leaving, shutdown) is not one.
+async fn raft_failure(node: Arc<Node>) -> String {
+    loop {
+        if let Some(raft) = node.raft().await {
+            let mut metrics = raft.metrics();
+            loop {
+                let state = metrics.borrow().running_state.clone();
+                match state {
+                    Err(openraft::error::Fatal::Stopped) | Ok(()) => {}
+                    Err(fatal) => return fatal.to_string(),
+                }
+                if metrics.changed().await.is_err() {
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(RAFT_WATCH_INTERVAL).await;
+    }
 }
 
 /// On a graceful shutdown, removes this peer's container network when no container
