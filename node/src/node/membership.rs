@@ -27,6 +27,46 @@ use crate::trust::credentials::{new_credential, Credential, ADMIN_CREDENTIALS_FI
 use crate::trust::tls::Dialer;
 use crate::views::{Admission, InfoView};
 
+/// A `cluster new` under way, recorded in the data dir (`creating.json`) until its
+/// `cluster-created` commits, so a crash in between is finished at the next start.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct PendingCreation {
+    pub cluster: String,
+    pub overlay_range: Ipv4Net,
+}
+
+/// The marker's file name in the data dir.
+const CREATING_FILE: &str = "creating.json";
+
+impl PendingCreation {
+    /// Records it in `data_dir` (before anything of it is written to Raft).
+    pub fn store(&self, data_dir: &std::path::Path) -> NodeResult<()> {
+        let text = serde_json::to_string(self).map_err(internal)?;
+        crate::trust::write_file(&data_dir.join(CREATING_FILE), &text, false)?;
+        Ok(())
+    }
+
+    /// The creation under way in `data_dir`, if one is.
+    pub fn load(data_dir: &std::path::Path) -> NodeResult<Option<PendingCreation>> {
+        let path = data_dir.join(CREATING_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| NodeError::Internal(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(NodeError::Internal(format!("{}: {e}", path.display()))),
+        }
+    }
+
+    fn remove(data_dir: &std::path::Path) -> NodeResult<()> {
+        match std::fs::remove_file(data_dir.join(CREATING_FILE)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(internal(e)),
+        }
+    }
+}
+
 impl Node {
     /// Refuses to create or join a cluster unless this data dir is unused: a peer that
     /// already belongs to a cluster, or whose dir holds the log of a cluster it left,
@@ -82,15 +122,39 @@ impl Node {
         };
         ClusterKey::generate().and_then(|key| key.store(&self.config.data_dir))?;
         self.trust.create_cluster(name, identity.peer_id)?;
-        let credential = new_credential()?;
-        let raft = self.start_raft(&identity).await?;
-        let me = PeerNode {
-            name: self.config.name.clone(),
-            address: self.config.advertise.clone(),
+        // From here a crash leaves a data dir that finishes the creation when monkd
+        // starts again (see `Node::open`), rather than one that refuses both `cluster
+        // new` and `join` forever: the marker says what was being created, and the
+        // identity is stored before Raft writes anything.
+        let pending = PendingCreation {
+            cluster: name.to_string(),
+            overlay_range,
         };
-        raft.initialize(BTreeMap::from([(1, me)]))
-            .await
-            .map_err(internal)?;
+        pending.store(&self.config.data_dir)?;
+        identity::store(&self.config.data_dir, &identity)?;
+        self.finish_creation(&identity, pending).await
+    }
+
+    /// The rest of `cluster new` once the identity is stored: Raft initialized (unless
+    /// a crash came after that), `cluster-created` committed with a new `admin`, the
+    /// credential written, the marker removed. Run again after a crash, it finishes.
+    pub(super) async fn finish_creation(
+        self: &Arc<Self>,
+        identity: &Identity,
+        pending: PendingCreation,
+    ) -> NodeResult<(InfoView, Credential)> {
+        let name = pending.cluster.as_str();
+        let credential = new_credential()?;
+        let raft = self.start_raft(identity).await?;
+        if !raft.is_initialized().await.map_err(internal)? {
+            let me = PeerNode {
+                name: self.config.name.clone(),
+                address: self.config.advertise.clone(),
+            };
+            raft.initialize(BTreeMap::from([(1, me)]))
+                .await
+                .map_err(internal)?;
+        }
         raft.wait(Some(BOOTSTRAP_LEADER_WAIT))
             .state(ServerState::Leader, "bootstrap leader")
             .await
@@ -103,7 +167,7 @@ impl Node {
             capacity: self.config.capacity,
             facts: Some(self.measure_facts().await),
             admin_token_sha256: Some(credential_sha256(&credential)),
-            overlay_range: Some(overlay_range),
+            overlay_range: Some(pending.overlay_range),
             overlay: Some(self.overlay_identity()),
         };
         let outcome = self
@@ -112,7 +176,6 @@ impl Node {
         if let Applied::Rejected { reason } = outcome.applied {
             return Err(NodeError::FailedPrecondition(reason.to_string()));
         }
-        identity::store(&self.config.data_dir, &identity)?;
         let credential = Credential {
             cluster: name.to_string(),
             user: ADMIN_USER.to_string(),
@@ -122,6 +185,7 @@ impl Node {
             peers: vec![self.config.advertise.clone()],
         };
         credential.store(&self.config.data_dir.join(ADMIN_CREDENTIALS_FILE))?;
+        PendingCreation::remove(&self.config.data_dir)?;
         Ok((self.info().await?, credential))
     }
 

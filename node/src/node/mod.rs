@@ -11,7 +11,7 @@
 
 pub mod decisions;
 pub mod duties;
-mod membership;
+pub mod membership;
 mod queries;
 
 use std::path::PathBuf;
@@ -220,8 +220,16 @@ impl Node {
             engine: std::sync::RwLock::new(Engine::Disabled),
         });
         if let Some(identity) = identity {
-            info!(peer = identity.peer_id, cluster = %identity.cluster_name, "rejoining cluster from data dir");
-            node.start_raft(&identity).await?;
+            match membership::PendingCreation::load(&node.config.data_dir)? {
+                Some(pending) => {
+                    warn!(cluster = %pending.cluster, "finishing a `cluster new` that a crash interrupted");
+                    node.finish_creation(&identity, pending).await?;
+                }
+                None => {
+                    info!(peer = identity.peer_id, cluster = %identity.cluster_name, "rejoining cluster from data dir");
+                    node.start_raft(&identity).await?;
+                }
+            }
         }
         Ok(node)
     }
