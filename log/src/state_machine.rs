@@ -102,6 +102,20 @@ pub struct StateMachineStore {
     shared: SharedState,
 }
 
+/// Whether a snapshot's state is at the index its metadata names: one that is not is
+/// refused when installed (it would be stored, and the peer would then refuse to
+/// restart on it) and when opened.
+fn snapshot_matches(state: &State, meta: &SnapshotMeta) -> Result<(), String> {
+    let said = meta.last_log_id.map_or(0, |l| l.index);
+    match state.last_applied_index() == said {
+        true => Ok(()),
+        false => Err(format!(
+            "snapshot says index {said} but its state is at {}",
+            state.last_applied_index()
+        )),
+    }
+}
+
 impl StateMachineStore {
     /// Restores the state from the latest snapshot in `db` (empty if there is none).
     pub(crate) fn restore(db: Arc<DB>, path: &str) -> Result<StateMachineStore, OpenError> {
@@ -116,16 +130,10 @@ impl StateMachineStore {
                 path: path.into(),
                 reason: e.to_string(),
             })?;
-            if Some(state.last_applied_index()) != meta.last_log_id.map(|l| l.index).or(Some(0)) {
-                return Err(OpenError::CorruptSnapshot {
-                    path: path.into(),
-                    reason: format!(
-                        "snapshot says index {:?} but its state is at {}",
-                        meta.last_log_id.map(|l| l.index),
-                        state.last_applied_index()
-                    ),
-                });
-            }
+            snapshot_matches(&state, &meta).map_err(|reason| OpenError::CorruptSnapshot {
+                path: path.into(),
+                reason,
+            })?;
             applied = AppliedState {
                 state,
                 last_applied: meta.last_log_id,
@@ -310,6 +318,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let data = snapshot.into_inner();
         let state = decode_snapshot(&data)
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
+        snapshot_matches(&state, meta).map_err(|reason| {
+            StorageIOError::read_snapshot(Some(meta.signature()), &std::io::Error::other(reason))
+        })?;
         write_snapshot(&self.db, meta, &data)?;
         let mut applied = self.shared.write().expect("state lock");
         let stats = std::mem::take(&mut applied.stats);
