@@ -171,31 +171,6 @@ fn a_bed_that_fails_to_start_leaves_nothing_behind() {
     assert_eq!(leftovers(suffix, &deep), Vec::<String>::new());
 }
 
-/// Set for the child half of [`a_sigkilled_owner_leaves_nothing_after_the_sweep`].
-const CHILD_ROOT: &str = "MONK_HOSTS_TEST_CHILD_ROOT";
-
-/// The child half of [`a_sigkilled_owner_leaves_nothing_after_the_sweep`]: starts a
-/// bed, runs a container on it, says so, and waits to be SIGKILLed.
-#[test]
-#[ignore = "run by a_sigkilled_owner_leaves_nothing_after_the_sweep as its child"]
-fn child_starts_a_bed_and_waits_to_be_killed() {
-    let Ok(root) = std::env::var(CHILD_ROOT) else {
-        return;
-    };
-    let root = std::path::Path::new(&root);
-    let bed = HostBed::start(&root.join("bed"), 2).expect("the child's bed starts");
-    docker_out(
-        &bed,
-        1,
-        &["run", "-d", "--name", "orphan", IMAGE, "sleep", "600"],
-    );
-    let pid = docker_out(&bed, 1, &["inspect", "-f", "{{.State.Pid}}", "orphan"]);
-    let said = format!("{} {} {pid}", bed.suffix, bed.dir.display());
-    std::fs::write(root.join("started.partial"), said).unwrap();
-    std::fs::rename(root.join("started.partial"), root.join("started")).unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(120));
-}
-
 /// A test process SIGKILLed with a bed up (no `Drop` runs) leaves engines, peers, a
 /// container, namespaces and links; the next sweep (every `HostBed::start` runs one)
 /// removes all of it, the container's process and the dead bed's dir included.
@@ -205,27 +180,28 @@ fn a_sigkilled_owner_leaves_nothing_after_the_sweep() {
         return;
     }
     let root = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "child_starts_a_bed_and_waits_to_be_killed",
-        ])
-        .env(CHILD_ROOT, root.path())
-        .stdout(std::process::Stdio::null())
+    // `monk-hosts hold`: a process that owns a bed (a container on it) until killed.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_monk-hosts"))
+        .args(["hold", "--hosts", "2", "--dir"])
+        .arg(root.path().join("bed"))
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let started = root.path().join("started");
-    let deadline = Instant::now() + std::time::Duration::from_secs(90);
-    while !started.exists() {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the child ended before its bed was up: {status}");
-        }
-        assert!(Instant::now() < deadline, "the child's bed did not start");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let said = std::fs::read_to_string(&started).unwrap();
-    let mut said = said.split(' ');
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+        let _ = tx.send(line);
+    });
+    let said = rx
+        .recv_timeout(std::time::Duration::from_secs(90))
+        .unwrap_or_else(|_| panic!("the holding process's bed did not start"));
+    assert!(
+        !said.trim().is_empty(),
+        "the holding process ended before its bed was up"
+    );
+    let mut said = said.trim().split(' ');
     let (suffix, dir, container_pid) = (
         said.next().unwrap().to_string(),
         std::path::PathBuf::from(said.next().unwrap()),

@@ -3,17 +3,32 @@
 //! the hosts and leaves them running (state in D, default `.monk/hosts`); run again, it
 //! prints the bed that is up. With `-o json` its last line on stdout is
 //! `{"hosts": [{"name", "netns", "addr", "docker_host"}], "cluster", "credentials"}`.
-//! `down` stops and removes everything the bed made, and D.
+//! `down` stops and removes everything the bed made, and D. `hold` starts a bed owned
+//! by this process (not kept) with a container on its second host, prints `SUFFIX DIR
+//! PID` (the bed's suffix and dir, the container's process), and holds it until killed
+//! or [`HOLD_FOR`] passes: what a test process SIGKILLed with a bed up leaves, for the
+//! sweep's test and for trying the sweep by hand.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use monk_testkit::hosts::{kept_in, tear_down_dir, HostBed, HOSTS_MAX};
 
-const USAGE: &str = "usage: monk-hosts up [-o json] [--hosts N] [--dir D] | down [--dir D]";
+const USAGE: &str =
+    "usage: monk-hosts up [-o json] [--hosts N] [--dir D] | down [--dir D] | hold [--hosts N] [--dir D]";
+
+/// Longest `hold` keeps its bed before tearing it down itself.
+const HOLD_FOR: std::time::Duration = std::time::Duration::from_secs(600);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Up,
+    Down,
+    Hold,
+}
 
 struct Args {
-    up: bool,
+    mode: Mode,
     json: bool,
     hosts: usize,
     dir: PathBuf,
@@ -21,13 +36,14 @@ struct Args {
 
 fn parse() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
-    let up = match args.next().as_deref() {
-        Some("up") => true,
-        Some("down") => false,
+    let mode = match args.next().as_deref() {
+        Some("up") => Mode::Up,
+        Some("down") => Mode::Down,
+        Some("hold") => Mode::Hold,
         _ => return Err(USAGE.into()),
     };
     let mut parsed = Args {
-        up,
+        mode,
         json: false,
         hosts: 3,
         dir: PathBuf::from(".monk/hosts"),
@@ -92,7 +108,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if !args.up {
+    if args.mode == Mode::Hold {
+        return hold(&args);
+    }
+    if args.mode == Mode::Down {
         return match tear_down_dir(&args.dir) {
             Ok(true) => {
                 eprintln!(
@@ -141,5 +160,38 @@ fn main() -> ExitCode {
         started.elapsed().as_secs_f64()
     );
     print(&bed, args.json);
+    ExitCode::SUCCESS
+}
+
+/// `hold`: see the module documentation.
+fn hold(args: &Args) -> ExitCode {
+    let bed = match HostBed::start(&args.dir, args.hosts.max(2)) {
+        Ok(bed) => bed,
+        Err(e) => {
+            eprintln!("hosts: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let docker = |docker_args: &[&str]| -> Result<String, String> {
+        let out = bed.hosts[1].docker(docker_args)?;
+        match out.status.success() {
+            true => Ok(String::from_utf8_lossy(&out.stdout).trim().to_string()),
+            false => Err(format!(
+                "docker {docker_args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )),
+        }
+    };
+    let image = monk_testkit::hosts::IMAGE;
+    let started = docker(&["run", "-d", "--name", "orphan", image, "sleep", "600"])
+        .and_then(|_| docker(&["inspect", "-f", "{{.State.Pid}}", "orphan"]));
+    match started {
+        Ok(pid) => println!("{} {} {pid}", bed.suffix, bed.dir.display()),
+        Err(e) => {
+            eprintln!("hosts: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    std::thread::sleep(HOLD_FOR);
     ExitCode::SUCCESS
 }
