@@ -23,7 +23,7 @@ use monk_audit::Verification;
 use monk_node::network::{MemoryRouter, Network};
 use monk_node::views::ProposeOutcome;
 use monk_node::{Node, NodeConfig, NodeError};
-use monk_statemachine::{digest, Capacity};
+use monk_statemachine::digest;
 
 use crate::history::{
     write_path, write_proposal, Findings, LeaderClaim, Outcome, PeerFinal, Write,
@@ -58,17 +58,13 @@ pub(crate) struct Cluster {
 
 impl Cluster {
     fn config(&self, slot: usize) -> NodeConfig {
-        let name = format!("p{slot}");
         NodeConfig {
-            data_dir: self.data_dir(slot),
-            advertise: self.addrs[slot].clone(),
-            name,
-            tags: vec![],
-            capacity: Capacity::default(),
             snapshot_after_entries: SIM_SNAPSHOT_AFTER_ENTRIES,
-            publish_ip: None,
-            admission: monk_node::executor::AdmissionPolicy::default(),
-            overlay: Default::default(),
+            ..NodeConfig::new(
+                self.data_dir(slot),
+                self.addrs[slot].clone(),
+                format!("p{slot}"),
+            )
         }
     }
 

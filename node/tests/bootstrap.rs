@@ -8,20 +8,9 @@ use monk_node::network::Network;
 use monk_node::node::membership::PendingCreation;
 use monk_node::trust::credentials::ADMIN_CREDENTIALS_FILE;
 use monk_node::{Node, NodeConfig};
-use monk_statemachine::Capacity;
 
 fn config(dir: &std::path::Path) -> NodeConfig {
-    NodeConfig {
-        data_dir: dir.to_path_buf(),
-        advertise: "127.0.0.1:1".into(),
-        name: "solo".into(),
-        tags: vec![],
-        capacity: Capacity::default(),
-        snapshot_after_entries: monk_node::limits::SNAPSHOT_AFTER_ENTRIES,
-        publish_ip: None,
-        admission: monk_node::executor::AdmissionPolicy::default(),
-        overlay: Default::default(),
-    }
+    NodeConfig::new(dir.to_path_buf(), "127.0.0.1:1".into(), "solo".into())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

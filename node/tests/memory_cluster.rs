@@ -11,15 +11,8 @@ use monk_statemachine::{Applied, Capacity, Command, Proposal, FORMAT_VERSION};
 
 fn config(dir: &std::path::Path, name: &str) -> NodeConfig {
     NodeConfig {
-        data_dir: dir.join(name),
-        advertise: format!("mem-{name}:1"),
-        name: name.into(),
         tags: vec!["mem".into()],
-        capacity: Capacity::default(),
-        snapshot_after_entries: monk_node::limits::SNAPSHOT_AFTER_ENTRIES,
-        publish_ip: None,
-        admission: monk_node::executor::AdmissionPolicy::default(),
-        overlay: Default::default(),
+        ..NodeConfig::new(dir.join(name), format!("mem-{name}:1"), name.into())
     }
 }
 

@@ -9,7 +9,6 @@ use std::time::Duration;
 use monk_node::network::Network;
 use monk_node::trust::tls::Dialer;
 use monk_node::{daemon, MonkClient, Node, NodeConfig};
-use monk_statemachine::Capacity;
 
 /// A running peer: its node, address, and the task serving it.
 pub struct InProcessPeer {
@@ -29,17 +28,7 @@ pub async fn grpc_cluster(root: &std::path::Path, count: usize) -> Vec<InProcess
             .await
             .expect("bind loopback");
         let address = listener.local_addr().expect("local addr").to_string();
-        let config = NodeConfig {
-            data_dir: root.join(format!("p{i}")),
-            advertise: address.clone(),
-            name: format!("p{i}"),
-            tags: vec![],
-            capacity: Capacity::default(),
-            snapshot_after_entries: monk_node::limits::SNAPSHOT_AFTER_ENTRIES,
-            publish_ip: None,
-            admission: monk_node::executor::AdmissionPolicy::default(),
-            overlay: Default::default(),
-        };
+        let config = NodeConfig::new(root.join(format!("p{i}")), address.clone(), format!("p{i}"));
         let node = Node::open(config, Network::Grpc).await.expect("open peer");
         let served = node.clone();
         let server = tokio::spawn(async move {

@@ -59,6 +59,25 @@ pub struct NodeConfig {
     pub overlay: crate::overlay::OverlayConfig,
 }
 
+impl NodeConfig {
+    /// A peer named `name` at `advertise` on `data_dir`, everything else as `monkd`'s
+    /// defaults: no tags, no declared capacity, the default snapshot interval, published
+    /// ports on every address, the default admission policy and overlay.
+    pub fn new(data_dir: PathBuf, advertise: String, name: String) -> NodeConfig {
+        NodeConfig {
+            data_dir,
+            advertise,
+            name,
+            tags: Vec::new(),
+            capacity: Capacity::default(),
+            snapshot_after_entries: SNAPSHOT_AFTER_ENTRIES,
+            publish_ip: None,
+            admission: crate::executor::AdmissionPolicy::default(),
+            overlay: Default::default(),
+        }
+    }
+}
+
 /// See [`Node::member_ticks`].
 pub struct MemberTicks {
     node: Arc<Node>,
@@ -173,6 +192,8 @@ pub struct Node {
     trust: Arc<Trust>,
     /// This peer's WireGuard key pair (`<data dir>/wireguard.key`).
     wireguard: crate::overlay::key::WireGuardKey,
+    /// Connections to other members by address (see [`Node::peer_client`]).
+    peer_clients: Mutex<std::collections::HashMap<String, MonkClient>>,
 }
 
 fn raft_config(cluster: &str, snapshot_after_entries: u64) -> NodeResult<Arc<Config>> {
@@ -206,6 +227,7 @@ impl Node {
         let wireguard = crate::overlay::key::WireGuardKey::load_or_create(&config.data_dir)?;
         let node = Arc::new(Node {
             trust,
+            peer_clients: Mutex::default(),
             wireguard,
             config,
             network,
@@ -293,12 +315,29 @@ impl Node {
         }
     }
 
-    /// A client of another member, dialing with this peer's certificate.
+    /// A client of another member, dialing with this peer's certificate. One
+    /// connection per address is kept and shared (a tonic channel multiplexes calls and
+    /// reconnects by itself), so forwarding and heartbeats do not pay a TLS handshake
+    /// each time.
     pub async fn peer_client(&self, address: &str) -> NodeResult<MonkClient> {
+        let cached = self
+            .peer_clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(address)
+            .cloned();
+        if let Some(client) = cached {
+            return Ok(client);
+        }
         let dialer = self.trust.peer_dialer()?;
-        MonkClient::connect(address, &dialer)
+        let client = MonkClient::connect(address, &dialer)
             .await
-            .map_err(NodeError::Unavailable)
+            .map_err(NodeError::Unavailable)?;
+        self.peer_clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(address.to_string(), client.clone());
+        Ok(client)
     }
 
     pub async fn raft(&self) -> Option<Raft<TypeConfig>> {

@@ -332,6 +332,15 @@ fn client_builder() -> Result<rustls::ConfigBuilder<ClientConfig, rustls::WantsV
         .map_err(tls_error)
 }
 
+/// A root store holding only the CA `ca_pem`.
+fn roots(ca_pem: &str) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).map_err(tls_error)?)
+        .map_err(tls_error)?;
+    Ok(roots)
+}
+
 fn finish(mut config: ClientConfig, credential: Option<String>) -> Dialer {
     config.alpn_protocols = vec![ALPN_H2.to_vec()];
     Dialer {
@@ -344,24 +353,16 @@ impl Dialer {
     /// A user (or a peer without a certificate yet) that trusts the CA `ca_pem` and
     /// authenticates with `credential` (none: anonymous).
     pub fn trusting(ca_pem: &str, credential: Option<String>) -> Result<Dialer, TlsError> {
-        let mut roots = RootCertStore::empty();
-        roots
-            .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).map_err(tls_error)?)
-            .map_err(tls_error)?;
         let config = client_builder()?
-            .with_root_certificates(roots)
+            .with_root_certificates(roots(ca_pem)?)
             .with_no_client_auth();
         Ok(finish(config, credential))
     }
 
     /// A member: trusts the CA and shows its own certificate chain.
     pub fn member(ca_pem: &str, key: Arc<CertifiedKey>) -> Result<Dialer, TlsError> {
-        let mut roots = RootCertStore::empty();
-        roots
-            .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).map_err(tls_error)?)
-            .map_err(tls_error)?;
         let config = client_builder()?
-            .with_root_certificates(roots)
+            .with_root_certificates(roots(ca_pem)?)
             .with_client_cert_resolver(Arc::new(AlwaysKey(key)));
         Ok(finish(config, None))
     }
