@@ -179,6 +179,7 @@ mod tests {
             admin_token_sha256: None,
             overlay_range: Some("10.211.0.0/16".parse().unwrap()),
             overlay: None,
+            open_network: false,
         };
         let secret = Command::SecretSet {
             name: "db".into(),

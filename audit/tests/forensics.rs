@@ -38,6 +38,7 @@ fn write(dir: &Path, paths: &[&str]) {
         admin_token_sha256: None,
         overlay_range: None,
         overlay: None,
+        open_network: false,
     };
     let mut entries = vec![membership(1, 0), blank(1, 1), entry(2, created)];
     entries.extend(paths.iter().enumerate().map(|(i, p)| load(i as u64 + 3, p)));

@@ -28,6 +28,7 @@ fn samples() -> Vec<Command> {
             admin_token_sha256: None,
             overlay_range: None,
             overlay: None,
+            open_network: false,
         },
         Command::JoinTokenIssued {
             token_sha256: "00".into(),
@@ -94,6 +95,7 @@ fn samples() -> Vec<Command> {
             generation: 1,
             status: InstanceStatus::Running,
             message: String::new(),
+            addresses: Default::default(),
         },
         Command::PeerTagged {
             peer: 7,

@@ -72,6 +72,10 @@ pub enum ClusterCmd {
         /// from (a /8 to a /20; a /16 holds 128 peers over the cluster's life).
         #[arg(long, value_name = "CIDR", default_value = monk_statemachine::overlay::OVERLAY_RANGE_DEFAULT, value_parser = overlay_range)]
         overlay: String,
+        /// Let every workload reach every other on the overlay; by default only
+        /// declared `connections` pass the firewall.
+        #[arg(long)]
+        open_network: bool,
     },
     /// Print a single-use join token for one new peer (admins only); `revoke HASH`
     /// withdraws one.
@@ -126,8 +130,14 @@ pub async fn cluster(addr: &str, cmd: ClusterCmd) -> Outcome {
         false => connect(addr).await?,
     };
     match cmd {
-        ClusterCmd::New { name, overlay } => {
-            let created = client.cluster_new_with(&name, Some(&overlay)).await?;
+        ClusterCmd::New {
+            name,
+            overlay,
+            open_network,
+        } => {
+            let created = client
+                .cluster_new_with(&name, Some(&overlay), open_network)
+                .await?;
             let info = created.info;
             let kept = match credentials::remember(&created.credential)? {
                 Some(path) => format!("The admin credential is in {}\n", path.display()),

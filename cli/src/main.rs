@@ -194,6 +194,12 @@ enum SystemCmd {
         #[command(flatten)]
         out: OutputArg,
     },
+    /// Every peer's WireGuard interface as that peer sees it: its overlay address,
+    /// and each remote peer's endpoint, allowed IPs, last handshake and bytes.
+    Overlay {
+        #[command(flatten)]
+        out: OutputArg,
+    },
 }
 
 type Outcome = Result<String, Failure>;
@@ -229,6 +235,76 @@ async fn connect_with(
     })
 }
 
+/// `monk system overlay` for a person: a line per peer, a table of its remote peers.
+fn overlay_text(rows: &[monk_node::views::OverlayRow]) -> String {
+    let name_of = |id: &u64| {
+        rows.iter()
+            .find(|r| r.id == *id)
+            .map_or_else(|| id.to_string(), |r| r.name.clone())
+    };
+    let mut text = String::new();
+    for row in rows {
+        let Some(status) = &row.status else {
+            text.push_str(&format!(
+                "peer {} {}: no answer: {}\n\n",
+                row.id,
+                row.name,
+                row.error.as_deref().unwrap_or("unknown")
+            ));
+            continue;
+        };
+        if !status.enabled {
+            text.push_str(&format!(
+                "peer {} {}: takes no part in the overlay (monkd --no-overlay)\n\n",
+                row.id, row.name
+            ));
+            continue;
+        }
+        text.push_str(&format!(
+            "peer {} {}  interface {}  address {}  port {}  firewall rules {}\n",
+            row.id,
+            row.name,
+            status
+                .interface
+                .as_deref()
+                .unwrap_or("- (no remote peer yet)"),
+            opt(row.overlay_address),
+            opt(status.listen_port),
+            status.firewall_rules
+        ));
+        if let Some(error) = &status.error {
+            text.push_str(&format!("  error: {error}\n"));
+        }
+        let peers: Vec<Vec<String>> = status
+            .peers
+            .iter()
+            .map(|(id, p)| {
+                vec![
+                    name_of(id),
+                    p.endpoint.clone().unwrap_or_else(|| "-".into()),
+                    p.allowed_ips
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    p.handshake_age_secs
+                        .map_or_else(|| "never".into(), |s| format!("{s}s ago")),
+                    p.rx_bytes.to_string(),
+                    p.tx_bytes.to_string(),
+                ]
+            })
+            .collect();
+        if !peers.is_empty() {
+            text.push_str(&table::render(
+                &["PEER", "ENDPOINT", "ALLOWED IPS", "HANDSHAKE", "RX", "TX"],
+                &peers,
+            ));
+        }
+        text.push('\n');
+    }
+    text
+}
+
 async fn run(cli: Cli) -> Outcome {
     match cli.command {
         Top::Cluster(cmd) => cluster::cluster(&cli.addr, cmd).await,
@@ -238,6 +314,16 @@ async fn run(cli: Cli) -> Outcome {
         Top::Events(args) => events::run(&cli.addr, args).await,
         Top::Up(args) => up::up(&cli.addr, args).await,
         Top::Down(args) => up::down(&cli.addr, args).await,
+        Top::System(SystemCmd::Overlay { out }) => {
+            let rows: Vec<monk_node::views::OverlayRow> = connect(&cli.addr)
+                .await?
+                .query(&monk_node::api::Query::Overlay, true)
+                .await?;
+            if out.output == Output::Json {
+                return json(&rows);
+            }
+            Ok(overlay_text(&rows))
+        }
         Top::System(SystemCmd::Consensus { out }) => {
             let view: ConsensusView = connect(&cli.addr).await?.consensus().await?;
             if out.output == Output::Json {

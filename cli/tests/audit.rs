@@ -582,6 +582,7 @@ fn synthetic_data_dir(dir: &Path, compact: bool) {
         admin_token_sha256: None,
         overlay_range: None,
         overlay: None,
+        open_network: false,
     };
     writer
         .append_and_apply(vec![
@@ -741,6 +742,7 @@ fn report_running(addr: &str, path: &str) {
                 generation: i["generation"].as_u64().unwrap(),
                 status: monk_statemachine::InstanceStatus::Running,
                 message: String::new(),
+                addresses: Default::default(),
             },
         );
         assert!(applied.is_accepted(), "{applied:?}");
@@ -783,6 +785,7 @@ fn workload_scenario(root: &Path) -> ([PathBuf; 2], u64, String) {
             generation: 1,
             status: monk_statemachine::InstanceStatus::Failed,
             message: "not mine".into(),
+            addresses: Default::default(),
         },
     );
     assert!(!stale.is_accepted());

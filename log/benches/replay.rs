@@ -74,6 +74,7 @@ fn write(raft_dir: &Path, entries: u64) {
                 admin_token_sha256: None,
                 overlay_range: None,
                 overlay: None,
+                open_network: false,
             },
         ),
         entry(

@@ -72,6 +72,7 @@ fn log_of(steps: &[Step]) -> Vec<RaftEntry> {
         admin_token_sha256: None,
         overlay_range: None,
         overlay: None,
+        open_network: false,
     };
     let mut entries = vec![membership(0, 0), blank(1, 1), entry(1, 2, created)];
     let mut term = 1;

@@ -44,11 +44,13 @@ pub async fn admit_and_propose(
     }
     let values = node.with_state(|state| {
         let mut values = EvaluatedByPath::new();
+        let cluster = crate::executor::spec::Cluster::of(state);
         for runnable in to_evaluate(state, &proposal.command) {
             let mut host = RunHost {
                 path: &runnable.path,
                 definition: &runnable.definition,
                 secrets: None,
+                cluster: &cluster,
             };
             let evaluated = evaluate_runnable(&runnable, &mut host)
                 .map_err(|e| NodeError::InvalidArgument(e.to_string()))?;

@@ -34,6 +34,11 @@ pub enum Query {
     JoinTokens,
     /// The whole state with secrets by name only.
     State,
+    /// Every member's overlay interface as that peer sees it (the answering peer asks
+    /// the others): `Vec<OverlayRow>`.
+    Overlay,
+    /// This peer's overlay interface: `OverlayStatus`.
+    OverlayLocal,
 }
 
 impl Query {
@@ -51,6 +56,8 @@ impl Query {
         "users",
         "join-tokens",
         "state",
+        "overlay",
+        "overlay-local",
     ];
 
     /// The wire name (`QueryRequest.what`).
@@ -68,6 +75,8 @@ impl Query {
             Query::Users => "users",
             Query::JoinTokens => "join-tokens",
             Query::State => "state",
+            Query::Overlay => "overlay",
+            Query::OverlayLocal => "overlay-local",
         }
     }
 
@@ -97,6 +106,8 @@ impl Query {
             "users" => Query::Users,
             "join-tokens" => Query::JoinTokens,
             "state" => Query::State,
+            "overlay" => Query::Overlay,
+            "overlay-local" => Query::OverlayLocal,
             other => {
                 return Err(format!(
                     "unknown query {other:?} (known: {})",
@@ -210,6 +221,8 @@ mod tests {
             Query::Users,
             Query::JoinTokens,
             Query::State,
+            Query::Overlay,
+            Query::OverlayLocal,
         ];
         assert_eq!(all.len(), Query::NAMES.len());
         for (query, name) in all.iter().zip(Query::NAMES) {

@@ -197,7 +197,7 @@ impl MonkClient {
 
     /// Creates the cluster on a fresh peer; the reply carries the admin's credential.
     pub async fn cluster_new(&mut self, name: &str) -> Result<ClusterNewView, ClientError> {
-        self.cluster_new_with(name, None).await
+        self.cluster_new_with(name, None, false).await
     }
 
     /// As [`MonkClient::cluster_new`], with the overlay range (`None`: the default).
@@ -205,10 +205,12 @@ impl MonkClient {
         &mut self,
         name: &str,
         overlay: Option<&str>,
+        open_network: bool,
     ) -> Result<ClusterNewView, ClientError> {
         let request = ClusterNewRequest {
             name: name.into(),
             overlay: overlay.unwrap_or_default().into(),
+            open_network,
         };
         decode(
             &self

@@ -73,6 +73,12 @@ pub const FACTS_CHECK_INTERVAL: Duration = Duration::from_secs(30);
 /// own (the first check runs as soon as it is a member); a change is rare (a restart
 /// with a new `--wg-endpoint`), so a slow check costs nothing.
 pub const OVERLAY_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+/// How often the overlay executor compares this peer's WireGuard interface and
+/// firewall with the state (a moved replica's address reaches the firewall and the
+/// DNS within about this long).
+pub const OVERLAY_TICK: Duration = Duration::from_secs(1);
+/// Bound on asking another member for its local view (`monk system overlay`).
+pub const PEER_QUERY_TIMEOUT: Duration = Duration::from_secs(3);
 /// Free disk is reported again only after it moved by this many percent...
 pub const FACTS_DISK_CHANGE_PERCENT: u64 = 10;
 /// ...and by at least this many GB, so small churn adds no log entries.

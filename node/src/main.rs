@@ -69,6 +69,14 @@ struct Args {
     /// advertise address's host and `--wg-listen-port`.
     #[arg(long, value_name = "HOST:PORT", value_parser = wg_endpoint)]
     wg_endpoint: Option<String>,
+    /// Take no part in the overlay: no WireGuard interface, no firewall, no DNS; this
+    /// peer's containers reach only each other, by the engine's own names. For a
+    /// machine without root or TUN, or several peers sharing one network namespace.
+    #[arg(long, env = "MONK_NO_OVERLAY")]
+    no_overlay: bool,
+    /// The userspace WireGuard to start where the kernel has none.
+    #[arg(long, value_name = "PROGRAM", env = "WG_USERSPACE_IMPLEMENTATION", default_value = monk_node::overlay::wireguard::USERSPACE_DEFAULT)]
+    wg_userspace: String,
 }
 
 /// A `--wg-endpoint` value: what `apply` accepts as an endpoint.
@@ -128,6 +136,8 @@ fn main() -> ExitCode {
         overlay: monk_node::overlay::OverlayConfig {
             listen_port: args.wg_listen_port,
             endpoint: args.wg_endpoint,
+            enabled: !args.no_overlay,
+            userspace: args.wg_userspace,
         },
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -288,6 +288,9 @@ impl MonkService for ClientApi {
         if query == Query::Peers {
             return json_reply(&self.node.peers().await?);
         }
+        if query == Query::Overlay {
+            return json_reply(&self.node.overlay_rows().await);
+        }
         json_reply(&self.node.query_local(&query)?)
     }
 
@@ -304,7 +307,10 @@ impl MonkService for ClientApi {
                     .map_err(|e: String| Status::invalid_argument(format!("--overlay: {e}")))?,
             ),
         };
-        let (info, credential) = self.node.cluster_new_with(&request.name, overlay).await?;
+        let (info, credential) = self
+            .node
+            .cluster_new_with(&request.name, overlay, request.open_network)
+            .await?;
         json_reply(&crate::views::ClusterNewView { info, credential })
     }
 

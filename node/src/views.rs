@@ -152,3 +152,16 @@ pub struct UserRow {
     pub role: monk_statemachine::Role,
     pub added_at_index: u64,
 }
+
+/// One member's overlay interface, as `monk system overlay` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverlayRow {
+    pub id: u64,
+    pub name: String,
+    /// The overlay address the state gives it.
+    pub overlay_address: Option<std::net::Ipv4Addr>,
+    /// What the peer itself reports; `None` when it did not answer (`error`).
+    pub status: Option<crate::overlay::executor::OverlayStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}

@@ -121,6 +121,7 @@ async fn let_in(rpc: Rpc, address: &str, dialer: &Dialer, own_id: u64) -> Result
                 ClusterNewRequest {
                     name: "x".into(),
                     overlay: String::new(),
+                    open_network: false,
                 },
             ))
             .await

@@ -25,6 +25,7 @@ async fn an_interrupted_cluster_new_is_finished_at_the_next_start() {
         PendingCreation {
             cluster: "half".into(),
             overlay_range: monk_statemachine::overlay::default_range(),
+            open_network: false,
         }
         .store(&dir)
         .unwrap();

@@ -35,6 +35,7 @@ fn base() -> State {
         admin_token_sha256: None,
         overlay_range: None,
         overlay: None,
+        open_network: false,
     };
     let e = Entry {
         index: 1,

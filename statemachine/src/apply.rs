@@ -184,6 +184,7 @@ fn apply_command(
             admin_token_sha256,
             overlay_range,
             overlay,
+            open_network,
         } => {
             if state.cluster_name.is_some() {
                 return Err(Rejection::ClusterExists);
@@ -212,6 +213,7 @@ fn apply_command(
                 );
             }
             state.cluster_name = Some(name.clone());
+            state.open_network = *open_network;
             state.next_peer_id = 1;
             let peer = new_peer(
                 state,
@@ -482,6 +484,7 @@ fn apply_command(
             generation,
             status,
             message,
+            addresses,
         } => schedule::report(
             state,
             index,
@@ -492,6 +495,7 @@ fn apply_command(
                 generation: *generation,
                 status: *status,
                 message,
+                addresses,
             },
         ),
         Command::PeerTagged { peer, add, remove } => {
@@ -766,6 +770,7 @@ mod tests {
             admin_token_sha256: None,
             overlay_range: None,
             overlay: None,
+            open_network: false,
         };
         assert_eq!(
             apply(&mut s, &entry(1, c)).unwrap(),

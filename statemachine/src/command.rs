@@ -2,6 +2,7 @@
 //! kind keeps its handler forever so old logs replay (invariant "replayable forever").
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 
 use monk_scripting::tree::Tree;
 use serde::{Deserialize, Serialize};
@@ -202,6 +203,10 @@ pub enum Command {
         /// before the overlay existed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         overlay: Option<OverlayIdentity>,
+        /// `monk cluster new --open-network`: workloads reach each other without a
+        /// declared connection (the overlay's firewall lets all of them through).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        open_network: bool,
     },
     /// A join token was issued; only its SHA-256 (hex) is stored, never the token.
     JoinTokenIssued {
@@ -319,6 +324,10 @@ pub enum Command {
         status: InstanceStatus,
         #[serde(default, skip_serializing_if = "String::is_empty")]
         message: String,
+        /// Each running container's address on the peer's container network, by
+        /// container name: what the peers' DNS answers for the replica's names.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        addresses: BTreeMap<String, Ipv4Addr>,
     },
     /// `monk cluster tag PEER +t -u`: the peer's tags change; replicas that no longer
     /// fit move, pending ones may land.
@@ -503,6 +512,7 @@ impl Command {
                 generation,
                 status,
                 message,
+                ..
             } => {
                 let mut line = format!(
                     "peer {peer}: {path}#{replica} gen {generation} {}",

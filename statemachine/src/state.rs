@@ -170,6 +170,10 @@ pub struct State {
     /// overlay existed keep their digests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) overlay_range: Option<Ipv4Net>,
+    /// `cluster-created`'s `open_network`: no firewall between workloads. Left out of
+    /// the JSON while false, so older states keep their digests.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) open_network: bool,
 }
 
 /// A user who may call the API: `monk user add`, or `admin` from `cluster-created`.
@@ -224,6 +228,12 @@ impl State {
     /// set it.
     pub fn overlay_range(&self) -> Option<Ipv4Net> {
         self.overlay_range
+    }
+
+    /// Whether workloads reach each other without a declared connection
+    /// (`monk cluster new --open-network`).
+    pub fn open_network(&self) -> bool {
+        self.open_network
     }
 
     /// Users by name.

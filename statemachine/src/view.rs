@@ -145,6 +145,8 @@ pub struct Assignment {
     pub overrides: BTreeMap<String, String>,
     /// The last status this peer reported for it (so executors report only changes).
     pub reported: Option<(u64, InstanceStatus, String)>,
+    /// The container addresses it last reported.
+    pub reported_addresses: BTreeMap<String, std::net::Ipv4Addr>,
 }
 
 /// The replicas placed on `peer`, in path and replica order.
@@ -163,6 +165,11 @@ pub fn assignments(state: &State, peer: PeerId) -> Vec<Assignment> {
                     .observed
                     .as_ref()
                     .map(|o| (o.generation, o.status, o.message.clone())),
+                reported_addresses: i
+                    .observed
+                    .as_ref()
+                    .map(|o| o.addresses.clone())
+                    .unwrap_or_default(),
             });
         }
     }

@@ -8,6 +8,7 @@
 //! recreates exactly the containers of an older generation.
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 
 use monk_scripting::tree::Tree;
 use serde::{Deserialize, Serialize};
@@ -85,6 +86,10 @@ pub struct Observation {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
     pub at_index: u64,
+    /// Each running container's address on its peer's container network, by
+    /// container name (`workload-report`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub addresses: BTreeMap<String, Ipv4Addr>,
 }
 
 /// One replica of a workload.

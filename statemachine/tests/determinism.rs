@@ -102,6 +102,7 @@ fn command() -> impl Strategy<Value = Command> {
                 admin_token_sha256: Some("0".repeat(64)),
                 overlay_range,
                 overlay,
+                open_network: false,
             }),
         (token.clone(), prop::option::of(100u64..200)).prop_map(|(t, expires)| {
             Command::JoinTokenIssued {
@@ -341,7 +342,8 @@ fn workload_command() -> impl Strategy<Value = Command> {
                 replica,
                 generation,
                 status,
-                message: "m".into()
+                message: "m".into(),
+                addresses: Default::default(),
             }
         ),
     ]
@@ -419,6 +421,7 @@ fn digest_changes_when_state_changes() {
         admin_token_sha256: None,
         overlay_range: None,
         overlay: None,
+        open_network: false,
     }]);
     let mut s = State::default();
     let before = digest(&s);

@@ -87,6 +87,7 @@ fn command() -> impl Strategy<Value = Command> {
             generation: 1,
             status: InstanceStatus::Running,
             message: String::new(),
+            addresses: Default::default(),
         }),
     ]
 }
@@ -102,6 +103,7 @@ fn states(commands: Vec<Command>) -> Vec<State> {
         admin_token_sha256: None,
         overlay_range: None,
         overlay: None,
+        open_network: false,
     };
     let mut state = State::default();
     let mut out = vec![state.clone()];

@@ -95,6 +95,7 @@ fn created(range: Option<&str>, first: Option<u8>) -> Command {
         admin_token_sha256: None,
         overlay_range: range.map(|r| r.parse().unwrap()),
         overlay: first.map(identity),
+        open_network: false,
     }
 }
 

@@ -123,6 +123,7 @@ fn run_block(c: &mut Cluster, input: &[String]) -> String {
                     admin_token_sha256: None,
                     overlay_range: None,
                     overlay: None,
+                    open_network: false,
                 })
             } else {
                 c.apply(Command::JoinTokenIssued {

@@ -36,6 +36,7 @@ impl Cluster {
             admin_token_sha256: None,
             overlay_range: None,
             overlay: None,
+            open_network: false,
         });
         for (name, tags, capacity) in &peers[1..] {
             // Tokens are single-use: one per joining peer.
@@ -450,6 +451,7 @@ fn reports_are_kept_only_from_the_peer_that_holds_the_replica() {
         generation,
         status: InstanceStatus::Running,
         message: String::new(),
+        addresses: Default::default(),
     };
     c.ok(report(a, 0, 1));
     assert_eq!(instances(&c.state)[0].status, Some(InstanceStatus::Running));
@@ -571,6 +573,7 @@ fn workload_command() -> impl Strategy<Value = Command> {
                 generation,
                 status: InstanceStatus::Running,
                 message: String::new(),
+                addresses: Default::default(),
             }
         }),
     ]

@@ -150,14 +150,18 @@ pub struct Monkd {
 }
 
 impl Monkd {
-    /// A peer named `name` with its data dir under `root`; not started yet.
+    /// A peer named `name` with its data dir under `root`; not started yet. Peers on
+    /// loopback share the machine's network namespace with every other test, so they
+    /// take no part in the overlay (`--no-overlay`); the three-host bed's do.
     pub fn new(root: &Path, name: &str, extra: &[&str]) -> Result<Monkd, String> {
+        let mut args = vec!["--no-overlay"];
+        args.extend_from_slice(extra);
         Monkd::at(
             root,
             name,
             &format!("127.0.0.1:{}", free_port()),
             &[],
-            extra,
+            &args,
         )
     }
 

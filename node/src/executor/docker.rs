@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use bollard::container::LogOutput;
 use bollard::models::{
     ContainerCreateBody, ContainerSummaryStateEnum, EndpointSettings, HostConfig,
-    HostConfigLogConfig, NetworkCreateRequest, NetworkingConfig, PortBinding, ResourcesUlimits,
-    RestartPolicy as DockerRestart, RestartPolicyNameEnum,
+    HostConfigLogConfig, Ipam, IpamConfig, NetworkCreateRequest, NetworkingConfig, PortBinding,
+    ResourcesUlimits, RestartPolicy as DockerRestart, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, ListContainersOptions, LogsOptions,
@@ -181,6 +181,11 @@ pub fn create_body(w: &Wanted) -> ContainerCreateBody {
         })
         .collect::<Vec<_>>();
     let host_config = HostConfig {
+        // On the overlay, names resolve through the peer's DNS at the gateway (the
+        // engine's resolver asks it for every name it does not know itself).
+        dns: w
+            .subnet
+            .map(|s| vec![crate::overlay::firewall::gateway(s).to_string()]),
         binds: (!binds.is_empty()).then_some(binds),
         port_bindings: (!bindings.is_empty()).then_some(bindings),
         restart_policy: Some(restart),
@@ -246,20 +251,61 @@ fn files_tar(spec: &ContainerSpec) -> std::io::Result<Vec<u8>> {
 }
 
 impl DockerRuntime {
-    /// Creates the cluster's bridge network (with DNS for the aliases) if it is missing.
+    /// Creates the peer's bridge network if it is missing. On the overlay it uses the
+    /// peer's container subnet, with Docker's masquerading off (monkd's own NAT leaves
+    /// overlay traffic unchanged, so other peers see container addresses); a network
+    /// left from before the overlay, on another subnet, is replaced once it is empty.
     async fn ensure_network(&self, w: &Wanted) -> RuntimeResult<()> {
         let name = &w.network;
-        if self.docker.inspect_network(name, None).await.is_ok() {
-            return Ok(());
+        if let Ok(existing) = self.docker.inspect_network(name, None).await {
+            let Some(subnet) = w.subnet else {
+                return Ok(());
+            };
+            let has = existing
+                .ipam
+                .and_then(|i| i.config)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.subnet.as_deref() == Some(subnet.to_string().as_str()));
+            if has {
+                return Ok(());
+            }
+            self.remove_network(name).await.map_err(|e| {
+                RuntimeError::engine(
+                    format!("network {name}"),
+                    format!(
+                        "it is not on this peer's overlay subnet {subnet} and cannot be replaced yet: {e}"
+                    ),
+                )
+            })?;
         }
         let labels = [label::CLUSTER, label::PEER]
             .iter()
             .filter_map(|k| w.labels.get(*k).map(|v| (k.to_string(), v.clone())))
             .collect();
+        let (ipam, options) = match w.subnet {
+            Some(subnet) => (
+                Some(Ipam {
+                    config: Some(vec![IpamConfig {
+                        subnet: Some(subnet.to_string()),
+                        gateway: Some(crate::overlay::firewall::gateway(subnet).to_string()),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }),
+                Some(HashMap::from([(
+                    "com.docker.network.bridge.enable_ip_masquerade".to_string(),
+                    "false".to_string(),
+                )])),
+            ),
+            None => (None, None),
+        };
         let request = NetworkCreateRequest {
             name: name.to_string(),
             driver: Some("bridge".into()),
             labels: Some(labels),
+            ipam,
+            options,
             ..Default::default()
         };
         match bounded(
@@ -615,6 +661,7 @@ mod tests {
             spec_hash: String::new(),
             spec: ContainerSpec::default(),
             labels: BTreeMap::new(),
+            subnet: None,
         };
         let host = create_body(&w).host_config.expect("a host config");
         assert_eq!(host.pids_limit, Some(CONTAINER_PIDS_MAX));

@@ -61,6 +61,9 @@ pub struct Wanted {
     /// The cluster's container network, and this container's DNS names on it.
     pub network: String,
     pub aliases: Vec<String>,
+    /// The network's subnet (its first address is the gateway and the containers'
+    /// resolver), when the overlay gives this peer one; `None`: the engine picks.
+    pub subnet: Option<monk_statemachine::Ipv4Net>,
 }
 
 /// One step of a plan.
@@ -232,6 +235,7 @@ mod tests {
                     network: "monk-c1-1".into(),
                     aliases: Vec::new(),
                     key,
+                    subnet: None,
                 })
                 .collect()
         })

@@ -9,7 +9,7 @@ use monk_statemachine::view::{assignments, Assignment};
 use monk_statemachine::{Command, Desired, InstanceStatus, PeerId};
 use tracing::{info, warn};
 
-use super::plan::{plan, replica_status, Action, Observed, Wanted};
+use super::plan::{plan, replica_status, Action, Observed, RunState, Wanted};
 use super::readiness::{self, Memo};
 use super::spec::{spec_of, World};
 use super::ContainerRuntime;
@@ -232,8 +232,17 @@ pub async fn reconcile<R: ContainerRuntime + ?Sized>(
                 (status, message) = check_readiness(runtime, a, &check, &vars, &mine_o, memo).await;
             }
         }
+        let addresses: BTreeMap<String, std::net::Ipv4Addr> = mine_o
+            .iter()
+            .filter(|o| o.state == RunState::Running && o.generation == a.generation)
+            .filter_map(|o| {
+                let key = o.key.as_ref()?;
+                let ip = o.ip.as_deref()?.parse().ok()?;
+                Some((key.container.clone(), ip))
+            })
+            .collect();
         let now = (a.generation, status, message.clone());
-        if a.reported.as_ref() != Some(&now) {
+        if a.reported.as_ref() != Some(&now) || a.reported_addresses != addresses {
             pass.reports.push(Command::WorkloadReport {
                 peer,
                 path: a.path.clone(),
@@ -241,6 +250,7 @@ pub async fn reconcile<R: ContainerRuntime + ?Sized>(
                 generation: a.generation,
                 status,
                 message,
+                addresses,
             });
         }
     }
@@ -271,6 +281,7 @@ pub async fn report_engine_missing(node: &Node, why: &str) {
             generation: a.generation,
             status: InstanceStatus::Failed,
             message: message.clone(),
+            addresses: BTreeMap::new(),
         };
         if let Err(e) = node
             .propose(node.stamp(format!("peer:{peer}/executor"), report))
@@ -301,7 +312,7 @@ pub async fn run(node: Arc<Node>, runtime: Arc<dyn ContainerRuntime>) {
         let Some(peer) = node.peer_id().await else {
             continue;
         };
-        let (cluster, assigned, applied, sealed, ready, peer_name) = {
+        let (cluster, assigned, applied, sealed, ready, peer_name, subnet, others) = {
             let shared = node.shared_state();
             let guard = shared.read().unwrap_or_else(|p| p.into_inner());
             let state = &guard.state;
@@ -317,6 +328,8 @@ pub async fn run(node: Arc<Node>, runtime: Arc<dyn ContainerRuntime>) {
                 state
                     .peer(peer)
                     .map_or_else(|| node.config.name.clone(), |p| p.name.clone()),
+                crate::overlay::container_subnet(&node.config.overlay, state, peer),
+                super::spec::Cluster::of(state),
             )
         };
         // Re-check the world at least every few ticks even when the state is quiet,
@@ -340,6 +353,8 @@ pub async fn run(node: Arc<Node>, runtime: Arc<dyn ContainerRuntime>) {
             publish_ip: node.config.publish_ip.clone(),
             policy: &node.config.admission,
             peer_name: &peer_name,
+            cluster: &others,
+            subnet,
         };
         let pass = match tokio::time::timeout(
             EXECUTOR_ACTION_TIMEOUT,

@@ -99,29 +99,161 @@ pub(crate) struct RunHost<'a> {
     /// `None` when placing (see `admission.rs`): placement never reads a secret, and
     /// `secret(name)` gives the placeholder `<secret name>`.
     pub secrets: Option<&'a WorkloadSecrets>,
+    /// The other workloads the cluster runs (`connection-port`, `connection-ip`).
+    pub cluster: &'a Cluster,
+}
+
+/// What container fields may read of the other workloads: each one's definition and
+/// its containers' addresses, from the replicated state.
+#[derive(Clone, Debug, Default)]
+pub struct Cluster {
+    pub definitions: BTreeMap<String, monk_scripting::tree::Tree>,
+    pub addresses: BTreeMap<String, Vec<std::net::Ipv4Addr>>,
+}
+
+impl Cluster {
+    pub fn of(state: &monk_statemachine::State) -> Cluster {
+        let mut cluster = Cluster::default();
+        for (path, w) in state.workloads() {
+            cluster
+                .definitions
+                .insert(path.clone(), w.definition.clone());
+            let mut addresses: Vec<std::net::Ipv4Addr> = w
+                .instances
+                .values()
+                .filter_map(|i| i.observed.as_ref())
+                .flat_map(|o| o.addresses.values().copied())
+                .collect();
+            addresses.sort();
+            cluster.addresses.insert(path.clone(), addresses);
+        }
+        cluster
+    }
+}
+
+/// A literal port, or `$var` / `<- $var` naming a variable of `definition` whose
+/// value (or default) is a literal port.
+fn port_of(
+    value: &monk_scripting::tree::Tree,
+    definition: &monk_scripting::tree::Tree,
+) -> Option<i64> {
+    use monk_scripting::tree::Tree;
+    match value {
+        Tree::Int(n) => Some(*n),
+        Tree::Str(text) => {
+            let text = text.trim();
+            if let Ok(n) = text.parse() {
+                return Some(n);
+            }
+            let name = text.trim_start_matches("<-").trim().strip_prefix('$')?;
+            let variable = definition.get("variables")?.get(name)?;
+            let value = match variable {
+                Tree::Map(_) => variable.get("value").or_else(|| variable.get("default"))?,
+                other => other,
+            };
+            match value {
+                Tree::Str(s) if s.trim().starts_with('$') || s.trim().starts_with("<-") => None,
+                other => port_of(other, definition),
+            }
+        }
+        _ => None,
+    }
 }
 
 impl RunHost<'_> {
     /// The runnable a connection of this definition points at.
     fn connection_target(&self, name: &str) -> Result<String, HostError> {
-        let connection = self
+        connection_target(self.path, self.definition, name).map_err(HostError::Failed)
+    }
+
+    /// `connection-port(name)`: the port of the service the connection names (or the
+    /// target's only service).
+    fn connection_port(&self, name: &str) -> Result<Value, HostError> {
+        let target = self.connection_target(name)?;
+        let failed =
+            |why: String| HostError::Failed(format!("connection {name:?} ({target}): {why}"));
+        let definition = self.cluster.definitions.get(&target).ok_or_else(|| {
+            failed("the target is not running, so its services are unknown".into())
+        })?;
+        let wanted = self
             .definition
             .get("connections")
             .and_then(|c| c.get(name))
-            .ok_or_else(|| {
-                HostError::Failed(format!("{} has no connection {name:?}", self.path))
-            })?;
-        let target = ["runnable", "target"]
-            .iter()
-            .find_map(|k| connection.get(k).and_then(|t| t.as_str()))
-            .ok_or_else(|| {
-                HostError::Failed(format!("connection {name:?} names no runnable or target"))
-            })?;
-        let namespace = self.path.rsplit_once('/').map_or("", |(ns, _)| ns);
-        Ok(monk_scripting::monkscript::model::normalize_path(
-            target, namespace,
-        ))
+            .and_then(|c| c.get("service"))
+            .and_then(|s| s.as_str());
+        let services = match definition.get("services") {
+            Some(monk_scripting::tree::Tree::Map(services)) => services,
+            _ => return Err(failed("the target defines no services".into())),
+        };
+        let service =
+            match (wanted, services.as_slice()) {
+                (Some(wanted), _) => services
+                    .iter()
+                    .find(|(n, _)| n == wanted)
+                    .map(|(_, s)| s)
+                    .ok_or_else(|| failed(format!("the target has no service {wanted:?}")))?,
+                (None, [(_, only)]) => only,
+                (None, _) => return Err(failed(
+                    "the target has several services and the connection names none (`service:`)"
+                        .into(),
+                )),
+            };
+        let port = service
+            .get("port")
+            .ok_or_else(|| failed("the service gives no port".into()))?;
+        port_of(port, definition).map(Value::Int).ok_or_else(|| {
+            failed(format!(
+                "the service's port {port:?} is not a number monk can read before the target runs"
+            ))
+        })
     }
+
+    /// `connection-ip(name)`: the first address of the target's running containers.
+    fn connection_ip(&self, name: &str) -> Result<Value, HostError> {
+        let target = self.connection_target(name)?;
+        self.cluster
+            .addresses
+            .get(&target)
+            .and_then(|a| a.first())
+            .map(|ip| Value::str(&ip.to_string()))
+            .ok_or_else(|| {
+                HostError::Failed(format!(
+                    "connection {name:?} ({target}): no running container has an address yet"
+                ))
+            })
+    }
+}
+
+/// The runnable that connection `name` of `definition` (the runnable at `path`) points
+/// at, as a full path.
+pub fn connection_target(
+    path: &str,
+    definition: &monk_scripting::tree::Tree,
+    name: &str,
+) -> Result<String, String> {
+    let connection = definition
+        .get("connections")
+        .and_then(|c| c.get(name))
+        .ok_or_else(|| format!("{path} has no connection {name:?}"))?;
+    let target = ["runnable", "target"]
+        .iter()
+        .find_map(|k| connection.get(k).and_then(|t| t.as_str()))
+        .ok_or_else(|| format!("connection {name:?} names no runnable or target"))?;
+    let namespace = path.rsplit_once('/').map_or("", |(ns, _)| ns);
+    Ok(monk_scripting::monkscript::model::normalize_path(
+        target, namespace,
+    ))
+}
+
+/// The runnables every connection of `definition` points at (those it names well).
+pub fn connection_targets(path: &str, definition: &monk_scripting::tree::Tree) -> Vec<String> {
+    let Some(monk_scripting::tree::Tree::Map(connections)) = definition.get("connections") else {
+        return Vec::new();
+    };
+    connections
+        .iter()
+        .filter_map(|(name, _)| connection_target(path, definition, name).ok())
+        .collect()
 }
 
 impl Host for RunHost<'_> {
@@ -132,6 +264,8 @@ impl Host for RunHost<'_> {
                 &self.connection_target(&arg(0))?,
             ))),
             HostOp::ConnectionTarget => Ok(Value::str(&self.connection_target(&arg(0))?)),
+            HostOp::ConnectionPort => self.connection_port(&arg(0)),
+            HostOp::ConnectionIp => self.connection_ip(&arg(0)),
             HostOp::Secret => match self.secrets {
                 Some(secrets) => secrets
                     .resolve(self.path, self.definition, &arg(0))
@@ -151,9 +285,7 @@ impl Host for RunHost<'_> {
             }
             // Not answered at run time yet (they need the overlay, other workloads'
             // ports, HTTP, entities or actions): refused with the operator's name.
-            HostOp::ConnectionPort
-            | HostOp::ConnectionDomainName
-            | HostOp::ConnectionIp
+            HostOp::ConnectionDomainName
             | HostOp::ConnectionPublicIp
             | HostOp::ConnectionPublicPort
             | HostOp::ConnectionUser
@@ -200,12 +332,15 @@ pub fn wanted_of(
 ) -> Result<Vec<Wanted>, String> {
     let policy = AdmissionPolicy::default();
     let peer_name = peer.to_string();
+    let others = Cluster::default();
     let world = World {
         ready: BTreeMap::new(),
         secrets,
         publish_ip: None,
         policy: &policy,
         peer_name: &peer_name,
+        cluster: &others,
+        subnet: None,
     };
     spec_of(cluster, peer, a, &world).map(|(wanted, _)| wanted)
 }
@@ -262,6 +397,7 @@ pub(super) fn spec_of(
         path: &a.path,
         definition: &a.definition,
         secrets: Some(secrets),
+        cluster: world.cluster,
     };
     let overrides = with_volume_root(a, &world.policy.volume_root.display().to_string());
     let spec = runnable_spec(&a.path, &a.definition, &overrides, &mut host).map_err(|errors| {
@@ -314,10 +450,16 @@ pub(super) fn spec_of(
             Wanted {
                 name: container_name(cluster, peer, &key),
                 network: network_name(cluster, peer),
-                aliases: vec![
-                    runnable_hostname(&a.path),
-                    container_hostname(&a.path, &c.name),
-                ],
+                // On the overlay, the peer's DNS answers these names for replicas on
+                // every peer; the engine's own aliases would answer only local ones.
+                aliases: match world.subnet {
+                    Some(_) => Vec::new(),
+                    None => vec![
+                        runnable_hostname(&a.path),
+                        container_hostname(&a.path, &c.name),
+                    ],
+                },
+                subnet: world.subnet,
                 key,
                 generation: a.generation,
                 spec_hash: hash,
@@ -381,4 +523,10 @@ pub struct World<'a> {
     pub policy: &'a AdmissionPolicy,
     /// This peer's name, for the refusals `monk run` and `monk ps` show.
     pub peer_name: &'a str,
+    /// The other workloads, for `connection-port` and `connection-ip`.
+    pub cluster: &'a Cluster,
+    /// The container subnet the overlay gave this peer, when it takes part in the
+    /// overlay: its container network uses it, and containers resolve names through
+    /// the peer's DNS at the subnet's gateway.
+    pub subnet: Option<monk_statemachine::Ipv4Net>,
 }

@@ -38,8 +38,14 @@ fn world(secrets: &WorkloadSecrets) -> World<'_> {
         publish_ip: None,
         policy: &CLOSED,
         peer_name: "alpha",
+        cluster: &NO_OTHERS,
+        subnet: None,
     }
 }
+
+/// No other workloads.
+static NO_OTHERS: std::sync::LazyLock<super::spec::Cluster> =
+    std::sync::LazyLock::new(Default::default);
 
 fn no_secrets() -> WorkloadSecrets {
     WorkloadSecrets {
@@ -73,6 +79,7 @@ fn assignment(replica: u32, generation: u64, desired: Desired, image: &str) -> A
         definition: definition(image, &["app", "side"]),
         overrides: BTreeMap::new(),
         reported: None,
+        reported_addresses: Default::default(),
     }
 }
 

@@ -33,6 +33,8 @@ use crate::views::{Admission, InfoView};
 pub struct PendingCreation {
     pub cluster: String,
     pub overlay_range: Ipv4Net,
+    #[serde(default)]
+    pub open_network: bool,
 }
 
 /// The marker's file name in the data dir.
@@ -98,15 +100,17 @@ impl Node {
     /// certificate, the cluster key, and the user `admin`, whose credential is
     /// returned and written to `admin.credentials` in the data dir (mode 0600).
     pub async fn cluster_new(self: &Arc<Self>, name: &str) -> NodeResult<(InfoView, Credential)> {
-        self.cluster_new_with(name, None).await
+        self.cluster_new_with(name, None, false).await
     }
 
     /// As [`Node::cluster_new`], with the overlay range peers get their addresses
-    /// from (`None`: [`monk_statemachine::overlay::OVERLAY_RANGE_DEFAULT`]).
+    /// from (`None`: [`monk_statemachine::overlay::OVERLAY_RANGE_DEFAULT`]), and
+    /// whether workloads reach each other without declared connections.
     pub async fn cluster_new_with(
         self: &Arc<Self>,
         name: &str,
         overlay_range: Option<Ipv4Net>,
+        open_network: bool,
     ) -> NodeResult<(InfoView, Credential)> {
         let overlay_range = overlay_range.unwrap_or_else(overlay::default_range);
         overlay::check_range(overlay_range).map_err(NodeError::InvalidArgument)?;
@@ -129,6 +133,7 @@ impl Node {
         let pending = PendingCreation {
             cluster: name.to_string(),
             overlay_range,
+            open_network,
         };
         pending.store(&self.config.data_dir)?;
         identity::store(&self.config.data_dir, &identity)?;
@@ -169,6 +174,7 @@ impl Node {
             admin_token_sha256: Some(credential_sha256(&credential)),
             overlay_range: Some(pending.overlay_range),
             overlay: Some(self.overlay_identity()),
+            open_network: pending.open_network,
         };
         let outcome = self
             .propose(self.stamp(format!("peer:{}", self.config.name), command))

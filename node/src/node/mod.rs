@@ -194,6 +194,8 @@ pub struct Node {
     wireguard: crate::overlay::key::WireGuardKey,
     /// Connections to other members by address (see [`Node::peer_client`]).
     peer_clients: Mutex<std::collections::HashMap<String, MonkClient>>,
+    /// What the overlay executor last saw (`monk system overlay`).
+    overlay_status: std::sync::Mutex<crate::overlay::executor::OverlayStatus>,
 }
 
 fn raft_config(cluster: &str, snapshot_after_entries: u64) -> NodeResult<Arc<Config>> {
@@ -228,6 +230,7 @@ impl Node {
         let node = Arc::new(Node {
             trust,
             peer_clients: Mutex::default(),
+            overlay_status: Default::default(),
             wireguard,
             config,
             network,
@@ -313,6 +316,26 @@ impl Node {
             public_key: self.wireguard.public_base64(),
             endpoint: self.config.overlay.endpoint(&self.config.advertise),
         }
+    }
+
+    /// This peer's WireGuard private key, for its own interface.
+    pub fn wireguard_private_key(&self) -> [u8; 32] {
+        self.wireguard.private_bytes()
+    }
+
+    /// What the overlay executor last saw.
+    pub fn overlay_status(&self) -> crate::overlay::executor::OverlayStatus {
+        self.overlay_status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_overlay_status(&self, status: crate::overlay::executor::OverlayStatus) {
+        *self
+            .overlay_status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = status;
     }
 
     /// A client of another member, dialing with this peer's certificate. One

@@ -79,9 +79,13 @@ impl Node {
         let applied = self.shared.read().expect("state lock");
         let state = &applied.state;
         let value = match query {
-            Query::Peers => {
-                return Err(NodeError::InvalidArgument("peers: ask Node::peers".into()))
+            Query::Peers | Query::Overlay => {
+                return Err(NodeError::InvalidArgument(format!(
+                    "{}: ask the peer, not its local state",
+                    query.what()
+                )))
             }
+            Query::OverlayLocal => serde_json::to_value(self.overlay_status()),
             Query::Templates => serde_json::to_value(
                 state
                     .templates()
@@ -189,6 +193,58 @@ impl Node {
             }
         }
         Ok(view)
+    }
+
+    /// Every member's overlay interface, each as that peer reports it (asked over
+    /// the members' own connections, each bounded); a peer that does not answer gets
+    /// a row with the error.
+    pub async fn overlay_rows(&self) -> Vec<crate::views::OverlayRow> {
+        let me = self.peer_id().await;
+        let members: Vec<(u64, String, String, Option<std::net::Ipv4Addr>)> =
+            self.with_state(|s| {
+                s.members()
+                    .map(|p| {
+                        (
+                            p.id,
+                            p.name.clone(),
+                            p.address.clone(),
+                            p.overlay.as_ref().map(|o| o.address),
+                        )
+                    })
+                    .collect()
+            });
+        let mut rows = Vec::new();
+        for (id, name, address, overlay_address) in members {
+            let status = if Some(id) == me {
+                Ok(self.overlay_status())
+            } else {
+                let ask = async {
+                    let mut client = self
+                        .peer_client(&address)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    client
+                        .query(&Query::OverlayLocal, true)
+                        .await
+                        .map_err(|e| e.message.clone())
+                };
+                match tokio::time::timeout(crate::limits::PEER_QUERY_TIMEOUT, ask).await {
+                    Ok(answer) => answer,
+                    Err(_) => Err(format!(
+                        "no answer within {:?}",
+                        crate::limits::PEER_QUERY_TIMEOUT
+                    )),
+                }
+            };
+            rows.push(crate::views::OverlayRow {
+                id,
+                name,
+                overlay_address,
+                status: status.as_ref().ok().cloned(),
+                error: status.err(),
+            });
+        }
+        rows
     }
 
     pub async fn peers(&self) -> NodeResult<Vec<PeerRow>> {

@@ -68,6 +68,11 @@ impl WireGuardKey {
         write_private(&key_path(data_dir), text.as_bytes())
     }
 
+    /// The private key's bytes, for this peer's own WireGuard interface only.
+    pub fn private_bytes(&self) -> [u8; KEY_BYTES] {
+        self.secret.to_bytes()
+    }
+
     /// The public key, base64 as WireGuard writes it (44 characters).
     pub fn public_base64(&self) -> String {
         STANDARD.encode(PublicKey::from(&self.secret).as_bytes())

@@ -5,12 +5,18 @@
 //! planner an executor will carry out (`plan.rs`). Addresses and subnets are decided by
 //! `apply` (`monk_statemachine::overlay`).
 
+pub mod dns;
+pub mod executor;
+pub mod firewall;
 pub mod key;
+pub mod names;
 pub mod plan;
+pub mod uapi;
+pub mod wireguard;
 
 use std::sync::Arc;
 
-use monk_statemachine::{Command, OverlayIdentity, PeerId, State};
+use monk_statemachine::{Command, Ipv4Net, OverlayIdentity, PeerId, State};
 use tracing::{info, warn};
 
 use crate::limits::OVERLAY_CHECK_INTERVAL;
@@ -27,6 +33,14 @@ pub struct OverlayConfig {
     /// `host:port` other peers send to; `None`: the advertise address's host and
     /// `listen_port`.
     pub endpoint: Option<String>,
+    /// Whether this peer takes part in the overlay (`monkd --no-overlay` turns it
+    /// off): a WireGuard interface, its container network on the subnet the state
+    /// gives it, the firewall and the DNS. Off, its containers reach only containers
+    /// on the same peer, by the engine's own names. Off in [`Default`] (in-process
+    /// peers and tests share one network namespace); `monkd` turns it on.
+    pub enabled: bool,
+    /// The userspace WireGuard program (`monkd --wg-userspace`).
+    pub userspace: String,
 }
 
 impl Default for OverlayConfig {
@@ -34,8 +48,19 @@ impl Default for OverlayConfig {
         OverlayConfig {
             listen_port: WIREGUARD_PORT_DEFAULT,
             endpoint: None,
+            enabled: false,
+            userspace: wireguard::USERSPACE_DEFAULT.into(),
         }
     }
+}
+
+/// The container subnet this peer's network uses: the one the state gives it, when
+/// it takes part in the overlay.
+pub fn container_subnet(config: &OverlayConfig, state: &State, me: PeerId) -> Option<Ipv4Net> {
+    if !config.enabled {
+        return None;
+    }
+    state.peer(me)?.overlay.as_ref().map(|o| o.subnet)
 }
 
 impl OverlayConfig {
@@ -100,12 +125,13 @@ mod tests {
         );
         let config = OverlayConfig {
             listen_port: 51999,
-            endpoint: None,
+            ..OverlayConfig::default()
         };
         assert_eq!(config.endpoint("host-a:44001"), "host-a:51999");
         let config = OverlayConfig {
             listen_port: 51999,
             endpoint: Some("203.0.113.9:443".into()),
+            ..OverlayConfig::default()
         };
         assert_eq!(config.endpoint("host-a:44001"), "203.0.113.9:443");
     }

@@ -311,6 +311,7 @@ pub(super) mod tests {
                 admin_token_sha256: None,
                 overlay_range: None,
                 overlay: Some(identity(1)),
+                open_network: false,
             });
             for n in 2..=last {
                 log.join(n);

@@ -22,6 +22,7 @@ mod definition;
 mod place;
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 
 use monk_scripting::monkscript::resolve::{resolve, with_group_variables};
 
@@ -43,6 +44,9 @@ pub const WORKLOADS_MAX: usize = 10_000;
 pub const GROUP_DEPTH_MAX: usize = 8;
 /// Longest executor message kept with an observation, in bytes.
 pub const REPORT_MESSAGE_BYTES_MAX: usize = 1024;
+/// Most container addresses one `workload-report` may carry (one per container of
+/// the replica).
+pub const REPORT_ADDRESSES_MAX: usize = 64;
 /// Most runtime variables one command may set.
 pub const OVERRIDES_MAX: usize = 256;
 /// Most peers named in a pending replica's reason; the rest are counted.
@@ -292,6 +296,7 @@ pub(crate) struct Report<'a> {
     pub generation: u64,
     pub status: InstanceStatus,
     pub message: &'a str,
+    pub addresses: &'a BTreeMap<String, Ipv4Addr>,
 }
 
 /// `workload-report`: recorded only from the peer the replica is placed on.
@@ -303,7 +308,14 @@ pub(crate) fn report(state: &mut State, index: u64, r: Report) -> Result<Applied
         generation,
         status,
         message,
+        addresses,
     } = r;
+    if addresses.len() > REPORT_ADDRESSES_MAX {
+        return Err(Rejection::Limit {
+            what: "container addresses in one report".into(),
+            max: REPORT_ADDRESSES_MAX,
+        });
+    }
     if !state.peers.get(&peer).is_some_and(|p| p.is_member()) {
         return Err(Rejection::UnknownPeer { peer });
     }
@@ -342,6 +354,7 @@ pub(crate) fn report(state: &mut State, index: u64, r: Report) -> Result<Applied
         status,
         message,
         at_index: index,
+        addresses: addresses.clone(),
     });
     Ok(Applied::Accepted { peer_id: None })
 }
