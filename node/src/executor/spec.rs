@@ -112,6 +112,9 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// The running workloads, and the loaded definitions (inheritance resolved) of the
+    /// targets their connections name that do not run (yet): a target's service port
+    /// is a property of its definition, known before it runs.
     pub fn of(state: &monk_statemachine::State) -> Cluster {
         let mut cluster = Cluster::default();
         for (path, w) in state.workloads() {
@@ -126,6 +129,18 @@ impl Cluster {
                 .collect();
             addresses.sort();
             cluster.addresses.insert(path.clone(), addresses);
+        }
+        let lookup = |p: &str| state.templates().get(p).map(|t| &t.definition);
+        for (path, w) in state.workloads() {
+            for target in connection_targets(path, &w.definition) {
+                if cluster.definitions.contains_key(&target) {
+                    continue;
+                }
+                if let Ok(resolved) = monk_scripting::monkscript::resolve::resolve(&target, &lookup)
+                {
+                    cluster.definitions.insert(target, resolved);
+                }
+            }
         }
         cluster
     }

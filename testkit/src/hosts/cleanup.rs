@@ -50,7 +50,29 @@ pub fn leftovers(suffix: &str, dir: &Path) -> Vec<String> {
         found.push(format!("record {}", record_path(suffix).display()));
     }
     found.extend(mounts_under(dir).into_iter().map(|m| format!("mount {m}")));
+    found.extend(
+        wireguard_sockets(dir)
+            .into_iter()
+            .filter(|p| p.exists())
+            .map(|p| format!("WireGuard socket {}", p.display())),
+    );
     found
+}
+
+/// The control sockets the bed's peers' userspace WireGuard would leave (the
+/// interface name follows from each peer's data dir under `dir`). A peer's WireGuard
+/// dies with it, but a SIGKILLed one cannot remove its socket.
+fn wireguard_sockets(dir: &Path) -> Vec<PathBuf> {
+    names_in(dir)
+        .into_iter()
+        .map(|name| dir.join(name))
+        .filter(|p| p.is_dir())
+        .map(|p| {
+            monk_node::overlay::uapi::socket_path(&monk_node::overlay::wireguard::interface_name(
+                &p,
+            ))
+        })
+        .collect()
 }
 
 pub(super) fn record_path(suffix: &str) -> PathBuf {
@@ -205,6 +227,9 @@ pub(super) fn tear_down(suffix: &str, dir: Option<&Path>) {
     if let Some(dir) = dir {
         for mount in mounts_under(dir) {
             let _ = run(Command::new("umount").args(["-l", &mount]), COMMAND_TIMEOUT);
+        }
+        for socket in wireguard_sockets(dir) {
+            let _ = std::fs::remove_file(socket);
         }
     }
     for netns in &namespaces {

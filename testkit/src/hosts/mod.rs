@@ -212,6 +212,24 @@ impl HostBed {
         self.hosts.iter().find(|h| h.name == name)
     }
 
+    /// Cuts host `i` (0-based) off the bridge: its link in the root namespace goes
+    /// down, so nothing reaches it and it reaches nothing, while its engine, peer and
+    /// containers keep running (a partition, not a crash).
+    pub fn cut(&self, i: usize) -> Result<(), String> {
+        ip(&[
+            "link",
+            "set",
+            &format!("mv{}h{}", self.suffix, i + 1),
+            "down",
+        ])
+        .map(|_| ())
+    }
+
+    /// Joins host `i` to the bridge again after [`HostBed::cut`].
+    pub fn heal(&self, i: usize) -> Result<(), String> {
+        ip(&["link", "set", &format!("mv{}h{}", self.suffix, i + 1), "up"]).map(|_| ())
+    }
+
     /// The process ids of the engines (`dockerd`) and peers (`monkd`) started.
     pub fn pids(&self) -> Vec<u32> {
         self.engines
