@@ -30,6 +30,15 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// The items joined by commas, or `-` when there are none (a table cell).
+pub fn join_or_dash<T: ToString>(items: impl Iterator<Item = T>) -> String {
+    let text: Vec<String> = items.map(|i| i.to_string()).collect();
+    match text.is_empty() {
+        true => "-".into(),
+        false => text.join(","),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -325,6 +325,7 @@ mod tests {
             observed_generation: status.map(|_| 2),
             message: message.into(),
             group: None,
+            addresses: Default::default(),
         }
     }
 

@@ -773,13 +773,14 @@ pub async fn run(addr: &str, cmd: WorkloadCmd) -> Outcome {
                         i.desired.as_str().into(),
                         state_text(i).into(),
                         i.generation.to_string(),
+                        table::join_or_dash(i.addresses.values()),
                         i.pending.clone().unwrap_or_else(|| i.message.clone()),
                     ]
                 })
                 .collect();
             let mut text = table::render(
                 &[
-                    "WORKLOAD", "REPLICA", "PEER", "DESIRED", "STATUS", "GEN", "MESSAGE",
+                    "WORKLOAD", "REPLICA", "PEER", "DESIRED", "STATUS", "GEN", "ADDRESS", "MESSAGE",
                 ],
                 &cells,
             );

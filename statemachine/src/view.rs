@@ -101,6 +101,9 @@ pub struct InstanceView {
     pub observed_generation: Option<u64>,
     pub message: String,
     pub group: Option<String>,
+    /// Its running containers' addresses on the overlay, by container name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub addresses: BTreeMap<String, std::net::Ipv4Addr>,
 }
 
 /// Every workload replica, in path and replica order.
@@ -127,6 +130,11 @@ pub fn instances(state: &State) -> Vec<InstanceView> {
                     .map(|o| o.message.clone())
                     .unwrap_or_default(),
                 group: w.group.clone(),
+                addresses: i
+                    .observed
+                    .as_ref()
+                    .map(|o| o.addresses.clone())
+                    .unwrap_or_default(),
             });
         }
     }

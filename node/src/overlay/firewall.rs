@@ -55,7 +55,8 @@ pub fn permitted(state: &State) -> BTreeSet<(Ipv4Addr, Ipv4Addr)> {
             reachable.extend(addresses(&target));
         }
         for from in &own {
-            for to in &reachable {
+            // A container's traffic to itself never crosses the firewall.
+            for to in reachable.iter().filter(|to| *to != from) {
                 pairs.insert((*from, *to));
             }
         }
@@ -198,4 +199,143 @@ pub async fn apply(rules: &Rules) -> Result<(), FirewallError> {
 /// the gateway (where the peer's DNS answers).
 pub fn gateway(subnet: Ipv4Net) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(subnet.base()) + 1)
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::overlay::plan::tests::Log;
+    use monk_statemachine::{Command, InstanceStatus, LoadedTemplate};
+
+    fn tree(yaml: &str) -> monk_scripting::tree::Tree {
+        monk_scripting::monkscript::syntax::parse(yaml)
+            .expect("test YAML parses")
+            .documents
+            .remove(0)
+            .to_tree()
+    }
+
+    const WEB: &str =
+        "defines: runnable\naffinity: {name: p1}\ncontainers: {main: {image: busybox}}\n";
+    const CLIENT: &str = "defines: runnable\naffinity: {name: p2}\nconnections: {web: {runnable: ./web}}\ncontainers: {main: {image: busybox}, side: {image: busybox}}\n";
+    const STRANGER: &str =
+        "defines: runnable\naffinity: {name: p3}\ncontainers: {main: {image: busybox}}\n";
+
+    /// Three peers running `ns/web` on p1, `ns/client` (two containers, a connection
+    /// to web) on p2 and `ns/stranger` on p3, each reporting its addresses.
+    pub(crate) fn running() -> Log {
+        let mut log = Log::cluster(3);
+        let templates = [
+            ("ns/web", WEB),
+            ("ns/client", CLIENT),
+            ("ns/stranger", STRANGER),
+        ]
+        .iter()
+        .map(|(path, yaml)| LoadedTemplate {
+            path: path.to_string(),
+            kind: "runnable".into(),
+            definition: tree(yaml),
+        })
+        .collect();
+        log.ok(Command::TemplatesLoaded { templates });
+        type Report<'a> = (&'a str, u64, &'a [(&'a str, &'a str)]);
+        let addresses: [Report; 3] = [
+            ("ns/web", 1, &[("main", "10.211.128.2")]),
+            (
+                "ns/client",
+                2,
+                &[("main", "10.211.129.2"), ("side", "10.211.129.3")],
+            ),
+            ("ns/stranger", 3, &[("main", "10.211.130.2")]),
+        ];
+        for (path, peer, containers) in addresses {
+            log.ok(Command::WorkloadRun {
+                path: path.into(),
+                tag: None,
+                peer: None,
+                overrides: Default::default(),
+                evaluated: None,
+            });
+            log.ok(Command::WorkloadReport {
+                peer,
+                path: path.into(),
+                replica: 0,
+                generation: 1,
+                status: InstanceStatus::Running,
+                message: String::new(),
+                addresses: containers
+                    .iter()
+                    .map(|(c, a)| (c.to_string(), a.parse().unwrap()))
+                    .collect(),
+            });
+        }
+        log
+    }
+
+    fn ip(text: &str) -> Ipv4Addr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn only_declared_connections_and_a_runnables_own_containers_are_permitted() {
+        let log = running();
+        let pairs = permitted(&log.state);
+        let (web, client, side, stranger) = (
+            ip("10.211.128.2"),
+            ip("10.211.129.2"),
+            ip("10.211.129.3"),
+            ip("10.211.130.2"),
+        );
+        for pair in [(client, web), (side, web), (client, side), (side, client)] {
+            assert!(pairs.contains(&pair), "{pair:?} not permitted: {pairs:?}");
+        }
+        for pair in [
+            (web, client),
+            (stranger, web),
+            (web, stranger),
+            (stranger, client),
+        ] {
+            assert!(!pairs.contains(&pair), "{pair:?} permitted: {pairs:?}");
+        }
+    }
+
+    #[test]
+    fn each_peer_loads_the_rules_that_touch_its_subnet_then_drops_the_rest() {
+        let log = running();
+        let on_web = rules(&log.state, 1);
+        assert_eq!(
+            on_web.filter,
+            vec![
+                "-A MONK-OVERLAY -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+                "-A MONK-OVERLAY -s 10.211.129.2/32 -d 10.211.128.2/32 -j ACCEPT",
+                "-A MONK-OVERLAY -s 10.211.129.3/32 -d 10.211.128.2/32 -j ACCEPT",
+                "-A MONK-OVERLAY -s 10.211.0.0/16 -d 10.211.128.0/24 -j DROP",
+                "-A MONK-OVERLAY -s 10.211.128.0/24 -d 10.211.0.0/16 -j DROP",
+            ]
+        );
+        assert_eq!(
+            on_web.nat,
+            vec![
+                "-A MONK-OVERLAY-NAT -s 10.211.128.0/24 -d 10.211.0.0/16 -j RETURN",
+                "-A MONK-OVERLAY-NAT -s 10.211.128.0/24 -j MASQUERADE",
+            ]
+        );
+        // The stranger's peer permits nothing to or from its container.
+        let on_stranger = rules(&log.state, 3);
+        assert!(!on_stranger
+            .filter
+            .iter()
+            .any(|r| r.contains("10.211.130.2")));
+        assert!(on_stranger.filter.last().unwrap().ends_with("-j DROP"));
+        // A peer the state gives no subnet gets no rules.
+        assert_eq!(rules(&log.state, 9), Rules::default());
+        assert_eq!(
+            restore_input("filter", FILTER_CHAIN, &on_web.filter[..1]),
+            "*filter\n:MONK-OVERLAY - [0:0]\n-A MONK-OVERLAY -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\nCOMMIT\n"
+        );
+        assert_eq!(
+            gateway("10.211.128.0/24".parse().unwrap()),
+            ip("10.211.128.1")
+        );
+    }
 }

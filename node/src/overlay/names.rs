@@ -23,10 +23,15 @@ pub struct NameTable {
 }
 
 impl NameTable {
-    /// The table for `state`: the replicas whose executors report them running.
+    /// The table for `state`: the replicas of running workloads whose executors
+    /// report them running.
     pub fn build(state: &State) -> NameTable {
         let mut names: BTreeMap<String, Vec<Ipv4Addr>> = BTreeMap::new();
         for (path, workload) in state.workloads() {
+            // A stopped workload's name goes at once, before its containers do.
+            if workload.desired != monk_statemachine::Desired::Running {
+                continue;
+            }
             for observation in workload.instances.values().filter_map(|i| {
                 let o = i.observed.as_ref()?;
                 let up = matches!(o.status, InstanceStatus::Running | InstanceStatus::Ready);
@@ -94,5 +99,51 @@ impl StateNames {
 impl Names for StateNames {
     fn lookup(&self, name: &str) -> Lookup {
         self.table().lookup(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::overlay::firewall::tests::running;
+    use monk_statemachine::Command;
+
+    fn addresses(list: &[&str]) -> Lookup {
+        Lookup::Addresses(list.iter().map(|a| a.parse().unwrap()).collect())
+    }
+
+    #[test]
+    fn names_answer_every_running_container_wherever_it_runs() {
+        let mut log = running();
+        let table = NameTable::build(&log.state);
+        assert_eq!(table.lookup("web.ns.monk"), addresses(&["10.211.128.2"]));
+        assert_eq!(
+            table.lookup("Client.NS.monk."),
+            addresses(&["10.211.129.2", "10.211.129.3"])
+        );
+        assert_eq!(
+            table.lookup("side.client.ns.monk"),
+            addresses(&["10.211.129.3"])
+        );
+        assert_eq!(table.lookup("db.ns.monk"), Lookup::NoSuchName);
+        assert_eq!(table.lookup("monk"), Lookup::NoSuchName);
+        assert_eq!(table.lookup("example.com"), Lookup::NotOurs);
+        // A stopped replica leaves the table; a report of other addresses (a moved
+        // or restarted replica) replaces them.
+        log.ok(Command::WorkloadStop {
+            path: "ns/stranger".into(),
+        });
+        log.ok(Command::WorkloadReport {
+            peer: 1,
+            path: "ns/web".into(),
+            replica: 0,
+            generation: 1,
+            status: monk_statemachine::InstanceStatus::Running,
+            message: String::new(),
+            addresses: [("main".to_string(), "10.211.128.7".parse().unwrap())].into(),
+        });
+        let table = NameTable::build(&log.state);
+        assert_eq!(table.lookup("web.ns.monk"), addresses(&["10.211.128.7"]));
+        assert_eq!(table.lookup("stranger.ns.monk"), Lookup::NoSuchName);
     }
 }
