@@ -285,6 +285,8 @@ pub async fn cluster(addr: &str, cmd: ClusterCmd) -> Outcome {
                         if p.up { "up" } else { "down" }.into(),
                         p.tags.join(","),
                         p.last_contact_ms.map_or("-".into(), |ms| format!("{ms}ms")),
+                        p.handshake_age_secs
+                            .map_or("-".into(), |s| format!("{s}s ago")),
                     ]
                 })
                 .collect();
@@ -299,6 +301,7 @@ pub async fn cluster(addr: &str, cmd: ClusterCmd) -> Outcome {
                     "STATE",
                     "TAGS",
                     "LAST CONTACT",
+                    "HANDSHAKE",
                 ],
                 &rows,
             ))

@@ -57,6 +57,10 @@ pub struct PeerRow {
     /// from peers of builds before the overlay).
     #[serde(default)]
     pub overlay_address: Option<std::net::Ipv4Addr>,
+    /// Seconds since the answering peer's WireGuard last shook hands with this peer;
+    /// `None`: never, or no tunnel to it (itself, or no overlay).
+    #[serde(default)]
+    pub handshake_age_secs: Option<u64>,
 }
 
 /// One follower in `monk system consensus`.

@@ -220,6 +220,23 @@ fn three_hosts_share_one_encrypted_network_with_names_and_declared_connections()
         }
     }
 
+    // `monk cluster peers` shows when the answering peer's tunnel last shook hands
+    // with each other peer (its status is at most a tick old).
+    wait_for(Duration::from_secs(10), "handshakes in `cluster peers`", || {
+        let peers = json(&first, &["cluster", "peers", "-o", "json"]);
+        peers
+            .as_array()?
+            .iter()
+            .all(|p| {
+                let age = p["handshake_age_secs"].as_u64();
+                match p["name"] == "host1" {
+                    true => age.is_none(),
+                    false => age.is_some_and(|a| a < 60),
+                }
+            })
+            .then_some(())
+    });
+
     // A two-runnable group across hosts, and a stranger.
     let marker = format!("overlay-payload-{}", bed.suffix);
     let file = root.path().join("xhost.yaml");
@@ -307,4 +324,137 @@ fn three_hosts_share_one_encrypted_network_with_names_and_declared_connections()
     );
     assert!(body.contains(&marker));
     bed.heal(cut).unwrap();
+}
+
+/// The userspace WireGuard processes running in `netns`.
+fn tunnels_in(netns: &str) -> Vec<u32> {
+    let o = Command::new("ip")
+        .args(["netns", "pids", netns])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .filter(|p: &u32| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.trim().starts_with("boringtun"))
+        })
+        .collect()
+}
+
+/// Each peer's remote peers on its interface, by peer name: `{name: [remote ids]}`.
+fn meshes(addr: &str) -> Vec<(String, Vec<u64>)> {
+    let rows = json(addr, &["system", "overlay", "-o", "json"]);
+    rows.as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| {
+                    let ids = r["status"]["peers"]
+                        .as_object()
+                        .map(|p| p.keys().filter_map(|k| k.parse().ok()).collect())
+                        .unwrap_or_default();
+                    (r["name"].as_str().unwrap_or("?").to_string(), ids)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_peer_that_leaves_is_dropped_and_a_new_one_added_without_restarts_or_reused_addresses() {
+    let root = tempfile::tempdir().unwrap();
+    let Some(mut bed) = HostBed::start_or_skip(root.path(), 3) else {
+        return;
+    };
+    let first = bed.hosts[0].addr.clone();
+    wait_for(OVERLAY_TIMEOUT, "a full mesh", || {
+        let m = meshes(&first);
+        (m.len() == 3 && m.iter().all(|(_, ids)| ids.len() == 2)).then_some(())
+    });
+    let tunnels: Vec<Vec<u32>> = bed.hosts[..2]
+        .iter()
+        .map(|h| tunnels_in(&h.netns))
+        .collect();
+    assert!(tunnels.iter().all(|t| t.len() == 1), "{tunnels:?}");
+    let peers = json(&first, &["cluster", "peers", "-o", "json"]);
+    let old_address = peers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "host3")
+        .and_then(|p| p["overlay_address"].as_str())
+        .unwrap()
+        .to_string();
+
+    // host3 leaves; the others drop it from their interfaces.
+    let host3 = bed.hosts[2].clone();
+    let left = host3.monk_local(&["cluster", "leave"]).unwrap();
+    assert!(left.status.success(), "{}", stderr(&left));
+    bed.peers[2].terminate();
+    wait_for(OVERLAY_TIMEOUT, "host1 and host2 drop host3", || {
+        let m = meshes(&first);
+        (m.len() == 2 && m.iter().all(|(_, ids)| ids.len() == 1)).then_some(())
+    });
+
+    // A new peer on that machine (a fresh data dir, a new key) joins.
+    let launcher = host3.launcher();
+    let launcher: Vec<&str> = launcher.iter().map(String::as_str).collect();
+    let socket = host3.docker_host.trim_start_matches("unix://").to_string();
+    let mut fresh = monk_testkit::process::Monkd::at(
+        &bed.dir,
+        "host4",
+        &host3.addr,
+        &launcher,
+        &["--moby-socket", &socket],
+    )
+    .unwrap();
+    fresh.restart();
+    let token = ok(&first, &["cluster", "token"]);
+    let joined = host3
+        .monk_local(&["cluster", "join", "--token", token.trim()])
+        .unwrap();
+    assert!(joined.status.success(), "{}", stderr(&joined));
+    wait_for(OVERLAY_TIMEOUT, "a full mesh with host4", || {
+        let m = meshes(&first);
+        (m.len() == 3 && m.iter().all(|(_, ids)| ids.len() == 2)).then_some(())
+    });
+    let peers = json(&first, &["cluster", "peers", "-o", "json"]);
+    let new_address = peers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "host4")
+        .and_then(|p| p["overlay_address"].as_str())
+        .unwrap()
+        .to_string();
+    assert_ne!(
+        new_address, old_address,
+        "the leaver's address was given again"
+    );
+    let o = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &bed.hosts[0].netns,
+            "busybox",
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "3",
+        ])
+        .arg(&new_address)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "host1 cannot reach host4 at {new_address}"
+    );
+    // Nothing restarted: the same WireGuard processes carried all of it.
+    let after: Vec<Vec<u32>> = bed.hosts[..2]
+        .iter()
+        .map(|h| tunnels_in(&h.netns))
+        .collect();
+    assert_eq!(after, tunnels, "a WireGuard process was restarted");
+    drop(fresh);
 }

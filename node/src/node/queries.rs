@@ -257,6 +257,7 @@ impl Node {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        let tunnel = self.overlay_status();
         let applied = self.shared.read().expect("state lock");
         Ok(applied
             .state
@@ -287,6 +288,7 @@ impl Node {
                     tags: p.tags.clone(),
                     last_contact_ms,
                     overlay_address: p.overlay.as_ref().map(|o| o.address),
+                    handshake_age_secs: tunnel.peers.get(&p.id).and_then(|s| s.handshake_age_secs),
                 }
             })
             .collect())
