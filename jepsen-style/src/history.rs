@@ -8,13 +8,20 @@
 //! Each write loads one template at a path no other write uses, so the final state
 //! shows both whether a write is there and how often it was applied (a template loaded
 //! twice has generation 2).
+//!
+//! Register clients also read and overwrite a few keys ([`crate::register`]); their
+//! history goes to the [linearizability checker](crate::linearizability), whose
+//! verdict [`Findings::with_registers`] adds.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::time::Duration;
 
 use monk_audit::{Finding, Verification};
 use monk_scripting::tree::Tree;
 use monk_statemachine::{Command, LoadedTemplate, Proposal, State, FORMAT_VERSION};
+
+use crate::linearizability::{Counterexample, Report, Verdict};
 
 /// What the client learned about one write.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,19 +46,27 @@ pub struct Write {
 /// The proposal of a drill write: one template at `path` (a minimal runnable, valid as
 /// `monk load` would send it), with `request_id` = `path`.
 pub fn write_proposal(path: &str) -> Proposal {
+    load_proposal(path, path, Vec::new())
+}
+
+/// A proposal loading one minimal runnable at `path`, its definition carrying `extra`
+/// fields besides `defines` and `containers`.
+pub fn load_proposal(path: &str, request_id: &str, extra: Vec<(String, Tree)>) -> Proposal {
     let container = Tree::Map(vec![("image".into(), Tree::Str("busybox".into()))]);
-    let definition = Tree::Map(vec![
+    let mut fields = vec![
         ("defines".into(), Tree::Str("runnable".into())),
         (
             "containers".into(),
             Tree::Map(vec![("main".into(), container)]),
         ),
-    ]);
+    ];
+    fields.extend(extra);
+    let definition = Tree::Map(fields);
     Proposal {
         format_version: FORMAT_VERSION,
         proposed_at_ms: 0,
         actor: "drill".into(),
-        request_id: path.to_string(),
+        request_id: request_id.to_string(),
         command: Command::TemplatesLoaded {
             templates: vec![LoadedTemplate {
                 path: path.to_string(),
@@ -168,6 +183,9 @@ pub enum Violation {
         term: u64,
         leaders: Vec<u64>,
     },
+    /// The register reads and writes admit no linearization (see
+    /// [`crate::linearizability`]).
+    NotLinearizable(Box<Counterexample>),
 }
 
 impl fmt::Display for Violation {
@@ -213,6 +231,9 @@ impl fmt::Display for Violation {
             }
             Violation::SplitBrain { term, leaders } => {
                 write!(f, "term {term} had leaders {leaders:?}")
+            }
+            Violation::NotLinearizable(found) => {
+                write!(f, "the register history is not linearizable: {found}")
             }
         }
     }
@@ -270,6 +291,15 @@ pub struct Findings {
     pub leaders: BTreeMap<u64, u64>,
     pub applied_index: u64,
     pub violations: Vec<Violation>,
+    /// The linearizability check of the register history, when register clients ran.
+    pub registers: Option<RegisterCheck>,
+}
+
+/// The linearizability check of a drill's register history, and how long it took.
+#[derive(Debug)]
+pub struct RegisterCheck {
+    pub report: Report,
+    pub checked_in: Duration,
 }
 
 impl Findings {
@@ -289,7 +319,19 @@ impl Findings {
             leaders: claims.iter().rev().map(|c| (c.term, c.leader)).collect(),
             applied_index: peers.first().map_or(0, |p| p.applied_index),
             violations,
+            registers: None,
         }
+    }
+
+    /// Adds the linearizability verdict on the register history (`report`, which took
+    /// `checked_in` to reach); a refuted history is a violation.
+    pub fn with_registers(mut self, report: Report, checked_in: Duration) -> Findings {
+        if let Verdict::NotLinearizable(found) = &report.verdict {
+            self.violations
+                .push(Violation::NotLinearizable(found.clone()));
+        }
+        self.registers = Some(RegisterCheck { report, checked_in });
+        self
     }
 
     /// Why the drill fails, one violation per line; `None` when it passes. A run that
@@ -297,6 +339,9 @@ impl Findings {
     pub fn failure(&self) -> Option<String> {
         if self.tally.acknowledged == 0 {
             return Some("no write was acknowledged at all".into());
+        }
+        if self.registers.as_ref().is_some_and(|r| r.report.reads == 0) {
+            return Some("register clients ran but no linearizable read was answered".into());
         }
         if self.violations.is_empty() {
             return None;
@@ -316,7 +361,11 @@ impl fmt::Display for Findings {
             f,
             "{}; {} leader claims, leader by term {:?}; applied index {}",
             self.tally, self.claims, self.leaders, self.applied_index
-        )
+        )?;
+        if let Some(r) = &self.registers {
+            write!(f, "; {} in {} ms", r.report, r.checked_in.as_millis())?;
+        }
+        Ok(())
     }
 }
 
@@ -590,6 +639,7 @@ mod tests {
                 Violation::ReplayFailed { .. } => "replay-failed",
                 Violation::VerifyFailed { .. } => "verify-failed",
                 Violation::SplitBrain { .. } => "split",
+                Violation::NotLinearizable(_) => "linearizability",
             })
             .collect();
         let want = [

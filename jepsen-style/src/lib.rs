@@ -9,6 +9,9 @@
 //!   must keep: no lost acknowledged write, no write applied twice, one digest on
 //!   every peer and in every replay, the same stored log on every peer
 //!   (`monk_audit::verify`, as `monk verify`), at most one leader per term.
+//! - [`register`]: register clients that read and overwrite a few keys through the
+//!   client API, and [`linearizability`], the checker of their history (a
+//!   Wing–Gong/Porcupine search per key, bounded).
 //! - [`limits`]: every bound and timing, and the environment variables for bigger runs.
 
 use std::future::Future;
@@ -23,7 +26,9 @@ use limits::WRITE_TIMEOUT;
 
 pub mod history;
 pub mod limits;
+pub mod linearizability;
 pub mod process;
+pub mod register;
 pub mod scenario;
 pub mod schedule;
 pub mod sim;

@@ -44,6 +44,45 @@ pub const WRITE_PAUSE: Duration = Duration::from_millis(20);
 /// A write not answered in this time counts as unknown. Longer than an election, so
 /// most writes that straddle a leader change still get an answer.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(6);
+/// Concurrent register clients in a drill (besides the writers above): each reads and
+/// overwrites the keys through every live peer in turn.
+pub const REGISTER_CLIENTS: usize = 3;
+/// Registers (keys) they share: few, so operations on one key overlap often (what
+/// makes a linearizability check bite), and a key's history stays a few hundred
+/// operations, which the checker orders in milliseconds.
+pub const REGISTER_KEYS: usize = 2;
+/// Most operations one register client sends in one run (a bound in case a fault step
+/// never ends; also keeps each written value unique, see `register::value_of_write`).
+pub const REGISTER_OPS_PER_CLIENT_MAX: usize = 2_000;
+/// One register operation in this many is a write; the rest are reads.
+pub const REGISTER_WRITE_EVERY: usize = 3;
+/// A register read whose operation number is one short of a multiple of this asks with
+/// `stale` set (recorded, not checked), so the stale path is exercised too: about one
+/// read in this many.
+pub const REGISTER_STALE_READ_EVERY: usize = 10;
+/// A read not answered in this time counts as unanswered. A read-index round is one
+/// heartbeat to a quorum (milliseconds here), so a second leaves a wide margin; a
+/// read stuck behind a cut-off leader waits for a quorum that never answers, and an
+/// unanswered read constrains nothing, so giving up early only frees the client for
+/// its next operation (unlike a write, whose timeout must outlast an election).
+pub const READ_TIMEOUT: Duration = Duration::from_secs(1);
+/// A register write not answered in this time counts as unknown. Shorter than
+/// [`WRITE_TIMEOUT`]: the checker lets an unknown write take effect any time after its
+/// invoke (or never), so an early give-up costs nothing in soundness, and it keeps a
+/// client that hit a cut-off leader from idling for most of a fault step.
+pub const REGISTER_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The injected-stale-read drill: how long the leader is cut off first. Past the
+/// followers' lease plus election timeout (at most 6 s), so a new leader is elected and
+/// acknowledges writes while the old one still holds its older state.
+pub const DEPOSED_LEADER_HOLD_MS: u64 = 8_000;
+/// Random fault steps drawn after that first cut, per seed.
+pub const DEPOSED_LEADER_EXTRA_STEPS_MAX: usize = 2;
+/// Seeds within which reads served from local state must be caught as not
+/// linearizable. One usually suffices (reads go to the cut-off leader a third of the
+/// time for seconds); three leaves room for an unlucky interleaving.
+pub const STALE_READ_SEEDS_MAX: u64 = 3;
+
 /// How often the observer samples every peer's term and leader.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(25);
 /// How long a client waits for some peer to claim leadership before trying again.

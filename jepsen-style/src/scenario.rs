@@ -11,7 +11,7 @@
 //! down, the scheduler must move its replicas, the autopilot must swap the learner in
 //! for it, and once healed it must be declared up again.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -22,6 +22,7 @@ use monk_statemachine::{Command, LoadedTemplate, PeerId, Proposal, State, FORMAT
 
 use crate::history::{write_path, write_proposal, Findings, Write};
 use crate::limits::{CONVERGE_TIMEOUT, POLL};
+use crate::register::{gather, spawn_register_clients, ReadPath};
 use crate::sim::{finish, form, outcome_of_reply, spawn_observer, Cluster};
 
 /// Peers of the truncated-write drill: the smallest cluster where an entry held by
@@ -143,7 +144,9 @@ pub async fn truncated_write() -> Result<Findings, String> {
         .await
         .map_err(|e| format!("the client panicked: {e}"))?;
     let writes = vec![Write { path, outcome }];
-    finish(&cluster, writes, observer, stop_observer).await
+    // No register clients here: each step above waits for a log to grow, which their
+    // writes would fake.
+    finish(&cluster, writes, None, observer, stop_observer).await
 }
 
 /// Peers of the silent-voter drill: five voters (the most) and one learner to swap in.
@@ -234,6 +237,8 @@ pub async fn silent_voter() -> Result<Findings, String> {
     let cluster = form(SILENT_VOTER_PEERS).await?;
     let stop_observer = Arc::new(AtomicBool::new(false));
     let observer = spawn_observer(cluster.clone(), stop_observer.clone());
+    let stop_registers = Arc::new(AtomicBool::new(false));
+    let registers = spawn_register_clients(&cluster, ReadPath::ReadIndex, &stop_registers);
     let template = LoadedTemplate {
         path: SILENT_VOTER_RUNNABLE.into(),
         kind: "runnable".into(),
@@ -293,5 +298,14 @@ pub async fn silent_voter() -> Result<Findings, String> {
         leader_state(&cluster, |s| s.peer(victim).is_some_and(|p| p.is_up())).await
     })
     .await?;
-    finish(&cluster, Vec::new(), observer, stop_observer).await
+    stop_registers.store(true, Ordering::SeqCst);
+    let registers = gather(registers).await?;
+    finish(
+        &cluster,
+        Vec::new(),
+        Some(registers),
+        observer,
+        stop_observer,
+    )
+    .await
 }

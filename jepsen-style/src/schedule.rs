@@ -10,7 +10,9 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
-use crate::limits::{STEP_HOLD_MS_MAX, STEP_HOLD_MS_MIN};
+use crate::limits::{
+    DEPOSED_LEADER_EXTRA_STEPS_MAX, DEPOSED_LEADER_HOLD_MS, STEP_HOLD_MS_MAX, STEP_HOLD_MS_MIN,
+};
 
 /// One fault. Peers are named by their slot (0-based position in the cluster).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +80,19 @@ pub fn draw(seed: u64, peers: usize, steps_max: usize) -> Vec<Step> {
         .new_tree(&mut runner)
         .expect("a vec strategy of plain values always draws")
         .current()
+}
+
+/// The schedule of the injected-stale-read drill: the leader cut off for
+/// [`DEPOSED_LEADER_HOLD_MS`] (long enough for the others to elect another and go on
+/// writing while it keeps its older state), then what `seed` draws.
+pub fn deposed_leader(seed: u64, peers: usize) -> Vec<Step> {
+    let cut = Step {
+        fault: Fault::IsolateLeader,
+        hold_ms: DEPOSED_LEADER_HOLD_MS,
+    };
+    std::iter::once(cut)
+        .chain(draw(seed, peers, DEPOSED_LEADER_EXTRA_STEPS_MAX))
+        .collect()
 }
 
 /// The seed of the first case: `MONK_DRILL_SEED`, else the clock.

@@ -4,9 +4,11 @@
 //! proposal to the leader exactly as `monkd` does (partitions cut Raft traffic only;
 //! the forwarding hop stands for a client that can still reach the leader). Clients
 //! write while a seeded [`schedule`](crate::schedule) partitions, crashes and
-//! restarts peers; an observer samples every peer's term and leader. Afterwards every
-//! fault is healed, the cluster must acknowledge a write again (liveness) and converge,
-//! and the history is [checked](crate::history::check).
+//! restarts peers, register clients ([`crate::register`]) read and overwrite a few
+//! keys; an observer samples every peer's term and leader. Afterwards every fault is
+//! healed, the cluster must acknowledge a write again (liveness) and converge, the
+//! history is [checked](crate::history::check) and the register history
+//! [checked for linearizability](crate::linearizability::check).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -29,6 +31,7 @@ use crate::history::{
     write_path, write_proposal, Findings, LeaderClaim, Outcome, PeerFinal, Write,
 };
 use crate::limits::*;
+use crate::register::{gather, read_back, spawn_register_clients, ReadPath, RegisterHistory};
 use crate::schedule::{draw, Fault, Step};
 
 /// What one simulated case did and found.
@@ -133,6 +136,16 @@ impl Cluster {
     pub(crate) fn any(&self, turn: usize) -> Option<Arc<Node>> {
         let live = self.live();
         live.get(turn % live.len().max(1)).cloned()
+    }
+
+    /// The peer client `client` sends its `turn`th operation to: client 0 goes
+    /// through whichever peer leads, the others through every live peer in turn, so
+    /// followers forward.
+    pub(crate) async fn target(&self, client: usize, turn: usize) -> Option<Arc<Node>> {
+        match client {
+            0 => self.leader().await.map(|(_, node)| node),
+            _ => self.any(turn),
+        }
     }
 
     pub(crate) fn id(&self, slot: usize) -> u64 {
@@ -287,7 +300,7 @@ pub(crate) async fn form(peers: usize) -> Result<Arc<Cluster>, String> {
 
 /// What a node error tells a client: refused before any leader saw the command, or
 /// unknown (it may still commit).
-fn outcome_of_error(e: &NodeError) -> Outcome {
+pub(crate) fn outcome_of_error(e: &NodeError) -> Outcome {
     match e {
         NodeError::InvalidArgument(m)
         | NodeError::FailedPrecondition(m)
@@ -335,11 +348,7 @@ fn spawn_client(
         let mut turn = client;
         while writes.len() < WRITES_PER_CLIENT_MAX && !stop.load(Ordering::SeqCst) {
             turn += 1;
-            let target = match client {
-                0 => cluster.leader().await.map(|(_, node)| node),
-                _ => cluster.any(turn),
-            };
-            let Some(node) = target else {
+            let Some(node) = cluster.target(client, turn).await else {
                 tokio::time::sleep(NO_LEADER_PAUSE).await;
                 continue;
             };
@@ -467,6 +476,17 @@ async fn finals(cluster: &Cluster) -> (Vec<PeerFinal>, Result<Verification, Stri
 /// Runs one case: the schedule `seed` draws, on a fresh cluster of `peers`.
 pub async fn run_case(seed: u64, peers: usize, steps_max: usize) -> Result<CaseReport, String> {
     let schedule = draw(seed, peers, steps_max);
+    run_schedule(seed, peers, schedule, ReadPath::ReadIndex).await
+}
+
+/// Runs `schedule` (drawn from `seed`) on a fresh cluster of `peers`, register reads
+/// served as `reads` says.
+pub async fn run_schedule(
+    seed: u64,
+    peers: usize,
+    schedule: Vec<Step>,
+    reads: ReadPath,
+) -> Result<CaseReport, String> {
     let cluster = form(peers).await?;
     let stop_clients = Arc::new(AtomicBool::new(false));
     let stop_observer = Arc::new(AtomicBool::new(false));
@@ -474,6 +494,7 @@ pub async fn run_case(seed: u64, peers: usize, steps_max: usize) -> Result<CaseR
     let clients: Vec<_> = (0..CLIENTS)
         .map(|c| spawn_client(cluster.clone(), c, stop_clients.clone()))
         .collect();
+    let register_clients = spawn_register_clients(&cluster, reads, &stop_clients);
     for step in &schedule {
         cluster.apply(step.fault).await?;
         tokio::time::sleep(std::time::Duration::from_millis(step.hold_ms)).await;
@@ -491,7 +512,8 @@ pub async fn run_case(seed: u64, peers: usize, steps_max: usize) -> Result<CaseR
                 .map_err(|e| format!("a client panicked: {e}"))?,
         );
     }
-    let findings = finish(&cluster, writes, observer, stop_observer).await?;
+    let registers = gather(register_clients).await?;
+    let findings = finish(&cluster, writes, Some(registers), observer, stop_observer).await?;
     Ok(CaseReport {
         seed,
         peers,
@@ -502,10 +524,12 @@ pub async fn run_case(seed: u64, peers: usize, steps_max: usize) -> Result<CaseR
 
 /// Once every fault is healed: a write must be acknowledged again, every peer must
 /// apply the same index; then the observer stops, every peer is shut down, replayed,
-/// and the history checked.
+/// and the history checked, with the register history (`None` when no register
+/// client ran).
 pub(crate) async fn finish(
     cluster: &Cluster,
     mut writes: Vec<Write>,
+    mut registers: Option<RegisterHistory>,
     observer: JoinHandle<BTreeSet<LeaderClaim>>,
     stop_observer: Arc<AtomicBool>,
 ) -> Result<Findings, String> {
@@ -516,11 +540,20 @@ pub(crate) async fn finish(
     };
     writes.push(last);
     converge(cluster, last_index).await?;
+    if let Some(registers) = &mut registers {
+        read_back(cluster, registers).await?;
+    }
     stop_observer.store(true, Ordering::SeqCst);
     let claims = observer
         .await
         .map_err(|e| format!("the observer panicked: {e}"))?;
     let claims: Vec<LeaderClaim> = claims.into_iter().collect();
     let (peer_finals, logs) = finals(cluster).await;
-    Ok(Findings::of(&writes, &peer_finals, &claims, &logs))
+    let findings = Findings::of(&writes, &peer_finals, &claims, &logs);
+    let Some(registers) = registers else {
+        return Ok(findings);
+    };
+    let started = Instant::now();
+    let report = crate::linearizability::check(&registers.operations);
+    Ok(findings.with_registers(report, started.elapsed()))
 }

@@ -1,10 +1,12 @@
 //! Simulation drills on 3 and 5 in-process peers: seeded fault schedules under
-//! concurrent writes, then the history check. Each case prints its seed; a failure
-//! prints the command that draws the same schedule again.
+//! concurrent writes, reads and register overwrites, then the history check and the
+//! linearizability check of the reads. Each case prints its seed; a failure prints
+//! the command that draws the same schedule again.
 
 use monk_drills::limits::*;
-use monk_drills::schedule::first_seed;
-use monk_drills::sim::run_case;
+use monk_drills::register::ReadPath;
+use monk_drills::schedule::{deposed_leader, first_seed};
+use monk_drills::sim::{run_case, run_schedule, CaseReport};
 
 /// Runs `MONK_DRILL_CASES` cases on a cluster of `peers`, failing on the first case
 /// that breaks a property or does not recover.
@@ -23,17 +25,25 @@ async fn drill(peers: usize, test: &str) {
                 panic!("drill seed {seed} on {peers} peers did not recover: {e}\nreplay: {replay}")
             }
         };
-        let schedule: Vec<String> = report.schedule.iter().map(ToString::to_string).collect();
-        println!(
-            "drill seed {seed}, {peers} peers, {} fault steps [{}]: {}",
-            report.schedule.len(),
-            schedule.join(", "),
-            report.findings,
-        );
+        let schedule = print_case(&report);
         if let Some(failure) = report.findings.failure() {
             panic!("drill seed {seed} on {peers} peers: {failure}\nschedule: {schedule:?}\nreplay: {replay}");
         }
     }
+}
+
+/// Prints a case's report line; returns its schedule, one step per string.
+fn print_case(report: &CaseReport) -> Vec<String> {
+    let schedule: Vec<String> = report.schedule.iter().map(ToString::to_string).collect();
+    println!(
+        "drill seed {}, {} peers, {} fault steps [{}]: {}",
+        report.seed,
+        report.peers,
+        report.schedule.len(),
+        schedule.join(", "),
+        report.findings,
+    );
+    schedule
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,4 +82,47 @@ async fn a_truncated_proposal_is_not_applied_twice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_voter_is_declared_down_rescheduled_and_replaced() {
     scripted("silent-voter", monk_drills::scenario::silent_voter()).await;
+}
+
+/// The linearizability checker can fail: with reads served from the chosen peer's
+/// local state (no read-index round) while the leader is cut off long enough for
+/// another to be elected, the drill must find a non-linearizable read within
+/// `STALE_READ_SEEDS_MAX` seeds; the same seeds with read-index reads find none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_that_skip_the_read_index_are_caught_as_not_linearizable() {
+    let first = first_seed();
+    let run = |seed: u64, reads: ReadPath| async move {
+        let replay =
+            format!("{SEED_ENV}={seed} cargo test --workspace --test simulation reads_that_skip");
+        let report = run_schedule(seed, 3, deposed_leader(seed, 3), reads)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("seed {seed} ({reads:?}) did not recover: {e}\nreplay: {replay}")
+            });
+        print_case(&report);
+        (report, replay)
+    };
+    let mut caught = None;
+    for case in 0..STALE_READ_SEEDS_MAX {
+        let (report, _) = run(first.wrapping_add(case), ReadPath::LocalStateForTests).await;
+        let registers = report.findings.registers.as_ref();
+        if registers.is_some_and(|r| r.report.is_violation()) {
+            let failure = report.findings.failure().unwrap_or_default();
+            println!("caught after {} seeds: {failure}", case + 1);
+            caught = Some(case + 1);
+            break;
+        }
+    }
+    let Some(seeds) = caught else {
+        panic!("reads without a read-index round passed the checker on {STALE_READ_SEEDS_MAX} seeds from {first}");
+    };
+    for case in 0..seeds {
+        let (report, replay) = run(first.wrapping_add(case), ReadPath::ReadIndex).await;
+        if let Some(failure) = report.findings.failure() {
+            panic!(
+                "with read-index reads, seed {}: {failure}\nreplay: {replay}",
+                report.seed
+            );
+        }
+    }
 }
