@@ -307,11 +307,15 @@ impl MonkClient {
         Ok(())
     }
 
-    pub async fn heartbeat(&mut self, peer_id: u64) -> Result<(), ClientError> {
-        self.inner
+    /// Heartbeats the leader as peer `peer_id`; the leader's applied index when it
+    /// answers (only while a quorum acknowledges it).
+    pub async fn heartbeat(&mut self, peer_id: u64) -> Result<u64, ClientError> {
+        Ok(self
+            .inner
             .heartbeat(self.request(HeartbeatRequest { peer_id }))
-            .await?;
-        Ok(())
+            .await?
+            .into_inner()
+            .applied_index)
     }
 
     /// Applied commands from `from_index` on (and new ones with `follow`), as JSON

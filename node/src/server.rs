@@ -386,7 +386,7 @@ impl MonkService for ClientApi {
     async fn heartbeat(
         &self,
         request: Request<HeartbeatRequest>,
-    ) -> Result<Response<Empty>, Status> {
+    ) -> Result<Response<HeartbeatReply>, Status> {
         let caller = guard(&self.node, &request, Rpc::Heartbeat)?;
         let peer_id = request.into_inner().peer_id;
         if caller != Caller::Peer(peer_id) {
@@ -396,7 +396,8 @@ impl MonkService for ClientApi {
             )));
         }
         self.node.heartbeat(peer_id);
-        Ok(Response::new(Empty {}))
+        let applied_index = self.node.lease_grant().await?;
+        Ok(Response::new(HeartbeatReply { applied_index }))
     }
 
     async fn info(&self, request: Request<Empty>) -> Result<Response<JsonReply>, Status> {

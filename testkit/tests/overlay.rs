@@ -222,20 +222,24 @@ fn three_hosts_share_one_encrypted_network_with_names_and_declared_connections()
 
     // `monk cluster peers` shows when the answering peer's tunnel last shook hands
     // with each other peer (its status is at most a tick old).
-    wait_for(Duration::from_secs(10), "handshakes in `cluster peers`", || {
-        let peers = json(&first, &["cluster", "peers", "-o", "json"]);
-        peers
-            .as_array()?
-            .iter()
-            .all(|p| {
-                let age = p["handshake_age_secs"].as_u64();
-                match p["name"] == "host1" {
-                    true => age.is_none(),
-                    false => age.is_some_and(|a| a < 60),
-                }
-            })
-            .then_some(())
-    });
+    wait_for(
+        Duration::from_secs(10),
+        "handshakes in `cluster peers`",
+        || {
+            let peers = json(&first, &["cluster", "peers", "-o", "json"]);
+            peers
+                .as_array()?
+                .iter()
+                .all(|p| {
+                    let age = p["handshake_age_secs"].as_u64();
+                    match p["name"] == "host1" {
+                        true => age.is_none(),
+                        false => age.is_some_and(|a| a < 60),
+                    }
+                })
+                .then_some(())
+        },
+    );
 
     // A two-runnable group across hosts, and a stranger.
     let marker = format!("overlay-payload-{}", bed.suffix);

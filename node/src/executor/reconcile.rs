@@ -14,6 +14,7 @@ use super::readiness::{self, Memo};
 use super::spec::{spec_of, World};
 use super::ContainerRuntime;
 use crate::limits::{EXECUTOR_ACTION_TIMEOUT, EXECUTOR_TICK};
+use crate::node::lease::{LeaseState, LEASE};
 use crate::node::Node;
 use crate::secrets::WorkloadSecrets;
 
@@ -298,11 +299,26 @@ fn now_unix() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// Kills (removes without a stop grace) every container of this peer's replicas.
+async fn fence<R: ContainerRuntime + ?Sized>(runtime: &R, cluster: &str, peer: PeerId) {
+    let Ok(observed) = runtime.list(cluster, peer).await else {
+        return;
+    };
+    for o in observed.iter().filter(|o| o.key.is_some()) {
+        if let Err(e) = runtime.remove(&o.id, 0).await {
+            if !e.is_not_found() {
+                warn!(container = %o.name, "executor: cannot kill a fenced container: {e}");
+            }
+        }
+    }
+}
+
 /// Runs the executor for `node` until the node shuts down.
 pub async fn run(node: Arc<Node>, runtime: Arc<dyn ContainerRuntime>) {
     let mut applied_seen = u64::MAX;
     let mut last_errors: Vec<String> = Vec::new();
     let mut ticks_since_pass = 0u32;
+    let mut fenced = false;
     let mut memo = Memo::default();
     loop {
         if node.is_shut_down() {
@@ -332,6 +348,27 @@ pub async fn run(node: Arc<Node>, runtime: Arc<dyn ContainerRuntime>) {
                 super::spec::Cluster::of(state),
             )
         };
+        // The lease (`node/src/node/lease.rs`): cut off from a quorum, kill this
+        // peer's replicas before the majority starts them elsewhere; not caught up
+        // after a restart, touch nothing yet.
+        match node.lease_state().await {
+            LeaseState::Current => {
+                if fenced {
+                    info!("executor: a quorum is heard again; reconciling");
+                    fenced = false;
+                    applied_seen = u64::MAX;
+                }
+            }
+            LeaseState::CatchingUp => continue,
+            LeaseState::Fenced => {
+                if !fenced {
+                    warn!("executor: no quorum heard for {LEASE:?}; killing this peer's replicas, which the others may start elsewhere");
+                    fenced = true;
+                }
+                fence(runtime.as_ref(), &cluster, peer).await;
+                continue;
+            }
+        }
         // Re-check the world at least every few ticks even when the state is quiet,
         // to notice containers that exited or were removed behind our back.
         ticks_since_pass += 1;

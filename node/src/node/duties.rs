@@ -69,12 +69,16 @@ impl Node {
         else {
             return;
         };
+        let sent_at = Instant::now();
         match self.peer_client(&leader.address).await {
-            Ok(mut client) => {
-                if let Err(e) = client.heartbeat(id).await {
-                    warn!(leader = %leader.address, "heartbeat failed: {}", e.message);
-                }
-            }
+            Ok(mut client) => match client.heartbeat(id).await {
+                Ok(applied) => self
+                    .lease
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .renew(sent_at, applied),
+                Err(e) => warn!(leader = %leader.address, "heartbeat failed: {}", e.message),
+            },
             Err(e) => warn!(leader = %leader.address, "heartbeat connect failed: {e}"),
         }
     }

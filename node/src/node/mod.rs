@@ -11,6 +11,7 @@
 
 pub mod decisions;
 pub mod duties;
+pub mod lease;
 pub mod membership;
 mod queries;
 
@@ -182,6 +183,8 @@ pub struct Node {
     last_seen: LastSeen,
     /// When this peer last became leader (liveness counts from there).
     leader_since: Mutex<Option<Instant>>,
+    /// The executor's lease (`lease.rs`), renewed by answered heartbeats.
+    lease: Mutex<lease::Lease>,
     /// Serializes membership changes made by this peer.
     membership_lock: tokio::sync::Mutex<()>,
     /// Set by `shutdown`; background loops (executor) end when they see it.
@@ -240,6 +243,7 @@ impl Node {
             member: RwLock::new(None),
             last_seen: LastSeen::default(),
             leader_since: Mutex::new(None),
+            lease: Mutex::new(lease::Lease::starting(Instant::now())),
             membership_lock: tokio::sync::Mutex::new(()),
             stopping: std::sync::atomic::AtomicBool::new(false),
             engine: std::sync::RwLock::new(Engine::Disabled),
@@ -316,6 +320,48 @@ impl Node {
             public_key: self.wireguard.public_base64(),
             endpoint: self.config.overlay.endpoint(&self.config.advertise),
         }
+    }
+
+    /// Answers a follower's heartbeat: this peer's applied index while it leads with a
+    /// quorum acknowledgement fresher than [`lease::QUORUM_ACK_FRESH`]; refused
+    /// otherwise, so a deposed leader on a minority renews no one's lease.
+    pub async fn lease_grant(&self) -> NodeResult<u64> {
+        let (_, raft) = self.require_raft().await?;
+        let m = raft.metrics().borrow().clone();
+        let voters = m.membership_config.membership().voter_ids().count();
+        let fresh = m
+            .millis_since_quorum_ack
+            .is_some_and(|ms| ms <= lease::QUORUM_ACK_FRESH.as_millis() as u64);
+        if m.state != openraft::ServerState::Leader || (voters > 1 && !fresh) {
+            return Err(NodeError::Unavailable(
+                "not a leader a quorum acknowledges now".into(),
+            ));
+        }
+        Ok(m.last_applied.map_or(0, |l| l.index))
+    }
+
+    /// Whether this peer's executor may act now (`lease.rs`). Peers on the in-memory
+    /// transport (simulations) and peers not yet members are always current.
+    pub async fn lease_state(&self) -> lease::LeaseState {
+        if matches!(self.network, Network::Memory { .. }) {
+            return lease::LeaseState::Current;
+        }
+        let Some(raft) = self.member.read().await.as_ref().map(|m| m.raft.clone()) else {
+            return lease::LeaseState::Current;
+        };
+        let m = raft.metrics().borrow().clone();
+        if m.state == openraft::ServerState::Leader {
+            let voters = m.membership_config.membership().voter_ids().count();
+            let ack = m
+                .millis_since_quorum_ack
+                .map(std::time::Duration::from_millis);
+            return lease::leader_state(ack, voters);
+        }
+        let applied = m.last_applied.map_or(0, |l| l.index);
+        self.lease
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .state(Instant::now(), applied)
     }
 
     /// This peer's WireGuard private key, for its own interface.

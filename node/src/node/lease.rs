@@ -1,0 +1,149 @@
+//! The executor's lease: whether this peer may act on its containers (issue 13,
+//! fencing). A peer cut off from a quorum must stop its replicas before the majority
+//! declares it down and starts them elsewhere, or two copies of a `replicas: 1`
+//! database run at once; and a peer that restarts on an old state must not remove
+//! containers the cluster still wants before it has caught up.
+//!
+//! The timing argument. A follower heartbeats the leader every second; the leader
+//! answers only while a quorum acknowledged it within [`QUORUM_ACK_FRESH`] (a deposed
+//! leader on the minority side cannot renew anyone's lease), and with its commit
+//! index. The follower renews its lease at the time it *sent* that heartbeat, which is
+//! before the leader recorded it; the leader declares the follower down only
+//! [`PEER_DOWN_AFTER`] after the last heartbeat it recorded. So the follower's lease
+//! (renewal + [`LEASE`]) ends at least `PEER_DOWN_AFTER - LEASE` before the majority
+//! may start its replicas elsewhere, and the executor needs at most one tick plus one
+//! kill to stop them in that window ([`FENCE_MARGIN`], checked by a test). A leader
+//! holds the lease while its own quorum acknowledgement is fresher than [`LEASE`]; a
+//! single-voter cluster's leader always holds it (no one else can move its replicas).
+//!
+//! [`Lease::state`] is pure (times and indexes in, a [`LeaseState`] out).
+
+use std::time::{Duration, Instant};
+
+use crate::limits::{EXECUTOR_TICK, PEER_DOWN_AFTER};
+
+/// How long a renewal lets the executor act (`monkd --lease` is not offered: the
+/// bound below is what makes it safe, and it follows from the down timeout).
+pub const LEASE: Duration = Duration::from_secs(3);
+/// How fresh the leader's quorum acknowledgement must be for it to renew a lease.
+pub const QUORUM_ACK_FRESH: Duration = Duration::from_millis(1500);
+/// What the executor needs after the lease ends to have killed every container of
+/// the peer: a tick to notice, and the kills (no stop grace: a fenced replica is
+/// killed, as a cut-off peer's would be by a real fence).
+pub const FENCE_MARGIN: Duration = Duration::from_secs(2);
+
+const _: () = assert!(
+    LEASE.as_millis() + EXECUTOR_TICK.as_millis() + FENCE_MARGIN.as_millis()
+        <= PEER_DOWN_AFTER.as_millis()
+);
+
+/// What the executor may do now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseState {
+    /// Heard from a quorum within the lease and applied what the leader had
+    /// committed then: act.
+    Current,
+    /// Within the lease but not caught up yet (a restart on an older state): do
+    /// nothing, neither start nor remove.
+    CatchingUp,
+    /// The lease ran out: kill every container of this peer's replicas.
+    Fenced,
+}
+
+/// The follower side of the lease: when it was last renewed and the leader's commit
+/// index then.
+#[derive(Clone, Copy, Debug)]
+pub struct Lease {
+    pub renewed_at: Instant,
+    /// `None` until the first renewal (the process start counts as one, so a peer
+    /// that cannot reach a quorum at start fences after [`LEASE`]).
+    pub commit_index: Option<u64>,
+}
+
+impl Lease {
+    /// A lease held from `now` (process start), not caught up to anything yet.
+    pub fn starting(now: Instant) -> Lease {
+        Lease {
+            renewed_at: now,
+            commit_index: None,
+        }
+    }
+
+    /// Renewed by a heartbeat sent at `sent_at` that the leader answered with
+    /// `commit_index` (a later renewal never goes back in time).
+    pub fn renew(&mut self, sent_at: Instant, commit_index: u64) {
+        if sent_at >= self.renewed_at || self.commit_index.is_none() {
+            self.renewed_at = sent_at.max(self.renewed_at);
+            self.commit_index = Some(commit_index.max(self.commit_index.unwrap_or(0)));
+        }
+    }
+
+    /// A follower's state at `now` with `applied` applied.
+    pub fn state(&self, now: Instant, applied: u64) -> LeaseState {
+        if now.saturating_duration_since(self.renewed_at) > LEASE {
+            return LeaseState::Fenced;
+        }
+        match self.commit_index {
+            Some(committed) if applied >= committed => LeaseState::Current,
+            _ => LeaseState::CatchingUp,
+        }
+    }
+}
+
+/// A leader's state: `quorum_ack` is how long ago a quorum acknowledged it (`None`:
+/// never), `voters` how many voters the cluster has.
+pub fn leader_state(quorum_ack: Option<Duration>, voters: usize) -> LeaseState {
+    if voters <= 1 {
+        return LeaseState::Current;
+    }
+    match quorum_ack {
+        Some(age) if age <= LEASE => LeaseState::Current,
+        _ => LeaseState::Fenced,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_follower_acts_only_renewed_and_caught_up_and_fences_after_the_lease() {
+        let start = Instant::now();
+        let mut lease = Lease::starting(start);
+        // Just started: within the lease, but caught up to nothing yet.
+        assert_eq!(lease.state(start, 100), LeaseState::CatchingUp);
+        lease.renew(start + Duration::from_millis(500), 40);
+        assert_eq!(
+            lease.state(start + Duration::from_secs(1), 39),
+            LeaseState::CatchingUp
+        );
+        assert_eq!(
+            lease.state(start + Duration::from_secs(1), 40),
+            LeaseState::Current
+        );
+        // No renewal for longer than the lease: fenced, whatever was applied.
+        let late = start + Duration::from_millis(500) + LEASE + Duration::from_millis(1);
+        assert_eq!(lease.state(late, 1_000), LeaseState::Fenced);
+        // A stale answer (sent before the last renewal) does not move it back.
+        lease.renew(start + Duration::from_millis(100), 10);
+        assert_eq!(lease.renewed_at, start + Duration::from_millis(500));
+        assert_eq!(lease.commit_index, Some(40));
+        // A new renewal ends the fence.
+        lease.renew(late, 50);
+        assert_eq!(lease.state(late, 50), LeaseState::Current);
+    }
+
+    #[test]
+    fn a_leader_holds_the_lease_while_a_quorum_acknowledges_it() {
+        assert_eq!(leader_state(None, 1), LeaseState::Current);
+        assert_eq!(
+            leader_state(Some(Duration::from_millis(300)), 3),
+            LeaseState::Current
+        );
+        assert_eq!(
+            leader_state(Some(LEASE + Duration::from_millis(1)), 3),
+            LeaseState::Fenced
+        );
+        assert_eq!(leader_state(None, 3), LeaseState::Fenced);
+    }
+}
