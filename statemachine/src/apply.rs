@@ -335,7 +335,7 @@ fn apply_command(
         Command::PeerLeft { peer: id } => {
             let peer = member_mut(state, *id)?;
             peer.status = PeerStatus::Left { at_index: index };
-            schedule::peer_lost(state, index, *id);
+            schedule::peer_lost(state, index, *id, false);
             Ok(Applied::ACCEPTED)
         }
         Command::PeerDown { peer: id, reason } => {
@@ -345,7 +345,8 @@ fn apply_command(
                     reason: reason.clone(),
                     since_index: index,
                 };
-                schedule::peer_lost(state, index, *id);
+                // Format 5 honours `recovery.when`; older entries moved every replica.
+                schedule::peer_lost(state, index, *id, version >= 5);
             }
             Ok(Applied::ACCEPTED)
         }

@@ -54,4 +54,8 @@ pub use workload::{Constraints, Desired, Instance, Requirements, Workload};
 ///   WireGuard identity, and `peer-overlay-changed` exists. Older entries carry neither
 ///   and apply as before; a build of format 3 would silently drop the new fields, so it
 ///   must refuse these entries instead.
-pub const FORMAT_VERSION: u32 = 4;
+/// - 5: `workload-report` may carry container addresses and `cluster-created`
+///   `open_network` (a format 4 build would drop them); `peer-down` leaves in place the
+///   replicas whose `recovery.when` is `none` or `container-failure` (format 4 entries
+///   move every replica, as they did).
+pub const FORMAT_VERSION: u32 = 5;

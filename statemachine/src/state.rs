@@ -355,7 +355,11 @@ impl State {
                     return fail(format!("workload {path} replicas are not 0..{n}"));
                 }
                 if let Some(peer) = instance.peer {
-                    if !self.peers.get(&peer).is_some_and(|p| p.is_up()) {
+                    // A down member keeps the replicas whose `recovery` does not move
+                    // them on a machine's failure.
+                    let stays = !crate::schedule::moves_on_peer_failure(&workload.definition);
+                    let placeable = |p: &Peer| p.is_up() || (stays && p.is_member());
+                    if !self.peers.get(&peer).is_some_and(placeable) {
                         return fail(format!(
                             "{path}#{replica} is placed on peer {peer}, which is not an up member"
                         ));

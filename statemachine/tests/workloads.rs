@@ -17,6 +17,8 @@ use proptest::prelude::*;
 struct Cluster {
     state: State,
     index: u64,
+    /// The format version the entries are written with.
+    version: u32,
 }
 
 impl Cluster {
@@ -24,6 +26,7 @@ impl Cluster {
         let mut c = Cluster {
             state: State::default(),
             index: 0,
+            version: FORMAT_VERSION,
         };
         let (first, tags, capacity) = peers[0];
         c.ok(Command::ClusterCreated {
@@ -73,7 +76,7 @@ impl Cluster {
             index: self.index,
             term: 1,
             proposal: Proposal {
-                format_version: FORMAT_VERSION,
+                format_version: self.version,
                 proposed_at_ms: 0,
                 actor: "test".into(),
                 request_id: String::new(),
@@ -659,5 +662,67 @@ proptest! {
             c.apply(command);
             prop_assert_eq!(check_rules(&c.state), Ok(()));
         }
+    }
+}
+
+#[test]
+fn a_failed_peer_keeps_the_replicas_whose_recovery_says_not_to_move() {
+    const PINNED: &str =
+        "defines: runnable\nrecovery: {when: none}\ncontainers: {db: {image: busybox}}\n";
+    const CRASHY: &str = "defines: runnable\nrecovery: {when: container-failure}\ncontainers: {db: {image: busybox}}\n";
+    const MOVES: &str =
+        "defines: runnable\nrecovery: {when: node-failure}\ncontainers: {db: {image: busybox}}\n";
+    for version in [FORMAT_VERSION, 4] {
+        let mut c = three_peers();
+        c.version = version;
+        c.load(&[
+            ("ns/pinned", PINNED),
+            ("ns/crashy", CRASHY),
+            ("ns/moves", MOVES),
+        ]);
+        let b = c.peer_id("b");
+        for path in ["ns/pinned", "ns/crashy", "ns/moves"] {
+            c.ok(Command::WorkloadRun {
+                path: path.into(),
+                tag: None,
+                peer: Some("b".into()),
+                overrides: BTreeMap::new(),
+                evaluated: None,
+            });
+        }
+        assert!(
+            c.placement().iter().all(|(_, peer)| peer == "b"),
+            "{:?}",
+            c.placement()
+        );
+        c.ok(Command::PeerDown {
+            peer: b,
+            reason: "silent".into(),
+        });
+        let placement = c.placement();
+        let on_b = |path: &str| {
+            placement
+                .iter()
+                .any(|(r, p)| r.starts_with(path) && p == "b")
+        };
+        assert!(!on_b("ns/moves"), "format {version}: {placement:?}");
+        // Format 5 leaves them on the failed peer; format 4 entries moved everything.
+        assert_eq!(
+            on_b("ns/pinned"),
+            version >= 5,
+            "format {version}: {placement:?}"
+        );
+        assert_eq!(
+            on_b("ns/crashy"),
+            version >= 5,
+            "format {version}: {placement:?}"
+        );
+        // A peer that leaves on purpose takes none with it.
+        c.ok(Command::PeerLeft { peer: b });
+        assert!(
+            c.placement().iter().all(|(_, p)| p != "b"),
+            "{:?}",
+            c.placement()
+        );
     }
 }

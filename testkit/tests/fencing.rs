@@ -3,7 +3,8 @@
 //! container keep running). Its peer, no longer heard by a quorum, kills the replica
 //! when its lease ends; the majority declares it down and starts the replica on another
 //! host only after that. Watching every engine's `docker ps` the whole time, two
-//! running copies are never seen; after the cut heals exactly one copy runs.
+//! running copies are never seen; after the cut heals exactly one copy runs. A
+//! runnable with `recovery: {when: none}` on the same host is neither killed nor moved.
 //!
 //! Without a Docker engine or `ip netns` permission this prints why and passes
 //! vacuously; `MONK_REQUIRE_DOCKER=1` makes that a failure.
@@ -57,6 +58,15 @@ db:
       image: {IMAGE}
       bash: exec sleep 3600
       stop-grace-period: 10s
+pinned:
+  defines: runnable
+  recovery:
+    when: none
+  containers:
+    main:
+      image: {IMAGE}
+      bash: exec sleep 3600
+      stop-grace-period: 1s
 "#
         ),
     )
@@ -68,6 +78,12 @@ db:
     let before = running(&bed, &bed.cluster, path);
     assert_eq!(before.len(), 1, "one copy before the cut: {before:?}");
     let cut = before[0];
+    // Beside it, a runnable whose `recovery` keeps it on its peer when that fails.
+    ok(
+        &first,
+        &["run", "faults/pinned", "--peer", &bed.hosts[cut].name],
+    );
+    assert_eq!(running(&bed, &bed.cluster, "faults/pinned"), vec![cut]);
     // Ask through a host that stays with the majority.
     let majority = bed.hosts[(cut + 1) % 3].addr.clone();
 
@@ -119,6 +135,9 @@ db:
         "{peers}"
     );
 
+    // The pinned one was neither killed nor started elsewhere.
+    assert_eq!(running(&bed, &bed.cluster, "faults/pinned"), vec![cut]);
+
     // Healed: exactly one copy, not on the host that was cut (the replica stays where
     // it moved), for several polls in a row.
     bed.heal(cut).unwrap();
@@ -139,4 +158,5 @@ db:
         };
         std::thread::sleep(POLL);
     }
+    assert_eq!(running(&bed, &bed.cluster, "faults/pinned"), vec![cut]);
 }

@@ -299,12 +299,27 @@ fn now_unix() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Kills (removes without a stop grace) every container of this peer's replicas.
-async fn fence<R: ContainerRuntime + ?Sized>(runtime: &R, cluster: &str, peer: PeerId) {
+/// Kills (removes without a stop grace) every container of this peer's replicas that
+/// the others may start elsewhere: all but those whose `recovery.when` keeps them on
+/// a failed peer.
+async fn fence<R: ContainerRuntime + ?Sized>(
+    runtime: &R,
+    cluster: &str,
+    peer: PeerId,
+    assigned: &[Assignment],
+) {
     let Ok(observed) = runtime.list(cluster, peer).await else {
         return;
     };
-    for o in observed.iter().filter(|o| o.key.is_some()) {
+    let stays = |path: &str| {
+        assigned.iter().any(|a| {
+            a.path == path && !monk_statemachine::schedule::moves_on_peer_failure(&a.definition)
+        })
+    };
+    for o in observed
+        .iter()
+        .filter(|o| o.key.as_ref().is_some_and(|k| !stays(&k.path)))
+    {
         if let Err(e) = runtime.remove(&o.id, 0).await {
             if !e.is_not_found() {
                 warn!(container = %o.name, "executor: cannot kill a fenced container: {e}");
@@ -365,7 +380,7 @@ pub async fn run(node: Arc<Node>, runtime: Arc<dyn ContainerRuntime>) {
                     warn!("executor: no quorum heard for {LEASE:?}; killing this peer's replicas, which the others may start elsewhere");
                     fenced = true;
                 }
-                fence(runtime.as_ref(), &cluster, peer).await;
+                fence(runtime.as_ref(), &cluster, peer, &assigned).await;
                 continue;
             }
         }

@@ -130,6 +130,19 @@ fn literal_int(tree: Option<&Tree>) -> Option<i64> {
 
 /// Replicas a definition asks for: `scale.value` (literal, or the number its script gave
 /// the proposer), clamped to `scale.min/max`; else 1.
+/// Whether the replicas of `definition` move to another peer when theirs fails:
+/// `recovery.when` is `always` (the default), `node-failure` or a pressure kind; not
+/// for `none` or `container-failure`. The executor of a peer cut off from a quorum
+/// kills only replicas that move (see `monk_node`'s lease).
+pub fn moves_on_peer_failure(definition: &Tree) -> bool {
+    let when = definition
+        .get("recovery")
+        .and_then(|r| r.get("when"))
+        .and_then(Tree::as_str)
+        .map(|w| w.trim().to_ascii_lowercase());
+    !matches!(when.as_deref(), Some("none" | "container-failure"))
+}
+
 pub(super) fn replicas_of(definition: &Tree, evaluated: Option<&Evaluated>) -> u32 {
     let scale = definition.get("scale");
     let value = evaluated

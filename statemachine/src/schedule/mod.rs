@@ -19,6 +19,7 @@
 //! here runs a script.
 
 mod definition;
+pub use definition::moves_on_peer_failure;
 mod place;
 
 use std::collections::BTreeMap;

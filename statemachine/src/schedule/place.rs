@@ -268,10 +268,13 @@ pub(super) fn place_pending_of(state: &mut State, index: u64, path: &str) {
 }
 
 /// A peer was declared down or left: its replicas move elsewhere (or become pending).
-pub(crate) fn peer_lost(state: &mut State, index: u64, lost: PeerId) {
+pub(crate) fn peer_lost(state: &mut State, index: u64, lost: PeerId, failed: bool) {
     let moving: Vec<(String, u32)> = state
         .workloads
         .values()
+        // A peer that failed keeps the replicas whose `recovery` says not to move them
+        // on a machine's failure; one that left keeps none.
+        .filter(|w| !failed || super::definition::moves_on_peer_failure(&w.definition))
         .flat_map(|w| {
             w.instances
                 .values()
