@@ -2,6 +2,10 @@
 //! commits nothing: it exits non-zero naming the cause, and once there is room again it
 //! restarts with every acknowledged write.
 //!
+//! Before it fills, the storage alarm refuses new writes with a clear error while the
+//! filesystem has less free space than `--free-bytes-min`, lets stop and reads through,
+//! and accepts writes again once space returns; the peer never stops.
+//!
 //! Fills a small tmpfs, which needs root (mount); without it the test says so and
 //! skips, unless `MONK_REQUIRE_ROOT=1` (set by `.ci/run`) makes that a failure.
 
@@ -66,7 +70,12 @@ fn a_full_disk_stops_the_peer_and_loses_nothing_acknowledged() {
     let Some(disk) = Disk::mount(&root.path().join("disk")) else {
         return;
     };
-    let mut peer = Peer::start_with(&disk.0, "full", &["--containers", "none"]);
+    // No free-space floor: this test is about the disk really filling.
+    let mut peer = Peer::start_with(
+        &disk.0,
+        "full",
+        &["--containers", "none", "--free-bytes-min", "0"],
+    );
     ok(&peer.addr, &["cluster", "new", "--name", "full"]);
     // About 0.9 MB a load: the disk fills after a couple of dozen.
     let blob: String = (0..900_000)
@@ -115,4 +124,91 @@ fn a_full_disk_stops_the_peer_and_loses_nothing_acknowledged() {
         "{acknowledged} loads were acknowledged, generation {generation} survived"
     );
     peer.terminate();
+}
+
+#[test]
+fn the_storage_alarm_refuses_writes_before_the_disk_fills_and_clears_with_room() {
+    let root = tempfile::tempdir().unwrap();
+    let Some(disk) = Disk::mount(&root.path().join("disk")) else {
+        return;
+    };
+    let floor = 8u64 << 20;
+    let mut peer = Peer::start_with(
+        &disk.0,
+        "alarm",
+        &[
+            "--containers",
+            "none",
+            "--free-bytes-min",
+            &floor.to_string(),
+        ],
+    );
+    ok(&peer.addr, &["cluster", "new", "--name", "alarm"]);
+    let file = root.path().join("app.yaml");
+    std::fs::write(
+        &file,
+        "namespace: app\nweb:\n  defines: runnable\n  containers:\n    main:\n      image: busybox\n",
+    )
+    .unwrap();
+    ok(&peer.addr, &["load", file.to_str().unwrap()]);
+
+    // Leave less than the floor free: a ballast file takes the rest.
+    let free = |dir: &std::path::Path| monk_node::storage::free_bytes(dir).unwrap();
+    let ballast = disk.0.join("ballast");
+    let size = free(&disk.0).saturating_sub(floor / 2);
+    std::fs::write(&ballast, vec![0u8; size as usize]).unwrap();
+    assert!(free(&disk.0) < floor);
+    let refusal = wait_for_refusal(&peer.addr, &file);
+    assert!(
+        refusal.contains("storage alarm") && refusal.contains("--free-bytes-min"),
+        "{refusal}"
+    );
+    // Reads and what frees space still work.
+    let rows = json(&peer.addr, &["list", "-o", "json"]);
+    assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
+    // (A purge passes the alarm; the state machine then says nothing runs.)
+    let purge = peer.monk(&["purge", "app/web", "--no-wait"]);
+    assert!(
+        !stderr(&purge).contains("storage alarm"),
+        "{}",
+        stderr(&purge)
+    );
+
+    // Room again: writes are accepted, and the peer never stopped.
+    std::fs::remove_file(&ballast).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !peer
+        .monk(&["load", file.to_str().unwrap()])
+        .status
+        .success()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the alarm did not clear"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        peer.wait_exit(Duration::from_millis(100)).is_none(),
+        "the peer stopped"
+    );
+    assert!(peer.log_text().contains("storage alarm cleared"));
+    peer.terminate();
+}
+
+/// Loads `file` until the peer refuses it (the alarm is measured every 2 s); the error.
+fn wait_for_refusal(addr: &str, file: &std::path::Path) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let o = monk_testkit::cli::monk(addr, &["load", file.to_str().unwrap()]);
+        if !o.status.success() {
+            assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+            return stderr(&o);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "writes were never refused"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }

@@ -185,7 +185,9 @@ impl From<tonic::Status> for ClientError {
             Code::InvalidArgument | Code::NotFound | Code::AlreadyExists | Code::OutOfRange => {
                 ErrorKind::Invalid
             }
-            Code::FailedPrecondition | Code::Aborted => ErrorKind::Precondition,
+            Code::FailedPrecondition | Code::Aborted | Code::ResourceExhausted => {
+                ErrorKind::Precondition
+            }
             Code::PermissionDenied | Code::Unauthenticated => ErrorKind::Denied,
             // `Unknown` is what a broken connection turns into: the peer's answer, if
             // any, was lost.

@@ -37,6 +37,7 @@ pub mod overlay;
 pub mod secrets;
 pub mod server;
 pub mod snapshot_stream;
+pub mod storage;
 pub mod token;
 pub mod trust;
 pub mod views;

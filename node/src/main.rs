@@ -74,6 +74,13 @@ struct Args {
     /// machine without root or TUN, or several peers sharing one network namespace.
     #[arg(long, env = "MONK_NO_OVERLAY")]
     no_overlay: bool,
+    /// New client writes are refused while the data dir holds more than this many
+    /// bytes (stop, purge and removals still pass); like etcd's --quota-backend-bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = monk_node::storage::QUOTA_BYTES_DEFAULT)]
+    quota_bytes: u64,
+    /// New client writes are refused while the data dir's filesystem has less free.
+    #[arg(long, value_name = "BYTES", default_value_t = monk_node::storage::FREE_BYTES_MIN_DEFAULT)]
+    free_bytes_min: u64,
     /// The userspace WireGuard to start where the kernel has none.
     #[arg(long, value_name = "PROGRAM", env = "WG_USERSPACE_IMPLEMENTATION", default_value = monk_node::overlay::wireguard::USERSPACE_DEFAULT)]
     wg_userspace: String,
@@ -138,6 +145,10 @@ fn main() -> ExitCode {
             endpoint: args.wg_endpoint,
             enabled: !args.no_overlay,
             userspace: args.wg_userspace,
+        },
+        storage: monk_node::storage::StorageLimits {
+            quota_bytes: args.quota_bytes,
+            free_bytes_min: args.free_bytes_min,
         },
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()

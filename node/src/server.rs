@@ -252,6 +252,15 @@ impl MonkService for ClientApi {
             proposal.actor = caller.actor();
             proposal.proposed_at_ms = crate::node::now_ms();
         }
+        if let Some(why) = self.node.storage_alarm() {
+            if !crate::storage::allowed_in_alarm(&proposal.command) {
+                return Err(Status::resource_exhausted(format!(
+                    "storage alarm on peer {}: {why}; {} is refused until there is room (stop, purge and removals still work)",
+                    self.node.config.name,
+                    proposal.command.kind()
+                )));
+            }
+        }
         let kind = proposal.command.kind();
         let started = std::time::Instant::now();
         let outcome = crate::admission::admit_and_propose(&self.node, proposal).await;

@@ -58,6 +58,8 @@ pub struct NodeConfig {
     /// Where this peer's WireGuard listens and is reached (`--wg-listen-port`,
     /// `--wg-endpoint`).
     pub overlay: crate::overlay::OverlayConfig,
+    /// When new client writes are refused (`--quota-bytes`, `--free-bytes-min`).
+    pub storage: crate::storage::StorageLimits,
 }
 
 impl NodeConfig {
@@ -75,6 +77,7 @@ impl NodeConfig {
             publish_ip: None,
             admission: crate::executor::AdmissionPolicy::default(),
             overlay: Default::default(),
+            storage: Default::default(),
         }
     }
 }
@@ -197,6 +200,8 @@ pub struct Node {
     wireguard: crate::overlay::key::WireGuardKey,
     /// Connections to other members by address (see [`Node::peer_client`]).
     peer_clients: Mutex<std::collections::HashMap<String, MonkClient>>,
+    /// Why new client writes are refused now (`storage.rs`), if they are.
+    storage_alarm: std::sync::Mutex<Option<String>>,
     /// What the overlay executor last saw (`monk system overlay`).
     overlay_status: std::sync::Mutex<crate::overlay::executor::OverlayStatus>,
 }
@@ -234,6 +239,7 @@ impl Node {
             trust,
             peer_clients: Mutex::default(),
             overlay_status: Default::default(),
+            storage_alarm: Default::default(),
             wireguard,
             config,
             network,
@@ -362,6 +368,18 @@ impl Node {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .state(Instant::now(), applied)
+    }
+
+    /// Why new client writes are refused now, if they are (`storage.rs`).
+    pub fn storage_alarm(&self) -> Option<String> {
+        self.storage_alarm
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_storage_alarm(&self, alarm: Option<String>) {
+        *self.storage_alarm.lock().unwrap_or_else(|p| p.into_inner()) = alarm;
     }
 
     /// This peer's WireGuard private key, for its own interface.
