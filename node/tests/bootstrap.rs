@@ -1,6 +1,7 @@
 //! `cluster new` interrupted by a crash: a peer whose identity and creation marker were
 //! stored, but whose Raft never wrote anything, finishes the creation when it starts
-//! again (instead of a data dir that refuses both `cluster new` and `join` forever).
+//! again (instead of a data dir that refuses both `cluster new` and `join` forever);
+//! and the checkpoint an export left when its process died is removed at start.
 
 use monk_node::identity::{self, Identity};
 use monk_node::keys::ClusterKey;
@@ -55,5 +56,22 @@ async fn an_interrupted_cluster_new_is_finished_at_the_next_start() {
     // And it is a cluster now: creating another on it is refused.
     let again = node.cluster_new("other").await.unwrap_err();
     assert!(again.to_string().contains("already belongs"), "{again}");
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_left_by_a_dead_process_is_removed_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let left = dir.path().join("export-4242-1700000000000");
+    std::fs::create_dir_all(&left).unwrap();
+    std::fs::write(left.join("000008.sst"), vec![0u8; 4096]).unwrap();
+    let kept = dir.path().join("exported-notes");
+    std::fs::create_dir_all(&kept).unwrap();
+    let node = Node::open(config(dir.path()), Network::Grpc).await.unwrap();
+    assert!(!left.exists(), "the leftover export is still there");
+    assert!(
+        kept.exists(),
+        "a directory that is not an export was removed"
+    );
     node.shutdown().await;
 }

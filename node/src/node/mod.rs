@@ -206,6 +206,27 @@ pub struct Node {
     overlay_status: std::sync::Mutex<crate::overlay::executor::OverlayStatus>,
 }
 
+/// Removes the checkpoint directories an export left when the process died during it
+/// (`export-<pid>-<ms>`, see `Node::export_raft_data`): each is a full copy of the log.
+fn remove_leftover_exports(data_dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(data_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("export-") && entry.path().is_dir() {
+            match std::fs::remove_dir_all(entry.path()) {
+                Ok(()) => {
+                    tracing::info!(dir = %entry.path().display(), "removed an export left by an earlier process")
+                }
+                Err(e) => {
+                    tracing::warn!(dir = %entry.path().display(), "cannot remove a leftover export: {e}")
+                }
+            }
+        }
+    }
+}
+
 fn raft_config(cluster: &str, snapshot_after_entries: u64) -> NodeResult<Arc<Config>> {
     let snapshot_after_entries = snapshot_after_entries.max(1);
     let config = Config {
@@ -227,6 +248,7 @@ impl Node {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             anyhow::anyhow!("cannot create data dir {}: {e}", config.data_dir.display())
         })?;
+        remove_leftover_exports(&config.data_dir);
         let (log, sm) = open_store(&config.data_dir.join("raft"))?;
         let shared = sm.shared();
         let identity = identity::load(&config.data_dir)?;
