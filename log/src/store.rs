@@ -73,6 +73,12 @@ fn db_options() -> Options {
     // only a torn last record (a write a crash cut short, never acknowledged); any
     // other damage fails the open, and the peer refuses to start, naming it.
     opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
+    // And a whole synced write-ahead log file that went missing or shrank (a bad copy
+    // of a data dir, a filesystem that lost it) fails the open too: the MANIFEST
+    // records each closed WAL's number and size. Tail tolerance alone cannot see a
+    // missing file, and AbsoluteConsistency would also refuse the torn last record a
+    // crash leaves, which was never acknowledged.
+    opts.set_track_and_verify_wals_in_manifest(true);
     opts
 }
 
