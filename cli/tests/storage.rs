@@ -212,3 +212,48 @@ fn wait_for_refusal(addr: &str, file: &std::path::Path) -> String {
         std::thread::sleep(Duration::from_millis(500));
     }
 }
+
+#[test]
+fn a_log_that_grows_in_bytes_is_snapshotted_whatever_its_entry_count() {
+    let root = tempfile::tempdir().unwrap();
+    let mut peer = Peer::start_with(
+        root.path(),
+        "bytes",
+        &[
+            "--containers",
+            "none",
+            "--snapshot-every",
+            "100000",
+            "--snapshot-every-bytes",
+            "2000000",
+        ],
+    );
+    ok(&peer.addr, &["cluster", "new", "--name", "bytes"]);
+    let snapshot = |peer: &Peer| {
+        json(&peer.addr, &["system", "consensus", "-o", "json"])["snapshot_index"].as_u64()
+    };
+    assert_eq!(snapshot(&peer), None, "a snapshot before any big entry");
+    // About 0.5 MB a load: 2 MB of log after four, far below 100,000 entries.
+    let blob: String = (0..500_000)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
+    let file = root.path().join("big.yaml");
+    std::fs::write(
+        &file,
+        format!("namespace: big\nblob:\n  defines: runnable\n  variables:\n    data: {blob}\n"),
+    )
+    .unwrap();
+    for _ in 0..6 {
+        ok(&peer.addr, &["load", file.to_str().unwrap()]);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while snapshot(&peer).is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no snapshot after 3 MB of log"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(peer.log_text().contains("--snapshot-every-bytes"));
+    peer.terminate();
+}

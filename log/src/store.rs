@@ -108,7 +108,10 @@ pub fn open_store(dir: &Path) -> Result<(LogStore, StateMachineStore), OpenError
         }
     })?;
     let db = Arc::new(db);
-    let log = LogStore { db: db.clone() };
+    let log = LogStore {
+        db: db.clone(),
+        appended: Arc::default(),
+    };
     log.verify_all()?;
     let sm = StateMachineStore::restore(db, &path)?;
     Ok((log, sm))
@@ -118,6 +121,9 @@ pub fn open_store(dir: &Path) -> Result<(LogStore, StateMachineStore), OpenError
 #[derive(Clone)]
 pub struct LogStore {
     pub(crate) db: Arc<DB>,
+    /// Bytes of entries appended since the store was opened (for a snapshot trigger by
+    /// size beside openraft's by count).
+    appended: Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn cf<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {
@@ -126,6 +132,11 @@ fn cf<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {
 }
 
 impl LogStore {
+    /// Bytes of entries this store appended since it was opened.
+    pub fn appended_bytes(&self) -> u64 {
+        self.appended.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Writes a consistent point-in-time copy of this peer's Raft data (log, vote,
     /// snapshot) to `dest`, which must not exist yet; files are hard-linked where
     /// possible, so this is cheap and safe while the peer runs.
@@ -276,13 +287,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut batch = WriteBatch::default();
+        let mut bytes = 0u64;
         for entry in entries {
-            batch.put_cf(
-                self.logs(),
-                index_key(entry.log_id.index),
-                encode_entry(&entry),
-            );
+            let encoded = encode_entry(&entry);
+            bytes += encoded.len() as u64;
+            batch.put_cf(self.logs(), index_key(entry.log_id.index), encoded);
         }
+        self.appended
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
         // Synced: an appended entry may be counted toward a commit quorum as soon as we
         // report it flushed, so it must be on disk first ("acknowledged means durable").
         let result = self.db.write_opt(batch, &synced());

@@ -11,6 +11,9 @@ pub const RAFT_ELECTION_TIMEOUT_MAX_MS: u64 = 3_000;
 /// Take a snapshot after this many applied entries; a snapshot of a typical cluster
 /// state is far smaller than 10k JSON entries.
 pub const SNAPSHOT_AFTER_ENTRIES: u64 = 10_000;
+/// Take a snapshot once the log grew by this many bytes since the last one, whatever
+/// the entry count (a few big template loads would otherwise keep a large log).
+pub const SNAPSHOT_AFTER_BYTES: u64 = 64 << 20;
 /// Entries kept behind a snapshot, so a briefly lagging follower catches up from the
 /// log instead of a full snapshot transfer.
 pub const ENTRIES_KEPT_AFTER_SNAPSHOT: u64 = 1_000;

@@ -33,6 +33,9 @@ struct Args {
     /// Take a snapshot (and compact the log) after this many applied entries.
     #[arg(long, default_value_t = monk_node::limits::SNAPSHOT_AFTER_ENTRIES, value_parser = clap::value_parser!(u64).range(1..))]
     snapshot_every: u64,
+    /// Also take one once the log grew by this many bytes since the last snapshot.
+    #[arg(long, value_name = "BYTES", default_value_t = monk_node::limits::SNAPSHOT_AFTER_BYTES, value_parser = clap::value_parser!(u64).range(1..))]
+    snapshot_every_bytes: u64,
     /// Container runtime for the replicas placed on this peer.
     #[arg(long, value_enum, default_value_t = daemon::Containers::Docker)]
     containers: daemon::Containers,
@@ -133,6 +136,7 @@ fn main() -> ExitCode {
         tags: args.tags,
         capacity: capacity(),
         snapshot_after_entries: args.snapshot_every,
+        snapshot_after_bytes: args.snapshot_every_bytes,
         publish_ip: args.publish_ip.map(|ip| ip.to_string()),
         admission: AdmissionPolicy::new(
             args.allow_privileged,

@@ -43,6 +43,7 @@ impl Node {
                     return;
                 };
                 let metrics = raft.metrics().borrow().clone();
+                node.snapshot_by_size(&raft, &metrics).await;
                 if metrics.state == ServerState::Leader {
                     node.leader_duties(id, &raft).await;
                 } else {
@@ -51,6 +52,37 @@ impl Node {
                 }
             }
         });
+    }
+
+    /// Takes a snapshot once the log grew by `snapshot_after_bytes` since the last
+    /// one (openraft's own policy counts entries only).
+    async fn snapshot_by_size(
+        &self,
+        raft: &Raft<TypeConfig>,
+        metrics: &openraft::RaftMetrics<u64, PeerNode>,
+    ) {
+        let appended = self.log.appended_bytes();
+        let snapshot = metrics.snapshot.map(|l| l.index);
+        let grown = {
+            let mut mark = self.snapshot_mark.lock().unwrap_or_else(|p| p.into_inner());
+            if mark.0 != snapshot {
+                *mark = (snapshot, appended);
+                return;
+            }
+            let grown = appended.saturating_sub(mark.1);
+            if grown < self.config.snapshot_after_bytes {
+                return;
+            }
+            mark.1 = appended;
+            grown
+        };
+        tracing::info!(
+            grown,
+            "the log grew past --snapshot-every-bytes since the last snapshot: taking one"
+        );
+        if let Err(e) = raft.trigger().snapshot().await {
+            warn!("cannot trigger a snapshot: {e}");
+        }
     }
 
     async fn send_heartbeat(&self, id: PeerId, metrics: &openraft::RaftMetrics<u64, PeerNode>) {

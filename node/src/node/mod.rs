@@ -50,6 +50,8 @@ pub struct NodeConfig {
     /// Take a snapshot after this many applied entries (and compact the log behind it,
     /// keeping at most half as many entries, up to [`ENTRIES_KEPT_AFTER_SNAPSHOT`]).
     pub snapshot_after_entries: u64,
+    /// Also take one once the log grew by this many bytes (`--snapshot-every-bytes`).
+    pub snapshot_after_bytes: u64,
     /// Host address that published ports bind to when a runnable names none
     /// (`--publish-ip`); `None` binds every address.
     pub publish_ip: Option<String>,
@@ -74,6 +76,7 @@ impl NodeConfig {
             tags: Vec::new(),
             capacity: Capacity::default(),
             snapshot_after_entries: SNAPSHOT_AFTER_ENTRIES,
+            snapshot_after_bytes: crate::limits::SNAPSHOT_AFTER_BYTES,
             publish_ip: None,
             admission: crate::executor::AdmissionPolicy::default(),
             overlay: Default::default(),
@@ -186,6 +189,9 @@ pub struct Node {
     last_seen: LastSeen,
     /// When this peer last became leader (liveness counts from there).
     leader_since: Mutex<Option<Instant>>,
+    /// The last snapshot index seen and the log's appended bytes then (the size
+    /// trigger in `duties.rs`).
+    snapshot_mark: Mutex<(Option<u64>, u64)>,
     /// The executor's lease (`lease.rs`), renewed by answered heartbeats.
     lease: Mutex<lease::Lease>,
     /// Serializes membership changes made by this peer.
@@ -272,6 +278,7 @@ impl Node {
             last_seen: LastSeen::default(),
             leader_since: Mutex::new(None),
             lease: Mutex::new(lease::Lease::starting(Instant::now())),
+            snapshot_mark: Mutex::new((None, 0)),
             membership_lock: tokio::sync::Mutex::new(()),
             stopping: std::sync::atomic::AtomicBool::new(false),
             engine: std::sync::RwLock::new(Engine::Disabled),
