@@ -41,8 +41,10 @@ const DEFAULT_ADDR: &str = "127.0.0.1:44001";
     after_help = exit::HELP
 )]
 struct Cli {
-    /// Peer to talk to (HOST:PORT).
-    #[arg(long, global = true, env = "MONK_ADDR", default_value = DEFAULT_ADDR, value_parser = peer_address)]
+    /// Peer to talk to: HOST:PORT, or unix:PATH for a peer's socket on this machine
+    /// (default: the socket of a peer running here in monk up's data dir or
+    /// /var/lib/monk, else 127.0.0.1:44001).
+    #[arg(long, global = true, env = "MONK_ADDR", default_value_t = default_address(), hide_default_value = true, value_parser = peer_address)]
     addr: String,
     /// Credential file to authenticate with (default: the per-user store, see
     /// `monk user --help`).
@@ -52,9 +54,36 @@ struct Cli {
     command: Top,
 }
 
+/// Where `monk` talks without `--addr` or `MONK_ADDR`: the Unix socket of a peer that
+/// runs on this machine (monk up's data dir, then `/var/lib/monk`), when one answers;
+/// else [`DEFAULT_ADDR`].
+fn default_address() -> String {
+    let candidates = [up::default_data_dir(), PathBuf::from("/var/lib/monk")];
+    candidates
+        .iter()
+        .map(|dir| monk_node::trust::socket::path_in(dir))
+        .find(|socket| std::os::unix::net::UnixStream::connect(socket).is_ok())
+        .map_or_else(
+            || DEFAULT_ADDR.to_string(),
+            |socket| {
+                format!(
+                    "{}{}",
+                    monk_node::trust::socket::ADDRESS_PREFIX,
+                    socket.display()
+                )
+            },
+        )
+}
+
 /// `--addr`: `HOST:PORT` (a name, an IPv4 address or a bracketed IPv6 one), checked
 /// before anything is sent so a typo exits 2 (usage) rather than 3 (unreachable).
 fn peer_address(text: &str) -> Result<String, String> {
+    if let Some(path) = text.strip_prefix(monk_node::trust::socket::ADDRESS_PREFIX) {
+        return match path.starts_with('/') {
+            true => Ok(text.to_string()),
+            false => Err(format!("{text:?}: expected unix:/absolute/path")),
+        };
+    }
     let (host, port) = text
         .rsplit_once(':')
         .ok_or_else(|| format!("{text:?}: expected HOST:PORT"))?;

@@ -2,6 +2,7 @@
 //! the leader. Every call has a deadline ([`RPC_TIMEOUT`]).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use monk_scripting::tree::Tree;
 use monk_statemachine::view::InstanceView;
@@ -62,8 +63,13 @@ impl EventStream {
 impl MonkClient {
     /// Connects to `address` over TLS as `dialer` says (whom to trust, which
     /// certificate or credential to show).
+    /// `address` is `HOST:PORT` (TLS, as `dialer` says) or `unix:PATH`, a peer's
+    /// Unix socket on this machine (`crate::trust::socket`).
     pub async fn connect(address: &str, dialer: &Dialer) -> Result<MonkClient, String> {
-        let channel = dialer.channel(address, RPC_TIMEOUT).await?;
+        let channel = match address.strip_prefix(crate::trust::socket::ADDRESS_PREFIX) {
+            Some(path) => crate::trust::socket::channel(Path::new(path), RPC_TIMEOUT).await?,
+            None => dialer.channel(address, RPC_TIMEOUT).await?,
+        };
         let inner = MonkServiceClient::new(channel)
             .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);

@@ -133,7 +133,30 @@ pub async fn run(
             }
         }
     };
-    serve_with_metrics(node.clone(), listener, metrics, shutdown).await?;
+    // The client API on `<data dir>/monkd.sock` too, for `monk` on this machine.
+    let socket = crate::trust::socket::bind(&node.config.data_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {}: {e}",
+            crate::trust::socket::path_in(&node.config.data_dir).display()
+        )
+    })?;
+    let (stop_socket, socket_stopped) = tokio::sync::oneshot::channel::<()>();
+    let socket_server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .layer(GrpcMetricsLayer {
+                metrics: metrics.clone(),
+            })
+            .concurrency_limit_per_connection(CONCURRENT_REQUESTS_MAX)
+            .add_service(client_api(node.clone(), metrics.clone()))
+            .serve_with_incoming_shutdown(crate::trust::socket::incoming(socket), async move {
+                let _ = socket_stopped.await;
+            }),
+    );
+    let served = serve_with_metrics(node.clone(), listener, metrics, shutdown).await;
+    let _ = stop_socket.send(());
+    let _ = socket_server.await;
+    let _ = std::fs::remove_file(crate::trust::socket::path_in(&node.config.data_dir));
+    served?;
     let failure = failed.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(why) = failure {
         error!(
@@ -205,6 +228,15 @@ pub async fn serve(
     serve_with_metrics(node, listener, Metrics::default(), shutdown).await
 }
 
+/// The client API service (the TCP listener's and the Unix socket's).
+fn client_api(node: Arc<Node>, metrics: Metrics) -> MonkServiceServer<ClientApi> {
+    MonkServiceServer::new(ClientApi { node, metrics })
+        // A client request is at most a proposal plus its envelope; only peers' Raft
+        // messages (entries, snapshot chunks) may be larger.
+        .max_decoding_message_size(CLIENT_REQUEST_BYTES_MAX)
+        .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+}
+
 /// [`serve`], counting requests and proposals into `metrics`.
 pub async fn serve_with_metrics(
     node: Arc<Node>,
@@ -216,14 +248,7 @@ pub async fn serve_with_metrics(
     let raft = RaftServiceServer::new(RaftApi::new(node.clone()))
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-    let api = MonkServiceServer::new(ClientApi {
-        node,
-        metrics: metrics.clone(),
-    })
-    // A client request is at most a proposal plus its envelope; only peers' Raft
-    // messages (entries, snapshot chunks) may be larger.
-    .max_decoding_message_size(CLIENT_REQUEST_BYTES_MAX)
-    .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+    let api = client_api(node, metrics.clone());
     tonic::transport::Server::builder()
         .layer(GrpcMetricsLayer { metrics })
         .concurrency_limit_per_connection(CONCURRENT_REQUESTS_MAX)

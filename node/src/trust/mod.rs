@@ -16,6 +16,7 @@
 pub mod access;
 pub mod credentials;
 pub mod pki;
+pub mod socket;
 pub mod tls;
 
 use std::path::{Path, PathBuf};

@@ -202,6 +202,8 @@ pub struct ConnInfo {
     pub local: Option<SocketAddr>,
     /// The member named by a client certificate the cluster CA issued.
     pub peer: Option<PeerId>,
+    /// The uid of a caller on the peer's Unix socket (`socket.rs`); `None` on TCP.
+    pub socket_uid: Option<u32>,
 }
 
 /// One accepted, handshaken connection.
@@ -295,6 +297,7 @@ pub fn incoming(
                     .and_then(|chain| chain.first())
                     .and_then(peer_of);
                 let info = ConnInfo {
+                    socket_uid: None,
                     remote: Some(remote),
                     local,
                     peer,
@@ -564,6 +567,7 @@ mod tests {
     #[test]
     fn this_machine_is_loopback_or_the_address_called() {
         let info = |remote: &str, local: &str| ConnInfo {
+            socket_uid: None,
             remote: Some(remote.parse().unwrap()),
             local: Some(local.parse().unwrap()),
             peer: None,
