@@ -108,3 +108,19 @@ fn monk_on_the_same_machine_uses_the_peers_socket_as_an_admin() {
     let gone = monk_home(home.path(), &["list"]);
     assert_eq!(gone.status.code(), Some(3), "{}", stderr(&gone));
 }
+
+#[test]
+fn a_data_dir_too_long_for_a_socket_still_serves_tcp_and_says_why() {
+    let root = tempfile::tempdir().unwrap();
+    let long = root.path().join("d".repeat(110));
+    std::fs::create_dir_all(&long).unwrap();
+    let mut peer = Peer::start_with(&long, "p", &["--containers", "none"]);
+    let info = monk_testkit::cli::monk_anonymous(&peer.addr, &["cluster", "info"]);
+    assert!(info.status.success(), "{}", stderr(&info));
+    assert!(
+        peer.log_text().contains("no Unix socket for local clients"),
+        "{}",
+        peer.log_text()
+    );
+    peer.terminate();
+}

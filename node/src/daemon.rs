@@ -133,29 +133,34 @@ pub async fn run(
             }
         }
     };
-    // The client API on `<data dir>/monkd.sock` too, for `monk` on this machine.
-    let socket = crate::trust::socket::bind(&node.config.data_dir).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot listen on {}: {e}",
-            crate::trust::socket::path_in(&node.config.data_dir).display()
-        )
-    })?;
+    // The client API on `<data dir>/monkd.sock` too, for `monk` on this machine; a peer
+    // that cannot have it (a path over the 108 bytes a socket address holds, another
+    // monkd answering there) says why and serves TCP only.
+    let socket_path = crate::trust::socket::path_in(&node.config.data_dir);
     let (stop_socket, socket_stopped) = tokio::sync::oneshot::channel::<()>();
-    let socket_server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .layer(GrpcMetricsLayer {
-                metrics: metrics.clone(),
-            })
-            .concurrency_limit_per_connection(CONCURRENT_REQUESTS_MAX)
-            .add_service(client_api(node.clone(), metrics.clone()))
-            .serve_with_incoming_shutdown(crate::trust::socket::incoming(socket), async move {
-                let _ = socket_stopped.await;
-            }),
-    );
+    let socket_server = match crate::trust::socket::bind(&node.config.data_dir) {
+        Ok(socket) => Some(tokio::spawn(
+            tonic::transport::Server::builder()
+                .layer(GrpcMetricsLayer {
+                    metrics: metrics.clone(),
+                })
+                .concurrency_limit_per_connection(CONCURRENT_REQUESTS_MAX)
+                .add_service(client_api(node.clone(), metrics.clone()))
+                .serve_with_incoming_shutdown(crate::trust::socket::incoming(socket), async move {
+                    let _ = socket_stopped.await;
+                }),
+        )),
+        Err(e) => {
+            warn!(socket = %socket_path.display(), "no Unix socket for local clients: {e}");
+            None
+        }
+    };
     let served = serve_with_metrics(node.clone(), listener, metrics, shutdown).await;
     let _ = stop_socket.send(());
-    let _ = socket_server.await;
-    let _ = std::fs::remove_file(crate::trust::socket::path_in(&node.config.data_dir));
+    if let Some(server) = socket_server {
+        let _ = server.await;
+        let _ = std::fs::remove_file(&socket_path);
+    }
     served?;
     let failure = failed.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(why) = failure {
