@@ -2,7 +2,8 @@
 //! three clients write and read one register through the real `monk` CLI (each on
 //! its own host's peer, over TLS) while the bed is cut in two ways: a one-way
 //! partition (host2 drops everything from host1, host1 still hears host2), then the
-//! leader's host cut off the bridge. Healed, every host reads the register once more;
+//! leader's host cut off the bridge, then a bridge partition (host1 and host3 lose
+//! each other while host2 hears both). Healed, every host reads the register once more;
 //! the whole history must be linearizable (`monk_drills::linearizability`), with
 //! enough reads checked that the verdict means something.
 //!
@@ -25,8 +26,9 @@ const WRITE_EVERY: usize = 3;
 /// When each fault starts and ends, from the start of the clients.
 const ONE_WAY: (Duration, Duration) = (Duration::from_secs(4), Duration::from_secs(12));
 const LEADER_CUT: (Duration, Duration) = (Duration::from_secs(16), Duration::from_secs(26));
+const BRIDGE: (Duration, Duration) = (Duration::from_secs(30), Duration::from_secs(38));
 /// When the clients stop.
-const RUN_FOR: Duration = Duration::from_secs(32);
+const RUN_FOR: Duration = Duration::from_secs(42);
 /// Fewest linearizable reads that make the verdict mean something.
 const READS_MIN: usize = 30;
 
@@ -65,7 +67,7 @@ fn iptables(netns: &str, args: &[&str]) {
 }
 
 #[test]
-fn a_register_stays_linearizable_through_one_way_and_leader_partitions() {
+fn a_register_stays_linearizable_through_one_way_leader_and_bridge_partitions() {
     let root = tempfile::tempdir().unwrap();
     let Some(bed) = HostBed::start_or_skip(root.path(), 3) else {
         return;
@@ -162,6 +164,27 @@ fn a_register_stays_linearizable_through_one_way_and_leader_partitions() {
     bed.cut(cut).unwrap();
     std::thread::sleep(LEADER_CUT.1.saturating_sub(start.elapsed()));
     bed.heal(cut).unwrap();
+
+    // A bridge: host1 and host3 lose each other, host2 still hears both.
+    let host3_ip = bed.hosts[2].ip.clone();
+    std::thread::sleep(BRIDGE.0.saturating_sub(start.elapsed()));
+    iptables(
+        &bed.hosts[0].netns,
+        &["-I", "INPUT", "-s", &host3_ip, "-j", "DROP"],
+    );
+    iptables(
+        &bed.hosts[2].netns,
+        &["-I", "INPUT", "-s", &host1_ip, "-j", "DROP"],
+    );
+    std::thread::sleep(BRIDGE.1.saturating_sub(start.elapsed()));
+    iptables(
+        &bed.hosts[0].netns,
+        &["-D", "INPUT", "-s", &host3_ip, "-j", "DROP"],
+    );
+    iptables(
+        &bed.hosts[2].netns,
+        &["-D", "INPUT", "-s", &host1_ip, "-j", "DROP"],
+    );
 
     std::thread::sleep(RUN_FOR.saturating_sub(start.elapsed()));
     stop.store(true, Ordering::Relaxed);
