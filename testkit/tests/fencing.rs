@@ -160,3 +160,77 @@ pinned:
     }
     assert_eq!(running(&bed, &bed.cluster, "faults/pinned"), vec![cut]);
 }
+
+/// The id of the running container of `path` on host `i`, if one runs.
+fn container_on(bed: &HostBed, cluster: &str, i: usize, path: &str) -> Option<String> {
+    let o = bed.hosts[i]
+        .docker(&[
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=io.monk.cluster={cluster}"),
+            "--filter",
+            &format!("label=io.monk.workload={path}"),
+        ])
+        .ok()?;
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    (!id.is_empty()).then_some(id)
+}
+
+#[test]
+fn a_leader_failure_does_not_fence_the_followers() {
+    let root = tempfile::tempdir().unwrap();
+    let Some(mut bed) = HostBed::start_or_skip(root.path(), 3) else {
+        return;
+    };
+    let file = root.path().join("app.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "namespace: faults\napp:\n  defines: runnable\n  containers:\n    main:\n      image: {IMAGE}\n      bash: exec sleep 3600\n      stop-grace-period: 1s\n"
+        ),
+    )
+    .unwrap();
+    let second = bed.hosts[1].addr.clone();
+    ok(&second, &["load", file.to_str().unwrap()]);
+    let peers = json(&second, &["cluster", "peers", "-o", "json"]);
+    let leader = peers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["role"] == "leader")
+        .and_then(|p| p["name"].as_str())
+        .map(str::to_string)
+        .unwrap();
+    let leader = bed.hosts.iter().position(|h| h.name == leader).unwrap();
+    let follower = (leader + 1) % 3;
+    let asked = bed.hosts[(leader + 2) % 3].addr.clone();
+    ok(
+        &asked,
+        &["run", "faults/app", "--peer", &bed.hosts[follower].name],
+    );
+    let before = container_on(&bed, &bed.cluster, follower, "faults/app").expect("app runs");
+
+    // The leader's monkd dies; the others elect a new one. The follower's replica is
+    // never fenced: the same container runs throughout.
+    bed.peers[leader].kill();
+    let killed = Instant::now();
+    while killed.elapsed() < Duration::from_secs(15) {
+        assert_eq!(
+            container_on(&bed, &bed.cluster, follower, "faults/app").as_deref(),
+            Some(before.as_str()),
+            "the follower's replica was stopped {:?} after the leader died",
+            killed.elapsed()
+        );
+        std::thread::sleep(POLL);
+    }
+    let peers = json(&asked, &["cluster", "peers", "-o", "json"]);
+    assert!(
+        peers
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["role"] == "leader"),
+        "no new leader: {peers}"
+    );
+}

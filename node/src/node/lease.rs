@@ -23,8 +23,12 @@ use std::time::{Duration, Instant};
 use crate::limits::{EXECUTOR_TICK, PEER_DOWN_AFTER};
 
 /// How long a renewal lets the executor act (`monkd --lease` is not offered: the
-/// bound below is what makes it safe, and it follows from the down timeout).
-pub const LEASE: Duration = Duration::from_secs(3);
+/// bound below is what makes it safe, and it follows from the down timeout). Longer
+/// than a leader election stops renewals: the last renewal may be a heartbeat
+/// interval old when the leader dies, the election takes up to the maximum election
+/// timeout (3 s) and a round, and the next heartbeat goes out within a tick: about
+/// 5 s, so a leader's death fences no follower (`testkit/tests/fencing.rs`).
+pub const LEASE: Duration = Duration::from_secs(6);
 /// How fresh the leader's quorum acknowledgement must be for it to renew a lease.
 pub const QUORUM_ACK_FRESH: Duration = Duration::from_millis(1500);
 /// What the executor needs after the lease ends to have killed every container of
