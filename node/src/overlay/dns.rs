@@ -208,12 +208,20 @@ fn owner(labels: &[&[u8]]) -> Owner {
 /// readable, `Drop` for anything shorter and for responses (answering those would let
 /// two responders echo errors at each other forever).
 pub fn answer(query: &[u8], names: &dyn Names) -> Reply {
+    answer_within(query, names, UDP_REPLY_BYTES_MAX)
+}
+
+/// [`answer`] for a transport whose replies may hold `reply_max` bytes (TCP: 65,535).
+pub fn answer_within(query: &[u8], names: &dyn Names, reply_max: usize) -> Reply {
     let Some(header) = Header::parse(query) else {
         return Reply::Drop;
     };
     if header.is_response() {
         return Reply::Drop;
     }
+    let reply = |header: &Header, question: Option<&Question<'_>>, rcode, records: &[Ipv4Addr]| {
+        reply(header, question, rcode, records, reply_max)
+    };
     if header.opcode() != 0 {
         return Reply::Answer(reply(&header, None, Rcode::NotImp, &[]));
     }
@@ -241,18 +249,19 @@ pub fn answer(query: &[u8], names: &dyn Names) -> Reply {
 
 /// A reply to `header`'s query: authoritative when it echoes a question of ours
 /// (`question` given); truncated to header and question, with TC, when the records do
-/// not fit `UDP_REPLY_BYTES_MAX`.
+/// not fit `reply_max` bytes.
 fn reply(
     header: &Header,
     question: Option<&Question<'_>>,
     rcode: Rcode,
     records: &[Ipv4Addr],
+    reply_max: usize,
 ) -> Vec<u8> {
     let question_wire = question.map_or(&[][..], |q| q.wire);
     let full = HEADER_BYTES + question_wire.len() + records.len().saturating_mul(A_RECORD_BYTES);
     let count = u16::try_from(records.len())
         .ok()
-        .filter(|_| full <= UDP_REPLY_BYTES_MAX);
+        .filter(|_| full <= reply_max);
     let mut flags = FLAG_QR | (header.flags & (OPCODE_MASK | FLAG_RD)) | FLAG_RA | rcode as u16;
     if question.is_some() && rcode != Rcode::ServFail {
         flags |= FLAG_AA;
@@ -260,7 +269,7 @@ fn reply(
     if count.is_none() {
         flags |= FLAG_TC;
     }
-    let mut out = Vec::with_capacity(full.min(UDP_REPLY_BYTES_MAX));
+    let mut out = Vec::with_capacity(full.min(reply_max));
     out.extend_from_slice(&header.id.to_be_bytes());
     out.extend_from_slice(&flags.to_be_bytes());
     out.extend_from_slice(&u16::from(question.is_some()).to_be_bytes());
@@ -284,7 +293,85 @@ fn reply(
 fn servfail(query: &[u8]) -> Option<Vec<u8>> {
     let header = Header::parse(query)?;
     let question = parse_question(query);
-    Some(reply(&header, question.as_ref(), Rcode::ServFail, &[]))
+    Some(reply(
+        &header,
+        question.as_ref(),
+        Rcode::ServFail,
+        &[],
+        UDP_REPLY_BYTES_MAX,
+    ))
+}
+
+/// Longest DNS message over TCP (its two-byte length prefix).
+pub const TCP_MESSAGE_BYTES_MAX: usize = u16::MAX as usize;
+/// How long a TCP client may take to send a query before the connection is closed.
+pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// TCP connections served at once (beyond it, new ones wait in the backlog).
+pub const TCP_CONNECTIONS_MAX: usize = 64;
+
+/// DNS over TCP on `listener` until `shutdown`: what a client asks after a truncated
+/// UDP answer (a name with more containers than 512 bytes hold). Names of the zone are
+/// answered whole; others get SERVFAIL (their UDP answers come from the host's
+/// resolvers, relayed as they are).
+pub async fn serve_tcp(
+    listener: tokio::net::TcpListener,
+    names: Arc<dyn Names>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut connections = JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        while connections.try_join_next().is_some() {}
+        let Ok((stream, _)) = accepted else {
+            tokio::time::sleep(RECEIVE_ERROR_PAUSE).await;
+            continue;
+        };
+        if connections.len() >= TCP_CONNECTIONS_MAX {
+            continue;
+        }
+        let names = Arc::clone(&names);
+        connections.spawn(async move {
+            let _ =
+                tokio::time::timeout(TCP_IDLE_TIMEOUT * 6, serve_connection(stream, names)).await;
+        });
+    }
+    connections.shutdown().await;
+}
+
+/// Answers the queries of one TCP connection, each prefixed with its length.
+async fn serve_connection(mut stream: tokio::net::TcpStream, names: Arc<dyn Names>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let mut length = [0u8; 2];
+        match tokio::time::timeout(TCP_IDLE_TIMEOUT, stream.read_exact(&mut length)).await {
+            Ok(Ok(_)) => {}
+            _ => return,
+        }
+        let mut query = vec![0u8; usize::from(u16::from_be_bytes(length))];
+        if stream.read_exact(&mut query).await.is_err() {
+            return;
+        }
+        let reply = match answer_within(&query, names.as_ref(), TCP_MESSAGE_BYTES_MAX) {
+            Reply::Answer(reply) => reply,
+            Reply::Drop => return,
+            Reply::Forward => match servfail(&query) {
+                Some(reply) => reply,
+                None => return,
+            },
+        };
+        let Ok(len) = u16::try_from(reply.len()) else {
+            return;
+        };
+        let mut framed = len.to_be_bytes().to_vec();
+        framed.extend_from_slice(&reply);
+        if stream.write_all(&framed).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// The host's resolvers from resolv.conf text: the `nameserver` lines, IPv4 and IPv6

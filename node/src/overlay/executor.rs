@@ -145,8 +145,8 @@ async fn tunnel_pass(
 /// The peer's DNS responder on its container network's gateway, while it runs.
 struct Dns {
     subnet: monk_statemachine::Ipv4Net,
-    /// Dropping it stops the responder.
-    _stop: tokio::sync::oneshot::Sender<()>,
+    /// Dropping them stops the responder (UDP, TCP).
+    _stop: [tokio::sync::oneshot::Sender<()>; 2],
 }
 
 /// Starts the responder for `subnet` unless it runs there already. The gateway
@@ -174,15 +174,27 @@ async fn ensure_dns(
     .into_iter()
     .filter(|a| a.ip() != std::net::IpAddr::V4(gateway))
     .collect();
+    let tcp = tokio::net::TcpListener::bind((gateway, super::dns::DNS_PORT))
+        .await
+        .map_err(|e| format!("DNS over TCP on {gateway}:{}: {e}", super::dns::DNS_PORT))?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (stop_tcp, tcp_stopped) = tokio::sync::oneshot::channel::<()>();
     let names = Arc::new(super::names::StateNames::new(node.clone()));
-    tokio::spawn(super::dns::serve(socket, names, upstream, async move {
-        let _ = stopped.await;
+    tokio::spawn(super::dns::serve(
+        socket,
+        names.clone(),
+        upstream,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    tokio::spawn(super::dns::serve_tcp(tcp, names, async move {
+        let _ = tcp_stopped.await;
     }));
     info!(%gateway, "overlay: DNS for *.{} answering on the container network", super::dns::ZONE);
     *dns = Some(Dns {
         subnet,
-        _stop: stop,
+        _stop: [stop, stop_tcp],
     });
     Ok(())
 }

@@ -602,3 +602,47 @@ async fn forwards_beyond_the_bound_get_servfail_at_once_and_shutdown_abandons_th
     assert_eq!(ours.records.len(), 2, "zone names are still answered");
     running.stop().await;
 }
+
+#[tokio::test]
+async fn a_name_too_big_for_udp_is_answered_whole_over_tcp() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addresses: Vec<Ipv4Addr> = (0..40).map(|i| Ipv4Addr::new(10, 211, 1, i)).collect();
+    let zone: Arc<dyn Names> = Arc::new(Zone::with(&[("many.web.monk", addresses.clone())]));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let at = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(serve_tcp(listener, zone.clone(), async move {
+        let _ = stopped.await;
+    }));
+    // Over UDP the answer is truncated ...
+    let q = query(31, "many.web.monk", TYPE_A);
+    assert!(answered(answer(&q, zone.as_ref())).has(FLAG_TC));
+    // ... over TCP it holds all 40 records; a second query on the same connection too,
+    // and a name outside the zone gets SERVFAIL.
+    let mut stream = tokio::net::TcpStream::connect(at).await.unwrap();
+    for (id, name, records) in [(32, "many.web.monk", 40), (33, "example.com", 0)] {
+        let q = query(id, name, TYPE_A);
+        let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&q);
+        stream.write_all(&framed).await.unwrap();
+        let mut length = [0u8; 2];
+        timeout(REPLY_WITHIN, stream.read_exact(&mut length))
+            .await
+            .unwrap()
+            .unwrap();
+        let mut reply = vec![0u8; usize::from(u16::from_be_bytes(length))];
+        stream.read_exact(&mut reply).await.unwrap();
+        let parsed = parse(&reply);
+        assert_eq!(parsed.id, id);
+        assert!(!parsed.has(FLAG_TC));
+        assert_eq!(parsed.records.len(), records, "{name}");
+        if records == 0 {
+            assert_eq!(parsed.rcode(), Rcode::ServFail as u16);
+        } else {
+            let got: Vec<Ipv4Addr> = parsed.records.iter().map(|(_, a)| *a).collect();
+            assert_eq!(got, addresses);
+        }
+    }
+    let _ = stop.send(());
+    timeout(REPLY_WITHIN, server).await.unwrap().unwrap();
+}
