@@ -115,14 +115,20 @@ fn install() -> Result<()> {
     Ok(())
 }
 
-/// `etcd --version`'s first line.
+/// `etcd 3.4.23`, from `etcd --version`'s first line.
 pub fn version(binary: &Path) -> String {
     Command::new(binary)
         .arg("--version")
         .output()
         .ok()
         .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|text| text.lines().next().map(str::to_string))
+        .and_then(|text| {
+            let first = text.lines().next()?;
+            Some(format!(
+                "etcd {}",
+                first.trim_start_matches("etcd Version:").trim()
+            ))
+        })
         .unwrap_or_else(|| "etcd (version unknown)".into())
 }
 

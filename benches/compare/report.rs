@@ -163,7 +163,8 @@ pub fn commit(repo: &Path) -> String {
     }
 }
 
-/// CPUs, model, memory, kernel and the filesystem type under `dir`.
+/// CPUs, model, memory, kernel, the filesystem type under `dir`, and the load average
+/// when the run began (the machine may be shared: a busy one drags both sides).
 pub fn machine(dir: &Path) -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpus = cpuinfo
@@ -187,8 +188,12 @@ pub fn machine(dir: &Path) -> String {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let fs = command_line("stat", &["-f", "-c", "%T", &dir.to_string_lossy()])
         .unwrap_or_else(|| "unknown fs".into());
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into());
     format!(
-        "{cpus} CPU {model}, {memory_gib:.0} GiB, Linux {}, {fs}",
+        "{cpus} CPU {model}, {memory_gib:.0} GiB, Linux {}, {fs}, load {load}",
         kernel.trim()
     )
 }
