@@ -108,10 +108,10 @@ pub const ROUNDS_MAX: u32 = 100;
 /// How long a SIGKILLed leader stays dead: past the followers' lease plus election
 /// timeout (at most 6 s), so another peer takes over before it comes back.
 pub const KILLED_FOR: Duration = Duration::from_secs(8);
-/// How long a follower stays SIGSTOPped: past `PEER_DOWN_AFTER` (10 s), so the leader
+/// How long a follower stays SIGSTOPped: past `PEER_DOWN_AFTER` (16 s), so the leader
 /// declares it down and then up again, and past its own election timeout, so it may
 /// wake up campaigning in a stale term.
-pub const PAUSED_FOR: Duration = Duration::from_secs(11);
+pub const PAUSED_FOR: Duration = Duration::from_secs(17);
 /// A started `monkd` must answer within this.
 pub const START_TIMEOUT: Duration = Duration::from_secs(20);
 

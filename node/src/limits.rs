@@ -27,10 +27,10 @@ pub const NO_LEADER_RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// How often every member tells the leader it is alive.
 pub const PEER_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 /// A member not heard from for this long is declared down by the leader. Long enough
-/// that a cut-off peer has fenced its replicas first (its 6 s lease, a tick and the
+/// that a cut-off peer has fenced its replicas first (its 12 s lease, a tick and the
 /// kills: `node/src/node/lease.rs`), and that a leader election, which stops every
-/// follower's renewals for up to about 5 s, fences no one.
-pub const PEER_DOWN_AFTER: Duration = Duration::from_secs(10);
+/// follower's renewals, fences no one.
+pub const PEER_DOWN_AFTER: Duration = Duration::from_secs(16);
 /// A member declared down and heard from within this long is declared up again: three
 /// heartbeats, so a stale record from before it fell silent does not count.
 pub const PEER_UP_WITHIN: Duration = Duration::from_secs(3);

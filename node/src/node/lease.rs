@@ -24,11 +24,15 @@ use crate::limits::{EXECUTOR_TICK, PEER_DOWN_AFTER};
 
 /// How long a renewal lets the executor act (`monkd --lease` is not offered: the
 /// bound below is what makes it safe, and it follows from the down timeout). Longer
-/// than a leader election stops renewals: the last renewal may be a heartbeat
-/// interval old when the leader dies, the election takes up to the maximum election
-/// timeout (3 s) and a round, and the next heartbeat goes out within a tick: about
-/// 5 s, so a leader's death fences no follower (`testkit/tests/fencing.rs`).
-pub const LEASE: Duration = Duration::from_secs(6);
+/// than a leader election stops renewals, so a leader's death fences no follower
+/// (`testkit/tests/fencing.rs`). Elections are slower than their timeouts suggest:
+/// openraft 0.9 makes a follower refuse votes for `election_timeout_max` (3 s) after it
+/// last heard from a leader, and candidates time out after 1.5 to 3 s, so the first
+/// round nearly always fails and an election takes 3 to 6 s, more after a split vote
+/// (the comparison harness measured p50 6.2 s, max 12.5 s under load). With the last
+/// renewal up to a heartbeat old and the next one a tick after the election, 12 s
+/// covers all but the worst elections; the cost is a 16 s down timeout.
+pub const LEASE: Duration = Duration::from_secs(12);
 /// How fresh the leader's quorum acknowledgement must be for it to renew a lease.
 pub const QUORUM_ACK_FRESH: Duration = Duration::from_millis(1500);
 /// What the executor needs after the lease ends to have killed every container of
