@@ -64,6 +64,20 @@ impl Drop for Disk {
     }
 }
 
+/// A template file under `dir` whose definition carries `bytes` letters.
+fn big_template(dir: &Path, bytes: usize) -> PathBuf {
+    let blob: String = (0..bytes)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
+    let file = dir.join("big.yaml");
+    std::fs::write(
+        &file,
+        format!("namespace: big\nblob:\n  defines: runnable\n  variables:\n    data: {blob}\n"),
+    )
+    .unwrap();
+    file
+}
+
 #[test]
 fn a_full_disk_stops_the_peer_and_loses_nothing_acknowledged() {
     let root = tempfile::tempdir().unwrap();
@@ -78,15 +92,7 @@ fn a_full_disk_stops_the_peer_and_loses_nothing_acknowledged() {
     );
     ok(&peer.addr, &["cluster", "new", "--name", "full"]);
     // About 0.9 MB a load: the disk fills after a couple of dozen.
-    let blob: String = (0..900_000)
-        .map(|i| (b'a' + (i % 26) as u8) as char)
-        .collect();
-    let file = root.path().join("big.yaml");
-    std::fs::write(
-        &file,
-        format!("namespace: big\nblob:\n  defines: runnable\n  variables:\n    data: {blob}\n"),
-    )
-    .unwrap();
+    let file = big_template(root.path(), 900_000);
     let mut acknowledged = 0;
     let mut refusal = String::new();
     for _ in 0..LOADS_MAX {
@@ -234,15 +240,7 @@ fn a_log_that_grows_in_bytes_is_snapshotted_whatever_its_entry_count() {
     };
     assert_eq!(snapshot(&peer), None, "a snapshot before any big entry");
     // About 0.5 MB a load: 2 MB of log after four, far below 100,000 entries.
-    let blob: String = (0..500_000)
-        .map(|i| (b'a' + (i % 26) as u8) as char)
-        .collect();
-    let file = root.path().join("big.yaml");
-    std::fs::write(
-        &file,
-        format!("namespace: big\nblob:\n  defines: runnable\n  variables:\n    data: {blob}\n"),
-    )
-    .unwrap();
+    let file = big_template(root.path(), 500_000);
     for _ in 0..6 {
         ok(&peer.addr, &["load", file.to_str().unwrap()]);
     }

@@ -22,21 +22,27 @@ const MOVE_TIMEOUT: Duration = Duration::from_secs(60);
 /// argument in `node/src/node/lease.rs` gives none at all).
 const OVERLAP_MAX: Duration = Duration::from_millis(500);
 
+/// The ids of the running containers of `path` on host `i` (empty when none runs).
+fn ps(bed: &HostBed, cluster: &str, i: usize, path: &str) -> String {
+    bed.hosts[i]
+        .docker(&[
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=io.monk.cluster={cluster}"),
+            "--filter",
+            &format!("label=io.monk.workload={path}"),
+        ])
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
 /// The hosts whose engine runs a container of `path` now.
 fn running(bed: &HostBed, cluster: &str, path: &str) -> Vec<usize> {
     (0..bed.hosts.len())
-        .filter(|i| {
-            bed.hosts[*i]
-                .docker(&[
-                    "ps",
-                    "-q",
-                    "--filter",
-                    &format!("label=io.monk.cluster={cluster}"),
-                    "--filter",
-                    &format!("label=io.monk.workload={path}"),
-                ])
-                .is_ok_and(|o| o.status.success() && !o.stdout.is_empty())
-        })
+        .filter(|i| !ps(bed, cluster, *i, path).is_empty())
         .collect()
 }
 
@@ -163,18 +169,7 @@ pinned:
 
 /// The id of the running container of `path` on host `i`, if one runs.
 fn container_on(bed: &HostBed, cluster: &str, i: usize, path: &str) -> Option<String> {
-    let o = bed.hosts[i]
-        .docker(&[
-            "ps",
-            "-q",
-            "--filter",
-            &format!("label=io.monk.cluster={cluster}"),
-            "--filter",
-            &format!("label=io.monk.workload={path}"),
-        ])
-        .ok()?;
-    let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
-    (!id.is_empty()).then_some(id)
+    Some(ps(bed, cluster, i, path)).filter(|id| !id.is_empty())
 }
 
 #[test]

@@ -346,6 +346,17 @@ fn tunnels_in(netns: &str) -> Vec<u32> {
         .collect()
 }
 
+/// The overlay address the cluster gives peer `name`, asked through `addr`.
+fn overlay_address(addr: &str, name: &str) -> String {
+    let peers = json(addr, &["cluster", "peers", "-o", "json"]);
+    peers
+        .as_array()
+        .and_then(|peers| peers.iter().find(|p| p["name"] == name))
+        .and_then(|p| p["overlay_address"].as_str())
+        .unwrap_or_else(|| panic!("no overlay address for {name}: {peers}"))
+        .to_string()
+}
+
 /// Each peer's remote peers on its interface, by peer name: `{name: [remote ids]}`.
 fn meshes(addr: &str) -> Vec<(String, Vec<u64>)> {
     let rows = json(addr, &["system", "overlay", "-o", "json"]);
@@ -380,15 +391,7 @@ fn a_peer_that_leaves_is_dropped_and_a_new_one_added_without_restarts_or_reused_
         .map(|h| tunnels_in(&h.netns))
         .collect();
     assert!(tunnels.iter().all(|t| t.len() == 1), "{tunnels:?}");
-    let peers = json(&first, &["cluster", "peers", "-o", "json"]);
-    let old_address = peers
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "host3")
-        .and_then(|p| p["overlay_address"].as_str())
-        .unwrap()
-        .to_string();
+    let old_address = overlay_address(&first, "host3");
 
     // host3 leaves; the others drop it from their interfaces.
     let host3 = bed.hosts[2].clone();
@@ -422,15 +425,7 @@ fn a_peer_that_leaves_is_dropped_and_a_new_one_added_without_restarts_or_reused_
         let m = meshes(&first);
         (m.len() == 3 && m.iter().all(|(_, ids)| ids.len() == 2)).then_some(())
     });
-    let peers = json(&first, &["cluster", "peers", "-o", "json"]);
-    let new_address = peers
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "host4")
-        .and_then(|p| p["overlay_address"].as_str())
-        .unwrap()
-        .to_string();
+    let new_address = overlay_address(&first, "host4");
     assert_ne!(
         new_address, old_address,
         "the leaver's address was given again"
