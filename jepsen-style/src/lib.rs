@@ -32,6 +32,7 @@ pub mod register;
 pub mod scenario;
 pub mod schedule;
 pub mod sim;
+pub mod summary;
 
 /// The digest of an offline replay of the data dir `data_dir` up to `index`, with the
 /// same code `monk replay` uses (it opens read-only, so the peer may still run).
