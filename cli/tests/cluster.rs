@@ -336,3 +336,44 @@ fn wrong_token_and_newer_commands_are_refused() {
         "nothing stored after failures"
     );
 }
+
+#[test]
+fn a_token_issued_on_a_peer_whose_clock_is_two_hours_slow_still_admits() {
+    let root = tempfile::tempdir().unwrap();
+    let first = Peer::start(root.path(), "one");
+    ok(&first.addr, &["cluster", "new", "--name", "skew"]);
+    // The second peer's wall clock runs two hours behind (the test-only offset).
+    let mut slow = Peer::new(root.path(), "slow", &[]).unwrap();
+    slow.env
+        .push(("MONK_TEST_CLOCK_OFFSET_MS".into(), "-7200000".into()));
+    slow.restart();
+    let token = ok(&first.addr, &["cluster", "token"]);
+    ok(&slow.addr, &["cluster", "join", "--token", token.trim()]);
+    wait_for(
+        Duration::from_secs(20),
+        || leader_of(&slow.addr).is_some(),
+        "the slow peer to see the leader",
+    );
+    // A one-hour token issued through the slow peer: on its clock it expires an hour
+    // before the leader's now; the leader puts it on its own clock.
+    let issued = ok(&slow.addr, &["cluster", "token", "--ttl", "1h"]);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let listed = json(&first.addr, &["cluster", "tokens", "-o", "json"]);
+    let expires = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["expires_at_ms"].as_u64())
+        .max()
+        .unwrap();
+    assert!(
+        expires > now_ms + 50 * 60 * 1000 && expires < now_ms + 70 * 60 * 1000,
+        "the token expires at {expires}, now is {now_ms}: not an hour from the leader's now"
+    );
+    let third = Peer::start(root.path(), "three");
+    let joined = third.monk(&["cluster", "join", "--token", issued.trim()]);
+    assert!(joined.status.success(), "{}", stderr(&joined));
+}

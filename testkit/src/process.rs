@@ -145,6 +145,8 @@ pub struct Monkd {
     /// What `monkd` is started through (e.g. `nsenter --net=/var/run/netns/NAME`, for a
     /// peer in a network namespace); empty: directly.
     pub launcher: Vec<String>,
+    /// Extra environment for every (re)start (e.g. the test clock offset).
+    pub env: Vec<(String, String)>,
     bin: PathBuf,
     child: Option<Child>,
 }
@@ -186,6 +188,7 @@ impl Monkd {
             addr,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
             launcher: launcher.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
             bin: binary("monkd")?,
             child: None,
         })
@@ -221,6 +224,7 @@ impl Monkd {
             .args(["--name", &self.name])
             .args(&self.extra_args)
             .env("MONK_LOG", "info,openraft=warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null());
         Ok(command)

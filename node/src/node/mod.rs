@@ -166,10 +166,43 @@ fn internal(e: impl std::fmt::Display) -> NodeError {
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now()
+    let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    now.saturating_add_signed(*CLOCK_OFFSET_MS)
+}
+
+/// Test only: `MONK_TEST_CLOCK_OFFSET_MS` skews this process's wall clock (a peer on a
+/// host whose clock is wrong), since `CLOCK_REALTIME` cannot be set per network
+/// namespace. Read once; unset (as everywhere but the skew tests) it is 0.
+static CLOCK_OFFSET_MS: std::sync::LazyLock<i64> = std::sync::LazyLock::new(|| {
+    std::env::var("MONK_TEST_CLOCK_OFFSET_MS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
+});
+
+/// Puts the wall-clock times a command carries on the clock of the peer about to append
+/// it (the leader), so a peer whose clock is wrong cannot issue a token born expired
+/// or admit a peer by its own time: a token's expiry keeps its lifetime (what the
+/// issuer meant) from `now`, an admission happens `now`. Idempotent along a forward:
+/// the lifetime is measured against the proposal's own stamp, which does not change.
+pub fn on_this_clock(proposal: &mut Proposal, now: u64) {
+    match &mut proposal.command {
+        Command::JoinTokenIssued {
+            expires_at_ms: Some(expires),
+            ..
+        } => {
+            let lifetime = expires.saturating_sub(proposal.proposed_at_ms);
+            *expires = now.saturating_add(lifetime);
+        }
+        Command::PeerJoined {
+            admitted_at_ms: Some(admitted),
+            ..
+        } => *admitted = now,
+        _ => {}
+    }
 }
 
 struct Member {
@@ -501,6 +534,7 @@ impl Node {
         if proposal.proposed_at_ms == 0 {
             proposal.proposed_at_ms = now_ms();
         }
+        on_this_clock(&mut proposal, now_ms());
         let (_, raft) = self.require_raft().await?;
         let deadline = Instant::now() + NO_LEADER_RETRY_FOR;
         loop {
