@@ -2,7 +2,7 @@
 //! data dir) `monk up examples/hello-stack.yaml` starts an embedded `monkd`, creates
 //! the cluster, runs the stack on the real Docker engine and its published port
 //! answers; `monk up` again after editing the port updates it; `monk down --all` leaves
-//! no `monkd`, no container and no container network. A file with a bad definition starts nothing.
+//! no `monkd`, no container, no container network and no firewall chain. A file with a bad definition starts nothing.
 
 mod support;
 
@@ -159,6 +159,27 @@ fn up_from_nothing_updates_after_an_edit_and_down_all_leaves_nothing_behind() {
     let filter = format!("label=io.monk.cluster={cluster}");
     let (_, networks) = docker(&["network", "ls", "-q", "--filter", &filter]);
     assert_eq!(networks.trim(), "", "a container network left behind");
+    // Nor the overlay's firewall and NAT chains (where iptables can be read: root).
+    let chain = |table: &str, name: &str| {
+        Command::new("iptables")
+            .args(["-t", table, "-S", name])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let readable = Command::new("iptables")
+        .args(["-S", "INPUT"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if readable {
+        assert!(
+            !chain("filter", "MONK-OVERLAY"),
+            "the overlay's filter chain left behind"
+        );
+        assert!(
+            !chain("nat", "MONK-OVERLAY-NAT"),
+            "the overlay's NAT chain left behind"
+        );
+    }
 }
 
 #[test]

@@ -222,6 +222,11 @@ async fn release_network(node: &Node) {
         Ok(()) => info!(%network, "removed the container network: no container is left on it"),
         Err(e) => warn!(%network, "cannot remove the container network: {e}"),
     }
+    // No container left: the overlay's firewall and NAT chains serve nothing either.
+    if node.config.overlay.enabled {
+        crate::overlay::firewall::remove().await;
+        info!("removed the overlay's firewall and NAT chains");
+    }
 }
 
 /// Serves both gRPC services on `listener` until `shutdown` resolves.

@@ -195,6 +195,22 @@ pub async fn apply(rules: &Rules) -> Result<(), FirewallError> {
     hook("nat", "POSTROUTING", NAT_CHAIN).await
 }
 
+/// Unhooks and deletes both chains (a peer that stops with no container left); what
+/// is already gone is no error.
+pub async fn remove() {
+    for (table, hook, chain) in [
+        ("filter", "DOCKER-USER", FILTER_CHAIN),
+        ("filter", "FORWARD", FILTER_CHAIN),
+        ("nat", "POSTROUTING", NAT_CHAIN),
+    ] {
+        let _ = run("iptables", &["-t", table, "-D", hook, "-j", chain], None).await;
+    }
+    for (table, chain) in [("filter", FILTER_CHAIN), ("nat", NAT_CHAIN)] {
+        let _ = run("iptables", &["-t", table, "-F", chain], None).await;
+        let _ = run("iptables", &["-t", table, "-X", chain], None).await;
+    }
+}
+
 /// The range a container network uses, for Docker: `subnet` and its first address as
 /// the gateway (where the peer's DNS answers).
 pub fn gateway(subnet: Ipv4Net) -> Ipv4Addr {
