@@ -12,11 +12,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{UnixListener, UnixStream};
-use tonic::transport::server::Connected;
 
-use super::tls::ConnInfo;
+use super::tls::{Conn, ConnInfo};
 
 /// The socket's file name in the data dir.
 pub const SOCKET_FILE: &str = "monkd.sock";
@@ -49,66 +47,28 @@ pub fn bind(data_dir: &Path) -> io::Result<UnixListener> {
     Ok(listener)
 }
 
-/// One accepted connection and who is on the other end.
-pub struct UnixConn {
-    stream: UnixStream,
-    info: ConnInfo,
-}
+/// One accepted connection on the socket and its caller's uid.
+pub type UnixConn = Conn<UnixStream>;
 
-impl UnixConn {
-    /// Wraps an accepted stream with its caller's uid.
-    pub fn accepted(stream: UnixStream) -> UnixConn {
-        let uid = stream.peer_cred().ok().map(|c| c.uid());
-        UnixConn {
-            stream,
-            info: ConnInfo {
-                remote: None,
-                local: None,
-                peer: None,
-                socket_uid: Some(uid.unwrap_or(u32::MAX)),
-            },
-        }
-    }
-}
-
-impl Connected for UnixConn {
-    type ConnectInfo = ConnInfo;
-    fn connect_info(&self) -> ConnInfo {
-        self.info.clone()
-    }
-}
-
-impl AsyncRead for UnixConn {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for UnixConn {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+/// Wraps an accepted stream with its caller's uid (`u32::MAX` when the kernel gives
+/// none, which no user has).
+fn accepted(stream: UnixStream) -> UnixConn {
+    let uid = stream.peer_cred().ok().map(|c| c.uid());
+    Conn {
+        stream,
+        info: ConnInfo {
+            remote: None,
+            local: None,
+            peer: None,
+            socket_uid: Some(uid.unwrap_or(u32::MAX)),
+        },
     }
 }
 
 /// The connections accepted on `listener`.
 pub fn incoming(listener: UnixListener) -> impl tokio_stream::Stream<Item = io::Result<UnixConn>> {
     use tokio_stream::StreamExt;
-    tokio_stream::wrappers::UnixListenerStream::new(listener)
-        .map(|accepted| accepted.map(UnixConn::accepted))
+    tokio_stream::wrappers::UnixListenerStream::new(listener).map(|stream| stream.map(accepted))
 }
 
 /// Dials the socket whatever URI tonic asks for.

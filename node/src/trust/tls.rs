@@ -206,11 +206,15 @@ pub struct ConnInfo {
     pub socket_uid: Option<u32>,
 }
 
-/// One accepted, handshaken connection.
-pub struct TlsConn {
-    stream: tokio_rustls::server::TlsStream<TcpStream>,
-    info: ConnInfo,
+/// One accepted connection and who is on the other end: a handshaken TLS stream
+/// ([`TlsConn`]), or a stream on the peer's Unix socket (`socket.rs`).
+pub struct Conn<S> {
+    pub(crate) stream: S,
+    pub(crate) info: ConnInfo,
 }
+
+/// One accepted, handshaken TLS connection.
+pub type TlsConn = Conn<tokio_rustls::server::TlsStream<TcpStream>>;
 
 impl ConnInfo {
     /// Whether the caller is on this machine: it came over loopback, or from the very
@@ -224,14 +228,14 @@ impl ConnInfo {
     }
 }
 
-impl Connected for TlsConn {
+impl<S: Send + Sync + 'static> Connected for Conn<S> {
     type ConnectInfo = ConnInfo;
     fn connect_info(&self) -> ConnInfo {
         self.info.clone()
     }
 }
 
-impl AsyncRead for TlsConn {
+impl<S: AsyncRead + Unpin> AsyncRead for Conn<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -241,7 +245,7 @@ impl AsyncRead for TlsConn {
     }
 }
 
-impl AsyncWrite for TlsConn {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Conn<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
