@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use monk_drills::linearizability::{check, Op, Operation, Outcome};
-use monk_testkit::cli::{json, monk, ok};
+use monk_testkit::cli::{monk, ok};
 use monk_testkit::hosts::{HostBed, IMAGE};
 
 /// The register's template path.
@@ -151,16 +151,8 @@ fn a_register_stays_linearizable_through_one_way_leader_and_bridge_partitions() 
 
     // The leader's host cut off the bridge.
     std::thread::sleep(LEADER_CUT.0.saturating_sub(start.elapsed()));
-    let peers = json(&bed.hosts[2].addr, &["cluster", "peers", "-o", "json"]);
-    let leader = peers
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["role"] == "leader")
-        .and_then(|p| p["name"].as_str())
-        .map(str::to_string)
-        .expect("a leader before the cut");
-    let cut = bed.hosts.iter().position(|h| h.name == leader).unwrap();
+    let cut = bed.leader(2).expect("a leader before the cut");
+    let leader = bed.hosts[cut].name.clone();
     bed.cut(cut).unwrap();
     std::thread::sleep(LEADER_CUT.1.saturating_sub(start.elapsed()));
     bed.heal(cut).unwrap();

@@ -44,8 +44,12 @@ pub async fn admit_and_propose(
     }
     let values = node.with_state(|state| {
         let mut values = EvaluatedByPath::new();
-        let cluster = crate::executor::spec::Cluster::of(state);
-        for runnable in to_evaluate(state, &proposal.command) {
+        let runnables = to_evaluate(state, &proposal.command);
+        let cluster = crate::executor::spec::Cluster::of(
+            state,
+            runnables.iter().map(|r| (r.path.as_str(), &r.definition)),
+        );
+        for runnable in runnables {
             let mut host = RunHost {
                 path: &runnable.path,
                 definition: &runnable.definition,

@@ -140,6 +140,14 @@ pub struct Workload {
 }
 
 impl Workload {
+    /// The addresses its executors reported for its replicas' running containers.
+    pub fn addresses(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.instances
+            .values()
+            .filter_map(|i| i.observed.as_ref())
+            .flat_map(|o| o.addresses.values().copied())
+    }
+
     /// How many replicas it runs.
     pub fn replicas(&self) -> u32 {
         self.instances.len() as u32

@@ -188,16 +188,7 @@ fn a_leader_failure_does_not_fence_the_followers() {
     .unwrap();
     let second = bed.hosts[1].addr.clone();
     ok(&second, &["load", file.to_str().unwrap()]);
-    let peers = json(&second, &["cluster", "peers", "-o", "json"]);
-    let leader = peers
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["role"] == "leader")
-        .and_then(|p| p["name"].as_str())
-        .map(str::to_string)
-        .unwrap();
-    let leader = bed.hosts.iter().position(|h| h.name == leader).unwrap();
+    let leader = bed.leader(1).expect("a leader");
     let follower = (leader + 1) % 3;
     let asked = bed.hosts[(leader + 2) % 3].addr.clone();
     ok(

@@ -196,26 +196,10 @@ fn three_hosts_share_one_encrypted_network_with_names_and_declared_connections()
     // Every pair of peers reaches every other over the overlay.
     for host in &bed.hosts {
         for (name, address) in overlay.iter().filter(|(n, _)| *n != host.name) {
-            let o = Command::new("ip")
-                .args([
-                    "netns",
-                    "exec",
-                    &host.netns,
-                    "busybox",
-                    "ping",
-                    "-c",
-                    "1",
-                    "-W",
-                    "3",
-                ])
-                .arg(address)
-                .output()
-                .unwrap();
             assert!(
-                o.status.success(),
-                "{} cannot reach {name} at {address} over the overlay: {}",
-                host.name,
-                String::from_utf8_lossy(&o.stdout)
+                host.ping(address),
+                "{} cannot reach {name} at {address} over the overlay",
+                host.name
             );
         }
     }
@@ -430,23 +414,8 @@ fn a_peer_that_leaves_is_dropped_and_a_new_one_added_without_restarts_or_reused_
         new_address, old_address,
         "the leaver's address was given again"
     );
-    let o = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &bed.hosts[0].netns,
-            "busybox",
-            "ping",
-            "-c",
-            "1",
-            "-W",
-            "3",
-        ])
-        .arg(&new_address)
-        .output()
-        .unwrap();
     assert!(
-        o.status.success(),
+        bed.hosts[0].ping(&new_address),
         "host1 cannot reach host4 at {new_address}"
     );
     // Nothing restarted: the same WireGuard processes carried all of it.

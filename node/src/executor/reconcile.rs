@@ -350,9 +350,14 @@ pub async fn run(node: Arc<Node>, runtime: Arc<dyn ContainerRuntime>) {
             let Some(cluster) = state.cluster_name().map(str::to_owned) else {
                 continue;
             };
+            let assigned = assignments(state, peer);
+            let others = super::spec::Cluster::of(
+                state,
+                assigned.iter().map(|a| (a.path.as_str(), &a.definition)),
+            );
             (
                 cluster,
-                assignments(state, peer),
+                assigned,
                 state.last_applied_index(),
                 state.secrets().clone(),
                 readiness::ready_workloads(state),
@@ -360,7 +365,7 @@ pub async fn run(node: Arc<Node>, runtime: Arc<dyn ContainerRuntime>) {
                     .peer(peer)
                     .map_or_else(|| node.config.name.clone(), |p| p.name.clone()),
                 crate::overlay::container_subnet(&node.config.overlay, state, peer),
-                super::spec::Cluster::of(state),
+                others,
             )
         };
         // The lease (`node/src/node/lease.rs`): cut off from a quorum, kill this

@@ -112,34 +112,31 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// The running workloads, and the loaded definitions (inheritance resolved) of the
-    /// targets their connections name that do not run (yet): a target's service port
-    /// is a property of its definition, known before it runs.
-    pub fn of(state: &monk_statemachine::State) -> Cluster {
+    /// What the runnables `sources` (path, definition) may read of the others: the
+    /// targets of their connections, each as it runs, or as loaded (inheritance
+    /// resolved) when it does not run yet: a target's service port is a property of
+    /// its definition, known before it runs.
+    pub fn of<'a>(
+        state: &monk_statemachine::State,
+        sources: impl IntoIterator<Item = (&'a str, &'a monk_scripting::tree::Tree)>,
+    ) -> Cluster {
         let mut cluster = Cluster::default();
-        for (path, w) in state.workloads() {
-            cluster
-                .definitions
-                .insert(path.clone(), w.definition.clone());
-            let mut addresses: Vec<std::net::Ipv4Addr> = w
-                .instances
-                .values()
-                .filter_map(|i| i.observed.as_ref())
-                .flat_map(|o| o.addresses.values().copied())
-                .collect();
-            addresses.sort();
-            cluster.addresses.insert(path.clone(), addresses);
-        }
         let lookup = |p: &str| state.templates().get(p).map(|t| &t.definition);
-        for (path, w) in state.workloads() {
-            for target in connection_targets(path, &w.definition) {
+        for (path, definition) in sources {
+            for target in connection_targets(path, definition) {
                 if cluster.definitions.contains_key(&target) {
                     continue;
                 }
-                if let Ok(resolved) = monk_scripting::monkscript::resolve::resolve(&target, &lookup)
-                {
-                    cluster.definitions.insert(target, resolved);
-                }
+                let (definition, mut addresses) = match state.workloads().get(&target) {
+                    Some(w) => (w.definition.clone(), w.addresses().collect::<Vec<_>>()),
+                    None => match monk_scripting::monkscript::resolve::resolve(&target, &lookup) {
+                        Ok(resolved) => (resolved, Vec::new()),
+                        Err(_) => continue,
+                    },
+                };
+                addresses.sort();
+                cluster.addresses.insert(target.clone(), addresses);
+                cluster.definitions.insert(target, definition);
             }
         }
         cluster

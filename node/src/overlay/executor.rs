@@ -212,6 +212,9 @@ pub async fn run(node: Arc<Node>) {
     let name = interface_name(&node.config.data_dir);
     let mut tunnel: Option<Tunnel> = None;
     let mut loaded: Option<Rules> = None;
+    // The rules the state wants and the applied index they were computed at: the
+    // permitted pairs are recomputed only when the state moved, not every tick.
+    let mut wanted = (u64::MAX, Rules::default());
     let mut last_error: Option<String> = None;
     let mut dns: Option<Dns> = None;
     loop {
@@ -222,13 +225,17 @@ pub async fn run(node: Arc<Node>) {
         let Some(me) = node.peer_id().await else {
             continue;
         };
-        let (desired, rules, subnet) = node.with_state(|s| {
+        let (desired, subnet) = node.with_state(|s| {
+            let applied = s.last_applied_index();
+            if applied != wanted.0 {
+                wanted = (applied, firewall::rules(s, me));
+            }
             (
                 plan::desired(s, me),
-                firewall::rules(s, me),
                 super::container_subnet(&node.config.overlay, s, me),
             )
         });
+        let rules = &wanted.1;
         let mut status = OverlayStatus {
             enabled: true,
             ..OverlayStatus::default()
@@ -237,11 +244,11 @@ pub async fn run(node: Arc<Node>) {
         if let Err(e) = tunnel_pass(&node, &mut tunnel, &name, desired, &mut status).await {
             errors.push(e.to_string());
         }
-        if !rules.filter.is_empty() && loaded.as_ref() != Some(&rules) {
-            match firewall::apply(&rules).await {
+        if !rules.filter.is_empty() && loaded.as_ref() != Some(rules) {
+            match firewall::apply(rules).await {
                 Ok(()) => {
                     info!(rules = rules.filter.len(), "overlay: firewall loaded");
-                    loaded = Some(rules);
+                    loaded = Some(rules.clone());
                 }
                 Err(e) => errors.push(format!("firewall: {e}")),
             }

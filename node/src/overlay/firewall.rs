@@ -42,9 +42,7 @@ pub fn permitted(state: &State) -> BTreeSet<(Ipv4Addr, Ipv4Addr)> {
             .workloads()
             .get(path)
             .into_iter()
-            .flat_map(|w| w.instances.values())
-            .filter_map(|i| i.observed.as_ref())
-            .flat_map(|o| o.addresses.values().copied())
+            .flat_map(|w| w.addresses())
             .collect()
     };
     let mut pairs = BTreeSet::new();

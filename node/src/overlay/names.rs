@@ -86,11 +86,13 @@ impl StateNames {
     }
 
     fn table(&self) -> Arc<NameTable> {
-        let applied = self.node.with_state(|s| s.last_applied_index());
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.0 != applied {
-            let table = self.node.with_state(NameTable::build);
-            *cache = (applied, Arc::new(table));
+        let cached = cache.0;
+        if let Some(fresh) = self.node.with_state(|s| {
+            let applied = s.last_applied_index();
+            (applied != cached).then(|| (applied, Arc::new(NameTable::build(s))))
+        }) {
+            *cache = fresh;
         }
         cache.1.clone()
     }

@@ -90,6 +90,27 @@ impl Host {
         ]
     }
 
+    /// Whether one ping from this host's namespace reaches `address` within 3 s.
+    pub fn ping(&self, address: &str) -> bool {
+        run(
+            Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &self.netns,
+                    "busybox",
+                    "ping",
+                    "-c",
+                    "1",
+                    "-W",
+                    "3",
+                ])
+                .arg(address),
+            COMMAND_TIMEOUT,
+        )
+        .is_ok_and(|o| o.status.success())
+    }
+
     /// Runs `docker ARGS` against this host's engine.
     pub fn docker(&self, args: &[&str]) -> Result<Output, String> {
         run(
@@ -210,6 +231,19 @@ impl HostBed {
     /// The host named `name`.
     pub fn host(&self, name: &str) -> Option<&Host> {
         self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// The index of the host whose peer leads, as the peer at `ask` (an index) sees it.
+    pub fn leader(&self, ask: usize) -> Option<usize> {
+        let out = crate::cli::monk(
+            &self.hosts.get(ask)?.addr,
+            &["cluster", "peers", "-o", "json"],
+        );
+        let peers: Value = serde_json::from_slice(&out.stdout).ok()?;
+        let name = peers.as_array()?.iter().find(|p| p["role"] == "leader")?["name"]
+            .as_str()?
+            .to_string();
+        self.hosts.iter().position(|h| h.name == name)
     }
 
     /// Cuts host `i` (0-based) off the bridge: its link in the root namespace goes
