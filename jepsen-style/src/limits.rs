@@ -123,3 +123,32 @@ pub fn env_count<T: std::str::FromStr + Ord + Copy>(name: &str, default: T, max:
         .unwrap_or(default)
         .min(max)
 }
+
+/// Where the peers' wall clock starts in a simulated case (2026-01-01T00:00:00Z): a
+/// fixed epoch, so proposals carry the same `proposed_at_ms` on every run of a seed.
+pub const SIM_EPOCH_MS: u64 = 1_767_225_600_000;
+
+/// The longest delay a [`Jitter`](crate::schedule::Fault::Jitter) step puts on a Raft
+/// message or reply: a fifth of the election timeout's lower bound, so a jittery
+/// network slows the cluster and reorders messages without deposing every leader.
+pub const JITTER_DELAY_MS_MAX: u64 = 300;
+
+/// The most requests in a thousand a jitter step delivers twice.
+pub const JITTER_DUPLICATE_PER_MILLE_MAX: u32 = 100;
+
+/// The memory-backed filesystem simulated cases keep their data dirs on, when present.
+pub const SIM_MEMORY_DIR: &str = "/dev/shm";
+
+/// Slots beside a simulated cluster's peers that [`Join`](crate::schedule::Fault::Join)
+/// steps fill: enough for a learner to be promoted and another to stay a learner.
+pub const SIM_SPARE_SLOTS: usize = 2;
+
+/// How long a simulated join or leave may take before the case goes on without it (a
+/// partition may hold it up indefinitely).
+pub const MEMBERSHIP_CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Pause between two operations of one client in a simulated case: wider than
+/// [`WRITE_PAUSE`], because a simulated case costs CPU per operation, not per second,
+/// and the schedule of faults is what a seed explores (still tens of operations per
+/// fault step, several in flight when a fault holds them up).
+pub const SIM_OPERATION_PAUSE: Duration = Duration::from_millis(60);

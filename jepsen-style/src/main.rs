@@ -4,7 +4,8 @@
 //!         [--peers 3] [--steps 6] [-o json]
 //!
 //! Each seed draws a fault schedule and runs it on a fresh in-process cluster with
-//! writers and register clients (`monk_drills::sim`); a line per case, then the sums
+//! writers and register clients, on simulated time (`monk_drills::sim::simulate`: one
+//! seed, one schedule, one trace); a line per case, then the sums
 //! as a table, or with `-o json` one JSON object on the last line of stdout
 //! (`monk_drills::summary`). Any failing case makes the exit code 1 and prints the
 //! command that replays its seed. The real-process drills run as tests on the
@@ -14,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use monk_drills::limits::{CASES_MAX, STEPS_MAX};
-use monk_drills::sim::run_case;
+use monk_drills::sim::simulate_case;
 use monk_drills::summary::Summary;
 
 #[derive(Parser, Debug)]
@@ -49,8 +50,7 @@ enum Mode {
     },
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let Mode::Sim {
         seeds,
         first_seed,
@@ -62,9 +62,21 @@ async fn main() -> ExitCode {
     let mut summary = Summary::default();
     for case in 0..u64::from(seeds) {
         let seed = first.wrapping_add(case);
-        match run_case(seed, peers as usize, steps as usize).await {
+        let started = std::time::Instant::now();
+        match simulate_case(seed, peers as usize, steps as usize) {
             Ok(report) => {
-                eprintln!("seed {seed}: {}", report.findings);
+                eprintln!(
+                    "seed {seed} ({} ms simulated in {} ms): {}",
+                    report.lasted.as_millis(),
+                    started.elapsed().as_millis(),
+                    report.findings
+                );
+                if let Some(dir) = &report.kept {
+                    eprintln!(
+                        "seed {seed}: data dirs and trace kept in {0} (monk verify --data-dir {0}/p0 --data-dir {0}/p1 ...; monk replay --data-dir {0}/p0)",
+                        dir.display()
+                    );
+                }
                 summary.add(&report);
             }
             Err(why) => {

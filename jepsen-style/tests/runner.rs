@@ -27,5 +27,5 @@ fn the_runner_prints_one_json_summary_on_its_last_line() {
     ] {
         assert_eq!(summary[zero], 0, "{zero}: {summary}");
     }
-    assert!(stderr.contains("seed 7:"), "{stderr}");
+    assert!(stderr.contains("seed 7 ("), "{stderr}");
 }
