@@ -135,6 +135,8 @@ pub fn proposer_role(command: &Command) -> Option<Role> {
         Command::Noop
         | Command::TemplatesLoaded { .. }
         | Command::TemplatesRemoved { .. }
+        | Command::HubKitsPublished { .. }
+        | Command::HubSourceSynced { .. }
         | Command::WorkloadRun { .. }
         | Command::WorkloadUpdate { .. }
         | Command::WorkloadStop { .. }
