@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use monk_statemachine::{
-    HubSource, Ipv4Net, MapChange, Peer, PeerId, Role, Secret, SecretName, State, StateDiff, Template, User,
-    Workload,
+    HubSource, Ipv4Net, MapChange, Peer, PeerId, Role, Secret, SecretName, State, StateDiff,
+    Template, User, Workload,
 };
 use serde::Serialize;
 

@@ -124,10 +124,7 @@ fn samples() -> Vec<Command> {
             source: "kits".into(),
             kits: vec![HubKit {
                 name: "web".into(),
-                repo: None,
-                version: None,
-                description: None,
-                tags: Vec::new(),
+                meta: Default::default(),
                 digest: "00".into(),
                 templates: vec![LoadedTemplate {
                     path: path(),

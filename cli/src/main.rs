@@ -7,6 +7,7 @@ mod cluster;
 mod credentials;
 mod events;
 mod exit;
+mod hub;
 mod progress;
 mod secrets;
 mod stop;
@@ -123,7 +124,8 @@ enum Top {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// List stored definitions.
+    /// List stored definitions: loaded ones (REPOSITORY `local`) and the Hub's that
+    /// no loaded namespace shadows (REPOSITORY: their source).
     #[command(visible_alias = "ls")]
     List {
         #[command(flatten)]
@@ -163,6 +165,10 @@ enum Top {
     /// Set, list, read and remove secrets.
     #[command(subcommand)]
     Secrets(secrets::SecretsCmd),
+    /// The Hub: a catalog of kits every peer holds (`run` and `inherits:` find its
+    /// definitions without `monk load`; a loaded namespace shadows the Hub's).
+    #[command(subcommand)]
+    Hub(hub::HubCmd),
     /// Add, list and remove users. A credential is found without flags:
     /// --credentials FILE, MONK_CREDENTIALS, the per-user store
     /// (~/.config/monk/credentials/, where `cluster new` and `up` keep the admin's),
@@ -339,6 +345,7 @@ async fn run(cli: Cli) -> Outcome {
         Top::Cluster(cmd) => cluster::cluster(&cli.addr, cmd).await,
         Top::Workload(cmd) => workloads::run(&cli.addr, cmd).await,
         Top::Secrets(cmd) => secrets::run(&cli.addr, cmd).await,
+        Top::Hub(cmd) => hub::run(&cli.addr, cmd).await,
         Top::User(cmd) => cluster::user(&cli.addr, cmd).await,
         Top::Events(args) => events::run(&cli.addr, args).await,
         Top::Up(args) => up::up(&cli.addr, args).await,
@@ -392,13 +399,22 @@ async fn run(cli: Cli) -> Outcome {
                     vec![
                         r.path.clone(),
                         r.kind.clone(),
+                        r.repository.clone(),
+                        opt(r.version.as_ref()),
                         r.generation.to_string(),
                         r.loaded_at_index.to_string(),
                     ]
                 })
                 .collect();
             Ok(table::render(
-                &["PATH", "KIND", "GENERATION", "LOADED AT"],
+                &[
+                    "PATH",
+                    "KIND",
+                    "REPOSITORY",
+                    "VERSION",
+                    "GENERATION",
+                    "LOADED AT",
+                ],
                 &cells,
             ))
         }

@@ -787,12 +787,12 @@ fn check_hub_source(state: &State, source: &str) -> Result<(), Rejection> {
 /// A kit's name and metadata are bounded, its paths valid, its digest its content's.
 fn check_hub_kit(source: &str, kit: &hub::HubKit, version: u32) -> Result<(), Rejection> {
     check_hub_text("kit name", &kit.name, hub::HUB_NAME_BYTES_MAX)?;
-    for (what, value) in [("repo", &kit.repo), ("version", &kit.version)] {
+    for (what, value) in [("repo", &kit.meta.repo), ("version", &kit.meta.version)] {
         if let Some(value) = value {
             check_hub_text(what, value, hub::HUB_NAME_BYTES_MAX)?;
         }
     }
-    if let Some(description) = &kit.description {
+    if let Some(description) = &kit.meta.description {
         if description.len() > hub::HUB_DESCRIPTION_BYTES_MAX {
             return Err(Rejection::Limit {
                 what: format!("bytes of kit {}'s description", kit.name),
@@ -800,13 +800,13 @@ fn check_hub_kit(source: &str, kit: &hub::HubKit, version: u32) -> Result<(), Re
             });
         }
     }
-    for tag in &kit.tags {
+    for tag in &kit.meta.tags {
         check_hub_text("tag", tag, hub::HUB_NAME_BYTES_MAX)?;
     }
     for t in &kit.templates {
         check_path(&t.path, version)?;
     }
-    let computed = hub::kit_digest(&kit.templates);
+    let computed = hub::kit_digest(&kit.meta, &kit.templates);
     if computed != kit.digest {
         return Err(Rejection::HubDigestMismatch {
             hub: source.into(),

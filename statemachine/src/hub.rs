@@ -8,7 +8,7 @@
 //! replicated rules (a parser fix would need a format bump and the old parser kept);
 //! parsed once by the proposer, as `monk load` does, a bad file is reported to the user
 //! who added the source, never recorded. Kits are content-addressed: each carries
-//! [`kit_digest`] of its definitions, which `apply` recomputes, so a refresh proposes
+//! [`kit_digest`] of its metadata and definitions, which `apply` recomputes, so a refresh proposes
 //! only the kits whose digest changed and then one small `hub-source-synced` naming
 //! every kit by digest. A publishing proposal stays under a size bound (the proposer
 //! splits the kits; see `monk_node::hub`).
@@ -39,11 +39,9 @@ pub const HUB_KITS_PER_SOURCE_MAX: usize = 10_000;
 /// Most sources a cluster follows (each one is read and compared on every refresh).
 pub const HUB_SOURCES_MAX: usize = 64;
 
-/// One kit as a `hub-kits-published` command carries it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HubKit {
-    /// Where its MANIFEST sits in the source (`monk-io/monk-redis`), `.` at the root.
-    pub name: String,
+/// What a kit says about itself (its MANIFEST's Hub lines).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KitMeta {
     /// The MANIFEST's `REPO`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repo: Option<String>,
@@ -54,7 +52,16 @@ pub struct HubKit {
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
-    /// [`kit_digest`] of `templates`.
+}
+
+/// One kit as a `hub-kits-published` command carries it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HubKit {
+    /// Where its MANIFEST sits in the source (`monk-io/monk-redis`), `.` at the root.
+    pub name: String,
+    #[serde(flatten)]
+    pub meta: KitMeta,
+    /// [`kit_digest`] of `meta` and `templates`.
     pub digest: String,
     pub templates: Vec<LoadedTemplate>,
 }
@@ -66,12 +73,13 @@ pub struct HubKitRef {
     pub digest: String,
 }
 
-/// Hex SHA-256 of a kit's definitions in their JSON form (the order they were read in,
-/// keys as written): the kit's content address.
-pub fn kit_digest(templates: &[LoadedTemplate]) -> String {
+/// Hex SHA-256 of a kit's metadata and definitions in their JSON form (definitions in
+/// the order they were read in, keys as written): the kit's content address, so a new
+/// `VERSION` line is a new kit as much as a changed definition is.
+pub fn kit_digest(meta: &KitMeta, templates: &[LoadedTemplate]) -> String {
     // Serializing owned trees and strings cannot fail; an empty digest would only make
     // `apply` reject the kit.
-    let bytes = serde_json::to_vec(templates).unwrap_or_default();
+    let bytes = serde_json::to_vec(&(meta, templates)).unwrap_or_default();
     hex::encode(Sha256::digest(bytes))
 }
 
@@ -92,14 +100,8 @@ pub struct HubSource {
 /// A kit's metadata and the paths it holds in its source.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HubKitInfo {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub repo: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tags: Vec<String>,
+    #[serde(flatten)]
+    pub meta: KitMeta,
     pub digest: String,
     /// The paths this kit holds (a path another kit of the source published first is
     /// not among them).
@@ -197,7 +199,9 @@ impl State {
                 }
                 for path in &kit.paths {
                     if source.templates.get(path).map(|t| t.kit.as_str()) != Some(kit_name) {
-                        return Err(format!("hub kit {name}:{kit_name} lists {path}, not its own"));
+                        return Err(format!(
+                            "hub kit {name}:{kit_name} lists {path}, not its own"
+                        ));
                     }
                     if !listed.insert(path.as_str()) {
                         return Err(format!("hub kit {name}:{kit_name} lists {path} twice"));
@@ -241,10 +245,7 @@ pub(crate) fn publish(source: &mut HubSource, index: u64, kits: &[HubKit]) {
         source.kits.insert(
             kit.name.clone(),
             HubKitInfo {
-                repo: kit.repo.clone(),
-                version: kit.version.clone(),
-                description: kit.description.clone(),
-                tags: kit.tags.clone(),
+                meta: kit.meta.clone(),
                 digest: kit.digest.clone(),
                 paths,
                 shadowed,

@@ -31,7 +31,7 @@ pub use command::{
 };
 pub use diff::{apply_diff, diff, DiffMismatch, MapChange, SecretName, StateDiff};
 pub use entry::{decode_proposal, DecodeError, Entry};
-pub use hub::{HubKit, HubKitInfo, HubKitRef, HubSource, HubTemplate, Origin};
+pub use hub::{HubKit, HubKitInfo, HubKitRef, HubSource, HubTemplate, KitMeta, Origin};
 pub use overlay::{Ipv4Net, OverlayIdentity, PeerOverlay};
 pub use snapshot::{
     decode_snapshot, digest, encode_snapshot, inspect_snapshot, SnapshotError, SnapshotHeader,

@@ -457,8 +457,12 @@ fn digest_changes_when_state_changes() {
 /// A kit of up to two definitions, its digest right or (sometimes) forged.
 fn hub_kit() -> impl Strategy<Value = HubKit> {
     let name = prop_oneof![Just("k1".to_string()), Just("k2".to_string())];
-    (name, prop::collection::vec((path(), tree()), 0..3), any::<bool>()).prop_map(
-        |(name, ts, forged)| {
+    (
+        name,
+        prop::collection::vec((path(), tree()), 0..3),
+        any::<bool>(),
+    )
+        .prop_map(|(name, ts, forged)| {
             let templates: Vec<LoadedTemplate> = ts
                 .into_iter()
                 .map(|(path, definition)| LoadedTemplate {
@@ -469,17 +473,13 @@ fn hub_kit() -> impl Strategy<Value = HubKit> {
                 .collect();
             let digest = match forged {
                 true => "00".repeat(32),
-                false => monk_statemachine::hub::kit_digest(&templates),
+                false => monk_statemachine::hub::kit_digest(&KitMeta::default(), &templates),
             };
             HubKit {
                 name,
-                repo: None,
-                version: None,
-                description: None,
-                tags: vec![],
+                meta: KitMeta::default(),
                 digest,
                 templates,
             }
-        },
-    )
+        })
 }

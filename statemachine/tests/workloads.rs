@@ -737,13 +737,15 @@ fn hub_kit(name: &str, templates: &[(&str, &str)]) -> HubKit {
             definition: yaml_tree(yaml),
         })
         .collect();
-    HubKit {
-        name: name.into(),
+    let meta = KitMeta {
         repo: Some(name.into()),
         version: Some("1.0".into()),
-        description: None,
-        tags: vec![],
-        digest: monk_statemachine::hub::kit_digest(&templates),
+        ..KitMeta::default()
+    };
+    HubKit {
+        name: name.into(),
+        digest: monk_statemachine::hub::kit_digest(&meta, &templates),
+        meta,
         templates,
     }
 }
@@ -795,9 +797,15 @@ fn a_loaded_namespace_shadows_the_hubs() {
     let kit = hub_kit("kits/db", &[("db/db", HUB_DB), ("db/other", HUB_DB)]);
     c.ok(publish("corpus", vec![kit]));
     assert!(c.state.definition("db/other").is_some());
-    c.load(&[("db/db", "defines: runnable\ncontainers: {db: {image: mine}}\n")]);
+    c.load(&[(
+        "db/db",
+        "defines: runnable\ncontainers: {db: {image: mine}}\n",
+    )]);
     // The loaded path wins, and the rest of the Hub's `db` namespace is hidden.
-    let mine = c.state.definition("db/db").and_then(|t| t.get("containers"));
+    let mine = c
+        .state
+        .definition("db/db")
+        .and_then(|t| t.get("containers"));
     assert_eq!(
         mine.and_then(|t| t.get("db"))
             .and_then(|t| t.get("image"))
