@@ -4,6 +4,7 @@
 
 mod audit;
 mod cluster;
+mod containerize;
 mod credentials;
 mod events;
 mod exit;
@@ -204,6 +205,10 @@ enum Top {
         #[command(flatten)]
         out: OutputArg,
     },
+    /// Find the services in a source tree (API servers, workers, scheduled tasks,
+    /// static front ends, existing Containerfiles), write a Containerfile for each that
+    /// has none and a MonkScript stack (monk.yaml). Offline; `--build` is not there yet.
+    Containerize(containerize::ContainerizeArgs),
     /// Check MonkScript files, directories or MANIFESTs; exit 1 if there are errors.
     Lint {
         #[arg(required = true)]
@@ -447,6 +452,7 @@ async fn run(cli: Cli) -> Outcome {
             }
         }
         Top::Lint { .. } => Err(Failure::failed("lint runs offline")),
+        Top::Containerize(_) => Err(Failure::failed("containerize runs offline")),
         Top::Completions { .. } => Err(Failure::failed("completions run offline")),
         Top::Version { client, out } => version(&cli.addr, client, out.output).await,
     }
@@ -585,6 +591,7 @@ fn finish(output: monk_scripting::cli_output::CommandOutput) -> ExitCode {
 fn offline(command: &Top) -> Option<ExitCode> {
     match command {
         Top::Audit(cmd) => Some(audit::run(cmd)),
+        Top::Containerize(args) => Some(containerize::run(args)),
         Top::Eval {
             vars,
             vars_file,
