@@ -15,7 +15,9 @@ use crate::rules::{Backing, Role, BACKING};
 /// How long a runnable waits for the ones it depends on, in seconds: a database's
 /// first start (initdb) takes tens of seconds on a small machine.
 const WAIT_FOR_SECS: u32 = 120;
-/// Readiness check period and first delay, in seconds.
+/// Readiness check period and first delay, in seconds: a server answers within seconds
+/// of starting, and `monk run` waits for the first success, so a short period keeps
+/// that wait short without polling hard.
 const READINESS_PERIOD_SECS: u32 = 5;
 const READINESS_DELAY_SECS: u32 = 5;
 

@@ -27,11 +27,14 @@ use sha2::{Digest, Sha256};
 use crate::command::LoadedTemplate;
 use crate::state::State;
 
-/// Longest source name (a path or repository location), in bytes.
+/// Longest source name (a path or repository location), in bytes: real paths and URLs
+/// are far shorter, and every peer keeps the name in its state.
 pub const HUB_SOURCE_BYTES_MAX: usize = 1024;
-/// Longest kit name or metadata value (repo, version, one tag), in bytes.
+/// Longest kit name or metadata value (repo, version, one tag), in bytes: a kit's name
+/// is its directory in the source, metadata values are single words.
 pub const HUB_NAME_BYTES_MAX: usize = 256;
-/// Longest kit description, in bytes (a MANIFEST `DESCRIPTION` line).
+/// Longest kit description, in bytes: a MANIFEST `DESCRIPTION` is one line, shown in
+/// `monk hub info`; longer is not a description.
 pub const HUB_DESCRIPTION_BYTES_MAX: usize = 4096;
 /// Most kits one source holds: the whole corpus of real kits has 356 MANIFESTs, so
 /// this bounds a mistaken `/` without getting near a real catalog.
