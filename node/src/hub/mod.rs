@@ -22,8 +22,8 @@ pub use source::{read, SourceRead};
 /// Largest `hub-kits-published` a sync proposes, in bytes of JSON: every peer appends
 /// and fsyncs each entry, and a follower catching up receives entries in batches, so
 /// entries of at most 1 MiB keep one append short and a batch far below the 64 MiB
-/// gRPC message limit. A kit bigger than this alone is proposed by itself (it is still
-/// under the 16 MiB client proposal limit, or skipped).
+/// gRPC message limit. A kit bigger than this is proposed in a command of its own;
+/// one beyond the 16 MiB client proposal limit is refused by the peer, naming its size.
 pub const HUB_PROPOSAL_BYTES_MAX: usize = 1024 * 1024;
 
 /// How often `--hub-source` sources are read again unless `--hub-refresh` says
