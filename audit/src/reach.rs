@@ -49,6 +49,7 @@ pub fn reach(command: &Command) -> Reach<'_> {
         // nothing until `monk update`.
         | Command::HubKitsPublished { .. }
         | Command::HubSourceSynced { .. }
+        | Command::HubSourceRemoved { .. }
         // A report names its peer, but only changes what the workload observed.
         | Command::WorkloadReport { .. } => (false, PeerReach::None),
         // A key or endpoint is no placement fact: nothing moves.

@@ -141,6 +141,9 @@ fn samples() -> Vec<Command> {
                 digest: "00".into(),
             }],
         },
+        Command::HubSourceRemoved {
+            source: "kits".into(),
+        },
     ]
 }
 
@@ -197,6 +200,7 @@ fn every_command_kind_is_classified_for_history() {
         ("peer-overlay-changed", (false, false, named)),
         ("hub-kits-published", (true, false, PeerReach::None)),
         ("hub-source-synced", (false, false, PeerReach::None)),
+        ("hub-source-removed", (false, false, PeerReach::None)),
     ]
     .into_iter()
     .collect();

@@ -1,4 +1,4 @@
-//! `monk hub add | list | search | info`: the catalog of kits every peer holds.
+//! `monk hub add | rm | list | search | info`: the catalog of kits every peer holds.
 //! `add` reads the source on this machine (as `monk load` reads files here: a bad kit
 //! is reported before anything is sent), asks the peer what the catalog holds of it,
 //! and proposes only the kits whose digest changed (`monk_node::hub::plan_sync`).
@@ -22,6 +22,10 @@ pub enum HubCmd {
         #[command(flatten)]
         out: OutputArg,
     },
+    /// Remove a source and its kits from the catalog (running workloads keep the
+    /// definitions they were started with).
+    #[command(visible_alias = "remove")]
+    Rm { source: String },
     /// Every kit of every source.
     #[command(visible_alias = "ls")]
     List {
@@ -51,6 +55,7 @@ pub enum HubCmd {
 pub async fn run(addr: &str, cmd: HubCmd) -> Outcome {
     match cmd {
         HubCmd::Add { source, out } => add(addr, &source, out.output).await,
+        HubCmd::Rm { source } => remove(addr, &source).await,
         HubCmd::List { out, stale } => {
             let rows = connect(addr).await?.hub_kits(stale).await?;
             match out.output {
@@ -135,6 +140,24 @@ async fn add(addr: &str, spec: &str, output: Output) -> Outcome {
     match output {
         Output::Json => json(&report),
         Output::Table => Ok(add_text(&report)),
+    }
+}
+
+/// `monk hub rm SOURCE`: SOURCE as `hub list` shows it, or a local path to it (made
+/// absolute, as `hub add` names a directory).
+async fn remove(addr: &str, spec: &str) -> Outcome {
+    let source = std::path::Path::new(spec)
+        .canonicalize()
+        .map_or_else(|_| spec.to_string(), |p| p.display().to_string());
+    let command = monk_statemachine::Command::HubSourceRemoved {
+        source: source.clone(),
+    };
+    let outcome = connect(addr).await?.propose(&actor(), command).await?;
+    match outcome.applied {
+        Applied::Accepted { .. } => {
+            Ok(format!("hub {source} removed at index {}\n", outcome.index))
+        }
+        Applied::Rejected { reason } => Err(Failure::failed(format!("hub rm: {reason}"))),
     }
 }
 

@@ -162,6 +162,13 @@ fn hub_kits_resolve_run_shadow_and_survive_restart_and_replay() {
     );
     let history = ok(&peer.addr, &["history", "hubapp/app"]);
     assert!(history.contains("4 kit(s) published"), "{history}");
+
+    // Removed, the source's kits are gone; the loaded namespace stays.
+    ok(&peer.addr, &["hub", "rm", source_name]);
+    assert!(kits(&peer.addr).is_empty());
+    assert!(listed(&peer.addr, "hubapp/app").is_none());
+    assert!(listed(&peer.addr, "hubdb/db").is_some());
+    assert!(!peer.monk(&["hub", "rm", source_name]).status.success());
 }
 
 /// `git` on PATH, or a printed reason to skip.

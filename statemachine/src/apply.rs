@@ -122,6 +122,8 @@ pub enum Rejection {
         kit: String,
         digest: String,
     },
+    #[error("no hub source {hub}")]
+    UnknownHubSource { hub: String },
     #[error("stale report for {path}#{replica}: {why}")]
     StaleReport {
         path: String,
@@ -473,6 +475,14 @@ fn apply_command(
             }
             entry.commit = commit.clone();
             entry.synced_at_index = Some(index);
+            Ok(Applied::ACCEPTED)
+        }
+        Command::HubSourceRemoved { source } => {
+            if state.hub.remove(source).is_none() {
+                return Err(Rejection::UnknownHubSource {
+                    hub: source.clone(),
+                });
+            }
             Ok(Applied::ACCEPTED)
         }
         Command::TemplatesRemoved { paths } => {

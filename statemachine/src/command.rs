@@ -380,6 +380,11 @@ pub enum Command {
         commit: Option<String>,
         kits: Vec<HubKitRef>,
     },
+    /// `monk hub rm`: the source and its kits leave the catalog (running workloads
+    /// keep the definitions they were started with).
+    HubSourceRemoved {
+        source: String,
+    },
 }
 
 /// What an executor saw of one replica's containers.
@@ -443,6 +448,7 @@ impl Command {
             Command::UserRemoved { .. } => "user-removed",
             Command::HubKitsPublished { .. } => "hub-kits-published",
             Command::HubSourceSynced { .. } => "hub-source-synced",
+            Command::HubSourceRemoved { .. } => "hub-source-removed",
         }
     }
 
@@ -585,6 +591,7 @@ impl Command {
                     .unwrap_or_default();
                 format!("hub {source} synced{at}: {} kit(s)", kits.len())
             }
+            Command::HubSourceRemoved { source } => format!("hub {source} removed"),
         }
     }
 
@@ -640,7 +647,8 @@ impl Command {
             | Command::UserRemoved { .. }
             | Command::PeerOverlayChanged { .. }
             // Forgets kits by name; their paths are in the `hub-kits-published` before.
-            | Command::HubSourceSynced { .. } => Vec::new(),
+            | Command::HubSourceSynced { .. }
+            | Command::HubSourceRemoved { .. } => Vec::new(),
         }
     }
 }

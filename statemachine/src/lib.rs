@@ -60,7 +60,7 @@ pub use workload::{Constraints, Desired, Instance, Requirements, Workload};
 ///   `open_network` (a format 4 build would drop them); `peer-down` leaves in place the
 ///   replicas whose `recovery.when` is `none` or `container-failure` (format 4 entries
 ///   move every replica, as they did).
-/// - 6: `hub-kits-published` and `hub-source-synced` exist (a format 5 build would
+/// - 6: `hub-kits-published`, `hub-source-synced` and `hub-source-removed` exist (a format 5 build would
 ///   refuse them as unknown kinds; the version says why), and `run`, `update` and
 ///   inheritance find Hub definitions where no loaded one is. Older logs hold no Hub
 ///   kits, so they apply as before.

@@ -177,6 +177,7 @@ fn command() -> impl Strategy<Value = Command> {
 fn hub_command() -> impl Strategy<Value = Command> {
     let source = || prop_oneof![Just("hub-a".to_string()), Just("hub-b".to_string())];
     prop_oneof![
+        source().prop_map(|source| Command::HubSourceRemoved { source }),
         (source(), prop::collection::vec(hub_kit(), 0..3))
             .prop_map(|(source, kits)| Command::HubKitsPublished { source, kits }),
         (source(), prop::collection::vec(hub_kit(), 0..2)).prop_map(|(source, kits)| {

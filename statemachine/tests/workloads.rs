@@ -844,4 +844,14 @@ fn hub_kits_are_content_addressed_and_a_sync_forgets_what_it_does_not_name() {
     c.ok(publish("corpus", vec![copy]));
     assert_eq!(c.state.hub()["corpus"].kits["kits/copy"].shadowed, 1);
     assert_eq!(c.state.hub()["corpus"].templates["db/db"].kit, "kits/db");
+    // Removing the source forgets its kits; removing it again is refused.
+    let removed = || Command::HubSourceRemoved {
+        source: "corpus".into(),
+    };
+    c.ok(removed());
+    assert!(c.state.hub().is_empty() && c.state.definition("db/db").is_none());
+    assert!(matches!(
+        c.rejected(removed()),
+        Rejection::UnknownHubSource { .. }
+    ));
 }

@@ -137,6 +137,7 @@ pub fn proposer_role(command: &Command) -> Option<Role> {
         | Command::TemplatesRemoved { .. }
         | Command::HubKitsPublished { .. }
         | Command::HubSourceSynced { .. }
+        | Command::HubSourceRemoved { .. }
         | Command::WorkloadRun { .. }
         | Command::WorkloadUpdate { .. }
         | Command::WorkloadStop { .. }
