@@ -45,6 +45,11 @@ pub fn reach(command: &Command) -> Reach<'_> {
         | Command::UserAdded { .. }
         | Command::UserRemoved { .. }
         | Command::WorkloadScale { .. }
+        // Workloads keep the definition they were started with: a new Hub kit moves
+        // nothing until `monk update`.
+        | Command::HubKitsPublished { .. }
+        | Command::HubSourceSynced { .. }
+        | Command::HubSourceRemoved { .. }
         // A report names its peer, but only changes what the workload observed.
         | Command::WorkloadReport { .. } => (false, PeerReach::None),
         // A key or endpoint is no placement fact: nothing moves.

@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use monk_statemachine::{
-    Ipv4Net, MapChange, Peer, PeerId, Role, Secret, SecretName, State, StateDiff, Template, User,
-    Workload,
+    HubSource, Ipv4Net, MapChange, Peer, PeerId, Role, Secret, SecretName, State, StateDiff,
+    Template, User, Workload,
 };
 use serde::Serialize;
 
@@ -33,6 +33,8 @@ pub struct RedactedState<'a> {
     pub users: BTreeMap<&'a str, UserRole>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub overlay_range: Option<Ipv4Net>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub hub: &'a BTreeMap<String, HubSource>,
 }
 
 /// A user as it may be shown: its role and when it got it, never its credential's hash.
@@ -74,6 +76,7 @@ impl<'a> RedactedState<'a> {
                 .map(|(k, u)| (k.as_str(), UserRole::from(u)))
                 .collect(),
             overlay_range: state.overlay_range(),
+            hub: state.hub(),
         }
     }
 }
@@ -99,6 +102,8 @@ pub struct RedactedDiff<'a> {
     pub users: Vec<MapChange<String, UserRole>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub overlay_range: &'a Option<(Option<Ipv4Net>, Option<Ipv4Net>)>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub hub: &'a [MapChange<String, HubSource>],
 }
 
 /// A secret's change with its sealed bytes dropped.
@@ -139,6 +144,7 @@ impl<'a> RedactedDiff<'a> {
             workloads: &d.workloads,
             users: d.users.iter().map(redact_change).collect(),
             overlay_range: &d.overlay_range,
+            hub: &d.hub,
         }
     }
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 use monk_audit::{reach, PeerReach};
 use monk_scripting::tree::Tree;
 use monk_statemachine::{
-    Capacity, Command, InstanceStatus, LoadedTemplate, PeerFacts, SecretScope,
+    Capacity, Command, HubKit, HubKitRef, InstanceStatus, LoadedTemplate, PeerFacts, SecretScope,
 };
 
 /// One command of every kind, naming path `ns/web` and peer 7 where it can.
@@ -120,6 +120,30 @@ fn samples() -> Vec<Command> {
         Command::JoinTokenRevoked {
             token_sha256: "t".into(),
         },
+        Command::HubKitsPublished {
+            source: "kits".into(),
+            kits: vec![HubKit {
+                name: "web".into(),
+                meta: Default::default(),
+                digest: "00".into(),
+                templates: vec![LoadedTemplate {
+                    path: path(),
+                    kind: "runnable".into(),
+                    definition: Tree::Null,
+                }],
+            }],
+        },
+        Command::HubSourceSynced {
+            source: "kits".into(),
+            commit: None,
+            kits: vec![HubKitRef {
+                name: "web".into(),
+                digest: "00".into(),
+            }],
+        },
+        Command::HubSourceRemoved {
+            source: "kits".into(),
+        },
     ]
 }
 
@@ -174,6 +198,9 @@ fn every_command_kind_is_classified_for_history() {
         ("user-removed", (false, false, PeerReach::None)),
         ("join-token-revoked", (false, false, PeerReach::None)),
         ("peer-overlay-changed", (false, false, named)),
+        ("hub-kits-published", (true, false, PeerReach::None)),
+        ("hub-source-synced", (false, false, PeerReach::None)),
+        ("hub-source-removed", (false, false, PeerReach::None)),
     ]
     .into_iter()
     .collect();

@@ -4,9 +4,11 @@
 
 mod audit;
 mod cluster;
+mod containerize;
 mod credentials;
 mod events;
 mod exit;
+mod hub;
 mod progress;
 mod secrets;
 mod stop;
@@ -123,7 +125,8 @@ enum Top {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// List stored definitions.
+    /// List stored definitions: loaded ones (REPOSITORY `local`) and the Hub's that
+    /// no loaded namespace shadows (REPOSITORY: their source).
     #[command(visible_alias = "ls")]
     List {
         #[command(flatten)]
@@ -163,6 +166,10 @@ enum Top {
     /// Set, list, read and remove secrets.
     #[command(subcommand)]
     Secrets(secrets::SecretsCmd),
+    /// The Hub: a catalog of kits every peer holds (`run` and `inherits:` find its
+    /// definitions without `monk load`; a loaded namespace shadows the Hub's).
+    #[command(subcommand)]
+    Hub(hub::HubCmd),
     /// Add, list and remove users. A credential is found without flags:
     /// --credentials FILE, MONK_CREDENTIALS, the per-user store
     /// (~/.config/monk/credentials/, where `cluster new` and `up` keep the admin's),
@@ -198,6 +205,10 @@ enum Top {
         #[command(flatten)]
         out: OutputArg,
     },
+    /// Find the services in a source tree (API servers, workers, scheduled tasks,
+    /// static front ends, existing Containerfiles), write a Containerfile for each that
+    /// has none and a MonkScript stack (monk.yaml). Offline; `--build` is not there yet.
+    Containerize(containerize::ContainerizeArgs),
     /// Check MonkScript files, directories or MANIFESTs; exit 1 if there are errors.
     Lint {
         #[arg(required = true)]
@@ -339,6 +350,7 @@ async fn run(cli: Cli) -> Outcome {
         Top::Cluster(cmd) => cluster::cluster(&cli.addr, cmd).await,
         Top::Workload(cmd) => workloads::run(&cli.addr, cmd).await,
         Top::Secrets(cmd) => secrets::run(&cli.addr, cmd).await,
+        Top::Hub(cmd) => hub::run(&cli.addr, cmd).await,
         Top::User(cmd) => cluster::user(&cli.addr, cmd).await,
         Top::Events(args) => events::run(&cli.addr, args).await,
         Top::Up(args) => up::up(&cli.addr, args).await,
@@ -392,13 +404,22 @@ async fn run(cli: Cli) -> Outcome {
                     vec![
                         r.path.clone(),
                         r.kind.clone(),
+                        r.repository.clone(),
+                        opt(r.version.as_ref()),
                         r.generation.to_string(),
                         r.loaded_at_index.to_string(),
                     ]
                 })
                 .collect();
             Ok(table::render(
-                &["PATH", "KIND", "GENERATION", "LOADED AT"],
+                &[
+                    "PATH",
+                    "KIND",
+                    "REPOSITORY",
+                    "VERSION",
+                    "GENERATION",
+                    "LOADED AT",
+                ],
                 &cells,
             ))
         }
@@ -431,6 +452,7 @@ async fn run(cli: Cli) -> Outcome {
             }
         }
         Top::Lint { .. } => Err(Failure::failed("lint runs offline")),
+        Top::Containerize(_) => Err(Failure::failed("containerize runs offline")),
         Top::Completions { .. } => Err(Failure::failed("completions run offline")),
         Top::Version { client, out } => version(&cli.addr, client, out.output).await,
     }
@@ -569,6 +591,7 @@ fn finish(output: monk_scripting::cli_output::CommandOutput) -> ExitCode {
 fn offline(command: &Top) -> Option<ExitCode> {
     match command {
         Top::Audit(cmd) => Some(audit::run(cmd)),
+        Top::Containerize(args) => Some(containerize::run(args)),
         Top::Eval {
             vars,
             vars_file,

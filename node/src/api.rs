@@ -39,6 +39,10 @@ pub enum Query {
     Overlay,
     /// This peer's overlay interface: `OverlayStatus`.
     OverlayLocal,
+    /// The Hub catalog, kit by kit, without definitions: `Vec<HubKitRow>`.
+    Hub,
+    /// One Hub definition and where it comes from: `HubTemplateView`.
+    HubTemplate { path: String },
 }
 
 impl Query {
@@ -58,6 +62,8 @@ impl Query {
         "state",
         "overlay",
         "overlay-local",
+        "hub",
+        "hub-template",
     ];
 
     /// The wire name (`QueryRequest.what`).
@@ -77,6 +83,8 @@ impl Query {
             Query::State => "state",
             Query::Overlay => "overlay",
             Query::OverlayLocal => "overlay-local",
+            Query::Hub => "hub",
+            Query::HubTemplate { .. } => "hub-template",
         }
     }
 
@@ -85,7 +93,8 @@ impl Query {
         match self {
             Query::Template { path }
             | Query::ResolvedTemplate { path }
-            | Query::Workload { path } => path,
+            | Query::Workload { path }
+            | Query::HubTemplate { path } => path,
             _ => "",
         }
     }
@@ -108,6 +117,8 @@ impl Query {
             "state" => Query::State,
             "overlay" => Query::Overlay,
             "overlay-local" => Query::OverlayLocal,
+            "hub" => Query::Hub,
+            "hub-template" => Query::HubTemplate { path: path() },
             other => {
                 return Err(format!(
                     "unknown query {other:?} (known: {})",
@@ -225,6 +236,8 @@ mod tests {
             Query::State,
             Query::Overlay,
             Query::OverlayLocal,
+            Query::Hub,
+            Query::HubTemplate { path: path.clone() },
         ];
         assert_eq!(all.len(), Query::NAMES.len());
         for (query, name) in all.iter().zip(Query::NAMES) {

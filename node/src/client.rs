@@ -169,6 +169,22 @@ impl MonkClient {
         self.query(&query, stale).await
     }
 
+    /// The Hub catalog, kit by kit (`monk hub list`, `search`, and a sync's starting
+    /// point).
+    pub async fn hub_kits(&mut self, stale: bool) -> Result<Vec<HubKitRow>, ClientError> {
+        self.query(&Query::Hub, stale).await
+    }
+
+    /// One Hub definition and where it comes from (`monk hub info`).
+    pub async fn hub_template(
+        &mut self,
+        path: &str,
+        stale: bool,
+    ) -> Result<HubTemplateView, ClientError> {
+        let query = Query::HubTemplate { path: path.into() };
+        self.query(&query, stale).await
+    }
+
     pub async fn instances(&mut self, stale: bool) -> Result<Vec<InstanceView>, ClientError> {
         self.query(&Query::Instances, stale).await
     }

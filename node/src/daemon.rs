@@ -110,6 +110,10 @@ pub async fn run(
         tokio::spawn(run_docker_executor(node.clone(), moby_socket));
     }
     tokio::spawn(crate::facts::run_reporter(node.clone()));
+    tokio::spawn(crate::hub::run_refresher(
+        node.clone(),
+        node.config.hub.clone(),
+    ));
     tokio::spawn(crate::overlay::run_reporter(node.clone()));
     tokio::spawn(crate::overlay::executor::run(node.clone()));
     tokio::spawn(crate::storage::run(node.clone()));

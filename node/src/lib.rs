@@ -11,6 +11,8 @@
 //! - [`daemon`]: process wiring (listen, serve, graceful shutdown).
 //! - [`events`]: the applied commands, streamed as they are applied (`monk events`).
 //! - [`facts`]: measures this peer's machine and reports it for `requirements`.
+//! - [`hub`]: reads Hub sources and proposes their kits into the catalog
+//!   (`monk hub add`, `monkd --hub-source`).
 //! - [`executor`]: reconciles this peer's containers with the replicas placed on it.
 //! - [`keys`]: the cluster key, sealing; [`secrets`]: set, get, and resolve for workloads.
 //! - [`trust`]: the cluster CA and peer certificates, TLS on every connection, who may
@@ -29,6 +31,7 @@ pub mod daemon;
 pub mod events;
 pub mod executor;
 pub mod facts;
+pub mod hub;
 pub mod identity;
 pub mod keys;
 pub mod limits;

@@ -87,6 +87,21 @@ struct Args {
     /// The userspace WireGuard to start where the kernel has none.
     #[arg(long, value_name = "PROGRAM", env = "WG_USERSPACE_IMPLEMENTATION", default_value = monk_node::overlay::wireguard::USERSPACE_DEFAULT)]
     wg_userspace: String,
+    /// A Hub source this peer keeps current: a directory of kits, or a git repository
+    /// (a local path, a bare repository or a URL `git` can reach); repeatable.
+    #[arg(long, value_name = "SOURCE")]
+    hub_source: Vec<String>,
+    /// How often the Hub sources are read again (`90s`, `30m`, `1h`).
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = hub_refresh)]
+    hub_refresh: std::time::Duration,
+}
+
+/// A `--hub-refresh` value: a duration of at least a second.
+fn hub_refresh(text: &str) -> Result<std::time::Duration, String> {
+    match monk_scripting::monkscript::runtime::parse::duration_secs(text)? {
+        0 => Err("the refresh interval must be at least 1s".into()),
+        secs => Ok(std::time::Duration::from_secs(secs)),
+    }
 }
 
 /// A `--wg-endpoint` value: what `apply` accepts as an endpoint.
@@ -153,6 +168,10 @@ fn main() -> ExitCode {
         storage: monk_node::storage::StorageLimits {
             quota_bytes: args.quota_bytes,
             free_bytes_min: args.free_bytes_min,
+        },
+        hub: monk_node::hub::HubConfig {
+            sources: args.hub_source,
+            refresh: args.hub_refresh,
         },
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -78,21 +78,18 @@ pub fn guard<T>(node: &Node, request: &Request<T>, rpc: Rpc) -> Result<Caller, S
     Ok(caller)
 }
 
-/// Refuses definitions `monk load` would refuse (see `monkscript::stored`).
+/// Refuses definitions `monk load` would refuse (see `monkscript::stored`), loaded or
+/// published into the Hub (kit by kit: two kits of a source may define one path).
 fn check_definitions(command: &monk_statemachine::Command) -> Result<(), Status> {
-    let monk_statemachine::Command::TemplatesLoaded { templates } = command else {
-        return Ok(());
+    use monk_statemachine::Command;
+    let errors: Vec<_> = match command {
+        Command::TemplatesLoaded { templates } => check_templates(templates),
+        Command::HubKitsPublished { kits, .. } => kits
+            .iter()
+            .flat_map(|k| check_templates(&k.templates))
+            .collect(),
+        _ => return Ok(()),
     };
-    use monk_scripting::monkscript::stored::{check_proposed, Proposed};
-    let proposed: Vec<Proposed<'_>> = templates
-        .iter()
-        .map(|t| Proposed {
-            path: &t.path,
-            kind: &t.kind,
-            definition: &t.definition,
-        })
-        .collect();
-    let errors = check_proposed(&proposed);
     if errors.is_empty() {
         return Ok(());
     }
@@ -106,6 +103,21 @@ fn check_definitions(command: &monk_statemachine::Command) -> Result<(), Status>
         errors.len(),
         shown.join("\n")
     )))
+}
+
+fn check_templates(
+    templates: &[monk_statemachine::LoadedTemplate],
+) -> Vec<monk_scripting::monkscript::diagnostic::Diagnostic> {
+    use monk_scripting::monkscript::stored::{check_proposed, Proposed};
+    let proposed: Vec<Proposed<'_>> = templates
+        .iter()
+        .map(|t| Proposed {
+            path: &t.path,
+            kind: &t.kind,
+            definition: &t.definition,
+        })
+        .collect();
+    check_proposed(&proposed)
 }
 
 /// Errors quoted when proposed definitions are refused.

@@ -67,6 +67,7 @@ pub fn allowed_in_alarm(command: &Command) -> bool {
         Command::WorkloadStop { .. }
             | Command::WorkloadPurge { .. }
             | Command::TemplatesRemoved { .. }
+            | Command::HubSourceRemoved { .. }
             | Command::SecretRemoved { .. }
             | Command::UserRemoved { .. }
             | Command::JoinTokenRevoked { .. }

@@ -89,13 +89,76 @@ pub struct ConsensusView {
     pub followers: Vec<FollowerProgress>,
 }
 
-/// One row of `monk list`.
+/// One row of `monk list`: a loaded definition, or a Hub one no loaded namespace hides.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TemplateRow {
     pub path: String,
     pub kind: String,
+    /// 0 for a Hub definition (a kit is replaced whole, not by generations).
     pub generation: u64,
+    /// Where a Hub definition's kit was last published.
     pub loaded_at_index: u64,
+    /// `local` (loaded with `monk load`) or the Hub source it comes from; `local` from
+    /// a peer older than the Hub.
+    #[serde(default = "local_repository")]
+    pub repository: String,
+    /// The Hub kit's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// What `monk list` shows for a definition loaded with `monk load`.
+pub const LOCAL_REPOSITORY: &str = "local";
+
+fn local_repository() -> String {
+    LOCAL_REPOSITORY.into()
+}
+
+/// One kit of `monk hub list`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HubKitRow {
+    pub source: String,
+    /// The source's commit at its last sync, where it is a git repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    pub kit: String,
+    #[serde(flatten)]
+    pub meta: monk_statemachine::KitMeta,
+    pub digest: String,
+    pub published_at_index: u64,
+    /// Its definitions: path and kind, and whether a loaded namespace hides it.
+    pub definitions: Vec<HubDefinitionRow>,
+}
+
+/// One definition of a Hub kit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HubDefinitionRow {
+    pub path: String,
+    pub kind: String,
+    /// A namespace loaded with `monk load` hides it (or another source holds the path
+    /// first).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadowed: bool,
+}
+
+/// `monk hub info PATH`: a Hub definition, where it comes from, and whether lookups
+/// use it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HubTemplateView {
+    pub path: String,
+    pub kind: String,
+    pub source: String,
+    pub kit: String,
+    #[serde(flatten)]
+    pub meta: monk_statemachine::KitMeta,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    pub digest: String,
+    /// What `run` and inheritance use at this path instead, when not this: `local`
+    /// (a loaded namespace hides it) or another source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadowed_by: Option<String>,
+    pub definition: monk_scripting::tree::Tree,
 }
 
 /// The reply to a proposal.

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::{Command, LoadedTemplate, PeerId, SecretScope};
 use crate::entry::Entry;
+use crate::hub;
 use crate::overlay::{self, OverlayIdentity};
 use crate::schedule;
 use crate::state::{secret_key, Peer, PeerStatus, Secret, State, Template, User};
@@ -108,6 +109,21 @@ pub enum Rejection {
     FirstUserNotAdmin { name: String },
     #[error("invalid overlay: {why}")]
     InvalidOverlay { why: String },
+    #[error("hub kit {kit} of {hub}: its digest is {found}, its definitions hash to {computed}")]
+    HubDigestMismatch {
+        hub: String,
+        kit: String,
+        found: String,
+        computed: String,
+    },
+    #[error("hub source {hub} has no kit {kit} with digest {digest}")]
+    UnknownHubKit {
+        hub: String,
+        kit: String,
+        digest: String,
+    },
+    #[error("no hub source {hub}")]
+    UnknownHubSource { hub: String },
     #[error("stale report for {path}#{replica}: {why}")]
     StaleReport {
         path: String,
@@ -394,6 +410,78 @@ fn apply_command(
                         loaded_at_index: index,
                     },
                 );
+            }
+            Ok(Applied::ACCEPTED)
+        }
+        Command::HubKitsPublished { source, kits } => {
+            require_cluster(state)?;
+            check_hub_source(state, source)?;
+            for kit in kits {
+                check_hub_kit(source, kit, version)?;
+            }
+            let held = state.hub.get(source);
+            let kit_count = held.map_or(0, |s| s.kits.len())
+                + kits
+                    .iter()
+                    .filter(|k| !held.is_some_and(|s| s.kits.contains_key(&k.name)))
+                    .count();
+            if kit_count > hub::HUB_KITS_PER_SOURCE_MAX {
+                return Err(Rejection::Limit {
+                    what: format!("kits in hub source {source}"),
+                    max: hub::HUB_KITS_PER_SOURCE_MAX,
+                });
+            }
+            let incoming: usize = kits.iter().map(|k| k.templates.len()).sum();
+            if state.templates.len() + state.hub_template_count() + incoming > TEMPLATES_MAX {
+                return Err(Rejection::Limit {
+                    what: "templates (loaded and hub)".into(),
+                    max: TEMPLATES_MAX,
+                });
+            }
+            let entry = state.hub.entry(source.clone()).or_default();
+            hub::publish(entry, index, kits);
+            Ok(Applied::ACCEPTED)
+        }
+        Command::HubSourceSynced {
+            source,
+            commit,
+            kits,
+        } => {
+            require_cluster(state)?;
+            check_hub_source(state, source)?;
+            if let Some(commit) = commit {
+                check_hub_text("commit", commit, hub::HUB_NAME_BYTES_MAX)?;
+            }
+            let held = state.hub.get(source);
+            for wanted in kits {
+                let found = held.and_then(|s| s.kits.get(&wanted.name));
+                if found.is_none_or(|k| k.digest != wanted.digest) {
+                    return Err(Rejection::UnknownHubKit {
+                        hub: source.clone(),
+                        kit: wanted.name.clone(),
+                        digest: wanted.digest.clone(),
+                    });
+                }
+            }
+            let entry = state.hub.entry(source.clone()).or_default();
+            let gone: Vec<String> = entry
+                .kits
+                .keys()
+                .filter(|name| !kits.iter().any(|k| &k.name == *name))
+                .cloned()
+                .collect();
+            for name in gone {
+                hub::remove_kit(entry, &name);
+            }
+            entry.commit = commit.clone();
+            entry.synced_at_index = Some(index);
+            Ok(Applied::ACCEPTED)
+        }
+        Command::HubSourceRemoved { source } => {
+            if state.hub.remove(source).is_none() {
+                return Err(Rejection::UnknownHubSource {
+                    hub: source.clone(),
+                });
             }
             Ok(Applied::ACCEPTED)
         }
@@ -691,6 +779,69 @@ fn check_name(name: &str) -> Result<(), Rejection> {
             name: name.to_string(),
             why,
         })
+    })
+}
+
+/// A source may be named when it is followed already or there is room for one more.
+fn check_hub_source(state: &State, source: &str) -> Result<(), Rejection> {
+    check_hub_text("hub source", source, hub::HUB_SOURCE_BYTES_MAX)?;
+    if !state.hub.contains_key(source) && state.hub.len() >= hub::HUB_SOURCES_MAX {
+        return Err(Rejection::Limit {
+            what: "hub sources".into(),
+            max: hub::HUB_SOURCES_MAX,
+        });
+    }
+    Ok(())
+}
+
+/// A kit's name and metadata are bounded, its paths valid, its digest its content's.
+fn check_hub_kit(source: &str, kit: &hub::HubKit, version: u32) -> Result<(), Rejection> {
+    check_hub_text("kit name", &kit.name, hub::HUB_NAME_BYTES_MAX)?;
+    for (what, value) in [("repo", &kit.meta.repo), ("version", &kit.meta.version)] {
+        if let Some(value) = value {
+            check_hub_text(what, value, hub::HUB_NAME_BYTES_MAX)?;
+        }
+    }
+    if let Some(description) = &kit.meta.description {
+        if description.len() > hub::HUB_DESCRIPTION_BYTES_MAX {
+            return Err(Rejection::Limit {
+                what: format!("bytes of kit {}'s description", kit.name),
+                max: hub::HUB_DESCRIPTION_BYTES_MAX,
+            });
+        }
+    }
+    for tag in &kit.meta.tags {
+        check_hub_text("tag", tag, hub::HUB_NAME_BYTES_MAX)?;
+    }
+    for t in &kit.templates {
+        check_path(&t.path, version)?;
+    }
+    let computed = hub::kit_digest(&kit.meta, &kit.templates);
+    if computed != kit.digest {
+        return Err(Rejection::HubDigestMismatch {
+            hub: source.into(),
+            kit: kit.name.clone(),
+            found: kit.digest.clone(),
+            computed,
+        });
+    }
+    Ok(())
+}
+
+/// Not empty, no control characters, at most `max` bytes.
+fn check_hub_text(what: &str, text: &str, max: usize) -> Result<(), Rejection> {
+    let why = if text.is_empty() {
+        "empty".to_string()
+    } else if text.len() > max {
+        format!("longer than {max} bytes")
+    } else if text.chars().any(char::is_control) {
+        "contains a control character".to_string()
+    } else {
+        return Ok(());
+    };
+    Err(Rejection::InvalidName {
+        name: format!("{what} {}", text.chars().take(64).collect::<String>()),
+        why,
     })
 }
 

@@ -7,6 +7,7 @@ use std::net::Ipv4Addr;
 use monk_scripting::tree::Tree;
 use serde::{Deserialize, Serialize};
 
+use crate::hub::{HubKit, HubKitRef};
 use crate::overlay::{Ipv4Net, OverlayIdentity};
 
 /// A peer's id in the cluster, assigned by the state machine when it joins (the peer
@@ -363,6 +364,27 @@ pub enum Command {
         public_key: String,
         endpoint: String,
     },
+    /// `monk hub add`, `monkd --hub-source`: kits of a Hub source enter the catalog
+    /// (each replaces the source's kit of the same name). A sync proposes only kits
+    /// whose digest changed, in commands of bounded size (`crate::hub`).
+    HubKitsPublished {
+        source: String,
+        kits: Vec<HubKit>,
+    },
+    /// The end of a sync: the source's kits are exactly `kits` (each published
+    /// before, with that digest; others are forgotten), read at `commit` where the
+    /// source is a git repository.
+    HubSourceSynced {
+        source: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        commit: Option<String>,
+        kits: Vec<HubKitRef>,
+    },
+    /// `monk hub rm`: the source and its kits leave the catalog (running workloads
+    /// keep the definitions they were started with).
+    HubSourceRemoved {
+        source: String,
+    },
 }
 
 /// What an executor saw of one replica's containers.
@@ -424,6 +446,9 @@ impl Command {
             Command::PeerOverlayChanged { .. } => "peer-overlay-changed",
             Command::UserAdded { .. } => "user-added",
             Command::UserRemoved { .. } => "user-removed",
+            Command::HubKitsPublished { .. } => "hub-kits-published",
+            Command::HubSourceSynced { .. } => "hub-source-synced",
+            Command::HubSourceRemoved { .. } => "hub-source-removed",
         }
     }
 
@@ -546,6 +571,27 @@ impl Command {
                 "peer {peer} is on the overlay with key {}… at {endpoint}",
                 short(public_key)
             ),
+            Command::HubKitsPublished { source, kits } => {
+                let names: Vec<&str> = kits.iter().map(|k| k.name.as_str()).collect();
+                let definitions: usize = kits.iter().map(|k| k.templates.len()).sum();
+                format!(
+                    "hub {source}: {} kit(s) published ({definitions} definitions): {}",
+                    kits.len(),
+                    elide(&names)
+                )
+            }
+            Command::HubSourceSynced {
+                source,
+                commit,
+                kits,
+            } => {
+                let at = commit
+                    .as_deref()
+                    .map(|c| format!(" at {}", short(c)))
+                    .unwrap_or_default();
+                format!("hub {source} synced{at}: {} kit(s)", kits.len())
+            }
+            Command::HubSourceRemoved { source } => format!("hub {source} removed"),
         }
     }
 
@@ -558,6 +604,10 @@ impl Command {
                 templates.iter().map(|t| t.path.as_str()).collect()
             }
             Command::TemplatesRemoved { paths } => paths.iter().map(String::as_str).collect(),
+            Command::HubKitsPublished { kits, .. } => kits
+                .iter()
+                .flat_map(|k| k.templates.iter().map(|t| t.path.as_str()))
+                .collect(),
             Command::SecretSet {
                 scope: SecretScope::Entity(p),
                 ..
@@ -595,7 +645,10 @@ impl Command {
             | Command::PeerFactsReported { .. }
             | Command::UserAdded { .. }
             | Command::UserRemoved { .. }
-            | Command::PeerOverlayChanged { .. } => Vec::new(),
+            | Command::PeerOverlayChanged { .. }
+            // Forgets kits by name; their paths are in the `hub-kits-published` before.
+            | Command::HubSourceSynced { .. }
+            | Command::HubSourceRemoved { .. } => Vec::new(),
         }
     }
 }

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::command::{PeerId, SecretScope};
+use crate::hub::HubSource;
 use crate::overlay::Ipv4Net;
 use crate::state::{Peer, Secret, State, Template, User};
 use crate::workload::Workload;
@@ -72,6 +73,8 @@ pub struct StateDiff {
     pub users: Vec<MapChange<String, User>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overlay_range: FieldChange<Option<Ipv4Net>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hub: Vec<MapChange<String, HubSource>>,
 }
 
 impl StateDiff {
@@ -87,6 +90,7 @@ impl StateDiff {
             && self.workloads.is_empty()
             && self.users.is_empty()
             && self.overlay_range.is_none()
+            && self.hub.is_empty()
     }
 }
 
@@ -165,6 +169,7 @@ pub fn diff(a: &State, b: &State) -> StateDiff {
         workloads: map_changes(&a.workloads, &b.workloads),
         users: map_changes(&a.users, &b.users),
         overlay_range: field(&a.overlay_range, &b.overlay_range),
+        hub: map_changes(&a.hub, &b.hub),
     }
 }
 
@@ -224,6 +229,7 @@ pub fn apply_diff(state: &mut State, d: &StateDiff) -> Result<(), DiffMismatch> 
     apply_map("workload", &mut state.workloads, &d.workloads)?;
     apply_map("user", &mut state.users, &d.users)?;
     apply_field("overlay range", &mut state.overlay_range, &d.overlay_range)?;
+    apply_map("hub source", &mut state.hub, &d.hub)?;
     Ok(())
 }
 

@@ -15,6 +15,7 @@ pub mod command;
 pub mod diff;
 pub mod entry;
 pub mod evaluate;
+pub mod hub;
 pub mod overlay;
 pub mod placement;
 pub mod schedule;
@@ -30,6 +31,7 @@ pub use command::{
 };
 pub use diff::{apply_diff, diff, DiffMismatch, MapChange, SecretName, StateDiff};
 pub use entry::{decode_proposal, DecodeError, Entry};
+pub use hub::{HubKit, HubKitInfo, HubKitRef, HubSource, HubTemplate, KitMeta, Origin};
 pub use overlay::{Ipv4Net, OverlayIdentity, PeerOverlay};
 pub use snapshot::{
     decode_snapshot, digest, encode_snapshot, inspect_snapshot, SnapshotError, SnapshotHeader,
@@ -58,4 +60,8 @@ pub use workload::{Constraints, Desired, Instance, Requirements, Workload};
 ///   `open_network` (a format 4 build would drop them); `peer-down` leaves in place the
 ///   replicas whose `recovery.when` is `none` or `container-failure` (format 4 entries
 ///   move every replica, as they did).
-pub const FORMAT_VERSION: u32 = 5;
+/// - 6: `hub-kits-published`, `hub-source-synced` and `hub-source-removed` exist (a format 5 build would
+///   refuse them as unknown kinds; the version says why), and `run`, `update` and
+///   inheritance find Hub definitions where no loaded one is. Older logs hold no Hub
+///   kits, so they apply as before.
+pub const FORMAT_VERSION: u32 = 6;

@@ -174,6 +174,10 @@ pub struct State {
     /// the JSON while false, so older states keep their digests.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) open_network: bool,
+    /// The Hub catalog by source (`crate::hub`). Left out of the JSON while empty, so
+    /// states from before the Hub existed keep their digests.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) hub: BTreeMap<String, crate::hub::HubSource>,
 }
 
 /// A user who may call the API: `monk user add`, or `admin` from `cluster-created`.
@@ -397,6 +401,7 @@ impl State {
         if !self.users.is_empty() && admins.count() == 0 {
             return fail("users exist but none is an admin".into());
         }
+        self.check_hub().map_err(InvariantViolation)?;
         self.check_overlay()
     }
 

@@ -167,6 +167,32 @@ fn command() -> impl Strategy<Value = Command> {
             templates: runnable_templates()
         }),
         workload_command(),
+        hub_command(),
+    ]
+}
+
+/// Hub kits published and sources synced: two sources, kits that may share paths with
+/// each other and with loaded templates, digests right or (sometimes) forged, syncs
+/// that may name kits never published.
+fn hub_command() -> impl Strategy<Value = Command> {
+    let source = || prop_oneof![Just("hub-a".to_string()), Just("hub-b".to_string())];
+    prop_oneof![
+        source().prop_map(|source| Command::HubSourceRemoved { source }),
+        (source(), prop::collection::vec(hub_kit(), 0..3))
+            .prop_map(|(source, kits)| Command::HubKitsPublished { source, kits }),
+        (source(), prop::collection::vec(hub_kit(), 0..2)).prop_map(|(source, kits)| {
+            Command::HubSourceSynced {
+                source,
+                commit: None,
+                kits: kits
+                    .into_iter()
+                    .map(|k| HubKitRef {
+                        name: k.name,
+                        digest: k.digest,
+                    })
+                    .collect(),
+            }
+        }),
     ]
 }
 
@@ -427,4 +453,34 @@ fn digest_changes_when_state_changes() {
     let before = digest(&s);
     replay(&mut s, &log);
     assert_ne!(before, digest(&s));
+}
+
+/// A kit of up to two definitions, its digest right or (sometimes) forged.
+fn hub_kit() -> impl Strategy<Value = HubKit> {
+    let name = prop_oneof![Just("k1".to_string()), Just("k2".to_string())];
+    (
+        name,
+        prop::collection::vec((path(), tree()), 0..3),
+        any::<bool>(),
+    )
+        .prop_map(|(name, ts, forged)| {
+            let templates: Vec<LoadedTemplate> = ts
+                .into_iter()
+                .map(|(path, definition)| LoadedTemplate {
+                    path,
+                    kind: "runnable".into(),
+                    definition,
+                })
+                .collect();
+            let digest = match forged {
+                true => "00".repeat(32),
+                false => monk_statemachine::hub::kit_digest(&KitMeta::default(), &templates),
+            };
+            HubKit {
+                name,
+                meta: KitMeta::default(),
+                digest,
+                templates,
+            }
+        })
 }

@@ -726,3 +726,132 @@ fn a_failed_peer_keeps_the_replicas_whose_recovery_says_not_to_move() {
         );
     }
 }
+
+/// A Hub kit of runnables, each `(path, yaml)`, with its digest.
+fn hub_kit(name: &str, templates: &[(&str, &str)]) -> HubKit {
+    let templates: Vec<LoadedTemplate> = templates
+        .iter()
+        .map(|(path, yaml)| LoadedTemplate {
+            path: path.to_string(),
+            kind: "runnable".into(),
+            definition: yaml_tree(yaml),
+        })
+        .collect();
+    let meta = KitMeta {
+        repo: Some(name.into()),
+        version: Some("1.0".into()),
+        ..KitMeta::default()
+    };
+    HubKit {
+        name: name.into(),
+        digest: monk_statemachine::hub::kit_digest(&meta, &templates),
+        meta,
+        templates,
+    }
+}
+
+fn publish(source: &str, kits: Vec<HubKit>) -> Command {
+    Command::HubKitsPublished {
+        source: source.into(),
+        kits,
+    }
+}
+
+fn synced(source: &str, kits: &[&HubKit]) -> Command {
+    Command::HubSourceSynced {
+        source: source.into(),
+        commit: Some("c0ffee".into()),
+        kits: kits
+            .iter()
+            .map(|k| HubKitRef {
+                name: k.name.clone(),
+                digest: k.digest.clone(),
+            })
+            .collect(),
+    }
+}
+
+const HUB_DB: &str = "defines: runnable\ncontainers: {db: {image: hub-db}}\n";
+const HUB_APP: &str = "defines: runnable\ninherits: db/db\ncontainers: {db: {image: hub-app}}\n";
+
+#[test]
+fn run_resolves_hub_paths_across_kits_without_a_load() {
+    let mut c = three_peers();
+    let db = hub_kit("kits/db", &[("db/db", HUB_DB)]);
+    let app = hub_kit("kits/app", &[("app/app", HUB_APP)]);
+    c.ok(publish("corpus", vec![db.clone(), app.clone()]));
+    c.ok(synced("corpus", &[&db, &app]));
+    c.ok(run("app/app"));
+    let w = c.state.workload("app/app").expect("runs");
+    let image = w.definition.get("containers").and_then(|t| t.get("db"));
+    assert_eq!(
+        image.and_then(|t| t.get("image")).and_then(Tree::as_str),
+        Some("hub-app")
+    );
+    assert_eq!(c.state.hub()["corpus"].commit.as_deref(), Some("c0ffee"));
+}
+
+#[test]
+fn a_loaded_namespace_shadows_the_hubs() {
+    let mut c = three_peers();
+    let kit = hub_kit("kits/db", &[("db/db", HUB_DB), ("db/other", HUB_DB)]);
+    c.ok(publish("corpus", vec![kit]));
+    assert!(c.state.definition("db/other").is_some());
+    c.load(&[(
+        "db/db",
+        "defines: runnable\ncontainers: {db: {image: mine}}\n",
+    )]);
+    // The loaded path wins, and the rest of the Hub's `db` namespace is hidden.
+    let mine = c
+        .state
+        .definition("db/db")
+        .and_then(|t| t.get("containers"));
+    assert_eq!(
+        mine.and_then(|t| t.get("db"))
+            .and_then(|t| t.get("image"))
+            .and_then(Tree::as_str),
+        Some("mine")
+    );
+    assert!(c.state.definition("db/other").is_none());
+    assert!(matches!(
+        c.rejected(run("db/other")),
+        Rejection::UnknownTemplate { .. }
+    ));
+}
+
+#[test]
+fn hub_kits_are_content_addressed_and_a_sync_forgets_what_it_does_not_name() {
+    let mut c = three_peers();
+    let mut forged = hub_kit("kits/db", &[("db/db", HUB_DB)]);
+    forged.digest = "00".repeat(32);
+    assert!(matches!(
+        c.rejected(publish("corpus", vec![forged])),
+        Rejection::HubDigestMismatch { .. }
+    ));
+    let db = hub_kit("kits/db", &[("db/db", HUB_DB)]);
+    let app = hub_kit("kits/app", &[("app/app", HUB_APP)]);
+    // A sync may only name kits published with that digest.
+    assert!(matches!(
+        c.rejected(synced("corpus", &[&db])),
+        Rejection::UnknownHubKit { .. }
+    ));
+    c.ok(publish("corpus", vec![db.clone(), app.clone()]));
+    c.ok(synced("corpus", &[&db]));
+    assert!(c.state.definition("app/app").is_none());
+    assert_eq!(c.state.hub()["corpus"].kits.len(), 1);
+    // A path two kits define belongs to the one that published it first.
+    let copy = hub_kit("kits/copy", &[("db/db", HUB_APP)]);
+    c.ok(publish("corpus", vec![copy]));
+    assert_eq!(c.state.hub()["corpus"].kits["kits/copy"].shadowed, 1);
+    assert_eq!(c.state.hub()["corpus"].templates["db/db"].kit, "kits/db");
+    // Removing the source forgets its kits; removing it again is refused.
+    let removed = || Command::HubSourceRemoved {
+        source: "corpus".into(),
+    };
+    c.ok(removed());
+    assert!(c.state.hub().is_empty() && c.state.definition("db/db").is_none());
+    assert!(matches!(
+        c.rejected(removed()),
+        Rejection::UnknownHubSource { .. }
+    ));
+}

@@ -159,7 +159,39 @@ fn state_summary(state: &State) -> String {
     out.push_str(&format!("\nSecrets ({}, names only)\n", secrets.len()));
     out.push_str(&table::render(&["NAME", "SCOPE", "SET AT"], &secrets));
     out.push_str(&workload_summary(state));
+    out.push_str(&hub_summary(state));
     out
+}
+
+/// Hub sources with their commit, kits and definitions (left out while there are
+/// none, so summaries of states from before the Hub read as they always did).
+fn hub_summary(state: &State) -> String {
+    if state.hub().is_empty() {
+        return String::new();
+    }
+    let rows: Vec<Vec<String>> = state
+        .hub()
+        .iter()
+        .map(|(name, source)| {
+            vec![
+                name.clone(),
+                source.commit.clone().unwrap_or_else(|| "-".into()),
+                source.kits.len().to_string(),
+                source.templates.len().to_string(),
+                source
+                    .synced_at_index
+                    .map_or_else(|| "-".into(), |i| i.to_string()),
+            ]
+        })
+        .collect();
+    format!(
+        "\nHub ({} sources)\n{}",
+        rows.len(),
+        table::render(
+            &["SOURCE", "COMMIT", "KITS", "DEFINITIONS", "SYNCED AT"],
+            &rows
+        )
+    )
 }
 
 /// Workloads and the replicas each peer holds (left out while there are none, so

@@ -13,3 +13,17 @@ pub use monk_testkit::process::{free_port, wait_for, Monkd as Peer};
 pub fn monk_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_monk"))
 }
+
+/// Copies a directory tree of plain files (a fixture into a scratch dir).
+pub fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        match entry.file_type().unwrap().is_dir() {
+            true => copy_tree(&entry.path(), &target),
+            false => {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+}

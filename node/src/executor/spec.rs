@@ -121,7 +121,7 @@ impl Cluster {
         sources: impl IntoIterator<Item = (&'a str, &'a monk_scripting::tree::Tree)>,
     ) -> Cluster {
         let mut cluster = Cluster::default();
-        let lookup = |p: &str| state.templates().get(p).map(|t| &t.definition);
+        let lookup = |p: &str| state.definition(p);
         for (path, definition) in sources {
             for target in connection_targets(path, definition) {
                 if cluster.definitions.contains_key(&target) {

@@ -66,6 +66,8 @@ pub struct NodeConfig {
     pub overlay: crate::overlay::OverlayConfig,
     /// When new client writes are refused (`--quota-bytes`, `--free-bytes-min`).
     pub storage: crate::storage::StorageLimits,
+    /// Hub sources this peer keeps current (`--hub-source`, `--hub-refresh`).
+    pub hub: crate::hub::HubConfig,
 }
 
 impl NodeConfig {
@@ -85,6 +87,7 @@ impl NodeConfig {
             admission: crate::executor::AdmissionPolicy::default(),
             overlay: Default::default(),
             storage: Default::default(),
+            hub: Default::default(),
         }
     }
 }

@@ -118,33 +118,34 @@ impl Node {
                 )))
             }
             Query::OverlayLocal => serde_json::to_value(self.overlay_status()),
-            Query::Templates => serde_json::to_value(
-                state
-                    .templates()
-                    .values()
-                    .map(|t| TemplateRow {
-                        path: t.path.clone(),
-                        kind: t.kind.clone(),
-                        generation: t.generation,
-                        loaded_at_index: t.loaded_at_index,
-                    })
-                    .collect::<Vec<_>>(),
-            ),
+            Query::Templates => serde_json::to_value(crate::hub::catalog::template_rows(state)),
+            Query::Hub => serde_json::to_value(crate::hub::catalog::kit_rows(state)),
+            Query::HubTemplate { path } => match crate::hub::catalog::template_view(state, path) {
+                Some(view) => serde_json::to_value(view),
+                None => {
+                    return Err(NodeError::InvalidArgument(format!(
+                        "no hub definition at {path}"
+                    )))
+                }
+            },
             Query::Template { path } => match state.templates().get(path) {
                 Some(t) => serde_json::to_value(t),
                 None => return Err(NodeError::InvalidArgument(format!("no template at {path}"))),
             },
             Query::ResolvedTemplate { path } => {
-                let lookup = |p: &str| state.templates().get(p).map(|t| &t.definition);
+                let lookup = |p: &str| state.definition(p);
                 let resolved = monk_scripting::monkscript::resolve::resolve(path, &lookup)
                     .map_err(|e| NodeError::InvalidArgument(format!("{path}: {e}")))?;
                 serde_json::to_value(resolved)
             }
+            // What lookups see: loaded definitions and the Hub's visible ones.
             Query::TemplatesAll => serde_json::to_value(
-                state
-                    .templates()
-                    .iter()
-                    .map(|(k, t)| (k.clone(), t.definition.clone()))
+                crate::hub::catalog::template_rows(state)
+                    .into_iter()
+                    .filter_map(|row| {
+                        let tree = state.definition(&row.path)?.clone();
+                        Some((row.path, tree))
+                    })
                     .collect::<BTreeMap<_, _>>(),
             ),
             Query::Cluster => serde_json::to_value(monk_statemachine::ClusterView::of(state)),

@@ -135,6 +135,9 @@ pub fn proposer_role(command: &Command) -> Option<Role> {
         Command::Noop
         | Command::TemplatesLoaded { .. }
         | Command::TemplatesRemoved { .. }
+        | Command::HubKitsPublished { .. }
+        | Command::HubSourceSynced { .. }
+        | Command::HubSourceRemoved { .. }
         | Command::WorkloadRun { .. }
         | Command::WorkloadUpdate { .. }
         | Command::WorkloadStop { .. }

@@ -41,10 +41,10 @@ fn expand_into(
     depth: usize,
     out: &mut Vec<Expanded>,
 ) -> Result<(), Rejection> {
-    if !state.templates.contains_key(path) {
+    if state.definition(path).is_none() {
         return Err(Rejection::UnknownTemplate { path: path.into() });
     }
-    let lookup = |p: &str| state.templates.get(p).map(|t| &t.definition);
+    let lookup = |p: &str| state.definition(p);
     let resolved = resolve(path, &lookup).map_err(|e| Rejection::Unresolvable {
         path: path.into(),
         why: e.to_string(),

@@ -154,9 +154,9 @@ pub(crate) fn updated_definition(state: &State, path: &str) -> Result<Expanded, 
     };
     // A member keeps its group's variables.
     if let Some(group) = state.workloads.get(path).and_then(|w| w.group.clone()) {
-        if let Some(g) = state.templates.get(&group) {
-            let lookup = |q: &str| state.templates.get(q).map(|t| &t.definition);
-            if let Ok(group_tree) = resolve(&g.path, &lookup) {
+        if state.definition(&group).is_some() {
+            let lookup = |q: &str| state.definition(q);
+            if let Ok(group_tree) = resolve(&group, &lookup) {
                 e.definition = with_group_variables(&e.definition, &group_tree);
             }
         }
