@@ -670,7 +670,19 @@ fn fail(failure: Failure) -> ExitCode {
     failure.exit_code()
 }
 
+/// Rust starts every program with SIGPIPE ignored, so printing into a pipe whose
+/// reader left (`monk list | head`) fails, and `println!` panics. A command-line tool
+/// should end quietly there, as `ls | head` does: SIGPIPE back to its default.
+fn restore_sigpipe() {
+    // SAFETY: called first thing in main, before any thread exists; setting a signal's
+    // disposition to SIG_DFL has no other effect on this process.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    restore_sigpipe();
     let mut cli = Cli::parse();
     credentials::set_explicit(cli.credentials.clone());
     let _scratch = match fetch_audit_data(&mut cli) {

@@ -93,3 +93,22 @@ fn lint_reports_positions_json_and_exit_codes() {
     );
     assert_eq!(resolved["containers"]["web"]["image-tag"], "1.25");
 }
+
+/// Output into a pipe whose reader left (`monk completions bash | head -1`) ends the
+/// command quietly, as `ls | head` does, instead of a "failed printing to stdout"
+/// panic.
+#[test]
+fn a_closed_pipe_ends_monk_quietly() {
+    use std::process::Stdio;
+    let mut child = Command::new(support::monk_bin())
+        .args(["completions", "bash"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = support::stderr(&o);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!o.status.success() || err.is_empty(), "{err}");
+}
