@@ -108,6 +108,8 @@ pub enum Rejection {
     FirstUserNotAdmin { name: String },
     #[error("invalid overlay: {why}")]
     InvalidOverlay { why: String },
+    #[error("{path} is being purged (its purge verb runs first)")]
+    BeingPurged { path: String },
     #[error("stale report for {path}#{replica}: {why}")]
     StaleReport {
         path: String,
@@ -462,11 +464,15 @@ fn apply_command(
             schedule::run(
                 state,
                 index,
-                path,
-                tag.as_ref(),
-                peer.as_ref(),
-                overrides,
-                evaluated.as_ref(),
+                schedule::RunRequest {
+                    path,
+                    tag: tag.as_ref(),
+                    peer: peer.as_ref(),
+                    overrides,
+                    evaluated: evaluated.as_ref(),
+                    // Entries before format 6 refused entity instances.
+                    entities: version >= 6,
+                },
             )
         }
         Command::WorkloadUpdate {
@@ -497,6 +503,27 @@ fn apply_command(
                 status: *status,
                 message,
                 addresses,
+            },
+        ),
+        Command::EntityVerbDone {
+            peer,
+            path,
+            generation,
+            step,
+            verb,
+            state: saved,
+            error,
+        } => schedule::verb_done(
+            state,
+            index,
+            schedule::VerbDone {
+                peer: *peer,
+                path,
+                generation: *generation,
+                step: *step,
+                verb,
+                state: saved.as_ref(),
+                error: error.as_ref(),
             },
         ),
         Command::PeerTagged { peer, add, remove } => {

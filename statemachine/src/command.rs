@@ -363,6 +363,24 @@ pub enum Command {
         public_key: String,
         endpoint: String,
     },
+    /// The entity executor of the peer hosting an entity instance finished the verb at
+    /// the head of its `todo` (or a readiness check): the saved state it returned, or
+    /// why it failed. Scripts never run in `apply`; this result is all the log keeps.
+    EntityVerbDone {
+        peer: PeerId,
+        path: String,
+        generation: u64,
+        /// The instance's `step` when the verb started.
+        step: u64,
+        verb: String,
+        /// The JSON text of the object the script returned, replacing the saved state;
+        /// `None` keeps it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        state: Option<String>,
+        /// Why the verb failed (naming the instance and verb); `None` is success.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
 }
 
 /// What an executor saw of one replica's containers.
@@ -424,6 +442,7 @@ impl Command {
             Command::PeerOverlayChanged { .. } => "peer-overlay-changed",
             Command::UserAdded { .. } => "user-added",
             Command::UserRemoved { .. } => "user-removed",
+            Command::EntityVerbDone { .. } => "entity-verb-done",
         }
     }
 
@@ -546,6 +565,22 @@ impl Command {
                 "peer {peer} is on the overlay with key {}… at {endpoint}",
                 short(public_key)
             ),
+            Command::EntityVerbDone {
+                peer,
+                path,
+                generation,
+                verb,
+                state,
+                error,
+                ..
+            } => {
+                let outcome = match (error, state) {
+                    (Some(e), _) => format!("failed: {e}"),
+                    (None, Some(s)) => format!("ok, state saved ({} bytes)", s.len()),
+                    (None, None) => "ok, state kept".into(),
+                };
+                format!("peer {peer}: {path} gen {generation} {verb} {outcome}")
+            }
         }
     }
 
@@ -574,7 +609,8 @@ impl Command {
             | Command::WorkloadPurge { path }
             | Command::WorkloadScale { path, .. }
             | Command::WorkloadRestart { path }
-            | Command::WorkloadReport { path, .. } => vec![path.as_str()],
+            | Command::WorkloadReport { path, .. }
+            | Command::EntityVerbDone { path, .. } => vec![path.as_str()],
             Command::Noop
             | Command::ClusterCreated { .. }
             | Command::JoinTokenIssued { .. }

@@ -43,9 +43,11 @@ pub fn to_evaluate(state: &State, command: &Command) -> Vec<ToEvaluate> {
             overrides,
             evaluated: None,
             ..
-        } => schedule::expand(state, path)
+        } => schedule::expand(state, path, true)
             .unwrap_or_default()
             .into_iter()
+            // Entity instances have no placement scripts and publish no ports.
+            .filter(|e| e.entity.is_none())
             .filter(|e| {
                 state
                     .workloads
@@ -66,6 +68,7 @@ pub fn to_evaluate(state: &State, command: &Command) -> Vec<ToEvaluate> {
             .unwrap_or_default()
             .iter()
             .filter_map(|p| schedule::updated_definition(state, p).ok())
+            .filter(|e| e.entity.is_none())
             .map(|e| {
                 let mut merged = state
                     .workloads

@@ -36,7 +36,9 @@ pub use snapshot::{
 };
 pub use state::{InvariantViolation, Peer, PeerStatus, Secret, State, Template, User};
 pub use view::{ClusterView, NodeView};
-pub use workload::{Constraints, Desired, Instance, Requirements, Workload};
+pub use workload::{
+    Constraints, Desired, EntityLife, Instance, Requirements, VerbResult, Workload,
+};
 
 /// The entry format this build writes and the newest it can apply. Older formats are
 /// applied forever (append-only evolution); a newer one stops the peer with a clear
@@ -58,4 +60,6 @@ pub use workload::{Constraints, Desired, Instance, Requirements, Workload};
 ///   `open_network` (a format 4 build would drop them); `peer-down` leaves in place the
 ///   replicas whose `recovery.when` is `none` or `container-failure` (format 4 entries
 ///   move every replica, as they did).
-pub const FORMAT_VERSION: u32 = 5;
+/// - 6: `workload-run` runs entity instances (format 5 entries refused them, and still
+///   do on replay), and `entity-verb-done` exists.
+pub const FORMAT_VERSION: u32 = 6;

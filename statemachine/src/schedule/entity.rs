@@ -1,0 +1,228 @@
+//! Entity instances as workloads (issue 14): which lifecycle verbs a `run`, `update`,
+//! `stop`, `restart` or `purge` queues for an instance, and `entity-verb-done`, the
+//! hosting peer's result of the verb at the head of the queue. Pure: the scripts ran in
+//! that peer's entity executor; here only their results are recorded, so every peer
+//! holds the same saved state, and a verb whose result never committed stays queued.
+
+use crate::apply::{Applied, Rejection};
+use crate::command::{InstanceStatus, PeerId};
+use crate::state::State;
+use crate::workload::{Desired, EntityLife, Observation, VerbResult, Workload};
+
+use super::definition::EntityType;
+use super::{place_all_pending, truncated};
+
+/// The lifecycle verbs the cluster queues itself; custom verbs run through `monk do`.
+pub const LIFECYCLE_VERBS: [&str; 5] = ["create", "start", "update", "stop", "purge"];
+/// The verb a readiness check runs as; it is never queued, it follows a `start`.
+pub const CHECK_READINESS: &str = "check-readiness";
+/// Largest saved state, in bytes of JSON: the same bound the engine puts on what a
+/// script returns (`monk_js::limits`), so a result the engine let through fits.
+pub const ENTITY_STATE_BYTES_MAX: usize = 1024 * 1024;
+
+/// A fresh instance's lifecycle: created, then started.
+pub(crate) fn new_life(entity: EntityType) -> EntityLife {
+    EntityLife {
+        type_path: entity.path,
+        type_definition: entity.definition,
+        modules: entity.modules,
+        state: None,
+        created: false,
+        todo: vec!["create".into(), "start".into()],
+        step: 1,
+        last: None,
+    }
+}
+
+/// Replaces what is queued; the head changes, so the step moves on.
+fn queue(life: &mut EntityLife, verbs: &[&str]) {
+    life.todo = verbs.iter().map(|v| v.to_string()).collect();
+    life.step += 1;
+}
+
+/// `run` (of a stopped or failed instance) and `restart`: create it if it never was,
+/// then start it.
+pub(crate) fn queue_run(life: &mut EntityLife) {
+    match life.created {
+        true => queue(life, &["start"]),
+        false => queue(life, &["create", "start"]),
+    }
+}
+
+/// `update` with a changed definition or type: update, then start (a stopped
+/// instance is only updated; one never created is created when it next runs).
+pub(crate) fn queue_update(life: &mut EntityLife, entity: EntityType, desired: Desired) {
+    life.type_path = entity.path;
+    life.type_definition = entity.definition;
+    life.modules = entity.modules;
+    match (life.created, desired) {
+        (true, Desired::Running) => queue(life, &["update", "start"]),
+        (true, Desired::Stopped) => queue(life, &["update"]),
+        (false, Desired::Running) => queue(life, &["create", "start"]),
+        (false, Desired::Stopped) => queue(life, &[]),
+    }
+}
+
+/// `stop`: an instance never created has nothing to stop.
+pub(crate) fn queue_stop(life: &mut EntityLife) {
+    match life.created {
+        true => queue(life, &["stop"]),
+        false => queue(life, &[]),
+    }
+}
+
+/// Whether a `run` of a running instance has something to do: its last verb failed
+/// and nothing is queued, so the run tries again.
+pub(crate) fn wants_retry(life: &EntityLife) -> bool {
+    life.todo.is_empty() && life.last.as_ref().is_some_and(|l| l.error.is_some())
+}
+
+/// `purge`: an instance that was created runs its `purge` verb first and is forgotten
+/// when that succeeds; one never created is forgotten at once (returns `true`).
+pub(crate) fn queue_purge(w: &mut Workload) -> bool {
+    let Some(life) = w.entity.as_mut() else {
+        return true;
+    };
+    if !life.created {
+        return true;
+    }
+    w.desired = Desired::Stopped;
+    queue(life, &["purge"]);
+    false
+}
+
+/// `entity-verb-done`, as the command carries it.
+pub(crate) struct VerbDone<'a> {
+    pub peer: PeerId,
+    pub path: &'a str,
+    pub generation: u64,
+    pub step: u64,
+    pub verb: &'a str,
+    pub state: Option<&'a String>,
+    pub error: Option<&'a String>,
+}
+
+/// `entity-verb-done`: recorded only from the hosting peer, for the current generation
+/// and step, and only for the verb at the head of the queue (or a readiness check of a
+/// started instance).
+pub(crate) fn verb_done(state: &mut State, index: u64, d: VerbDone) -> Result<Applied, Rejection> {
+    if !state.peers.get(&d.peer).is_some_and(|p| p.is_member()) {
+        return Err(Rejection::UnknownPeer { peer: d.peer });
+    }
+    let stale = |why: String| Rejection::StaleReport {
+        path: d.path.into(),
+        replica: 0,
+        why,
+    };
+    if let Some(saved) = d.state {
+        if saved.len() > ENTITY_STATE_BYTES_MAX {
+            return Err(Rejection::Limit {
+                what: format!("bytes of saved state of {}", d.path),
+                max: ENTITY_STATE_BYTES_MAX,
+            });
+        }
+        if !serde_json::from_str::<serde_json::Value>(saved).is_ok_and(|v| v.is_object()) {
+            return Err(stale("the saved state is not a JSON object".into()));
+        }
+    }
+    let w = state
+        .workloads
+        .get_mut(d.path)
+        .ok_or_else(|| stale("no such workload".into()))?;
+    if w.generation != d.generation {
+        return Err(stale(format!(
+            "generation {} is not the workload's {}",
+            d.generation, w.generation
+        )));
+    }
+    if w.instances.get(&0).and_then(|i| i.peer) != Some(d.peer) {
+        return Err(stale(format!(
+            "the instance is not placed on peer {}",
+            d.peer
+        )));
+    }
+    let desired = w.desired;
+    let life = w
+        .entity
+        .as_mut()
+        .ok_or_else(|| stale("not an entity instance".into()))?;
+    if life.step != d.step {
+        return Err(stale(format!(
+            "step {} is not the instance's {}",
+            d.step, life.step
+        )));
+    }
+    let expected = match life.todo.first() {
+        Some(head) => head.as_str(),
+        None if desired == Desired::Running && life.has_readiness_check() => CHECK_READINESS,
+        None => "",
+    };
+    if d.verb != expected {
+        return Err(stale(format!(
+            "{} is not the verb due (due: {})",
+            d.verb,
+            if expected.is_empty() {
+                "none"
+            } else {
+                expected
+            }
+        )));
+    }
+    if let Some(saved) = d.state {
+        life.state = Some(saved.clone());
+    }
+    life.last = Some(VerbResult {
+        verb: d.verb.into(),
+        error: d.error.map(|e| truncated(e)),
+        at_index: index,
+    });
+    let status = match d.error {
+        Some(_) => {
+            queue(life, &[]);
+            InstanceStatus::Failed
+        }
+        None => {
+            if d.verb == "create" {
+                life.created = true;
+            }
+            if d.verb != CHECK_READINESS {
+                life.todo.remove(0);
+                life.step += 1;
+            }
+            status_after(life, desired, d.verb)
+        }
+    };
+    if d.error.is_none() && d.verb == "purge" {
+        state.workloads.remove(d.path);
+        place_all_pending(state, index);
+        return Ok(Applied::Accepted { peer_id: None });
+    }
+    let message = match d.error {
+        Some(e) => truncated(e),
+        None => String::new(),
+    };
+    if let Some(instance) = w.instances.get_mut(&0) {
+        instance.observed = Some(Observation {
+            generation: d.generation,
+            status,
+            message,
+            at_index: index,
+            addresses: Default::default(),
+        });
+    }
+    Ok(Applied::Accepted { peer_id: None })
+}
+
+/// What an instance is after a verb succeeded: still starting while verbs are queued,
+/// stopped after `stop`, ready after its readiness check (or at once without one).
+fn status_after(life: &EntityLife, desired: Desired, verb: &str) -> InstanceStatus {
+    if !life.todo.is_empty() {
+        return InstanceStatus::Starting;
+    }
+    match (desired, verb) {
+        (Desired::Stopped, _) => InstanceStatus::Stopped,
+        (Desired::Running, CHECK_READINESS) => InstanceStatus::Ready,
+        (Desired::Running, _) if life.has_readiness_check() => InstanceStatus::Running,
+        (Desired::Running, _) => InstanceStatus::Ready,
+    }
+}
