@@ -97,6 +97,15 @@ fn samples() -> Vec<Command> {
             message: String::new(),
             addresses: Default::default(),
         },
+        Command::EntityVerbDone {
+            peer: 7,
+            path: path(),
+            generation: 1,
+            step: 1,
+            verb: "create".into(),
+            state: Some("{}".into()),
+            error: None,
+        },
         Command::PeerTagged {
             peer: 7,
             add: vec!["gpu".into()],
@@ -168,6 +177,7 @@ fn every_command_kind_is_classified_for_history() {
         ("workload-scale", (true, false, PeerReach::None)),
         ("workload-restart", (true, true, PeerReach::None)),
         ("workload-report", (true, false, PeerReach::None)),
+        ("entity-verb-done", (true, false, PeerReach::None)),
         ("peer-tagged", (false, true, named)),
         ("peer-facts-reported", (false, true, named)),
         ("user-added", (false, false, PeerReach::None)),

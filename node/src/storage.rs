@@ -74,6 +74,7 @@ pub fn allowed_in_alarm(command: &Command) -> bool {
             | Command::PeerDown { .. }
             | Command::PeerUp { .. }
             | Command::WorkloadReport { .. }
+            | Command::EntityVerbDone { .. }
             | Command::PeerFactsReported { .. }
             | Command::PeerOverlayChanged { .. }
             | Command::Noop

@@ -154,6 +154,7 @@ pub fn proposer_role(command: &Command) -> Option<Role> {
         | Command::PeerUp { .. }
         | Command::SecretSet { .. }
         | Command::WorkloadReport { .. }
+        | Command::EntityVerbDone { .. }
         | Command::PeerFactsReported { .. }
         | Command::PeerOverlayChanged { .. } => None,
     }

@@ -10,7 +10,7 @@ use crate::state::State;
 use crate::workload::{Desired, EntityLife, Observation, VerbResult, Workload};
 
 use super::definition::EntityType;
-use super::{place_all_pending, truncated};
+use super::truncated;
 
 /// The lifecycle verbs the cluster queues itself; custom verbs run through `monk do`.
 pub const LIFECYCLE_VERBS: [&str; 5] = ["create", "start", "update", "stop", "purge"];
@@ -193,8 +193,8 @@ pub(crate) fn verb_done(state: &mut State, index: u64, d: VerbDone) -> Result<Ap
         }
     };
     if d.error.is_none() && d.verb == "purge" {
+        // Entity instances ask no resources: forgetting one frees no room.
         state.workloads.remove(d.path);
-        place_all_pending(state, index);
         return Ok(Applied::Accepted { peer_id: None });
     }
     let message = match d.error {
