@@ -105,6 +105,7 @@ fn samples() -> Vec<Command> {
             verb: "create".into(),
             state: Some("{}".into()),
             error: None,
+            args: vec!["label".into()],
         },
         Command::PeerTagged {
             peer: 7,

@@ -466,9 +466,13 @@ fn describe_text(w: &Workload, replicas: &[InstanceView]) -> String {
         }
     ));
     text.push_str(&format!(
-        "started at    index {}, last changed at index {}\n\n",
+        "started at    index {}, last changed at index {}\n",
         w.started_at_index, w.changed_at_index
     ));
+    if let Some(life) = &w.entity {
+        text.push_str(&entity_text(life));
+    }
+    text.push('\n');
     let rows: Vec<Vec<String>> = replicas
         .iter()
         .map(|i| {
@@ -484,6 +488,39 @@ fn describe_text(w: &Workload, replicas: &[InstanceView]) -> String {
     text.push_str(&table::render(
         &["REPLICA", "PEER", "STATUS", "REPORTED GEN", "MESSAGE"],
         &rows,
+    ));
+    text
+}
+
+/// An entity instance's lifecycle for `monk describe`: its type, the verbs queued, the
+/// last verb's outcome and the saved state (which holds no secret values: scripts keep
+/// those in the secret store).
+fn entity_text(life: &monk_statemachine::EntityLife) -> String {
+    let mut text = format!(
+        "entity type   {}  ({})\n",
+        life.type_path,
+        if life.created {
+            "created"
+        } else {
+            "not created"
+        }
+    );
+    if !life.todo.is_empty() {
+        text.push_str(&format!("queued        {}\n", life.todo.join(", ")));
+    }
+    if let Some(last) = &life.last {
+        let outcome = match &last.error {
+            Some(e) => format!("failed: {e}"),
+            None => "ok".into(),
+        };
+        text.push_str(&format!(
+            "last verb     {} {outcome} (index {})\n",
+            last.verb, last.at_index
+        ));
+    }
+    text.push_str(&format!(
+        "saved state   {}\n",
+        life.state.as_deref().unwrap_or("-")
     ));
     text
 }

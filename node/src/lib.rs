@@ -24,6 +24,7 @@ pub mod admission;
 pub mod api;
 pub mod client;
 pub mod daemon;
+pub mod entity;
 pub mod events;
 pub mod executor;
 pub mod facts;

@@ -513,6 +513,7 @@ fn apply_command(
             verb,
             state: saved,
             error,
+            args,
         } => schedule::verb_done(
             state,
             index,
@@ -524,6 +525,7 @@ fn apply_command(
                 verb,
                 state: saved.as_ref(),
                 error: error.as_ref(),
+                args,
             },
         ),
         Command::PeerTagged { peer, add, remove } => {

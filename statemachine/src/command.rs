@@ -380,6 +380,10 @@ pub enum Command {
         /// Why the verb failed (naming the instance and verb); `None` is success.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        /// For a custom verb (`monk do`): the names of its arguments, never their
+        /// values (which may be secret).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        args: Vec<String>,
     },
 }
 
@@ -572,8 +576,13 @@ impl Command {
                 verb,
                 state,
                 error,
+                args,
                 ..
             } => {
+                let verb = match args.is_empty() {
+                    true => verb.clone(),
+                    false => format!("{verb}({})", args.join(", ")),
+                };
                 let outcome = match (error, state) {
                     (Some(e), _) => format!("failed: {e}"),
                     (None, Some(s)) => format!("ok, state saved ({} bytes)", s.len()),

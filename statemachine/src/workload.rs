@@ -189,6 +189,10 @@ impl EntityLife {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerbResult {
     pub verb: String,
+    /// The names of the arguments a custom verb was given (`monk do ... k=v`); never
+    /// their values, which may be secret.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
     /// `None`: it succeeded; else why it failed, as the executor reported it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

@@ -369,6 +369,7 @@ fn workload_command() -> impl Strategy<Value = Command> {
                     verb: verb.into(),
                     state: state.map(String::from),
                     error: error.map(String::from),
+                    args: Vec::new(),
                 }
             }),
         (path(), 0u32..5).prop_map(|(path, replicas)| Command::WorkloadScale { path, replicas }),

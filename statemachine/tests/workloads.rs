@@ -502,6 +502,7 @@ fn verb_done(
         verb: verb.into(),
         state: state.map(String::from),
         error: error.map(String::from),
+        args: Vec::new(),
     }
 }
 
@@ -663,6 +664,49 @@ fn a_readiness_check_follows_start_and_scale_is_refused() {
     assert!(matches!(rejected, Rejection::NotRunnable { .. }));
     // Entity instances are not container assignments.
     assert!(monk_statemachine::view::assignments(&c.state, c.peer_id("a")).is_empty());
+}
+
+#[test]
+fn a_custom_verb_saves_state_and_records_only_argument_names() {
+    let mut c = three_peers();
+    let with_backup =
+        "defines: entity\nlifecycle: {create: 'function main() { return {id: 1}; }', backup: ''}\n";
+    c.load(&[("ent/db-type", with_backup), ("ent/db", DB)]);
+    c.ok(run("ent/db"));
+    let custom = |c: &Cluster, verb: &str, error: Option<&str>| {
+        let mut done = verb_done(c, "ent/db", verb, Some(r#"{"backup":"b1"}"#), error);
+        if let Command::EntityVerbDone { args, .. } = &mut done {
+            *args = vec!["label".into()];
+        }
+        done
+    };
+    // Not before the instance is created, and only verbs its type declares.
+    assert!(matches!(
+        c.rejected(custom(&c, "backup", None)),
+        Rejection::StaleReport { .. }
+    ));
+    c.ok(verb_done(&c, "ent/db", "create", Some(r#"{"id":1}"#), None));
+    assert!(matches!(
+        c.rejected(custom(&c, "restore", None)),
+        Rejection::StaleReport { .. }
+    ));
+    c.ok(custom(&c, "backup", None));
+    let life = c
+        .state
+        .workload("ent/db")
+        .and_then(|w| w.entity.clone())
+        .expect("entity");
+    assert_eq!(life.state.as_deref(), Some(r#"{"backup":"b1"}"#));
+    assert_eq!(
+        life.last.as_ref().map(|l| l.args.clone()),
+        Some(vec!["label".to_string()])
+    );
+    // The start queued before the action began is now stale; its rerun applies.
+    assert_eq!(life.todo, ["start"]);
+    // A failed action saves nothing and leaves the instance as it was.
+    c.ok(verb_done(&c, "ent/db", "start", None, None));
+    c.ok(custom(&c, "backup", Some("ent/db backup: disk full")));
+    assert_eq!(status(&c, "ent/db"), Some(InstanceStatus::Ready));
 }
 
 #[test]

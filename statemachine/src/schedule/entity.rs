@@ -19,6 +19,8 @@ pub const CHECK_READINESS: &str = "check-readiness";
 /// Largest saved state, in bytes of JSON: the same bound the engine puts on what a
 /// script returns (`monk_js::limits`), so a result the engine let through fits.
 pub const ENTITY_STATE_BYTES_MAX: usize = 1024 * 1024;
+/// Most arguments a `monk do` names (`k=v` pairs on a command line).
+pub const ACTION_ARGS_MAX: usize = 64;
 
 /// A fresh instance's lifecycle: created, then started.
 pub(crate) fn new_life(entity: EntityType) -> EntityLife {
@@ -100,6 +102,7 @@ pub(crate) struct VerbDone<'a> {
     pub verb: &'a str,
     pub state: Option<&'a String>,
     pub error: Option<&'a String>,
+    pub args: &'a [String],
 }
 
 /// `entity-verb-done`: recorded only from the hosting peer, for the current generation
@@ -152,6 +155,9 @@ pub(crate) fn verb_done(state: &mut State, index: u64, d: VerbDone) -> Result<Ap
             d.step, life.step
         )));
     }
+    if is_custom(d.verb) {
+        return custom_done(life, index, &d).map_err(stale);
+    }
     let expected = match life.todo.first() {
         Some(head) => head.as_str(),
         None if desired == Desired::Running && life.has_readiness_check() => CHECK_READINESS,
@@ -168,17 +174,10 @@ pub(crate) fn verb_done(state: &mut State, index: u64, d: VerbDone) -> Result<Ap
             }
         )));
     }
-    if let Some(saved) = d.state {
-        life.state = Some(saved.clone());
-    }
-    life.last = Some(VerbResult {
-        verb: d.verb.into(),
-        error: d.error.map(|e| truncated(e)),
-        at_index: index,
-    });
+    record(life, index, &d);
     let status = match d.error {
         Some(_) => {
-            queue(life, &[]);
+            life.todo.clear();
             InstanceStatus::Failed
         }
         None => {
@@ -187,7 +186,6 @@ pub(crate) fn verb_done(state: &mut State, index: u64, d: VerbDone) -> Result<Ap
             }
             if d.verb != CHECK_READINESS {
                 life.todo.remove(0);
-                life.step += 1;
             }
             status_after(life, desired, d.verb)
         }
@@ -197,10 +195,7 @@ pub(crate) fn verb_done(state: &mut State, index: u64, d: VerbDone) -> Result<Ap
         state.workloads.remove(d.path);
         return Ok(Applied::Accepted { peer_id: None });
     }
-    let message = match d.error {
-        Some(e) => truncated(e),
-        None => String::new(),
-    };
+    let message = d.error.map(|e| truncated(e)).unwrap_or_default();
     if let Some(instance) = w.instances.get_mut(&0) {
         instance.observed = Some(Observation {
             generation: d.generation,
@@ -210,6 +205,48 @@ pub(crate) fn verb_done(state: &mut State, index: u64, d: VerbDone) -> Result<Ap
             addresses: Default::default(),
         });
     }
+    Ok(Applied::Accepted { peer_id: None })
+}
+
+/// Whether `verb` is a custom verb (`monk do`), not one the cluster queues itself.
+pub fn is_custom(verb: &str) -> bool {
+    verb != CHECK_READINESS && !LIFECYCLE_VERBS.contains(&verb)
+}
+
+/// Records a result: the saved state it returned, the verb's outcome, and a new step
+/// (every accepted result moves the step on, so a verb that started before it and
+/// finishes after it is refused rather than overwriting what it saved).
+fn record(life: &mut EntityLife, index: u64, d: &VerbDone) {
+    if let (Some(saved), None) = (d.state, d.error) {
+        life.state = Some(saved.clone());
+    }
+    life.last = Some(VerbResult {
+        verb: d.verb.into(),
+        args: d.args.to_vec(),
+        error: d.error.map(|e| truncated(e)),
+        at_index: index,
+    });
+    life.step += 1;
+}
+
+/// A custom verb's result (`monk do`): declared by the type, on a created instance; it
+/// saves state like any verb, and a failure fails the action, not the instance.
+fn custom_done(life: &mut EntityLife, index: u64, d: &VerbDone) -> Result<Applied, String> {
+    let declared = life
+        .type_definition
+        .get("lifecycle")
+        .and_then(|l| l.get(d.verb))
+        .is_some();
+    if !declared {
+        return Err(format!("{} declares no verb {}", life.type_path, d.verb));
+    }
+    if !life.created {
+        return Err("the instance is not created".into());
+    }
+    if d.args.len() > ACTION_ARGS_MAX {
+        return Err(format!("more than {ACTION_ARGS_MAX} arguments"));
+    }
+    record(life, index, d);
     Ok(Applied::Accepted { peer_id: None })
 }
 
