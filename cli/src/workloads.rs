@@ -236,6 +236,20 @@ pub enum WorkloadCmd {
         #[arg(required = true, last = true)]
         command: Vec<String>,
     },
+    /// Run an entity instance's custom verb on the peer hosting it:
+    /// `monk do ns/name/verb k=v ...`; prints what it wrote and exits 1 if it failed.
+    Do {
+        /// `ns/name/verb`: the instance's path and the verb.
+        target: String,
+        /// Arguments, `name=value` (the script reads them as `context.args`).
+        args: Vec<String>,
+    },
+    /// The custom verbs (actions) of a running entity instance, for `monk do`.
+    Actions {
+        path: String,
+        #[command(flatten)]
+        out: OutputArg,
+    },
     /// Replicas of every workload: where they run and how they are. Replicas of
     /// stopped workloads only with --all.
     Ps {
@@ -525,6 +539,39 @@ fn entity_text(life: &monk_statemachine::EntityLife) -> String {
     text
 }
 
+/// `monk do ns/name/verb k=v ...`: the verb's output, and exit 1 when it failed.
+async fn entity_do(client: &mut MonkClient, target: &str, args: &[String]) -> Outcome {
+    let target = target.trim_start_matches('/');
+    let Some((path, verb)) = target.rsplit_once('/') else {
+        return Err(Failure::usage(format!("{target:?}: expected ns/name/verb")));
+    };
+    let mut named = std::collections::HashMap::new();
+    for arg in args {
+        let Some((name, value)) = arg.split_once('=') else {
+            return Err(Failure::usage(format!("{arg:?}: expected name=value")));
+        };
+        named.insert(name.to_string(), value.to_string());
+    }
+    let req = monk_node::pb::DoRequest {
+        path: path.to_string(),
+        verb: verb.to_string(),
+        args: named,
+        local_only: false,
+    };
+    let out = client.entity_do(req).await?;
+    let mut text: String = out.output.iter().map(|l| format!("{l}\n")).collect();
+    match out.error {
+        Some(e) => {
+            print!("{text}");
+            Err(Failure::failed(format!("{e} (on peer {})", out.peer)))
+        }
+        None => {
+            text.push_str(&format!("✔ {path} {verb} done on peer {}\n", out.peer));
+            Ok(text)
+        }
+    }
+}
+
 /// `scale.value` and affinity fields that are scripts, with the value each had when the
 /// workload was last run or updated.
 fn evaluated_lines(w: &Workload) -> Vec<String> {
@@ -756,6 +803,21 @@ pub async fn run(addr: &str, cmd: WorkloadCmd) -> Outcome {
                 )));
             }
             Ok(String::new())
+        }
+        WorkloadCmd::Do { target, args } => entity_do(&mut client, &target, &args).await,
+        WorkloadCmd::Actions { path, out } => {
+            let path = path.trim_start_matches('/').to_string();
+            let workload: Workload = client.workload(&path).await?;
+            let Some(life) = &workload.entity else {
+                return Err(Failure::usage(format!(
+                    "{path} is not an entity instance (actions of runnables and groups are not supported yet)"
+                )));
+            };
+            let verbs = monk_node::entity::action::custom_verbs(&life.type_definition);
+            if out.output == Output::Json {
+                return json(&verbs);
+            }
+            Ok(verbs.iter().map(|v| format!("{path}/{v}\n")).collect())
         }
         WorkloadCmd::Describe { path, out } => {
             let path = path.trim_start_matches('/').to_string();

@@ -242,6 +242,36 @@ fn an_entity_kit_runs_its_lifecycle_against_a_cloud_api() {
         "{described}"
     );
 
+    // A custom verb through `monk do`, sent to a peer that does not host the instance
+    // (it forwards it): its output reaches the user, its result and the names of its
+    // arguments enter the log.
+    let placed = row(&addr, "cloud/shop-db").unwrap();
+    let (host, host_id) = (placed["peer_name"].clone(), placed["peer"].clone());
+    let names = ["alpha", "beta", "gamma"];
+    let other = names.iter().position(|n| *n != host).unwrap();
+    let through = peers[other].addr.clone();
+    assert_eq!(
+        ok(&through, &["actions", "cloud/shop-db"]),
+        "cloud/shop-db/backup\n"
+    );
+    let done = ok(&through, &["do", "cloud/shop-db/backup", "label=nightly"]);
+    assert!(done.contains("backup bk-1 taken"), "{done}");
+    assert!(done.contains(&format!("done on peer {host_id}")), "{done}");
+    assert_eq!(saved_state(&addr, "cloud/shop-db")["lastBackup"], "bk-1");
+    assert!(api
+        .calls()
+        .contains(&"POST /databases/db-1/backups".to_string()));
+    let log = ok(&addr, &["log", "--kind", "entity-verb-done"]);
+    assert!(log.contains("backup(label) ok"), "{log}");
+    assert!(!log.contains("nightly"), "{log}");
+    let unknown = peers[other].monk(&["do", "cloud/shop-db/restore"]);
+    assert!(!unknown.status.success());
+    assert!(
+        stderr(&unknown).contains("has no action restore; it has: backup"),
+        "{}",
+        stderr(&unknown)
+    );
+
     // Update: the changed instance is updated, then started again.
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, text.replace("size: 10", "size: 20")).unwrap();

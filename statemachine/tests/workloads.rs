@@ -710,6 +710,37 @@ fn a_custom_verb_saves_state_and_records_only_argument_names() {
 }
 
 #[test]
+fn an_instance_that_breaks_its_schema_is_refused_before_it_is_proposed() {
+    let mut c = three_peers();
+    let ty = "defines: entity\nschema: {required: [name], name: {type: string}, size: {type: integer}}\n";
+    c.load(&[
+        ("ent/db-type", ty),
+        ("ent/db", "defines: ent/db-type\nsize: big\n"),
+    ]);
+    let mut command = run("ent/db");
+    let refused = evaluate_command(&c.state, &mut command, &mut StubHost).expect_err("refused");
+    assert_eq!(refused.path, "ent/db");
+    assert!(
+        refused
+            .message
+            .contains("`ent/db` lacks `name`, which the schema of `ent/db-type` requires"),
+        "{refused}"
+    );
+    assert!(
+        refused
+            .message
+            .contains("`size` should be of type `integer`"),
+        "{refused}"
+    );
+    c.load(&[("ent/db", "defines: ent/db-type\nname: shop\nsize: 3\n")]);
+    let mut command = run("ent/db");
+    assert_eq!(
+        evaluate_command(&c.state, &mut command, &mut StubHost),
+        Ok(())
+    );
+}
+
+#[test]
 fn entries_before_format_6_still_refuse_entity_instances() {
     let mut c = three_peers();
     c.load(&[("ent/db-type", DB_TYPE), ("ent/db", DB)]);

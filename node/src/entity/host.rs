@@ -31,6 +31,10 @@ pub struct EntityHost {
     /// Where `permitted-secrets` is read: the instance, then its type.
     pub permits: Vec<Tree>,
     pub secrets: WorkloadSecrets,
+    /// The `console.*` and `cli.output` lines written so far (the engine passes on at
+    /// most `JS_OUTPUT_LINES_MAX`), for `monk do`, including those of a script that
+    /// then fails.
+    pub lines: std::sync::Mutex<Vec<String>>,
 }
 
 impl EntityHost {
@@ -99,6 +103,10 @@ impl Host for EntityHost {
 
     fn output(&self, line: &str) {
         info!(instance = %self.path, verb = %self.verb, "entity: {line}");
+        self.lines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(line.to_string());
     }
 }
 

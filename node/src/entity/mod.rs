@@ -15,6 +15,7 @@
 //! - [`script`]: which script a verb runs and what `main` is given (pure).
 //! - [`host`]: secrets, HTTP and trace lines for the scripts.
 
+pub mod action;
 pub mod host;
 pub mod script;
 
@@ -78,43 +79,85 @@ fn failure(path: &str, verb: &str, why: impl std::fmt::Display) -> String {
     format!("{path} {verb}: {why}")
 }
 
-/// Runs `verb` for `a` on a blocking thread; the saved state it returned (as JSON
-/// text), `None` to keep it, or why it failed.
-async fn run_verb(
+/// One verb's run: the saved state it returned (as JSON text), `None` to keep it, or
+/// why it failed; and the lines it wrote.
+pub(crate) struct VerbRun {
+    pub result: Result<Option<String>, String>,
+    pub output: Vec<String>,
+}
+
+/// Runs `verb` for `a` on a blocking thread with `args` (`monk do`'s `k=v`).
+pub(crate) async fn run_verb(
     node: Arc<Node>,
     engine: Arc<QuickJsEngine>,
     a: EntityAssignment,
     verb: String,
-    secrets: WorkloadSecrets,
-) -> Result<Option<String>, String> {
+    args: serde_json::Map<String, serde_json::Value>,
+) -> VerbRun {
+    let secrets = WorkloadSecrets {
+        sealed: {
+            let shared = node.shared_state();
+            let guard = shared.read().unwrap_or_else(|p| p.into_inner());
+            guard.state.secrets().clone()
+        },
+        key: node.cluster_key().ok().flatten(),
+    };
     let script = match script::script_for(&a, &verb) {
         Ok(Some(script)) => script,
-        Ok(None) => return Ok(None),
-        Err(e) => return Err(e.to_string()),
+        Ok(None) => {
+            return VerbRun {
+                result: Ok(None),
+                output: Vec::new(),
+            }
+        }
+        Err(e) => {
+            return VerbRun {
+                result: Err(e.to_string()),
+                output: Vec::new(),
+            }
+        }
     };
-    let invocation = script::invocation(&a, &verb, Default::default());
-    let host = host::EntityHost {
+    let invocation = script::invocation(&a, &verb, args);
+    let host = Arc::new(host::EntityHost {
         node,
         runtime: tokio::runtime::Handle::current(),
         path: a.path.clone(),
         verb: verb.clone(),
         permits: vec![a.definition.clone(), a.life.type_definition.clone()],
         secrets,
-    };
-    let (path, shown) = (a.path.clone(), verb.clone());
+        lines: Default::default(),
+    });
+    let seen = host.clone();
     let outcome =
-        tokio::task::spawn_blocking(move || engine.invoke(&script, &invocation, Arc::new(host)))
-            .await
-            .map_err(|e| failure(&path, &shown, format!("the script's thread ended: {e}")))?
-            .map_err(|e| failure(&path, &shown, e))?;
-    match outcome.state {
+        tokio::task::spawn_blocking(move || engine.invoke(&script, &invocation, host)).await;
+    let output = std::mem::take(&mut *seen.lines.lock().unwrap_or_else(|p| p.into_inner()));
+    let result = match outcome {
+        Err(e) => Err(failure(
+            &a.path,
+            &verb,
+            format!("the script's thread ended: {e}"),
+        )),
+        Ok(Err(e)) => Err(failure(&a.path, &verb, e)),
+        Ok(Ok(outcome)) => saved_state(&a.path, &verb, outcome.state),
+    };
+    VerbRun { result, output }
+}
+
+/// What a script returned, as the saved state's JSON text: an object replaces the
+/// state, nothing keeps it, anything else is an error.
+fn saved_state(
+    path: &str,
+    shown: &str,
+    state: Option<serde_json::Value>,
+) -> Result<Option<String>, String> {
+    match state {
         None => Ok(None),
         Some(serde_json::Value::Object(map)) => {
             Ok(Some(serde_json::Value::Object(map).to_string()))
         }
         Some(other) => Err(failure(
-            &path,
-            &shown,
+            path,
+            shown,
             format!("main returned {other}, not an object (return an object or nothing)"),
         )),
     }
@@ -155,13 +198,10 @@ pub async fn run(node: Arc<Node>) {
         if node.lease_state().await != LeaseState::Current {
             continue;
         }
-        let (due, secrets) = {
+        let due = {
             let shared = node.shared_state();
             let guard = shared.read().unwrap_or_else(|p| p.into_inner());
-            (
-                entity_assignments(&guard.state, peer),
-                guard.state.secrets().clone(),
-            )
+            entity_assignments(&guard.state, peer)
         };
         propose_kept(&node, peer, &mut memo, &due).await;
         let now = Instant::now();
@@ -190,14 +230,12 @@ pub async fn run(node: Arc<Node>) {
             }
             info!(instance = %a.path, %verb, generation = a.generation, "entity executor: running");
             memo.in_flight.insert(a.path.clone());
-            let secrets = WorkloadSecrets {
-                sealed: secrets.clone(),
-                key: node.cluster_key().ok().flatten(),
-            };
             let (node, engine, tx) = (node.clone(), engine.clone(), done_tx.clone());
             tokio::spawn(async move {
                 let (path, generation, step) = (a.path.clone(), a.generation, a.life.step);
-                let result = run_verb(node, engine, a, verb.clone(), secrets).await;
+                let result = run_verb(node, engine, a, verb.clone(), Default::default())
+                    .await
+                    .result;
                 let done = Finished {
                     path,
                     generation,
@@ -254,6 +292,7 @@ async fn finished(node: &Arc<Node>, memo: &mut Memo, done: Finished) {
         verb: done.verb,
         state: done.result.ok().flatten(),
         error,
+        args: Vec::new(),
     };
     memo.unproposed.insert(done.path, command);
 }
