@@ -370,8 +370,13 @@ fn sandbox_failures_name_the_instance_and_verb_and_save_nothing() {
     wait_for(
         STEP_WAIT,
         || {
-            let log = ok(&addr, &["log", "--kind", "entity-verb-done"]);
-            log.matches("bad/throw gen 1 create failed").count() == 2
+            // (Read through the online export of the peer's data dir; a failed read
+            // is reported and read again.)
+            let o = monk(&addr, &["log", "--kind", "entity-verb-done"]);
+            if !o.status.success() {
+                eprintln!("monk log: {:?}: {}", o.status, stderr(&o));
+            }
+            stdout(&o).matches("bad/throw gen 1 create failed").count() == 2
         },
         "the second attempt of bad/throw's create",
     );

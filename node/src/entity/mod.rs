@@ -74,6 +74,20 @@ struct Memo {
     checking: HashMap<(String, u64, u64), Checking>,
 }
 
+impl Memo {
+    /// Forgets what concerns instances no longer hosted here, or readiness checks of
+    /// a generation or step the instance moved past, so the memo stays as small as
+    /// the instances hosted.
+    fn forget_gone(&mut self, due: &[EntityAssignment]) {
+        let hosted = |path: &str| due.iter().any(|a| a.path == path);
+        self.proposed.retain(|path, _| hosted(path));
+        self.checking.retain(|(path, generation, step), _| {
+            due.iter()
+                .any(|a| a.path == *path && a.generation == *generation && a.life.step == *step)
+        });
+    }
+}
+
 /// The result of `verb` on `path`, as the log records it, naming instance and verb.
 fn failure(path: &str, verb: &str, why: impl std::fmt::Display) -> String {
     format!("{path} {verb}: {why}")
@@ -204,6 +218,7 @@ pub async fn run(node: Arc<Node>) {
             entity_assignments(&guard.state, peer)
         };
         propose_kept(&node, peer, &mut memo, &due).await;
+        memo.forget_gone(&due);
         let now = Instant::now();
         for a in due {
             if memo.in_flight.len() >= ENTITY_VERBS_IN_FLIGHT_MAX {
