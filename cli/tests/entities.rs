@@ -172,6 +172,13 @@ fn wait_status(addr: &str, path: &str, want: &str) {
     );
 }
 
+/// Waits until `path` failed, and checks its message starts with `why`.
+fn fails_with(addr: &str, path: &str, why: &str) {
+    wait_status(addr, path, "failed");
+    let message = row(addr, path).unwrap()["message"].clone();
+    assert!(message.as_str().unwrap().starts_with(why), "{message}");
+}
+
 fn three_peers(root: &Path) -> [Peer; 3] {
     let peer = |name: &str| Peer::start_with(root, name, &["--containers", "none"]);
     let (alpha, beta, gamma) = (peer("alpha"), peer("beta"), peer("gamma"));
@@ -337,23 +344,15 @@ fn sandbox_failures_name_the_instance_and_verb_and_save_nothing() {
     .unwrap();
     ok(&addr, &["load", file.to_str().unwrap()]);
     ok(&addr, &["run", "bad/throw", "bad/loop", "--wait", "0"]);
-    wait_status(&addr, "bad/throw", "failed");
-    let message = row(&addr, "bad/throw").unwrap()["message"].clone();
-    assert!(
-        message
-            .as_str()
-            .unwrap()
-            .starts_with("bad/throw create: script failed: no quota left"),
-        "{message}"
+    fails_with(
+        &addr,
+        "bad/throw",
+        "bad/throw create: script failed: no quota left",
     );
-    wait_status(&addr, "bad/loop", "failed");
-    let message = row(&addr, "bad/loop").unwrap()["message"].clone();
-    assert!(
-        message
-            .as_str()
-            .unwrap()
-            .starts_with("bad/loop create: script ran for more than"),
-        "{message}"
+    fails_with(
+        &addr,
+        "bad/loop",
+        "bad/loop create: script ran for more than",
     );
     // Nothing saved, nothing marked created; every peer still answers and agrees.
     for path in ["bad/throw", "bad/loop"] {

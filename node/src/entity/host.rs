@@ -154,14 +154,9 @@ async fn exchange(request: &HttpRequest) -> Result<HttpResponse, HostError> {
     let hyper_request = builder
         .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
         .map_err(|e| failed(&e))?;
-    let stream = tokio::net::TcpStream::connect((host.as_str(), port))
+    let (mut sender, driver) = crate::executor::readiness::http1_connect((host.as_str(), port))
         .await
         .map_err(|e| failed(&e))?;
-    let io = hyper_util::rt::TokioIo::new(stream);
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|e| failed(&e))?;
-    let driver = tokio::spawn(connection);
     let answer = async {
         let response = sender
             .send_request(hyper_request)

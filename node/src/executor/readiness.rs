@@ -245,14 +245,10 @@ pub async fn http_get(url: &str, container_ip: Option<&str>) -> Result<String, S
     let exchange = async {
         let resolved = resolve(&host, port).await.map_err(|e| failed(&e))?;
         let target = http_get_target(&host, container_ip, &resolved).map_err(|e| failed(&e))?;
-        let stream = tokio::net::TcpStream::connect((target, port))
+        let (mut sender, connection) = http1_connect((target, port))
             .await
             .map_err(|e| failed(&e))?;
-        let io = hyper_util::rt::TokioIo::new(stream);
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
-            .await
-            .map_err(|e| failed(&e))?;
-        driver = Some(tokio::spawn(connection));
+        driver = Some(connection);
         let response = sender.send_request(request).await.map_err(|e| failed(&e))?;
         let status = response.status();
         if !status.is_success() {
@@ -271,6 +267,32 @@ pub async fn http_get(url: &str, container_ip: Option<&str>) -> Result<String, S
         driver.abort();
     }
     result
+}
+
+/// A new HTTP/1.1 client connection to `target`: its sender, and the task driving
+/// the connection (abort it once the exchange is over).
+pub(crate) async fn http1_connect<B>(
+    target: impl tokio::net::ToSocketAddrs,
+) -> Result<
+    (
+        hyper::client::conn::http1::SendRequest<B>,
+        tokio::task::JoinHandle<Result<(), hyper::Error>>,
+    ),
+    String,
+>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = tokio::net::TcpStream::connect(target)
+        .await
+        .map_err(|e| e.to_string())?;
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (sender, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((sender, tokio::spawn(connection)))
 }
 
 /// The first `limit` bytes of a response body, as text.
