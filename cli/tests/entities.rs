@@ -22,11 +22,20 @@ use support::*;
 /// How long a lifecycle step may take to show in the state on a loaded machine.
 const STEP_WAIT: Duration = Duration::from_secs(60);
 
+/// Release of the fake API's `POST /databases` (closed: it holds the request until the
+/// test opens it, so a peer can be killed while `create` waits on it).
+#[derive(Default)]
+struct Gate {
+    closed: bool,
+}
+
 /// The fake cloud API's memory: every call as `METHOD /path`, the databases, and
 /// whether they report `ready`.
 #[derive(Default)]
 struct Cloud {
     calls: Vec<String>,
+    /// `POST /databases` requests that arrived (answered or not).
+    creates_arrived: usize,
     databases: BTreeMap<String, Value>,
     ready: bool,
 }
@@ -36,6 +45,7 @@ struct Cloud {
 struct FakeCloud {
     url: String,
     cloud: Arc<Mutex<Cloud>>,
+    gate: Arc<Mutex<Gate>>,
 }
 
 impl FakeCloud {
@@ -43,13 +53,15 @@ impl FakeCloud {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fake API");
         let url = format!("http://{}", listener.local_addr().expect("address"));
         let cloud = Arc::new(Mutex::new(Cloud::default()));
-        let shared = cloud.clone();
+        let gate = Arc::new(Mutex::new(Gate::default()));
+        let (shared, held) = (cloud.clone(), gate.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                serve(stream, &shared);
+                let (shared, held) = (shared.clone(), held.clone());
+                std::thread::spawn(move || serve(stream, &shared, &held));
             }
         });
-        FakeCloud { url, cloud }
+        FakeCloud { url, cloud, gate }
     }
 
     fn calls(&self) -> Vec<String> {
@@ -61,7 +73,7 @@ impl FakeCloud {
     }
 }
 
-fn serve(stream: TcpStream, cloud: &Mutex<Cloud>) {
+fn serve(stream: TcpStream, cloud: &Mutex<Cloud>, gate: &Mutex<Gate>) {
     let mut reader = BufReader::new(stream);
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).is_err() {
@@ -86,6 +98,12 @@ fn serve(stream: TcpStream, cloud: &Mutex<Cloud>) {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let mut parts = request_line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    if (method, path) == ("POST", "/databases") {
+        cloud.lock().expect("cloud").creates_arrived += 1;
+        while gate.lock().expect("gate").closed {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
     let (code, answer) = answer(&mut cloud.lock().expect("cloud"), method, path, &body);
     let text = answer.to_string();
     let reply = format!(
@@ -379,4 +397,69 @@ fn sandbox_failures_name_the_instance_and_verb_and_save_nothing() {
         },
         "the second attempt of bad/throw's create",
     );
+}
+
+/// A peer killed while `create` waits on the API: its result never committed, so after
+/// the restart the verb is still due and runs again; it is saved exactly once.
+#[test]
+fn a_verb_cut_off_by_a_crash_runs_again_and_is_saved_once() {
+    let root = tempfile::tempdir().unwrap();
+    let api = FakeCloud::start();
+    api.gate.lock().unwrap().closed = true;
+    let mut peer = Peer::start_with(root.path(), "alpha", &["--containers", "none"]);
+    ok(&peer.addr, &["cluster", "new", "--name", "crash"]);
+    ok(&peer.addr, &["load", &kit(root.path(), &api.url)]);
+    ok(&peer.addr, &["run", "cloud/shop-db", "--wait", "0"]);
+    wait_for(
+        STEP_WAIT,
+        || api.cloud.lock().unwrap().creates_arrived == 1,
+        "create to reach the API",
+    );
+    peer.kill();
+    api.gate.lock().unwrap().closed = false;
+    peer.restart();
+    api.set_ready();
+    wait_status(&peer.addr, "cloud/shop-db", "ready");
+    assert_eq!(
+        api.cloud.lock().unwrap().creates_arrived,
+        2,
+        "{:?}",
+        api.calls()
+    );
+    let log = ok(&peer.addr, &["log", "--kind", "entity-verb-done"]);
+    assert_eq!(
+        log.matches("cloud/shop-db gen 1 create ok").count(),
+        1,
+        "{log}"
+    );
+    // The killed attempt's database exists at the API too (scripts' side effects are
+    // their own: a create that may be retried should look for what it made).
+    assert_eq!(saved_state(&peer.addr, "cloud/shop-db")["id"], "db-2");
+}
+
+/// A runnable's variable reads the instance's saved state with `entity-state(...)`:
+/// its container gets the address `create` saved (real Docker engine).
+#[test]
+fn a_runnable_reads_an_entity_state_in_its_variables() {
+    if !support::docker::engine_present() {
+        return;
+    }
+    support::docker::build_image();
+    let cluster = format!("ent-{}", std::process::id());
+    let _cleanup = support::docker::Cleanup(cluster.clone());
+    let root = tempfile::tempdir().unwrap();
+    let api = FakeCloud::start();
+    api.set_ready();
+    let peer = Peer::start(root.path(), "alpha");
+    ok(&peer.addr, &["cluster", "new", "--name", &cluster]);
+    ok(&peer.addr, &["load", &kit(root.path(), &api.url)]);
+    ok(&peer.addr, &["run", "cloud/shop-db", "--wait", "0"]);
+    wait_status(&peer.addr, "cloud/shop-db", "ready");
+    ok(&peer.addr, &["run", "cloud/shop-app"]);
+    wait_for(
+        STEP_WAIT,
+        || ok(&peer.addr, &["logs", "cloud/shop-app"]).contains("db at 10.9.0.7"),
+        "the container to print the address entity-state gave",
+    );
+    ok(&peer.addr, &["purge", "cloud/shop-app", "cloud/shop-db"]);
 }
