@@ -212,12 +212,17 @@ pub async fn run(node: Arc<Node>) {
         if node.lease_state().await != LeaseState::Current {
             continue;
         }
-        let due = {
+        let hosted = || {
             let shared = node.shared_state();
             let guard = shared.read().unwrap_or_else(|p| p.into_inner());
             entity_assignments(&guard.state, peer)
         };
-        propose_kept(&node, peer, &mut memo, &due).await;
+        let mut due = hosted();
+        // A result just committed may have made the next verb due: look again rather
+        // than a tick later.
+        if propose_kept(&node, peer, &mut memo, &due).await {
+            due = hosted();
+        }
         memo.forget_gone(&due);
         let now = Instant::now();
         for a in due {
@@ -313,9 +318,15 @@ async fn finished(node: &Arc<Node>, memo: &mut Memo, done: Finished) {
 }
 
 /// Proposes the results kept, dropping those the state has moved past (another
-/// generation or step: the result no longer applies).
-async fn propose_kept(node: &Arc<Node>, peer: PeerId, memo: &mut Memo, due: &[EntityAssignment]) {
+/// generation or step: the result no longer applies); whether any was proposed.
+async fn propose_kept(
+    node: &Arc<Node>,
+    peer: PeerId,
+    memo: &mut Memo,
+    due: &[EntityAssignment],
+) -> bool {
     let kept: Vec<(String, Command)> = memo.unproposed.drain().collect();
+    let mut proposed = false;
     for (path, command) in kept {
         let Command::EntityVerbDone {
             generation, step, ..
@@ -341,6 +352,7 @@ async fn propose_kept(node: &Arc<Node>, peer: PeerId, memo: &mut Memo, due: &[En
                 }
                 memo.proposed
                     .insert(path, (generation, step, Instant::now()));
+                proposed = true;
             }
             Err(e) => {
                 warn!("entity executor cannot propose {summary}: {e}; will retry");
@@ -348,4 +360,5 @@ async fn propose_kept(node: &Arc<Node>, peer: PeerId, memo: &mut Memo, due: &[En
             }
         }
     }
+    proposed
 }
