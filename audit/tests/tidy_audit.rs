@@ -107,6 +107,13 @@ fn samples() -> Vec<Command> {
             error: None,
             args: vec!["label".into()],
         },
+        Command::ActionDone {
+            peer: 7,
+            path: path(),
+            action: "backup".into(),
+            args: vec!["label".into()],
+            error: None,
+        },
         Command::PeerTagged {
             peer: 7,
             add: vec!["gpu".into()],
@@ -179,6 +186,7 @@ fn every_command_kind_is_classified_for_history() {
         ("workload-restart", (true, true, PeerReach::None)),
         ("workload-report", (true, false, PeerReach::None)),
         ("entity-verb-done", (true, false, PeerReach::None)),
+        ("action-done", (true, false, PeerReach::None)),
         ("peer-tagged", (false, true, named)),
         ("peer-facts-reported", (false, true, named)),
         ("user-added", (false, false, PeerReach::None)),

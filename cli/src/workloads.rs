@@ -236,15 +236,16 @@ pub enum WorkloadCmd {
         #[arg(required = true, last = true)]
         command: Vec<String>,
     },
-    /// Run an entity instance's custom verb on the peer hosting it:
-    /// `monk do ns/name/verb k=v ...`; prints what it wrote and exits 1 if it failed.
+    /// Run a runnable's action or an entity instance's custom verb on the peer hosting
+    /// it: `monk do ns/name/action k=v ...`; prints its output, exits 1 if it failed.
     Do {
         /// `ns/name/verb`: the instance's path and the verb.
         target: String,
         /// Arguments, `name=value` (the script reads them as `context.args`).
         args: Vec<String>,
     },
-    /// The custom verbs (actions) of a running entity instance, for `monk do`.
+    /// The actions of a running runnable, or the custom verbs of a running entity
+    /// instance, for `monk do`.
     Actions {
         path: String,
         #[command(flatten)]
@@ -485,6 +486,17 @@ fn describe_text(w: &Workload, replicas: &[InstanceView]) -> String {
     ));
     if let Some(life) = &w.entity {
         text.push_str(&entity_text(life));
+    }
+    if let Some(last) = &w.last_action {
+        text.push_str(&format!(
+            "last action   {}({}) {} (index {})\n",
+            last.verb,
+            last.args.join(", "),
+            last.error
+                .as_deref()
+                .map_or("ok".to_string(), |e| format!("failed: {e}")),
+            last.at_index
+        ));
     }
     text.push('\n');
     let rows: Vec<Vec<String>> = replicas
@@ -808,12 +820,10 @@ pub async fn run(addr: &str, cmd: WorkloadCmd) -> Outcome {
         WorkloadCmd::Actions { path, out } => {
             let path = path.trim_start_matches('/').to_string();
             let workload: Workload = client.workload(&path).await?;
-            let Some(life) = &workload.entity else {
-                return Err(Failure::usage(format!(
-                    "{path} is not an entity instance (actions of runnables and groups are not supported yet)"
-                )));
+            let verbs = match &workload.entity {
+                Some(life) => monk_node::entity::action::custom_verbs(&life.type_definition),
+                None => monk_node::entity::action::runnable_actions(&workload.definition),
             };
-            let verbs = monk_node::entity::action::custom_verbs(&life.type_definition);
             if out.output == Output::Json {
                 return json(&verbs);
             }

@@ -463,3 +463,85 @@ fn a_runnable_reads_an_entity_state_in_its_variables() {
     );
     ok(&peer.addr, &["purge", "cloud/shop-app", "cloud/shop-db"]);
 }
+
+/// A runnable's action (`actions.note`, ArrowScript with typed arguments) runs
+/// `exec(...)` in its container on the peer that holds it, invoked through a peer
+/// that does not; its output comes back, the log records it without argument values
+/// (real Docker engine).
+#[test]
+fn monk_do_runs_a_runnable_action_where_its_replica_runs() {
+    if !support::docker::engine_present() {
+        return;
+    }
+    support::docker::build_image();
+    let cluster = format!("act-{}", std::process::id());
+    let _cleanup = support::docker::Cleanup(cluster.clone());
+    let root = tempfile::tempdir().unwrap();
+    let alpha = Peer::start(root.path(), "alpha");
+    let beta = Peer::start(root.path(), "beta");
+    ok(&alpha.addr, &["cluster", "new", "--name", &cluster]);
+    let token = ok(&alpha.addr, &["cluster", "token"]).trim().to_string();
+    ok(&beta.addr, &["cluster", "join", "--token", &token]);
+    let file = root.path().join("app.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"namespace: act
+app:
+  defines: runnable
+  containers:
+    main:
+      image: {}
+      bash: exec sleep 3600
+  actions:
+    note:
+      description: writes a note into the container and reads it back
+      arguments:
+        text:
+          type: string
+        copies:
+          type: int
+          default: 2
+      code: exec("main", "sh", "-c", `mkdir -p /tmp && echo ${{text}} x${{copies}} > /tmp/note && cat /tmp/note`)
+"#,
+            support::docker::IMAGE
+        ),
+    )
+    .unwrap();
+    ok(&alpha.addr, &["load", file.to_str().unwrap()]);
+    ok(&alpha.addr, &["run", "act/app", "--peer", "beta"]);
+    assert_eq!(ok(&alpha.addr, &["actions", "act/app"]), "act/app/note\n");
+    let done = ok(&alpha.addr, &["do", "act/app/note", "text=s3cret-note"]);
+    assert!(done.contains("s3cret-note x2"), "{done}");
+    assert!(done.contains("done on peer 2"), "{done}");
+    let note = ok(&alpha.addr, &["exec", "act/app", "--", "cat", "/tmp/note"]);
+    assert_eq!(note.trim(), "s3cret-note x2");
+    let log = ok(&alpha.addr, &["log", "--kind", "action-done"]);
+    assert!(log.contains("act/app action note(text) ok"), "{log}");
+    assert!(!log.contains("s3cret"), "{log}");
+    let described = ok(&alpha.addr, &["describe", "act/app"]);
+    assert!(
+        described.contains("last action   note(text) ok"),
+        "{described}"
+    );
+    for (args, why) in [
+        (vec!["do", "act/app/note"], "argument text is required"),
+        (
+            vec!["do", "act/app/note", "text=a", "copies=many"],
+            "argument copies=\"many\" is not a int",
+        ),
+        (
+            vec!["do", "act/app/nope"],
+            "act/app has no action nope; it has: note",
+        ),
+    ] {
+        let refused = alpha.monk(&args);
+        assert!(!refused.status.success(), "{args:?}");
+        assert!(
+            stderr(&refused).contains(why),
+            "{args:?}: {}",
+            stderr(&refused)
+        );
+    }
+    ok(&alpha.addr, &["purge", "act/app"]);
+}

@@ -75,6 +75,7 @@ pub fn allowed_in_alarm(command: &Command) -> bool {
             | Command::PeerUp { .. }
             | Command::WorkloadReport { .. }
             | Command::EntityVerbDone { .. }
+            | Command::ActionDone { .. }
             | Command::PeerFactsReported { .. }
             | Command::PeerOverlayChanged { .. }
             | Command::Noop

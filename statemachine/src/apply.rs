@@ -528,6 +528,23 @@ fn apply_command(
                 args,
             },
         ),
+        Command::ActionDone {
+            peer,
+            path,
+            action,
+            args,
+            error,
+        } => schedule::action_done(
+            state,
+            index,
+            schedule::ActionDone {
+                peer: *peer,
+                path,
+                action,
+                args,
+                error: error.as_ref(),
+            },
+        ),
         Command::PeerTagged { peer, add, remove } => {
             for tag in add.iter().chain(remove) {
                 check_name(tag)?;

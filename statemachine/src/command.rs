@@ -385,6 +385,17 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         args: Vec<String>,
     },
+    /// The peer hosting a runnable's replica 0 ran one of its `actions` (`monk do`):
+    /// which, with which argument names (never values), and whether it failed.
+    ActionDone {
+        peer: PeerId,
+        path: String,
+        action: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        args: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
 }
 
 /// What an executor saw of one replica's containers.
@@ -447,6 +458,7 @@ impl Command {
             Command::UserAdded { .. } => "user-added",
             Command::UserRemoved { .. } => "user-removed",
             Command::EntityVerbDone { .. } => "entity-verb-done",
+            Command::ActionDone { .. } => "action-done",
         }
     }
 
@@ -590,6 +602,22 @@ impl Command {
                 };
                 format!("peer {peer}: {path} gen {generation} {verb} {outcome}")
             }
+            Command::ActionDone {
+                peer,
+                path,
+                action,
+                args,
+                error,
+            } => {
+                let outcome = match error {
+                    Some(e) => format!("failed: {e}"),
+                    None => "ok".into(),
+                };
+                format!(
+                    "peer {peer}: {path} action {action}({}) {outcome}",
+                    args.join(", ")
+                )
+            }
         }
     }
 
@@ -619,7 +647,8 @@ impl Command {
             | Command::WorkloadScale { path, .. }
             | Command::WorkloadRestart { path }
             | Command::WorkloadReport { path, .. }
-            | Command::EntityVerbDone { path, .. } => vec![path.as_str()],
+            | Command::EntityVerbDone { path, .. }
+            | Command::ActionDone { path, .. } => vec![path.as_str()],
             Command::Noop
             | Command::ClusterCreated { .. }
             | Command::JoinTokenIssued { .. }

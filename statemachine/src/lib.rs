@@ -61,5 +61,5 @@ pub use workload::{
 ///   replicas whose `recovery.when` is `none` or `container-failure` (format 4 entries
 ///   move every replica, as they did).
 /// - 6: `workload-run` runs entity instances (format 5 entries refused them, and still
-///   do on replay), and `entity-verb-done` exists.
+///   do on replay), and `entity-verb-done` and `action-done` exist.
 pub const FORMAT_VERSION: u32 = 6;

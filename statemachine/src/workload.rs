@@ -141,6 +141,9 @@ pub struct Workload {
     /// the entity executor of the peer its one replica is placed on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entity: Option<EntityLife>,
+    /// The last of its `actions` run with `monk do` (`action-done`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_action: Option<VerbResult>,
 }
 
 /// An entity instance's lifecycle as the log knows it: the type it was run with, the

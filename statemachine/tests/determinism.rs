@@ -373,6 +373,15 @@ fn workload_command() -> impl Strategy<Value = Command> {
                 }
             }),
         (path(), 0u32..5).prop_map(|(path, replicas)| Command::WorkloadScale { path, replicas }),
+        (0u64..5, path(), prop::option::of(Just("failed"))).prop_map(|(peer, path, error)| {
+            Command::ActionDone {
+                peer,
+                path,
+                action: "backup".into(),
+                args: vec!["label".into()],
+                error: error.map(String::from),
+            }
+        }),
         (0u64..5, path(), 0u32..4, 0u64..3, status).prop_map(
             |(peer, path, replica, generation, status)| Command::WorkloadReport {
                 peer,

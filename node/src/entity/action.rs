@@ -1,13 +1,18 @@
-//! `monk do ns/name/verb k=v ...` for entity instances: the custom verb runs on the
-//! peer hosting the instance (the addressed peer forwards it there, one hop, as
-//! `monk exec` does), its output and outcome go back to the user, and its result
-//! enters the log as `entity-verb-done` with the arguments' names only (values may be
-//! secret). A result the log refuses (the instance changed while the verb ran) is
-//! reported as not saved.
+//! `monk do ns/name/verb k=v ...`: an entity instance's custom verb (JavaScript) or a
+//! runnable's `actions.<name>` (ArrowScript `code` with typed `arguments`, whose
+//! `exec(...)` runs in the runnable's replica 0). Either runs on the peer hosting the
+//! instance or replica (the addressed peer forwards it there, one hop, as `monk exec`
+//! does), its output and outcome go back to the user, and its result enters the log
+//! (`entity-verb-done` or `action-done`) with the arguments' names only (values may
+//! be secret). A verb result the log refuses (the instance changed while the verb ran)
+//! is reported as not saved.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use monk_js::QuickJsEngine;
+use monk_scripting::arrow::value::Value;
+use monk_scripting::tree::Tree;
 use monk_statemachine::schedule::entity::{is_custom, ACTION_ARGS_MAX};
 use monk_statemachine::view::entity_assignments;
 use monk_statemachine::{Applied, Command, PeerId};
@@ -28,7 +33,8 @@ pub struct DoOutput {
     pub index: Option<u64>,
 }
 
-/// Runs `req` on the instance's host (forwarding there from any other peer).
+/// Runs `req` on the peer hosting the instance or the runnable's replica 0
+/// (forwarding there from any other peer).
 pub async fn run(node: &Arc<Node>, req: DoRequest) -> NodeResult<DoOutput> {
     let me = node.peer_id().await.ok_or(NodeError::NotMember)?;
     if req.args.len() > ACTION_ARGS_MAX {
@@ -37,18 +43,13 @@ pub async fn run(node: &Arc<Node>, req: DoRequest) -> NodeResult<DoOutput> {
         )));
     }
     let path = req.path.trim_start_matches('/').to_string();
-    let (host, address, assignment) = {
+    let (host, address, is_entity) = {
         let shared = node.shared_state();
         let guard = shared.read().unwrap_or_else(|p| p.into_inner());
         let state = &guard.state;
         let w = state.workload(&path).ok_or_else(|| {
             NodeError::InvalidArgument(format!("no workload {path} is running or stopped"))
         })?;
-        if w.entity.is_none() {
-            return Err(NodeError::InvalidArgument(format!(
-                "{path} is not an entity instance (actions of runnables and groups are not supported yet)"
-            )));
-        }
         let host = w.instances.get(&0).and_then(|i| i.peer).ok_or_else(|| {
             NodeError::FailedPrecondition(format!("{path} is not placed on any peer"))
         })?;
@@ -56,10 +57,7 @@ pub async fn run(node: &Arc<Node>, req: DoRequest) -> NodeResult<DoOutput> {
             .peer(host)
             .map(|p| p.address.clone())
             .unwrap_or_default();
-        let assignment = entity_assignments(state, host)
-            .into_iter()
-            .find(|a| a.path == path);
-        (host, address, assignment)
+        (host, address, w.entity.is_some())
     };
     if host != me {
         if req.local_only {
@@ -79,6 +77,26 @@ pub async fn run(node: &Arc<Node>, req: DoRequest) -> NodeResult<DoOutput> {
             NodeError::Unavailable(format!("peer {host} at {address}: {}", e.message))
         });
     }
+    match is_entity {
+        true => run_verb_here(node, me, &path, req).await,
+        false => run_action_here(node, me, &path, req).await,
+    }
+}
+
+/// An entity instance's custom verb, on its host.
+async fn run_verb_here(
+    node: &Arc<Node>,
+    me: PeerId,
+    path: &str,
+    req: DoRequest,
+) -> NodeResult<DoOutput> {
+    let assignment = {
+        let shared = node.shared_state();
+        let guard = shared.read().unwrap_or_else(|p| p.into_inner());
+        entity_assignments(&guard.state, me)
+            .into_iter()
+            .find(|a| a.path == path)
+    };
     let a = assignment.ok_or_else(|| {
         NodeError::FailedPrecondition(format!("{path} is not hosted on this peer"))
     })?;
@@ -91,17 +109,15 @@ pub async fn run(node: &Arc<Node>, req: DoRequest) -> NodeResult<DoOutput> {
     let (generation, step) = (a.generation, a.life.step);
     let engine = Arc::new(QuickJsEngine::default());
     let run = super::run_verb(node.clone(), engine, a, req.verb.clone(), args).await;
-    let mut names: Vec<String> = req.args.keys().cloned().collect();
-    names.sort();
     let command = Command::EntityVerbDone {
         peer: me,
-        path: path.clone(),
+        path: path.to_string(),
         generation,
         step,
         verb: req.verb.clone(),
         state: run.result.as_ref().ok().cloned().flatten(),
         error: run.result.as_ref().err().cloned(),
-        args: names,
+        args: sorted_names(&req),
     };
     let outcome = node
         .propose(node.stamp(format!("peer:{me}/entity-do"), command))
@@ -120,6 +136,192 @@ pub async fn run(node: &Arc<Node>, req: DoRequest) -> NodeResult<DoOutput> {
         error,
         index: Some(outcome.index),
     })
+}
+
+/// The names of `req`'s arguments, sorted: what the log records (never the values).
+fn sorted_names(req: &DoRequest) -> Vec<String> {
+    let mut names: Vec<String> = req.args.keys().cloned().collect();
+    names.sort();
+    names
+}
+
+/// A runnable's `actions.<name>` (ArrowScript `code` with typed `arguments`), on the
+/// peer holding its replica 0: `exec(...)` runs in that replica's containers.
+async fn run_action_here(
+    node: &Arc<Node>,
+    me: PeerId,
+    path: &str,
+    req: DoRequest,
+) -> NodeResult<DoOutput> {
+    let (cluster, definition, overrides) = {
+        let shared = node.shared_state();
+        let guard = shared.read().unwrap_or_else(|p| p.into_inner());
+        let state = &guard.state;
+        let w = state.workload(path).ok_or_else(|| {
+            NodeError::InvalidArgument(format!("no workload {path} is running or stopped"))
+        })?;
+        (
+            state.cluster_name().unwrap_or_default().to_string(),
+            w.definition.clone(),
+            w.overrides.clone(),
+        )
+    };
+    let declared = runnable_actions(&definition);
+    let action = definition
+        .get("actions")
+        .and_then(|a| a.get(&req.verb))
+        .ok_or_else(|| {
+            NodeError::InvalidArgument(format!(
+                "{path} has no action {}; it has: {}",
+                req.verb,
+                if declared.is_empty() {
+                    "none".to_string()
+                } else {
+                    declared.join(", ")
+                }
+            ))
+        })?;
+    let code = action
+        .get("code")
+        .and_then(Tree::as_str)
+        .unwrap_or_default();
+    let mut variables = literal_variables(&definition);
+    variables.extend(overrides);
+    variables.extend(arguments(path, &req.verb, action, &req.args)?);
+    let Some((runtime, observed)) =
+        crate::executor::logs::local_containers(node, &cluster, me).await?
+    else {
+        return Err(NodeError::FailedPrecondition(format!(
+            "peer {me} runs no containers (monkd --containers none), so {path}'s actions cannot run here"
+        )));
+    };
+    let containers: Vec<&crate::executor::Observed> = observed
+        .iter()
+        .filter(|o| {
+            o.key
+                .as_ref()
+                .is_some_and(|k| k.path == path && k.replica == 0)
+        })
+        .collect();
+    let what = format!("action {}", req.verb);
+    let result = crate::executor::readiness::evaluate_with_exec(
+        runtime.as_ref(),
+        path,
+        &what,
+        code,
+        &variables,
+        &containers,
+    )
+    .await
+    .map_err(|e| format!("{path} {what}: {e}"));
+    let command = Command::ActionDone {
+        peer: me,
+        path: path.to_string(),
+        action: req.verb.clone(),
+        args: sorted_names(&req),
+        error: result.as_ref().err().cloned(),
+    };
+    let outcome = node
+        .propose(node.stamp(format!("peer:{me}/action"), command))
+        .await?;
+    let output = match &result {
+        Ok(value) if !matches!(value, Value::Nil) => {
+            value.to_text().lines().map(String::from).collect()
+        }
+        _ => Vec::new(),
+    };
+    Ok(DoOutput {
+        peer: me,
+        output,
+        error: result.err(),
+        index: Some(outcome.index),
+    })
+}
+
+/// The names of a runnable's `actions`.
+pub fn runnable_actions(definition: &Tree) -> Vec<String> {
+    match definition.get("actions") {
+        Some(Tree::Map(entries)) => entries.iter().map(|(k, _)| k.clone()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A scalar's text (`None` for maps, lists, nulls and `<-` scripts).
+fn literal_text(tree: &Tree) -> Option<String> {
+    let text = match tree {
+        Tree::Str(s) => s.clone(),
+        Tree::Int(n) => n.to_string(),
+        Tree::Bool(b) => b.to_string(),
+        Tree::Float(f) => f.clone(),
+        _ => return None,
+    };
+    (!text.trim_start().starts_with("<-")).then_some(text)
+}
+
+/// The runnable's variables with literal values (`name: v` or `name: {value: v}`).
+fn literal_variables(definition: &Tree) -> BTreeMap<String, String> {
+    let Some(Tree::Map(vars)) = definition.get("variables") else {
+        return BTreeMap::new();
+    };
+    vars.iter()
+        .filter_map(|(name, v)| {
+            let value = match v {
+                Tree::Map(_) => v.get("value").and_then(literal_text),
+                other => literal_text(other),
+            }?;
+            Some((name.clone(), value))
+        })
+        .collect()
+}
+
+/// An action's arguments: those given, checked against `arguments.<name>.type`, and
+/// the defaults of the rest; an unknown argument or a missing one without a default
+/// is an error.
+fn arguments(
+    path: &str,
+    action: &str,
+    spec: &Tree,
+    given: &std::collections::HashMap<String, String>,
+) -> NodeResult<BTreeMap<String, String>> {
+    let declared: Vec<(String, Tree)> = match spec.get("arguments") {
+        Some(Tree::Map(entries)) => entries.clone(),
+        _ => Vec::new(),
+    };
+    let bad = |why: String| NodeError::InvalidArgument(format!("{path}/{action}: {why}"));
+    if let Some(unknown) = given
+        .keys()
+        .find(|k| !declared.iter().any(|(d, _)| d == *k))
+    {
+        let names: Vec<&str> = declared.iter().map(|(d, _)| d.as_str()).collect();
+        return Err(bad(format!(
+            "no argument {unknown} (it takes: {})",
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        )));
+    }
+    let mut out = BTreeMap::new();
+    for (name, arg) in &declared {
+        let value = match (given.get(name), arg.get("default").and_then(literal_text)) {
+            (Some(v), _) => v.clone(),
+            (None, Some(default)) => default,
+            (None, None) => return Err(bad(format!("argument {name} is required"))),
+        };
+        let ty = arg.get("type").and_then(Tree::as_str).unwrap_or("string");
+        let fits = match ty {
+            "int" | "integer" => value.parse::<i64>().is_ok(),
+            "float" | "number" => value.parse::<f64>().is_ok(),
+            "bool" | "boolean" => matches!(value.as_str(), "true" | "false"),
+            _ => true,
+        };
+        if !fits {
+            return Err(bad(format!("argument {name}={value:?} is not a {ty}")));
+        }
+        out.insert(name.clone(), value);
+    }
+    Ok(out)
 }
 
 /// Whether `verb` can be run with `monk do` on `a`: a custom verb its type declares,

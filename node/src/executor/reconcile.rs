@@ -42,35 +42,16 @@ async fn check_readiness<R: ContainerRuntime + ?Sized>(
         .get(&key)
         .is_none_or(|(at, _, _)| now.duration_since(*at) >= check.period);
     if due {
-        let mut known = std::collections::HashMap::new();
-        let mut outcome = Err("readiness check needs too many exec rounds".to_string());
-        for _ in 0..readiness::CHECK_ROUNDS_MAX {
-            let (result, calls) = readiness::evaluate(check, variables, &known);
-            if calls.is_empty() {
-                outcome = result.map(|r| r.unwrap_or(false));
-                break;
-            }
-            for (container, command) in calls {
-                let answer = if container == readiness::HTTP_GET {
-                    // `localhost` in a check means the replica's own container.
-                    let ip = containers.iter().find_map(|o| o.ip.clone());
-                    let url = command.first().cloned().unwrap_or_default();
-                    readiness::http_get(&url, ip.as_deref()).await
-                } else {
-                    match containers
-                        .iter()
-                        .find(|o| o.key.as_ref().is_some_and(|k| k.container == container))
-                    {
-                        Some(o) => runtime
-                            .exec(&o.id, command.clone())
-                            .await
-                            .map_err(|e| e.to_string()),
-                        None => Err(format!("exec: no container {container:?} in {}", a.path)),
-                    }
-                };
-                known.insert((container, command), answer);
-            }
-        }
+        let outcome = readiness::evaluate_with_exec(
+            runtime,
+            &a.path,
+            "readiness code",
+            &check.code,
+            variables,
+            containers,
+        )
+        .await
+        .map(|v| v.is_truthy());
         let (ready, why) = match outcome {
             Ok(true) => (true, String::new()),
             Ok(false) => (

@@ -156,6 +156,7 @@ pub fn proposer_role(command: &Command) -> Option<Role> {
         | Command::SecretSet { .. }
         | Command::WorkloadReport { .. }
         | Command::EntityVerbDone { .. }
+        | Command::ActionDone { .. }
         | Command::PeerFactsReported { .. }
         | Command::PeerOverlayChanged { .. } => None,
     }

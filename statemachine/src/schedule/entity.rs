@@ -93,6 +93,22 @@ pub(crate) fn queue_purge(w: &mut Workload) -> bool {
     false
 }
 
+/// Refuses a result from a peer that is not a member; else how to refuse it as stale.
+fn reporter_checked<'p>(
+    state: &State,
+    peer: PeerId,
+    path: &'p str,
+) -> Result<impl Fn(String) -> Rejection + use<'p>, Rejection> {
+    if !state.peers.get(&peer).is_some_and(|p| p.is_member()) {
+        return Err(Rejection::UnknownPeer { peer });
+    }
+    Ok(move |why: String| Rejection::StaleReport {
+        path: path.into(),
+        replica: 0,
+        why,
+    })
+}
+
 /// `entity-verb-done`, as the command carries it.
 pub(crate) struct VerbDone<'a> {
     pub peer: PeerId,
@@ -109,14 +125,7 @@ pub(crate) struct VerbDone<'a> {
 /// and step, and only for the verb at the head of the queue (or a readiness check of a
 /// started instance).
 pub(crate) fn verb_done(state: &mut State, index: u64, d: VerbDone) -> Result<Applied, Rejection> {
-    if !state.peers.get(&d.peer).is_some_and(|p| p.is_member()) {
-        return Err(Rejection::UnknownPeer { peer: d.peer });
-    }
-    let stale = |why: String| Rejection::StaleReport {
-        path: d.path.into(),
-        replica: 0,
-        why,
-    };
+    let stale = reporter_checked(state, d.peer, d.path)?;
     if let Some(saved) = d.state {
         if saved.len() > ENTITY_STATE_BYTES_MAX {
             return Err(Rejection::Limit {
@@ -262,4 +271,51 @@ fn status_after(life: &EntityLife, desired: Desired, verb: &str) -> InstanceStat
         (Desired::Running, _) if life.has_readiness_check() => InstanceStatus::Running,
         (Desired::Running, _) => InstanceStatus::Ready,
     }
+}
+
+/// `action-done`, as the command carries it.
+pub(crate) struct ActionDone<'a> {
+    pub peer: PeerId,
+    pub path: &'a str,
+    pub action: &'a str,
+    pub args: &'a [String],
+    pub error: Option<&'a String>,
+}
+
+/// `action-done`: recorded only from the peer hosting the runnable's replica 0, for
+/// an action its definition declares; it changes nothing but the workload's last
+/// action.
+pub(crate) fn action_done(
+    state: &mut State,
+    index: u64,
+    d: ActionDone,
+) -> Result<Applied, Rejection> {
+    let stale = reporter_checked(state, d.peer, d.path)?;
+    if d.args.len() > ACTION_ARGS_MAX {
+        return Err(Rejection::Limit {
+            what: "arguments of one action".into(),
+            max: ACTION_ARGS_MAX,
+        });
+    }
+    let w = state
+        .workloads
+        .get_mut(d.path)
+        .ok_or_else(|| stale("no such workload".into()))?;
+    if w.instances.get(&0).and_then(|i| i.peer) != Some(d.peer) {
+        return Err(stale(format!("replica 0 is not placed on peer {}", d.peer)));
+    }
+    if w.definition
+        .get("actions")
+        .and_then(|a| a.get(d.action))
+        .is_none()
+    {
+        return Err(stale(format!("{} declares no action {}", d.path, d.action)));
+    }
+    w.last_action = Some(VerbResult {
+        verb: d.action.into(),
+        args: d.args.to_vec(),
+        error: d.error.map(|e| truncated(e)),
+        at_index: index,
+    });
+    Ok(Applied::Accepted { peer_id: None })
 }

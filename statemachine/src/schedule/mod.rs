@@ -35,7 +35,7 @@ use crate::workload::{Desired, Instance, Observation, Workload};
 
 use definition::{check_overrides, constraints_of, replicas_of, requests_of, requirements_of};
 pub(crate) use definition::{expand, overrides_for, Expanded};
-pub(crate) use entity::{verb_done, VerbDone};
+pub(crate) use entity::{action_done, verb_done, ActionDone, VerbDone};
 pub use place::choose_peer;
 use place::{evict_misfits, place_many, place_pending_of};
 pub(crate) use place::{peer_lost, peer_retagged, place_all_pending};
@@ -172,6 +172,7 @@ pub(crate) fn run(state: &mut State, index: u64, r: RunRequest) -> Result<Applie
             started_at_index: index,
             changed_at_index: index,
             entity: e.entity.map(entity::new_life),
+            last_action: None,
         };
         state.workloads.insert(e.path.clone(), workload);
         let all: Vec<u32> = (0..replicas).collect();
