@@ -197,6 +197,17 @@ fn fails_with(addr: &str, path: &str, why: &str) {
     assert!(message.as_str().unwrap().starts_with(why), "{message}");
 }
 
+/// A Docker engine for a test (`None`, having said why, when none answers), the
+/// busybox image built, and a cluster name whose containers go when the test ends.
+fn with_docker(tag: &str) -> Option<(String, support::docker::Cleanup)> {
+    if !support::docker::engine_present() {
+        return None;
+    }
+    support::docker::build_image();
+    let cluster = format!("{tag}-{}", std::process::id());
+    Some((cluster.clone(), support::docker::Cleanup(cluster)))
+}
+
 fn three_peers(root: &Path) -> [Peer; 3] {
     let peer = |name: &str| Peer::start_with(root, name, &["--containers", "none"]);
     let (alpha, beta, gamma) = (peer("alpha"), peer("beta"), peer("gamma"));
@@ -441,12 +452,9 @@ fn a_verb_cut_off_by_a_crash_runs_again_and_is_saved_once() {
 /// its container gets the address `create` saved (real Docker engine).
 #[test]
 fn a_runnable_reads_an_entity_state_in_its_variables() {
-    if !support::docker::engine_present() {
+    let Some((cluster, _cleanup)) = with_docker("ent") else {
         return;
-    }
-    support::docker::build_image();
-    let cluster = format!("ent-{}", std::process::id());
-    let _cleanup = support::docker::Cleanup(cluster.clone());
+    };
     let root = tempfile::tempdir().unwrap();
     let api = FakeCloud::start();
     api.set_ready();
@@ -466,16 +474,14 @@ fn a_runnable_reads_an_entity_state_in_its_variables() {
 
 /// A runnable's action (`actions.note`, ArrowScript with typed arguments) runs
 /// `exec(...)` in its container on the peer that holds it, invoked through a peer
-/// that does not; its output comes back, the log records it without argument values
-/// (real Docker engine).
+/// that does not; its output comes back, the log records it without argument values;
+/// a `container-started` hook runs its action when the container starts, and a
+/// failing one shows in `monk describe` (real Docker engine).
 #[test]
 fn monk_do_runs_a_runnable_action_where_its_replica_runs() {
-    if !support::docker::engine_present() {
+    let Some((cluster, _cleanup)) = with_docker("act") else {
         return;
-    }
-    support::docker::build_image();
-    let cluster = format!("act-{}", std::process::id());
-    let _cleanup = support::docker::Cleanup(cluster.clone());
+    };
     let root = tempfile::tempdir().unwrap();
     let alpha = Peer::start(root.path(), "alpha");
     let beta = Peer::start(root.path(), "beta");
@@ -491,9 +497,13 @@ app:
   defines: runnable
   containers:
     main:
-      image: {}
+      image: {0}
       bash: exec sleep 3600
+      hooks:
+        container-started: mark
   actions:
+    mark:
+      code: exec("main", "sh", "-c", "mkdir -p /tmp && echo started > /tmp/hooked")
     note:
       description: writes a note into the container and reads it back
       arguments:
@@ -503,6 +513,17 @@ app:
           type: int
           default: 2
       code: exec("main", "sh", "-c", `mkdir -p /tmp && echo ${{text}} x${{copies}} > /tmp/note && cat /tmp/note`)
+broken:
+  defines: runnable
+  containers:
+    main:
+      image: {0}
+      bash: exec sleep 3600
+      hooks:
+        container-started: fail
+  actions:
+    fail:
+      code: exec("main", "false")
 "#,
             support::docker::IMAGE
         ),
@@ -510,7 +531,31 @@ app:
     .unwrap();
     ok(&alpha.addr, &["load", file.to_str().unwrap()]);
     ok(&alpha.addr, &["run", "act/app", "--peer", "beta"]);
-    assert_eq!(ok(&alpha.addr, &["actions", "act/app"]), "act/app/note\n");
+    // The `container-started` hook ran its action in the new container.
+    wait_for(
+        STEP_WAIT,
+        || {
+            stdout(&alpha.monk(&["exec", "act/app", "--", "cat", "/tmp/hooked"])).trim()
+                == "started"
+        },
+        "the container-started hook to write its file",
+    );
+    // A failing hook is recorded and shown by describe; the replica keeps running.
+    ok(&alpha.addr, &["run", "act/broken"]);
+    wait_for(
+        STEP_WAIT,
+        || {
+            ok(&alpha.addr, &["describe", "act/broken"]).contains(
+                "last action   fail() failed: act/broken action fail: exec false exited with 1",
+            )
+        },
+        "the failed hook to show in describe",
+    );
+    assert_eq!(status(&alpha.addr, "act/broken"), "running");
+    assert_eq!(
+        ok(&alpha.addr, &["actions", "act/app"]),
+        "act/app/mark\nact/app/note\n"
+    );
     let done = ok(&alpha.addr, &["do", "act/app/note", "text=s3cret-note"]);
     assert!(done.contains("s3cret-note x2"), "{done}");
     assert!(done.contains("done on peer 2"), "{done}");
@@ -532,7 +577,7 @@ app:
         ),
         (
             vec!["do", "act/app/nope"],
-            "act/app has no action nope; it has: note",
+            "act/app has no action nope; it has: mark, note",
         ),
     ] {
         let refused = alpha.monk(&args);
@@ -543,5 +588,5 @@ app:
             stderr(&refused)
         );
     }
-    ok(&alpha.addr, &["purge", "act/app"]);
+    ok(&alpha.addr, &["purge", "act/app", "act/broken"]);
 }

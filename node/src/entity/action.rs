@@ -79,7 +79,7 @@ pub async fn run(node: &Arc<Node>, req: DoRequest) -> NodeResult<DoOutput> {
     }
     match is_entity {
         true => run_verb_here(node, me, &path, req).await,
-        false => run_action_here(node, me, &path, req).await,
+        false => run_action_here(node, me, &path, 0, req).await,
     }
 }
 
@@ -151,6 +151,7 @@ async fn run_action_here(
     node: &Arc<Node>,
     me: PeerId,
     path: &str,
+    replica: u32,
     req: DoRequest,
 ) -> NodeResult<DoOutput> {
     let (cluster, definition, overrides) = {
@@ -200,7 +201,7 @@ async fn run_action_here(
         .filter(|o| {
             o.key
                 .as_ref()
-                .is_some_and(|k| k.path == path && k.replica == 0)
+                .is_some_and(|k| k.path == path && k.replica == replica)
         })
         .collect();
     let what = format!("action {}", req.verb);
@@ -366,3 +367,51 @@ pub fn custom_verbs(type_definition: &monk_scripting::tree::Tree) -> Vec<String>
         _ => Vec::new(),
     }
 }
+
+/// Container hooks (`containers.<c>.hooks.container-started: <action>`) of `path`'s
+/// `replica`, which just started on this peer: each named action runs, in the
+/// background, like a `monk do` of it with its default arguments; a failure is recorded
+/// (`action-done`) and shown by `monk describe`.
+pub fn container_started(
+    node: &Arc<Node>,
+    me: PeerId,
+    path: &str,
+    replica: u32,
+    definition: &Tree,
+) {
+    let Some(Tree::Map(containers)) = definition.get("containers") else {
+        return;
+    };
+    for (container, spec) in containers {
+        let Some(action) = spec
+            .get("hooks")
+            .and_then(|h| h.get(CONTAINER_STARTED))
+            .and_then(Tree::as_str)
+        else {
+            continue;
+        };
+        let req = DoRequest {
+            path: path.to_string(),
+            verb: action.to_string(),
+            args: Default::default(),
+            local_only: true,
+        };
+        let (node, path, container) = (node.clone(), path.to_string(), container.clone());
+        tokio::spawn(async move {
+            match run_action_here(&node, me, &path, replica, req).await {
+                Ok(DoOutput { error: None, .. }) => {
+                    tracing::info!(%path, replica, %container, "hook {CONTAINER_STARTED} ran");
+                }
+                Ok(DoOutput { error: Some(e), .. }) => {
+                    tracing::warn!(%path, replica, %container, "hook {CONTAINER_STARTED} failed: {e}");
+                }
+                Err(e) => {
+                    tracing::warn!(%path, replica, %container, "hook {CONTAINER_STARTED} did not run: {e}");
+                }
+            }
+        });
+    }
+}
+
+/// The container hook run once a replica's containers run.
+pub const CONTAINER_STARTED: &str = "container-started";

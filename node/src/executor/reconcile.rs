@@ -309,6 +309,34 @@ async fn fence<R: ContainerRuntime + ?Sized>(
     }
 }
 
+/// Runs the `container-started` hooks of a replica that `report` says is up now and
+/// was not up in this generation before (so a restarted peer that adopts running
+/// containers runs none again).
+fn started_hooks(node: &Arc<Node>, peer: PeerId, assigned: &[Assignment], report: &Command) {
+    let Command::WorkloadReport {
+        path,
+        replica,
+        generation,
+        status: InstanceStatus::Running | InstanceStatus::Ready,
+        ..
+    } = report
+    else {
+        return;
+    };
+    let Some(a) = assigned
+        .iter()
+        .find(|a| a.path == *path && a.replica == *replica)
+    else {
+        return;
+    };
+    let was_up = a.reported.as_ref().is_some_and(|(g, s, _)| {
+        g == generation && matches!(s, InstanceStatus::Running | InstanceStatus::Ready)
+    });
+    if !was_up {
+        crate::entity::action::container_started(node, peer, path, *replica, &a.definition);
+    }
+}
+
 /// Runs the executor for `node` until the node shuts down.
 pub async fn run(node: Arc<Node>, runtime: Arc<dyn ContainerRuntime>) {
     let mut applied_seen = u64::MAX;
@@ -418,6 +446,9 @@ pub async fn run(node: Arc<Node>, runtime: Arc<dyn ContainerRuntime>) {
                 warn!("executor: {e}");
             }
             last_errors = pass.errors.clone();
+        }
+        for report in &pass.reports {
+            started_hooks(&node, peer, &assigned, report);
         }
         for report in pass.reports {
             let proposal = node.stamp(format!("peer:{peer}/executor"), report);

@@ -282,8 +282,8 @@ pub(crate) struct ActionDone<'a> {
     pub error: Option<&'a String>,
 }
 
-/// `action-done`: recorded only from the peer hosting the runnable's replica 0, for
-/// an action its definition declares; it changes nothing but the workload's last
+/// `action-done`: recorded only from a peer holding one of the runnable's replicas,
+/// for an action its definition declares; it changes nothing but the workload's last
 /// action.
 pub(crate) fn action_done(
     state: &mut State,
@@ -301,8 +301,9 @@ pub(crate) fn action_done(
         .workloads
         .get_mut(d.path)
         .ok_or_else(|| stale("no such workload".into()))?;
-    if w.instances.get(&0).and_then(|i| i.peer) != Some(d.peer) {
-        return Err(stale(format!("replica 0 is not placed on peer {}", d.peer)));
+    // `monk do` runs on replica 0's peer; a container hook on its replica's.
+    if !w.instances.values().any(|i| i.peer == Some(d.peer)) {
+        return Err(stale(format!("no replica is placed on peer {}", d.peer)));
     }
     if w.definition
         .get("actions")
