@@ -1,10 +1,12 @@
 //! Drills (`jepsen-style/` in the design): break a cluster on purpose and prove it
 //! loses nothing.
 //!
-//! - [`sim`]: whole clusters in one process over the in-memory transport, faults drawn
-//!   by proptest from a seed ([`schedule`]).
+//! - [`sim`]: whole clusters in one process over the in-memory transport on simulated
+//!   time, faults drawn by proptest from a seed ([`schedule`]).
 //! - [`scenario`]: scripted fault sequences a random schedule rarely hits.
 //! - [`process`]: real `monkd` processes on loopback, SIGKILLed and SIGSTOPped.
+//! - [`real`]: the three-host bed under seeded partitions, kills, pauses and clock
+//!   skew, with register clients on the real `monk` CLI (`monk-drills real`).
 //! - [`history`]: what clients saw, and the checker of the properties every drill
 //!   must keep: no lost acknowledged write, no write applied twice, one digest on
 //!   every peer and in every replay, the same stored log on every peer
@@ -28,6 +30,7 @@ pub mod history;
 pub mod limits;
 pub mod linearizability;
 pub mod process;
+pub mod real;
 pub mod register;
 pub mod scenario;
 pub mod schedule;

@@ -15,15 +15,16 @@ pub const STEPS_ENV: &str = "MONK_DRILL_STEPS";
 /// Environment variable: kill-and-pause rounds of the process drill.
 pub const ROUNDS_ENV: &str = "MONK_DRILL_ROUNDS";
 
-/// Simulation cases per drill by default: each case forms a fresh cluster (about 5 s)
-/// and runs its schedule (about 10 s), so two cases keep the crate near a minute.
-pub const DEFAULT_CASES: u32 = 2;
+/// Simulation cases per drill by default (`cargo test` on a laptop): a case lasts about
+/// 10 s of simulated time and one to three seconds of a debug build's CPU; CI runs 100
+/// (`.ci/run` sets [`CASES_ENV`]).
+pub const DEFAULT_CASES: u32 = 10;
 /// Fault steps per schedule by default: enough for partition, crash and heal to
 /// overlap; each step holds for up to [`STEP_HOLD_MS_MAX`].
 pub const DEFAULT_STEPS_MAX: usize = 6;
-/// The bigger configuration (`MONK_DRILL_CASES=20 MONK_DRILL_STEPS=16`) named in the
-/// README; a hard cap keeps a typo from running for hours.
-pub const CASES_MAX: u32 = 1_000;
+/// The most seeds one run takes: the soak (`sim --seeds 10000`, about an hour in a
+/// release build) and then some; a hard cap keeps a typo from running for days.
+pub const CASES_MAX: u32 = 100_000;
 pub const STEPS_MAX: usize = 200;
 
 /// Shortest and longest time one fault step holds before the next. A follower waits
@@ -123,3 +124,45 @@ pub fn env_count<T: std::str::FromStr + Ord + Copy>(name: &str, default: T, max:
         .unwrap_or(default)
         .min(max)
 }
+
+/// Where the peers' wall clock starts in a simulated case (2026-01-01T00:00:00Z): a
+/// fixed epoch, so proposals carry the same `proposed_at_ms` on every run of a seed.
+pub const SIM_EPOCH_MS: u64 = 1_767_225_600_000;
+
+/// The longest delay a [`Jitter`](crate::schedule::Fault::Jitter) step puts on a Raft
+/// message or reply: a fifth of the election timeout's lower bound, so a jittery
+/// network slows the cluster and reorders messages without deposing every leader.
+pub const JITTER_DELAY_MS_MAX: u64 = 300;
+
+/// The most requests in a thousand a jitter step delivers twice.
+pub const JITTER_DUPLICATE_PER_MILLE_MAX: u32 = 100;
+
+/// The memory-backed filesystem simulated cases keep their data dirs on, when present.
+pub const SIM_MEMORY_DIR: &str = "/dev/shm";
+
+/// Slots beside a simulated cluster's peers that [`Join`](crate::schedule::Fault::Join)
+/// steps fill: enough for a learner to be promoted and another to stay a learner.
+pub const SIM_SPARE_SLOTS: usize = 2;
+
+/// How long a simulated join or leave may take before the case goes on without it (a
+/// partition may hold it up indefinitely).
+pub const MEMBERSHIP_CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Pause between two operations of one client in a simulated case: wider than
+/// [`WRITE_PAUSE`], because a simulated case costs CPU per operation, not per second,
+/// and the schedule of faults is what a seed explores (still tens of operations per
+/// fault step, several in flight when a fault holds them up).
+pub const SIM_OPERATION_PAUSE: Duration = Duration::from_millis(60);
+
+/// The real runner's quiet time between two faults: long enough for an election and a
+/// few acknowledged writes, so each heal's recovery is measured on its own.
+pub const REAL_QUIET: Duration = Duration::from_secs(4);
+/// How long the real runner holds a fault: past the election timeout (3 s) and, at the
+/// top, past the peer-down timeout (16 s) so rescheduling and the voter swap happen.
+pub const REAL_FAULT_HOLD_MS_MIN: u64 = 4_000;
+pub const REAL_FAULT_HOLD_MS_MAX: u64 = 18_000;
+/// The clock skew the real runner gives a peer (ahead by a minute and a half: more
+/// than any token lifetime margin or lease, less than a day).
+pub const REAL_SKEW_MS: i64 = 90_000;
+/// How long a healed host may take to answer its final read.
+pub const REAL_FINAL_READ_TIMEOUT: Duration = Duration::from_secs(60);

@@ -18,11 +18,11 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use tokio::task::JoinHandle;
 
-use monk_node::api::{ErrorKind, Query};
+use monk_node::api::Query;
 use monk_node::{Node, NodeError};
 use monk_scripting::tree::Tree;
 
@@ -112,13 +112,9 @@ async fn read(
             Err(e) => Err(e.to_string()),
         };
     }
-    let mut client = node
-        .peer_client(&node.config.advertise)
-        .await
-        .map_err(|e| e.to_string())?;
-    match client.query::<serde_json::Value>(&query, stale).await {
+    match node.query(&query, stale).await {
         Ok(template) => value_in(&template),
-        Err(e) if e.kind == ErrorKind::Invalid && e.message.starts_with(ABSENT) => Ok(None),
+        Err(NodeError::InvalidArgument(m)) if m.starts_with(ABSENT) => Ok(None),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -194,7 +190,7 @@ pub(crate) fn spawn_register_client(
                 completed_us: micros_since(epoch),
                 outcome,
             });
-            tokio::time::sleep(WRITE_PAUSE).await;
+            tokio::time::sleep(cluster.pace).await;
         }
         history
     })

@@ -13,7 +13,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use openraft::ServerState;
 
@@ -21,7 +21,7 @@ use monk_scripting::tree::Tree;
 use monk_statemachine::{Command, LoadedTemplate, PeerId, Proposal, State, FORMAT_VERSION};
 
 use crate::history::{write_path, write_proposal, Findings, Write};
-use crate::limits::{CONVERGE_TIMEOUT, POLL};
+use crate::limits::{CONVERGE_TIMEOUT, POLL, WRITE_PAUSE};
 use crate::register::{gather, spawn_register_clients, ReadPath};
 use crate::sim::{finish, form, outcome_of_reply, spawn_observer, Cluster};
 
@@ -68,15 +68,16 @@ async fn leader_among(cluster: &Cluster, slots: &[usize]) -> Option<usize> {
 fn drop_appends_among(cluster: &Cluster, slots: &[usize], dropped: bool) {
     for from in slots {
         for to in slots.iter().filter(|t| *t != from) {
-            let (from, to) = (cluster.id(*from), cluster.id(*to));
-            cluster.router.drop_appends(from, to, dropped);
+            if let (Some(from), Some(to)) = (cluster.id(*from), cluster.id(*to)) {
+                cluster.router.drop_appends(from, to, dropped);
+            }
         }
     }
 }
 
 fn cut(cluster: &Cluster, slots: &[usize], isolated: bool) {
     for slot in slots {
-        cluster.router.isolate(cluster.id(*slot), isolated);
+        cluster.isolate(*slot, isolated);
     }
 }
 
@@ -87,7 +88,7 @@ fn cut(cluster: &Cluster, slots: &[usize], isolated: bool) {
 /// `z` then elect `d` (its log is the longest among them), which commits E. When all
 /// heal, whatever `a` and `l` did with the forwarded proposal must not apply E again.
 pub async fn truncated_write() -> Result<Findings, String> {
-    let cluster = form(PEERS).await?;
+    let cluster = form(PEERS, WRITE_PAUSE).await?;
     let stop_observer = Arc::new(AtomicBool::new(false));
     let observer = spawn_observer(cluster.clone(), stop_observer.clone());
     let (a, a_node) = cluster.leader().await.ok_or("no leader after forming")?;
@@ -234,7 +235,7 @@ async fn voters_and_learners(cluster: &Cluster) -> Option<(Vec<PeerId>, Vec<Peer
 
 /// A voter that holds a replica falls silent past `PEER_DOWN_AFTER`; see the module.
 pub async fn silent_voter() -> Result<Findings, String> {
-    let cluster = form(SILENT_VOTER_PEERS).await?;
+    let cluster = form(SILENT_VOTER_PEERS, WRITE_PAUSE).await?;
     let stop_observer = Arc::new(AtomicBool::new(false));
     let observer = spawn_observer(cluster.clone(), stop_observer.clone());
     let stop_registers = Arc::new(AtomicBool::new(false));
@@ -261,7 +262,7 @@ pub async fn silent_voter() -> Result<Findings, String> {
     };
     propose_accepted(&cluster, "workload-run", run).await?;
     let (leader_slot, _) = cluster.leader().await.ok_or("no leader")?;
-    let leader = cluster.id(leader_slot);
+    let leader = cluster.id(leader_slot).ok_or("the leader has no id")?;
     let (voters, learners) = voters_and_learners(&cluster).await.ok_or("no leader")?;
     let learner = *learners.first().ok_or("no learner to swap in")?;
     let held = cluster

@@ -1,8 +1,7 @@
 //! Fault schedules: a proptest strategy over partitions, heals, crashes and restarts,
-//! drawn from a seed so that a failing schedule can be drawn again. The seed fixes
-//! the schedule, not the thread interleaving, so a replay re-runs the same faults in
-//! the same order with the same hold times; a timing-dependent failure may need a
-//! few replays.
+//! delayed and duplicated messages, peers joining and leaving, drawn from a seed so that a failing schedule can
+//! be drawn again. On simulated time (`crate::sim::simulate`) the seed fixes the
+//! interleaving too, so a replay runs the very same case.
 
 use std::fmt;
 
@@ -11,7 +10,8 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use crate::limits::{
-    DEPOSED_LEADER_EXTRA_STEPS_MAX, DEPOSED_LEADER_HOLD_MS, STEP_HOLD_MS_MAX, STEP_HOLD_MS_MIN,
+    DEPOSED_LEADER_EXTRA_STEPS_MAX, DEPOSED_LEADER_HOLD_MS, JITTER_DELAY_MS_MAX,
+    JITTER_DUPLICATE_PER_MILLE_MAX, SIM_SPARE_SLOTS, STEP_HOLD_MS_MAX, STEP_HOLD_MS_MIN,
 };
 
 /// One fault. Peers are named by their slot (0-based position in the cluster).
@@ -21,7 +21,9 @@ pub enum Fault {
     Isolate(usize),
     /// Cut off whichever peer leads right now.
     IsolateLeader,
-    /// Reconnect one peer.
+    /// Clients can no longer reach a peer (the peers still can).
+    CutClients(usize),
+    /// Reconnect one peer (to peers and clients).
     Heal(usize),
     /// Reconnect every peer.
     HealAll,
@@ -33,6 +35,19 @@ pub enum Fault {
     Restart(usize),
     /// Reopen every crashed peer.
     RestartAll,
+    /// Delay every Raft message and reply by up to `delay_max_ms` (so they overtake
+    /// each other) and deliver `duplicate_per_mille` of the requests twice.
+    Jitter {
+        delay_max_ms: u64,
+        duplicate_per_mille: u32,
+    },
+    /// Deliver messages at once and once only again.
+    Calm,
+    /// A spare slot's peer joins through the leader (a learner the autopilot may
+    /// promote).
+    Join,
+    /// A member leaves: the leader removes it, then it stops for good.
+    Leave(usize),
 }
 
 /// A fault and how long it holds before the next step.
@@ -48,18 +63,28 @@ impl fmt::Display for Step {
     }
 }
 
-/// Any fault on a cluster of `peers`.
+/// Any fault on a cluster of `peers` (and its spare slots, once they joined).
 pub fn fault(peers: usize) -> impl Strategy<Value = Fault> {
-    let slot = 0..peers;
+    let slot = 0..peers + SIM_SPARE_SLOTS;
     prop_oneof![
         2 => slot.clone().prop_map(Fault::Isolate),
         2 => Just(Fault::IsolateLeader),
+        1 => slot.clone().prop_map(Fault::CutClients),
         1 => slot.clone().prop_map(Fault::Heal),
         2 => Just(Fault::HealAll),
         2 => slot.clone().prop_map(Fault::Crash),
         2 => Just(Fault::CrashLeader),
-        1 => slot.prop_map(Fault::Restart),
+        1 => slot.clone().prop_map(Fault::Restart),
         2 => Just(Fault::RestartAll),
+        2 => (1..=JITTER_DELAY_MS_MAX, 0..=JITTER_DUPLICATE_PER_MILLE_MAX).prop_map(
+            |(delay_max_ms, duplicate_per_mille)| Fault::Jitter {
+                delay_max_ms,
+                duplicate_per_mille
+            }
+        ),
+        1 => Just(Fault::Calm),
+        1 => Just(Fault::Join),
+        1 => slot.prop_map(Fault::Leave),
     ]
 }
 

@@ -41,10 +41,15 @@ fn fault_kind(fault: &Fault) -> &'static str {
     match fault {
         Fault::Isolate(_) => "isolate",
         Fault::IsolateLeader => "isolate-leader",
+        Fault::CutClients(_) => "cut-clients",
         Fault::Heal(_) | Fault::HealAll => "heal",
         Fault::Crash(_) => "crash",
         Fault::CrashLeader => "crash-leader",
         Fault::Restart(_) | Fault::RestartAll => "restart",
+        Fault::Jitter { .. } => "jitter",
+        Fault::Calm => "calm",
+        Fault::Join => "join",
+        Fault::Leave(_) => "leave",
     }
 }
 

@@ -11,18 +11,11 @@
 //! vacuously; `MONK_REQUIRE_DOCKER=1` makes that a failure.
 
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use monk_drills::linearizability::{check, Op, Operation, Outcome};
-use monk_testkit::cli::{monk, ok};
-use monk_testkit::hosts::{HostBed, IMAGE};
+use monk_drills::real::CliClients;
+use monk_testkit::hosts::HostBed;
 
-/// The register's template path.
-const KEY: &str = "register/k0";
-/// Every how many operations a client writes (the others read).
-const WRITE_EVERY: usize = 3;
 /// When each fault starts and ends, from the start of the clients.
 const ONE_WAY: (Duration, Duration) = (Duration::from_secs(4), Duration::from_secs(12));
 const LEADER_CUT: (Duration, Duration) = (Duration::from_secs(16), Duration::from_secs(26));
@@ -31,26 +24,6 @@ const BRIDGE: (Duration, Duration) = (Duration::from_secs(30), Duration::from_se
 const RUN_FOR: Duration = Duration::from_secs(42);
 /// Fewest linearizable reads that make the verdict mean something.
 const READS_MIN: usize = 30;
-
-fn definition(value: u64) -> String {
-    format!(
-        "namespace: register\nk0:\n  defines: runnable\n  variables:\n    value: {value}\n  containers:\n    main:\n      image: {IMAGE}\n"
-    )
-}
-
-/// The register's value as `monk dump` shows it; `Err` when the read failed.
-fn read(addr: &str) -> Result<Option<u64>, String> {
-    let o = monk(addr, &["dump", KEY, "-o", "json"]);
-    if !o.status.success() {
-        let why = String::from_utf8_lossy(&o.stderr).into_owned();
-        return match why.contains("no template at") || why.contains("no definition") {
-            true => Ok(None),
-            false => Err(why),
-        };
-    }
-    let tree: serde_json::Value = serde_json::from_slice(&o.stdout).map_err(|e| e.to_string())?;
-    Ok(tree["variables"]["value"].as_u64())
-}
 
 /// Runs `iptables ARGS` in `netns`.
 fn iptables(netns: &str, args: &[&str]) {
@@ -72,69 +45,8 @@ fn a_register_stays_linearizable_through_one_way_leader_and_bridge_partitions() 
     let Some(bed) = HostBed::start_or_skip(root.path(), 3) else {
         return;
     };
-    let dir = root.path().to_path_buf();
-    let first = bed.hosts[0].addr.clone();
-    let initial = dir.join("initial.yaml");
-    std::fs::write(&initial, definition(1)).unwrap();
-    ok(&first, &["load", initial.to_str().unwrap()]);
-
-    let start = Instant::now();
-    let micros = move || start.elapsed().as_micros() as u64;
-    let history: Arc<Mutex<Vec<Operation>>> = Arc::default();
-    history.lock().unwrap().push(Operation {
-        client: 99,
-        key: KEY.into(),
-        op: Op::Write { value: 1 },
-        stale: false,
-        invoked_us: 0,
-        completed_us: 0,
-        outcome: Outcome::Ok,
-    });
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> = (0..3)
-        .map(|client| {
-            let (addr, dir, history, stop) = (
-                bed.hosts[client].addr.clone(),
-                dir.clone(),
-                history.clone(),
-                stop.clone(),
-            );
-            std::thread::spawn(move || {
-                let mut n = 0usize;
-                while !stop.load(Ordering::Relaxed) {
-                    n += 1;
-                    let invoked_us = micros();
-                    let (op, outcome) = if n.is_multiple_of(WRITE_EVERY) {
-                        let value = (client as u64 + 1) * 1_000_000 + n as u64;
-                        let file = dir.join(format!("w{client}-{n}.yaml"));
-                        std::fs::write(&file, definition(value)).unwrap();
-                        let o = monk(&addr, &["load", file.to_str().unwrap()]);
-                        // A failed write may still have been committed (a timeout, a
-                        // leader lost after appending): unknown, never "failed".
-                        let outcome = match o.status.success() {
-                            true => Outcome::Ok,
-                            false => Outcome::Unknown,
-                        };
-                        (Op::Write { value }, outcome)
-                    } else {
-                        match read(&addr) {
-                            Ok(seen) => (Op::Read { seen }, Outcome::Ok),
-                            Err(_) => (Op::Read { seen: None }, Outcome::Unknown),
-                        }
-                    };
-                    history.lock().unwrap().push(Operation {
-                        client,
-                        key: KEY.into(),
-                        op,
-                        stale: false,
-                        invoked_us,
-                        completed_us: micros(),
-                        outcome,
-                    });
-                }
-            })
-        })
-        .collect();
+    let clients = CliClients::start(&bed, root.path()).unwrap();
+    let start = clients.started;
 
     // One way: host2 hears nothing from host1; host1 still hears host2.
     let host1_ip = bed.hosts[0].ip.clone();
@@ -179,39 +91,13 @@ fn a_register_stays_linearizable_through_one_way_leader_and_bridge_partitions() 
     );
 
     std::thread::sleep(RUN_FOR.saturating_sub(start.elapsed()));
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.join().unwrap();
-    }
     // Healed: every host reads the register once more (retrying until it answers).
-    for (i, host) in bed.hosts.iter().enumerate() {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let invoked_us = micros();
-            if let Ok(seen) = read(&host.addr) {
-                history.lock().unwrap().push(Operation {
-                    client: 10 + i,
-                    key: KEY.into(),
-                    op: Op::Read { seen },
-                    stale: false,
-                    invoked_us,
-                    completed_us: micros(),
-                    outcome: Outcome::Ok,
-                });
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} never answered after healing",
-                host.name
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-
-    let history = history.lock().unwrap().clone();
-    let report = check(&history);
-    let failed = history.iter().filter(|o| o.outcome != Outcome::Ok).count();
+    let (history, _) = clients.finish(&bed).unwrap();
+    let report = monk_drills::linearizability::check(&history);
+    let failed = history
+        .iter()
+        .filter(|o| o.outcome != monk_drills::linearizability::Outcome::Ok)
+        .count();
     eprintln!(
         "{} operations through the CLI ({failed} without an answer); cut {leader} after the one-way partition; {report}",
         history.len()

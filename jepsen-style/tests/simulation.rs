@@ -1,16 +1,17 @@
-//! Simulation drills on 3 and 5 in-process peers: seeded fault schedules under
-//! concurrent writes, reads and register overwrites, then the history check and the
-//! linearizability check of the reads. Each case prints its seed; a failure prints
-//! the command that draws the same schedule again.
+//! Simulation drills on 3 and 5 in-process peers, on simulated time: seeded fault
+//! schedules under concurrent writes, reads and register overwrites, then the history
+//! check and the linearizability check of the reads. Each case prints its seed; a
+//! failure prints the command that runs the same schedule again, and the same seed
+//! gives the same trace.
 
 use monk_drills::limits::*;
 use monk_drills::register::ReadPath;
 use monk_drills::schedule::{deposed_leader, first_seed};
-use monk_drills::sim::{run_case, run_schedule, CaseReport};
+use monk_drills::sim::{simulate, simulate_case, CaseReport};
 
 /// Runs `MONK_DRILL_CASES` cases on a cluster of `peers`, failing on the first case
 /// that breaks a property or does not recover.
-async fn drill(peers: usize, test: &str) {
+fn drill(peers: usize, test: &str) {
     let cases = env_count(CASES_ENV, DEFAULT_CASES, CASES_MAX);
     let steps = env_count(STEPS_ENV, DEFAULT_STEPS_MAX, STEPS_MAX);
     let first = first_seed();
@@ -19,7 +20,7 @@ async fn drill(peers: usize, test: &str) {
         let replay = format!(
             "{SEED_ENV}={seed} {CASES_ENV}=1 {STEPS_ENV}={steps} cargo test --workspace --test simulation {test}"
         );
-        let report = match run_case(seed, peers, steps).await {
+        let report = match simulate_case(seed, peers, steps) {
             Ok(report) => report,
             Err(e) => {
                 panic!("drill seed {seed} on {peers} peers did not recover: {e}\nreplay: {replay}")
@@ -46,14 +47,52 @@ fn print_case(report: &CaseReport) -> Vec<String> {
     schedule
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_peers_keep_every_acknowledged_write() {
-    drill(3, "three_peers").await;
+#[test]
+fn three_peers_keep_every_acknowledged_write() {
+    drill(3, "three_peers");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn five_peers_keep_every_acknowledged_write() {
-    drill(5, "five_peers").await;
+#[test]
+fn five_peers_keep_every_acknowledged_write() {
+    drill(5, "five_peers");
+}
+
+/// One seed, one schedule: two runs of a seed give the same trace byte for byte
+/// (faults at the same simulated times, every client operation with the same
+/// outcome, the same leaders, the same final indexes); another seed differs.
+#[test]
+fn a_seed_replays_the_same_trace_byte_for_byte() {
+    let seed = first_seed();
+    let run = |seed: u64| {
+        simulate_case(seed, 3, DEFAULT_STEPS_MAX)
+            .unwrap_or_else(|e| panic!("seed {seed} did not recover: {e}"))
+            .trace
+            .join("\n")
+    };
+    let first = run(seed);
+    let again = run(seed);
+    assert!(
+        first.lines().count() > 10,
+        "a trace records the case:\n{first}"
+    );
+    if first != again {
+        let at = first
+            .lines()
+            .zip(again.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(first.lines().count().min(again.lines().count()));
+        let line = |t: &str| t.lines().nth(at).unwrap_or("(ended)").to_string();
+        panic!(
+            "seed {seed} gave two traces; first difference at line {at}:\n  {}\n  {}\nreplay: {SEED_ENV}={seed} cargo test --workspace --test simulation a_seed_replays",
+            line(&first),
+            line(&again)
+        );
+    }
+    assert_ne!(
+        run(seed.wrapping_add(1)),
+        first,
+        "another seed, another trace"
+    );
 }
 
 /// Runs a scripted drill; fails if it does not recover or breaks a property.
@@ -88,23 +127,21 @@ async fn a_silent_voter_is_declared_down_rescheduled_and_replaced() {
 /// local state (no read-index round) while the leader is cut off long enough for
 /// another to be elected, the drill must find a non-linearizable read within
 /// `STALE_READ_SEEDS_MAX` seeds; the same seeds with read-index reads find none.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reads_that_skip_the_read_index_are_caught_as_not_linearizable() {
+#[test]
+fn reads_that_skip_the_read_index_are_caught_as_not_linearizable() {
     let first = first_seed();
-    let run = |seed: u64, reads: ReadPath| async move {
+    let run = |seed: u64, reads: ReadPath| {
         let replay =
             format!("{SEED_ENV}={seed} cargo test --workspace --test simulation reads_that_skip");
-        let report = run_schedule(seed, 3, deposed_leader(seed, 3), reads)
-            .await
-            .unwrap_or_else(|e| {
-                panic!("seed {seed} ({reads:?}) did not recover: {e}\nreplay: {replay}")
-            });
+        let report = simulate(seed, 3, deposed_leader(seed, 3), reads).unwrap_or_else(|e| {
+            panic!("seed {seed} ({reads:?}) did not recover: {e}\nreplay: {replay}")
+        });
         print_case(&report);
         (report, replay)
     };
     let mut caught = None;
     for case in 0..STALE_READ_SEEDS_MAX {
-        let (report, _) = run(first.wrapping_add(case), ReadPath::LocalStateForTests).await;
+        let (report, _) = run(first.wrapping_add(case), ReadPath::LocalStateForTests);
         let registers = report.findings.registers.as_ref();
         if registers.is_some_and(|r| r.report.is_violation()) {
             let failure = report.findings.failure().unwrap_or_default();
@@ -117,7 +154,7 @@ async fn reads_that_skip_the_read_index_are_caught_as_not_linearizable() {
         panic!("reads without a read-index round passed the checker on {STALE_READ_SEEDS_MAX} seeds from {first}");
     };
     for case in 0..seeds {
-        let (report, replay) = run(first.wrapping_add(case), ReadPath::ReadIndex).await;
+        let (report, replay) = run(first.wrapping_add(case), ReadPath::ReadIndex);
         if let Some(failure) = report.findings.failure() {
             panic!(
                 "with read-index reads, seed {}: {failure}\nreplay: {replay}",

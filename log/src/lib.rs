@@ -10,6 +10,8 @@
 //!   replay and audit.
 //! - [`replay`]: [`replay::Replayer`], which rebuilds the state at any index or time
 //!   from a data dir with the same apply function the live state machine uses.
+//! - [`runtime`]: the async runtime openraft runs on (tokio with a seedable RNG, for
+//!   simulations that replay one schedule per seed).
 
 // openraft's storage traits fix `StorageError` (224 bytes) as the error type of every
 // method; our helpers return the same type rather than box and convert it back.
@@ -22,6 +24,7 @@ use serde::{Deserialize, Serialize};
 pub mod codec;
 pub mod reader;
 pub mod replay;
+pub mod runtime;
 pub mod state_machine;
 pub mod store;
 
@@ -53,6 +56,7 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = PeerNode,
         SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = runtime::MonkRuntime,
 );
 
 /// A Raft log entry of this cluster.

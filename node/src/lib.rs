@@ -17,12 +17,14 @@
 //!   call what, user credentials.
 //! - [`overlay`]: this peer's WireGuard key and advertised identity, and the pure
 //!   planner of its interface.
+//! - [`clock`]: the wall clock proposals are stamped with (simulated on a claimed thread).
 //! - [`limits`]: every timing and limit, named.
 //! - [`metrics`]: Prometheus metrics at `/metrics` (`monkd --metrics-listen`).
 
 pub mod admission;
 pub mod api;
 pub mod client;
+pub mod clock;
 pub mod daemon;
 pub mod entity;
 pub mod events;

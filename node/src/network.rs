@@ -1,10 +1,12 @@
 //! Raft transport behind openraft's network traits. [`Network::Grpc`] talks to peers
-//! over tonic, on TLS with the peer's own certificate (`crate::trust`); [`Network::Memory`] calls peers' `Raft` handles in the same process, so
-//! several peers run the very same node code in one test (and, later, under a
-//! simulated network with injected faults).
+//! over tonic, on TLS with the peer's own certificate (`crate::trust`);
+//! [`Network::Memory`] calls peers' `Raft` handles in the same process, so several
+//! peers run the very same node code in one test or simulation, with injected faults.
+//! The in-memory router also carries heartbeats and forwarded proposals (cut by the
+//! same partitions), so a simulation needs no socket and can run on a paused clock.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use openraft::error::{
     InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
@@ -24,6 +26,7 @@ use monk_log::{PeerNode, TypeConfig};
 
 use crate::limits::GRPC_MESSAGE_BYTES_MAX;
 use crate::node::duties::LastSeen;
+use crate::node::Node;
 use crate::pb::raft_service_client::RaftServiceClient;
 use crate::pb::RaftPayload;
 use crate::trust::Trust;
@@ -39,6 +42,44 @@ pub struct MemoryRouter {
     appends_dropped: Arc<Mutex<std::collections::HashSet<(u64, u64)>>>,
     /// Each peer's record of heartbeats received, so liveness works in-process too.
     heartbeats: Arc<Mutex<HashMap<u64, LastSeen>>>,
+    /// Each peer (id, node) by its advertised address: where a follower forwards a
+    /// proposal.
+    client_apis: Arc<Mutex<HashMap<String, ClientApi>>>,
+    /// Delays and duplicates on every link, for simulations (none by default).
+    link_faults: Arc<Mutex<Option<LinkFaults>>>,
+}
+
+/// A peer's id and the peer itself, as the router knows it (weakly: a crashed peer is
+/// dropped).
+type ClientApi = (u64, Weak<Node>);
+
+/// Message faults on every in-memory link: each Raft request and each reply waits a
+/// delay drawn up to `delay_max` (so messages overtake each other), and a request is
+/// delivered a second time, after a delay of its own, `duplicate_per_mille` times in
+/// a thousand (its second reply is dropped). Draws come from a generator seeded by
+/// the caller, so a simulation on one thread replays the same delays.
+#[derive(Clone, Debug)]
+pub struct LinkFaults {
+    pub delay_max: std::time::Duration,
+    pub duplicate_per_mille: u32,
+    /// The state of the draws (splitmix64).
+    pub draws: u64,
+}
+
+impl LinkFaults {
+    /// The next draw (splitmix64: small, fast, and good enough to spread delays).
+    fn next(&mut self) -> u64 {
+        self.draws = self.draws.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.draws;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn delay(&mut self) -> std::time::Duration {
+        let max = self.delay_max.as_micros() as u64;
+        std::time::Duration::from_micros(self.next() % max.saturating_add(1))
+    }
 }
 
 impl MemoryRouter {
@@ -51,6 +92,29 @@ impl MemoryRouter {
             .lock()
             .expect("router lock")
             .insert(id, last_seen);
+    }
+    /// Where proposals forwarded to `address` (the peer `id`) arrive.
+    pub fn register_client_api(&self, address: &str, id: u64, node: Weak<Node>) {
+        self.client_apis
+            .lock()
+            .expect("router lock")
+            .insert(address.to_string(), (id, node));
+    }
+    /// The running peer that advertises `address`, if the peer `from` can reach it (a
+    /// partition cuts forwarded proposals as it cuts Raft traffic).
+    pub fn client_api(&self, from: u64, address: &str) -> Option<Arc<Node>> {
+        let (to, node) = self
+            .client_apis
+            .lock()
+            .expect("router lock")
+            .get(address)
+            .cloned()?;
+        let cut = self.cut.lock().expect("router lock");
+        if cut.contains(&from) || cut.contains(&to) {
+            return None;
+        }
+        drop(cut);
+        node.upgrade().filter(|node| !node.is_shut_down())
     }
     /// Delivers a heartbeat from `from` to `to`, unless a partition cuts either.
     pub fn heartbeat(&self, from: u64, to: u64) {
@@ -66,8 +130,58 @@ impl MemoryRouter {
         if let Some(sink) = sink {
             sink.lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(from, std::time::Instant::now());
+                .insert(from, tokio::time::Instant::now());
         }
+    }
+    /// Sets (or, with `None`, clears) the message faults on every link.
+    pub fn set_link_faults(&self, faults: Option<LinkFaults>) {
+        *self.link_faults.lock().expect("router lock") = faults;
+    }
+    /// A delay for the next message on some link, if links are delayed.
+    async fn link_delay(&self) {
+        let delay = self
+            .link_faults
+            .lock()
+            .expect("router lock")
+            .as_mut()
+            .map(LinkFaults::delay);
+        if let Some(delay) = delay.filter(|d| !d.is_zero()) {
+            tokio::time::sleep(delay).await;
+        }
+    }
+    /// Whether the next request is delivered twice.
+    fn duplicate(&self) -> bool {
+        self.link_faults
+            .lock()
+            .expect("router lock")
+            .as_mut()
+            .is_some_and(|f| f.next() % 1000 < u64::from(f.duplicate_per_mille))
+    }
+    /// Delivers one request over the link `from` -> `to`: the delays and duplicates of
+    /// [`LinkFaults`] around `call`, the request's delivery to the target's Raft.
+    async fn deliver<Req, Resp, Fut>(
+        &self,
+        request: Req,
+        call: impl Fn(Raft<TypeConfig>, Req) -> Fut,
+        raft: Raft<TypeConfig>,
+    ) -> Resp
+    where
+        Req: Clone + Send + 'static,
+        Fut: std::future::Future<Output = Resp> + Send + 'static,
+        Resp: Send + 'static,
+    {
+        self.link_delay().await;
+        if self.duplicate() {
+            let again = call(raft.clone(), request.clone());
+            let router = self.clone();
+            tokio::spawn(async move {
+                router.link_delay().await;
+                let _ = again.await;
+            });
+        }
+        let reply = call(raft, request).await;
+        self.link_delay().await;
+        reply
     }
     pub fn isolate(&self, id: u64, isolated: bool) {
         let mut cut = self.cut.lock().expect("router lock");
@@ -285,9 +399,15 @@ impl RaftNetwork<TypeConfig> for Connection {
                     &std::io::Error::other(format!("appends to peer {target} dropped")),
                 )))
             }
-            Connection::Memory { .. } => {
+            Connection::Memory { router, .. } => {
+                let router = router.clone();
                 let raft = self.memory_target()?;
-                raft.append_entries(rpc).await.map_err(|e| self.remote(e))
+                let call =
+                    |raft: Raft<TypeConfig>, rpc| async move { raft.append_entries(rpc).await };
+                router
+                    .deliver(rpc, call, raft)
+                    .await
+                    .map_err(|e| self.remote(e))
             }
         }
     }
@@ -313,9 +433,14 @@ impl RaftNetwork<TypeConfig> for Connection {
     ) -> RpcResult<VoteResponse<u64>> {
         match self {
             Connection::Grpc { .. } => self.grpc_call("vote", &rpc, 0, &option).await,
-            Connection::Memory { .. } => {
+            Connection::Memory { router, .. } => {
+                let router = router.clone();
                 let raft = self.memory_target()?;
-                raft.vote(rpc).await.map_err(|e| self.remote(e))
+                let call = |raft: Raft<TypeConfig>, rpc| async move { raft.vote(rpc).await };
+                router
+                    .deliver(rpc, call, raft)
+                    .await
+                    .map_err(|e| self.remote(e))
             }
         }
     }

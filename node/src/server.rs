@@ -293,23 +293,7 @@ impl MonkService for ClientApi {
         guard(&self.node, &request, Rpc::Query)?;
         let q = request.into_inner();
         let query = Query::parse(&q.what, &q.arg).map_err(Status::invalid_argument)?;
-        if !q.stale {
-            if let Some(leader) = self.node.linearize().await? {
-                let mut client = self.node.peer_client(&leader).await?;
-                let value: serde_json::Value = client
-                    .query(&query, false)
-                    .await
-                    .map_err(|s| Status::from(status_to_error(&s)))?;
-                return json_reply(&value);
-            }
-        }
-        if query == Query::Peers {
-            return json_reply(&self.node.peers().await?);
-        }
-        if query == Query::Overlay {
-            return json_reply(&self.node.overlay_rows().await);
-        }
-        json_reply(&self.node.query_local(&query)?)
+        json_reply(&self.node.query(&query, q.stale).await?)
     }
 
     async fn cluster_new(

@@ -88,29 +88,35 @@ pub async fn form_in_process(nodes: &[Arc<Node>], name: &str) -> Result<(), Stri
     };
     first.cluster_new(name).await.map_err(|e| e.to_string())?;
     for peer in others {
-        // Join tokens are single-use: one per joining peer.
-        let token = first
-            .issue_token(format!("{name}-formation"))
-            .await
-            .map_err(|e| e.to_string())?;
-        let token = monk_node::token::JoinToken::parse(&token).map_err(|e| e.to_string())?;
-        let config = &peer.config;
-        let applicant = monk_node::node::Applicant {
-            name: config.name.clone(),
-            address: config.advertise.clone(),
-            tags: config.tags.clone(),
-            capacity: config.capacity,
-            facts: None,
-            tls_public_key: peer.trust().public_key(),
-            overlay: Some(peer.overlay_identity()),
-        };
-        let admission = first
-            .admit_peer_with_key(&token.secret, applicant, &[])
-            .await
-            .map_err(|e| e.to_string())?;
-        peer.accept_admission(admission)
-            .await
-            .map_err(|e| e.to_string())?;
+        join_in_process(first, peer, name).await?;
     }
     Ok(())
+}
+
+/// `peer` joins the cluster `member` belongs to: `member` issues a single-use token
+/// (labelled `<label>-formation`) and admits `peer`, which accepts.
+pub async fn join_in_process(member: &Node, peer: &Arc<Node>, label: &str) -> Result<(), String> {
+    let token = member
+        .issue_token(format!("{label}-formation"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let token = monk_node::token::JoinToken::parse(&token).map_err(|e| e.to_string())?;
+    let config = &peer.config;
+    let applicant = monk_node::node::Applicant {
+        name: config.name.clone(),
+        address: config.advertise.clone(),
+        tags: config.tags.clone(),
+        capacity: config.capacity,
+        facts: None,
+        tls_public_key: peer.trust().public_key(),
+        overlay: Some(peer.overlay_identity()),
+    };
+    let admission = member
+        .admit_peer_with_key(&token.secret, applicant, &[])
+        .await
+        .map_err(|e| e.to_string())?;
+    peer.accept_admission(admission)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }

@@ -4,7 +4,7 @@
 //! what to do, so they are tested by properties below.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
+use tokio::time::Instant;
 
 use monk_statemachine::{Command, PeerId};
 

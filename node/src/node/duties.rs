@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use tokio::time::Instant;
 
 use openraft::{ChangeMembers, Raft, ServerState};
 use tracing::{info, warn};

@@ -18,7 +18,8 @@
 //!
 //! [`Lease::state`] is pure (times and indexes in, a [`LeaseState`] out).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use crate::limits::{EXECUTOR_TICK, PEER_DOWN_AFTER};
 

@@ -15,9 +15,13 @@ pub mod lease;
 pub mod membership;
 mod queries;
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{Config, Raft, RaftLogReader, ServerState, SnapshotPolicy};
@@ -165,23 +169,7 @@ fn internal(e: impl std::fmt::Display) -> NodeError {
     NodeError::Internal(e.to_string())
 }
 
-pub fn now_ms() -> u64 {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    now.saturating_add_signed(*CLOCK_OFFSET_MS)
-}
-
-/// Test only: `MONK_TEST_CLOCK_OFFSET_MS` skews this process's wall clock (a peer on a
-/// host whose clock is wrong), since `CLOCK_REALTIME` cannot be set per network
-/// namespace. Read once; unset (as everywhere but the skew tests) it is 0.
-static CLOCK_OFFSET_MS: std::sync::LazyLock<i64> = std::sync::LazyLock::new(|| {
-    std::env::var("MONK_TEST_CLOCK_OFFSET_MS")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
-});
+pub use crate::clock::now_ms;
 
 /// Puts the wall-clock times a command carries on the clock of the peer about to append
 /// it (the leader), so a peer whose clock is wrong cannot issue a token born expired
@@ -366,6 +354,11 @@ impl Node {
         if let Network::Memory { router, .. } = &network {
             router.register(identity.peer_id, raft.clone());
             router.register_heartbeats(identity.peer_id, self.last_seen.clone());
+            router.register_client_api(
+                &self.config.advertise,
+                identity.peer_id,
+                Arc::downgrade(self),
+            );
         }
         *member = Some(Member {
             id: identity.peer_id,
@@ -478,6 +471,13 @@ impl Node {
         if let Some(client) = cached {
             return Ok(client);
         }
+        if matches!(self.network, Network::Memory { .. }) {
+            // In-process peers reach each other through the router only: no socket,
+            // so a simulation on a paused clock never waits on real I/O.
+            return Err(NodeError::Unavailable(format!(
+                "cannot dial {address}: this peer is on the in-memory transport"
+            )));
+        }
         let dialer = self.trust.peer_dialer()?;
         let client = MonkClient::connect(address, &dialer)
             .await
@@ -573,14 +573,8 @@ impl Node {
                     // Once sent, a lost reply means the outcome is unknown: report
                     // that instead of retrying and maybe applying it twice.
                     if let Some(node) = forward.leader_node {
-                        match self.peer_client(&node.address).await {
-                            Ok(mut client) => {
-                                return client
-                                    .propose_raw(&proposal)
-                                    .await
-                                    .map_err(|e| forwarded_error(&node.address, &e));
-                            }
-                            Err(e) => warn!(leader = %node.address, "cannot reach leader: {e}"),
+                        if let Some(reply) = self.forward(&node.address, &proposal).await {
+                            return reply;
                         }
                     }
                 }
@@ -598,6 +592,50 @@ impl Node {
             }
             tokio::time::sleep(NO_LEADER_RETRY_PAUSE).await;
         }
+    }
+
+    /// Sends `proposal` to the leader at `address`: its reply, or `None` when the
+    /// leader cannot even be reached (so it never saw the command; safe to retry).
+    fn forward<'a>(
+        &'a self,
+        address: &'a str,
+        proposal: &'a Proposal,
+    ) -> Pin<Box<dyn Future<Output = Option<NodeResult<ProposeOutcome>>> + Send + 'a>> {
+        Box::pin(async move {
+            match self.memory_peer(address).await {
+                Some(Ok(leader)) => return Some(leader.propose(proposal.clone()).await),
+                Some(Err(e)) => {
+                    warn!(leader = %address, "cannot reach leader: {e}");
+                    return None;
+                }
+                None => {}
+            }
+            match self.peer_client(address).await {
+                Ok(mut client) => Some(
+                    client
+                        .propose_raw(proposal)
+                        .await
+                        .map_err(|e| forwarded_error(address, &e)),
+                ),
+                Err(e) => {
+                    warn!(leader = %address, "cannot reach leader: {e}");
+                    None
+                }
+            }
+        })
+    }
+
+    /// On the in-memory transport, the peer that advertises `address` if this one can
+    /// reach it (a partition cuts forwarded requests as it cuts Raft traffic); `None`
+    /// on gRPC.
+    async fn memory_peer(&self, address: &str) -> Option<NodeResult<Arc<Node>>> {
+        let Network::Memory { router, .. } = &self.network else {
+            return None;
+        };
+        let from = self.peer_id().await.unwrap_or_default();
+        Some(router.client_api(from, address).ok_or_else(|| {
+            NodeError::Unavailable(format!("cannot reach {address}: cut off or not running"))
+        }))
     }
 
     /// A proposal of `command` by `actor`, stamped with this peer's clock.

@@ -3,6 +3,8 @@
 //! entered no log, and exporting a checkpoint of the Raft data for `monk` audits.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
 
 use openraft::error::{CheckIsLeaderError, RaftError};
 use openraft::storage::RaftLogStorage;
@@ -15,7 +17,7 @@ use crate::api::Query;
 use crate::identity;
 use crate::limits::{EXPORT_BYTES_MAX, NO_LEADER_RETRY_FOR, NO_LEADER_RETRY_PAUSE};
 use crate::views::*;
-use std::time::Instant;
+use tokio::time::Instant;
 
 impl Node {
     /// Waits until this peer's state reflects everything committed before the call
@@ -71,6 +73,36 @@ impl Node {
             .propose_raw(proposal)
             .await
             .map_err(|e| forwarded_error(leader, &e))
+    }
+
+    /// Answers a query as the client API does: unless `stale`, after a read-index round,
+    /// from the leader's state when this peer is not the leader (forwarded over gRPC,
+    /// or through the in-memory router in simulations).
+    pub fn query<'a>(
+        &'a self,
+        query: &'a Query,
+        stale: bool,
+    ) -> Pin<Box<dyn Future<Output = NodeResult<serde_json::Value>> + Send + 'a>> {
+        Box::pin(async move {
+            if !stale {
+                if let Some(leader) = self.linearize().await? {
+                    return match self.memory_peer(&leader).await {
+                        Some(peer) => peer?.query(query, false).await,
+                        None => self
+                            .peer_client(&leader)
+                            .await?
+                            .query(query, false)
+                            .await
+                            .map_err(|e| super::status_to_error(&e)),
+                    };
+                }
+            }
+            match query {
+                Query::Peers => serde_json::to_value(self.peers().await?).map_err(internal),
+                Query::Overlay => serde_json::to_value(self.overlay_rows().await).map_err(internal),
+                _ => self.query_local(query),
+            }
+        })
     }
 
     /// Answers a query from local state (after [`Node::linearize`] when not stale).
