@@ -51,7 +51,12 @@ pub fn reach(command: &Command) -> Reach<'_> {
         | Command::HubSourceSynced { .. }
         | Command::HubSourceRemoved { .. }
         // A report names its peer, but only changes what the workload observed.
-        | Command::WorkloadReport { .. } => (false, PeerReach::None),
+        | Command::WorkloadReport { .. }
+        // An entity's result changes its saved state and status; entity instances ask
+        // no resources, so even one forgotten after `purge` frees no room.
+        | Command::EntityVerbDone { .. }
+        // An action's record changes only what `describe` shows of the workload.
+        | Command::ActionDone { .. } => (false, PeerReach::None),
         // A key or endpoint is no placement fact: nothing moves.
         Command::PeerOverlayChanged { peer, .. } => (false, PeerReach::Named(*peer)),
         // The first peer joins an empty cluster: no workload exists yet.

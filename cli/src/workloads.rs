@@ -236,6 +236,21 @@ pub enum WorkloadCmd {
         #[arg(required = true, last = true)]
         command: Vec<String>,
     },
+    /// Run a runnable's action or an entity instance's custom verb on the peer hosting
+    /// it: `monk do ns/name/action k=v ...`; prints its output, exits 1 if it failed.
+    Do {
+        /// `ns/name/verb`: the instance's path and the verb.
+        target: String,
+        /// Arguments, `name=value` (the script reads them as `context.args`).
+        args: Vec<String>,
+    },
+    /// The actions of a running runnable, or the custom verbs of a running entity
+    /// instance, for `monk do`.
+    Actions {
+        path: String,
+        #[command(flatten)]
+        out: OutputArg,
+    },
     /// Replicas of every workload: where they run and how they are. Replicas of
     /// stopped workloads only with --all.
     Ps {
@@ -466,9 +481,24 @@ fn describe_text(w: &Workload, replicas: &[InstanceView]) -> String {
         }
     ));
     text.push_str(&format!(
-        "started at    index {}, last changed at index {}\n\n",
+        "started at    index {}, last changed at index {}\n",
         w.started_at_index, w.changed_at_index
     ));
+    if let Some(life) = &w.entity {
+        text.push_str(&entity_text(life));
+    }
+    if let Some(last) = &w.last_action {
+        text.push_str(&format!(
+            "last action   {}({}) {} (index {})\n",
+            last.verb,
+            last.args.join(", "),
+            last.error
+                .as_deref()
+                .map_or("ok".to_string(), |e| format!("failed: {e}")),
+            last.at_index
+        ));
+    }
+    text.push('\n');
     let rows: Vec<Vec<String>> = replicas
         .iter()
         .map(|i| {
@@ -486,6 +516,72 @@ fn describe_text(w: &Workload, replicas: &[InstanceView]) -> String {
         &rows,
     ));
     text
+}
+
+/// An entity instance's lifecycle for `monk describe`: its type, the verbs queued, the
+/// last verb's outcome and the saved state (which holds no secret values: scripts keep
+/// those in the secret store).
+fn entity_text(life: &monk_statemachine::EntityLife) -> String {
+    let mut text = format!(
+        "entity type   {}  ({})\n",
+        life.type_path,
+        if life.created {
+            "created"
+        } else {
+            "not created"
+        }
+    );
+    if !life.todo.is_empty() {
+        text.push_str(&format!("queued        {}\n", life.todo.join(", ")));
+    }
+    if let Some(last) = &life.last {
+        let outcome = match &last.error {
+            Some(e) => format!("failed: {e}"),
+            None => "ok".into(),
+        };
+        text.push_str(&format!(
+            "last verb     {} {outcome} (index {})\n",
+            last.verb, last.at_index
+        ));
+    }
+    text.push_str(&format!(
+        "saved state   {}\n",
+        life.state.as_deref().unwrap_or("-")
+    ));
+    text
+}
+
+/// `monk do ns/name/verb k=v ...`: the verb's output, and exit 1 when it failed.
+async fn entity_do(client: &mut MonkClient, target: &str, args: &[String]) -> Outcome {
+    let target = target.trim_start_matches('/');
+    let Some((path, verb)) = target.rsplit_once('/') else {
+        return Err(Failure::usage(format!("{target:?}: expected ns/name/verb")));
+    };
+    let mut named = std::collections::HashMap::new();
+    for arg in args {
+        let Some((name, value)) = arg.split_once('=') else {
+            return Err(Failure::usage(format!("{arg:?}: expected name=value")));
+        };
+        named.insert(name.to_string(), value.to_string());
+    }
+    let req = monk_node::pb::DoRequest {
+        path: path.to_string(),
+        verb: verb.to_string(),
+        args: named,
+        local_only: false,
+    };
+    let out = client.entity_do(req).await?;
+    let mut text: String = out.output.iter().map(|l| format!("{l}\n")).collect();
+    match out.error {
+        Some(e) => {
+            print!("{text}");
+            Err(Failure::failed(format!("{e} (on peer {})", out.peer)))
+        }
+        None => {
+            text.push_str(&format!("✔ {path} {verb} done on peer {}\n", out.peer));
+            Ok(text)
+        }
+    }
 }
 
 /// `scale.value` and affinity fields that are scripts, with the value each had when the
@@ -719,6 +815,19 @@ pub async fn run(addr: &str, cmd: WorkloadCmd) -> Outcome {
                 )));
             }
             Ok(String::new())
+        }
+        WorkloadCmd::Do { target, args } => entity_do(&mut client, &target, &args).await,
+        WorkloadCmd::Actions { path, out } => {
+            let path = path.trim_start_matches('/').to_string();
+            let workload: Workload = client.workload(&path).await?;
+            let verbs = match &workload.entity {
+                Some(life) => monk_node::entity::action::custom_verbs(&life.type_definition),
+                None => monk_node::entity::action::runnable_actions(&workload.definition),
+            };
+            if out.output == Output::Json {
+                return json(&verbs);
+            }
+            Ok(verbs.iter().map(|v| format!("{path}/{v}\n")).collect())
         }
         WorkloadCmd::Describe { path, out } => {
             let path = path.trim_start_matches('/').to_string();

@@ -392,6 +392,21 @@ impl MonkClient {
         )
     }
 
+    /// Runs an entity instance's custom verb, wherever the instance runs.
+    pub async fn entity_do(
+        &mut self,
+        req: crate::pb::DoRequest,
+    ) -> Result<crate::entity::action::DoOutput, ClientError> {
+        decode(
+            &self
+                .inner
+                .entity_do(self.request(req))
+                .await?
+                .into_inner()
+                .json,
+        )
+    }
+
     /// Seals and commits a secret through the addressed peer; returns the log index.
     pub async fn set_secret(
         &mut self,

@@ -117,6 +117,7 @@ pub async fn run(
     tokio::spawn(crate::overlay::run_reporter(node.clone()));
     tokio::spawn(crate::overlay::executor::run(node.clone()));
     tokio::spawn(crate::storage::run(node.clone()));
+    tokio::spawn(crate::entity::run(node.clone()));
     let metrics = Metrics::default();
     if let Some(l) = metrics_listener {
         info!(listen = %l.local_addr()?, "serving Prometheus metrics at /metrics");

@@ -28,6 +28,7 @@ pub mod api;
 pub mod client;
 pub mod clock;
 pub mod daemon;
+pub mod entity;
 pub mod events;
 pub mod executor;
 pub mod facts;

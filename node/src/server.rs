@@ -502,6 +502,17 @@ impl MonkService for ClientApi {
         json_reply(&crate::executor::logs::exec(&self.node, req).await?)
     }
 
+    async fn entity_do(&self, request: Request<DoRequest>) -> Result<Response<JsonReply>, Status> {
+        let caller = guard(&self.node, &request, Rpc::EntityDo)?;
+        let req = request.into_inner();
+        if req.local_only && !matches!(caller, Caller::Peer(_)) {
+            return Err(Status::permission_denied(
+                "only peers forward an action to the instance's host",
+            ));
+        }
+        json_reply(&crate::entity::action::run(&self.node, req).await?)
+    }
+
     async fn container_logs(
         &self,
         request: Request<LogsRequest>,

@@ -75,6 +75,8 @@ pub fn allowed_in_alarm(command: &Command) -> bool {
             | Command::PeerDown { .. }
             | Command::PeerUp { .. }
             | Command::WorkloadReport { .. }
+            | Command::EntityVerbDone { .. }
+            | Command::ActionDone { .. }
             | Command::PeerFactsReported { .. }
             | Command::PeerOverlayChanged { .. }
             | Command::Noop

@@ -44,6 +44,7 @@ const TABLE: &[(Rpc, &str)] = &[
     (Rpc::SetSecret, "---A---"),
     (Rpc::GetSecret, "---AA--"),
     (Rpc::ContainerExec, "--AAA--"),
+    (Rpc::EntityDo, "--AAA--"),
     (Rpc::Events, "-AAAA--"),
     // Last: allowed, it makes the target leave.
     (Rpc::Leave, "---A---"),
@@ -200,6 +201,17 @@ async fn let_in(rpc: Rpc, address: &str, dialer: &Dialer, own_id: u64) -> Result
                 ExecRequest {
                     path: "no/such".into(),
                     command: vec!["true".into()],
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(drop),
+        Rpc::EntityDo => api
+            .entity_do(req(
+                dialer,
+                DoRequest {
+                    path: "no/such".into(),
+                    verb: "backup".into(),
                     ..Default::default()
                 },
             ))

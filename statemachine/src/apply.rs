@@ -124,6 +124,8 @@ pub enum Rejection {
     },
     #[error("no hub source {hub}")]
     UnknownHubSource { hub: String },
+    #[error("{path} is being purged (its purge verb runs first)")]
+    BeingPurged { path: String },
     #[error("stale report for {path}#{replica}: {why}")]
     StaleReport {
         path: String,
@@ -550,11 +552,15 @@ fn apply_command(
             schedule::run(
                 state,
                 index,
-                path,
-                tag.as_ref(),
-                peer.as_ref(),
-                overrides,
-                evaluated.as_ref(),
+                schedule::RunRequest {
+                    path,
+                    tag: tag.as_ref(),
+                    peer: peer.as_ref(),
+                    overrides,
+                    evaluated: evaluated.as_ref(),
+                    // Entries before format 7 refused entity instances.
+                    entities: version >= 7,
+                },
             )
         }
         Command::WorkloadUpdate {
@@ -585,6 +591,46 @@ fn apply_command(
                 status: *status,
                 message,
                 addresses,
+            },
+        ),
+        Command::EntityVerbDone {
+            peer,
+            path,
+            generation,
+            step,
+            verb,
+            state: saved,
+            error,
+            args,
+        } => schedule::verb_done(
+            state,
+            index,
+            schedule::VerbDone {
+                peer: *peer,
+                path,
+                generation: *generation,
+                step: *step,
+                verb,
+                state: saved.as_ref(),
+                error: error.as_ref(),
+                args,
+            },
+        ),
+        Command::ActionDone {
+            peer,
+            path,
+            action,
+            args,
+            error,
+        } => schedule::action_done(
+            state,
+            index,
+            schedule::ActionDone {
+                peer: *peer,
+                path,
+                action,
+                args,
+                error: error.as_ref(),
             },
         ),
         Command::PeerTagged { peer, add, remove } => {

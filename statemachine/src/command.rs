@@ -385,6 +385,39 @@ pub enum Command {
     HubSourceRemoved {
         source: String,
     },
+    /// The entity executor of the peer hosting an entity instance finished the verb at
+    /// the head of its `todo` (or a readiness check): the saved state it returned, or
+    /// why it failed. Scripts never run in `apply`; this result is all the log keeps.
+    EntityVerbDone {
+        peer: PeerId,
+        path: String,
+        generation: u64,
+        /// The instance's `step` when the verb started.
+        step: u64,
+        verb: String,
+        /// The JSON text of the object the script returned, replacing the saved state;
+        /// `None` keeps it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        state: Option<String>,
+        /// Why the verb failed (naming the instance and verb); `None` is success.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        /// For a custom verb (`monk do`): the names of its arguments, never their
+        /// values (which may be secret).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        args: Vec<String>,
+    },
+    /// The peer hosting a runnable's replica 0 ran one of its `actions` (`monk do`):
+    /// which, with which argument names (never values), and whether it failed.
+    ActionDone {
+        peer: PeerId,
+        path: String,
+        action: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        args: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
 }
 
 /// What an executor saw of one replica's containers.
@@ -449,6 +482,8 @@ impl Command {
             Command::HubKitsPublished { .. } => "hub-kits-published",
             Command::HubSourceSynced { .. } => "hub-source-synced",
             Command::HubSourceRemoved { .. } => "hub-source-removed",
+            Command::EntityVerbDone { .. } => "entity-verb-done",
+            Command::ActionDone { .. } => "action-done",
         }
     }
 
@@ -592,6 +627,43 @@ impl Command {
                 format!("hub {source} synced{at}: {} kit(s)", kits.len())
             }
             Command::HubSourceRemoved { source } => format!("hub {source} removed"),
+            Command::EntityVerbDone {
+                peer,
+                path,
+                generation,
+                verb,
+                state,
+                error,
+                args,
+                ..
+            } => {
+                let verb = match args.is_empty() {
+                    true => verb.clone(),
+                    false => format!("{verb}({})", args.join(", ")),
+                };
+                let outcome = match (error, state) {
+                    (Some(e), _) => format!("failed: {e}"),
+                    (None, Some(s)) => format!("ok, state saved ({} bytes)", s.len()),
+                    (None, None) => "ok, state kept".into(),
+                };
+                format!("peer {peer}: {path} gen {generation} {verb} {outcome}")
+            }
+            Command::ActionDone {
+                peer,
+                path,
+                action,
+                args,
+                error,
+            } => {
+                let outcome = match error {
+                    Some(e) => format!("failed: {e}"),
+                    None => "ok".into(),
+                };
+                format!(
+                    "peer {peer}: {path} action {action}({}) {outcome}",
+                    args.join(", ")
+                )
+            }
         }
     }
 
@@ -624,7 +696,9 @@ impl Command {
             | Command::WorkloadPurge { path }
             | Command::WorkloadScale { path, .. }
             | Command::WorkloadRestart { path }
-            | Command::WorkloadReport { path, .. } => vec![path.as_str()],
+            | Command::WorkloadReport { path, .. }
+            | Command::EntityVerbDone { path, .. }
+            | Command::ActionDone { path, .. } => vec![path.as_str()],
             Command::Noop
             | Command::ClusterCreated { .. }
             | Command::JoinTokenIssued { .. }

@@ -8,6 +8,8 @@
 use std::collections::BTreeMap;
 
 use monk_scripting::arrow::Host;
+use monk_scripting::monkscript::model::Kind;
+use monk_scripting::monkscript::references::schema_violations;
 use monk_scripting::monkscript::runtime::placement::placement_values;
 use monk_scripting::monkscript::runtime::{runnable_spec, Protocol};
 use monk_scripting::tree::Tree;
@@ -43,9 +45,11 @@ pub fn to_evaluate(state: &State, command: &Command) -> Vec<ToEvaluate> {
             overrides,
             evaluated: None,
             ..
-        } => schedule::expand(state, path)
+        } => schedule::expand(state, path, true)
             .unwrap_or_default()
             .into_iter()
+            // Entity instances have no placement scripts and publish no ports.
+            .filter(|e| e.entity.is_none())
             .filter(|e| {
                 state
                     .workloads
@@ -66,6 +70,7 @@ pub fn to_evaluate(state: &State, command: &Command) -> Vec<ToEvaluate> {
             .unwrap_or_default()
             .iter()
             .filter_map(|p| schedule::updated_definition(state, p).ok())
+            .filter(|e| e.entity.is_none())
             .map(|e| {
                 let mut merged = state
                     .workloads
@@ -190,10 +195,59 @@ pub fn evaluate_command(
     ) {
         return Ok(());
     }
+    check_entity_schemas(state, command)?;
     let mut values = EvaluatedByPath::new();
     for runnable in to_evaluate(state, command) {
         values.insert(runnable.path.clone(), evaluate_runnable(&runnable, host)?);
     }
     set_evaluated(command, values);
+    Ok(())
+}
+
+/// The entity instances a `run`/`update` would start or change, each checked against
+/// its type's `schema` (required properties, declared types), so an instance that
+/// breaks it is refused before anything is proposed. `monk lint` and `monk load`
+/// report the same findings with their file positions.
+fn check_entity_schemas(state: &State, command: &Command) -> Result<(), EvaluateError> {
+    let expanded = match command {
+        Command::WorkloadRun { path, .. } => {
+            schedule::expand(state, path, true).unwrap_or_default()
+        }
+        Command::WorkloadUpdate { path, .. } => schedule::targets(state, path)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| schedule::updated_definition(state, p).ok())
+            .collect(),
+        _ => Vec::new(),
+    };
+    for e in expanded {
+        let Some(entity) = &e.entity else {
+            continue;
+        };
+        let namespace = e.path.rsplit_once('/').map_or("", |(ns, _)| ns);
+        let defines = e.definition.get("defines").and_then(Tree::as_str);
+        let kind = Kind::from_defines(defines, namespace);
+        let found = schema_violations(
+            &e.path,
+            &kind,
+            &e.definition,
+            &entity.path,
+            &entity.definition,
+        );
+        if !found.is_empty() {
+            let message = found
+                .iter()
+                .map(|v| match &v.hint {
+                    Some(hint) => format!("{} ({hint})", v.message),
+                    None => v.message.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(EvaluateError {
+                path: e.path.clone(),
+                message: format!("{message} (`monk lint` shows where)"),
+            });
+        }
+    }
     Ok(())
 }

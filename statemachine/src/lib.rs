@@ -38,7 +38,9 @@ pub use snapshot::{
 };
 pub use state::{InvariantViolation, Peer, PeerStatus, Secret, State, Template, User};
 pub use view::{ClusterView, NodeView};
-pub use workload::{Constraints, Desired, Instance, Requirements, Workload};
+pub use workload::{
+    Constraints, Desired, EntityLife, Instance, Requirements, VerbResult, Workload,
+};
 
 /// The entry format this build writes and the newest it can apply. Older formats are
 /// applied forever (append-only evolution); a newer one stops the peer with a clear
@@ -64,4 +66,6 @@ pub use workload::{Constraints, Desired, Instance, Requirements, Workload};
 ///   refuse them as unknown kinds; the version says why), and `run`, `update` and
 ///   inheritance find Hub definitions where no loaded one is. Older logs hold no Hub
 ///   kits, so they apply as before.
-pub const FORMAT_VERSION: u32 = 6;
+/// - 7: `workload-run` runs entity instances (entries of format 6 and before refused
+///   them, and still do on replay), and `entity-verb-done` and `action-done` exist.
+pub const FORMAT_VERSION: u32 = 7;

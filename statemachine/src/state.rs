@@ -354,6 +354,20 @@ impl State {
             if workload.generation == 0 {
                 return fail(format!("workload {path} has generation 0"));
             }
+            if let Some(life) = &workload.entity {
+                if workload.instances.len() != 1 {
+                    return fail(format!("entity instance {path} has other than one replica"));
+                }
+                let lifecycle = crate::schedule::entity::LIFECYCLE_VERBS;
+                if let Some(verb) = life.todo.iter().find(|v| !lifecycle.contains(&v.as_str())) {
+                    return fail(format!("entity instance {path} has {verb} queued"));
+                }
+                if life.created && life.todo.first().is_some_and(|v| v == "create") {
+                    return fail(format!(
+                        "entity instance {path} is created and queued to be"
+                    ));
+                }
+            }
             for (n, (replica, instance)) in workload.instances.iter().enumerate() {
                 if *replica != instance.replica || *replica as usize != n {
                     return fail(format!("workload {path} replicas are not 0..{n}"));

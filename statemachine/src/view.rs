@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::{InstanceStatus, PeerId};
 use crate::state::{PeerStatus, State};
-use crate::workload::Desired;
+use crate::workload::{Desired, EntityLife};
 
 /// One peer as the cluster sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -157,10 +157,11 @@ pub struct Assignment {
     pub reported_addresses: BTreeMap<String, std::net::Ipv4Addr>,
 }
 
-/// The replicas placed on `peer`, in path and replica order.
+/// The replicas placed on `peer`, in path and replica order (containers only: entity
+/// instances are [`entity_assignments`]).
 pub fn assignments(state: &State, peer: PeerId) -> Vec<Assignment> {
     let mut out = Vec::new();
-    for w in state.workloads.values() {
+    for w in state.workloads.values().filter(|w| w.entity.is_none()) {
         for i in w.instances.values().filter(|i| i.peer == Some(peer)) {
             out.push(Assignment {
                 path: w.path.clone(),
@@ -182,4 +183,57 @@ pub fn assignments(state: &State, peer: PeerId) -> Vec<Assignment> {
         }
     }
     out
+}
+
+/// One entity instance an entity executor hosts on its peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntityAssignment {
+    pub path: String,
+    pub generation: u64,
+    pub desired: Desired,
+    /// The instance's resolved definition (the first argument of `main`).
+    pub definition: Tree,
+    pub life: EntityLife,
+    /// The status its last result left it in, if it was about this generation.
+    pub status: Option<InstanceStatus>,
+}
+
+impl EntityAssignment {
+    /// The verb due: the head of the queue, or a readiness check of a started
+    /// instance that has one and is not ready yet; `None` when nothing is due.
+    pub fn verb_due(&self) -> Option<&str> {
+        if let Some(head) = self.life.todo.first() {
+            return Some(head);
+        }
+        let failed = self.life.last.as_ref().is_some_and(|l| l.error.is_some());
+        let checking = self.desired == Desired::Running
+            && self.life.has_readiness_check()
+            && !failed
+            && self.status == Some(InstanceStatus::Running);
+        checking.then_some(crate::schedule::entity::CHECK_READINESS)
+    }
+}
+
+/// The entity instances placed on `peer`, in path order.
+pub fn entity_assignments(state: &State, peer: PeerId) -> Vec<EntityAssignment> {
+    state
+        .workloads
+        .values()
+        .filter_map(|w| {
+            let life = w.entity.as_ref()?;
+            let instance = w.instances.get(&0).filter(|i| i.peer == Some(peer))?;
+            Some(EntityAssignment {
+                path: w.path.clone(),
+                generation: w.generation,
+                desired: w.desired,
+                definition: w.definition.clone(),
+                life: life.clone(),
+                status: instance
+                    .observed
+                    .as_ref()
+                    .filter(|o| o.generation == w.generation)
+                    .map(|o| o.status),
+            })
+        })
+        .collect()
 }

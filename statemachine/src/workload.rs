@@ -137,6 +137,69 @@ pub struct Workload {
     pub instances: BTreeMap<u32, Instance>,
     pub started_at_index: u64,
     pub changed_at_index: u64,
+    /// Set when the workload is an entity instance (issue 14): its lifecycle, run by
+    /// the entity executor of the peer its one replica is placed on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<EntityLife>,
+    /// The last of its `actions` run with `monk do` (`action-done`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_action: Option<VerbResult>,
+}
+
+/// An entity instance's lifecycle as the log knows it: the type it was run with, the
+/// state its scripts saved, and the verbs still to run for the last intent. Scripts run
+/// in the hosting peer's entity executor; only their results (`entity-verb-done`)
+/// change this, so every peer holds the same saved state and no verb is half-saved: a
+/// verb whose result never committed is still at the head of `todo` and runs again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntityLife {
+    /// The entity type's path (`ns/type`).
+    pub type_path: String,
+    /// The type resolved at run/update time: `lifecycle` scripts, `checks`, `schema`.
+    pub type_definition: Tree,
+    /// The JavaScript sources of the user modules the type `requires`, by path.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub modules: BTreeMap<String, String>,
+    /// The saved state, as the JSON text of the object the last verb returned;
+    /// `None` before any verb returned one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Whether `create` succeeded (then `run` starts it instead of creating it).
+    pub created: bool,
+    /// Lifecycle verbs still to run for the last `run`/`update`/`stop`/`purge`, in
+    /// order; the executor runs the first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub todo: Vec<String>,
+    /// Bumped whenever the head of `todo` changes: a result names the step it
+    /// finished, so a late or repeated result cannot be applied twice.
+    pub step: u64,
+    /// The last verb that finished (or failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<VerbResult>,
+}
+
+impl EntityLife {
+    /// Whether the type declares a readiness check (`checks.readiness`).
+    pub fn has_readiness_check(&self) -> bool {
+        self.type_definition
+            .get("checks")
+            .and_then(|c| c.get("readiness"))
+            .is_some()
+    }
+}
+
+/// How a lifecycle verb ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerbResult {
+    pub verb: String,
+    /// The names of the arguments a custom verb was given (`monk do ... k=v`); never
+    /// their values, which may be secret.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// `None`: it succeeded; else why it failed, as the executor reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub at_index: u64,
 }
 
 impl Workload {

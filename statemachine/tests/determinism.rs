@@ -22,6 +22,7 @@ fn path() -> impl Strategy<Value = String> {
         Just("ns/a".to_string()),
         Just("ns/b".to_string()),
         Just("other/c/d".to_string()),
+        Just("ns/e".to_string()),
         Just("/bad".to_string()),
         Just("x".to_string())
     ]
@@ -234,10 +235,20 @@ fn runnable_templates() -> Vec<LoadedTemplate> {
             Tree::Seq(vec![Tree::Str("ns/a".into()), Tree::Str("ns/b".into())]),
         ),
     ]);
+    let entity_type = Tree::Map(vec![
+        ("defines".into(), Tree::Str("entity".into())),
+        (
+            "checks".into(),
+            Tree::Map(vec![("readiness".into(), Tree::Map(vec![]))]),
+        ),
+    ]);
+    let instance = Tree::Map(vec![("defines".into(), Tree::Str("ns/e-type".into()))]);
     [
         ("ns/a", runnable(2, 300)),
         ("ns/b", runnable(3, 0)),
         ("other/c/d", group),
+        ("ns/e-type", entity_type),
+        ("ns/e", instance),
     ]
     .into_iter()
     .map(|(path, definition)| LoadedTemplate {
@@ -360,7 +371,43 @@ fn workload_command() -> impl Strategy<Value = Command> {
         path().prop_map(|path| Command::WorkloadStop { path }),
         path().prop_map(|path| Command::WorkloadPurge { path }),
         path().prop_map(|path| Command::WorkloadRestart { path }),
+        (
+            0u64..5,
+            path(),
+            (1u64..3, 0u64..6),
+            prop_oneof![
+                Just("create"),
+                Just("start"),
+                Just("update"),
+                Just("stop"),
+                Just("purge"),
+                Just("check-readiness")
+            ],
+            prop_oneof![Just(None), Just(Some("{\"n\":1}")), Just(Some("[]"))],
+            prop::option::of(Just("failed")),
+        )
+            .prop_map(|(peer, path, (generation, step), verb, state, error)| {
+                Command::EntityVerbDone {
+                    peer,
+                    path,
+                    generation,
+                    step,
+                    verb: verb.into(),
+                    state: state.map(String::from),
+                    error: error.map(String::from),
+                    args: Vec::new(),
+                }
+            }),
         (path(), 0u32..5).prop_map(|(path, replicas)| Command::WorkloadScale { path, replicas }),
+        (0u64..5, path(), prop::option::of(Just("failed"))).prop_map(|(peer, path, error)| {
+            Command::ActionDone {
+                peer,
+                path,
+                action: "backup".into(),
+                args: vec!["label".into()],
+                error: error.map(String::from),
+            }
+        }),
         (0u64..5, path(), 0u32..4, 0u64..3, status).prop_map(
             |(peer, path, replica, generation, status)| Command::WorkloadReport {
                 peer,

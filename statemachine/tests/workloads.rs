@@ -481,6 +481,277 @@ fn reports_are_kept_only_from_the_peer_that_holds_the_replica() {
 // ---------------------------------------------------------------------------------------
 // Property: the scheduler's rules hold after every command.
 
+const DB_TYPE: &str = "defines: entity\nschema: {name: {type: string}}\nlifecycle: {create: 'function main() { return {id: 1}; }'}\n";
+const DB: &str = "defines: ent/db-type\nname: shop\n";
+
+/// An entity executor's result for the verb due on `path`, from the peer hosting it.
+fn verb_done(
+    c: &Cluster,
+    path: &str,
+    verb: &str,
+    state: Option<&str>,
+    error: Option<&str>,
+) -> Command {
+    let w = c.state.workload(path).expect("the instance runs");
+    let life = w.entity.as_ref().expect("an entity instance");
+    Command::EntityVerbDone {
+        peer: w.instances[&0].peer.expect("placed"),
+        path: path.into(),
+        generation: w.generation,
+        step: life.step,
+        verb: verb.into(),
+        state: state.map(String::from),
+        error: error.map(String::from),
+        args: Vec::new(),
+    }
+}
+
+fn todo(c: &Cluster, path: &str) -> Vec<String> {
+    c.state
+        .workload(path)
+        .and_then(|w| w.entity.clone())
+        .map(|l| l.todo)
+        .unwrap_or_default()
+}
+
+fn status(c: &Cluster, path: &str) -> Option<InstanceStatus> {
+    instances(&c.state)
+        .into_iter()
+        .find(|i| i.path == path)
+        .and_then(|i| i.status)
+}
+
+#[test]
+fn an_entity_instance_runs_its_lifecycle_through_results_in_the_log() {
+    let mut c = three_peers();
+    c.load(&[("ent/db-type", DB_TYPE), ("ent/db", DB)]);
+    c.ok(run("ent/db"));
+    assert_eq!(c.placement(), pairs(&[("ent/db#0", "a")]));
+    assert_eq!(todo(&c, "ent/db"), ["create", "start"]);
+    // A result for another verb than the one due, or from another peer, is stale.
+    let early = verb_done(&c, "ent/db", "start", None, None);
+    assert!(matches!(c.rejected(early), Rejection::StaleReport { .. }));
+    let mut elsewhere = verb_done(&c, "ent/db", "create", None, None);
+    if let Command::EntityVerbDone { peer, .. } = &mut elsewhere {
+        *peer = c.peer_id("b");
+    }
+    assert!(matches!(
+        c.rejected(elsewhere),
+        Rejection::StaleReport { .. }
+    ));
+    let create = verb_done(&c, "ent/db", "create", Some(r#"{"id":1}"#), None);
+    c.ok(create.clone());
+    // The same result twice is not applied twice.
+    assert!(matches!(c.rejected(create), Rejection::StaleReport { .. }));
+    assert_eq!(status(&c, "ent/db"), Some(InstanceStatus::Starting));
+    c.ok(verb_done(&c, "ent/db", "start", None, None));
+    assert_eq!(status(&c, "ent/db"), Some(InstanceStatus::Ready));
+    let life = c
+        .state
+        .workload("ent/db")
+        .and_then(|w| w.entity.clone())
+        .expect("entity");
+    assert_eq!(life.state.as_deref(), Some(r#"{"id":1}"#));
+    assert!(life.created && life.todo.is_empty());
+    // Running it again does nothing; updating a changed instance updates then starts.
+    assert!(matches!(
+        c.rejected(run("ent/db")),
+        Rejection::AlreadyRunning { .. }
+    ));
+    c.load(&[("ent/db", "defines: ent/db-type\nname: shop2\n")]);
+    c.ok(Command::WorkloadUpdate {
+        path: "ent/db".into(),
+        overrides: BTreeMap::new(),
+        evaluated: None,
+    });
+    assert_eq!(todo(&c, "ent/db"), ["update", "start"]);
+    c.ok(verb_done(&c, "ent/db", "update", Some(r#"{"id":2}"#), None));
+    c.ok(verb_done(&c, "ent/db", "start", None, None));
+    // Stop, then purge: the instance is forgotten only once its purge verb succeeded.
+    c.ok(Command::WorkloadStop {
+        path: "ent/db".into(),
+    });
+    assert_eq!(todo(&c, "ent/db"), ["stop"]);
+    c.ok(verb_done(&c, "ent/db", "stop", None, None));
+    assert_eq!(status(&c, "ent/db"), Some(InstanceStatus::Stopped));
+    c.ok(Command::WorkloadPurge {
+        path: "ent/db".into(),
+    });
+    assert_eq!(todo(&c, "ent/db"), ["purge"]);
+    assert!(matches!(
+        c.rejected(run("ent/db")),
+        Rejection::BeingPurged { .. }
+    ));
+    c.ok(verb_done(
+        &c,
+        "ent/db",
+        "purge",
+        None,
+        Some("ent/db purge: the API said no"),
+    ));
+    assert_eq!(status(&c, "ent/db"), Some(InstanceStatus::Failed));
+    c.ok(Command::WorkloadPurge {
+        path: "ent/db".into(),
+    });
+    c.ok(verb_done(&c, "ent/db", "purge", None, None));
+    assert!(c.state.workload("ent/db").is_none());
+}
+
+#[test]
+fn a_failed_verb_keeps_the_saved_state_and_run_retries_it() {
+    let mut c = three_peers();
+    c.load(&[("ent/db-type", DB_TYPE), ("ent/db", DB)]);
+    c.ok(run("ent/db"));
+    c.ok(verb_done(
+        &c,
+        "ent/db",
+        "create",
+        None,
+        Some("ent/db create: boom"),
+    ));
+    assert_eq!(status(&c, "ent/db"), Some(InstanceStatus::Failed));
+    assert!(todo(&c, "ent/db").is_empty());
+    let life = c
+        .state
+        .workload("ent/db")
+        .and_then(|w| w.entity.clone())
+        .expect("entity");
+    assert_eq!((life.state, life.created), (None, false));
+    // A saved state that is not a JSON object is refused, whatever the verb.
+    c.ok(run("ent/db"));
+    assert_eq!(todo(&c, "ent/db"), ["create", "start"]);
+    let bad = verb_done(&c, "ent/db", "create", Some("[1]"), None);
+    assert!(matches!(c.rejected(bad), Rejection::StaleReport { .. }));
+    // Stopping an instance never created queues nothing.
+    c.ok(Command::WorkloadStop {
+        path: "ent/db".into(),
+    });
+    assert!(todo(&c, "ent/db").is_empty());
+    // Purging one never created forgets it at once.
+    c.ok(Command::WorkloadPurge {
+        path: "ent/db".into(),
+    });
+    assert!(c.state.workload("ent/db").is_none());
+}
+
+#[test]
+fn a_readiness_check_follows_start_and_scale_is_refused() {
+    let mut c = three_peers();
+    let checked = format!("{DB_TYPE}checks: {{readiness: {{code: 'function main() {{}}', period: 1, attempts: 3}}}}\n");
+    c.load(&[("ent/db-type", checked.as_str()), ("ent/db", DB)]);
+    c.ok(run("ent/db"));
+    c.ok(verb_done(&c, "ent/db", "create", None, None));
+    c.ok(verb_done(&c, "ent/db", "start", None, None));
+    assert_eq!(status(&c, "ent/db"), Some(InstanceStatus::Running));
+    let w = c.state.workload("ent/db").expect("runs");
+    let due = monk_statemachine::view::entity_assignments(
+        &c.state,
+        w.instances[&0].peer.expect("placed"),
+    );
+    assert_eq!(due[0].verb_due(), Some("check-readiness"));
+    c.ok(verb_done(
+        &c,
+        "ent/db",
+        "check-readiness",
+        Some(r#"{"ready":true}"#),
+        None,
+    ));
+    assert_eq!(status(&c, "ent/db"), Some(InstanceStatus::Ready));
+    let rejected = c.rejected(Command::WorkloadScale {
+        path: "ent/db".into(),
+        replicas: 2,
+    });
+    assert!(matches!(rejected, Rejection::NotRunnable { .. }));
+    // Entity instances are not container assignments.
+    assert!(monk_statemachine::view::assignments(&c.state, c.peer_id("a")).is_empty());
+}
+
+#[test]
+fn a_custom_verb_saves_state_and_records_only_argument_names() {
+    let mut c = three_peers();
+    let with_backup =
+        "defines: entity\nlifecycle: {create: 'function main() { return {id: 1}; }', backup: ''}\n";
+    c.load(&[("ent/db-type", with_backup), ("ent/db", DB)]);
+    c.ok(run("ent/db"));
+    let custom = |c: &Cluster, verb: &str, error: Option<&str>| {
+        let mut done = verb_done(c, "ent/db", verb, Some(r#"{"backup":"b1"}"#), error);
+        if let Command::EntityVerbDone { args, .. } = &mut done {
+            *args = vec!["label".into()];
+        }
+        done
+    };
+    // Not before the instance is created, and only verbs its type declares.
+    assert!(matches!(
+        c.rejected(custom(&c, "backup", None)),
+        Rejection::StaleReport { .. }
+    ));
+    c.ok(verb_done(&c, "ent/db", "create", Some(r#"{"id":1}"#), None));
+    assert!(matches!(
+        c.rejected(custom(&c, "restore", None)),
+        Rejection::StaleReport { .. }
+    ));
+    c.ok(custom(&c, "backup", None));
+    let life = c
+        .state
+        .workload("ent/db")
+        .and_then(|w| w.entity.clone())
+        .expect("entity");
+    assert_eq!(life.state.as_deref(), Some(r#"{"backup":"b1"}"#));
+    assert_eq!(
+        life.last.as_ref().map(|l| l.args.clone()),
+        Some(vec!["label".to_string()])
+    );
+    // The start queued before the action began is now stale; its rerun applies.
+    assert_eq!(life.todo, ["start"]);
+    // A failed action saves nothing and leaves the instance as it was.
+    c.ok(verb_done(&c, "ent/db", "start", None, None));
+    c.ok(custom(&c, "backup", Some("ent/db backup: disk full")));
+    assert_eq!(status(&c, "ent/db"), Some(InstanceStatus::Ready));
+}
+
+#[test]
+fn an_instance_that_breaks_its_schema_is_refused_before_it_is_proposed() {
+    let mut c = three_peers();
+    let ty = "defines: entity\nschema: {required: [name], name: {type: string}, size: {type: integer}}\n";
+    c.load(&[
+        ("ent/db-type", ty),
+        ("ent/db", "defines: ent/db-type\nsize: big\n"),
+    ]);
+    let mut command = run("ent/db");
+    let refused = evaluate_command(&c.state, &mut command, &mut StubHost).expect_err("refused");
+    assert_eq!(refused.path, "ent/db");
+    assert!(
+        refused
+            .message
+            .contains("`ent/db` lacks `name`, which the schema of `ent/db-type` requires"),
+        "{refused}"
+    );
+    assert!(
+        refused
+            .message
+            .contains("`size` should be of type `integer`"),
+        "{refused}"
+    );
+    c.load(&[("ent/db", "defines: ent/db-type\nname: shop\nsize: 3\n")]);
+    let mut command = run("ent/db");
+    assert_eq!(
+        evaluate_command(&c.state, &mut command, &mut StubHost),
+        Ok(())
+    );
+}
+
+#[test]
+fn entries_before_format_6_still_refuse_entity_instances() {
+    let mut c = three_peers();
+    c.load(&[("ent/db-type", DB_TYPE), ("ent/db", DB)]);
+    c.version = 5;
+    let refused = c.rejected(run("ent/db"));
+    assert!(
+        matches!(refused, Rejection::NotRunnable { ref kind, .. } if kind == "ent/db-type"),
+        "{refused:?}"
+    );
+}
+
 fn template_set() -> Vec<(&'static str, String)> {
     vec![
         ("ns/web", WEB.to_string()),

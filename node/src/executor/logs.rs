@@ -45,7 +45,7 @@ fn split_timestamp(line: &str) -> (String, String) {
 
 /// This peer's runtime and the containers it holds for `cluster`; `None` on a peer
 /// that runs no containers (`monkd --containers none`).
-async fn local_containers(
+pub(crate) async fn local_containers(
     node: &Node,
     cluster: &str,
     peer: PeerId,

@@ -245,14 +245,10 @@ pub async fn http_get(url: &str, container_ip: Option<&str>) -> Result<String, S
     let exchange = async {
         let resolved = resolve(&host, port).await.map_err(|e| failed(&e))?;
         let target = http_get_target(&host, container_ip, &resolved).map_err(|e| failed(&e))?;
-        let stream = tokio::net::TcpStream::connect((target, port))
+        let (mut sender, connection) = http1_connect((target, port))
             .await
             .map_err(|e| failed(&e))?;
-        let io = hyper_util::rt::TokioIo::new(stream);
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
-            .await
-            .map_err(|e| failed(&e))?;
-        driver = Some(tokio::spawn(connection));
+        driver = Some(connection);
         let response = sender.send_request(request).await.map_err(|e| failed(&e))?;
         let status = response.status();
         if !status.is_success() {
@@ -271,6 +267,32 @@ pub async fn http_get(url: &str, container_ip: Option<&str>) -> Result<String, S
         driver.abort();
     }
     result
+}
+
+/// A new HTTP/1.1 client connection to `target`: its sender, and the task driving
+/// the connection (abort it once the exchange is over).
+pub(crate) async fn http1_connect<B>(
+    target: impl tokio::net::ToSocketAddrs,
+) -> Result<
+    (
+        hyper::client::conn::http1::SendRequest<B>,
+        tokio::task::JoinHandle<Result<(), hyper::Error>>,
+    ),
+    String,
+>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = tokio::net::TcpStream::connect(target)
+        .await
+        .map_err(|e| e.to_string())?;
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (sender, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((sender, tokio::spawn(connection)))
 }
 
 /// The first `limit` bytes of a response body, as text.
@@ -388,14 +410,24 @@ pub fn evaluate(
     variables: &BTreeMap<String, String>,
     known: &HashMap<ExecCall, Result<String, String>>,
 ) -> (Result<Option<bool>, String>, Vec<ExecCall>) {
-    let script = match parse(&check.code) {
+    let (result, calls) = evaluate_code("readiness code", &check.code, variables, known);
+    (result.map(|v| v.map(|v| v.is_truthy())), calls)
+}
+
+/// One evaluation round of `code` (a readiness check or an action): `Ok(Some(value))`
+/// when decided, `Ok(None)` when `exec` answers are missing (listed in the second
+/// value), `Err` for a broken script.
+pub fn evaluate_code(
+    what: &str,
+    code: &str,
+    variables: &BTreeMap<String, String>,
+    known: &HashMap<ExecCall, Result<String, String>>,
+) -> (Result<Option<Value>, String>, Vec<ExecCall>) {
+    let code = code.trim();
+    let code = code.strip_prefix("<-").unwrap_or(code).trim();
+    let script = match parse(code) {
         Ok(s) => s,
-        Err(e) => {
-            return (
-                Err(format!("readiness code does not parse: {e}")),
-                Vec::new(),
-            )
-        }
+        Err(e) => return (Err(format!("{what} does not parse: {e}")), Vec::new()),
     };
     let mut vars: BTreeMap<String, Value> = BTreeMap::new();
     for (name, value) in variables {
@@ -411,9 +443,52 @@ pub fn evaluate(
         return (Ok(None), host.wanted);
     }
     match result {
-        Ok(value) => (Ok(Some(value.is_truthy())), Vec::new()),
+        Ok(value) => (Ok(Some(value)), Vec::new()),
         Err(e) => (Err(e.to_string()), Vec::new()),
     }
+}
+
+/// Evaluates `code` against one replica's containers (`containers`, of `path`),
+/// running the `exec` calls it makes in them and `http-get` as seen from the replica,
+/// round after round, until it decides (at most [`CHECK_ROUNDS_MAX`] rounds).
+pub async fn evaluate_with_exec<R: crate::executor::ContainerRuntime + ?Sized>(
+    runtime: &R,
+    path: &str,
+    what: &str,
+    code: &str,
+    variables: &BTreeMap<String, String>,
+    containers: &[&crate::executor::Observed],
+) -> Result<Value, String> {
+    let mut known = HashMap::new();
+    for _ in 0..CHECK_ROUNDS_MAX {
+        let (result, calls) = evaluate_code(what, code, variables, &known);
+        if calls.is_empty() {
+            return result.map(|v| v.unwrap_or(Value::Nil));
+        }
+        for (container, command) in calls {
+            let answer = if container == HTTP_GET {
+                // `localhost` means the replica's own container.
+                let ip = containers.iter().find_map(|o| o.ip.clone());
+                let url = command.first().cloned().unwrap_or_default();
+                http_get(&url, ip.as_deref()).await
+            } else {
+                match containers
+                    .iter()
+                    .find(|o| o.key.as_ref().is_some_and(|k| k.container == container))
+                {
+                    Some(o) => runtime
+                        .exec(&o.id, command.clone())
+                        .await
+                        .map_err(|e| e.to_string()),
+                    None => Err(format!("exec: no container {container:?} in {path}")),
+                }
+            };
+            known.insert((container, command), answer);
+        }
+    }
+    Err(format!(
+        "{what} needs more than {CHECK_ROUNDS_MAX} rounds of exec"
+    ))
 }
 
 /// When each replica's check last ran, and when each replica started waiting for its

@@ -42,35 +42,16 @@ async fn check_readiness<R: ContainerRuntime + ?Sized>(
         .get(&key)
         .is_none_or(|(at, _, _)| now.duration_since(*at) >= check.period);
     if due {
-        let mut known = std::collections::HashMap::new();
-        let mut outcome = Err("readiness check needs too many exec rounds".to_string());
-        for _ in 0..readiness::CHECK_ROUNDS_MAX {
-            let (result, calls) = readiness::evaluate(check, variables, &known);
-            if calls.is_empty() {
-                outcome = result.map(|r| r.unwrap_or(false));
-                break;
-            }
-            for (container, command) in calls {
-                let answer = if container == readiness::HTTP_GET {
-                    // `localhost` in a check means the replica's own container.
-                    let ip = containers.iter().find_map(|o| o.ip.clone());
-                    let url = command.first().cloned().unwrap_or_default();
-                    readiness::http_get(&url, ip.as_deref()).await
-                } else {
-                    match containers
-                        .iter()
-                        .find(|o| o.key.as_ref().is_some_and(|k| k.container == container))
-                    {
-                        Some(o) => runtime
-                            .exec(&o.id, command.clone())
-                            .await
-                            .map_err(|e| e.to_string()),
-                        None => Err(format!("exec: no container {container:?} in {}", a.path)),
-                    }
-                };
-                known.insert((container, command), answer);
-            }
-        }
+        let outcome = readiness::evaluate_with_exec(
+            runtime,
+            &a.path,
+            "readiness code",
+            &check.code,
+            variables,
+            containers,
+        )
+        .await
+        .map(|v| v.is_truthy());
         let (ready, why) = match outcome {
             Ok(true) => (true, String::new()),
             Ok(false) => (
@@ -328,6 +309,34 @@ async fn fence<R: ContainerRuntime + ?Sized>(
     }
 }
 
+/// Runs the `container-started` hooks of a replica that `report` says is up now and
+/// was not up in this generation before (so a restarted peer that adopts running
+/// containers runs none again).
+fn started_hooks(node: &Arc<Node>, peer: PeerId, assigned: &[Assignment], report: &Command) {
+    let Command::WorkloadReport {
+        path,
+        replica,
+        generation,
+        status: InstanceStatus::Running | InstanceStatus::Ready,
+        ..
+    } = report
+    else {
+        return;
+    };
+    let Some(a) = assigned
+        .iter()
+        .find(|a| a.path == *path && a.replica == *replica)
+    else {
+        return;
+    };
+    let was_up = a.reported.as_ref().is_some_and(|(g, s, _)| {
+        g == generation && matches!(s, InstanceStatus::Running | InstanceStatus::Ready)
+    });
+    if !was_up {
+        crate::entity::action::container_started(node, peer, path, *replica, &a.definition);
+    }
+}
+
 /// Runs the executor for `node` until the node shuts down.
 pub async fn run(node: Arc<Node>, runtime: Arc<dyn ContainerRuntime>) {
     let mut applied_seen = u64::MAX;
@@ -437,6 +446,9 @@ pub async fn run(node: Arc<Node>, runtime: Arc<dyn ContainerRuntime>) {
                 warn!("executor: {e}");
             }
             last_errors = pass.errors.clone();
+        }
+        for report in &pass.reports {
+            started_hooks(&node, peer, &assigned, report);
         }
         for report in pass.reports {
             let proposal = node.stamp(format!("peer:{peer}/executor"), report);

@@ -109,6 +109,9 @@ pub(crate) struct RunHost<'a> {
 pub struct Cluster {
     pub definitions: BTreeMap<String, monk_scripting::tree::Tree>,
     pub addresses: BTreeMap<String, Vec<std::net::Ipv4Addr>>,
+    /// Every entity instance the cluster runs (`entity`, `entity-state`): its
+    /// resolved definition and saved state (JSON text), as the log holds them.
+    pub entities: BTreeMap<String, (monk_scripting::tree::Tree, Option<String>)>,
 }
 
 impl Cluster {
@@ -137,6 +140,12 @@ impl Cluster {
                 addresses.sort();
                 cluster.addresses.insert(target.clone(), addresses);
                 cluster.definitions.insert(target, definition);
+            }
+        }
+        for w in state.workloads().values() {
+            if let Some(life) = &w.entity {
+                let saved = (w.definition.clone(), life.state.clone());
+                cluster.entities.insert(w.path.clone(), saved);
             }
         }
         cluster
@@ -173,6 +182,44 @@ fn port_of(
 }
 
 impl RunHost<'_> {
+    /// The entity instance `entity(path)`/`entity-state(path)` name: the path as
+    /// given (relative to this runnable's namespace), which must be running.
+    fn entity(
+        &self,
+        op: HostOp,
+        path: &str,
+    ) -> Result<&(monk_scripting::tree::Tree, Option<String>), HostError> {
+        let namespace = self.path.rsplit_once('/').map_or("", |(ns, _)| ns);
+        let path = monk_scripting::monkscript::model::normalize_path(path, namespace);
+        if path.is_empty() {
+            return Err(HostError::Failed(format!(
+                "`{}` needs an entity path here ({} is not an entity)",
+                op.name(),
+                self.path
+            )));
+        }
+        self.cluster.entities.get(&path).ok_or_else(|| {
+            HostError::Failed(format!(
+                "`{}`: no entity instance {path} runs (monk run {path} first)",
+                op.name()
+            ))
+        })
+    }
+
+    /// `entity-state(path)`: the instance's saved state (`{}` before any verb saved
+    /// one); `entity(path)`: its definition.
+    fn entity_value(&self, op: HostOp, path: &str) -> Result<Value, HostError> {
+        use monk_scripting::arrow::VALUE_NESTING_LEVELS_MAX;
+        let (definition, saved) = self.entity(op, path)?;
+        let value = match op {
+            HostOp::EntityState => {
+                Value::parse_json(saved.as_deref().unwrap_or("{}"), VALUE_NESTING_LEVELS_MAX)
+            }
+            _ => Value::from_tree(definition, VALUE_NESTING_LEVELS_MAX),
+        };
+        value.map_err(|e| HostError::Failed(format!("`{}` of {path}: {e}", op.name())))
+    }
+
     /// The runnable a connection of this definition points at.
     fn connection_target(&self, name: &str) -> Result<String, HostError> {
         connection_target(self.path, self.definition, name).map_err(HostError::Failed)
@@ -297,13 +344,12 @@ impl Host for RunHost<'_> {
             }
             // Not answered at run time yet (they need the overlay, other workloads'
             // ports, HTTP, entities or actions): refused with the operator's name.
+            HostOp::Entity | HostOp::EntityState => self.entity_value(op, &arg(0)),
             HostOp::ConnectionDomainName
             | HostOp::ConnectionPublicIp
             | HostOp::ConnectionPublicPort
             | HostOp::ConnectionUser
             | HostOp::Connection
-            | HostOp::Entity
-            | HostOp::EntityState
             | HostOp::ServicePort
             | HostOp::ServicePublicIp
             | HostOp::RunnablePeers
@@ -541,4 +587,54 @@ pub struct World<'a> {
     /// overlay: its container network uses it, and containers resolve names through
     /// the peer's DNS at the subnet's gateway.
     pub subnet: Option<monk_statemachine::Ipv4Net>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use monk_scripting::tree::Tree;
+
+    /// `entity-state(path)` reads the saved state the log holds; `entity(path)` the
+    /// instance's definition; an instance that does not run is a clear error.
+    #[test]
+    fn entity_operators_read_the_replicated_instance() {
+        let mut cluster = Cluster::default();
+        let definition = Tree::Map(vec![("name".into(), Tree::Str("shop".into()))]);
+        cluster.entities.insert(
+            "cloud/db".into(),
+            (definition.clone(), Some(r#"{"address":"10.9.0.7"}"#.into())),
+        );
+        cluster
+            .entities
+            .insert("cloud/fresh".into(), (definition.clone(), None));
+        let runnable = Tree::Map(vec![]);
+        let mut host = RunHost {
+            path: "cloud/app",
+            definition: &runnable,
+            secrets: None,
+            cluster: &cluster,
+        };
+        let state = host
+            .call(HostOp::EntityState, &[Value::str("cloud/db")])
+            .expect("runs");
+        assert_eq!(state.to_json(), r#"{"address":"10.9.0.7"}"#);
+        let fresh = host
+            .call(HostOp::EntityState, &[Value::str("/cloud/fresh")])
+            .expect("runs");
+        assert_eq!(fresh.to_json(), "{}");
+        let entity = host
+            .call(HostOp::Entity, &[Value::str("./db")])
+            .expect("runs");
+        assert_eq!(entity.to_json(), r#"{"name":"shop"}"#);
+        let missing = host.call(HostOp::EntityState, &[Value::str("cloud/none")]);
+        assert!(
+            matches!(&missing, Err(HostError::Failed(why)) if why.contains("no entity instance cloud/none runs")),
+            "{missing:?}"
+        );
+        let bare = host.call(HostOp::EntityState, &[]);
+        assert!(
+            matches!(&bare, Err(HostError::Failed(why)) if why.contains("cloud/app is not an entity")),
+            "{bare:?}"
+        );
+    }
 }

@@ -92,6 +92,7 @@ rpcs! {
     SetSecret,
     GetSecret,
     ContainerExec,
+    EntityDo,
     Events,
 }
 
@@ -118,7 +119,7 @@ pub fn rule(rpc: Rpc) -> Rule {
         Rpc::AppendEntries | Rpc::Vote | Rpc::InstallSnapshot | Rpc::Heartbeat => Rule::Peers,
         Rpc::Query | Rpc::Consensus | Rpc::ContainerLogs | Rpc::Events => Rule::Role(Role::Viewer),
         // What may be proposed also depends on the command (see `proposer_role`).
-        Rpc::Propose | Rpc::ContainerExec => Rule::Role(Role::Operator),
+        Rpc::Propose | Rpc::ContainerExec | Rpc::EntityDo => Rule::Role(Role::Operator),
         // A follower forwards a secret read or a removal to the leader.
         Rpc::GetSecret | Rpc::RemovePeer => Rule::Role(Role::Admin),
         Rpc::SetSecret | Rpc::IssueToken | Rpc::Leave | Rpc::ExportRaftData => Rule::AdminOnly,
@@ -157,6 +158,8 @@ pub fn proposer_role(command: &Command) -> Option<Role> {
         | Command::PeerUp { .. }
         | Command::SecretSet { .. }
         | Command::WorkloadReport { .. }
+        | Command::EntityVerbDone { .. }
+        | Command::ActionDone { .. }
         | Command::PeerFactsReported { .. }
         | Command::PeerOverlayChanged { .. } => None,
     }

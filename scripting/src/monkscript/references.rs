@@ -307,70 +307,99 @@ fn fits_schema_type(value: &Tree, ty: &str) -> bool {
     }
 }
 
+/// One way an entity instance breaks its type's `schema`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SchemaViolation {
+    /// The instance's property it is about (`None`: the instance as a whole, such as
+    /// a required property it lacks).
+    pub key: Option<String>,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+/// An entity instance (`resolved`, of `kind`) against its type's schema: required
+/// properties present, property values of the declared type, and likely typos of
+/// property names. Scripts (`<- …`) always fit: they run later.
+pub fn schema_violations(
+    instance_path: &str,
+    kind: &Kind,
+    resolved: &Tree,
+    type_path: &str,
+    entity_type: &Tree,
+) -> Vec<SchemaViolation> {
+    let (properties, required) = schema_of(entity_type);
+    let mut out = Vec::new();
+    for name in &required {
+        let has_default = properties
+            .iter()
+            .any(|(p, spec)| p == name && spec.get("default").is_some());
+        // The older `entity-instance` form passes the fields as variables.
+        let in_variables = resolved
+            .get("variables")
+            .and_then(|v| v.get(name))
+            .is_some();
+        if resolved.get(name).is_none() && !in_variables && !has_default {
+            out.push(SchemaViolation {
+                key: None,
+                message: format!(
+                    "`{instance_path}` lacks `{name}`, which the schema of `{type_path}` requires"
+                ),
+                hint: Some(format!("add `{name}: …` to the instance")),
+            });
+        }
+    }
+    let known_sections = super::schema::allowed_sections(kind).unwrap_or(&[]);
+    for (key, value) in entries(Some(resolved)) {
+        if key == "inherits" || known_sections.contains(&key) {
+            continue;
+        }
+        match properties.iter().find(|(p, _)| *p == key) {
+            Some((_, spec)) => {
+                let Some(ty) = spec.get("type").and_then(Tree::as_str) else {
+                    continue;
+                };
+                if !fits_schema_type(value, ty) {
+                    out.push(SchemaViolation {
+                        key: Some(key.into()),
+                        message: format!(
+                            "`{key}` should be of type `{ty}` (schema of `{type_path}`), found a {}",
+                            value.type_name()
+                        ),
+                        hint: None,
+                    });
+                }
+            }
+            None => {
+                if let Some(close) = did_you_mean(key, properties.iter().map(|(p, _)| *p)) {
+                    out.push(SchemaViolation {
+                        key: Some(key.into()),
+                        message: format!("`{key}` is not a property of `{type_path}`"),
+                        hint: Some(format!("did you mean `{close}`?")),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
 impl Checker<'_, '_> {
-    /// An entity instance against its type's schema: required properties present,
-    /// property values of the declared type, and likely typos of property names.
+    /// An entity instance against its type's schema ([`schema_violations`]), each
+    /// reported where the definition wrote the property.
     fn instance(&mut self, file: &str, definition: &Definition, type_path: &str, resolved: &Tree) {
         let Some(entity_type) = self.resolved(type_path) else {
             return;
         };
-        let (properties, required) = schema_of(&entity_type);
-        if properties.is_empty() && required.is_empty() {
-            return;
-        }
-        for name in &required {
-            let has_default = properties
-                .iter()
-                .any(|(p, spec)| p == name && spec.get("default").is_some());
-            // The older `entity-instance` form passes the fields as variables.
-            let in_variables = resolved
-                .get("variables")
-                .and_then(|v| v.get(name))
-                .is_some();
-            if resolved.get(name).is_none() && !in_variables && !has_default {
-                let message = format!(
-                    "`{}` lacks `{name}`, which the schema of `{type_path}` requires",
-                    definition.path
-                );
-                self.warn_code(
-                    file,
-                    definition,
-                    &[],
-                    "schema",
-                    message,
-                    Some(format!("add `{name}: …` to the instance")),
-                );
-            }
-        }
-        let known_sections = super::schema::allowed_sections(&definition.kind).unwrap_or(&[]);
-        for (key, value) in entries(Some(resolved)) {
-            if key == "inherits" || known_sections.contains(&key) {
-                continue;
-            }
-            match properties.iter().find(|(p, _)| *p == key) {
-                Some((_, spec)) => {
-                    let Some(ty) = spec.get("type").and_then(Tree::as_str) else {
-                        continue;
-                    };
-                    if !fits_schema_type(value, ty) {
-                        let message = format!("`{key}` should be of type `{ty}` (schema of `{type_path}`), found a {}", value.type_name());
-                        self.warn_code(file, definition, &[key], "schema", message, None);
-                    }
-                }
-                None => {
-                    if let Some(close) = did_you_mean(key, properties.iter().map(|(p, _)| *p)) {
-                        let message = format!("`{key}` is not a property of `{type_path}`");
-                        self.warn_code(
-                            file,
-                            definition,
-                            &[key],
-                            "schema",
-                            message,
-                            Some(format!("did you mean `{close}`?")),
-                        );
-                    }
-                }
-            }
+        let found = schema_violations(
+            &definition.path,
+            &definition.kind,
+            resolved,
+            type_path,
+            &entity_type,
+        );
+        for v in found {
+            let keys: Vec<&str> = v.key.as_deref().into_iter().collect();
+            self.warn_code(file, definition, &keys, "schema", v.message, v.hint);
         }
     }
 

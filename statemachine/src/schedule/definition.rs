@@ -20,102 +20,206 @@ pub(crate) struct Expanded {
     pub path: String,
     pub group: Option<String>,
     pub definition: Tree,
+    /// Set for an entity instance: its type, resolved, and the modules it requires.
+    pub entity: Option<EntityType>,
+}
+
+/// An entity instance's type as `run`/`update` resolve it.
+pub(crate) struct EntityType {
+    pub path: String,
+    pub definition: Tree,
+    pub modules: BTreeMap<String, String>,
 }
 
 fn defines(tree: &Tree) -> &str {
     tree.get("defines").and_then(Tree::as_str).unwrap_or("")
 }
 
-/// Resolves `path` against the stored templates; a group becomes its runnables.
-pub(crate) fn expand(state: &State, path: &str) -> Result<Vec<Expanded>, Rejection> {
+/// Resolves `path` against the stored templates; a group becomes its runnables (and,
+/// when `entities` is set, its entity instances: entries before format 7 refused them).
+pub(crate) fn expand(
+    state: &State,
+    path: &str,
+    entities: bool,
+) -> Result<Vec<Expanded>, Rejection> {
     let mut out = Vec::new();
-    expand_into(state, path, None, None, 0, &mut out)?;
+    let walk = Walk { state, entities };
+    walk.expand_into(path, None, None, 0, &mut out)?;
     Ok(out)
 }
 
-fn expand_into(
-    state: &State,
-    path: &str,
-    group: Option<(&str, &Tree)>,
-    top_group: Option<&str>,
-    depth: usize,
-    out: &mut Vec<Expanded>,
-) -> Result<(), Rejection> {
-    if state.definition(path).is_none() {
-        return Err(Rejection::UnknownTemplate { path: path.into() });
-    }
-    let lookup = |p: &str| state.definition(p);
-    let resolved = resolve(path, &lookup).map_err(|e| Rejection::Unresolvable {
-        path: path.into(),
-        why: e.to_string(),
-    })?;
-    let resolved = match group {
-        Some((_, group_tree)) => with_group_variables(&resolved, group_tree),
-        None => resolved,
+/// What every step of one expansion shares.
+struct Walk<'a> {
+    state: &'a State,
+    entities: bool,
+}
+
+/// The type of an entity instance: `defines: ns/type` naming a `defines: entity`
+/// template, or the older `defines: entity-instance` with `entity: ns/type`. `None`
+/// when `resolved` is not an instance.
+fn entity_type_of(state: &State, path: &str, resolved: &Tree) -> Option<String> {
+    let namespace = path.rsplit_once('/').map_or("", |(ns, _)| ns);
+    let named = match defines(resolved) {
+        "entity-instance" => resolved.get("entity").and_then(Tree::as_str)?,
+        other => other,
     };
-    match defines(&resolved) {
-        "runnable" => {
-            out.push(Expanded {
-                path: path.into(),
-                group: top_group.map(String::from),
-                definition: resolved,
-            });
-            Ok(())
-        }
-        "group" | "process-group" => {
-            if depth >= GROUP_DEPTH_MAX {
-                return Err(Rejection::Unresolvable {
-                    path: path.into(),
-                    why: format!("groups nest deeper than {GROUP_DEPTH_MAX}"),
+    let type_path = normalize_path(named, namespace);
+    let t = state.definition(&type_path)?;
+    (defines(t) == "entity").then_some(type_path)
+}
+
+/// Most user modules one entity type brings along (its `requires`, transitively).
+pub const ENTITY_MODULES_MAX: usize = 64;
+
+/// Resolves an entity type and the sources of the user modules it requires
+/// (`defines: module` templates with `source`; anything else, such as `cloud/aws`, is
+/// left to the engine, which says it is not available).
+fn entity_type(state: &State, instance: &str, type_path: &str) -> Result<EntityType, Rejection> {
+    let lookup = |p: &str| state.definition(p);
+    let definition = resolve(type_path, &lookup).map_err(|e| Rejection::Unresolvable {
+        path: instance.into(),
+        why: format!("its entity type {type_path}: {e}"),
+    })?;
+    let mut modules = BTreeMap::new();
+    let mut queue = vec![type_path.to_string()];
+    let mut seen = 0;
+    while let Some(from) = queue.pop() {
+        let tree = match from == type_path {
+            true => Some(definition.clone()),
+            false => resolve(&from, &lookup).ok(),
+        };
+        let namespace = from.rsplit_once('/').map_or("", |(ns, _)| ns);
+        let requires = tree
+            .as_ref()
+            .and_then(|t| match t.get("requires") {
+                Some(Tree::Seq(items)) => Some(items.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        for required in requires.iter().filter_map(Tree::as_str) {
+            let module = normalize_path(required, namespace);
+            if modules.contains_key(&module) {
+                continue;
+            }
+            let Some(source) = resolve(&module, &lookup)
+                .ok()
+                .filter(|m| defines(m) == "module")
+                .and_then(|m| m.get("source").and_then(Tree::as_str).map(String::from))
+            else {
+                continue;
+            };
+            seen += 1;
+            if seen > ENTITY_MODULES_MAX {
+                return Err(Rejection::Limit {
+                    what: format!("modules required by {type_path}"),
+                    max: ENTITY_MODULES_MAX,
                 });
             }
-            let namespace = path.rsplit_once('/').map_or("", |(ns, _)| ns);
-            let members = ["members", "runnable-list"]
-                .iter()
-                .filter_map(|k| match resolved.get(k) {
-                    Some(Tree::Seq(items)) => Some(items.clone()),
-                    _ => None,
-                })
-                .flatten()
-                .filter_map(|m| m.as_str().map(|m| normalize_path(m, namespace)))
-                .collect::<Vec<_>>();
-            let top = top_group.unwrap_or(path);
-            for member in members {
-                if out.iter().any(|e| e.path == member) {
-                    continue;
-                }
-                if member == path {
+            modules.insert(module.clone(), source);
+            queue.push(module);
+        }
+    }
+    Ok(EntityType {
+        path: type_path.into(),
+        definition,
+        modules,
+    })
+}
+
+impl Walk<'_> {
+    fn expand_into(
+        &self,
+        path: &str,
+        group: Option<(&str, &Tree)>,
+        top_group: Option<&str>,
+        depth: usize,
+        out: &mut Vec<Expanded>,
+    ) -> Result<(), Rejection> {
+        let state = self.state;
+        if state.definition(path).is_none() {
+            return Err(Rejection::UnknownTemplate { path: path.into() });
+        }
+        let lookup = |p: &str| state.definition(p);
+        let resolved = resolve(path, &lookup).map_err(|e| Rejection::Unresolvable {
+            path: path.into(),
+            why: e.to_string(),
+        })?;
+        let resolved = match group {
+            Some((_, group_tree)) => with_group_variables(&resolved, group_tree),
+            None => resolved,
+        };
+        match defines(&resolved) {
+            "runnable" => {
+                out.push(Expanded {
+                    path: path.into(),
+                    group: top_group.map(String::from),
+                    definition: resolved,
+                    entity: None,
+                });
+                Ok(())
+            }
+            "group" | "process-group" => {
+                if depth >= GROUP_DEPTH_MAX {
                     return Err(Rejection::Unresolvable {
                         path: path.into(),
-                        why: "the group lists itself as a member".into(),
+                        why: format!("groups nest deeper than {GROUP_DEPTH_MAX}"),
                     });
                 }
-                expand_into(
-                    state,
-                    &member,
-                    Some((path, &resolved)),
-                    Some(top),
-                    depth + 1,
-                    out,
-                )
-                .map_err(|e| match e {
-                    Rejection::UnknownTemplate { path: missing } => Rejection::Unresolvable {
-                        path: path.into(),
-                        why: format!("member {missing} is not loaded"),
-                    },
-                    other => other,
-                })?;
+                let namespace = path.rsplit_once('/').map_or("", |(ns, _)| ns);
+                let members = ["members", "runnable-list"]
+                    .iter()
+                    .filter_map(|k| match resolved.get(k) {
+                        Some(Tree::Seq(items)) => Some(items.clone()),
+                        _ => None,
+                    })
+                    .flatten()
+                    .filter_map(|m| m.as_str().map(|m| normalize_path(m, namespace)))
+                    .collect::<Vec<_>>();
+                let top = top_group.unwrap_or(path);
+                for member in members {
+                    if out.iter().any(|e| e.path == member) {
+                        continue;
+                    }
+                    if member == path {
+                        return Err(Rejection::Unresolvable {
+                            path: path.into(),
+                            why: "the group lists itself as a member".into(),
+                        });
+                    }
+                    self.expand_into(&member, Some((path, &resolved)), Some(top), depth + 1, out)
+                        .map_err(|e| match e {
+                            Rejection::UnknownTemplate { path: missing } => {
+                                Rejection::Unresolvable {
+                                    path: path.into(),
+                                    why: format!("member {missing} is not loaded"),
+                                }
+                            }
+                            other => other,
+                        })?;
+                }
+                Ok(())
             }
-            Ok(())
-        }
-        other => Err(Rejection::NotRunnable {
-            path: path.into(),
-            kind: if other.is_empty() {
-                "definition without `defines`".into()
-            } else {
-                other.to_string()
+            other => match entity_type_of(state, path, &resolved).filter(|_| self.entities) {
+                Some(type_path) => {
+                    let entity = entity_type(state, path, &type_path)?;
+                    out.push(Expanded {
+                        path: path.into(),
+                        group: top_group.map(String::from),
+                        definition: resolved,
+                        entity: Some(entity),
+                    });
+                    Ok(())
+                }
+                None => Err(Rejection::NotRunnable {
+                    path: path.into(),
+                    kind: if other.is_empty() {
+                        "definition without `defines`".into()
+                    } else {
+                        other.to_string()
+                    },
+                }),
             },
-        }),
+        }
     }
 }
 

@@ -19,7 +19,8 @@
 //! here runs a script.
 
 mod definition;
-pub use definition::moves_on_peer_failure;
+pub use definition::{moves_on_peer_failure, ENTITY_MODULES_MAX};
+pub mod entity;
 mod place;
 
 use std::collections::BTreeMap;
@@ -34,6 +35,7 @@ use crate::workload::{Desired, Instance, Observation, Workload};
 
 use definition::{check_overrides, constraints_of, replicas_of, requests_of, requirements_of};
 pub(crate) use definition::{expand, overrides_for, Expanded};
+pub(crate) use entity::{action_done, verb_done, ActionDone, VerbDone};
 pub use place::choose_peer;
 use place::{evict_misfits, place_many, place_pending_of};
 pub(crate) use place::{peer_lost, peer_retagged, place_all_pending};
@@ -78,25 +80,49 @@ pub(crate) fn targets(state: &State, path: &str) -> Result<Vec<String>, Rejectio
     Ok(paths)
 }
 
+/// What `workload-run` was asked, as the command carries it.
+pub(crate) struct RunRequest<'a> {
+    pub path: &'a str,
+    pub tag: Option<&'a String>,
+    pub peer: Option<&'a String>,
+    pub overrides: &'a BTreeMap<String, String>,
+    pub evaluated: Option<&'a EvaluatedByPath>,
+    /// Whether entity instances may be run (entries of format 7 on).
+    pub entities: bool,
+}
+
+/// Whether `run` starts an existing workload again: it is stopped, or it is an entity
+/// instance whose last verb failed with nothing queued (so the run retries it).
+fn runs_again(w: &Workload) -> bool {
+    w.desired == Desired::Stopped || w.entity.as_ref().is_some_and(entity::wants_retry)
+}
+
 /// `workload-run`.
-pub(crate) fn run(
-    state: &mut State,
-    index: u64,
-    path: &str,
-    tag: Option<&String>,
-    peer: Option<&String>,
-    overrides: &BTreeMap<String, String>,
-    evaluated: Option<&EvaluatedByPath>,
-) -> Result<Applied, Rejection> {
-    let expanded = expand(state, path)?;
+pub(crate) fn run(state: &mut State, index: u64, r: RunRequest) -> Result<Applied, Rejection> {
+    let RunRequest {
+        path,
+        tag,
+        peer,
+        overrides,
+        evaluated,
+        entities,
+    } = r;
+    let expanded = expand(state, path, entities)?;
     check_overrides(path, &expanded, overrides)?;
     // Stopped workloads start again where they were; running ones are left alone.
     let mut fresh = Vec::new();
     let mut restarted = Vec::new();
     for e in expanded {
         match state.workloads.get(&e.path) {
-            Some(w) if w.desired == Desired::Running => {}
-            Some(_) => restarted.push(e.path),
+            Some(w)
+                if w.entity
+                    .as_ref()
+                    .is_some_and(|l| l.todo.first().is_some_and(|v| v == "purge")) =>
+            {
+                return Err(Rejection::BeingPurged { path: e.path });
+            }
+            Some(w) if runs_again(w) => restarted.push(e.path),
+            Some(_) => {}
             None => fresh.push(e),
         }
     }
@@ -113,17 +139,28 @@ pub(crate) fn run(
         if let Some(w) = state.workloads.get_mut(&path) {
             w.desired = Desired::Running;
             w.changed_at_index = index;
+            if let Some(life) = w.entity.as_mut() {
+                entity::queue_run(life);
+            }
         }
         place_pending_of(state, index, &path);
     }
     for e in fresh {
         let evaluated = evaluated.and_then(|all| all.get(&e.path));
-        let replicas = replicas_of(&e.definition, evaluated);
+        // An entity instance is one workload on one peer, asking for no resources.
+        let (replicas, requests, requirements) = match e.entity {
+            Some(_) => (1, Default::default(), Default::default()),
+            None => (
+                replicas_of(&e.definition, evaluated),
+                requests_of(&e.definition),
+                requirements_of(&e.definition),
+            ),
+        };
         let workload = Workload {
             path: e.path.clone(),
             group: e.group,
-            requests: requests_of(&e.definition),
-            requirements: requirements_of(&e.definition),
+            requests,
+            requirements,
             host_ports: evaluated.map(|e| e.host_ports.clone()).unwrap_or_default(),
             constraints: constraints_of(&e.definition, evaluated, tag, peer),
             evaluated: evaluated.cloned(),
@@ -134,6 +171,8 @@ pub(crate) fn run(
             instances: (0..replicas).map(|r| (r, new_instance(r, index))).collect(),
             started_at_index: index,
             changed_at_index: index,
+            entity: e.entity.map(entity::new_life),
+            last_action: None,
         };
         state.workloads.insert(e.path.clone(), workload);
         let all: Vec<u32> = (0..replicas).collect();
@@ -145,7 +184,7 @@ pub(crate) fn run(
 /// The definition a running workload at `path` takes on `update`: its runnable resolved
 /// again, with its group's variables.
 pub(crate) fn updated_definition(state: &State, path: &str) -> Result<Expanded, Rejection> {
-    let expanded = expand(state, path)?;
+    let expanded = expand(state, path, true)?;
     let Some(mut e) = expanded.into_iter().find(|e| e.path == path) else {
         return Err(Rejection::NotRunnable {
             path: path.into(),
@@ -184,9 +223,20 @@ pub(crate) fn update(
         let mut merged = w.overrides.clone();
         merged.extend(overrides_for(&e.definition, overrides));
         let evaluated = evaluated.and_then(|all| all.get(&e.path));
-        if w.definition != e.definition || w.overrides != merged {
-            w.requests = requests_of(&e.definition);
-            w.requirements = requirements_of(&e.definition);
+        let type_changed = match (&w.entity, &e.entity) {
+            (Some(life), Some(ty)) => {
+                life.type_definition != ty.definition || life.modules != ty.modules
+            }
+            _ => false,
+        };
+        if w.definition != e.definition || w.overrides != merged || type_changed {
+            let desired = w.desired;
+            if let (Some(life), Some(ty)) = (w.entity.as_mut(), e.entity) {
+                entity::queue_update(life, ty, desired);
+            } else {
+                w.requests = requests_of(&e.definition);
+                w.requirements = requirements_of(&e.definition);
+            }
             let fresh = constraints_of(&e.definition, evaluated, None, None);
             w.constraints.resident = fresh.resident;
             w.constraints.ignore_pressure = fresh.ignore_pressure;
@@ -212,6 +262,9 @@ pub(crate) fn stop(state: &mut State, index: u64, path: &str) -> Result<Applied,
             if w.desired != Desired::Stopped {
                 w.desired = Desired::Stopped;
                 w.changed_at_index = index;
+                if let Some(life) = w.entity.as_mut() {
+                    entity::queue_stop(life);
+                }
             }
         }
     }
@@ -227,6 +280,9 @@ pub(crate) fn restart(state: &mut State, index: u64, path: &str) -> Result<Appli
             w.generation += 1;
             w.desired = Desired::Running;
             w.changed_at_index = index;
+            if let Some(life) = w.entity.as_mut() {
+                entity::queue_run(life);
+            }
         }
         place_pending_of(state, index, p);
     }
@@ -236,7 +292,16 @@ pub(crate) fn restart(state: &mut State, index: u64, path: &str) -> Result<Appli
 /// `workload-purge`.
 pub(crate) fn purge(state: &mut State, index: u64, path: &str) -> Result<Applied, Rejection> {
     for p in targets(state, path)? {
-        state.workloads.remove(&p);
+        let forget = match state.workloads.get_mut(&p) {
+            Some(w) => {
+                w.changed_at_index = index;
+                entity::queue_purge(w)
+            }
+            None => false,
+        };
+        if forget {
+            state.workloads.remove(&p);
+        }
     }
     // Freed room may let pending replicas of other workloads in.
     place_all_pending(state, index);
@@ -271,6 +336,12 @@ pub(crate) fn scale(
             },
         );
     };
+    if w.entity.is_some() {
+        return Err(Rejection::NotRunnable {
+            path: path.into(),
+            kind: "entity instance (it has one replica)".into(),
+        });
+    }
     let current = w.replicas();
     if replicas == current {
         return Ok(Applied::Accepted { peer_id: None });
@@ -335,6 +406,11 @@ pub(crate) fn report(state: &mut State, index: u64, r: Report) -> Result<Applied
             w.generation
         )));
     }
+    if w.entity.is_some() {
+        return Err(stale(
+            "an entity instance (its executor reports with entity-verb-done)".into(),
+        ));
+    }
     let instance = w
         .instances
         .get_mut(&replica)
@@ -342,14 +418,7 @@ pub(crate) fn report(state: &mut State, index: u64, r: Report) -> Result<Applied
     if instance.peer != Some(peer) {
         return Err(stale(format!("the replica is not placed on peer {peer}")));
     }
-    let mut message = message.to_string();
-    if message.len() > REPORT_MESSAGE_BYTES_MAX {
-        let mut cut = REPORT_MESSAGE_BYTES_MAX;
-        while !message.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        message.truncate(cut);
-    }
+    let message = truncated(message);
     instance.observed = Some(Observation {
         generation,
         status,
@@ -358,4 +427,17 @@ pub(crate) fn report(state: &mut State, index: u64, r: Report) -> Result<Applied
         addresses: addresses.clone(),
     });
     Ok(Applied::Accepted { peer_id: None })
+}
+
+/// `message` cut to [`REPORT_MESSAGE_BYTES_MAX`] bytes at a character boundary.
+pub(crate) fn truncated(message: &str) -> String {
+    let mut message = message.to_string();
+    if message.len() > REPORT_MESSAGE_BYTES_MAX {
+        let mut cut = REPORT_MESSAGE_BYTES_MAX;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+    }
+    message
 }
