@@ -66,8 +66,17 @@ impl Drop for Disk {
 
 /// A template file under `dir` whose definition carries `bytes` letters.
 fn big_template(dir: &Path, bytes: usize) -> PathBuf {
+    // Letters a pseudo-random sequence picks (xorshift): RocksDB compresses its tables
+    // with LZ4, which would shrink a repeating alphabet to almost nothing once flushed,
+    // and the disk would then fill or not depending on when the flush ran.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     let blob: String = (0..bytes)
-        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (b'a' + (x % 26) as u8) as char
+        })
         .collect();
     let file = dir.join("big.yaml");
     std::fs::write(
