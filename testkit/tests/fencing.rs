@@ -24,20 +24,31 @@ const OVERLAP_MAX: Duration = Duration::from_millis(500);
 
 /// The ids of the running containers of `path` on host `i` (empty when none runs).
 fn ps(bed: &HostBed, cluster: &str, i: usize, path: &str) -> String {
-    bed.hosts[i]
-        .docker(&[
+    // An engine that does not answer in time (a loaded machine) says nothing about its
+    // containers: ask again rather than read it as "none runs".
+    let mut last = String::new();
+    for _ in 0..PS_ATTEMPTS {
+        let o = bed.hosts[i].docker(&[
             "ps",
             "-q",
             "--filter",
             &format!("label=io.monk.cluster={cluster}"),
             "--filter",
             &format!("label=io.monk.workload={path}"),
-        ])
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
+        ]);
+        match o {
+            Ok(o) if o.status.success() => {
+                return String::from_utf8_lossy(&o.stdout).trim().to_string()
+            }
+            Ok(o) => last = String::from_utf8_lossy(&o.stderr).into_owned(),
+            Err(e) => last = e,
+        }
+    }
+    panic!("docker ps on host {i} failed {PS_ATTEMPTS} times: {last}")
 }
+
+/// How many times [`ps`] asks an engine before giving up.
+const PS_ATTEMPTS: usize = 5;
 
 /// The hosts whose engine runs a container of `path` now.
 fn running(bed: &HostBed, cluster: &str, path: &str) -> Vec<usize> {
