@@ -5,6 +5,11 @@
 //! progress on stderr (`progress.rs`), until every one reports running at the new
 //! generation, or one fails, crash-loops or cannot be placed, or `--timeout` passes
 //! (when to stop is decided in `wait.rs`).
+//!
+//! Why one file of this size: every command here is the same shape (parse the target,
+//! propose one command, follow the replicas), and entity instances and `monk do` joined
+//! them with their own verbs; splitting by command would scatter that shared shape. The
+//! next addition should move `do`/`actions` into their own module.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

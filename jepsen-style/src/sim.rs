@@ -16,6 +16,11 @@
 //! peers' wall clock ([`monk_node::clock`]) seeded from the same seed. Nothing waits
 //! for real time, so a case that holds faults for seconds runs in a fraction of one,
 //! and one seed gives one [`CaseReport::trace`], byte for byte.
+//!
+//! Why one file of this size: the cluster under test and every fault it can suffer
+//! (partitions, message faults, crashes, joins and leaves) act on the same slots,
+//! ids and trace, and the case runner is their only user; the membership faults are
+//! the first candidates for a module of their own.
 
 use openraft::ServerState;
 use std::collections::BTreeSet;
