@@ -64,8 +64,10 @@ impl Drop for Disk {
     }
 }
 
-/// A template file under `dir` whose definition carries `bytes` letters.
-fn big_template(dir: &Path, bytes: usize) -> PathBuf {
+/// A template file under `dir`, `big/blob<n>`, whose definition carries `bytes`
+/// letters. Each load must name a new template: reloading one would replace it, and
+/// the log's compaction after a snapshot would then keep the disk from ever filling.
+fn big_template(dir: &Path, bytes: usize, n: usize) -> PathBuf {
     // Letters a pseudo-random sequence picks (xorshift): RocksDB compresses its tables
     // with LZ4, which would shrink a repeating alphabet to almost nothing once flushed,
     // and the disk would then fill or not depending on when the flush ran.
@@ -78,10 +80,10 @@ fn big_template(dir: &Path, bytes: usize) -> PathBuf {
             (b'a' + (x % 26) as u8) as char
         })
         .collect();
-    let file = dir.join("big.yaml");
+    let file = dir.join(format!("big{n}.yaml"));
     std::fs::write(
         &file,
-        format!("namespace: big\nblob:\n  defines: runnable\n  variables:\n    data: {blob}\n"),
+        format!("namespace: big\nblob{n}:\n  defines: runnable\n  variables:\n    data: {blob}\n"),
     )
     .unwrap();
     file
@@ -101,10 +103,10 @@ fn a_full_disk_stops_the_peer_and_loses_nothing_acknowledged() {
     );
     ok(&peer.addr, &["cluster", "new", "--name", "full"]);
     // About 0.9 MB a load: the disk fills after a couple of dozen.
-    let file = big_template(root.path(), 900_000);
     let mut acknowledged = 0;
     let mut refusal = String::new();
-    for _ in 0..LOADS_MAX {
+    for n in 0..LOADS_MAX {
+        let file = big_template(root.path(), 900_000, n);
         let o = peer.monk(&["load", file.to_str().unwrap()]);
         if !o.status.success() {
             refusal = stderr(&o);
@@ -133,10 +135,10 @@ fn a_full_disk_stops_the_peer_and_loses_nothing_acknowledged() {
     disk.grow();
     peer.restart();
     let rows = json(&peer.addr, &["list", "-o", "json"]);
-    let generation = rows[0]["generation"].as_u64().unwrap();
+    let survived = rows.as_array().map_or(0, Vec::len);
     assert!(
-        generation >= acknowledged,
-        "{acknowledged} loads were acknowledged, generation {generation} survived"
+        survived >= acknowledged,
+        "{acknowledged} loads were acknowledged, {survived} templates survived"
     );
     peer.terminate();
 }
@@ -249,7 +251,7 @@ fn a_log_that_grows_in_bytes_is_snapshotted_whatever_its_entry_count() {
     };
     assert_eq!(snapshot(&peer), None, "a snapshot before any big entry");
     // About 0.5 MB a load: 2 MB of log after four, far below 100,000 entries.
-    let file = big_template(root.path(), 500_000);
+    let file = big_template(root.path(), 500_000, 0);
     for _ in 0..6 {
         ok(&peer.addr, &["load", file.to_str().unwrap()]);
     }
