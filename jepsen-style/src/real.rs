@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use monk_node::network::splitmix64;
 use monk_testkit::cli::monk;
 use monk_testkit::hosts::{HostBed, IMAGE};
 
@@ -261,15 +262,6 @@ fn write(addr: &str, dir: &Path, client: usize, n: usize) -> (Op, Outcome) {
     (Op::Write { value }, outcome)
 }
 
-/// The next draw of a splitmix64 sequence (the runner's faults, hosts and holds).
-fn next(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// Injects `fault` on host `i` and holds it for `hold`, then heals it.
 fn inject(bed: &mut HostBed, fault: RealFault, i: usize, hold: Duration) -> Result<(), String> {
     match fault {
@@ -319,10 +311,10 @@ pub fn run(root: &Path, options: &RealOptions) -> Result<RealReport, String> {
     let mut leaders = Vec::new();
     while clients.started.elapsed() + REAL_QUIET < options.duration {
         std::thread::sleep(REAL_QUIET);
-        let fault = options.faults[next(&mut draws) as usize % options.faults.len()];
-        let host = next(&mut draws) as usize % options.hosts;
+        let fault = options.faults[splitmix64(&mut draws) as usize % options.faults.len()];
+        let host = splitmix64(&mut draws) as usize % options.hosts;
         let span = REAL_FAULT_HOLD_MS_MAX - REAL_FAULT_HOLD_MS_MIN;
-        let hold = Duration::from_millis(REAL_FAULT_HOLD_MS_MIN + next(&mut draws) % span);
+        let hold = Duration::from_millis(REAL_FAULT_HOLD_MS_MIN + splitmix64(&mut draws) % span);
         eprintln!(
             "{:>6.1} s: {} {} for {} ms",
             clients.started.elapsed().as_secs_f64(),

@@ -49,6 +49,16 @@ pub struct MemoryRouter {
     link_faults: Arc<Mutex<Option<LinkFaults>>>,
 }
 
+/// The next draw of a splitmix64 sequence whose state is `state`: small, fast, and
+/// good enough to spread delays and pick faults (simulations and drills).
+pub fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// A peer's id and the peer itself, as the router knows it (weakly: a crashed peer is
 /// dropped).
 type ClientApi = (u64, Weak<Node>);
@@ -67,13 +77,8 @@ pub struct LinkFaults {
 }
 
 impl LinkFaults {
-    /// The next draw (splitmix64: small, fast, and good enough to spread delays).
     fn next(&mut self) -> u64 {
-        self.draws = self.draws.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.draws;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        splitmix64(&mut self.draws)
     }
 
     fn delay(&mut self) -> std::time::Duration {
