@@ -29,7 +29,7 @@ pub struct ContainerizeArgs {
 pub fn run(args: &ContainerizeArgs) -> ExitCode {
     match containerize(args) {
         Ok(text) => {
-            print!("{text}");
+            crate::output::out(&text);
             ExitCode::SUCCESS
         }
         Err(failure) => crate::fail(failure),

@@ -3,7 +3,6 @@
 //! like `nomad event stream` or `kubectl get -w`. With `-f` it follows; when its peer
 //! goes away it resumes from the next index on another peer of the cluster.
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -138,13 +137,11 @@ pub async fn run(addr: &str, args: EventsArgs) -> Outcome {
         }
     };
     let addrs = peer_addresses(&mut client, addr).await;
-    let mut out = std::io::stdout().lock();
     if args.out.output == Output::Table {
-        let _ = writeln!(
-            out,
-            "{:>6}  {:<24}  {:<20}  {:<24}  SUMMARY  [RESULT]",
+        crate::output::out(&format!(
+            "{:>6}  {:<24}  {:<20}  {:<24}  SUMMARY  [RESULT]\n",
             "INDEX", "TIME", "KIND", "ACTOR"
-        );
+        ));
     }
     let mut lost_at: Option<Instant> = None;
     let mut current = 0usize;
@@ -175,8 +172,7 @@ pub async fn run(addr: &str, args: EventsArgs) -> Outcome {
                         next = index + 1;
                     }
                     if args.wanted(&event, &since) {
-                        let _ = writeln!(out, "{}", line(&event, args.out.output));
-                        let _ = out.flush();
+                        crate::output::out(&format!("{}\n", line(&event, args.out.output)));
                     }
                 }
                 Ok(None) if !args.follow => return Ok(String::new()),

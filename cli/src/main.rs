@@ -9,6 +9,7 @@ mod credentials;
 mod events;
 mod exit;
 mod hub;
+mod output;
 mod progress;
 mod secrets;
 mod stop;
@@ -18,7 +19,6 @@ mod wait;
 mod workloads;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -551,7 +551,7 @@ async fn version(addr: &str, client_only: bool, output: Output) -> Outcome {
     };
     match peer {
         Some(Err(failure)) => {
-            print!("{text}");
+            output::out(&text);
             Err(failure)
         }
         _ => Ok(text),
@@ -582,7 +582,7 @@ fn version_peer_line(addr: &str, info: &InfoView) -> String {
 
 /// Prints what an offline command produced and turns its exit code into ours.
 fn finish(output: monk_scripting::cli_output::CommandOutput) -> ExitCode {
-    print!("{}", output.stdout);
+    output::out(&output.stdout);
     eprint!("{}", output.stderr);
     ExitCode::from(u8::try_from(output.exit_code).unwrap_or(1))
 }
@@ -618,13 +618,11 @@ fn offline(command: &Top) -> Option<ExitCode> {
         }
         Top::Completions { shell } => {
             // Into memory first: clap_complete panics when its writer fails (a closed
-            // pipe), a write of ours reports it.
+            // pipe), a write of ours ends quietly.
             let mut script = Vec::new();
             clap_complete::generate(*shell, &mut Cli::command(), "monk", &mut script);
-            Some(match std::io::stdout().write_all(&script) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(Failure::failed(format!("cannot write the script: {e}"))),
-            })
+            output::out(&String::from_utf8_lossy(&script));
+            Some(ExitCode::SUCCESS)
         }
         Top::Lint { paths, strict, out } => Some(finish(lint_command(
             paths,
@@ -670,19 +668,7 @@ fn fail(failure: Failure) -> ExitCode {
     failure.exit_code()
 }
 
-/// Rust starts every program with SIGPIPE ignored, so printing into a pipe whose
-/// reader left (`monk list | head`) fails, and `println!` panics. A command-line tool
-/// should end quietly there, as `ls | head` does: SIGPIPE back to its default.
-fn restore_sigpipe() {
-    // SAFETY: called first thing in main, before any thread exists; setting a signal's
-    // disposition to SIG_DFL has no other effect on this process.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
-}
-
 fn main() -> ExitCode {
-    restore_sigpipe();
     let mut cli = Cli::parse();
     credentials::set_explicit(cli.credentials.clone());
     let _scratch = match fetch_audit_data(&mut cli) {
@@ -704,7 +690,7 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(text) => {
-            print!("{text}");
+            output::out(&text);
             ExitCode::SUCCESS
         }
         Err(failure) => fail(failure),

@@ -83,7 +83,7 @@ async fn logs(
                 *slot = l.time.clone();
             }
         }
-        print!("{}", log_text(&fresh, output));
+        crate::output::out(&log_text(&fresh, output));
         tokio::time::sleep(FOLLOW_POLL).await;
         req.since = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -579,7 +579,7 @@ async fn entity_do(client: &mut MonkClient, target: &str, args: &[String]) -> Ou
     let mut text: String = out.output.iter().map(|l| format!("{l}\n")).collect();
     match out.error {
         Some(e) => {
-            print!("{text}");
+            crate::output::out(&text);
             Err(Failure::failed(format!("{e} (on peer {})", out.peer)))
         }
         None => {
@@ -812,7 +812,7 @@ pub async fn run(addr: &str, cmd: WorkloadCmd) -> Outcome {
                 local_only: false,
             };
             let out = client.container_exec(req).await?;
-            print!("{}", out.stdout);
+            crate::output::out(&out.stdout);
             if out.exit_code != 0 {
                 return Err(Failure::failed(format!(
                     "the command exited with {} (in {} on peer {})",

@@ -91,6 +91,33 @@ fn big_template(dir: &Path, bytes: usize, n: usize) -> PathBuf {
     file
 }
 
+/// What a failed fill looked like: the mount as the kernel sees it, the free space,
+/// every file on the disk with its size, and the end of the peer's log.
+fn disk_report(dir: &Path, log: &str) -> String {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let here = dir.to_string_lossy();
+    let mount: Vec<&str> = mounts.lines().filter(|l| l.contains(&*here)).collect();
+    let free = monk_node::storage::free_bytes(dir).map_err(|e| e.to_string());
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = e.path();
+            match e.metadata() {
+                Ok(m) if m.is_dir() => stack.push(path),
+                Ok(m) => files.push(format!("{} {}", m.len(), path.display())),
+                Err(err) => files.push(format!("? {}: {err}", path.display())),
+            }
+        }
+    }
+    let tail: Vec<&str> = log.lines().rev().take(20).collect();
+    format!(
+        "mount: {mount:?}\nfree: {free:?}\nfiles:\n{}\nlog tail (newest first):\n{}",
+        files.join("\n"),
+        tail.join("\n")
+    )
+}
+
 #[test]
 fn a_full_disk_stops_the_peer_and_loses_nothing_acknowledged() {
     let root = tempfile::tempdir().unwrap();
@@ -110,19 +137,29 @@ fn a_full_disk_stops_the_peer_and_loses_nothing_acknowledged() {
     let ballast = vec![0u8; free.saturating_sub(BALLAST_LEAVES_BYTES) as usize];
     std::fs::write(disk.0.join("ballast"), ballast).unwrap();
     let mut acknowledged = 0;
-    let mut refusal = String::new();
+    let mut refused = None;
     for n in 0..LOADS_MAX {
         let file = big_template(root.path(), 900_000, n);
         let o = peer.monk(&["load", file.to_str().unwrap()]);
         if !o.status.success() {
-            refusal = stderr(&o);
+            refused = Some(o);
             break;
         }
         acknowledged += 1;
     }
+    let Some(refused) = refused else {
+        panic!(
+            "{LOADS_MAX} loads fit on {DISK_MIB} MiB\n{}",
+            disk_report(&disk.0, &peer.log_text())
+        );
+    };
+    // The load the full disk failed says why, whatever the peer did meanwhile (once,
+    // `monk` died of SIGPIPE, silently, when the peer exited during its request).
+    let refusal = stderr(&refused);
     assert!(
-        !refusal.is_empty(),
-        "{LOADS_MAX} loads fit on {DISK_MIB} MiB"
+        refusal.contains("monk: "),
+        "the failed load said nothing ({}): {refusal:?}",
+        refused.status
     );
     assert!(
         acknowledged > 0,

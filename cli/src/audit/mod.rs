@@ -144,7 +144,7 @@ pub fn run(cmd: &AuditCmd) -> ExitCode {
     };
     match result {
         Ok(report) => {
-            print!("{}", report.stdout);
+            crate::output::out(&report.stdout);
             match report.problem {
                 None => ExitCode::SUCCESS,
                 Some(problem) => {
