@@ -25,13 +25,16 @@ pub const DEFAULT_STEPS_MAX: usize = 6;
 /// The most seeds one run takes: the soak (`sim --seeds 10000`, about an hour in a
 /// release build) and then some; a hard cap keeps a typo from running for days.
 pub const CASES_MAX: u32 = 100_000;
+/// Most seeds `monk-drills sim --jobs` runs at once (each a thread with a few peers'
+/// RocksDB instances in memory).
+pub const JOBS_MAX: usize = 64;
 pub const STEPS_MAX: usize = 200;
 
 /// Shortest and longest time one fault step holds before the next. A follower waits
-/// openraft's leader lease (the election timeout max, 3 s) plus an election timeout
-/// (1.5–3 s) without hearing a leader before it campaigns, so a leader cut off or
-/// crashed for less than 4.5 s keeps its term; holds range around that, and faults
-/// left in place by later steps last longer still.
+/// openraft's leader lease (the election timeout max, 1 s) plus an election timeout
+/// (0.5–1 s) without hearing a leader before it campaigns, so a leader cut off or
+/// crashed for less than 1.5 s keeps its term and one cut off for longer mostly loses
+/// it; faults left in place by later steps last longer still.
 pub const STEP_HOLD_MS_MIN: u64 = 200;
 pub const STEP_HOLD_MS_MAX: u64 = 4_000;
 
@@ -74,9 +77,10 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(1);
 pub const REGISTER_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The injected-stale-read drill: how long the leader is cut off first. Past the
-/// followers' lease plus election timeout (at most 6 s), so a new leader is elected and
-/// acknowledges writes while the old one still holds its older state.
-pub const DEPOSED_LEADER_HOLD_MS: u64 = 8_000;
+/// followers' lease plus election timeout (at most 2 s) and a failed round, so a new
+/// leader is elected and acknowledges writes while the old one still holds its older
+/// state.
+pub const DEPOSED_LEADER_HOLD_MS: u64 = 5_000;
 /// Random fault steps drawn after that first cut, per seed.
 pub const DEPOSED_LEADER_EXTRA_STEPS_MAX: usize = 2;
 /// Seeds within which reads served from local state must be caught as not
@@ -107,12 +111,13 @@ pub const POLL: Duration = Duration::from_millis(100);
 pub const DEFAULT_ROUNDS: u32 = 2;
 pub const ROUNDS_MAX: u32 = 100;
 /// How long a SIGKILLed leader stays dead: past the followers' lease plus election
-/// timeout (at most 6 s), so another peer takes over before it comes back.
-pub const KILLED_FOR: Duration = Duration::from_secs(8);
-/// How long a follower stays SIGSTOPped: past `PEER_DOWN_AFTER` (16 s), so the leader
+/// timeout (at most 2 s) and a failed round, so another peer takes over before it
+/// comes back.
+pub const KILLED_FOR: Duration = Duration::from_secs(4);
+/// How long a follower stays SIGSTOPped: past `PEER_DOWN_AFTER` (8 s), so the leader
 /// declares it down and then up again, and past its own election timeout, so it may
 /// wake up campaigning in a stale term.
-pub const PAUSED_FOR: Duration = Duration::from_secs(17);
+pub const PAUSED_FOR: Duration = Duration::from_secs(9);
 /// A started `monkd` must answer within this.
 pub const START_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -157,12 +162,20 @@ pub const SIM_OPERATION_PAUSE: Duration = Duration::from_millis(60);
 /// The real runner's quiet time between two faults: long enough for an election and a
 /// few acknowledged writes, so each heal's recovery is measured on its own.
 pub const REAL_QUIET: Duration = Duration::from_secs(4);
-/// How long the real runner holds a fault: past the election timeout (3 s) and, at the
-/// top, past the peer-down timeout (16 s) so rescheduling and the voter swap happen.
-pub const REAL_FAULT_HOLD_MS_MIN: u64 = 4_000;
-pub const REAL_FAULT_HOLD_MS_MAX: u64 = 18_000;
+/// How long the real runner holds a fault: past an election (2 s) and, at the top,
+/// past the peer-down timeout (8 s) so rescheduling and the voter swap happen.
+pub const REAL_FAULT_HOLD_MS_MIN: u64 = 3_000;
+pub const REAL_FAULT_HOLD_MS_MAX: u64 = 10_000;
 /// The clock skew the real runner gives a peer (ahead by a minute and a half: more
 /// than any token lifetime margin or lease, less than a day).
 pub const REAL_SKEW_MS: i64 = 90_000;
+/// The disk-full fault's tmpfs, in MiB: room for a peer's data dir in a drill (a few
+/// MiB of log and snapshots), the rest taken by a ballast file.
+pub const REAL_DISK_MIB: u64 = 256;
+/// What the ballast leaves free on it: a few seconds of the drill's writes, or less
+/// than RocksDB needs to open (a peer that cannot start is a full disk too).
+pub const REAL_DISK_ROOM_BYTES: u64 = 256 << 10;
+/// Longest a mount, copy or unmount of the disk-full fault may take.
+pub const REAL_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a healed host may take to answer its final read.
 pub const REAL_FINAL_READ_TIMEOUT: Duration = Duration::from_secs(60);

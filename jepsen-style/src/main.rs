@@ -17,7 +17,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use monk_drills::limits::{CASES_MAX, STEPS_MAX};
+use monk_drills::limits::{CASES_MAX, JOBS_MAX, STEPS_MAX};
 use monk_drills::real::{RealFault, RealOptions};
 use monk_drills::sim::simulate_case;
 use monk_drills::summary::Summary;
@@ -49,6 +49,11 @@ enum Mode {
         /// Most fault steps a schedule draws.
         #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=STEPS_MAX as i64))]
         steps: u32,
+        /// Seeds run at once, each on its own thread and single-threaded runtime
+        /// (default: the machine's cores). A seed's run is the same whatever runs
+        /// beside it.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=JOBS_MAX as i64))]
+        jobs: Option<u32>,
         /// `json`: one JSON object on the last line instead of the table.
         #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
         output: String,
@@ -62,8 +67,9 @@ enum Mode {
         /// How long the clients run, in seconds.
         #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(10..=86_400))]
         duration: u64,
-        /// Which faults to inject: partition, kill, pause, skew (comma-separated).
-        #[arg(long, default_value = "partition,kill,pause,skew")]
+        /// Which faults to inject: partition, kill, pause, skew, disk-full
+        /// (comma-separated).
+        #[arg(long, default_value = "partition,kill,pause,skew,disk-full")]
         faults: String,
         /// The seed of the faults, hosts and holds (default: the clock).
         #[arg(long)]
@@ -81,8 +87,15 @@ fn main() -> ExitCode {
             first_seed,
             peers,
             steps,
+            jobs,
             output,
-        } => sim(seeds, first_seed, peers, steps, &output),
+        } => {
+            let jobs = jobs.map_or_else(
+                || std::thread::available_parallelism().map_or(1, |n| n.get()),
+                |j| j as usize,
+            );
+            sim(seeds, first_seed, peers, steps, jobs.min(JOBS_MAX), &output)
+        }
         Mode::Real {
             hosts,
             duration,
@@ -157,18 +170,72 @@ fn real(hosts: u32, duration: u64, faults: &str, seed: Option<u64>, output: &str
 }
 
 /// `monk-drills sim`: `seeds` simulated cases; exit 1 if any fails.
-fn sim(seeds: u32, first_seed: Option<u64>, peers: u32, steps: u32, output: &str) -> ExitCode {
+fn sim(
+    seeds: u32,
+    first_seed: Option<u64>,
+    peers: u32,
+    steps: u32,
+    jobs: usize,
+    output: &str,
+) -> ExitCode {
     let first = first_seed.unwrap_or_else(monk_drills::schedule::first_seed);
     let mut summary = Summary::default();
-    for case in 0..u64::from(seeds) {
-        let seed = first.wrapping_add(case);
-        let started = std::time::Instant::now();
-        match simulate_case(seed, peers as usize, steps as usize) {
+    // Workers take the next case from a shared counter and send back its result;
+    // this thread prints and sums them as they come (in completion order).
+    let next = std::sync::atomic::AtomicU64::new(0);
+    let (results, finished) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            let results = results.clone();
+            let next = &next;
+            scope.spawn(move || loop {
+                let case = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if case >= u64::from(seeds) {
+                    return;
+                }
+                let seed = first.wrapping_add(case);
+                let started = std::time::Instant::now();
+                let result = simulate_case(seed, peers as usize, steps as usize);
+                if results.send((seed, started.elapsed(), result)).is_err() {
+                    return;
+                }
+            });
+        }
+        drop(results);
+        for (seed, wall, result) in finished {
+            add_case(&mut summary, seed, wall, result);
+        }
+    });
+    summary.failures.sort_by_key(|(seed, _)| *seed);
+    match output {
+        "json" => println!("{}", summary.to_json()),
+        _ => print!("{}", summary.to_table()),
+    }
+    if summary.failures.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    for (seed, _) in &summary.failures {
+        eprintln!(
+            "replay: cargo run -p monk-drills --release -- sim --seeds 1 --first-seed {seed} --peers {peers} --steps {steps}"
+        );
+    }
+    ExitCode::FAILURE
+}
+
+/// Prints one finished case on stderr and adds it to `summary`.
+fn add_case(
+    summary: &mut Summary,
+    seed: u64,
+    wall: std::time::Duration,
+    result: Result<monk_drills::sim::CaseReport, String>,
+) {
+    {
+        match result {
             Ok(report) => {
                 eprintln!(
                     "seed {seed} ({} ms simulated in {} ms): {}",
                     report.lasted.as_millis(),
-                    started.elapsed().as_millis(),
+                    wall.as_millis(),
                     report.findings
                 );
                 if let Some(dir) = &report.kept {
@@ -185,17 +252,4 @@ fn sim(seeds: u32, first_seed: Option<u64>, peers: u32, steps: u32, output: &str
             }
         }
     }
-    match output {
-        "json" => println!("{}", summary.to_json()),
-        _ => print!("{}", summary.to_table()),
-    }
-    if summary.failures.is_empty() {
-        return ExitCode::SUCCESS;
-    }
-    for (seed, _) in &summary.failures {
-        eprintln!(
-            "replay: cargo run -p monk-drills --release -- sim --seeds 1 --first-seed {seed} --peers {peers} --steps {steps}"
-        );
-    }
-    ExitCode::FAILURE
 }

@@ -3,7 +3,8 @@
 //! the real `monk` CLI by a client on every host, while a loop seeded like the
 //! simulation injects the faults asked for, one at a time, each held for a while and
 //! then healed: a host cut off the bridge, a peer SIGKILLed and restarted on its data
-//! dir, a peer SIGSTOPped and resumed, a peer restarted with its wall clock skewed.
+//! dir, a peer SIGSTOPped and resumed, a peer restarted with its wall clock skewed, a
+//! peer restarted on a disk that fills and then given room again.
 //! Afterwards every host reads once more, the history is checked for linearizability,
 //! the hosts' final reads must agree, and each heal's recovery (until a write is
 //! acknowledged again) is measured. The bed partitions test
@@ -11,7 +12,8 @@
 //! bridge partitions.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -22,8 +24,8 @@ use monk_testkit::cli::monk;
 use monk_testkit::hosts::{HostBed, IMAGE};
 
 use crate::limits::{
-    REAL_FAULT_HOLD_MS_MAX, REAL_FAULT_HOLD_MS_MIN, REAL_FINAL_READ_TIMEOUT, REAL_QUIET,
-    REAL_SKEW_MS,
+    REAL_COMMAND_TIMEOUT, REAL_DISK_MIB, REAL_DISK_ROOM_BYTES, REAL_FAULT_HOLD_MS_MAX,
+    REAL_FAULT_HOLD_MS_MIN, REAL_FINAL_READ_TIMEOUT, REAL_QUIET, REAL_SKEW_MS,
 };
 use crate::linearizability::{check, Op, Operation, Outcome, Report};
 
@@ -43,6 +45,9 @@ pub enum RealFault {
     Pause,
     /// A peer restarted with its wall clock skewed by [`REAL_SKEW_MS`], and back.
     Skew,
+    /// A peer restarted on a disk with [`REAL_DISK_ROOM_BYTES`] free: it exits when
+    /// the disk fills (or cannot start); after the hold it is given room and restarted.
+    DiskFull,
 }
 
 impl RealFault {
@@ -52,23 +57,27 @@ impl RealFault {
             RealFault::Kill => "kill",
             RealFault::Pause => "pause",
             RealFault::Skew => "skew",
+            RealFault::DiskFull => "disk-full",
         }
     }
 
-    /// Parses `partition,kill,pause,skew` (any subset, any order).
+    /// Parses `partition,kill,pause,skew,disk-full` (any subset, any order).
     pub fn parse_list(list: &str) -> Result<Vec<RealFault>, String> {
         let all = [
             RealFault::Partition,
             RealFault::Kill,
             RealFault::Pause,
             RealFault::Skew,
+            RealFault::DiskFull,
         ];
         list.split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(|s| {
                 all.into_iter().find(|f| f.name() == s).ok_or_else(|| {
-                    format!("unknown fault {s:?}: choose from partition, kill, pause, skew (a full disk is its own test: cli/tests/storage.rs)")
+                    format!(
+                        "unknown fault {s:?}: choose from partition, kill, pause, skew, disk-full"
+                    )
                 })
             })
             .collect()
@@ -292,6 +301,67 @@ fn inject(bed: &mut HostBed, fault: RealFault, i: usize, hold: Duration) -> Resu
             peer.env.retain(|(k, _)| k != "MONK_TEST_CLOCK_OFFSET_MS");
             peer.spawn()
         }
+        RealFault::DiskFull => {
+            let peer = &mut bed.peers[i];
+            peer.kill();
+            let on_disk = onto_full_disk(&peer.data_dir)?;
+            peer.spawn()?;
+            std::thread::sleep(hold);
+            if let Some(status) = peer.wait_exit(Duration::ZERO) {
+                eprintln!("         the peer on the full disk exited: {status}");
+            }
+            peer.kill();
+            off_full_disk(&peer.data_dir, &on_disk)?;
+            peer.spawn()
+        }
+    }
+}
+
+/// Moves the data dir `dir` (its peer stopped) onto a small tmpfs mounted in its
+/// place, which a ballast file fills but for [`REAL_DISK_ROOM_BYTES`]; returns where
+/// the original went.
+fn onto_full_disk(dir: &Path) -> Result<PathBuf, String> {
+    let on_disk = dir.with_extension("on-disk");
+    std::fs::rename(dir, &on_disk).map_err(|e| format!("move {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let size = format!("size={}m", REAL_DISK_MIB);
+    command(
+        Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &size, "tmpfs"])
+            .arg(dir),
+    )?;
+    command(Command::new("cp").arg("-a").arg(on_disk.join(".")).arg(dir))?;
+    let free = monk_node::storage::free_bytes(dir).map_err(|e| e.to_string())?;
+    let ballast = vec![0u8; free.saturating_sub(REAL_DISK_ROOM_BYTES) as usize];
+    std::fs::write(dir.join(BALLAST), ballast).map_err(|e| format!("ballast: {e}"))?;
+    Ok(on_disk)
+}
+
+/// "The operator made room": the data dir's files, written on the tmpfs while it
+/// filled, go back onto the real disk in `dir`'s place and the tmpfs goes.
+fn off_full_disk(dir: &Path, on_disk: &Path) -> Result<(), String> {
+    let _ = std::fs::remove_file(dir.join(BALLAST));
+    std::fs::remove_dir_all(on_disk).map_err(|e| format!("remove {}: {e}", on_disk.display()))?;
+    std::fs::create_dir_all(on_disk).map_err(|e| e.to_string())?;
+    command(Command::new("cp").arg("-a").arg(dir.join(".")).arg(on_disk))?;
+    command(Command::new("umount").arg(dir))?;
+    std::fs::remove_dir(dir).map_err(|e| format!("remove {}: {e}", dir.display()))?;
+    std::fs::rename(on_disk, dir).map_err(|e| format!("move back {}: {e}", dir.display()))
+}
+
+/// The file that takes a full disk's space.
+const BALLAST: &str = "ballast";
+
+/// Runs `command`, bounded; its failure with its stderr.
+fn command(command: &mut Command) -> Result<(), String> {
+    let what = format!("{command:?}");
+    let o = monk_testkit::hosts::run(command, REAL_COMMAND_TIMEOUT)?;
+    match o.status.success() {
+        true => Ok(()),
+        false => Err(format!(
+            "{what}: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
     }
 }
 
@@ -299,7 +369,9 @@ fn inject(bed: &mut HostBed, fault: RealFault, i: usize, hold: Duration) -> Resu
 /// data and logs).
 pub fn run(root: &Path, options: &RealOptions) -> Result<RealReport, String> {
     if options.faults.is_empty() {
-        return Err("no faults to inject: pass --faults partition,kill,pause,skew".into());
+        return Err(
+            "no faults to inject: pass --faults partition,kill,pause,skew,disk-full".into(),
+        );
     }
     let mut bed = HostBed::start(root, options.hosts)?;
     let dir = root.join("client");

@@ -53,9 +53,10 @@ fn the_real_runner_breaks_the_bed_and_reports_one_json_line() {
         "--duration",
         "40",
         "--seed",
-        "3",
+        // Seed 39 draws disk-full first, then kill, skew and partition.
+        "39",
         "--faults",
-        "partition,kill,pause,skew",
+        "partition,kill,pause,skew,disk-full",
         "-o",
         "json",
     ]);
@@ -71,4 +72,8 @@ fn the_real_runner_breaks_the_bed_and_reports_one_json_line() {
         .map(|f| f.values().filter_map(|v| v.as_u64()).sum())
         .unwrap_or(0);
     assert!(injected >= 2, "{summary}");
+    assert!(
+        summary["faults"]["disk-full"].as_u64().unwrap_or(0) >= 1,
+        "{summary}"
+    );
 }

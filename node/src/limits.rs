@@ -2,12 +2,17 @@
 
 use std::time::Duration;
 
-/// Leader heartbeat to followers. Loopback and LAN round trips are well under this.
-pub const RAFT_HEARTBEAT_INTERVAL_MS: u64 = 250;
-/// Election timeouts: several heartbeats, and generous because our machines are
-/// 2-core and shared (a busy build must not cause elections).
-pub const RAFT_ELECTION_TIMEOUT_MIN_MS: u64 = 1_500;
-pub const RAFT_ELECTION_TIMEOUT_MAX_MS: u64 = 3_000;
+/// Leader heartbeat to followers (etcd's default). Loopback and LAN round trips are
+/// well under this.
+pub const RAFT_HEARTBEAT_INTERVAL_MS: u64 = 100;
+/// Election timeouts. openraft 0.9 makes a follower wait its leader lease (the
+/// maximum, 1 s) *plus* its own timeout (drawn once from this range) after the last
+/// heartbeat before it campaigns, and refuse votes for the lease: so a follower
+/// campaigns only after 1.5 to 2 s of silence, more tolerance of a busy 2-core machine
+/// than etcd's 1 s election timeout, and a dead leader is replaced in about 2 s
+/// (`benches/compare`'s failover figures; was 1.5/3 s, p50 6.2 s, max 12.5 s).
+pub const RAFT_ELECTION_TIMEOUT_MIN_MS: u64 = 500;
+pub const RAFT_ELECTION_TIMEOUT_MAX_MS: u64 = 1_000;
 /// Take a snapshot after this many applied entries; a snapshot of a typical cluster
 /// state is far smaller than 10k JSON entries.
 pub const SNAPSHOT_AFTER_ENTRIES: u64 = 10_000;
@@ -26,11 +31,16 @@ pub const NO_LEADER_RETRY_FOR: Duration = Duration::from_secs(15);
 pub const NO_LEADER_RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// How often every member tells the leader it is alive.
 pub const PEER_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest one such heartbeat may take, connection included: one interval, so a
+/// leader that vanished mid-call delays the heartbeat to its successor by at most that
+/// (the executor's lease is renewed only by answered heartbeats).
+pub const HEARTBEAT_TIMEOUT: Duration = PEER_HEARTBEAT_INTERVAL;
 /// A member not heard from for this long is declared down by the leader. Long enough
-/// that a cut-off peer has fenced its replicas first (its 12 s lease, a tick and the
+/// that a cut-off peer has fenced its replicas first (its 5 s lease, a tick and the
 /// kills: `node/src/node/lease.rs`), and that a leader election, which stops every
-/// follower's renewals, fences no one.
-pub const PEER_DOWN_AFTER: Duration = Duration::from_secs(16);
+/// follower's renewals, fences no one. Its replicas then run elsewhere within a few
+/// seconds more (an autopilot review, the placement, the container start).
+pub const PEER_DOWN_AFTER: Duration = Duration::from_secs(8);
 /// A member declared down and heard from within this long is declared up again: three
 /// heartbeats, so a stale record from before it fell silent does not count.
 pub const PEER_UP_WITHIN: Duration = Duration::from_secs(3);

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use monk_testkit::cli::{json, ok};
 use monk_testkit::hosts::{HostBed, IMAGE};
+use monk_testkit::process::wait_for;
 
 /// How often every engine is asked what runs.
 const POLL: Duration = Duration::from_millis(250);
@@ -193,7 +194,7 @@ fn a_leader_failure_does_not_fence_the_followers() {
     std::fs::write(
         &file,
         format!(
-            "namespace: faults\napp:\n  defines: runnable\n  containers:\n    main:\n      image: {IMAGE}\n      bash: exec sleep 3600\n      stop-grace-period: 1s\n"
+            "namespace: faults\napp:\n  defines: runnable\n  containers:\n    main:\n      image: {IMAGE}\n      bash: exec sleep 3600\n      stop-grace-period: 1s\napp2:\n  defines: runnable\n  inherits: ./app\n"
         ),
     )
     .unwrap();
@@ -211,16 +212,7 @@ fn a_leader_failure_does_not_fence_the_followers() {
     // The leader's monkd dies; the others elect a new one. The follower's replica is
     // never fenced: the same container runs throughout.
     bed.peers[leader].kill();
-    let killed = Instant::now();
-    while killed.elapsed() < Duration::from_secs(20) {
-        assert_eq!(
-            container_on(&bed, &bed.cluster, follower, "faults/app").as_deref(),
-            Some(before.as_str()),
-            "the follower's replica was stopped {:?} after the leader died",
-            killed.elapsed()
-        );
-        std::thread::sleep(POLL);
-    }
+    keeps_running(&bed, follower, "faults/app", &before, "the leader died");
     let peers = json(&asked, &["cluster", "peers", "-o", "json"]);
     assert!(
         peers
@@ -230,4 +222,68 @@ fn a_leader_failure_does_not_fence_the_followers() {
             .any(|p| p["role"] == "leader"),
         "no new leader: {peers}"
     );
+
+    // The old leader comes back; then the new leader's host is cut off, so calls to
+    // it hang instead of failing at once. A follower's heartbeat to it must give up in
+    // time to renew its lease from the leader elected next: its replica runs on.
+    bed.peers[leader].restart();
+    let mut second_leader = None;
+    wait_for(
+        Duration::from_secs(20),
+        || {
+            second_leader = bed.leader(leader);
+            second_leader.is_some()
+        },
+        "the restarted peer to know a leader",
+    );
+    let second_leader = second_leader.expect("a leader after the restart");
+    // Dead for longer than the down timeout, it was declared down: wait until the
+    // leader has heard it again.
+    wait_for(
+        Duration::from_secs(30),
+        || {
+            let peers = json(
+                &bed.hosts[second_leader].addr,
+                &["cluster", "peers", "-o", "json"],
+            );
+            peers
+                .as_array()
+                .is_some_and(|all| all.iter().all(|p| p["up"] == true))
+        },
+        "every peer to be up again",
+    );
+    let other = (second_leader + 1) % 3;
+    let stays = bed.hosts[(second_leader + 2) % 3].addr.clone();
+    ok(
+        &stays,
+        &["run", "faults/app2", "--peer", &bed.hosts[other].name],
+    );
+    let running_before = container_on(&bed, &bed.cluster, other, "faults/app2").expect("app2 runs");
+    bed.cut(second_leader).unwrap();
+    keeps_running(
+        &bed,
+        other,
+        "faults/app2",
+        &running_before,
+        "the leader's host was cut off",
+    );
+    bed.heal(second_leader).unwrap();
+}
+
+/// How long a follower's replica is watched after its leader fails.
+const WATCHED_FOR: Duration = Duration::from_secs(20);
+
+/// Asserts that container `id` of `path` runs on host `i` throughout
+/// [`WATCHED_FOR`], from now (just after `event`).
+fn keeps_running(bed: &HostBed, i: usize, path: &str, id: &str, event: &str) {
+    let since = Instant::now();
+    while since.elapsed() < WATCHED_FOR {
+        assert_eq!(
+            container_on(bed, &bed.cluster, i, path).as_deref(),
+            Some(id),
+            "the follower's replica was stopped {:?} after {event}",
+            since.elapsed()
+        );
+        std::thread::sleep(POLL);
+    }
 }

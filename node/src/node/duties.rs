@@ -18,7 +18,7 @@ use super::decisions::{
     autopilot_change, liveness_decisions, MemberStatus, VoterChange, VoterView,
 };
 use super::Node;
-use crate::limits::{AUTOPILOT_INTERVAL, PEER_HEARTBEAT_INTERVAL};
+use crate::limits::{AUTOPILOT_INTERVAL, HEARTBEAT_TIMEOUT, PEER_HEARTBEAT_INTERVAL};
 use crate::network::Network;
 
 /// When each peer's last heartbeat arrived (the leader's liveness input). Shared with
@@ -102,16 +102,25 @@ impl Node {
             return;
         };
         let sent_at = Instant::now();
-        match self.peer_client(&leader.address).await {
-            Ok(mut client) => match client.heartbeat(id).await {
-                Ok(applied) => self
-                    .lease
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .renew(sent_at, applied),
-                Err(e) => warn!(leader = %leader.address, "heartbeat failed: {}", e.message),
-            },
-            Err(e) => warn!(leader = %leader.address, "heartbeat connect failed: {e}"),
+        // Bounded: a leader cut off mid-call would otherwise hold this loop for the
+        // whole RPC deadline, and no renewal from the leader elected meanwhile could
+        // reach the lease before it ran out.
+        let answer = tokio::time::timeout(HEARTBEAT_TIMEOUT, async {
+            let mut client = self
+                .peer_client(&leader.address)
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+            client.heartbeat(id).await.map_err(|e| e.message)
+        })
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {HEARTBEAT_TIMEOUT:?}")));
+        match answer {
+            Ok(applied) => self
+                .lease
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .renew(sent_at, applied),
+            Err(e) => warn!(leader = %leader.address, "heartbeat failed: {e}"),
         }
     }
 

@@ -26,14 +26,13 @@ use crate::limits::{EXECUTOR_TICK, PEER_DOWN_AFTER};
 /// How long a renewal lets the executor act (`monkd --lease` is not offered: the
 /// bound below is what makes it safe, and it follows from the down timeout). Longer
 /// than a leader election stops renewals, so a leader's death fences no follower
-/// (`testkit/tests/fencing.rs`). Elections are slower than their timeouts suggest:
-/// openraft 0.9 makes a follower refuse votes for `election_timeout_max` (3 s) after it
-/// last heard from a leader, and candidates time out after 1.5 to 3 s, so the first
-/// round nearly always fails and an election takes 3 to 6 s, more after a split vote
-/// (the comparison harness measured p50 6.2 s, max 12.5 s under load). With the last
-/// renewal up to a heartbeat old and the next one a tick after the election, 12 s
-/// covers all but the worst elections; the cost is a 16 s down timeout.
-pub const LEASE: Duration = Duration::from_secs(12);
+/// (`testkit/tests/fencing.rs`). openraft 0.9 makes a follower wait its leader lease
+/// (`election_timeout_max`, 1 s) plus its own election timeout (0.5 to 1 s) after the
+/// last heartbeat before it campaigns, so an election takes 1.5 to 2 s, a round more
+/// (0.5 to 1 s) after a split vote. With the last renewal up to a heartbeat (1 s) old
+/// and the next one a heartbeat after the election, 5 s covers an election with a
+/// failed round under load; the cost is an 8 s down timeout.
+pub const LEASE: Duration = Duration::from_secs(5);
 /// How fresh the leader's quorum acknowledgement must be for it to renew a lease.
 pub const QUORUM_ACK_FRESH: Duration = Duration::from_millis(1500);
 /// What the executor needs after the lease ends to have killed every container of
