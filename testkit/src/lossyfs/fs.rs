@@ -1,7 +1,8 @@
-//! The FUSE filesystem itself: a passthrough to the backing directory (every write
-//! reaches it at once, so readers see it, as they would the page cache), which records
-//! in a [`Ledger`] what a power loss must undo, and [`Inner::power_loss`], which undoes
-//! it. Every operation runs under one lock, so the ledger and the backing directory
+//! The filesystem's state and operations: a passthrough to the backing directory
+//! (every write reaches it at once, so readers see it, as they would the page cache),
+//! which records in a [`Ledger`] what a power loss must undo, and
+//! [`Inner::power_loss`], which undoes it. The FUSE requests reach it through
+//! [`super::ops`], every one under one lock, so the ledger and the backing directory
 //! never disagree halfway.
 //!
 //! Node numbers are our own (the root is 1), mapped from the backing inode numbers, so
@@ -14,21 +15,12 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirEntryExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, OpenFlags,
-    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry,
-    ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
-};
+use fuser::{Errno, FileAttr, FileType, INodeNo, RenameFlags, TimeOrNow};
 
 use super::ledger::Ledger;
 use super::PowerLoss;
-
-/// How long the kernel may cache a name or attributes: every change goes through this
-/// filesystem, so the cache can only be stale across a remount, which drops it.
-const ATTR_TTL: Duration = Duration::from_secs(1);
 
 /// One name the filesystem has handed to the kernel.
 #[derive(Debug, Clone)]
@@ -41,17 +33,17 @@ struct Node {
 /// The state behind the lock.
 #[derive(Debug)]
 pub(crate) struct Inner {
-    backing: PathBuf,
+    pub(super) backing: PathBuf,
     nodes: HashMap<u64, Node>,
     by_backing: HashMap<u64, u64>,
     next_node: u64,
-    files: HashMap<u64, (u64, File)>,
-    dirs: HashMap<u64, Vec<(u64, FileType, OsString)>>,
+    pub(super) files: HashMap<u64, (u64, File)>,
+    pub(super) dirs: HashMap<u64, Vec<(u64, FileType, OsString)>>,
     next_handle: u64,
     pub(crate) ledger: Ledger,
 }
 
-fn errno(e: io::Error) -> Errno {
+pub(super) fn errno(e: io::Error) -> Errno {
     Errno::from(e)
 }
 
@@ -100,7 +92,7 @@ fn attr(node: u64, m: &Metadata) -> FileAttr {
 }
 
 /// Reads up to `buf.len()` bytes at `offset`, fewer only at the end of the file.
-fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+pub(super) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     let mut done = 0;
     while done < buf.len() {
         match file.read_at(&mut buf[done..], offset + done as u64) {
@@ -133,7 +125,7 @@ fn timespec(t: Option<TimeOrNow>) -> libc::timespec {
     }
 }
 
-fn c_path(path: &Path) -> io::Result<std::ffi::CString> {
+pub(super) fn c_path(path: &Path) -> io::Result<std::ffi::CString> {
     std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| os(libc::EINVAL))
 }
 
@@ -161,23 +153,23 @@ impl Inner {
         Ok(inner)
     }
 
-    fn full(&self, rel: &Path) -> PathBuf {
+    pub(super) fn full(&self, rel: &Path) -> PathBuf {
         self.backing.join(rel)
     }
 
-    fn path(&self, node: u64) -> io::Result<PathBuf> {
+    pub(super) fn path(&self, node: u64) -> io::Result<PathBuf> {
         self.nodes
             .get(&node)
             .map(|n| n.path.clone())
             .ok_or_else(|| os(libc::ENOENT))
     }
 
-    fn child(&self, parent: u64, name: &OsStr) -> io::Result<PathBuf> {
+    pub(super) fn child(&self, parent: u64, name: &OsStr) -> io::Result<PathBuf> {
         Ok(self.path(parent)?.join(name))
     }
 
     /// The node for the backing inode `ino`, now named `rel`.
-    fn node_for(&mut self, rel: PathBuf, ino: u64) -> u64 {
+    pub(super) fn node_for(&mut self, rel: PathBuf, ino: u64) -> u64 {
         if let Some(&node) = self.by_backing.get(&ino) {
             if node != 1 {
                 if let Some(n) = self.nodes.get_mut(&node) {
@@ -200,7 +192,7 @@ impl Inner {
     }
 
     /// `node` is gone for good: its last name was removed or replaced.
-    fn forget(&mut self, node: u64) {
+    pub(super) fn forget(&mut self, node: u64) {
         if let Some(n) = self.nodes.remove(&node) {
             self.by_backing.remove(&n.backing_ino);
         }
@@ -208,13 +200,13 @@ impl Inner {
     }
 
     /// The node under `rel` and its attributes.
-    fn entry(&mut self, rel: PathBuf) -> io::Result<FileAttr> {
+    pub(super) fn entry(&mut self, rel: PathBuf) -> io::Result<FileAttr> {
         let meta = std::fs::symlink_metadata(self.full(&rel))?;
         let node = self.node_for(rel, meta.ino());
         Ok(attr(node, &meta))
     }
 
-    fn getattr(&self, node: u64, fh: Option<u64>) -> io::Result<FileAttr> {
+    pub(super) fn getattr(&self, node: u64, fh: Option<u64>) -> io::Result<FileAttr> {
         if let Some((_, file)) = fh.and_then(|fh| self.files.get(&fh)) {
             return Ok(attr(node, &file.metadata()?));
         }
@@ -225,7 +217,7 @@ impl Inner {
     /// Before `range` of `node`'s bytes change: tracks the file and keeps the durable
     /// bytes the change destroys. `true`: over the ledger's limit, so write the file
     /// back (make it durable) after the change instead.
-    fn before_change(
+    pub(super) fn before_change(
         &mut self,
         node: u64,
         file: &File,
@@ -249,7 +241,13 @@ impl Inner {
         Ok(false)
     }
 
-    fn write(&mut self, node: u64, fh: u64, offset: u64, data: &[u8]) -> io::Result<u32> {
+    pub(super) fn write(
+        &mut self,
+        node: u64,
+        fh: u64,
+        offset: u64,
+        data: &[u8],
+    ) -> io::Result<u32> {
         let file = self
             .files
             .get(&fh)
@@ -265,7 +263,7 @@ impl Inner {
         u32::try_from(data.len()).map_err(|_| os(libc::EFBIG))
     }
 
-    fn truncate(&mut self, node: u64, file: &File, size: u64) -> io::Result<()> {
+    pub(super) fn truncate(&mut self, node: u64, file: &File, size: u64) -> io::Result<()> {
         let write_back = self.before_change(node, file, size..u64::MAX)?;
         file.set_len(size)?;
         if write_back {
@@ -274,7 +272,7 @@ impl Inner {
         Ok(())
     }
 
-    fn open_file(&self, rel: &Path, flags: i32) -> io::Result<File> {
+    pub(super) fn open_file(&self, rel: &Path, flags: i32) -> io::Result<File> {
         let acc = flags & libc::O_ACCMODE;
         // Always readable: a write keeps the synced bytes it overwrites, read first.
         OpenOptions::new()
@@ -283,14 +281,14 @@ impl Inner {
             .open(self.full(rel))
     }
 
-    fn handle(&mut self, node: u64, file: File) -> u64 {
+    pub(super) fn handle(&mut self, node: u64, file: File) -> u64 {
         let fh = self.next_handle;
         self.next_handle += 1;
         self.files.insert(fh, (node, file));
         fh
     }
 
-    fn open(&mut self, node: u64, flags: i32) -> io::Result<u64> {
+    pub(super) fn open(&mut self, node: u64, flags: i32) -> io::Result<u64> {
         let rel = self.path(node)?;
         let file = self.open_file(&rel, flags)?;
         if flags & libc::O_TRUNC != 0 {
@@ -299,7 +297,7 @@ impl Inner {
         Ok(self.handle(node, file))
     }
 
-    fn create(
+    pub(super) fn create(
         &mut self,
         parent: u64,
         name: &OsStr,
@@ -331,7 +329,7 @@ impl Inner {
     }
 
     /// A new name made by `make` under `parent`: a creation no sync made durable yet.
-    fn made(
+    pub(super) fn made(
         &mut self,
         parent: u64,
         name: &OsStr,
@@ -344,7 +342,7 @@ impl Inner {
         Ok(attr)
     }
 
-    fn remove(&mut self, parent: u64, name: &OsStr, dir: bool) -> io::Result<()> {
+    pub(super) fn remove(&mut self, parent: u64, name: &OsStr, dir: bool) -> io::Result<()> {
         let rel = self.child(parent, name)?;
         let full = self.full(&rel);
         let meta = std::fs::symlink_metadata(&full)?;
@@ -361,7 +359,7 @@ impl Inner {
         Ok(())
     }
 
-    fn rename(
+    pub(super) fn rename(
         &mut self,
         parent: u64,
         name: &OsStr,
@@ -402,7 +400,7 @@ impl Inner {
     /// An fsync of `node`: its data and size are durable, and so is its creation and
     /// that of the directories above it (as a journaling filesystem commits them with
     /// it); for a directory, also the creation of every name in it.
-    fn synced(&mut self, node: u64, directory: bool) -> io::Result<()> {
+    pub(super) fn synced(&mut self, node: u64, directory: bool) -> io::Result<()> {
         self.ledger.data_durable(node);
         let path = self.path(node)?;
         let created: Vec<u64> = self
@@ -420,7 +418,7 @@ impl Inner {
         Ok(())
     }
 
-    fn setattr(
+    pub(super) fn setattr(
         &mut self,
         node: u64,
         fh: Option<u64>,
@@ -462,7 +460,7 @@ impl Inner {
         self.getattr(node, fh)
     }
 
-    fn opendir(&mut self, node: u64) -> io::Result<u64> {
+    pub(super) fn opendir(&mut self, node: u64) -> io::Result<u64> {
         let rel = self.path(node)?;
         let parent = match rel.parent() {
             Some(p) => {
@@ -491,7 +489,7 @@ impl Inner {
         Ok(fh)
     }
 
-    fn fallocate(
+    pub(super) fn fallocate(
         &mut self,
         node: u64,
         fh: u64,
@@ -581,378 +579,5 @@ impl Inner {
             report.files_reverted += 1;
         }
         Ok(report)
-    }
-}
-
-/// The filesystem the FUSE session runs; the mount keeps the same [`Inner`].
-pub(crate) struct LossyFs(pub(crate) Arc<Mutex<Inner>>);
-
-impl LossyFs {
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-fn reply_entry(reply: ReplyEntry, r: io::Result<FileAttr>) {
-    match r {
-        Ok(attr) => reply.entry(&ATTR_TTL, &attr, Generation(0)),
-        Err(e) => reply.error(errno(e)),
-    }
-}
-
-fn reply_empty(reply: ReplyEmpty, r: io::Result<()>) {
-    match r {
-        Ok(()) => reply.ok(),
-        Err(e) => reply.error(errno(e)),
-    }
-}
-
-impl Filesystem for LossyFs {
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let mut s = self.lock();
-        let r = s.child(parent.0, name).and_then(|rel| s.entry(rel));
-        reply_entry(reply, r);
-    }
-
-    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.lock().getattr(ino.0, fh.map(|f| f.0)) {
-            Ok(attr) => reply.attr(&ATTR_TTL, &attr),
-            Err(e) => reply.error(errno(e)),
-        }
-    }
-
-    fn setattr(
-        &self,
-        _req: &Request,
-        ino: INodeNo,
-        mode: Option<u32>,
-        uid: Option<u32>,
-        gid: Option<u32>,
-        size: Option<u64>,
-        atime: Option<TimeOrNow>,
-        mtime: Option<TimeOrNow>,
-        _ctime: Option<SystemTime>,
-        fh: Option<FileHandle>,
-        _crtime: Option<SystemTime>,
-        _chgtime: Option<SystemTime>,
-        _bkuptime: Option<SystemTime>,
-        _flags: Option<fuser::BsdFileFlags>,
-        reply: ReplyAttr,
-    ) {
-        let r = self.lock().setattr(
-            ino.0,
-            fh.map(|f| f.0),
-            mode,
-            (uid, gid),
-            size,
-            (atime, mtime),
-        );
-        match r {
-            Ok(attr) => reply.attr(&ATTR_TTL, &attr),
-            Err(e) => reply.error(errno(e)),
-        }
-    }
-
-    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        let s = self.lock();
-        match s
-            .path(ino.0)
-            .and_then(|rel| std::fs::read_link(s.full(&rel)))
-        {
-            Ok(target) => reply.data(target.as_os_str().as_bytes()),
-            Err(e) => reply.error(errno(e)),
-        }
-    }
-
-    fn mknod(
-        &self,
-        _req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        mode: u32,
-        umask: u32,
-        rdev: u32,
-        reply: ReplyEntry,
-    ) {
-        let mode = (mode & libc::S_IFMT) | (mode & !umask & 0o7777);
-        let r = self.lock().made(parent.0, name, |full| {
-            let c = c_path(full)?;
-            // SAFETY: a valid C string and plain integers (a socket `bind` makes, a
-            // FIFO, a regular file).
-            match unsafe { libc::mknod(c.as_ptr(), mode, libc::dev_t::from(rdev)) } {
-                0 => Ok(()),
-                _ => Err(io::Error::last_os_error()),
-            }
-        });
-        reply_entry(reply, r);
-    }
-
-    fn mkdir(
-        &self,
-        _req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        mode: u32,
-        umask: u32,
-        reply: ReplyEntry,
-    ) {
-        let r = self.lock().made(parent.0, name, |full| {
-            std::fs::create_dir(full)?;
-            std::fs::set_permissions(
-                full,
-                std::fs::Permissions::from_mode(mode & !umask & 0o7777),
-            )
-        });
-        reply_entry(reply, r);
-    }
-
-    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        reply_empty(reply, self.lock().remove(parent.0, name, false));
-    }
-
-    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        reply_empty(reply, self.lock().remove(parent.0, name, true));
-    }
-
-    fn symlink(
-        &self,
-        _req: &Request,
-        parent: INodeNo,
-        link_name: &OsStr,
-        target: &Path,
-        reply: ReplyEntry,
-    ) {
-        let r = self.lock().made(parent.0, link_name, |full| {
-            std::os::unix::fs::symlink(target, full)
-        });
-        reply_entry(reply, r);
-    }
-
-    fn rename(
-        &self,
-        _req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        newparent: INodeNo,
-        newname: &OsStr,
-        flags: RenameFlags,
-        reply: ReplyEmpty,
-    ) {
-        reply_empty(
-            reply,
-            self.lock()
-                .rename(parent.0, name, newparent.0, newname, flags),
-        );
-    }
-
-    /// Hard links are not modelled: "not supported", which RocksDB's checkpoints answer
-    /// by copying.
-    fn link(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _newparent: INodeNo,
-        _newname: &OsStr,
-        reply: ReplyEntry,
-    ) {
-        reply.error(Errno::from_i32(libc::EXDEV));
-    }
-
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        match self.lock().open(ino.0, flags.0) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
-            Err(e) => reply.error(errno(e)),
-        }
-    }
-
-    fn read(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        offset: u64,
-        size: u32,
-        _flags: OpenFlags,
-        _lock: Option<fuser::LockOwner>,
-        reply: ReplyData,
-    ) {
-        let s = self.lock();
-        let Some((_, file)) = s.files.get(&fh.0) else {
-            return reply.error(Errno::from_i32(libc::EBADF));
-        };
-        let mut buf = vec![0u8; size as usize];
-        match read_at(file, &mut buf, offset) {
-            Ok(n) => reply.data(&buf[..n]),
-            Err(e) => reply.error(errno(e)),
-        }
-    }
-
-    fn write(
-        &self,
-        _req: &Request,
-        ino: INodeNo,
-        fh: FileHandle,
-        offset: u64,
-        data: &[u8],
-        _write_flags: WriteFlags,
-        _flags: OpenFlags,
-        _lock: Option<fuser::LockOwner>,
-        reply: ReplyWrite,
-    ) {
-        match self.lock().write(ino.0, fh.0, offset, data) {
-            Ok(n) => reply.written(n),
-            Err(e) => reply.error(errno(e)),
-        }
-    }
-
-    fn flush(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _lock: fuser::LockOwner,
-        reply: ReplyEmpty,
-    ) {
-        reply.ok();
-    }
-
-    fn release(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        _flags: OpenFlags,
-        _lock: Option<fuser::LockOwner>,
-        _flush: bool,
-        reply: ReplyEmpty,
-    ) {
-        self.lock().files.remove(&fh.0);
-        reply.ok();
-    }
-
-    fn fsync(
-        &self,
-        _req: &Request,
-        ino: INodeNo,
-        _fh: FileHandle,
-        _datasync: bool,
-        reply: ReplyEmpty,
-    ) {
-        reply_empty(reply, self.lock().synced(ino.0, false));
-    }
-
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.lock().opendir(ino.0) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
-            Err(e) => reply.error(errno(e)),
-        }
-    }
-
-    fn readdir(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        offset: u64,
-        mut reply: ReplyDirectory,
-    ) {
-        let s = self.lock();
-        let Some(list) = s.dirs.get(&fh.0) else {
-            return reply.error(Errno::from_i32(libc::EBADF));
-        };
-        for (i, (node, kind, name)) in list.iter().enumerate().skip(offset as usize) {
-            if reply.add(INodeNo(*node), (i + 1) as u64, *kind, name) {
-                break;
-            }
-        }
-        reply.ok();
-    }
-
-    fn releasedir(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        _flags: OpenFlags,
-        reply: ReplyEmpty,
-    ) {
-        self.lock().dirs.remove(&fh.0);
-        reply.ok();
-    }
-
-    fn fsyncdir(
-        &self,
-        _req: &Request,
-        ino: INodeNo,
-        _fh: FileHandle,
-        _datasync: bool,
-        reply: ReplyEmpty,
-    ) {
-        reply_empty(reply, self.lock().synced(ino.0, true));
-    }
-
-    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        let s = self.lock();
-        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-        let rc = match c_path(&s.backing) {
-            // SAFETY: a valid C string and a zeroed statvfs for the kernel to fill.
-            Ok(c) => unsafe { libc::statvfs(c.as_ptr(), &mut st) },
-            Err(_) => -1,
-        };
-        if rc != 0 {
-            return reply.error(Errno::EIO);
-        }
-        reply.statfs(
-            st.f_blocks,
-            st.f_bfree,
-            st.f_bavail,
-            st.f_files,
-            st.f_ffree,
-            st.f_bsize as u32,
-            st.f_namemax as u32,
-            st.f_frsize as u32,
-        );
-    }
-
-    fn access(&self, _req: &Request, _ino: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {
-        reply.ok();
-    }
-
-    fn create(
-        &self,
-        _req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        mode: u32,
-        umask: u32,
-        flags: i32,
-        reply: ReplyCreate,
-    ) {
-        match self.lock().create(parent.0, name, mode & !umask, flags) {
-            Ok((attr, fh)) => reply.created(
-                &ATTR_TTL,
-                &attr,
-                Generation(0),
-                FileHandle(fh),
-                FopenFlags::empty(),
-            ),
-            Err(e) => reply.error(errno(e)),
-        }
-    }
-
-    fn fallocate(
-        &self,
-        _req: &Request,
-        ino: INodeNo,
-        fh: FileHandle,
-        offset: u64,
-        length: u64,
-        mode: i32,
-        reply: ReplyEmpty,
-    ) {
-        reply_empty(
-            reply,
-            self.lock().fallocate(ino.0, fh.0, offset, length, mode),
-        );
     }
 }

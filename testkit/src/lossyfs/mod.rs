@@ -36,6 +36,7 @@
 
 mod fs;
 pub mod ledger;
+mod ops;
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -166,7 +167,7 @@ impl LossyMount {
             source,
         };
         let inner = Arc::new(Mutex::new(fs::Inner::new(&self.backing).map_err(fail)?));
-        let filesystem = fs::LossyFs(inner.clone());
+        let filesystem = ops::LossyFs(inner.clone());
         let mut config = fuser::Config::default();
         config.mount_options = vec![
             fuser::MountOption::FSName("monk-lossyfs".into()),
