@@ -38,6 +38,20 @@ fn reply_entry(reply: ReplyEntry, r: io::Result<FileAttr>) {
     }
 }
 
+fn reply_open(reply: ReplyOpen, r: io::Result<u64>) {
+    match r {
+        Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+        Err(e) => reply.error(errno(e)),
+    }
+}
+
+fn reply_attr(reply: ReplyAttr, r: io::Result<FileAttr>) {
+    match r {
+        Ok(attr) => reply.attr(&ATTR_TTL, &attr),
+        Err(e) => reply.error(errno(e)),
+    }
+}
+
 fn reply_empty(reply: ReplyEmpty, r: io::Result<()>) {
     match r {
         Ok(()) => reply.ok(),
@@ -53,10 +67,7 @@ impl Filesystem for LossyFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.lock().getattr(ino.0, fh.map(|f| f.0)) {
-            Ok(attr) => reply.attr(&ATTR_TTL, &attr),
-            Err(e) => reply.error(errno(e)),
-        }
+        reply_attr(reply, self.lock().getattr(ino.0, fh.map(|f| f.0)));
     }
 
     fn setattr(
@@ -85,10 +96,7 @@ impl Filesystem for LossyFs {
             size,
             (atime, mtime),
         );
-        match r {
-            Ok(attr) => reply.attr(&ATTR_TTL, &attr),
-            Err(e) => reply.error(errno(e)),
-        }
+        reply_attr(reply, r);
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
@@ -197,10 +205,7 @@ impl Filesystem for LossyFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        match self.lock().open(ino.0, flags.0) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
-            Err(e) => reply.error(errno(e)),
-        }
+        reply_open(reply, self.lock().open(ino.0, flags.0));
     }
 
     fn read(
@@ -280,10 +285,7 @@ impl Filesystem for LossyFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.lock().opendir(ino.0) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
-            Err(e) => reply.error(errno(e)),
-        }
+        reply_open(reply, self.lock().opendir(ino.0));
     }
 
     fn readdir(
