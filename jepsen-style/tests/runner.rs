@@ -55,7 +55,7 @@ fn the_real_runner_breaks_the_bed_and_reports_one_json_line() {
         "--seed",
         "3",
         "--faults",
-        "partition,kill,pause,skew",
+        "partition,kill,pause,skew,power-loss",
         "-o",
         "json",
     ]);
