@@ -2,7 +2,7 @@
 //!
 //!     cargo run -p monk-drills --release -- sim --seeds 200 [--first-seed S]
 //!         [--peers 3] [--steps 6] [-o json]
-//!     monk-drills real --hosts 3 --duration SECS --faults partition,kill,pause,skew
+//!     monk-drills real --hosts 3 --duration SECS --faults partition,kill,pause,skew,power-loss
 //!         [--seed S] [-o json]
 //!
 //! Each seed draws a fault schedule and runs it on a fresh in-process cluster with
@@ -67,8 +67,8 @@ enum Mode {
         /// How long the clients run, in seconds.
         #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(10..=86_400))]
         duration: u64,
-        /// Which faults to inject: partition, kill, pause, skew, disk-full
-        /// (comma-separated).
+        /// Which faults to inject: partition, kill, pause, skew, disk-full, power-loss
+        /// (comma-separated; disk-full and power-loss not together).
         #[arg(long, default_value = "partition,kill,pause,skew,disk-full")]
         faults: String,
         /// The seed of the faults, hosts and holds (default: the clock).

@@ -4,7 +4,8 @@
 //! simulation injects the faults asked for, one at a time, each held for a while and
 //! then healed: a host cut off the bridge, a peer SIGKILLed and restarted on its data
 //! dir, a peer SIGSTOPped and resumed, a peer restarted with its wall clock skewed, a
-//! peer restarted on a disk that fills and then given room again.
+//! peer restarted on a disk that fills and then given room again, a peer SIGKILLed on
+//! a data dir that loses what it had not synced (`power-loss`).
 //! Afterwards every host reads once more, the history is checked for linearizability,
 //! the hosts' final reads must agree, and each heal's recovery (until a write is
 //! acknowledged again) is measured. The bed partitions test
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 use monk_node::network::splitmix64;
 use monk_testkit::cli::monk;
 use monk_testkit::hosts::{HostBed, IMAGE};
+use monk_testkit::lossyfs::LossyMount;
 
 use crate::limits::{
     REAL_COMMAND_TIMEOUT, REAL_DISK_MIB, REAL_DISK_ROOM_BYTES, REAL_FAULT_HOLD_MS_MAX,
@@ -48,6 +50,9 @@ pub enum RealFault {
     /// A peer restarted on a disk with [`REAL_DISK_ROOM_BYTES`] free: it exits when
     /// the disk fills (or cannot start); after the hold it is given room and restarted.
     DiskFull,
+    /// A peer SIGKILLed and what it had not synced dropped (its data dir is then on a
+    /// `monk_testkit::lossyfs` mount), restarted after the hold.
+    PowerLoss,
 }
 
 impl RealFault {
@@ -58,10 +63,12 @@ impl RealFault {
             RealFault::Pause => "pause",
             RealFault::Skew => "skew",
             RealFault::DiskFull => "disk-full",
+            RealFault::PowerLoss => "power-loss",
         }
     }
 
-    /// Parses `partition,kill,pause,skew,disk-full` (any subset, any order).
+    /// Parses `partition,kill,pause,skew,disk-full,power-loss` (any subset, any order;
+    /// not both of the last two, which each put the data dir on its own filesystem).
     pub fn parse_list(list: &str) -> Result<Vec<RealFault>, String> {
         let all = [
             RealFault::Partition,
@@ -69,18 +76,24 @@ impl RealFault {
             RealFault::Pause,
             RealFault::Skew,
             RealFault::DiskFull,
+            RealFault::PowerLoss,
         ];
-        list.split(',')
+        let faults: Vec<RealFault> = list
+            .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(|s| {
                 all.into_iter().find(|f| f.name() == s).ok_or_else(|| {
                     format!(
-                        "unknown fault {s:?}: choose from partition, kill, pause, skew, disk-full"
+                        "unknown fault {s:?}: choose from partition, kill, pause, skew, disk-full, power-loss"
                     )
                 })
             })
-            .collect()
+            .collect::<Result<_, _>>()?;
+        if faults.contains(&RealFault::DiskFull) && faults.contains(&RealFault::PowerLoss) {
+            return Err("disk-full and power-loss cannot run together: each puts the data dir on its own filesystem (a tmpfs, a lossy mount); run them in two runs".into());
+        }
+        Ok(faults)
     }
 }
 
@@ -271,9 +284,43 @@ fn write(addr: &str, dir: &Path, client: usize, n: usize) -> (Op, Outcome) {
     (Op::Write { value }, outcome)
 }
 
-/// Injects `fault` on host `i` and holds it for `hold`, then heals it.
-fn inject(bed: &mut HostBed, fault: RealFault, i: usize, hold: Duration) -> Result<(), String> {
+/// Puts each peer's data dir on a lossy mount (for power-loss faults): the peer is
+/// killed, its data dir becomes the mount's backing directory (all of it durable), the
+/// mount takes its place, and the peer restarts on it.
+fn lossy_data_dirs(bed: &mut HostBed) -> Result<Vec<LossyMount>, String> {
+    let mut disks = Vec::new();
+    for peer in &mut bed.peers {
+        peer.kill();
+        let backing = peer.data_dir.with_extension("backing");
+        std::fs::rename(&peer.data_dir, &backing)
+            .map_err(|e| format!("{}: {e}", backing.display()))?;
+        disks.push(LossyMount::mount(&backing, &peer.data_dir).map_err(|e| e.to_string())?);
+        peer.spawn()?;
+    }
+    Ok(disks)
+}
+
+/// Injects `fault` on host `i` and holds it for `hold`, then heals it. `disks`: the
+/// peers' lossy data dirs, when power losses are drilled.
+fn inject(
+    bed: &mut HostBed,
+    disks: &mut [LossyMount],
+    fault: RealFault,
+    i: usize,
+    hold: Duration,
+) -> Result<(), String> {
     match fault {
+        RealFault::PowerLoss => {
+            bed.peers[i].kill();
+            let disk = disks
+                .get_mut(i)
+                .ok_or("a power loss on a peer without a lossy data dir")?;
+            let lost = disk.power_loss().map_err(|e| e.to_string())?;
+            eprintln!("        the power loss undid {lost:?}");
+            disk.remount().map_err(|e| e.to_string())?;
+            std::thread::sleep(hold);
+            bed.peers[i].spawn()
+        }
         RealFault::Partition => {
             bed.cut(i)?;
             std::thread::sleep(hold);
@@ -370,10 +417,16 @@ fn command(command: &mut Command) -> Result<(), String> {
 pub fn run(root: &Path, options: &RealOptions) -> Result<RealReport, String> {
     if options.faults.is_empty() {
         return Err(
-            "no faults to inject: pass --faults partition,kill,pause,skew,disk-full".into(),
+            "no faults to inject: pass --faults partition,kill,pause,skew,disk-full,power-loss"
+                .into(),
         );
     }
+    // Before the bed, so the peers are gone before their disks unmount.
+    let mut disks = Vec::new();
     let mut bed = HostBed::start(root, options.hosts)?;
+    if options.faults.contains(&RealFault::PowerLoss) {
+        disks = lossy_data_dirs(&mut bed)?;
+    }
     let dir = root.join("client");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let clients = CliClients::start(&bed, &dir)?;
@@ -394,7 +447,7 @@ pub fn run(root: &Path, options: &RealOptions) -> Result<RealReport, String> {
             bed.hosts[host].name,
             hold.as_millis()
         );
-        inject(&mut bed, fault, host, hold)?;
+        inject(&mut bed, &mut disks, fault, host, hold)?;
         heals_us.push(clients.micros());
         *injected.entry(fault.name()).or_default() += 1;
         leaders.extend(bed.leader((host + 1) % options.hosts));
@@ -496,6 +549,8 @@ mod tests {
         );
         let e = RealFault::parse_list("partition,flood").unwrap_err();
         assert!(e.contains("\"flood\""), "{e}");
+        let e = RealFault::parse_list("disk-full,kill,power-loss").unwrap_err();
+        assert!(e.contains("cannot run together"), "{e}");
     }
 
     #[test]

@@ -266,10 +266,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         let bytes = serde_json::to_vec(&committed).map_err(|e| StorageIOError::write(&e))?;
-        // Not synced: the committed index only speeds up replay after a restart; if it
-        // is lost, the leader tells this peer again.
+        // Synced: openraft saves it before applying (and so before a client is answered),
+        // and a leader restarted without losing its term (openraft 0.9 restores it at
+        // start, with no new blank entry) serves linearizable reads at
+        // max(its first entry of the term, this index). Were it lost in a power loss, that
+        // leader would answer reads from a state without writes it had acknowledged
+        // until the next commit (`cli/tests/power_loss.rs` caught it: all three peers
+        // lost power, the entry was in every log, `monk list` did not show it).
         self.db
-            .put_cf(self.meta(), KEY_COMMITTED, bytes)
+            .put_cf_opt(self.meta(), KEY_COMMITTED, bytes, &synced())
             .map_err(|e| StorageIOError::write(&e).into())
     }
 

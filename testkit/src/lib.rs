@@ -9,7 +9,8 @@
 //! - [`inproc`]: a cluster of real peers (gRPC on loopback, RocksDB) in one process;
 //! - [`builders`]: proposals and log entries built one way;
 //! - [`datadir`]: data dirs written through the live store code (entries, snapshots,
-//!   compaction) for replay and audit tests, without a running peer.
+//!   compaction) for replay and audit tests, without a running peer;
+//! - [`lossyfs`]: a FUSE filesystem that loses what was not synced at a "power loss".
 //!
 //! Expected-output files use `expect-test` (`expect_file!`, `UPDATE_EXPECT=1` rewrites)
 //! everywhere; this crate adds nothing to that. Everything here panics with a message
@@ -21,4 +22,5 @@ pub mod cli;
 pub mod datadir;
 pub mod hosts;
 pub mod inproc;
+pub mod lossyfs;
 pub mod process;
