@@ -80,13 +80,15 @@ async fn run_docker_executor(node: Arc<Node>, socket: Option<String>) {
     }
 }
 
-/// Binds `listen` (and `metrics_listen` for `/metrics`), serves until a shutdown
+/// Binds `listen` (and `metrics_listen` for `/metrics`, `registry_listen` for the
+/// registry's `/v2/`), serves until a shutdown
 /// signal, then stops Raft. `moby_socket` is the container engine's Unix socket
 /// (`monkd --moby-socket`).
 pub async fn run(
     config: NodeConfig,
     listen: SocketAddr,
     metrics_listen: Option<SocketAddr>,
+    registry_listen: Option<SocketAddr>,
     containers: Containers,
     moby_socket: Option<String>,
 ) -> anyhow::Result<()> {
@@ -98,6 +100,14 @@ pub async fn run(
             TcpListener::bind(addr)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {addr}: {e}"))?,
+        ),
+        None => None,
+    };
+    let registry_listener = match registry_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen for the registry on {addr}: {e}"))?,
         ),
         None => None,
     };
@@ -118,6 +128,10 @@ pub async fn run(
     tokio::spawn(crate::overlay::executor::run(node.clone()));
     tokio::spawn(crate::storage::run(node.clone()));
     tokio::spawn(crate::entity::run(node.clone()));
+    if let Some(l) = registry_listener {
+        info!(listen = %l.local_addr()?, "serving the cluster registry (OCI Distribution API) at /v2/");
+        tokio::spawn(crate::registry::serve(l, node.clone()));
+    }
     let metrics = Metrics::default();
     if let Some(l) = metrics_listener {
         info!(listen = %l.local_addr()?, "serving Prometheus metrics at /metrics");

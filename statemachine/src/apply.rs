@@ -126,6 +126,10 @@ pub enum Rejection {
     UnknownHubSource { hub: String },
     #[error("{path} is being purged (its purge verb runs first)")]
     BeingPurged { path: String },
+    #[error("invalid image: {why}")]
+    InvalidImage { why: String },
+    #[error("no image {image} in the cluster registry")]
+    UnknownImage { image: String },
     #[error("stale report for {path}#{replica}: {why}")]
     StaleReport {
         path: String,
@@ -633,6 +637,43 @@ fn apply_command(
                 error: error.as_ref(),
             },
         ),
+        Command::ImagePushed {
+            repository,
+            tag,
+            digest,
+            media_type,
+            manifest,
+            blobs,
+            manifests,
+            peer,
+        } => {
+            require_cluster(state)?;
+            member_mut(state, *peer)?;
+            crate::registry::pushed(
+                state,
+                index,
+                crate::registry::Pushed {
+                    repository,
+                    tag: tag.as_deref(),
+                    digest,
+                    media_type,
+                    manifest,
+                    blobs,
+                    manifests,
+                    peer: *peer,
+                },
+            )?;
+            Ok(Applied::ACCEPTED)
+        }
+        Command::ImageRemoved { repository, tag } => {
+            crate::registry::removed(state, repository, tag)?;
+            Ok(Applied::ACCEPTED)
+        }
+        Command::BlobsHeld { peer, blobs } => {
+            member_mut(state, *peer)?;
+            crate::registry::held(state, *peer, blobs)?;
+            Ok(Applied::ACCEPTED)
+        }
         Command::PeerTagged { peer, add, remove } => {
             for tag in add.iter().chain(remove) {
                 check_name(tag)?;
