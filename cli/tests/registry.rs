@@ -5,7 +5,8 @@
 //! the peer channel; the catalog and blobs after a restart; `monk images` and
 //! `monk images rm`, after which every peer deletes the blobs. And an upload whose
 //! bytes do not hash to the digest it names is refused with `DIGEST_INVALID`, leaving
-//! nothing stored.
+//! nothing stored. A runnable naming `registry.monk/app`, placed on a peer that never
+//! held the image, runs from it.
 
 mod support;
 
@@ -14,7 +15,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
-use support::docker::{docker, engine_present};
+use support::docker::{docker, engine_present, Cleanup};
 use support::*;
 
 /// Registry flags of a test peer on `port`: no container executor is needed.
@@ -89,18 +90,21 @@ fn blobs(peer: &Peer) -> Vec<String> {
     names
 }
 
-/// Builds `tag` from scratch: busybox-static and a file with `unique` in it.
+/// Builds `tag` from scratch: busybox-static and a file with `unique` in it, in one
+/// layer, so no engine or peer holds any of its blobs before (a layer of busybox alone
+/// would be shared with other tests' images, and an engine skips a layer it has).
 fn build_unique_image(tag: &str, unique: &str) {
     let dir = tempfile::tempdir().unwrap();
     let busybox = ["/bin/busybox", "/usr/bin/busybox"]
         .into_iter()
         .find(|p| Path::new(p).exists())
         .expect("busybox-static is installed");
-    std::fs::copy(busybox, dir.path().join("busybox")).unwrap();
-    std::fs::write(dir.path().join("unique.txt"), unique).unwrap();
+    std::fs::create_dir_all(dir.path().join("root/bin")).unwrap();
+    std::fs::copy(busybox, dir.path().join("root/bin/busybox")).unwrap();
+    std::fs::write(dir.path().join("root/unique.txt"), unique).unwrap();
     std::fs::write(
         dir.path().join("Dockerfile"),
-        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY unique.txt /unique.txt\nCMD [\"/bin/busybox\", \"cat\", \"/unique.txt\"]\n",
+        "FROM scratch\nCOPY root/ /\nCMD [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox cat /unique.txt; exec /bin/busybox sleep 600\"]\n",
     )
     .unwrap();
     let status = std::process::Command::new("docker")
@@ -179,8 +183,8 @@ fn docker_push_and_pull_through_two_peers_survive_restart_and_removal() {
     let held_by_alpha = blobs(&alpha);
     assert_eq!(
         held_by_alpha.len(),
-        3,
-        "config and two layers: {held_by_alpha:?}"
+        2,
+        "a config and a layer: {held_by_alpha:?}"
     );
     assert!(blobs(&beta).is_empty());
 
@@ -257,6 +261,70 @@ fn docker_push_and_pull_through_two_peers_survive_restart_and_removal() {
         "{}",
         stderr(&again)
     );
+}
+
+#[test]
+fn a_runnable_placed_on_another_peer_runs_from_a_cluster_image() {
+    if !engine_present() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let run = format!(
+        "{}-{}",
+        std::process::id(),
+        monk_testkit::process::free_port()
+    );
+    let cluster = format!("regrun-{run}");
+    let _cleanup = Cleanup(cluster.clone());
+    let (port1, port2) = (free_port(), free_port());
+    let (reg1, reg2) = (format!("127.0.0.1:{port1}"), format!("127.0.0.1:{port2}"));
+    let alpha = Peer::start_with(root.path(), "alpha", &["--registry-listen", &reg1]);
+    ok(&alpha.addr, &["cluster", "new", "--name", &cluster]);
+    let beta = Peer::start_with(root.path(), "beta", &["--registry-listen", &reg2]);
+    let token = ok(&alpha.addr, &["cluster", "token"]).trim().to_string();
+    ok(&beta.addr, &["cluster", "join", "--token", &token]);
+
+    let local = format!("monk-test/registry-run-{run}:1");
+    let at_alpha = format!("{reg1}/app:1");
+    let _images = Images(vec![
+        local.clone(),
+        at_alpha.clone(),
+        format!("{reg2}/app:1"),
+    ]);
+    let unique = format!("cluster image {run}");
+    build_unique_image(&local, &format!("{unique}\n"));
+    assert!(docker(&["tag", &local, &at_alpha]).0);
+    let (pushed, text) = docker(&["push", &at_alpha]);
+    assert!(pushed, "docker push failed: {text}");
+    // Only the registry has it now: beta's engine must pull it through beta.
+    for tag in [&at_alpha, &local] {
+        assert!(docker(&["rmi", tag]).0);
+    }
+    let file = root.path().join("app.yaml");
+    std::fs::write(
+        &file,
+        "namespace: regt\napp:\n  defines: runnable\n  containers:\n    main:\n      image: registry.monk/app\n      image-tag: \"1\"\n      stop-grace-period: 1s\n",
+    )
+    .unwrap();
+    ok(&alpha.addr, &["load", file.to_str().unwrap()]);
+    let out = alpha.monk(&["run", "--peer", "beta", "regt/app"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        stderr(&out),
+        beta.log_text()
+    );
+    wait_for(
+        Duration::from_secs(30),
+        || stdout(&alpha.monk(&["logs", "regt/app"])).contains(&unique),
+        "the container to print its image's file",
+    );
+    assert_eq!(
+        blobs(&beta),
+        blobs(&alpha),
+        "beta fetched every blob from alpha"
+    );
+    ok(&alpha.addr, &["purge", "regt/app"]);
 }
 
 #[test]

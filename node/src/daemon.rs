@@ -80,15 +80,14 @@ async fn run_docker_executor(node: Arc<Node>, socket: Option<String>) {
     }
 }
 
-/// Binds `listen` (and `metrics_listen` for `/metrics`, `registry_listen` for the
-/// registry's `/v2/`), serves until a shutdown
+/// Binds `listen` (and `metrics_listen` for `/metrics`, the config's
+/// `registry_listen` for the registry's `/v2/`), serves until a shutdown
 /// signal, then stops Raft. `moby_socket` is the container engine's Unix socket
 /// (`monkd --moby-socket`).
 pub async fn run(
     config: NodeConfig,
     listen: SocketAddr,
     metrics_listen: Option<SocketAddr>,
-    registry_listen: Option<SocketAddr>,
     containers: Containers,
     moby_socket: Option<String>,
 ) -> anyhow::Result<()> {
@@ -103,7 +102,7 @@ pub async fn run(
         ),
         None => None,
     };
-    let registry_listener = match registry_listen {
+    let registry_listener = match config.registry_listen {
         Some(addr) => Some(
             TcpListener::bind(addr)
                 .await

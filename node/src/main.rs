@@ -177,6 +177,7 @@ fn main() -> ExitCode {
             sources: args.hub_source,
             refresh: args.hub_refresh,
         },
+        registry_listen: args.registry_listen,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -192,7 +193,6 @@ fn main() -> ExitCode {
         config,
         args.listen,
         args.metrics_listen,
-        args.registry_listen,
         args.containers,
         args.moby_socket,
     )) {

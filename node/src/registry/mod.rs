@@ -45,6 +45,41 @@ pub const COLLECT_INTERVAL: Duration = Duration::from_secs(5);
 /// once.
 pub const ORPHAN_BLOB_GRACE: Duration = Duration::from_secs(3600);
 
+/// The registry host a runnable names cluster images by: `image: registry.monk/app`
+/// (with `image-tag: 1`) is pulled from the hosting peer's own registry, which
+/// fetches missing blobs from the peers that hold them. A reserved name rather than
+/// a bare `app`, so an image of the cluster never silently shadows one of Docker Hub
+/// (and pushing one never changes what a running `image: app` means).
+pub const CLUSTER_REGISTRY_HOST: &str = "registry.monk";
+
+/// Where the engine on this machine reaches a registry listening on `listen`:
+/// loopback for a wildcard or loopback address (Docker allows plain HTTP there), else
+/// the address itself (which the engine must list in `insecure-registries`).
+pub fn pull_address(listen: std::net::SocketAddr) -> String {
+    match listen.ip() {
+        ip if ip.is_unspecified() || ip.is_loopback() => format!("127.0.0.1:{}", listen.port()),
+        _ => listen.to_string(),
+    }
+}
+
+/// `image` with [`CLUSTER_REGISTRY_HOST`] replaced by `pull` (this peer's registry,
+/// see [`pull_address`]); other images unchanged. A cluster image on a peer that
+/// serves no registry is an error naming the flag.
+pub fn cluster_image(image: &str, pull: Option<&str>) -> Result<String, String> {
+    let Some(rest) = image
+        .strip_prefix(CLUSTER_REGISTRY_HOST)
+        .and_then(|r| r.strip_prefix('/'))
+    else {
+        return Ok(image.to_string());
+    };
+    match pull {
+        Some(address) => Ok(format!("{address}/{rest}")),
+        None => Err(format!(
+            "image {image} is in the cluster registry, which this peer does not serve (monkd --registry-listen)"
+        )),
+    }
+}
+
 /// An upload session: where it writes and for which repository.
 struct Upload {
     name: String,
@@ -54,7 +89,7 @@ struct Upload {
 
 /// A session's slot: idle between requests, or taken by the request writing to it.
 enum Slot {
-    Idle(Upload),
+    Idle(Box<Upload>),
     Busy,
 }
 
@@ -160,14 +195,15 @@ impl Registry {
             Some(Slot::Idle(_)) => {}
         }
         match sessions.insert(id.to_string(), Slot::Busy) {
-            Some(Slot::Idle(upload)) => Ok(upload),
+            Some(Slot::Idle(upload)) => Ok(*upload),
             _ => Err(SessionError::Unknown),
         }
     }
 
     fn put_back(&self, id: &str, mut upload: Upload) {
         upload.touched = Instant::now();
-        self.sessions().insert(id.to_string(), Slot::Idle(upload));
+        self.sessions()
+            .insert(id.to_string(), Slot::Idle(Box::new(upload)));
     }
 
     fn end(&self, id: &str) {
@@ -196,7 +232,7 @@ impl Registry {
                 .collect();
             ids.iter()
                 .filter_map(|id| match sessions.remove(id) {
-                    Some(Slot::Idle(u)) => Some(u),
+                    Some(Slot::Idle(u)) => Some(*u),
                     _ => None,
                 })
                 .collect()
@@ -283,5 +319,40 @@ pub async fn serve(listener: tokio::net::TcpListener, node: Arc<Node>) {
         .with_state(registry);
     if let Err(e) = axum::serve(listener, app).await {
         warn!("registry server stopped: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_images_are_pulled_from_the_peers_own_registry() {
+        assert_eq!(
+            cluster_image("registry.monk/app:1", Some("127.0.0.1:5000")),
+            Ok("127.0.0.1:5000/app:1".to_string())
+        );
+        assert_eq!(
+            cluster_image("nginx:1.27", Some("127.0.0.1:5000")),
+            Ok("nginx:1.27".to_string())
+        );
+        assert_eq!(
+            cluster_image("registry.monkey/app:1", Some("127.0.0.1:5000")),
+            Ok("registry.monkey/app:1".to_string())
+        );
+        let refused = cluster_image("registry.monk/app:1", None).unwrap_err();
+        assert!(refused.contains("--registry-listen"), "{refused}");
+        assert_eq!(
+            pull_address("0.0.0.0:5000".parse().unwrap()),
+            "127.0.0.1:5000"
+        );
+        assert_eq!(
+            pull_address("127.0.0.1:5000".parse().unwrap()),
+            "127.0.0.1:5000"
+        );
+        assert_eq!(
+            pull_address("10.0.0.5:5000".parse().unwrap()),
+            "10.0.0.5:5000"
+        );
     }
 }

@@ -51,7 +51,7 @@ impl BlobStore {
     /// The size of `digest`'s blob, if this peer holds it.
     pub fn size(&self, digest: &str) -> Option<u64> {
         let meta = std::fs::metadata(self.path(digest)?).ok()?;
-        meta.is_file().then(|| meta.len())
+        meta.is_file().then_some(meta.len())
     }
 
     /// A new scratch file for an upload or a fetch named `id`.
