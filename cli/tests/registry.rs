@@ -18,14 +18,29 @@ use std::time::Duration;
 use support::docker::{docker, engine_present, Cleanup};
 use support::*;
 
-/// Registry flags of a test peer on `port`: no container executor is needed.
-fn registry_peer(root: &Path, name: &str, port: u16) -> Peer {
+/// A peer serving the registry on a free loopback port, with `extra` flags: the peer
+/// and the port.
+fn registry_peer(root: &Path, name: &str, extra: &[&str]) -> (Peer, u16) {
+    let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    Peer::start_with(
-        root,
-        name,
-        &["--registry-listen", &listen, "--containers", "none"],
-    )
+    let mut flags = vec!["--registry-listen", listen.as_str()];
+    flags.extend_from_slice(extra);
+    (Peer::start_with(root, name, &flags), port)
+}
+
+/// A run's unique suffix (tests of one process run in parallel).
+fn run_id() -> String {
+    format!("{}-{}", std::process::id(), free_port())
+}
+
+/// Cluster `cluster` of alpha and beta, each serving the registry; their ports.
+fn two_peers(root: &Path, cluster: &str, extra: &[&str]) -> ((Peer, u16), (Peer, u16)) {
+    let (alpha, port1) = registry_peer(root, "alpha", extra);
+    ok(&alpha.addr, &["cluster", "new", "--name", cluster]);
+    let (beta, port2) = registry_peer(root, "beta", extra);
+    let token = ok(&alpha.addr, &["cluster", "token"]).trim().to_string();
+    ok(&beta.addr, &["cluster", "join", "--token", &token]);
+    ((alpha, port1), (beta, port2))
 }
 
 /// One HTTP/1.1 exchange: the status, the headers (lowercase names) and the body.
@@ -142,20 +157,12 @@ fn docker_push_and_pull_through_two_peers_survive_restart_and_removal() {
         return;
     }
     let root = tempfile::tempdir().unwrap();
-    let run = format!(
-        "{}-{}",
-        std::process::id(),
-        monk_testkit::process::free_port()
+    let run = run_id();
+    let ((mut alpha, port1), (beta, port2)) = two_peers(
+        root.path(),
+        &format!("reg-{run}"),
+        &["--containers", "none"],
     );
-    let (port1, port2) = (free_port(), free_port());
-    let mut alpha = registry_peer(root.path(), "alpha", port1);
-    ok(
-        &alpha.addr,
-        &["cluster", "new", "--name", &format!("reg-{run}")],
-    );
-    let beta = registry_peer(root.path(), "beta", port2);
-    let token = ok(&alpha.addr, &["cluster", "token"]).trim().to_string();
-    ok(&beta.addr, &["cluster", "join", "--token", &token]);
 
     let local = format!("monk-test/registry-{run}:1");
     let at_alpha = format!("127.0.0.1:{port1}/app:1");
@@ -269,20 +276,11 @@ fn a_runnable_placed_on_another_peer_runs_from_a_cluster_image() {
         return;
     }
     let root = tempfile::tempdir().unwrap();
-    let run = format!(
-        "{}-{}",
-        std::process::id(),
-        monk_testkit::process::free_port()
-    );
+    let run = run_id();
     let cluster = format!("regrun-{run}");
     let _cleanup = Cleanup(cluster.clone());
-    let (port1, port2) = (free_port(), free_port());
+    let ((alpha, port1), (beta, port2)) = two_peers(root.path(), &cluster, &[]);
     let (reg1, reg2) = (format!("127.0.0.1:{port1}"), format!("127.0.0.1:{port2}"));
-    let alpha = Peer::start_with(root.path(), "alpha", &["--registry-listen", &reg1]);
-    ok(&alpha.addr, &["cluster", "new", "--name", &cluster]);
-    let beta = Peer::start_with(root.path(), "beta", &["--registry-listen", &reg2]);
-    let token = ok(&alpha.addr, &["cluster", "token"]).trim().to_string();
-    ok(&beta.addr, &["cluster", "join", "--token", &token]);
 
     let local = format!("monk-test/registry-run-{run}:1");
     let at_alpha = format!("{reg1}/app:1");
@@ -330,8 +328,7 @@ fn a_runnable_placed_on_another_peer_runs_from_a_cluster_image() {
 #[test]
 fn an_upload_that_does_not_match_its_digest_is_refused_and_not_stored() {
     let root = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let peer = registry_peer(root.path(), "alpha", port);
+    let (peer, port) = registry_peer(root.path(), "alpha", &["--containers", "none"]);
     ok(
         &peer.addr,
         &[

@@ -141,25 +141,13 @@ pub fn serve_blob(
     })?;
     let file = std::fs::File::open(&path)
         .map_err(|_| Status::not_found(format!("this peer holds no blob {}", request.digest)))?;
-    let (tx, rx) = tokio::sync::mpsc::channel(BLOB_CHUNKS_BUFFERED);
-    tokio::task::spawn_blocking(move || {
-        use std::io::Read;
-        let mut file = file;
-        loop {
-            let mut data = vec![0u8; BLOB_CHUNK_BYTES];
-            let message = match file.read(&mut data) {
-                Ok(0) => return,
-                Ok(n) => {
-                    data.truncate(n);
-                    Ok(BlobChunk { data })
-                }
-                Err(e) => Err(Status::internal(format!("reading the blob: {e}"))),
-            };
-            let failed = message.is_err();
-            if tx.blocking_send(message).is_err() || failed {
-                return;
-            }
-        }
-    });
-    Ok(rx)
+    Ok(super::store::read_chunks(
+        file,
+        BLOB_CHUNK_BYTES,
+        BLOB_CHUNKS_BUFFERED,
+        |chunk| match chunk {
+            Ok(data) => Ok(BlobChunk { data }),
+            Err(e) => Err(Status::internal(format!("reading the blob: {e}"))),
+        },
+    ))
 }

@@ -330,27 +330,12 @@ async fn get_blob(registry: &Arc<Registry>, digest: &str, head: bool) -> Answer 
 /// A streamed body of a held blob's file.
 fn blob_body(registry: &Registry, digest: &str) -> Option<Body> {
     let file = std::fs::File::open(registry.store.path(digest)?).ok()?;
-    let (tx, rx) =
-        tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(BLOB_RESPONSE_CHUNKS);
-    tokio::task::spawn_blocking(move || {
-        use std::io::Read;
-        let mut file = file;
-        loop {
-            let mut data = vec![0u8; BLOB_RESPONSE_CHUNK_BYTES];
-            let chunk = match file.read(&mut data) {
-                Ok(0) => return,
-                Ok(n) => {
-                    data.truncate(n);
-                    Ok(Bytes::from(data))
-                }
-                Err(e) => Err(e),
-            };
-            let failed = chunk.is_err();
-            if tx.blocking_send(chunk).is_err() || failed {
-                return;
-            }
-        }
-    });
+    let rx = super::store::read_chunks(
+        file,
+        BLOB_RESPONSE_CHUNK_BYTES,
+        BLOB_RESPONSE_CHUNKS,
+        |chunk| chunk.map(Bytes::from),
+    );
     Some(Body::from_stream(
         tokio_stream::wrappers::ReceiverStream::new(rx),
     ))

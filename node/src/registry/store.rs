@@ -128,6 +128,38 @@ impl BlobStore {
     }
 }
 
+/// Reads `file` on a blocking thread in chunks of `chunk_bytes`, each passed through
+/// `wrap` into a channel of `buffered` chunks; ends after the last chunk, after a read
+/// error (passed on), or when the receiver is dropped.
+pub fn read_chunks<T: Send + 'static>(
+    file: std::fs::File,
+    chunk_bytes: usize,
+    buffered: usize,
+    wrap: fn(std::io::Result<Vec<u8>>) -> T,
+) -> tokio::sync::mpsc::Receiver<T> {
+    let (tx, rx) = tokio::sync::mpsc::channel(buffered);
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut file = file;
+        loop {
+            let mut data = vec![0u8; chunk_bytes];
+            let chunk = match file.read(&mut data) {
+                Ok(0) => return,
+                Ok(n) => {
+                    data.truncate(n);
+                    Ok(data)
+                }
+                Err(e) => Err(e),
+            };
+            let failed = chunk.is_err();
+            if tx.blocking_send(wrap(chunk)).is_err() || failed {
+                return;
+            }
+        }
+    });
+    rx
+}
+
 /// A blob being written: its scratch file, the hash of what was written, its size.
 pub struct BlobWriter {
     file: tokio::fs::File,
