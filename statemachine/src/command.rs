@@ -1,5 +1,9 @@
 //! Commands: the only way cluster state changes. Kinds are only ever appended; an old
 //! kind keeps its handler forever so old logs replay (invariant "replayable forever").
+//!
+//! Why one file of this size: `Command` is one enum, and its `kind`, `summary` and
+//! `paths` are exhaustive matches over it kept beside it, so a new kind is written in
+//! one place and the build points at every match that must name it.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
