@@ -222,6 +222,7 @@ fn docker_push_and_pull_through_two_peers_survive_restart_and_removal() {
     );
 
     // A restart keeps the catalog and the blobs.
+    alpha.terminate();
     alpha.restart();
     let (status, headers, _) = http(port1, "HEAD", "/v2/app/manifests/1", b"");
     assert_eq!(status, 200);

@@ -132,11 +132,14 @@ impl Registry {
     }
 
     /// Records that an accepted proposal of this peer named `digests`.
+    /// Kept on disk at once too, so a restart before the collector's next pass
+    /// forgets nothing.
     pub fn named(&self, digests: impl IntoIterator<Item = String>) {
-        self.named_here
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(digests);
+        let mut here = self.named_here.lock().unwrap_or_else(|p| p.into_inner());
+        here.extend(digests);
+        let mut recorded = self.store.named_before();
+        recorded.extend(here.iter().cloned());
+        self.store.remember_named(&recorded);
     }
 
     /// Whether this peer's state has applied every entry it has: its view of what the
@@ -267,6 +270,7 @@ fn random_id() -> String {
 /// state is behind its log.
 pub async fn collect(registry: Arc<Registry>) {
     let mut named_before = registry.store.named_before();
+    let mut recorded = named_before.clone();
     loop {
         tokio::time::sleep(COLLECT_INTERVAL).await;
         if registry.node.is_shut_down() {
@@ -297,10 +301,11 @@ pub async fn collect(registry: Arc<Registry>) {
                 }
             }
         }
-        if named != named_before {
+        if named != recorded {
             registry.store.remember_named(&named);
-            named_before = named;
+            recorded = named.clone();
         }
+        named_before = named;
     }
 }
 
