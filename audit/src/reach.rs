@@ -50,6 +50,11 @@ pub fn reach(command: &Command) -> Reach<'_> {
         | Command::HubKitsPublished { .. }
         | Command::HubSourceSynced { .. }
         | Command::HubSourceRemoved { .. }
+        // The registry's catalog moves no workload (a runnable pulls its image when
+        // its container is created).
+        | Command::ImagePushed { .. }
+        | Command::ImageRemoved { .. }
+        | Command::BlobsHeld { .. }
         // A report names its peer, but only changes what the workload observed.
         | Command::WorkloadReport { .. }
         // An entity's result changes its saved state and status; entity instances ask

@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use monk_statemachine::{
-    HubSource, Ipv4Net, MapChange, Peer, PeerId, Role, Secret, SecretName, State, StateDiff,
-    Template, User, Workload,
+    BlobHolders, HubSource, Ipv4Net, MapChange, Peer, PeerId, Repository, Role, Secret, SecretName,
+    State, StateDiff, Template, User, Workload,
 };
 use serde::Serialize;
 
@@ -35,6 +35,10 @@ pub struct RedactedState<'a> {
     pub overlay_range: Option<Ipv4Net>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub hub: &'a BTreeMap<String, HubSource>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub images: &'a BTreeMap<String, Repository>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub blobs: &'a BTreeMap<String, BlobHolders>,
 }
 
 /// A user as it may be shown: its role and when it got it, never its credential's hash.
@@ -77,6 +81,8 @@ impl<'a> RedactedState<'a> {
                 .collect(),
             overlay_range: state.overlay_range(),
             hub: state.hub(),
+            images: state.images(),
+            blobs: state.blobs(),
         }
     }
 }
@@ -104,6 +110,10 @@ pub struct RedactedDiff<'a> {
     pub overlay_range: &'a Option<(Option<Ipv4Net>, Option<Ipv4Net>)>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub hub: &'a [MapChange<String, HubSource>],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub images: &'a [MapChange<String, Repository>],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub blobs: &'a [MapChange<String, BlobHolders>],
 }
 
 /// A secret's change with its sealed bytes dropped.
@@ -145,6 +155,8 @@ impl<'a> RedactedDiff<'a> {
             users: d.users.iter().map(redact_change).collect(),
             overlay_range: &d.overlay_range,
             hub: &d.hub,
+            images: &d.images,
+            blobs: &d.blobs,
         }
     }
 }

@@ -114,6 +114,24 @@ fn samples() -> Vec<Command> {
             args: vec!["label".into()],
             error: None,
         },
+        Command::ImagePushed {
+            repository: "app".into(),
+            tag: Some("1".into()),
+            digest: "sha256:00".into(),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            manifest: "{}".into(),
+            blobs: Vec::new(),
+            manifests: Vec::new(),
+            peer: 7,
+        },
+        Command::ImageRemoved {
+            repository: "app".into(),
+            tag: "1".into(),
+        },
+        Command::BlobsHeld {
+            peer: 7,
+            blobs: vec!["sha256:00".into()],
+        },
         Command::PeerTagged {
             peer: 7,
             add: vec!["gpu".into()],
@@ -220,6 +238,9 @@ fn every_command_kind_is_classified_for_history() {
         ("hub-kits-published", (true, false, PeerReach::None)),
         ("hub-source-synced", (false, false, PeerReach::None)),
         ("hub-source-removed", (false, false, PeerReach::None)),
+        ("image-pushed", (false, false, PeerReach::None)),
+        ("image-removed", (false, false, PeerReach::None)),
+        ("blobs-held", (false, false, PeerReach::None)),
     ]
     .into_iter()
     .collect();

@@ -9,6 +9,7 @@ mod credentials;
 mod events;
 mod exit;
 mod hub;
+mod images;
 mod output;
 mod progress;
 mod secrets;
@@ -170,6 +171,9 @@ enum Top {
     /// definitions without `monk load`; a loaded namespace shadows the Hub's).
     #[command(subcommand)]
     Hub(hub::HubCmd),
+    /// The cluster registry's images (`monkd --registry-listen`): every tag with its
+    /// digest, size and the peers holding its blobs; `images rm REPO:TAG`.
+    Images(images::ImagesArgs),
     /// Add, list and remove users. A credential is found without flags:
     /// --credentials FILE, MONK_CREDENTIALS, the per-user store
     /// (~/.config/monk/credentials/, where `cluster new` and `up` keep the admin's),
@@ -351,6 +355,7 @@ async fn run(cli: Cli) -> Outcome {
         Top::Workload(cmd) => workloads::run(&cli.addr, cmd).await,
         Top::Secrets(cmd) => secrets::run(&cli.addr, cmd).await,
         Top::Hub(cmd) => hub::run(&cli.addr, cmd).await,
+        Top::Images(args) => images::run(&cli.addr, args).await,
         Top::User(cmd) => cluster::user(&cli.addr, cmd).await,
         Top::Events(args) => events::run(&cli.addr, args).await,
         Top::Up(args) => up::up(&cli.addr, args).await,

@@ -43,6 +43,8 @@ pub enum Query {
     Hub,
     /// One Hub definition and where it comes from: `HubTemplateView`.
     HubTemplate { path: String },
+    /// The cluster registry's tagged images: `Vec<ImageRow>`.
+    Images,
 }
 
 impl Query {
@@ -64,6 +66,7 @@ impl Query {
         "overlay-local",
         "hub",
         "hub-template",
+        "images",
     ];
 
     /// The wire name (`QueryRequest.what`).
@@ -85,6 +88,7 @@ impl Query {
             Query::OverlayLocal => "overlay-local",
             Query::Hub => "hub",
             Query::HubTemplate { .. } => "hub-template",
+            Query::Images => "images",
         }
     }
 
@@ -118,6 +122,7 @@ impl Query {
             "overlay" => Query::Overlay,
             "overlay-local" => Query::OverlayLocal,
             "hub" => Query::Hub,
+            "images" => Query::Images,
             "hub-template" => Query::HubTemplate { path: path() },
             other => {
                 return Err(format!(
@@ -238,6 +243,7 @@ mod tests {
             Query::OverlayLocal,
             Query::Hub,
             Query::HubTemplate { path: path.clone() },
+            Query::Images,
         ];
         assert_eq!(all.len(), Query::NAMES.len());
         for (query, name) in all.iter().zip(Query::NAMES) {

@@ -175,6 +175,14 @@ impl MonkClient {
         self.query(&Query::Hub, stale).await
     }
 
+    /// The cluster registry's tagged images (`monk images`).
+    pub async fn images(
+        &mut self,
+        stale: bool,
+    ) -> Result<Vec<monk_statemachine::ImageRow>, ClientError> {
+        self.query(&Query::Images, stale).await
+    }
+
     /// One Hub definition and where it comes from (`monk hub info`).
     pub async fn hub_template(
         &mut self,
@@ -342,6 +350,20 @@ impl MonkClient {
 
     /// Applied commands from `from_index` on (and new ones with `follow`), as JSON
     /// objects. No deadline: a following stream lasts as long as the client reads it.
+    /// A registry blob this peer holds, as a stream of chunks (peers only).
+    pub async fn fetch_blob(
+        &mut self,
+        digest: &str,
+    ) -> Result<tonic::Streaming<crate::pb::BlobChunk>, ClientError> {
+        Ok(self
+            .inner
+            .fetch_blob(self.without_deadline(crate::pb::BlobRequest {
+                digest: digest.to_string(),
+            }))
+            .await?
+            .into_inner())
+    }
+
     pub async fn events(
         &mut self,
         from_index: u64,

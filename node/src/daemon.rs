@@ -80,7 +80,8 @@ async fn run_docker_executor(node: Arc<Node>, socket: Option<String>) {
     }
 }
 
-/// Binds `listen` (and `metrics_listen` for `/metrics`), serves until a shutdown
+/// Binds `listen` (and `metrics_listen` for `/metrics`, the config's
+/// `registry_listen` for the registry's `/v2/`), serves until a shutdown
 /// signal, then stops Raft. `moby_socket` is the container engine's Unix socket
 /// (`monkd --moby-socket`).
 pub async fn run(
@@ -101,6 +102,14 @@ pub async fn run(
         ),
         None => None,
     };
+    let registry_listener = match config.registry_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen for the registry on {addr}: {e}"))?,
+        ),
+        None => None,
+    };
     let node = Node::open(config, Network::Grpc).await?;
     info!(%listen, advertise = %node.config.advertise, name = %node.config.name, data_dir = %node.config.data_dir.display(), "monkd is ready");
     if containers == Containers::Docker {
@@ -118,6 +127,10 @@ pub async fn run(
     tokio::spawn(crate::overlay::executor::run(node.clone()));
     tokio::spawn(crate::storage::run(node.clone()));
     tokio::spawn(crate::entity::run(node.clone()));
+    if let Some(l) = registry_listener {
+        info!(listen = %l.local_addr()?, "serving the cluster registry (OCI Distribution API) at /v2/");
+        tokio::spawn(crate::registry::serve(l, node.clone()));
+    }
     let metrics = Metrics::default();
     if let Some(l) = metrics_listener {
         info!(listen = %l.local_addr()?, "serving Prometheus metrics at /metrics");

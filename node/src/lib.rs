@@ -40,6 +40,7 @@ pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod overlay;
+pub mod registry;
 pub mod secrets;
 pub mod server;
 pub mod snapshot_stream;

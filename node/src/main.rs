@@ -18,6 +18,10 @@ struct Args {
     /// Address to listen on for peers and clients.
     #[arg(long, default_value = "127.0.0.1:44001")]
     listen: SocketAddr,
+    /// Serve the cluster registry (the OCI Distribution API, plain HTTP, no
+    /// authentication yet) at http://ADDR/v2/ (e.g. 127.0.0.1:5000); off by default.
+    #[arg(long, value_name = "ADDR")]
+    registry_listen: Option<SocketAddr>,
     /// Address others use to reach this peer (default: the listen address).
     #[arg(long)]
     advertise: Option<String>,
@@ -173,6 +177,7 @@ fn main() -> ExitCode {
             sources: args.hub_source,
             refresh: args.hub_refresh,
         },
+        registry_listen: args.registry_listen,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

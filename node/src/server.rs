@@ -488,6 +488,20 @@ impl MonkService for ClientApi {
         )))
     }
 
+    type FetchBlobStream = tokio_stream::wrappers::ReceiverStream<Result<BlobChunk, Status>>;
+
+    async fn fetch_blob(
+        &self,
+        request: Request<BlobRequest>,
+    ) -> Result<Response<Self::FetchBlobStream>, Status> {
+        guard(&self.node, &request, Rpc::FetchBlob)?;
+        let store = crate::registry::store::BlobStore::at(&self.node.config.data_dir);
+        let rx = crate::registry::fetch::serve_blob(&store, request.into_inner())?;
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
+    }
+
     async fn container_exec(
         &self,
         request: Request<ExecRequest>,

@@ -68,6 +68,7 @@ pub fn allowed_in_alarm(command: &Command) -> bool {
             | Command::WorkloadPurge { .. }
             | Command::TemplatesRemoved { .. }
             | Command::HubSourceRemoved { .. }
+            | Command::ImageRemoved { .. }
             | Command::SecretRemoved { .. }
             | Command::UserRemoved { .. }
             | Command::JoinTokenRevoked { .. }

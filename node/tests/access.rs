@@ -46,6 +46,8 @@ const TABLE: &[(Rpc, &str)] = &[
     (Rpc::ContainerExec, "--AAA--"),
     (Rpc::EntityDo, "--AAA--"),
     (Rpc::Events, "-AAAA--"),
+    // Registry blobs travel between peers only.
+    (Rpc::FetchBlob, "----A--"),
     // Last: allowed, it makes the target leave.
     (Rpc::Leave, "---A---"),
 ];
@@ -223,6 +225,16 @@ async fn let_in(rpc: Rpc, address: &str, dialer: &Dialer, own_id: u64) -> Result
                 EventsRequest {
                     from_index: 0,
                     follow: false,
+                },
+            ))
+            .await
+            .map(drop),
+        // A blob this peer does not hold: a member is told so (`NotFound`).
+        Rpc::FetchBlob => api
+            .fetch_blob(req(
+                dialer,
+                BlobRequest {
+                    digest: format!("sha256:{}", "0".repeat(64)),
                 },
             ))
             .await

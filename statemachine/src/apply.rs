@@ -126,6 +126,10 @@ pub enum Rejection {
     UnknownHubSource { hub: String },
     #[error("{path} is being purged (its purge verb runs first)")]
     BeingPurged { path: String },
+    #[error("invalid image: {why}")]
+    InvalidImage { why: String },
+    #[error("no image {image} in the cluster registry")]
+    UnknownImage { image: String },
     #[error("stale report for {path}#{replica}: {why}")]
     StaleReport {
         path: String,
@@ -633,6 +637,43 @@ fn apply_command(
                 error: error.as_ref(),
             },
         ),
+        Command::ImagePushed {
+            repository,
+            tag,
+            digest,
+            media_type,
+            manifest,
+            blobs,
+            manifests,
+            peer,
+        } => {
+            require_cluster(state)?;
+            member_mut(state, *peer)?;
+            crate::registry::pushed(
+                state,
+                index,
+                crate::registry::Pushed {
+                    repository,
+                    tag: tag.as_deref(),
+                    digest,
+                    media_type,
+                    manifest,
+                    blobs,
+                    manifests,
+                    peer: *peer,
+                },
+            )?;
+            Ok(Applied::ACCEPTED)
+        }
+        Command::ImageRemoved { repository, tag } => {
+            crate::registry::removed(state, repository, tag)?;
+            Ok(Applied::ACCEPTED)
+        }
+        Command::BlobsHeld { peer, blobs } => {
+            member_mut(state, *peer)?;
+            crate::registry::held(state, *peer, blobs)?;
+            Ok(Applied::ACCEPTED)
+        }
         Command::PeerTagged { peer, add, remove } => {
             for tag in add.iter().chain(remove) {
                 check_name(tag)?;
@@ -975,6 +1016,81 @@ mod tests {
             Applied::Accepted { peer_id: Some(1) }
         );
         s
+    }
+
+    fn pushed(tag: &str, body: &str, blobs: &[(&str, u64)]) -> Command {
+        Command::ImagePushed {
+            repository: "app".into(),
+            tag: Some(tag.into()),
+            digest: crate::registry::sha256_digest(body.as_bytes()),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            manifest: body.into(),
+            blobs: blobs
+                .iter()
+                .map(|(b, size)| crate::registry::BlobRef {
+                    digest: crate::registry::sha256_digest(b.as_bytes()),
+                    size: *size,
+                })
+                .collect(),
+            manifests: Vec::new(),
+            peer: 1,
+        }
+    }
+
+    /// The registry's catalog: a digest that is not the manifest's is refused, tags
+    /// share blobs, a removal keeps what another tag names and drops the rest, a
+    /// `blobs-held` adds holders of named blobs only.
+    #[test]
+    fn images_are_recorded_checked_and_pruned() {
+        let mut s = created();
+        let mut forged = pushed("1", "{\"a\":1}", &[("base", 10)]);
+        if let Command::ImagePushed { digest, .. } = &mut forged {
+            *digest = crate::registry::sha256_digest(b"other");
+        }
+        let refused = apply(&mut s, &entry(2, forged)).unwrap();
+        assert!(
+            matches!(&refused, Applied::Rejected { reason: Rejection::InvalidImage { why } } if why.contains("hashes to")),
+            "{refused:?}"
+        );
+        assert!(s.images().is_empty());
+        let ok =
+            |s: &mut State, index, c| assert!(apply(s, &entry(index, c)).unwrap().is_accepted());
+        ok(
+            &mut s,
+            3,
+            pushed("1", "{\"a\":1}", &[("base", 10), ("one", 5)]),
+        );
+        ok(
+            &mut s,
+            4,
+            pushed("2", "{\"a\":2}", &[("base", 10), ("two", 7)]),
+        );
+        assert_eq!(s.blobs().len(), 3);
+        assert_eq!(s.image_rows().len(), 2);
+        let digest = |b: &str| crate::registry::sha256_digest(b.as_bytes());
+        let held = Command::BlobsHeld {
+            peer: 1,
+            blobs: vec![digest("base"), digest("unknown")],
+        };
+        ok(&mut s, 5, held);
+        assert!(!s.blobs().contains_key(&digest("unknown")));
+        let removed = Command::ImageRemoved {
+            repository: "app".into(),
+            tag: "1".into(),
+        };
+        ok(&mut s, 6, removed.clone());
+        let mut want = vec![digest("base"), digest("two")];
+        want.sort();
+        let left: Vec<String> = s.blobs().keys().cloned().collect();
+        assert_eq!(left, want, "the blob only tag 1 named is gone");
+        assert_eq!(s.image_rows().len(), 1);
+        assert!(matches!(
+            apply(&mut s, &entry(7, removed)).unwrap(),
+            Applied::Rejected {
+                reason: Rejection::UnknownImage { .. }
+            }
+        ));
+        s.check_invariants().unwrap();
     }
 
     #[test]

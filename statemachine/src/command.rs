@@ -1,5 +1,9 @@
 //! Commands: the only way cluster state changes. Kinds are only ever appended; an old
 //! kind keeps its handler forever so old logs replay (invariant "replayable forever").
+//!
+//! Why one file of this size: `Command` is one enum, and its `kind`, `summary` and
+//! `paths` are exhaustive matches over it kept beside it, so a new kind is written in
+//! one place and the build points at every match that must name it.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -418,6 +422,36 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+    /// A manifest was pushed to `peer`'s registry (`crate::registry`), which holds
+    /// every blob it names: `tag` now names it (none: pushed by digest, for an index).
+    ImagePushed {
+        repository: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tag: Option<String>,
+        /// `sha256:` and the hex SHA-256 of `manifest`; `apply` recomputes it.
+        digest: String,
+        media_type: String,
+        /// The manifest's bytes as pushed.
+        manifest: String,
+        /// The config and layers it names, as the proposer parsed them.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        blobs: Vec<crate::registry::BlobRef>,
+        /// The manifests an image index names (each pushed before it).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        manifests: Vec<String>,
+        peer: PeerId,
+    },
+    /// `monk images rm REPO:TAG`: the tag goes, and with it every manifest and blob
+    /// record nothing else reaches (each peer then deletes those blobs).
+    ImageRemoved {
+        repository: String,
+        tag: String,
+    },
+    /// `peer` fetched these blobs from another peer and holds them now.
+    BlobsHeld {
+        peer: PeerId,
+        blobs: Vec<String>,
+    },
 }
 
 /// What an executor saw of one replica's containers.
@@ -484,6 +518,9 @@ impl Command {
             Command::HubSourceRemoved { .. } => "hub-source-removed",
             Command::EntityVerbDone { .. } => "entity-verb-done",
             Command::ActionDone { .. } => "action-done",
+            Command::ImagePushed { .. } => "image-pushed",
+            Command::ImageRemoved { .. } => "image-removed",
+            Command::BlobsHeld { .. } => "blobs-held",
         }
     }
 
@@ -664,6 +701,34 @@ impl Command {
                     args.join(", ")
                 )
             }
+            Command::ImagePushed {
+                repository,
+                tag,
+                digest,
+                blobs,
+                peer,
+                ..
+            } => {
+                let size: u64 = blobs.iter().map(|b| b.size).sum();
+                let name = match tag {
+                    Some(tag) => format!("{repository}:{tag}"),
+                    None => repository.clone(),
+                };
+                format!(
+                    "image {name} pushed to peer {peer}: {digest}, {} blob(s), {size} bytes",
+                    blobs.len()
+                )
+            }
+            Command::ImageRemoved { repository, tag } => {
+                format!("image {repository}:{tag} removed")
+            }
+            Command::BlobsHeld { peer, blobs } => {
+                let short: Vec<&str> = blobs
+                    .iter()
+                    .map(|d| short(d.trim_start_matches("sha256:")))
+                    .collect();
+                format!("peer {peer} holds blob(s) {}", elide(&short))
+            }
         }
     }
 
@@ -722,7 +787,11 @@ impl Command {
             | Command::PeerOverlayChanged { .. }
             // Forgets kits by name; their paths are in the `hub-kits-published` before.
             | Command::HubSourceSynced { .. }
-            | Command::HubSourceRemoved { .. } => Vec::new(),
+            | Command::HubSourceRemoved { .. }
+            // Images are not entities: `monk log` shows them by their summary.
+            | Command::ImagePushed { .. }
+            | Command::ImageRemoved { .. }
+            | Command::BlobsHeld { .. } => Vec::new(),
         }
     }
 }

@@ -75,6 +75,10 @@ pub struct StateDiff {
     pub overlay_range: FieldChange<Option<Ipv4Net>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hub: Vec<MapChange<String, HubSource>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<MapChange<String, crate::registry::Repository>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blobs: Vec<MapChange<String, crate::registry::BlobHolders>>,
 }
 
 impl StateDiff {
@@ -91,6 +95,8 @@ impl StateDiff {
             && self.users.is_empty()
             && self.overlay_range.is_none()
             && self.hub.is_empty()
+            && self.images.is_empty()
+            && self.blobs.is_empty()
     }
 }
 
@@ -170,6 +176,8 @@ pub fn diff(a: &State, b: &State) -> StateDiff {
         users: map_changes(&a.users, &b.users),
         overlay_range: field(&a.overlay_range, &b.overlay_range),
         hub: map_changes(&a.hub, &b.hub),
+        images: map_changes(&a.images, &b.images),
+        blobs: map_changes(&a.blobs, &b.blobs),
     }
 }
 
@@ -230,6 +238,8 @@ pub fn apply_diff(state: &mut State, d: &StateDiff) -> Result<(), DiffMismatch> 
     apply_map("user", &mut state.users, &d.users)?;
     apply_field("overlay range", &mut state.overlay_range, &d.overlay_range)?;
     apply_map("hub source", &mut state.hub, &d.hub)?;
+    apply_map("image repository", &mut state.images, &d.images)?;
+    apply_map("blob", &mut state.blobs, &d.blobs)?;
     Ok(())
 }
 

@@ -18,6 +18,7 @@ pub mod evaluate;
 pub mod hub;
 pub mod overlay;
 pub mod placement;
+pub mod registry;
 pub mod schedule;
 pub mod snapshot;
 pub mod state;
@@ -33,6 +34,7 @@ pub use diff::{apply_diff, diff, DiffMismatch, MapChange, SecretName, StateDiff}
 pub use entry::{decode_proposal, DecodeError, Entry};
 pub use hub::{HubKit, HubKitInfo, HubKitRef, HubSource, HubTemplate, KitMeta, Origin};
 pub use overlay::{Ipv4Net, OverlayIdentity, PeerOverlay};
+pub use registry::{BlobHolders, BlobRef, ImageRow, Manifest, Repository};
 pub use snapshot::{
     decode_snapshot, digest, encode_snapshot, inspect_snapshot, SnapshotError, SnapshotHeader,
 };
@@ -68,4 +70,7 @@ pub use workload::{
 ///   kits, so they apply as before.
 /// - 7: `workload-run` runs entity instances (entries of format 6 and before refused
 ///   them, and still do on replay), and `entity-verb-done` and `action-done` exist.
-pub const FORMAT_VERSION: u32 = 7;
+/// - 8: the cluster registry's `image-pushed`, `image-removed` and `blobs-held` exist
+///   (a format 7 build would refuse them as unknown kinds). Older logs hold no images,
+///   so they apply as before.
+pub const FORMAT_VERSION: u32 = 8;

@@ -178,6 +178,13 @@ pub struct State {
     /// states from before the Hub existed keep their digests.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub(crate) hub: BTreeMap<String, crate::hub::HubSource>,
+    /// The cluster registry's repositories (`crate::registry`). Left out of the JSON
+    /// while empty, so states from before the registry existed keep their digests.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) images: BTreeMap<String, crate::registry::Repository>,
+    /// The registry's blobs some manifest names, with the peers holding them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) blobs: BTreeMap<String, crate::registry::BlobHolders>,
 }
 
 /// A user who may call the API: `monk user add`, or `admin` from `cluster-created`.
@@ -416,6 +423,7 @@ impl State {
             return fail("users exist but none is an admin".into());
         }
         self.check_hub().map_err(InvariantViolation)?;
+        self.check_images().map_err(InvariantViolation)?;
         self.check_overlay()
     }
 

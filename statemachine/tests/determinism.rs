@@ -408,6 +408,16 @@ fn workload_command() -> impl Strategy<Value = Command> {
                 error: error.map(String::from),
             }
         }),
+        (0u64..5, 0usize..3, prop::option::of(0usize..2))
+            .prop_map(|(peer, manifest, tag)| image_pushed(peer, manifest, tag)),
+        (0usize..2).prop_map(|tag| Command::ImageRemoved {
+            repository: "app".into(),
+            tag: IMAGE_TAGS[tag].into(),
+        }),
+        (0u64..5, 0usize..4).prop_map(|(peer, blob)| Command::BlobsHeld {
+            peer,
+            blobs: vec![blob_digest(blob)],
+        }),
         (0u64..5, path(), 0u32..4, 0u64..3, status).prop_map(
             |(peer, path, replica, generation, status)| Command::WorkloadReport {
                 peer,
@@ -530,4 +540,32 @@ fn hub_kit() -> impl Strategy<Value = HubKit> {
                 templates,
             }
         })
+}
+
+/// Tags the registry commands of the strategy use.
+const IMAGE_TAGS: [&str; 2] = ["1", "latest"];
+
+fn blob_digest(n: usize) -> String {
+    monk_statemachine::registry::sha256_digest(format!("blob {n}").as_bytes())
+}
+
+/// `image-pushed` of one of three manifests (naming overlapping blobs) to `peer`.
+fn image_pushed(peer: u64, manifest: usize, tag: Option<usize>) -> Command {
+    let blobs: Vec<monk_statemachine::BlobRef> = (manifest..manifest + 2)
+        .map(|n| monk_statemachine::BlobRef {
+            digest: blob_digest(n),
+            size: 100 + n as u64,
+        })
+        .collect();
+    let body = format!("{{\"layers\":{manifest}}}");
+    Command::ImagePushed {
+        repository: "app".into(),
+        tag: tag.map(|t| IMAGE_TAGS[t].to_string()),
+        digest: monk_statemachine::registry::sha256_digest(body.as_bytes()),
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        manifest: body,
+        blobs,
+        manifests: Vec::new(),
+        peer,
+    }
 }

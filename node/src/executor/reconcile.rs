@@ -421,6 +421,10 @@ pub async fn run(node: Arc<Node>, runtime: Arc<dyn ContainerRuntime>) {
             peer_name: &peer_name,
             cluster: &others,
             subnet,
+            registry_pull: node
+                .config
+                .registry_listen
+                .map(crate::registry::pull_address),
         };
         let pass = match tokio::time::timeout(
             EXECUTOR_ACTION_TIMEOUT,

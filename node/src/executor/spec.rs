@@ -399,6 +399,7 @@ pub fn wanted_of(
         peer_name: &peer_name,
         cluster: &others,
         subnet: None,
+        registry_pull: None,
     };
     spec_of(cluster, peer, a, &world).map(|(wanted, _)| wanted)
 }
@@ -477,6 +478,7 @@ pub(super) fn spec_of(
     .map_err(|r| r.to_string())?;
     let mut spec = spec;
     for c in &mut spec.containers {
+        c.image = crate::registry::cluster_image(&c.image, world.registry_pull.as_deref())?;
         c.files.extend(mounted_secrets(a, &c.name, secrets)?);
         for port in c.ports.iter_mut().filter(|p| p.host_ip.is_none()) {
             port.host_ip.clone_from(&world.publish_ip);
@@ -587,6 +589,9 @@ pub struct World<'a> {
     /// overlay: its container network uses it, and containers resolve names through
     /// the peer's DNS at the subnet's gateway.
     pub subnet: Option<monk_statemachine::Ipv4Net>,
+    /// Where the engine pulls cluster images (`registry.monk/...`) from: this peer's
+    /// registry (`crate::registry::pull_address`), if it serves one.
+    pub registry_pull: Option<String>,
 }
 
 #[cfg(test)]

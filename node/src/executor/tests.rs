@@ -40,6 +40,7 @@ fn world(secrets: &WorkloadSecrets) -> World<'_> {
         peer_name: "alpha",
         cluster: &NO_OTHERS,
         subnet: None,
+        registry_pull: None,
     }
 }
 

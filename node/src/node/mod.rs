@@ -68,6 +68,9 @@ pub struct NodeConfig {
     pub storage: crate::storage::StorageLimits,
     /// Hub sources this peer keeps current (`--hub-source`, `--hub-refresh`).
     pub hub: crate::hub::HubConfig,
+    /// Where this peer serves the cluster registry (`--registry-listen`), if it does:
+    /// the executor pulls `registry.monk/...` images from there.
+    pub registry_listen: Option<std::net::SocketAddr>,
 }
 
 impl NodeConfig {
@@ -88,6 +91,7 @@ impl NodeConfig {
             overlay: Default::default(),
             storage: Default::default(),
             hub: Default::default(),
+            registry_listen: None,
         }
     }
 }

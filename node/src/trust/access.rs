@@ -94,6 +94,7 @@ rpcs! {
     ContainerExec,
     EntityDo,
     Events,
+    FetchBlob,
 }
 
 /// Who may make a call.
@@ -116,7 +117,9 @@ pub enum Rule {
 /// The rule of `rpc`.
 pub fn rule(rpc: Rpc) -> Rule {
     match rpc {
-        Rpc::AppendEntries | Rpc::Vote | Rpc::InstallSnapshot | Rpc::Heartbeat => Rule::Peers,
+        Rpc::AppendEntries | Rpc::Vote | Rpc::InstallSnapshot | Rpc::Heartbeat | Rpc::FetchBlob => {
+            Rule::Peers
+        }
         Rpc::Query | Rpc::Consensus | Rpc::ContainerLogs | Rpc::Events => Rule::Role(Role::Viewer),
         // What may be proposed also depends on the command (see `proposer_role`).
         Rpc::Propose | Rpc::ContainerExec | Rpc::EntityDo => Rule::Role(Role::Operator),
@@ -144,7 +147,8 @@ pub fn proposer_role(command: &Command) -> Option<Role> {
         | Command::WorkloadStop { .. }
         | Command::WorkloadPurge { .. }
         | Command::WorkloadScale { .. }
-        | Command::WorkloadRestart { .. } => Some(Role::Operator),
+        | Command::WorkloadRestart { .. }
+        | Command::ImageRemoved { .. } => Some(Role::Operator),
         Command::SecretRemoved { .. }
         | Command::JoinTokenRevoked { .. }
         | Command::PeerTagged { .. }
@@ -161,7 +165,10 @@ pub fn proposer_role(command: &Command) -> Option<Role> {
         | Command::EntityVerbDone { .. }
         | Command::ActionDone { .. }
         | Command::PeerFactsReported { .. }
-        | Command::PeerOverlayChanged { .. } => None,
+        | Command::PeerOverlayChanged { .. }
+        // A peer's registry proposes what was pushed to it and what it fetched.
+        | Command::ImagePushed { .. }
+        | Command::BlobsHeld { .. } => None,
     }
 }
 
