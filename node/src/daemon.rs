@@ -189,6 +189,7 @@ pub async fn run(
         return Err(anyhow::anyhow!("raft stopped: {why}"));
     }
     info!("shutting down");
+    node.begin_stopping();
     release_network(&node).await;
     node.shutdown().await;
     Ok(())
@@ -241,7 +242,9 @@ async fn release_network(node: &Node) {
         Err(e) => warn!(%network, "cannot remove the container network: {e}"),
     }
     // No container left: the overlay's firewall and NAT chains serve nothing either.
+    // After the overlay executor's current pass, if any: it would put them back.
     if node.config.overlay.enabled {
+        let _pass = node.overlay_pass().lock().await;
         crate::overlay::firewall::remove().await;
         info!("removed the overlay's firewall and NAT chains");
     }

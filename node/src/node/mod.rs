@@ -226,6 +226,9 @@ pub struct Node {
     membership_lock: tokio::sync::Mutex<()>,
     /// Set by `shutdown`; background loops (executor) end when they see it.
     stopping: std::sync::atomic::AtomicBool,
+    /// Held by the overlay executor for each pass, and by the shutdown that removes
+    /// the overlay's chains, so no pass can put them back after they were removed.
+    overlay_pass: tokio::sync::Mutex<()>,
     /// The container runtime (`monkd --containers`), once the daemon has one.
     engine: std::sync::RwLock<Engine>,
     /// This peer's TLS identity and the cluster CA.
@@ -309,6 +312,7 @@ impl Node {
             snapshot_mark: Mutex::new((None, 0)),
             membership_lock: tokio::sync::Mutex::new(()),
             stopping: std::sync::atomic::AtomicBool::new(false),
+            overlay_pass: tokio::sync::Mutex::new(()),
             engine: std::sync::RwLock::new(Engine::Disabled),
         });
         if let Some(identity) = identity {
@@ -656,10 +660,21 @@ impl Node {
         }
     }
 
-    /// Stops Raft (graceful shutdown); the data dir stays as it is.
-    pub async fn shutdown(&self) {
+    /// Tells the background loops to end (the first step of a graceful shutdown);
+    /// Raft still runs.
+    pub fn begin_stopping(&self) {
         self.stopping
             .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The overlay executor's pass lock (see the field).
+    pub fn overlay_pass(&self) -> &tokio::sync::Mutex<()> {
+        &self.overlay_pass
+    }
+
+    /// Stops Raft (graceful shutdown); the data dir stays as it is.
+    pub async fn shutdown(&self) {
+        self.begin_stopping();
         if let Some(m) = self.member.write().await.take() {
             if let Err(e) = m.raft.shutdown().await {
                 warn!("raft shutdown: {e}");

@@ -219,6 +219,9 @@ pub async fn run(node: Arc<Node>) {
     let mut dns: Option<Dns> = None;
     loop {
         tokio::time::sleep(OVERLAY_TICK).await;
+        // Held for the whole pass: a shutdown removing the chains waits for it, and
+        // once it removed them this loop sees `is_shut_down` and ends.
+        let _pass = node.overlay_pass().lock().await;
         if node.is_shut_down() {
             return;
         }
