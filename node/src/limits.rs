@@ -36,11 +36,11 @@ pub const PEER_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 /// (the executor's lease is renewed only by answered heartbeats).
 pub const HEARTBEAT_TIMEOUT: Duration = PEER_HEARTBEAT_INTERVAL;
 /// A member not heard from for this long is declared down by the leader. Long enough
-/// that a cut-off peer has fenced its replicas first (its 5 s lease, a tick and the
+/// that a cut-off peer has fenced its replicas first (its 12 s lease, a tick and the
 /// kills: `node/src/node/lease.rs`), and that a leader election, which stops every
 /// follower's renewals, fences no one. Its replicas then run elsewhere within a few
 /// seconds more (an autopilot review, the placement, the container start).
-pub const PEER_DOWN_AFTER: Duration = Duration::from_secs(8);
+pub const PEER_DOWN_AFTER: Duration = Duration::from_secs(16);
 /// A member declared down and heard from within this long is declared up again: three
 /// heartbeats, so a stale record from before it fell silent does not count.
 pub const PEER_UP_WITHIN: Duration = Duration::from_secs(3);

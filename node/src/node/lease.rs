@@ -30,9 +30,11 @@ use crate::limits::{EXECUTOR_TICK, PEER_DOWN_AFTER};
 /// (`election_timeout_max`, 1 s) plus its own election timeout (0.5 to 1 s) after the
 /// last heartbeat before it campaigns, so an election takes 1.5 to 2 s, a round more
 /// (0.5 to 1 s) after a split vote. With the last renewal up to a heartbeat (1 s) old
-/// and the next one a heartbeat after the election, 5 s covers an election with a
-/// failed round under load; the cost is an 8 s down timeout.
-pub const LEASE: Duration = Duration::from_secs(5);
+/// and the next one a heartbeat after the election, 5 s would cover an election with a
+/// failed round; but a CI run on a loaded machine saw followers' leases lapse at 5 s
+/// with no election at all (heartbeat answers slowed, cause not found yet), so the
+/// lease keeps its earlier 12 s margin, and the down timeout its 16 s.
+pub const LEASE: Duration = Duration::from_secs(12);
 /// How fresh the leader's quorum acknowledgement must be for it to renew a lease.
 pub const QUORUM_ACK_FRESH: Duration = Duration::from_millis(1500);
 /// What the executor needs after the lease ends to have killed every container of
