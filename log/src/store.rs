@@ -234,6 +234,46 @@ impl RaftLogReader<TypeConfig> for LogStore {
         }
         Ok(out)
     }
+
+    /// What replication sends after the entry at `start - 1`: only the run of entries
+    /// that starts exactly at `start` and has no gap ([`contiguous_from`]); empty when
+    /// the entry at `start` is gone. openraft sends whatever this returns as the
+    /// entries following `prev = start - 1`, so a run that began later would land at
+    /// the wrong place in the follower's log: a follower built with debug assertions
+    /// panics on it (`assertion failed: x.get_log_id().index ==
+    /// prev_log_id.next_index()`), a release build stores the entries after a hole
+    /// and acknowledges the ones it lacks. It happened in the simulation (seed
+    /// 1795997631529112585 on 5 peers): a replication task left over from a
+    /// leadership the peer had lost read its range after the peer, a follower by then,
+    /// purged part of it (openraft purges at once on a follower). An empty answer is
+    /// sent as a heartbeat, and the next round finds the purge and sends a snapshot.
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<RaftEntry>, StorageError> {
+        let mut entries = self.try_get_log_entries(start..end).await?;
+        let run = contiguous_from(start, &entries);
+        if run < entries.len() {
+            tracing::warn!(
+                start,
+                end,
+                first = entries.first().map(|e| e.log_id.index),
+                "log entries to replicate do not start at {start} or have a gap: sending the {run} that do"
+            );
+            entries.truncate(run);
+        }
+        Ok(entries)
+    }
+}
+
+/// How many of `entries` form a run of consecutive indexes starting at `start`.
+pub fn contiguous_from(start: u64, entries: &[RaftEntry]) -> usize {
+    entries
+        .iter()
+        .zip(start..)
+        .take_while(|(entry, index)| entry.log_id.index == *index)
+        .count()
 }
 
 impl RaftLogStorage<TypeConfig> for LogStore {
