@@ -278,12 +278,30 @@ const WATCHED_FOR: Duration = Duration::from_secs(20);
 fn keeps_running(bed: &HostBed, i: usize, path: &str, id: &str, event: &str) {
     let since = Instant::now();
     while since.elapsed() < WATCHED_FOR {
-        assert_eq!(
-            container_on(bed, &bed.cluster, i, path).as_deref(),
-            Some(id),
-            "the follower's replica was stopped {:?} after {event}",
-            since.elapsed()
-        );
+        let now = container_on(bed, &bed.cluster, i, path);
+        if now.as_deref() != Some(id) {
+            let logs: String = (0..bed.peers.len())
+                .map(|p| {
+                    format!(
+                        "\n--- log of {} ---\n{}",
+                        bed.hosts[p].name,
+                        last_lines(&bed.peers[p].log_text(), LOG_LINES_SHOWN)
+                    )
+                })
+                .collect();
+            panic!(
+                "the follower's replica was stopped {:?} after {event}: {path} on host {i} is {now:?}, was {id}{logs}",
+                since.elapsed()
+            );
+        }
         std::thread::sleep(POLL);
     }
+}
+
+/// How many of each peer's last log lines a failure shows.
+const LOG_LINES_SHOWN: usize = 80;
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }

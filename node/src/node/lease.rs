@@ -13,10 +13,14 @@
 //! (renewal + [`LEASE`]) ends at least `PEER_DOWN_AFTER - LEASE` before the majority
 //! may start its replicas elsewhere, and the executor needs at most one tick plus one
 //! kill to stop them in that window ([`FENCE_MARGIN`], checked by a test). A leader
-//! holds the lease while its own quorum acknowledgement is fresher than [`LEASE`]; a
+//! renews the same lease with each quorum acknowledgement (at the time it happened);
+//! a newly elected one, not acknowledged yet, acts on the lease it held as a
+//! follower. That renewal is no later than the followers last heard the old
+//! leadership, so it ends before the new majority's down timeout as well. A
 //! single-voter cluster's leader always holds it (no one else can move its replicas).
 //!
-//! [`Lease::state`] is pure (times and indexes in, a [`LeaseState`] out).
+//! [`Lease::state`] and [`Lease::leader_state`] are pure (times and indexes in, a
+//! [`LeaseState`] out).
 
 use std::time::Duration;
 use tokio::time::Instant;
@@ -100,15 +104,30 @@ impl Lease {
     }
 }
 
-/// A leader's state: `quorum_ack` is how long ago a quorum acknowledged it (`None`:
-/// never), `voters` how many voters the cluster has.
-pub fn leader_state(quorum_ack: Option<Duration>, voters: usize) -> LeaseState {
-    if voters <= 1 {
-        return LeaseState::Current;
-    }
-    match quorum_ack {
-        Some(age) if age <= LEASE => LeaseState::Current,
-        _ => LeaseState::Fenced,
+impl Lease {
+    /// A leader's state at `now`: a quorum acknowledged it `quorum_ack` ago (`None`:
+    /// not yet in this term), it leads `voters` voters and applied `applied`. The
+    /// acknowledgement renews the lease as a heartbeat answered then would; until the
+    /// first one, the lease this peer held as a follower still counts. Before, a new
+    /// leader read "no acknowledgement yet" as fenced and killed its own replicas at
+    /// its first executor tick after winning an election (the fencing bed caught it:
+    /// a follower's replica killed 2 s after its leader died, when it was elected in
+    /// its place). A single voter always holds the lease (no one else can move its
+    /// replicas).
+    pub fn leader_state(
+        &mut self,
+        now: Instant,
+        quorum_ack: Option<Duration>,
+        voters: usize,
+        applied: u64,
+    ) -> LeaseState {
+        if voters <= 1 {
+            return LeaseState::Current;
+        }
+        if let Some(acked_at) = quorum_ack.and_then(|age| now.checked_sub(age)) {
+            self.renew(acked_at, applied);
+        }
+        self.state(now, applied)
     }
 }
 
@@ -145,15 +164,43 @@ mod tests {
 
     #[test]
     fn a_leader_holds_the_lease_while_a_quorum_acknowledges_it() {
-        assert_eq!(leader_state(None, 1), LeaseState::Current);
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let ms = Duration::from_millis;
+        let mut single = Lease::starting(start);
+        let late = LEASE.as_millis() as u64 * 3;
+        assert_eq!(single.leader_state(at(late), None, 1, 0), LeaseState::Current);
+
+        let mut lease = Lease::starting(start);
         assert_eq!(
-            leader_state(Some(Duration::from_millis(300)), 3),
+            lease.leader_state(at(1_000), Some(ms(300)), 3, 5),
             LeaseState::Current
         );
+        // The acknowledgement renewed the lease at the time it happened.
+        assert_eq!(lease.renewed_at, at(700));
+        // No acknowledgement for longer than the lease: fenced.
+        let stale = Some(LEASE + ms(1));
         assert_eq!(
-            leader_state(Some(LEASE + Duration::from_millis(1)), 3),
+            lease.leader_state(at(late), stale, 3, 5),
             LeaseState::Fenced
         );
-        assert_eq!(leader_state(None, 3), LeaseState::Fenced);
+    }
+
+    #[test]
+    fn a_follower_elected_leader_keeps_the_lease_it_held_until_a_quorum_acknowledges_it() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut lease = Lease::starting(start);
+        // A follower renewed by the old leader's answer at 1 s.
+        lease.renew(at(1_000), 40);
+        // Elected at 3 s: no quorum acknowledgement in this term yet, still current.
+        assert_eq!(lease.leader_state(at(3_000), None, 3, 40), LeaseState::Current);
+        // Never acknowledged: fenced once the old renewal is older than the lease.
+        let after = 1_000 + LEASE.as_millis() as u64 + 1;
+        assert_eq!(lease.leader_state(at(after), None, 3, 40), LeaseState::Fenced);
+        // A peer that never was renewed at all fences a lease after its start.
+        let mut fresh = Lease::starting(start);
+        let past = LEASE.as_millis() as u64 + 1;
+        assert_eq!(fresh.leader_state(at(past), None, 3, 0), LeaseState::Fenced);
     }
 }

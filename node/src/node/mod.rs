@@ -422,18 +422,16 @@ impl Node {
             return lease::LeaseState::Current;
         };
         let m = raft.metrics().borrow().clone();
+        let applied = m.last_applied.map_or(0, |l| l.index);
+        let mut lease = self.lease.lock().unwrap_or_else(|p| p.into_inner());
         if m.state == openraft::ServerState::Leader {
             let voters = m.membership_config.membership().voter_ids().count();
             let ack = m
                 .millis_since_quorum_ack
                 .map(std::time::Duration::from_millis);
-            return lease::leader_state(ack, voters);
+            return lease.leader_state(Instant::now(), ack, voters, applied);
         }
-        let applied = m.last_applied.map_or(0, |l| l.index);
-        self.lease
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .state(Instant::now(), applied)
+        lease.state(Instant::now(), applied)
     }
 
     /// Why new client writes are refused now, if they are (`storage.rs`).
