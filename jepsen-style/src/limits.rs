@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use monk_node::limits::PEER_DOWN_AFTER;
+
 /// Environment variable: the seed of the first simulation case (later cases use the
 /// following seeds). Unset: taken from the clock and printed.
 pub const SEED_ENV: &str = "MONK_DRILL_SEED";
@@ -114,10 +116,10 @@ pub const ROUNDS_MAX: u32 = 100;
 /// timeout (at most 2 s) and a failed round, so another peer takes over before it
 /// comes back.
 pub const KILLED_FOR: Duration = Duration::from_secs(4);
-/// How long a follower stays SIGSTOPped: past `PEER_DOWN_AFTER` (16 s), so the leader
+/// How long a follower stays SIGSTOPped: past `PEER_DOWN_AFTER`, so the leader
 /// declares it down and then up again, and past its own election timeout, so it may
 /// wake up campaigning in a stale term.
-pub const PAUSED_FOR: Duration = Duration::from_secs(17);
+pub const PAUSED_FOR: Duration = Duration::from_secs(PEER_DOWN_AFTER.as_secs() + 1);
 /// A started `monkd` must answer within this.
 pub const START_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -163,9 +165,9 @@ pub const SIM_OPERATION_PAUSE: Duration = Duration::from_millis(60);
 /// few acknowledged writes, so each heal's recovery is measured on its own.
 pub const REAL_QUIET: Duration = Duration::from_secs(4);
 /// How long the real runner holds a fault: past an election (2 s) and, at the top,
-/// past the peer-down timeout (16 s) so rescheduling and the voter swap happen.
+/// past the peer-down timeout so rescheduling and the voter swap happen.
 pub const REAL_FAULT_HOLD_MS_MIN: u64 = 3_000;
-pub const REAL_FAULT_HOLD_MS_MAX: u64 = 18_000;
+pub const REAL_FAULT_HOLD_MS_MAX: u64 = PEER_DOWN_AFTER.as_millis() as u64 + 2_000;
 /// The clock skew the real runner gives a peer (ahead by a minute and a half: more
 /// than any token lifetime margin or lease, less than a day).
 pub const REAL_SKEW_MS: i64 = 90_000;

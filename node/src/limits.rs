@@ -29,18 +29,21 @@ pub const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 pub const NO_LEADER_RETRY_FOR: Duration = Duration::from_secs(15);
 /// Pause between retries while no leader is known.
 pub const NO_LEADER_RETRY_PAUSE: Duration = Duration::from_millis(200);
-/// How often every member tells the leader it is alive.
-pub const PEER_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
-/// Longest one such heartbeat may take, connection included: one interval, so a
-/// leader that vanished mid-call delays the heartbeat to its successor by at most that
-/// (the executor's lease is renewed only by answered heartbeats).
-pub const HEARTBEAT_TIMEOUT: Duration = PEER_HEARTBEAT_INTERVAL;
+/// How often every member tells the leader it is alive. Each answered heartbeat
+/// renews the executor's lease (`node/src/node/lease.rs`), so the interval is part of
+/// what the lease must cover after a leader dies.
+pub const PEER_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(500);
+/// Longest one such heartbeat may take, connection included, so that a leader which
+/// vanished mid-call delays the heartbeat to its successor by at most this (the
+/// executor's lease is renewed only by answered heartbeats).
+pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(1);
 /// A member not heard from for this long is declared down by the leader. Long enough
-/// that a cut-off peer has fenced its replicas first (its 12 s lease, a tick and the
-/// kills: `node/src/node/lease.rs`), and that a leader election, which stops every
-/// follower's renewals, fences no one. Its replicas then run elsewhere within a few
-/// seconds more (an autopilot review, the placement, the container start).
-pub const PEER_DOWN_AFTER: Duration = Duration::from_secs(16);
+/// that a cut-off peer has fenced its replicas first (its lease, a tick and the kills:
+/// `node/src/node/lease.rs` asserts it at compile time), and that a leader election,
+/// which stops every follower's renewals for a few seconds, fences no one. Its
+/// replicas then run elsewhere within a few seconds more (the placement commits with
+/// the `peer-down`, the executor there wakes on it, the container starts).
+pub const PEER_DOWN_AFTER: Duration = Duration::from_secs(9);
 /// A member declared down and heard from within this long is declared up again: three
 /// heartbeats, so a stale record from before it fell silent does not count.
 pub const PEER_UP_WITHIN: Duration = Duration::from_secs(3);
@@ -76,8 +79,13 @@ pub const JOIN_TOKEN_TTL_MAX: Duration = Duration::from_secs(30 * 24 * 3600);
 /// How long `cluster join` waits for the new peer to apply the log up to its own
 /// admission before it answers (it then knows the cluster's users).
 pub const JOIN_CATCH_UP_WAIT: Duration = Duration::from_secs(30);
-/// How often the container executor wakes up to compare state with the runtime.
+/// How often the container executor wakes up to compare state with the runtime (and
+/// checks its lease) when nothing new was applied.
 pub const EXECUTOR_TICK: Duration = Duration::from_secs(1);
+/// The shortest pause between two executor passes: it wakes as soon as new entries
+/// are applied (a replica placed on this peer starts without waiting for a tick), but
+/// a stream of commits runs at most a pass per this.
+pub const EXECUTOR_PASS_GAP: Duration = Duration::from_millis(250);
 /// Longest one executor pass may take (image checks, creates, graceful stops).
 pub const EXECUTOR_ACTION_TIMEOUT: Duration = Duration::from_secs(180);
 /// Longest a call to the container engine may take before it counts as failed.

@@ -13,7 +13,7 @@ use super::plan::{plan, replica_status, Action, Observed, RunState, Wanted};
 use super::readiness::{self, Memo};
 use super::spec::{spec_of, World};
 use super::ContainerRuntime;
-use crate::limits::{EXECUTOR_ACTION_TIMEOUT, EXECUTOR_TICK};
+use crate::limits::{EXECUTOR_ACTION_TIMEOUT, EXECUTOR_PASS_GAP, EXECUTOR_TICK};
 use crate::node::lease::{LeaseState, LEASE};
 use crate::node::Node;
 use crate::secrets::WorkloadSecrets;
@@ -337,6 +337,24 @@ fn started_hooks(node: &Arc<Node>, peer: PeerId, assigned: &[Assignment], report
     }
 }
 
+/// Waits until the next pass: [`EXECUTOR_PASS_GAP`], then until an entry after
+/// `applied_seen` is applied or the rest of [`EXECUTOR_TICK`] passed, whichever comes
+/// first (a replica placed here by a `peer-down` starts at once, not a tick later).
+async fn next_pass(node: &Node, applied_seen: u64) {
+    tokio::time::sleep(EXECUTOR_PASS_GAP).await;
+    let rest = EXECUTOR_TICK.saturating_sub(EXECUTOR_PASS_GAP);
+    match node.raft().await {
+        Some(raft) if applied_seen < u64::MAX => {
+            // A timeout or a stopping Raft both just end the wait.
+            let _ = raft
+                .wait(Some(rest))
+                .applied_index_at_least(Some(applied_seen + 1), "executor: new entries")
+                .await;
+        }
+        _ => tokio::time::sleep(rest).await,
+    }
+}
+
 /// Runs the executor for `node` until the node shuts down.
 pub async fn run(node: Arc<Node>, runtime: Arc<dyn ContainerRuntime>) {
     let mut applied_seen = u64::MAX;
@@ -348,7 +366,7 @@ pub async fn run(node: Arc<Node>, runtime: Arc<dyn ContainerRuntime>) {
         if node.is_shut_down() {
             return;
         }
-        tokio::time::sleep(EXECUTOR_TICK).await;
+        next_pass(&node, applied_seen).await;
         let Some(peer) = node.peer_id().await else {
             continue;
         };

@@ -29,16 +29,17 @@ use crate::limits::{EXECUTOR_TICK, PEER_DOWN_AFTER};
 
 /// How long a renewal lets the executor act (`monkd --lease` is not offered: the
 /// bound below is what makes it safe, and it follows from the down timeout). Longer
-/// than a leader election stops renewals, so a leader's death fences no follower
-/// (`testkit/tests/fencing.rs`). openraft 0.9 makes a follower wait its leader lease
-/// (`election_timeout_max`, 1 s) plus its own election timeout (0.5 to 1 s) after the
-/// last heartbeat before it campaigns, so an election takes 1.5 to 2 s, a round more
-/// (0.5 to 1 s) after a split vote. With the last renewal up to a heartbeat (1 s) old
-/// and the next one a heartbeat after the election, 5 s would cover an election with a
-/// failed round; but a CI run on a loaded machine saw followers' leases lapse at 5 s
-/// with no election at all (heartbeat answers slowed, cause not found yet), so the
-/// lease keeps its earlier 12 s margin, and the down timeout its 16 s.
-pub const LEASE: Duration = Duration::from_secs(12);
+/// than a leader's death stops renewals, so it fences no follower
+/// (`testkit/tests/fencing.rs`): the last renewal is up to a heartbeat interval (0.5 s)
+/// old when the leader dies; openraft 0.9 makes a follower wait its leader lease
+/// (`election_timeout_max`, 1 s) plus its own election timeout (0.5 to 1 s) before it
+/// campaigns, so an election takes 1.5 to 2 s, a round more (0.5 to 1 s) after a split
+/// vote; then a heartbeat to the dead leader may hang for its timeout (1 s) before the
+/// next one reaches the new leader: about 4.5 s at worst, and 6 s leaves a margin for a
+/// loaded machine. (Session 7's CI runs saw replicas killed with a 5 s lease and blamed
+/// lapsed leases; the cause was a newly elected leader reading "no quorum
+/// acknowledgement yet" as fenced, fixed in [`Lease::leader_state`].)
+pub const LEASE: Duration = Duration::from_secs(6);
 /// How fresh the leader's quorum acknowledgement must be for it to renew a lease.
 pub const QUORUM_ACK_FRESH: Duration = Duration::from_millis(1500);
 /// What the executor needs after the lease ends to have killed every container of
@@ -169,7 +170,10 @@ mod tests {
         let ms = Duration::from_millis;
         let mut single = Lease::starting(start);
         let late = LEASE.as_millis() as u64 * 3;
-        assert_eq!(single.leader_state(at(late), None, 1, 0), LeaseState::Current);
+        assert_eq!(
+            single.leader_state(at(late), None, 1, 0),
+            LeaseState::Current
+        );
 
         let mut lease = Lease::starting(start);
         assert_eq!(
@@ -194,10 +198,16 @@ mod tests {
         // A follower renewed by the old leader's answer at 1 s.
         lease.renew(at(1_000), 40);
         // Elected at 3 s: no quorum acknowledgement in this term yet, still current.
-        assert_eq!(lease.leader_state(at(3_000), None, 3, 40), LeaseState::Current);
+        assert_eq!(
+            lease.leader_state(at(3_000), None, 3, 40),
+            LeaseState::Current
+        );
         // Never acknowledged: fenced once the old renewal is older than the lease.
         let after = 1_000 + LEASE.as_millis() as u64 + 1;
-        assert_eq!(lease.leader_state(at(after), None, 3, 40), LeaseState::Fenced);
+        assert_eq!(
+            lease.leader_state(at(after), None, 3, 40),
+            LeaseState::Fenced
+        );
         // A peer that never was renewed at all fences a lease after its start.
         let mut fresh = Lease::starting(start);
         let past = LEASE.as_millis() as u64 + 1;

@@ -418,7 +418,7 @@ impl Node {
         if matches!(self.network, Network::Memory { .. }) {
             return lease::LeaseState::Current;
         }
-        let Some(raft) = self.member.read().await.as_ref().map(|m| m.raft.clone()) else {
+        let Some(raft) = self.raft().await else {
             return lease::LeaseState::Current;
         };
         let m = raft.metrics().borrow().clone();
@@ -498,6 +498,7 @@ impl Node {
         Ok(client)
     }
 
+    /// This peer's Raft, once it is a member.
     pub async fn raft(&self) -> Option<Raft<TypeConfig>> {
         self.member.read().await.as_ref().map(|m| m.raft.clone())
     }
