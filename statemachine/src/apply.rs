@@ -130,6 +130,10 @@ pub enum Rejection {
     InvalidImage { why: String },
     #[error("no image {image} in the cluster registry")]
     UnknownImage { image: String },
+    #[error("invalid registry credential for {host:?}: {why}")]
+    InvalidRegistryCredential { host: String, why: String },
+    #[error("no credential for registry {host}")]
+    UnknownRegistry { host: String },
     #[error("stale report for {path}#{replica}: {why}")]
     StaleReport {
         path: String,
@@ -672,6 +676,22 @@ fn apply_command(
         Command::BlobsHeld { peer, blobs } => {
             member_mut(state, *peer)?;
             crate::registry::held(state, *peer, blobs)?;
+            Ok(Applied::ACCEPTED)
+        }
+        Command::RegistryCredentialSet {
+            host,
+            username,
+            password_secret,
+        } => {
+            require_cluster(state)?;
+            check_secret_name(password_secret)?;
+            crate::pull_credentials::set(state, index, host, username, password_secret)?;
+            Ok(Applied::ACCEPTED)
+        }
+        Command::RegistryCredentialRemoved { host } => {
+            if state.registries.remove(host).is_none() {
+                return Err(Rejection::UnknownRegistry { host: host.clone() });
+            }
             Ok(Applied::ACCEPTED)
         }
         Command::PeerTagged { peer, add, remove } => {

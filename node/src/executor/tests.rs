@@ -41,6 +41,7 @@ fn world(secrets: &WorkloadSecrets) -> World<'_> {
         cluster: &NO_OTHERS,
         subnet: None,
         registry_pull: None,
+        registries: &super::spec::NO_REGISTRIES,
     }
 }
 
