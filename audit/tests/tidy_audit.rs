@@ -250,7 +250,10 @@ fn every_command_kind_is_classified_for_history() {
         ("image-removed", (false, false, PeerReach::None)),
         ("blobs-held", (false, false, PeerReach::None)),
         ("registry-credential-set", (false, false, PeerReach::None)),
-        ("registry-credential-removed", (false, false, PeerReach::None)),
+        (
+            "registry-credential-removed",
+            (false, false, PeerReach::None),
+        ),
     ]
     .into_iter()
     .collect();

@@ -480,7 +480,9 @@ impl Drop for BasicAuthProxy {
 /// TLS first).
 fn proxy_one(mut client: TcpStream, upstream: u16, expected: &str) -> Option<bool> {
     client.set_nonblocking(false).ok()?;
-    client.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    client
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .ok()?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let end = loop {
@@ -587,7 +589,10 @@ fn a_pull_from_a_registry_demanding_a_login_uses_the_registry_credential() {
     }
     // The proxy refuses an anonymous pull, as a private registry does.
     let (pulled, text) = docker(&["pull", &behind_proxy]);
-    assert!(!pulled, "an anonymous pull through the proxy worked: {text}");
+    assert!(
+        !pulled,
+        "an anonymous pull through the proxy worked: {text}"
+    );
 
     let file = root.path().join("private.yaml");
     std::fs::write(
@@ -630,7 +635,15 @@ fn a_pull_from_a_registry_demanding_a_login_uses_the_registry_credential() {
     // A credential whose secret is not set yet: said so, and the replica fails on it.
     let added = ok(
         &alpha.addr,
-        &["registry", "add", &format!("http://{host}/"), "--username", "puller", "--password-secret", "regpw"],
+        &[
+            "registry",
+            "add",
+            &format!("http://{host}/"),
+            "--username",
+            "puller",
+            "--password-secret",
+            "regpw",
+        ],
     );
     assert!(added.contains("no global secret regpw"), "{added}");
     wait_message(
@@ -651,11 +664,17 @@ fn a_pull_from_a_registry_demanding_a_login_uses_the_registry_credential() {
 
     // The right one: the pull goes through the proxy and the replica runs.
     let forwarded_before = proxy.forwarded.load(Ordering::Relaxed);
-    ok(&alpha.addr, &["secrets", "add", "-g", &format!("regpw={password}")]);
+    ok(
+        &alpha.addr,
+        &["secrets", "add", "-g", &format!("regpw={password}")],
+    );
     wait_for(
         Duration::from_secs(60),
         || stdout(&alpha.monk(&["logs", "priv/app"])).contains(&unique),
-        &format!("the replica to run from the private image (last: {})", message()),
+        &format!(
+            "the replica to run from the private image (last: {})",
+            message()
+        ),
     );
     assert!(proxy.forwarded.load(Ordering::Relaxed) > forwarded_before);
     let listed = ok(&alpha.addr, &["registry", "list"]);
@@ -668,7 +687,9 @@ fn a_pull_from_a_registry_demanding_a_login_uses_the_registry_credential() {
     for path in files_under(&alpha.data_dir) {
         let bytes = std::fs::read(&path).unwrap_or_default();
         assert!(
-            !bytes.windows(password.len()).any(|w| w == password.as_bytes()),
+            !bytes
+                .windows(password.len())
+                .any(|w| w == password.as_bytes()),
             "{} holds the password",
             path.display()
         );
@@ -683,5 +704,9 @@ fn a_pull_from_a_registry_demanding_a_login_uses_the_registry_credential() {
     );
     let again = alpha.monk(&["registry", "rm", &host]);
     assert!(!again.status.success());
-    assert!(stderr(&again).contains(&format!("no credential for registry {host}")), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains(&format!("no credential for registry {host}")),
+        "{}",
+        stderr(&again)
+    );
 }

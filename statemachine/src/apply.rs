@@ -1076,23 +1076,45 @@ mod tests {
         ] {
             let refused = apply(&mut s, &entry(index, bad)).unwrap();
             assert!(
-                matches!(&refused, Applied::Rejected { reason: Rejection::InvalidRegistryCredential { .. } }),
+                matches!(
+                    &refused,
+                    Applied::Rejected {
+                        reason: Rejection::InvalidRegistryCredential { .. }
+                    }
+                ),
                 "{refused:?}"
             );
         }
         assert!(s.registry_credentials().is_empty());
-        assert!(apply(&mut s, &entry(6, set("docker.io", "ci"))).unwrap().is_accepted());
-        assert!(apply(&mut s, &entry(7, set("docker.io", "bot"))).unwrap().is_accepted());
+        assert!(apply(&mut s, &entry(6, set("docker.io", "ci")))
+            .unwrap()
+            .is_accepted());
+        assert!(apply(&mut s, &entry(7, set("docker.io", "bot")))
+            .unwrap()
+            .is_accepted());
         let hub = &s.registry_credentials()["docker.io"];
         assert_eq!((hub.username.as_str(), hub.set_at_index), ("bot", 7));
-        assert_eq!(s.credential_for_image("nginx:1").map(|c| c.username.as_str()), Some("bot"));
+        assert_eq!(
+            s.credential_for_image("nginx:1")
+                .map(|c| c.username.as_str()),
+            Some("bot")
+        );
         assert!(s.credential_for_image("ghcr.io/a/b").is_none());
         assert!(!s.registry_rows()[0].secret_set);
-        let removed = Command::RegistryCredentialRemoved { host: "docker.io".into() };
-        assert!(apply(&mut s, &entry(8, removed.clone())).unwrap().is_accepted());
+        let removed = Command::RegistryCredentialRemoved {
+            host: "docker.io".into(),
+        };
+        assert!(apply(&mut s, &entry(8, removed.clone()))
+            .unwrap()
+            .is_accepted());
         let again = apply(&mut s, &entry(9, removed)).unwrap();
         assert!(
-            matches!(&again, Applied::Rejected { reason: Rejection::UnknownRegistry { .. } }),
+            matches!(
+                &again,
+                Applied::Rejected {
+                    reason: Rejection::UnknownRegistry { .. }
+                }
+            ),
             "{again:?}"
         );
         s.check_invariants().unwrap();

@@ -133,8 +133,7 @@ pub(crate) fn set(
                 .into(),
         ));
     }
-    if !state.registries.contains_key(host) && state.registries.len() >= REGISTRY_CREDENTIALS_MAX
-    {
+    if !state.registries.contains_key(host) && state.registries.len() >= REGISTRY_CREDENTIALS_MAX {
         return Err(Rejection::Limit {
             what: "registry credentials".into(),
             max: REGISTRY_CREDENTIALS_MAX,
@@ -203,13 +202,18 @@ impl State {
         }
         for (key, c) in &self.registries {
             if *key != c.host || canonical_host(key).as_deref() != Ok(key.as_str()) {
-                return Err(format!("registry credential {key:?} is not keyed by its canonical host {:?}", c.host));
+                return Err(format!(
+                    "registry credential {key:?} is not keyed by its canonical host {:?}",
+                    c.host
+                ));
             }
             if c.set_at_index > self.last_applied_index {
                 return Err(format!("registry credential {key} was set in the future"));
             }
             if c.username.is_empty() || c.password_secret.is_empty() {
-                return Err(format!("registry credential {key} has no user or no secret"));
+                return Err(format!(
+                    "registry credential {key} has no user or no secret"
+                ));
             }
         }
         Ok(())
@@ -222,10 +226,17 @@ mod tests {
 
     #[test]
     fn hosts_are_canonical_and_docker_hub_has_one_name() {
-        assert_eq!(canonical_host("Registry.Example.com").unwrap(), "registry.example.com");
+        assert_eq!(
+            canonical_host("Registry.Example.com").unwrap(),
+            "registry.example.com"
+        );
         assert_eq!(canonical_host("https://ghcr.io/v2/").unwrap(), "ghcr.io");
         assert_eq!(canonical_host("127.0.0.1:5000").unwrap(), "127.0.0.1:5000");
-        for alias in ["docker.io", "index.docker.io", "https://index.docker.io/v1/"] {
+        for alias in [
+            "docker.io",
+            "index.docker.io",
+            "https://index.docker.io/v1/",
+        ] {
             assert_eq!(canonical_host(alias).unwrap(), DOCKER_HUB, "{alias}");
         }
         assert!(canonical_host("").is_err());

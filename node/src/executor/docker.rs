@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use bollard::auth::DockerCredentials;
 use bollard::container::LogOutput;
 use bollard::models::{
     ContainerCreateBody, ContainerSummaryStateEnum, EndpointSettings, HostConfig,
@@ -15,7 +16,6 @@ use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, ListContainersOptions, LogsOptions,
     RemoveContainerOptions, StopContainerOptions, UploadToContainerOptions,
 };
-use bollard::auth::DockerCredentials;
 use bollard::Docker;
 use monk_scripting::monkscript::runtime::{ContainerSpec, Protocol, RestartPolicy};
 use monk_statemachine::pull_credentials::{image_registry, DOCKER_HUB};
@@ -86,9 +86,15 @@ fn server_address(registry: &str) -> String {
 /// Whether an engine's pull error says the registry wants (other) credentials.
 fn refused_login(message: &str) -> bool {
     let lower = message.to_ascii_lowercase();
-    ["unauthorized", "no basic auth credentials", "authentication required", "denied", "401"]
-        .iter()
-        .any(|m| lower.contains(m))
+    [
+        "unauthorized",
+        "no basic auth credentials",
+        "authentication required",
+        "denied",
+        "401",
+    ]
+    .iter()
+    .any(|m| lower.contains(m))
 }
 
 /// A refused pull from a registry with no credential says how to set one.
@@ -455,7 +461,9 @@ impl ContainerRuntime for DockerRuntime {
             Some(a) => format!("not present locally; pulling it from registry {registry} as {} failed", a.username),
             None => format!("not present locally; pulling it from registry {registry} (no credential set) failed"),
         };
-        bounded(&what, pull).await.map_err(|e| with_login_hint(e, &registry, auth.is_some()))
+        bounded(&what, pull)
+            .await
+            .map_err(|e| with_login_hint(e, &registry, auth.is_some()))
     }
 
     async fn create(&self, w: &Wanted) -> RuntimeResult<String> {

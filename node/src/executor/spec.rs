@@ -381,8 +381,7 @@ impl Host for RunHost<'_> {
 }
 
 /// No pull credentials, for passes and tests that set none.
-pub static NO_REGISTRIES: BTreeMap<String, monk_statemachine::RegistryCredential> =
-    BTreeMap::new();
+pub static NO_REGISTRIES: BTreeMap<String, monk_statemachine::RegistryCredential> = BTreeMap::new();
 
 /// Builds the wanted containers of one assignment under the default admission
 /// policy, or why it cannot run.

@@ -623,7 +623,10 @@ async fn pulls_log_in_with_the_registry_credential_of_the_image_host() {
     w.registries = &registries;
     let pass = reconcile(&rt, "c1", 1, &assigned[..1], &w, &mut Memo::default()).await;
     assert!(rt.pulls().is_empty(), "{:?}", rt.pulls());
-    let Some(Command::WorkloadReport { status, message, .. }) = pass.reports.first() else {
+    let Some(Command::WorkloadReport {
+        status, message, ..
+    }) = pass.reports.first()
+    else {
         panic!("no report: {:?}", pass.reports);
     };
     assert_eq!(*status, InstanceStatus::Failed);
