@@ -145,6 +145,18 @@ fn printed_digest(output: &str) -> String {
         .to_string()
 }
 
+/// Builds `local` with `unique` in it, pushes it as `at_registry` and removes both
+/// tags from the engine, so only the registry holds the image.
+fn push_only_to_registry(local: &str, at_registry: &str, unique: &str) {
+    build_unique_image(local, &format!("{unique}\n"));
+    assert!(docker(&["tag", local, at_registry]).0);
+    let (pushed, text) = docker(&["push", at_registry]);
+    assert!(pushed, "docker push failed: {text}");
+    for tag in [at_registry, local] {
+        assert!(docker(&["rmi", tag]).0);
+    }
+}
+
 /// Removes the test's image tags, also when the test fails.
 struct Images(Vec<String>);
 
@@ -296,14 +308,8 @@ fn a_runnable_placed_on_another_peer_runs_from_a_cluster_image() {
         format!("{reg2}/app:1"),
     ]);
     let unique = format!("cluster image {run}");
-    build_unique_image(&local, &format!("{unique}\n"));
-    assert!(docker(&["tag", &local, &at_alpha]).0);
-    let (pushed, text) = docker(&["push", &at_alpha]);
-    assert!(pushed, "docker push failed: {text}");
     // Only the registry has it now: beta's engine must pull it through beta.
-    for tag in [&at_alpha, &local] {
-        assert!(docker(&["rmi", tag]).0);
-    }
+    push_only_to_registry(&local, &at_alpha, &unique);
     let file = root.path().join("app.yaml");
     std::fs::write(
         &file,
@@ -580,13 +586,7 @@ fn a_pull_from_a_registry_demanding_a_login_uses_the_registry_credential() {
     let behind_proxy = format!("{host}/app:1");
     let _images = Images(vec![local.clone(), at_alpha.clone(), behind_proxy.clone()]);
     let unique = format!("private image {run}");
-    build_unique_image(&local, &format!("{unique}\n"));
-    assert!(docker(&["tag", &local, &at_alpha]).0);
-    let (pushed, text) = docker(&["push", &at_alpha]);
-    assert!(pushed, "docker push failed: {text}");
-    for tag in [&at_alpha, &local] {
-        assert!(docker(&["rmi", tag]).0);
-    }
+    push_only_to_registry(&local, &at_alpha, &unique);
     // The proxy refuses an anonymous pull, as a private registry does.
     let (pulled, text) = docker(&["pull", &behind_proxy]);
     assert!(
