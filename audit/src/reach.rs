@@ -55,6 +55,9 @@ pub fn reach(command: &Command) -> Reach<'_> {
         | Command::ImagePushed { .. }
         | Command::ImageRemoved { .. }
         | Command::BlobsHeld { .. }
+        // A credential is used when a container is next created; nothing moves.
+        | Command::RegistryCredentialSet { .. }
+        | Command::RegistryCredentialRemoved { .. }
         // A report names its peer, but only changes what the workload observed.
         | Command::WorkloadReport { .. }
         // An entity's result changes its saved state and status; entity instances ask

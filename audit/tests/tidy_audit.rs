@@ -132,6 +132,14 @@ fn samples() -> Vec<Command> {
             peer: 7,
             blobs: vec!["sha256:00".into()],
         },
+        Command::RegistryCredentialSet {
+            host: "ghcr.io".into(),
+            username: "ci".into(),
+            password_secret: "ghcr-token".into(),
+        },
+        Command::RegistryCredentialRemoved {
+            host: "ghcr.io".into(),
+        },
         Command::PeerTagged {
             peer: 7,
             add: vec!["gpu".into()],
@@ -241,6 +249,11 @@ fn every_command_kind_is_classified_for_history() {
         ("image-pushed", (false, false, PeerReach::None)),
         ("image-removed", (false, false, PeerReach::None)),
         ("blobs-held", (false, false, PeerReach::None)),
+        ("registry-credential-set", (false, false, PeerReach::None)),
+        (
+            "registry-credential-removed",
+            (false, false, PeerReach::None),
+        ),
     ]
     .into_iter()
     .collect();

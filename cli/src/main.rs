@@ -12,6 +12,7 @@ mod hub;
 mod images;
 mod output;
 mod progress;
+mod registries;
 mod secrets;
 mod stop;
 mod table;
@@ -174,6 +175,10 @@ enum Top {
     /// The cluster registry's images (`monkd --registry-listen`): every tag with its
     /// digest, size and the peers holding its blobs; `images rm REPO:TAG`.
     Images(images::ImagesArgs),
+    /// Credentials for pulling from outside registries (the password is a global
+    /// secret): `registry add HOST --username U --password-secret NAME`, `list`, `rm`.
+    #[command(subcommand)]
+    Registry(registries::RegistryCmd),
     /// Add, list and remove users. A credential is found without flags:
     /// --credentials FILE, MONK_CREDENTIALS, the per-user store
     /// (~/.config/monk/credentials/, where `cluster new` and `up` keep the admin's),
@@ -356,6 +361,7 @@ async fn run(cli: Cli) -> Outcome {
         Top::Secrets(cmd) => secrets::run(&cli.addr, cmd).await,
         Top::Hub(cmd) => hub::run(&cli.addr, cmd).await,
         Top::Images(args) => images::run(&cli.addr, args).await,
+        Top::Registry(cmd) => registries::run(&cli.addr, cmd).await,
         Top::User(cmd) => cluster::user(&cli.addr, cmd).await,
         Top::Events(args) => events::run(&cli.addr, args).await,
         Top::Up(args) => up::up(&cli.addr, args).await,

@@ -6,13 +6,18 @@
 //! `monk images rm`, after which every peer deletes the blobs. And an upload whose
 //! bytes do not hash to the digest it names is refused with `DIGEST_INVALID`, leaving
 //! nothing stored. A runnable naming `registry.monk/app`, placed on a peer that never
-//! held the image, runs from it.
+//! held the image, runs from it. And pull credentials (`monk registry add`): a
+//! runnable whose image sits behind a registry demanding HTTP Basic authentication (a
+//! proxy in front of a peer's registry port) fails naming the registry and why while
+//! its credential is missing, its secret unset or wrong, and runs once it is right.
 
 mod support;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use support::docker::{docker, engine_present, Cleanup};
@@ -138,6 +143,18 @@ fn printed_digest(output: &str) -> String {
         .find(|w| w.starts_with("sha256:") && w.len() == 71)
         .unwrap_or_else(|| panic!("no digest in {output}"))
         .to_string()
+}
+
+/// Builds `local` with `unique` in it, pushes it as `at_registry` and removes both
+/// tags from the engine, so only the registry holds the image.
+fn push_only_to_registry(local: &str, at_registry: &str, unique: &str) {
+    build_unique_image(local, &format!("{unique}\n"));
+    assert!(docker(&["tag", local, at_registry]).0);
+    let (pushed, text) = docker(&["push", at_registry]);
+    assert!(pushed, "docker push failed: {text}");
+    for tag in [at_registry, local] {
+        assert!(docker(&["rmi", tag]).0);
+    }
 }
 
 /// Removes the test's image tags, also when the test fails.
@@ -291,14 +308,8 @@ fn a_runnable_placed_on_another_peer_runs_from_a_cluster_image() {
         format!("{reg2}/app:1"),
     ]);
     let unique = format!("cluster image {run}");
-    build_unique_image(&local, &format!("{unique}\n"));
-    assert!(docker(&["tag", &local, &at_alpha]).0);
-    let (pushed, text) = docker(&["push", &at_alpha]);
-    assert!(pushed, "docker push failed: {text}");
     // Only the registry has it now: beta's engine must pull it through beta.
-    for tag in [&at_alpha, &local] {
-        assert!(docker(&["rmi", tag]).0);
-    }
+    push_only_to_registry(&local, &at_alpha, &unique);
     let file = root.path().join("app.yaml");
     std::fs::write(
         &file,
@@ -404,4 +415,298 @@ fn an_upload_that_does_not_match_its_digest_is_refused_and_not_stored() {
     let (status, _, body) = http(port, "GET", "/v2/app/tags/list", b"");
     assert_eq!(status, 404);
     assert!(body.contains("NAME_UNKNOWN"), "{body}");
+}
+
+/// Longest request head the proxy reads, in bytes (the engine's are under 2 KiB).
+const PROXY_HEAD_BYTES_MAX: usize = 64 << 10;
+
+/// A registry that demands HTTP Basic authentication: a proxy on a free loopback port
+/// in front of a peer's registry port, answering 401 with `WWW-Authenticate: Basic`
+/// to a request without the expected `Authorization` and forwarding the others (each
+/// connection carries one request: the proxy asks the upstream to close after it).
+struct BasicAuthProxy {
+    port: u16,
+    refused: Arc<AtomicUsize>,
+    forwarded: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl BasicAuthProxy {
+    fn start(upstream: u16, username: &str, password: &str) -> BasicAuthProxy {
+        use base64::Engine as _;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let expected = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+        );
+        let (refused, forwarded, stop) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let counters = (refused.clone(), forwarded.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let (refused, forwarded, stop) = counters;
+            while !stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let (expected, refused, forwarded) =
+                            (expected.clone(), refused.clone(), forwarded.clone());
+                        std::thread::spawn(move || {
+                            match proxy_one(client, upstream, &expected) {
+                                Some(true) => forwarded.fetch_add(1, Ordering::Relaxed),
+                                Some(false) => refused.fetch_add(1, Ordering::Relaxed),
+                                None => 0,
+                            };
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        BasicAuthProxy {
+            port,
+            refused,
+            forwarded,
+            stop,
+        }
+    }
+}
+
+impl Drop for BasicAuthProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Serves one connection: `Some(true)` when it was forwarded, `Some(false)` when it was
+/// refused for its credential, `None` when it was no HTTP request (the engine tries
+/// TLS first).
+fn proxy_one(mut client: TcpStream, upstream: u16, expected: &str) -> Option<bool> {
+    client.set_nonblocking(false).ok()?;
+    client
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let end = loop {
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        if buf.len() > PROXY_HEAD_BYTES_MAX {
+            return None;
+        }
+        let n = client.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        // A TLS handshake (the engine tries HTTPS first): close, so it falls back.
+        if !buf[0].is_ascii_uppercase() {
+            return None;
+        }
+    };
+    let head = std::str::from_utf8(&buf[..end]).ok()?;
+    let mut lines = head.split("\r\n").filter(|l| !l.is_empty());
+    let request_line = lines.next()?;
+    if !request_line.ends_with("HTTP/1.1") && !request_line.ends_with("HTTP/1.0") {
+        return None;
+    }
+    let headers: Vec<(&str, &str)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim(), v.trim()))
+        .collect();
+    let authorized = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("authorization") && *v == expected);
+    if !authorized {
+        let body = r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#;
+        let refusal = format!(
+            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"monk-test\"\r\nDocker-Distribution-API-Version: registry/2.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+            body.len(),
+            if request_line.starts_with("HEAD ") { "" } else { body }
+        );
+        let _ = client.write_all(refusal.as_bytes());
+        return Some(false);
+    }
+    let mut server = TcpStream::connect(("127.0.0.1", upstream)).ok()?;
+    let mut forwarded = format!("{request_line}\r\n");
+    for (k, v) in headers.iter().filter(|(k, _)| {
+        !k.eq_ignore_ascii_case("authorization") && !k.eq_ignore_ascii_case("connection")
+    }) {
+        forwarded.push_str(&format!("{k}: {v}\r\n"));
+    }
+    forwarded.push_str("Connection: close\r\n\r\n");
+    server.write_all(forwarded.as_bytes()).ok()?;
+    server.write_all(&buf[end..]).ok()?;
+    let (mut from_client, mut to_server) = (client.try_clone().ok()?, server.try_clone().ok()?);
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut from_client, &mut to_server);
+    });
+    let _ = std::io::copy(&mut server, &mut client);
+    let _ = client.shutdown(std::net::Shutdown::Both);
+    Some(true)
+}
+
+/// Every file under `dir`, for a search of their bytes.
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            match path.is_dir() {
+                true => todo.push(path),
+                false => found.push(path),
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_pull_from_a_registry_demanding_a_login_uses_the_registry_credential() {
+    if !engine_present() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let run = run_id();
+    let cluster = format!("regauth-{run}");
+    let _cleanup = Cleanup(cluster.clone());
+    let (alpha, port) = registry_peer(root.path(), "alpha", &[]);
+    ok(&alpha.addr, &["cluster", "new", "--name", &cluster]);
+    let password = format!("pw-{run}");
+    let proxy = BasicAuthProxy::start(port, "puller", &password);
+    let host = format!("127.0.0.1:{}", proxy.port);
+
+    let local = format!("monk-test/registry-auth-{run}:1");
+    let at_alpha = format!("127.0.0.1:{port}/app:1");
+    let behind_proxy = format!("{host}/app:1");
+    let _images = Images(vec![local.clone(), at_alpha.clone(), behind_proxy.clone()]);
+    let unique = format!("private image {run}");
+    push_only_to_registry(&local, &at_alpha, &unique);
+    // The proxy refuses an anonymous pull, as a private registry does.
+    let (pulled, text) = docker(&["pull", &behind_proxy]);
+    assert!(
+        !pulled,
+        "an anonymous pull through the proxy worked: {text}"
+    );
+
+    let file = root.path().join("private.yaml");
+    std::fs::write(
+        &file,
+        format!("namespace: priv\napp:\n  defines: runnable\n  containers:\n    main:\n      image: {host}/app\n      image-tag: \"1\"\n      stop-grace-period: 1s\n"),
+    )
+    .unwrap();
+    ok(&alpha.addr, &["load", file.to_str().unwrap()]);
+    let message = || -> String {
+        let ps = json(&alpha.addr, &["ps", "-o", "json"]);
+        ps[0]["message"].as_str().unwrap_or_default().to_string()
+    };
+    let wait_message = |want: &[&str], what: &str| {
+        wait_for(
+            Duration::from_secs(60),
+            || {
+                let m = message();
+                want.iter().all(|w| m.contains(w))
+            },
+            &format!(
+                "{what} (last: {}; proxy refused {}, forwarded {})\n{}",
+                message(),
+                proxy.refused.load(Ordering::Relaxed),
+                proxy.forwarded.load(Ordering::Relaxed),
+                alpha.log_text()
+            ),
+        )
+    };
+
+    // No credential: refused, naming the registry and how to log in.
+    let failed = alpha.monk(&["run", "priv/app", "--timeout", "2m"]);
+    assert!(!failed.status.success());
+    let reason = stderr(&failed);
+    assert!(
+        reason.contains(&format!("registry {host}")) && reason.contains("monk registry add"),
+        "{reason}"
+    );
+    assert!(proxy.refused.load(Ordering::Relaxed) > 0);
+
+    // A credential whose secret is not set yet: said so, and the replica fails on it.
+    let added = ok(
+        &alpha.addr,
+        &[
+            "registry",
+            "add",
+            &format!("http://{host}/"),
+            "--username",
+            "puller",
+            "--password-secret",
+            "regpw",
+        ],
+    );
+    assert!(added.contains("no global secret regpw"), "{added}");
+    wait_message(
+        &[&format!("registry {host}"), "no global secret regpw"],
+        "the missing secret to be the reason",
+    );
+    let rows = json(&alpha.addr, &["registry", "list", "-o", "json"]);
+    assert_eq!(rows[0]["host"], host.as_str(), "{rows}");
+    assert_eq!(rows[0]["username"], "puller", "{rows}");
+    assert_eq!(rows[0]["secret_set"], false, "{rows}");
+
+    // A wrong password: the registry refuses it, and the reason names registry and user.
+    ok(&alpha.addr, &["secrets", "add", "-g", "regpw=wrong"]);
+    wait_message(
+        &[&format!("registry {host} as puller"), "nauthorized"],
+        "the refused login to be the reason",
+    );
+
+    // The right one: the pull goes through the proxy and the replica runs.
+    let forwarded_before = proxy.forwarded.load(Ordering::Relaxed);
+    ok(
+        &alpha.addr,
+        &["secrets", "add", "-g", &format!("regpw={password}")],
+    );
+    wait_for(
+        Duration::from_secs(60),
+        || stdout(&alpha.monk(&["logs", "priv/app"])).contains(&unique),
+        &format!(
+            "the replica to run from the private image (last: {})",
+            message()
+        ),
+    );
+    assert!(proxy.forwarded.load(Ordering::Relaxed) > forwarded_before);
+    let listed = ok(&alpha.addr, &["registry", "list"]);
+    assert!(
+        listed.contains(&host) && listed.contains("puller") && !listed.contains("not set"),
+        "{listed}"
+    );
+
+    // The password never reaches the log, the state or any other file in plaintext.
+    for path in files_under(&alpha.data_dir) {
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        assert!(
+            !bytes
+                .windows(password.len())
+                .any(|w| w == password.as_bytes()),
+            "{} holds the password",
+            path.display()
+        );
+    }
+
+    ok(&alpha.addr, &["purge", "priv/app"]);
+    let removed = ok(&alpha.addr, &["registry", "rm", &host]);
+    assert!(removed.contains("credential removed"), "{removed}");
+    assert_eq!(
+        json(&alpha.addr, &["registry", "list", "-o", "json"]),
+        serde_json::json!([])
+    );
+    let again = alpha.monk(&["registry", "rm", &host]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains(&format!("no credential for registry {host}")),
+        "{}",
+        stderr(&again)
+    );
 }

@@ -45,6 +45,8 @@ pub enum Query {
     HubTemplate { path: String },
     /// The cluster registry's tagged images: `Vec<ImageRow>`.
     Images,
+    /// Pull credentials for outside registries: `Vec<RegistryRow>` (no passwords).
+    Registries,
 }
 
 impl Query {
@@ -67,6 +69,7 @@ impl Query {
         "hub",
         "hub-template",
         "images",
+        "registries",
     ];
 
     /// The wire name (`QueryRequest.what`).
@@ -89,6 +92,7 @@ impl Query {
             Query::Hub => "hub",
             Query::HubTemplate { .. } => "hub-template",
             Query::Images => "images",
+            Query::Registries => "registries",
         }
     }
 
@@ -123,6 +127,7 @@ impl Query {
             "overlay-local" => Query::OverlayLocal,
             "hub" => Query::Hub,
             "images" => Query::Images,
+            "registries" => Query::Registries,
             "hub-template" => Query::HubTemplate { path: path() },
             other => {
                 return Err(format!(
@@ -244,6 +249,7 @@ mod tests {
             Query::Hub,
             Query::HubTemplate { path: path.clone() },
             Query::Images,
+            Query::Registries,
         ];
         assert_eq!(all.len(), Query::NAMES.len());
         for (query, name) in all.iter().zip(Query::NAMES) {

@@ -183,6 +183,14 @@ impl MonkClient {
         self.query(&Query::Images, stale).await
     }
 
+    /// Pull credentials for outside registries (`monk registry list`).
+    pub async fn registries(
+        &mut self,
+        stale: bool,
+    ) -> Result<Vec<monk_statemachine::RegistryRow>, ClientError> {
+        self.query(&Query::Registries, stale).await
+    }
+
     /// One Hub definition and where it comes from (`monk hub info`).
     pub async fn hub_template(
         &mut self,

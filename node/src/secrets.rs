@@ -127,6 +127,23 @@ impl WorkloadSecrets {
                 global
             }
         };
+        self.open(secret)
+    }
+
+    /// The value of the global secret `name` for the engine itself (a registry's
+    /// password, `monk registry add`): no runnable reads it, so `permitted-secrets`
+    /// does not apply.
+    pub fn open_global(&self, name: &str) -> Result<String, String> {
+        let secret = self
+            .sealed
+            .get(&secret_key(name, &SecretScope::Global))
+            .ok_or_else(|| {
+                format!("no global secret {name} (set it: `monk secrets add -g {name}=VALUE`)")
+            })?;
+        self.open(secret)
+    }
+
+    fn open(&self, secret: &Secret) -> Result<String, String> {
         let key = self.key.as_ref().ok_or_else(|| {
             "this peer holds no cluster key, so it cannot open secrets".to_string()
         })?;

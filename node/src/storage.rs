@@ -70,6 +70,7 @@ pub fn allowed_in_alarm(command: &Command) -> bool {
             | Command::HubSourceRemoved { .. }
             | Command::ImageRemoved { .. }
             | Command::SecretRemoved { .. }
+            | Command::RegistryCredentialRemoved { .. }
             | Command::UserRemoved { .. }
             | Command::JoinTokenRevoked { .. }
             | Command::PeerLeft { .. }

@@ -130,6 +130,10 @@ pub enum Rejection {
     InvalidImage { why: String },
     #[error("no image {image} in the cluster registry")]
     UnknownImage { image: String },
+    #[error("invalid registry credential for {host:?}: {why}")]
+    InvalidRegistryCredential { host: String, why: String },
+    #[error("no credential for registry {host}")]
+    UnknownRegistry { host: String },
     #[error("stale report for {path}#{replica}: {why}")]
     StaleReport {
         path: String,
@@ -674,6 +678,22 @@ fn apply_command(
             crate::registry::held(state, *peer, blobs)?;
             Ok(Applied::ACCEPTED)
         }
+        Command::RegistryCredentialSet {
+            host,
+            username,
+            password_secret,
+        } => {
+            require_cluster(state)?;
+            check_secret_name(password_secret)?;
+            crate::pull_credentials::set(state, index, host, username, password_secret)?;
+            Ok(Applied::ACCEPTED)
+        }
+        Command::RegistryCredentialRemoved { host } => {
+            if state.registries.remove(host).is_none() {
+                return Err(Rejection::UnknownRegistry { host: host.clone() });
+            }
+            Ok(Applied::ACCEPTED)
+        }
         Command::PeerTagged { peer, add, remove } => {
             for tag in add.iter().chain(remove) {
                 check_name(tag)?;
@@ -1035,6 +1055,69 @@ mod tests {
             manifests: Vec::new(),
             peer: 1,
         }
+    }
+
+    /// Pull credentials: a non-canonical host (an alias of Docker Hub, a URL) or a user
+    /// name HTTP Basic cannot carry is refused; a set replaces the host's credential;
+    /// a removal of a host without one is refused.
+    #[test]
+    fn registry_credentials_are_checked_replaced_and_removed() {
+        let mut s = created();
+        let set = |host: &str, username: &str| Command::RegistryCredentialSet {
+            host: host.into(),
+            username: username.into(),
+            password_secret: "pw".into(),
+        };
+        for (index, bad) in [
+            (2, set("index.docker.io", "ci")),
+            (3, set("https://ghcr.io", "ci")),
+            (4, set("ghcr.io", "a:b")),
+            (5, set("ghcr.io", "")),
+        ] {
+            let refused = apply(&mut s, &entry(index, bad)).unwrap();
+            assert!(
+                matches!(
+                    &refused,
+                    Applied::Rejected {
+                        reason: Rejection::InvalidRegistryCredential { .. }
+                    }
+                ),
+                "{refused:?}"
+            );
+        }
+        assert!(s.registry_credentials().is_empty());
+        assert!(apply(&mut s, &entry(6, set("docker.io", "ci")))
+            .unwrap()
+            .is_accepted());
+        assert!(apply(&mut s, &entry(7, set("docker.io", "bot")))
+            .unwrap()
+            .is_accepted());
+        let hub = &s.registry_credentials()["docker.io"];
+        assert_eq!((hub.username.as_str(), hub.set_at_index), ("bot", 7));
+        assert_eq!(
+            s.credential_for_image("nginx:1")
+                .map(|c| c.username.as_str()),
+            Some("bot")
+        );
+        assert!(s.credential_for_image("ghcr.io/a/b").is_none());
+        assert!(!s.registry_rows()[0].secret_set);
+        let removed = Command::RegistryCredentialRemoved {
+            host: "docker.io".into(),
+        };
+        assert!(apply(&mut s, &entry(8, removed.clone()))
+            .unwrap()
+            .is_accepted());
+        let again = apply(&mut s, &entry(9, removed)).unwrap();
+        assert!(
+            matches!(
+                &again,
+                Applied::Rejected {
+                    reason: Rejection::UnknownRegistry { .. }
+                }
+            ),
+            "{again:?}"
+        );
+        s.check_invariants().unwrap();
     }
 
     /// The registry's catalog: a digest that is not the manifest's is refused, tags

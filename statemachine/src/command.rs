@@ -452,6 +452,18 @@ pub enum Command {
         peer: PeerId,
         blobs: Vec<String>,
     },
+    /// `monk registry add HOST`: pulls from `host` (canonical, see
+    /// `crate::pull_credentials`) log in as `username` with the password held by the
+    /// global secret `password_secret` (its name only: the password stays sealed).
+    RegistryCredentialSet {
+        host: String,
+        username: String,
+        password_secret: String,
+    },
+    /// `monk registry rm HOST`: pulls from `host` go without credentials again.
+    RegistryCredentialRemoved {
+        host: String,
+    },
 }
 
 /// What an executor saw of one replica's containers.
@@ -521,6 +533,8 @@ impl Command {
             Command::ImagePushed { .. } => "image-pushed",
             Command::ImageRemoved { .. } => "image-removed",
             Command::BlobsHeld { .. } => "blobs-held",
+            Command::RegistryCredentialSet { .. } => "registry-credential-set",
+            Command::RegistryCredentialRemoved { .. } => "registry-credential-removed",
         }
     }
 
@@ -729,6 +743,16 @@ impl Command {
                     .collect();
                 format!("peer {peer} holds blob(s) {}", elide(&short))
             }
+            Command::RegistryCredentialSet {
+                host,
+                username,
+                password_secret,
+            } => format!(
+                "registry {host}: pulls log in as {username} with the password in secret {password_secret}"
+            ),
+            Command::RegistryCredentialRemoved { host } => {
+                format!("registry {host}: pulls go without credentials")
+            }
         }
     }
 
@@ -791,7 +815,10 @@ impl Command {
             // Images are not entities: `monk log` shows them by their summary.
             | Command::ImagePushed { .. }
             | Command::ImageRemoved { .. }
-            | Command::BlobsHeld { .. } => Vec::new(),
+            | Command::BlobsHeld { .. }
+            // Registries are not entities either.
+            | Command::RegistryCredentialSet { .. }
+            | Command::RegistryCredentialRemoved { .. } => Vec::new(),
         }
     }
 }

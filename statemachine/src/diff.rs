@@ -79,6 +79,8 @@ pub struct StateDiff {
     pub images: Vec<MapChange<String, crate::registry::Repository>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub blobs: Vec<MapChange<String, crate::registry::BlobHolders>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub registries: Vec<MapChange<String, crate::RegistryCredential>>,
 }
 
 impl StateDiff {
@@ -97,6 +99,7 @@ impl StateDiff {
             && self.hub.is_empty()
             && self.images.is_empty()
             && self.blobs.is_empty()
+            && self.registries.is_empty()
     }
 }
 
@@ -178,6 +181,7 @@ pub fn diff(a: &State, b: &State) -> StateDiff {
         hub: map_changes(&a.hub, &b.hub),
         images: map_changes(&a.images, &b.images),
         blobs: map_changes(&a.blobs, &b.blobs),
+        registries: map_changes(&a.registries, &b.registries),
     }
 }
 
@@ -240,6 +244,7 @@ pub fn apply_diff(state: &mut State, d: &StateDiff) -> Result<(), DiffMismatch> 
     apply_map("hub source", &mut state.hub, &d.hub)?;
     apply_map("image repository", &mut state.images, &d.images)?;
     apply_map("blob", &mut state.blobs, &d.blobs)?;
+    apply_map("registry credential", &mut state.registries, &d.registries)?;
     Ok(())
 }
 

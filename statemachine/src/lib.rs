@@ -18,6 +18,7 @@ pub mod evaluate;
 pub mod hub;
 pub mod overlay;
 pub mod placement;
+pub mod pull_credentials;
 pub mod registry;
 pub mod schedule;
 pub mod snapshot;
@@ -34,6 +35,7 @@ pub use diff::{apply_diff, diff, DiffMismatch, MapChange, SecretName, StateDiff}
 pub use entry::{decode_proposal, DecodeError, Entry};
 pub use hub::{HubKit, HubKitInfo, HubKitRef, HubSource, HubTemplate, KitMeta, Origin};
 pub use overlay::{Ipv4Net, OverlayIdentity, PeerOverlay};
+pub use pull_credentials::{RegistryCredential, RegistryRow};
 pub use registry::{BlobHolders, BlobRef, ImageRow, Manifest, Repository};
 pub use snapshot::{
     decode_snapshot, digest, encode_snapshot, inspect_snapshot, SnapshotError, SnapshotHeader,
@@ -73,4 +75,7 @@ pub use workload::{
 /// - 8: the cluster registry's `image-pushed`, `image-removed` and `blobs-held` exist
 ///   (a format 7 build would refuse them as unknown kinds). Older logs hold no images,
 ///   so they apply as before.
-pub const FORMAT_VERSION: u32 = 8;
+/// - 9: `registry-credential-set` and `registry-credential-removed` exist (pull
+///   credentials for outside registries; a format 8 build would refuse them as unknown
+///   kinds). Older logs hold no credentials, so they apply as before.
+pub const FORMAT_VERSION: u32 = 9;

@@ -185,6 +185,11 @@ pub struct State {
     /// The registry's blobs some manifest names, with the peers holding them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub(crate) blobs: BTreeMap<String, crate::registry::BlobHolders>,
+    /// Pull credentials for outside registries by canonical host
+    /// (`crate::pull_credentials`). Left out of the JSON while empty, so older states
+    /// keep their digests.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) registries: BTreeMap<String, crate::pull_credentials::RegistryCredential>,
 }
 
 /// A user who may call the API: `monk user add`, or `admin` from `cluster-created`.
@@ -424,6 +429,8 @@ impl State {
         }
         self.check_hub().map_err(InvariantViolation)?;
         self.check_images().map_err(InvariantViolation)?;
+        self.check_registry_credentials()
+            .map_err(InvariantViolation)?;
         self.check_overlay()
     }
 

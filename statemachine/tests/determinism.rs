@@ -418,6 +418,26 @@ fn workload_command() -> impl Strategy<Value = Command> {
             peer,
             blobs: vec![blob_digest(blob)],
         }),
+        // Canonical hosts, an alias (rejected: not canonical) and a bad user name.
+        (
+            prop::sample::select(vec![
+                "ghcr.io",
+                "docker.io",
+                "index.docker.io",
+                "127.0.0.1:5000"
+            ]),
+            prop::sample::select(vec!["ci", "a:b"]),
+            name(),
+        )
+            .prop_map(
+                |(host, username, password_secret)| Command::RegistryCredentialSet {
+                    host: host.into(),
+                    username: username.into(),
+                    password_secret,
+                }
+            ),
+        prop::sample::select(vec!["ghcr.io", "docker.io"])
+            .prop_map(|host| { Command::RegistryCredentialRemoved { host: host.into() } }),
         (0u64..5, path(), 0u32..4, 0u64..3, status).prop_map(
             |(peer, path, replica, generation, status)| Command::WorkloadReport {
                 peer,

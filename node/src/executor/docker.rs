@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use bollard::auth::DockerCredentials;
 use bollard::container::LogOutput;
 use bollard::models::{
     ContainerCreateBody, ContainerSummaryStateEnum, EndpointSettings, HostConfig,
@@ -17,10 +18,11 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use monk_scripting::monkscript::runtime::{ContainerSpec, Protocol, RestartPolicy};
+use monk_statemachine::pull_credentials::{image_registry, DOCKER_HUB};
 use monk_statemachine::PeerId;
 use tokio_stream::StreamExt;
 
-use super::runtime::{RuntimeError, RuntimeResult};
+use super::runtime::{PullAuth, RuntimeError, RuntimeResult};
 use super::{key_of, label, ContainerRuntime, Observed, RunState, Wanted};
 use crate::limits::CONTAINER_ENGINE_TIMEOUT;
 
@@ -69,6 +71,43 @@ async fn bounded<T>(
             what: what.to_string(),
             after: CONTAINER_ENGINE_TIMEOUT,
         }),
+    }
+}
+
+/// The address Docker's own clients log in to for `registry` (Docker Hub's is its v1
+/// index URL, as `docker login` writes it).
+fn server_address(registry: &str) -> String {
+    match registry {
+        DOCKER_HUB => "https://index.docker.io/v1/".into(),
+        other => other.into(),
+    }
+}
+
+/// Whether an engine's pull error says the registry wants (other) credentials.
+fn refused_login(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    [
+        "unauthorized",
+        "no basic auth credentials",
+        "authentication required",
+        "denied",
+        "401",
+    ]
+    .iter()
+    .any(|m| lower.contains(m))
+}
+
+/// A refused pull from a registry with no credential says how to set one.
+fn with_login_hint(e: RuntimeError, registry: &str, has_credential: bool) -> RuntimeError {
+    match e {
+        RuntimeError::Engine { what, status, message } if !has_credential && refused_login(&message) => {
+            RuntimeError::Engine {
+                what,
+                status,
+                message: format!("{message} (to log in: `monk registry add {registry} --username USER --password-secret SECRET`)"),
+            }
+        }
+        other => other,
     }
 }
 
@@ -396,7 +435,7 @@ impl ContainerRuntime for DockerRuntime {
             .collect())
     }
 
-    async fn ensure_image(&self, image: &str) -> RuntimeResult<()> {
+    async fn ensure_image(&self, image: &str, auth: Option<&PullAuth>) -> RuntimeResult<()> {
         if self.docker.inspect_image(image).await.is_ok() {
             return Ok(());
         }
@@ -404,18 +443,27 @@ impl ContainerRuntime for DockerRuntime {
             from_image: Some(image.to_string()),
             ..Default::default()
         };
+        let credentials = auth.map(|a| DockerCredentials {
+            username: Some(a.username.clone()),
+            password: Some(a.password.clone()),
+            serveraddress: Some(server_address(&a.registry)),
+            ..Default::default()
+        });
         let pull = async {
-            let mut stream = self.docker.create_image(Some(options), None, None);
+            let mut stream = self.docker.create_image(Some(options), None, credentials);
             while let Some(step) = stream.next().await {
                 step?;
             }
             Ok::<(), bollard::errors::Error>(())
         };
-        bounded(
-            &format!("{image} is not present locally and pulling it failed"),
-            pull,
-        )
-        .await
+        let registry = image_registry(image);
+        let what = match auth {
+            Some(a) => format!("not present locally; pulling it from registry {registry} as {} failed", a.username),
+            None => format!("not present locally; pulling it from registry {registry} (no credential set) failed"),
+        };
+        bounded(&what, pull)
+            .await
+            .map_err(|e| with_login_hint(e, &registry, auth.is_some()))
     }
 
     async fn create(&self, w: &Wanted) -> RuntimeResult<String> {

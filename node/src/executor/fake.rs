@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use monk_statemachine::PeerId;
 
-use super::runtime::{RuntimeError, RuntimeResult};
+use super::runtime::{PullAuth, RuntimeError, RuntimeResult};
 use super::{key_of, label, ContainerRuntime, Observed, RunState, Wanted};
 
 /// What the engine says about an id it does not hold.
@@ -32,6 +32,8 @@ struct Inner {
     next_id: u64,
     containers: BTreeMap<String, FakeContainer>,
     missing_images: BTreeSet<String>,
+    /// Every image asked for, with the credential it came with.
+    pulls: Vec<(String, Option<PullAuth>)>,
     creates: u64,
     removes: u64,
     /// What `exec` of a command line answers (any container).
@@ -52,6 +54,11 @@ impl FakeRuntime {
 
     pub fn remove_image(&self, image: &str) {
         self.with(|i| i.missing_images.insert(image.to_string()));
+    }
+
+    /// Every image `ensure_image` was asked for, with the credential it came with.
+    pub fn pulls(&self) -> Vec<(String, Option<PullAuth>)> {
+        self.with(|i| i.pulls.clone())
     }
 
     /// Makes `exec` of `command` (joined with spaces) answer `answer`.
@@ -123,7 +130,8 @@ impl ContainerRuntime for FakeRuntime {
         }))
     }
 
-    async fn ensure_image(&self, image: &str) -> RuntimeResult<()> {
+    async fn ensure_image(&self, image: &str, auth: Option<&PullAuth>) -> RuntimeResult<()> {
+        self.with(|i| i.pulls.push((image.to_string(), auth.cloned())));
         match self.with(|i| i.missing_images.contains(image)) {
             true => Err(RuntimeError::engine(
                 format!("{image} is not present locally and pulling it failed"),

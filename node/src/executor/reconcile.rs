@@ -5,18 +5,44 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use monk_statemachine::pull_credentials::image_registry;
 use monk_statemachine::view::{assignments, Assignment};
 use monk_statemachine::{Command, Desired, InstanceStatus, PeerId};
 use tracing::{info, warn};
 
 use super::plan::{plan, replica_status, Action, Observed, RunState, Wanted};
 use super::readiness::{self, Memo};
+use super::runtime::PullAuth;
 use super::spec::{spec_of, World};
 use super::ContainerRuntime;
 use crate::limits::{EXECUTOR_ACTION_TIMEOUT, EXECUTOR_PASS_GAP, EXECUTOR_TICK};
 use crate::node::lease::{LeaseState, LEASE};
 use crate::node::Node;
 use crate::secrets::WorkloadSecrets;
+
+/// The credential a pull of `image` logs in with: none when its registry has none set
+/// (`monk registry add`); why not, naming the registry and the secret, when the
+/// password secret cannot be opened.
+fn pull_auth(image: &str, world: &World<'_>) -> Result<Option<PullAuth>, String> {
+    let registry = image_registry(image);
+    let Some(credential) = world.registries.get(&registry) else {
+        return Ok(None);
+    };
+    let password = world
+        .secrets
+        .open_global(&credential.password_secret)
+        .map_err(|why| {
+            format!(
+                "registry {registry} has a credential for {} but its password secret cannot be read: {why}",
+                credential.username
+            )
+        })?;
+    Ok(Some(PullAuth {
+        registry,
+        username: credential.username.clone(),
+        password,
+    }))
+}
 
 /// Runs (when due) the readiness check of a running replica; `ready`, or `running`
 /// with the reason it is not ready yet.
@@ -165,7 +191,14 @@ pub async fn reconcile<R: ContainerRuntime + ?Sized>(
             }
             Action::Create(w) => {
                 let replica = (w.key.path.clone(), w.key.replica);
-                let created = match runtime.ensure_image(&w.spec.image).await {
+                let pulled = match pull_auth(&w.spec.image, world) {
+                    Ok(auth) => runtime
+                        .ensure_image(&w.spec.image, auth.as_ref())
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(why) => Err(why),
+                };
+                let created = match pulled {
                     Err(e) => Err(format!("image {}: {e}", w.spec.image)),
                     Ok(()) => {
                         info!(container = %w.name, image = %w.spec.image, "creating container");
@@ -370,7 +403,7 @@ pub async fn run(node: Arc<Node>, runtime: Arc<dyn ContainerRuntime>) {
         let Some(peer) = node.peer_id().await else {
             continue;
         };
-        let (cluster, assigned, applied, sealed, ready, peer_name, subnet, others) = {
+        let (cluster, assigned, applied, sealed, registries, ready, peer_name, subnet, others) = {
             let shared = node.shared_state();
             let guard = shared.read().unwrap_or_else(|p| p.into_inner());
             let state = &guard.state;
@@ -387,6 +420,7 @@ pub async fn run(node: Arc<Node>, runtime: Arc<dyn ContainerRuntime>) {
                 assigned,
                 state.last_applied_index(),
                 state.secrets().clone(),
+                state.registry_credentials().clone(),
                 readiness::ready_workloads(state),
                 state
                     .peer(peer)
@@ -443,6 +477,7 @@ pub async fn run(node: Arc<Node>, runtime: Arc<dyn ContainerRuntime>) {
                 .config
                 .registry_listen
                 .map(crate::registry::pull_address),
+            registries: &registries,
         };
         let pass = match tokio::time::timeout(
             EXECUTOR_ACTION_TIMEOUT,

@@ -67,14 +67,34 @@ impl RuntimeError {
 
 pub type RuntimeResult<T> = Result<T, RuntimeError>;
 
+/// What a pull logs in with (`monk registry add`): the registry's canonical host, the
+/// user and the opened password. `Debug` leaves the password out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PullAuth {
+    pub registry: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for PullAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PullAuth")
+            .field("registry", &self.registry)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
 /// What a container runtime must offer the node. Every call is bounded by the runtime
 /// (an engine that does not answer is a [`RuntimeError::Timeout`], never a hang).
 #[async_trait::async_trait]
 pub trait ContainerRuntime: Send + Sync + 'static {
     /// Every container labelled with this cluster and peer, running or not.
     async fn list(&self, cluster: &str, peer: PeerId) -> RuntimeResult<Vec<Observed>>;
-    /// Makes sure the image is present (pulling it if the runtime can).
-    async fn ensure_image(&self, image: &str) -> RuntimeResult<()>;
+    /// Makes sure the image is present (pulling it if the runtime can, logged in with
+    /// `auth` when the image's registry has a credential).
+    async fn ensure_image(&self, image: &str, auth: Option<&PullAuth>) -> RuntimeResult<()>;
     /// Creates and starts a container; returns its id.
     async fn create(&self, wanted: &Wanted) -> RuntimeResult<String>;
     async fn start(&self, id: &str) -> RuntimeResult<()>;

@@ -380,6 +380,9 @@ impl Host for RunHost<'_> {
     }
 }
 
+/// No pull credentials, for passes and tests that set none.
+pub static NO_REGISTRIES: BTreeMap<String, monk_statemachine::RegistryCredential> = BTreeMap::new();
+
 /// Builds the wanted containers of one assignment under the default admission
 /// policy, or why it cannot run.
 pub fn wanted_of(
@@ -400,6 +403,7 @@ pub fn wanted_of(
         cluster: &others,
         subnet: None,
         registry_pull: None,
+        registries: &NO_REGISTRIES,
     };
     spec_of(cluster, peer, a, &world).map(|(wanted, _)| wanted)
 }
@@ -592,6 +596,8 @@ pub struct World<'a> {
     /// Where the engine pulls cluster images (`registry.monk/...`) from: this peer's
     /// registry (`crate::registry::pull_address`), if it serves one.
     pub registry_pull: Option<String>,
+    /// Pull credentials for outside registries, by canonical host (`monk registry add`).
+    pub registries: &'a BTreeMap<String, monk_statemachine::RegistryCredential>,
 }
 
 #[cfg(test)]

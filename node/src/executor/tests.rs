@@ -41,6 +41,7 @@ fn world(secrets: &WorkloadSecrets) -> World<'_> {
         cluster: &NO_OTHERS,
         subnet: None,
         registry_pull: None,
+        registries: &super::spec::NO_REGISTRIES,
     }
 }
 
@@ -559,4 +560,78 @@ async fn the_volume_root_is_the_peers_and_paths_outside_it_are_refused() {
         pass.reports
     );
     assert!(rt.containers().is_empty());
+}
+
+/// A pull from a registry with a credential logs in with its user and the opened
+/// global secret (Docker Hub images, named without a host, with `docker.io`'s); a
+/// registry without one pulls anonymously; a credential whose secret is missing fails
+/// the replica naming the registry and the secret, without pulling.
+#[tokio::test]
+async fn pulls_log_in_with_the_registry_credential_of_the_image_host() {
+    use crate::keys::ClusterKey;
+    use monk_statemachine::state::secret_key;
+    use monk_statemachine::{RegistryCredential, Secret, SecretScope};
+
+    let credential = |host: &str, user: &str| {
+        (
+            host.to_string(),
+            RegistryCredential {
+                host: host.into(),
+                username: user.into(),
+                password_secret: "pw".into(),
+                set_at_index: 1,
+            },
+        )
+    };
+    let registries = BTreeMap::from([credential("ghcr.io", "ci"), credential("docker.io", "hub")]);
+    let key = ClusterKey::generate().expect("a key");
+    let name = secret_key("pw", &SecretScope::Global);
+    let sealed = key.seal(&name, b"s3cret").expect("sealed");
+    let secret = Secret {
+        name: "pw".into(),
+        scope: SecretScope::Global,
+        sealed,
+        set_at_index: 1,
+    };
+    let with_secret = WorkloadSecrets {
+        sealed: BTreeMap::from([(name, secret)]),
+        key: Some(key),
+    };
+    let rt = FakeRuntime::default();
+    let images = ["ghcr.io/acme/app:1", "nginx:1", "127.0.0.1:5000/app:1"];
+    let assigned: Vec<Assignment> = images
+        .iter()
+        .enumerate()
+        .map(|(i, image)| assignment(i as u32, 1, Desired::Running, image))
+        .collect();
+    let mut w = world(&with_secret);
+    w.registries = &registries;
+    reconcile(&rt, "c1", 1, &assigned, &w, &mut Memo::default()).await;
+    let logins: BTreeMap<String, Option<(String, String, String)>> = rt
+        .pulls()
+        .into_iter()
+        .map(|(image, auth)| (image, auth.map(|a| (a.registry, a.username, a.password))))
+        .collect();
+    let login = |r: &str, u: &str| Some((r.to_string(), u.to_string(), "s3cret".to_string()));
+    assert_eq!(logins["ghcr.io/acme/app:1"], login("ghcr.io", "ci"));
+    assert_eq!(logins["nginx:1"], login("docker.io", "hub"));
+    assert_eq!(logins["127.0.0.1:5000/app:1"], None);
+
+    let rt = FakeRuntime::default();
+    let secrets = no_secrets();
+    let mut w = world(&secrets);
+    w.registries = &registries;
+    let pass = reconcile(&rt, "c1", 1, &assigned[..1], &w, &mut Memo::default()).await;
+    assert!(rt.pulls().is_empty(), "{:?}", rt.pulls());
+    let Some(Command::WorkloadReport {
+        status, message, ..
+    }) = pass.reports.first()
+    else {
+        panic!("no report: {:?}", pass.reports);
+    };
+    assert_eq!(*status, InstanceStatus::Failed);
+    assert!(
+        message.contains("registry ghcr.io") && message.contains("no global secret pw"),
+        "{message}"
+    );
 }

@@ -121,6 +121,7 @@ impl Node {
             Query::Templates => serde_json::to_value(crate::hub::catalog::template_rows(state)),
             Query::Hub => serde_json::to_value(crate::hub::catalog::kit_rows(state)),
             Query::Images => serde_json::to_value(state.image_rows()),
+            Query::Registries => serde_json::to_value(state.registry_rows()),
             Query::HubTemplate { path } => match crate::hub::catalog::template_view(state, path) {
                 Some(view) => serde_json::to_value(view),
                 None => {

@@ -150,6 +150,9 @@ pub fn proposer_role(command: &Command) -> Option<Role> {
         | Command::WorkloadRestart { .. }
         | Command::ImageRemoved { .. } => Some(Role::Operator),
         Command::SecretRemoved { .. }
+        // Registry credentials name secrets, which admins manage.
+        | Command::RegistryCredentialSet { .. }
+        | Command::RegistryCredentialRemoved { .. }
         | Command::JoinTokenRevoked { .. }
         | Command::PeerTagged { .. }
         | Command::UserAdded { .. }
