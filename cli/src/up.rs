@@ -344,9 +344,9 @@ pub async fn up(addr: &str, args: UpArgs) -> Outcome {
     }
     let quiet = args.wait.quiet;
     // Checked before anything starts: a bad file starts no peer and proposes nothing.
-    let templates = match args.files.is_empty() {
-        true => Vec::new(),
-        false => read_definitions(&args.files)?,
+    let (mut templates, contexts) = match args.files.is_empty() {
+        true => (Vec::new(), Vec::new()),
+        false => crate::read_for_loading(&args.files)?,
     };
     let targets = targets(args.run.as_deref(), &templates)?;
     let embedded = Embedded::at(args.data_dir.as_deref())?;
@@ -394,6 +394,7 @@ pub async fn up(addr: &str, args: UpArgs) -> Outcome {
             ),
         );
     }
+    crate::build_into(&mut client, &mut templates, contexts, quiet).await?;
     if !templates.is_empty() {
         let count = templates.len();
         let index = store_definitions(&mut client, templates).await?;
