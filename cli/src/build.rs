@@ -200,8 +200,7 @@ pub fn canonical_tar(
                 builder.append_data(&mut header, format!("{name}/"), std::io::empty())
             }
             Entry::File { path, mode, .. } => {
-                let bytes =
-                    std::fs::read(path).map_err(|e| format!("cannot read {name}: {e}"))?;
+                let bytes = std::fs::read(path).map_err(|e| format!("cannot read {name}: {e}"))?;
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_mode(*mode);
                 header.set_size(bytes.len() as u64);
@@ -323,7 +322,10 @@ pub async fn build_all(
         );
         let at = context.site.at();
         let failed = |message: String| {
-            Failure::failed(format!("{at}: building {image}:{} failed: {message}", context.tag))
+            Failure::failed(format!(
+                "{at}: building {image}:{} failed: {message}",
+                context.tag
+            ))
         };
         let mut events = client
             .build_image(
@@ -347,7 +349,9 @@ pub async fn build_all(
             }
         }
         if built.digest.is_none() {
-            return Err(failed("the peer ended the build without a pushed image".into()));
+            return Err(failed(
+                "the peer ended the build without a pushed image".into(),
+            ));
         }
         built.status = "built";
         present.insert(key);
@@ -425,7 +429,10 @@ pub async fn run(addr: &str, args: BuildArgs) -> Outcome {
             ]
         })
         .collect();
-    Ok(table::render(&["PATH", "CONTAINER", "IMAGE", "STATUS"], &rows))
+    Ok(table::render(
+        &["PATH", "CONTAINER", "IMAGE", "STATUS"],
+        &rows,
+    ))
 }
 
 #[cfg(test)]
@@ -452,7 +459,10 @@ mod tests {
         let one = tempfile::tempdir().unwrap();
         let two = tempfile::tempdir().unwrap();
         // Written in different orders, at different times.
-        for (root, order) in [(one.path(), ["b.txt", "a/c.txt"]), (two.path(), ["a/c.txt", "b.txt"])] {
+        for (root, order) in [
+            (one.path(), ["b.txt", "a/c.txt"]),
+            (two.path(), ["a/c.txt", "b.txt"]),
+        ] {
             for name in order {
                 write(root, name, name);
                 std::thread::sleep(std::time::Duration::from_millis(5));
@@ -480,7 +490,13 @@ mod tests {
     #[test]
     fn dockerignore_leaves_files_out_but_never_the_dockerfile() {
         let root = tempfile::tempdir().unwrap();
-        for name in ["Containerfile", "www/index.html", "node_modules/x/y.js", "debug.log", "keep.log"] {
+        for name in [
+            "Containerfile",
+            "www/index.html",
+            "node_modules/x/y.js",
+            "debug.log",
+            "keep.log",
+        ] {
             write(root.path(), name, "x");
         }
         let ignore = Ignore::parse("node_modules\n*.log\n!keep.log\nContainerfile\n");
@@ -494,7 +510,11 @@ mod tests {
         write(root.path(), "node_modules/x/z.js", "new");
         write(root.path(), "other.log", "new");
         let (tar, _) = canonical_tar(root.path(), &ignore, "Containerfile").unwrap();
-        assert_eq!(tag_of(&tar, "Containerfile"), before, "ignored files do not count");
+        assert_eq!(
+            tag_of(&tar, "Containerfile"),
+            before,
+            "ignored files do not count"
+        );
     }
 
     fn site(file: &Path, context: &str, dockerfile: Option<&str>) -> BuildSite {
@@ -515,9 +535,17 @@ mod tests {
         write(root.path(), "app/main.sh", "echo");
         let at = format!("{}:6:7", yaml.display());
         let e = read_context(&site(&yaml, "nowhere", None)).unwrap_err();
-        assert!(e.reason.starts_with(&at) && e.reason.contains("nowhere"), "{}", e.reason);
+        assert!(
+            e.reason.starts_with(&at) && e.reason.contains("nowhere"),
+            "{}",
+            e.reason
+        );
         let e = read_context(&site(&yaml, "app", None)).unwrap_err();
-        assert!(e.reason.starts_with(&at) && e.reason.contains("no Containerfile or Dockerfile"), "{}", e.reason);
+        assert!(
+            e.reason.starts_with(&at) && e.reason.contains("no Containerfile or Dockerfile"),
+            "{}",
+            e.reason
+        );
         let e = read_context(&site(&yaml, "app", Some("Other"))).unwrap_err();
         assert!(e.reason.contains("no file Other"), "{}", e.reason);
         write(root.path(), "outside", "FROM scratch");
@@ -554,7 +582,12 @@ mod tests {
                 digest: None,
             }],
         );
-        let container = templates[0].definition.get("containers").unwrap().get("main").unwrap();
+        let container = templates[0]
+            .definition
+            .get("containers")
+            .unwrap()
+            .get("main")
+            .unwrap();
         assert_eq!(
             container.get("image"),
             Some(&Tree::Str("registry.monk/demo/web/main".into()))

@@ -22,7 +22,11 @@ fn fixture(root: &Path, port: u16) -> std::path::PathBuf {
     let file = to.join("monk.yaml");
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.contains("- 18080:8080"), "the fixture publishes 18080");
-    std::fs::write(&file, text.replace("- 18080:8080", &format!("- {port}:8080"))).unwrap();
+    std::fs::write(
+        &file,
+        text.replace("- 18080:8080", &format!("- {port}:8080")),
+    )
+    .unwrap();
     file
 }
 
@@ -43,7 +47,12 @@ struct Images(String);
 
 impl Drop for Images {
     fn drop(&mut self) {
-        let (_, ids) = docker(&["images", "-q", "--filter", &format!("reference={}/*/*/*", self.0)]);
+        let (_, ids) = docker(&[
+            "images",
+            "-q",
+            "--filter",
+            &format!("reference={}/*/*/*", self.0),
+        ]);
         for id in ids.split_whitespace() {
             docker(&["rmi", "-f", id]);
         }
@@ -89,12 +98,18 @@ fn monk_up_builds_pushes_and_runs_and_an_unchanged_context_is_not_rebuilt() {
         progress.contains("Building registry.monk/buildtest/web/main:"),
         "{progress}"
     );
-    assert!(progress.contains("COPY www/ /www/"), "the build's output: {progress}");
+    assert!(
+        progress.contains("COPY www/ /www/"),
+        "the build's output: {progress}"
+    );
     assert!(
         progress.contains("pushed registry.monk/buildtest/web/main:"),
         "{progress}"
     );
-    assert!(out.contains("main (registry.monk/buildtest/web/main:"), "{out}");
+    assert!(
+        out.contains("main (registry.monk/buildtest/web/main:"),
+        "{out}"
+    );
     wait_body(port, "hello from a built image");
     let first = images(&peer);
     assert_eq!(first.len(), 1, "{first:?}");
@@ -122,7 +137,10 @@ fn monk_up_builds_pushes_and_runs_and_an_unchanged_context_is_not_rebuilt() {
     let o = peer.monk(&["build", "-q", file]);
     let out = succeeded(&o, "monk build");
     assert!(out.contains("unchanged"), "{out}");
-    assert!(out.contains(&format!("buildtest/web/main:{}", first[0].1)), "{out}");
+    assert!(
+        out.contains(&format!("buildtest/web/main:{}", first[0].1)),
+        "{out}"
+    );
 
     // A failing step: non-zero, naming the `build` key and the step.
     std::fs::write(
@@ -133,7 +151,12 @@ fn monk_up_builds_pushes_and_runs_and_an_unchanged_context_is_not_rebuilt() {
     let o = peer.monk(&["build", file]);
     assert!(!o.status.success(), "{}", stdout(&o));
     let text = stderr(&o);
-    assert!(text.contains(&format!("{file}:10:7: building registry.monk/buildtest/web/main:")), "{text}");
+    assert!(
+        text.contains(&format!(
+            "{file}:10:7: building registry.monk/buildtest/web/main:"
+        )),
+        "{text}"
+    );
     assert!(text.contains("about to fail"), "the step's output: {text}");
     assert!(text.contains("non-zero code: 3"), "{text}");
     ok(&peer.addr, &["purge", "buildtest/web"]);

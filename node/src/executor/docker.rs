@@ -12,8 +12,9 @@ use bollard::models::{
     ResourcesUlimits, RestartPolicy as DockerRestart, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    BuildImageOptions, CreateContainerOptions, PushImageOptions, CreateImageOptions, ListContainersOptions, LogsOptions,
-    RemoveContainerOptions, StopContainerOptions, UploadToContainerOptions,
+    BuildImageOptions, CreateContainerOptions, CreateImageOptions, ListContainersOptions,
+    LogsOptions, PushImageOptions, RemoveContainerOptions, StopContainerOptions,
+    UploadToContainerOptions,
 };
 use bollard::Docker;
 use monk_scripting::monkscript::runtime::{ContainerSpec, Protocol, RestartPolicy};
@@ -642,9 +643,8 @@ impl ContainerRuntime for DockerRuntime {
                     continue;
                 }
                 if let Some(status) = info.status {
-                    if let Some(found) = status
-                        .split_whitespace()
-                        .find(|w| w.starts_with("sha256:"))
+                    if let Some(found) =
+                        status.split_whitespace().find(|w| w.starts_with("sha256:"))
                     {
                         digest = Some(found.to_string());
                     }

@@ -72,9 +72,8 @@ pub fn build_sites(workspace: &Workspace) -> (Vec<BuildSite>, Vec<Diagnostic>) {
             if container.value.get("image").is_some() {
                 continue;
             }
-            let error = |message: String| {
-                Diagnostic::error(&source.file, entry.key_pos, "build", message)
-            };
+            let error =
+                |message: String| Diagnostic::error(&source.file, entry.key_pos, "build", message);
             let at_container = container.value.get("dockerfile").and_then(text);
             let (context, dockerfile) = match &entry.value.value {
                 Value::Str(..) => match text(&entry.value) {
@@ -167,7 +166,10 @@ fn component(text: &str) -> String {
             _ => '-',
         };
         let separator = !c.is_ascii_alphanumeric();
-        let last_separator = out.chars().last().is_some_and(|l| !l.is_ascii_alphanumeric());
+        let last_separator = out
+            .chars()
+            .last()
+            .is_some_and(|l| !l.is_ascii_alphanumeric());
         if separator && (out.is_empty() || last_separator) {
             continue;
         }

@@ -13,8 +13,8 @@ use serde::Serialize;
 use crate::cli_output::CommandOutput;
 use crate::tree::Tree;
 
-use super::diagnostic::{has_errors, sort_and_dedup, Diagnostic, Pos, Severity};
 use super::build::{build_sites, BuildSite};
+use super::diagnostic::{has_errors, sort_and_dedup, Diagnostic, Pos, Severity};
 use super::load::Workspace;
 use super::resolve::{self, ResolveError};
 
@@ -189,11 +189,13 @@ pub fn load_definitions(
     load_definitions_and_builds(paths).map(|(definitions, _, warnings)| (definitions, warnings))
 }
 
+/// What [`load_definitions_and_builds`] reads: the definitions, the builds in them,
+/// and the warnings.
+pub type Loaded = (Vec<LoadedDefinition>, Vec<BuildSite>, Vec<Diagnostic>);
+
 /// [`load_definitions`], and every container with `build:` in them (the CLI builds
 /// those before it loads).
-pub fn load_definitions_and_builds(
-    paths: &[PathBuf],
-) -> Result<(Vec<LoadedDefinition>, Vec<BuildSite>, Vec<Diagnostic>), Vec<Diagnostic>> {
+pub fn load_definitions_and_builds(paths: &[PathBuf]) -> Result<Loaded, Vec<Diagnostic>> {
     let workspace = Workspace::load(paths);
     let store = workspace.store();
     let mut diagnostics = workspace.diagnostics.clone();
