@@ -20,6 +20,7 @@ use monk_statemachine::LoadedTemplate;
 use sha2::{Digest, Sha256};
 
 use crate::dockerignore::Ignore;
+use crate::up::note;
 use crate::{connect, json, table, Failure, Outcome, Output, OutputArg};
 
 /// Hex digits of the context's SHA-256 kept as the image's tag: 128 bits, so two
@@ -84,7 +85,7 @@ fn read_context(site: &BuildSite) -> Result<Context, Failure> {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    let dir = base.join(&site.context);
+    let dir = base.join(site.context.trim_start_matches("./"));
     if !dir.is_dir() {
         return Err(Failure::failed(format!(
             "{at}: the build context {} is not a directory",
@@ -358,13 +359,6 @@ pub async fn build_all(
         done.push(built);
     }
     Ok(done)
-}
-
-/// A line on stderr (stdout carries only the result), unless `-q`.
-fn note(quiet: bool, text: &str) {
-    if !quiet {
-        eprintln!("{text}");
-    }
 }
 
 /// Writes each build's image into the definitions: `image: registry.monk/NAME` and

@@ -9,7 +9,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::Output;
 
 use support::docker::*;
 use support::*;
@@ -28,17 +27,6 @@ fn fixture(root: &Path, port: u16) -> std::path::PathBuf {
     )
     .unwrap();
     file
-}
-
-fn succeeded(o: &Output, what: &str) -> String {
-    assert!(
-        o.status.success(),
-        "{what} failed ({}):\n{}\n{}",
-        o.status,
-        stdout(o),
-        stderr(o)
-    );
-    stdout(o)
 }
 
 /// Removes the engine's copies of the images the registry port got, also when the

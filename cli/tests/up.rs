@@ -25,17 +25,6 @@ fn monk_at(addr: &str, args: &[&str]) -> Output {
         .expect("run monk")
 }
 
-fn succeeded(o: &Output, what: &str) -> String {
-    assert!(
-        o.status.success(),
-        "{what} failed ({}):\n{}\n{}",
-        o.status,
-        stdout(o),
-        stderr(o)
-    );
-    stdout(o)
-}
-
 /// The example stack with its published host port changed from 8080 to `port`.
 fn write_stack(file: &Path, port: u16) {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hello-stack.yaml");

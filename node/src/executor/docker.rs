@@ -638,8 +638,10 @@ impl ContainerRuntime for DockerRuntime {
                         detail.message.unwrap_or_default(),
                     ));
                 }
-                // Per-layer byte counts are left out: one line per step, readable in a log.
-                if info.progress_detail.is_some_and(|p| p.current.is_some()) {
+                // Per-layer byte counts and waits are left out: one line per step,
+                // readable in a log.
+                let waiting = matches!(info.status.as_deref(), Some("Preparing" | "Waiting"));
+                if waiting || info.progress_detail.is_some_and(|p| p.current.is_some()) {
                     continue;
                 }
                 if let Some(status) = info.status {
