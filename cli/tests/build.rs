@@ -2,7 +2,8 @@
 //! Docker engine: `monk up` of the fixture app (`fixtures/build-app`: a Containerfile
 //! on the local busybox image serving a page with busybox httpd) builds it, pushes it
 //! into the cluster registry, runs it, and its port answers; `monk up` again, with
-//! only a file `.dockerignore` leaves out added, does not rebuild. A build step that
+//! only a file `.dockerignore` leaves out added, does not rebuild. From nothing, the
+//! peer `monk up` starts serves a registry, so the same files build and run there. A build step that
 //! fails, a missing context and a peer that serves no registry fail naming what and
 //! where.
 
@@ -172,4 +173,71 @@ fn missing_contexts_and_peers_without_a_registry_are_refused_by_name() {
     let o = peer.monk(&["build", file.to_str().unwrap()]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--registry-listen"), "{}", stderr(&o));
+}
+
+/// SIGKILLs the embedded peer of a data dir if the test fails before `down --all`.
+struct KillEmbedded(std::path::PathBuf);
+
+impl Drop for KillEmbedded {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(&self.0) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", pid.trim()])
+                .status();
+        }
+    }
+}
+
+#[test]
+fn monk_up_from_nothing_starts_a_peer_that_builds() {
+    if !engine_present() {
+        return;
+    }
+    build_image();
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let _peer = KillEmbedded(root.path().join("data.pid"));
+    let cluster = format!("build-up-{}", std::process::id());
+    let _containers = Cleanup(cluster.clone());
+    let addr = format!("127.0.0.1:{}", free_port());
+    let port = free_port();
+    let file = fixture(root.path(), port);
+    let monk_at = |args: &[&str]| {
+        std::process::Command::new(monk_bin())
+            .args(["--addr", &addr])
+            .args(args)
+            .env("XDG_CONFIG_HOME", monk_testkit::process::config_home(&addr))
+            .env_remove("MONK_CREDENTIALS")
+            .output()
+            .expect("run monk")
+    };
+    let data_dir = data.to_str().unwrap();
+    let o = monk_at(&[
+        "up",
+        file.to_str().unwrap(),
+        "--data-dir",
+        data_dir,
+        "--cluster",
+        &cluster,
+    ]);
+    succeeded(&o, "monk up from nothing");
+    assert!(stderr(&o).contains("Started monkd"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("pushed registry.monk/buildtest/web/main:"),
+        "{}",
+        stderr(&o)
+    );
+    wait_body(port, "hello from a built image");
+    let log = std::fs::read_to_string(root.path().join("data.log")).unwrap_or_default();
+    let registry = log
+        .split("serving the cluster registry")
+        .nth(1)
+        .and_then(|rest| rest.split("listen=").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(String::from);
+    let _images = Images(registry.unwrap_or_else(|| panic!("no registry in the log:\n{log}")));
+    succeeded(
+        &monk_at(&["down", "--all", "--data-dir", data_dir]),
+        "monk down --all",
+    );
 }
