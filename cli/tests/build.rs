@@ -175,19 +175,6 @@ fn missing_contexts_and_peers_without_a_registry_are_refused_by_name() {
     assert!(stderr(&o).contains("--registry-listen"), "{}", stderr(&o));
 }
 
-/// SIGKILLs the embedded peer of a data dir if the test fails before `down --all`.
-struct KillEmbedded(std::path::PathBuf);
-
-impl Drop for KillEmbedded {
-    fn drop(&mut self) {
-        if let Ok(pid) = std::fs::read_to_string(&self.0) {
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", pid.trim()])
-                .status();
-        }
-    }
-}
-
 #[test]
 fn monk_up_from_nothing_starts_a_peer_that_builds() {
     if !engine_present() {

@@ -39,3 +39,17 @@ pub fn succeeded(o: &std::process::Output, what: &str) -> String {
     );
     stdout(o)
 }
+
+/// SIGKILLs the embedded peer `monk up` started (its pid file, `DATA.pid`) if a test
+/// fails before `monk down --all`.
+pub struct KillEmbedded(pub PathBuf);
+
+impl Drop for KillEmbedded {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(&self.0) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", pid.trim()])
+                .status();
+        }
+    }
+}
