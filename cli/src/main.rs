@@ -3,9 +3,11 @@
 //! non-zero with a one-line reason on failure.
 
 mod audit;
+mod build;
 mod cluster;
 mod containerize;
 mod credentials;
+mod dockerignore;
 mod events;
 mod exit;
 mod hub;
@@ -27,7 +29,10 @@ use std::process::ExitCode;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use monk_node::views::{ConsensusView, InfoView, TemplateRow};
 use monk_node::MonkClient;
-use monk_scripting::monkscript::cli::{dump_command, lint_command, load_definitions, DumpFormat};
+use monk_scripting::monkscript::build::BuildSite;
+use monk_scripting::monkscript::cli::{
+    dump_command, lint_command, load_definitions_and_builds, DumpFormat,
+};
 use monk_scripting::monkscript::diagnostic::Severity;
 use monk_scripting::tree::Tree;
 use monk_statemachine::{Applied, Command, LoadedTemplate, FORMAT_VERSION};
@@ -122,11 +127,20 @@ enum Top {
     /// Consensus internals.
     #[command(subcommand, visible_alias = "s")]
     System(SystemCmd),
-    /// Store MonkScript definitions in the cluster (does not start anything).
+    /// Store MonkScript definitions in the cluster (does not start anything); builds
+    /// the images of containers with `build:` first, as `monk build` does.
     Load {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Print no build output.
+        #[arg(short, long)]
+        quiet: bool,
     },
+    /// Build the images of the containers with `build:` in MonkScript files (each
+    /// context sent to a peer, built there and pushed into the cluster registry,
+    /// tagged by the context's hash; an unchanged context is not rebuilt). Loads
+    /// nothing: `monk load` and `monk up` build and load.
+    Build(build::BuildArgs),
     /// List stored definitions: loaded ones (REPOSITORY `local`) and the Hub's that
     /// no loaded namespace shadows (REPOSITORY: their source).
     #[command(visible_alias = "ls")]
@@ -362,6 +376,7 @@ async fn run(cli: Cli) -> Outcome {
         Top::Hub(cmd) => hub::run(&cli.addr, cmd).await,
         Top::Images(args) => images::run(&cli.addr, args).await,
         Top::Registry(cmd) => registries::run(&cli.addr, cmd).await,
+        Top::Build(args) => build::run(&cli.addr, args).await,
         Top::User(cmd) => cluster::user(&cli.addr, cmd).await,
         Top::Events(args) => events::run(&cli.addr, args).await,
         Top::Up(args) => up::up(&cli.addr, args).await,
@@ -395,10 +410,12 @@ async fn run(cli: Cli) -> Outcome {
             }
             Ok(text)
         }
-        Top::Load { files } => {
-            let templates = read_definitions(&files)?;
+        Top::Load { files, quiet } => {
+            let (mut templates, contexts) = read_for_loading(&files)?;
             let count = templates.len();
-            let index = store_definitions(&mut connect(&cli.addr).await?, templates).await?;
+            let mut client = connect(&cli.addr).await?;
+            build_into(&mut client, &mut templates, contexts, quiet).await?;
+            let index = store_definitions(&mut client, templates).await?;
             Ok(format!(
                 "Loaded {count} definition(s) from {} file(s) at index {index}\n",
                 files.len()
@@ -473,7 +490,14 @@ async fn run(cli: Cli) -> Outcome {
 /// diagnostic goes to stderr as `file:line:col`, and an error fails before anything
 /// is sent.
 fn read_definitions(files: &[PathBuf]) -> Result<Vec<LoadedTemplate>, Failure> {
-    let (definitions, warnings) = match load_definitions(files) {
+    read_definitions_and_builds(files).map(|(templates, _)| templates)
+}
+
+/// [`read_definitions`], and the containers with `build:` (no `image:`) in them.
+fn read_definitions_and_builds(
+    files: &[PathBuf],
+) -> Result<(Vec<LoadedTemplate>, Vec<BuildSite>), Failure> {
+    let (definitions, builds, warnings) = match load_definitions_and_builds(files) {
         Ok(loaded) => loaded,
         Err(diagnostics) => {
             let errors = diagnostics
@@ -491,14 +515,37 @@ fn read_definitions(files: &[PathBuf]) -> Result<Vec<LoadedTemplate>, Failure> {
     for w in &warnings {
         eprintln!("{w}");
     }
-    Ok(definitions
+    let templates = definitions
         .into_iter()
         .map(|d| LoadedTemplate {
             path: d.path,
             kind: d.kind,
             definition: d.definition,
         })
-        .collect())
+        .collect();
+    Ok((templates, builds))
+}
+
+/// Reads the files (checked offline, every build context read) for `load` and `up`:
+/// the templates and the contexts still to build.
+fn read_for_loading(
+    files: &[PathBuf],
+) -> Result<(Vec<LoadedTemplate>, Vec<build::Context>), Failure> {
+    let (templates, sites) = read_definitions_and_builds(files)?;
+    Ok((templates, build::read_contexts(&sites)?))
+}
+
+/// Builds what `contexts` need (see `build.rs`) and writes the images into the
+/// templates; then they can be loaded.
+async fn build_into(
+    client: &mut MonkClient,
+    templates: &mut [LoadedTemplate],
+    contexts: Vec<build::Context>,
+    quiet: bool,
+) -> Result<(), Failure> {
+    let built = build::build_all(client, contexts, quiet).await?;
+    build::resolve_images(templates, &built);
+    Ok(())
 }
 
 /// Stores definitions in the cluster (one `templates-loaded` command); the index it

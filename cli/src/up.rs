@@ -1,8 +1,9 @@
 //! `monk up` and `monk down`: from YAML to running in one command, as `docker compose
 //! up` is. `up` starts an embedded single peer when none answers at `--addr` (a
 //! detached `monkd` child on a data dir of the user's, its log and pid file beside
-//! it), creates the cluster if the peer is in none, loads the files as `monk load`
-//! does, runs (or, when already running, updates) what they define and waits as `monk
+//! it; serving the cluster registry on a free loopback port when the files have
+//! containers to build), creates the cluster if the peer is in none, builds and loads
+//! the files as `monk load` does, runs (or, when already running, updates) what they define and waits as `monk
 //! run` does, then prints what runs where. `down` stops what the files define, waits
 //! until every replica reports `stopped` (its containers are gone), purges it, and with
 //! `--all` also stops the embedded peer `up` started (never another `monkd`).
@@ -176,7 +177,9 @@ impl Embedded {
     /// Starts a detached `monkd` (its own process group, so a Ctrl-C of `monk` does
     /// not reach it) listening on `addr`, writes its pid file, and waits until it
     /// answers.
-    async fn start(&self, addr: &str) -> Result<(u32, MonkClient), Failure> {
+    /// With `registry`, the peer also serves the cluster registry on a free loopback
+    /// port (`--registry-listen`), so images built from `build:` can be pushed there.
+    async fn start(&self, addr: &str, registry: bool) -> Result<(u32, MonkClient), Failure> {
         let listen: SocketAddr = addr
             .to_socket_addrs()
             .ok()
@@ -192,7 +195,16 @@ impl Embedded {
             .append(true)
             .open(self.log())
             .map_err(|e| cannot(&self.log(), e))?;
-        let mut child = Process::new(&monkd)
+        let mut command = Process::new(&monkd);
+        if registry {
+            let free = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map_err(|e| {
+                    Failure::failed(format!("cannot find a free port for the registry: {e}"))
+                })?;
+            command.args(["--registry-listen", &free.to_string()]);
+        }
+        let mut child = command
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(["--listen", &listen.to_string()])
@@ -294,7 +306,7 @@ async fn answering(addr: &str) -> Option<MonkClient> {
 }
 
 /// A progress note on stderr (stdout carries only the result), unless `-q`.
-fn note(quiet: bool, text: &str) {
+pub fn note(quiet: bool, text: &str) {
     if !quiet {
         eprintln!("{text}");
     }
@@ -344,9 +356,9 @@ pub async fn up(addr: &str, args: UpArgs) -> Outcome {
     }
     let quiet = args.wait.quiet;
     // Checked before anything starts: a bad file starts no peer and proposes nothing.
-    let templates = match args.files.is_empty() {
-        true => Vec::new(),
-        false => read_definitions(&args.files)?,
+    let (mut templates, contexts) = match args.files.is_empty() {
+        true => (Vec::new(), Vec::new()),
+        false => crate::read_for_loading(&args.files)?,
     };
     let targets = targets(args.run.as_deref(), &templates)?;
     let embedded = Embedded::at(args.data_dir.as_deref())?;
@@ -361,7 +373,7 @@ pub async fn up(addr: &str, args: UpArgs) -> Outcome {
                     embedded.data_dir.display()
                 )));
             }
-            let (pid, client) = embedded.start(addr).await?;
+            let (pid, client) = embedded.start(addr, !contexts.is_empty()).await?;
             note(
                 quiet,
                 &format!(
@@ -394,6 +406,7 @@ pub async fn up(addr: &str, args: UpArgs) -> Outcome {
             ),
         );
     }
+    crate::build_into(&mut client, &mut templates, contexts, quiet).await?;
     if !templates.is_empty() {
         let count = templates.len();
         let index = store_definitions(&mut client, templates).await?;

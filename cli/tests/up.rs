@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -23,17 +23,6 @@ fn monk_at(addr: &str, args: &[&str]) -> Output {
         .env_remove("MONK_CREDENTIALS")
         .output()
         .expect("run monk")
-}
-
-fn succeeded(o: &Output, what: &str) -> String {
-    assert!(
-        o.status.success(),
-        "{what} failed ({}):\n{}\n{}",
-        o.status,
-        stdout(o),
-        stderr(o)
-    );
-    stdout(o)
 }
 
 /// The example stack with its published host port changed from 8080 to `port`.
@@ -54,17 +43,6 @@ fn running(pid: u32) -> bool {
             stat[after + 1..].trim_start().chars().next()
         })
         .is_some_and(|state| state != 'Z')
-}
-
-/// SIGKILLs the embedded peer of a data dir if a test fails before `down --all`.
-struct KillEmbedded(PathBuf);
-
-impl Drop for KillEmbedded {
-    fn drop(&mut self) {
-        if let Ok(pid) = std::fs::read_to_string(&self.0) {
-            let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
-        }
-    }
 }
 
 #[test]

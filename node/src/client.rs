@@ -372,6 +372,38 @@ impl MonkClient {
             .into_inner())
     }
 
+    /// Sends a build context (`context`, a tar) to be built and pushed into the cluster
+    /// registry as `repository:tag`; the stream of the build's output, ending with an
+    /// event that carries the pushed digest (or an error status).
+    pub async fn build_image(
+        &mut self,
+        repository: &str,
+        tag: &str,
+        dockerfile: &str,
+        context: Vec<u8>,
+    ) -> Result<tonic::Streaming<crate::pb::BuildEvent>, ClientError> {
+        let mut chunks: Vec<crate::pb::BuildChunk> = context
+            .chunks(crate::registry::build::BUILD_CHUNK_BYTES)
+            .map(|data| crate::pb::BuildChunk {
+                data: data.to_vec(),
+                ..Default::default()
+            })
+            .collect();
+        if chunks.is_empty() {
+            chunks.push(crate::pb::BuildChunk::default());
+        }
+        if let Some(first) = chunks.first_mut() {
+            first.repository = repository.to_string();
+            first.tag = tag.to_string();
+            first.dockerfile = dockerfile.to_string();
+        }
+        Ok(self
+            .inner
+            .build_image(self.without_deadline(tokio_stream::iter(chunks)))
+            .await?
+            .into_inner())
+    }
+
     pub async fn events(
         &mut self,
         from_index: u64,

@@ -502,6 +502,19 @@ impl MonkService for ClientApi {
         )))
     }
 
+    type BuildImageStream = tokio_stream::wrappers::ReceiverStream<Result<BuildEvent, Status>>;
+
+    async fn build_image(
+        &self,
+        request: Request<tonic::Streaming<BuildChunk>>,
+    ) -> Result<Response<Self::BuildImageStream>, Status> {
+        guard(&self.node, &request, Rpc::BuildImage)?;
+        let rx = crate::registry::build::serve(self.node.clone(), request.into_inner()).await?;
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
+    }
+
     async fn container_exec(
         &self,
         request: Request<ExecRequest>,

@@ -48,6 +48,9 @@ const TABLE: &[(Rpc, &str)] = &[
     (Rpc::Events, "-AAAA--"),
     // Registry blobs travel between peers only.
     (Rpc::FetchBlob, "----A--"),
+    // Operators build images (a peer without --registry-listen then refuses the build
+    // itself, not the caller).
+    (Rpc::BuildImage, "--AAA--"),
     // Last: allowed, it makes the target leave.
     (Rpc::Leave, "---A---"),
 ];
@@ -236,6 +239,18 @@ async fn let_in(rpc: Rpc, address: &str, dialer: &Dialer, own_id: u64) -> Result
                 BlobRequest {
                     digest: format!("sha256:{}", "0".repeat(64)),
                 },
+            ))
+            .await
+            .map(drop),
+        Rpc::BuildImage => api
+            .build_image(req(
+                dialer,
+                tokio_stream::iter(vec![BuildChunk {
+                    repository: "access/app".into(),
+                    tag: "1".into(),
+                    dockerfile: "Dockerfile".into(),
+                    data: Vec::new(),
+                }]),
             ))
             .await
             .map(drop),

@@ -27,3 +27,29 @@ pub fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// The stdout of a `monk` run that must succeed; its status and output otherwise.
+pub fn succeeded(o: &std::process::Output, what: &str) -> String {
+    assert!(
+        o.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        o.status,
+        stdout(o),
+        stderr(o)
+    );
+    stdout(o)
+}
+
+/// SIGKILLs the embedded peer `monk up` started (its pid file, `DATA.pid`) if a test
+/// fails before `monk down --all`.
+pub struct KillEmbedded(pub PathBuf);
+
+impl Drop for KillEmbedded {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(&self.0) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", pid.trim()])
+                .status();
+        }
+    }
+}

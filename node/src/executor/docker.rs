@@ -13,8 +13,9 @@ use bollard::models::{
     ResourcesUlimits, RestartPolicy as DockerRestart, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, ListContainersOptions, LogsOptions,
-    RemoveContainerOptions, StopContainerOptions, UploadToContainerOptions,
+    BuildImageOptions, CreateContainerOptions, CreateImageOptions, ListContainersOptions,
+    LogsOptions, PushImageOptions, RemoveContainerOptions, StopContainerOptions,
+    UploadToContainerOptions,
 };
 use bollard::Docker;
 use monk_scripting::monkscript::runtime::{ContainerSpec, Protocol, RestartPolicy};
@@ -38,6 +39,11 @@ pub const CONTAINER_LOG_FILE_BYTES_MAX: u64 = 10 << 20;
 /// chatty container holds at most 30 MiB of the host's disk; `monk logs` reads across
 /// them.
 pub const CONTAINER_LOG_FILES_MAX: u32 = 3;
+
+/// Longest one image build (or its push into the cluster registry) may take: a build
+/// that compiles a large project runs for many minutes; half an hour bounds a build
+/// step that hangs without cutting off real ones.
+pub const IMAGE_BUILD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 /// Docker's `json-file` driver with rotation (Docker's default keeps every line forever).
 fn log_config() -> HostConfigLogConfig {
@@ -611,6 +617,98 @@ impl ContainerRuntime for DockerRuntime {
         {
             Err(e) if e.is_not_found() => Ok(()),
             other => other,
+        }
+    }
+
+    async fn build_image(
+        &self,
+        context: Vec<u8>,
+        dockerfile: &str,
+        tag: &str,
+        progress: &tokio::sync::mpsc::Sender<String>,
+    ) -> RuntimeResult<()> {
+        let what = format!("building {tag}");
+        let options = BuildImageOptions {
+            dockerfile: dockerfile.to_string(),
+            t: Some(tag.to_string()),
+            rm: true,
+            forcerm: true,
+            ..Default::default()
+        };
+        let body = bollard::body_full(tonic::codegen::Bytes::from(context));
+        let build = async {
+            let mut stream = self.docker.build_image(options, None, Some(body));
+            while let Some(step) = stream.next().await {
+                let info = step.map_err(|e| engine_error(&what, e))?;
+                if let Some(detail) = info.error_detail {
+                    let message = detail.message.unwrap_or_default();
+                    return Err(RuntimeError::engine(&what, message.trim_end().to_string()));
+                }
+                for line in info.stream.iter().chain(info.status.iter()) {
+                    for line in line.lines().filter(|l| !l.trim().is_empty()) {
+                        let _ = progress.send(line.to_string()).await;
+                    }
+                }
+            }
+            Ok(())
+        };
+        match tokio::time::timeout(IMAGE_BUILD_TIMEOUT, build).await {
+            Ok(result) => result,
+            Err(_) => Err(RuntimeError::Timeout {
+                what,
+                after: IMAGE_BUILD_TIMEOUT,
+            }),
+        }
+    }
+
+    async fn push_image(
+        &self,
+        reference: &str,
+        progress: &tokio::sync::mpsc::Sender<String>,
+    ) -> RuntimeResult<String> {
+        let what = format!("pushing {reference}");
+        let (name, tag) = match reference.rsplit_once(':') {
+            Some((name, tag)) if !tag.contains('/') => (name, tag),
+            _ => (reference, "latest"),
+        };
+        let options = PushImageOptions {
+            tag: Some(tag.to_string()),
+            ..Default::default()
+        };
+        let push = async {
+            let mut digest = None;
+            let mut stream = self.docker.push_image(name, Some(options), None);
+            while let Some(step) = stream.next().await {
+                let info = step.map_err(|e| engine_error(&what, e))?;
+                if let Some(detail) = info.error_detail {
+                    return Err(RuntimeError::engine(
+                        &what,
+                        detail.message.unwrap_or_default(),
+                    ));
+                }
+                // Per-layer byte counts and waits are left out: one line per step,
+                // readable in a log.
+                let waiting = matches!(info.status.as_deref(), Some("Preparing" | "Waiting"));
+                if waiting || info.progress_detail.is_some_and(|p| p.current.is_some()) {
+                    continue;
+                }
+                if let Some(status) = info.status {
+                    if let Some(found) =
+                        status.split_whitespace().find(|w| w.starts_with("sha256:"))
+                    {
+                        digest = Some(found.to_string());
+                    }
+                    let _ = progress.send(status).await;
+                }
+            }
+            digest.ok_or_else(|| RuntimeError::engine(&what, "the engine reported no digest"))
+        };
+        match tokio::time::timeout(IMAGE_BUILD_TIMEOUT, push).await {
+            Ok(result) => result,
+            Err(_) => Err(RuntimeError::Timeout {
+                what,
+                after: IMAGE_BUILD_TIMEOUT,
+            }),
         }
     }
 

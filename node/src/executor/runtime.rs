@@ -112,6 +112,35 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Builds the image `tag` from `context` (a tar) with the Dockerfile at
+    /// `dockerfile` inside it, sending each line of the build's output to `progress`.
+    /// A runtime that cannot build says so.
+    async fn build_image(
+        &self,
+        _context: Vec<u8>,
+        _dockerfile: &str,
+        _tag: &str,
+        _progress: &tokio::sync::mpsc::Sender<String>,
+    ) -> RuntimeResult<()> {
+        Err(RuntimeError::engine(
+            "building an image",
+            "this peer's container runtime cannot build images",
+        ))
+    }
+
+    /// Pushes the image `reference` (`HOST:PORT/NAME:TAG`) to its registry, sending
+    /// each step to `progress`; the pushed manifest's digest.
+    async fn push_image(
+        &self,
+        _reference: &str,
+        _progress: &tokio::sync::mpsc::Sender<String>,
+    ) -> RuntimeResult<String> {
+        Err(RuntimeError::engine(
+            "pushing an image",
+            "this peer's container runtime cannot push images",
+        ))
+    }
+
     /// Runs a command in a running container; `Ok(stdout)` when it exits 0.
     async fn exec(&self, id: &str, command: Vec<String>) -> RuntimeResult<String> {
         let shown = command.join(" ");

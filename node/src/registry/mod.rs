@@ -15,6 +15,7 @@
 //! a trusted network until trust at the edge covers it), deletion through the API
 //! (`monk images rm`), range requests, and the referrers API.
 
+pub mod build;
 pub mod fetch;
 pub mod http;
 pub mod manifest;

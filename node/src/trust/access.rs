@@ -95,6 +95,7 @@ rpcs! {
     EntityDo,
     Events,
     FetchBlob,
+    BuildImage,
 }
 
 /// Who may make a call.
@@ -122,7 +123,9 @@ pub fn rule(rpc: Rpc) -> Rule {
         }
         Rpc::Query | Rpc::Consensus | Rpc::ContainerLogs | Rpc::Events => Rule::Role(Role::Viewer),
         // What may be proposed also depends on the command (see `proposer_role`).
-        Rpc::Propose | Rpc::ContainerExec | Rpc::EntityDo => Rule::Role(Role::Operator),
+        Rpc::Propose | Rpc::ContainerExec | Rpc::EntityDo | Rpc::BuildImage => {
+            Rule::Role(Role::Operator)
+        }
         // A follower forwards a secret read or a removal to the leader.
         Rpc::GetSecret | Rpc::RemovePeer => Rule::Role(Role::Admin),
         Rpc::SetSecret | Rpc::IssueToken | Rpc::Leave | Rpc::ExportRaftData => Rule::AdminOnly,

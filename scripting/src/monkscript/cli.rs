@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::cli_output::CommandOutput;
 use crate::tree::Tree;
 
+use super::build::{build_sites, BuildSite};
 use super::diagnostic::{has_errors, sort_and_dedup, Diagnostic, Pos, Severity};
 use super::load::Workspace;
 use super::resolve::{self, ResolveError};
@@ -65,6 +66,7 @@ fn lint_diagnostics(workspace: &Workspace, checker: ScriptChecker) -> Vec<Diagno
         &candidates,
     ));
     diagnostics.extend(script_diagnostics(workspace, checker));
+    diagnostics.extend(build_sites(workspace).1);
     sort_and_dedup(&mut diagnostics);
     diagnostics
 }
@@ -184,11 +186,23 @@ pub fn dump_command(entity_path: &str, from: &[PathBuf], format: DumpFormat) -> 
 pub fn load_definitions(
     paths: &[PathBuf],
 ) -> Result<(Vec<LoadedDefinition>, Vec<Diagnostic>), Vec<Diagnostic>> {
+    load_definitions_and_builds(paths).map(|(definitions, _, warnings)| (definitions, warnings))
+}
+
+/// What [`load_definitions_and_builds`] reads: the definitions, the builds in them,
+/// and the warnings.
+pub type Loaded = (Vec<LoadedDefinition>, Vec<BuildSite>, Vec<Diagnostic>);
+
+/// [`load_definitions`], and every container with `build:` in them (the CLI builds
+/// those before it loads).
+pub fn load_definitions_and_builds(paths: &[PathBuf]) -> Result<Loaded, Vec<Diagnostic>> {
     let workspace = Workspace::load(paths);
     let store = workspace.store();
     let mut diagnostics = workspace.diagnostics.clone();
     diagnostics.extend(workspace.duplicate_diagnostics());
     diagnostics.extend(workspace.inheritance_diagnostics(&store, false));
+    let (builds, build_problems) = build_sites(&workspace);
+    diagnostics.extend(build_problems);
     sort_and_dedup(&mut diagnostics);
     if has_errors(&diagnostics) {
         return Err(diagnostics);
@@ -205,7 +219,7 @@ pub fn load_definitions(
             None => definitions.push(loaded),
         }
     }
-    Ok((definitions, diagnostics))
+    Ok((definitions, builds, diagnostics))
 }
 
 /// Resolves the definition at `path` against the definitions the cluster holds (keyed

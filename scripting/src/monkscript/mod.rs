@@ -11,6 +11,7 @@
 //! [`stored`] checks definitions that reach a peer in a proposal by the same rules.
 //! Problems are [`diagnostic::Diagnostic`]s.
 
+pub mod build;
 pub mod cli;
 pub mod diagnostic;
 pub mod load;

@@ -1041,7 +1041,8 @@ impl Run<'_> {
         if tree.get("image").is_none() && tree.get("build").is_some() {
             self.error(
                 &image_at,
-                "images built from `build` are not supported yet; give an `image`",
+                "this container is built from `build`, which was not built: `monk up`, \
+                 `monk load` and `monk build` build it and set `image`",
             );
             return String::new();
         }

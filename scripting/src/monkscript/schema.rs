@@ -161,7 +161,9 @@ pub static CONTAINER: Schema = Schema {
         ("shm-size", Ty::Text),
         ("logs", Ty::Struct(&LOGS)),
         ("dockerfile", Ty::Text),
-        ("build", Ty::Text),
+        // A context directory, or a map (`context`, `dockerfile`/`containerfile`):
+        // checked by `build::build_sites`.
+        ("build", Ty::Any),
         ("resources", Ty::Struct(&RESOURCES)),
     ],
     open: false,
