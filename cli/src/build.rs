@@ -220,6 +220,14 @@ pub fn canonical_tar(
     let tar = builder
         .into_inner()
         .map_err(|e| format!("cannot finish the archive: {e}"))?;
+    // The peer counts the archive's bytes, headers and padding included.
+    if tar.len() as u64 > BUILD_CONTEXT_BYTES_MAX {
+        return Err(format!(
+            "the context's archive is {} MiB, more than the {} MiB a build context may hold: list what the build does not need in .dockerignore",
+            tar.len() >> 20,
+            BUILD_CONTEXT_BYTES_MAX >> 20
+        ));
+    }
     Ok((tar, files))
 }
 

@@ -44,7 +44,7 @@ pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(1);
 /// replicas then run elsewhere within a few seconds more (the placement commits with
 /// the `peer-down`, the executor there wakes on it, the container starts).
 pub const PEER_DOWN_AFTER: Duration = Duration::from_secs(9);
-/// A member declared down and heard from within this long is declared up again: three
+/// A member declared down and heard from within this long is declared up again: six
 /// heartbeats, so a stale record from before it fell silent does not count.
 pub const PEER_UP_WITHIN: Duration = Duration::from_secs(3);
 /// How often the leader reviews liveness and voter membership.
@@ -82,6 +82,16 @@ pub const JOIN_CATCH_UP_WAIT: Duration = Duration::from_secs(30);
 /// How often the container executor wakes up to compare state with the runtime (and
 /// checks its lease) when nothing new was applied.
 pub const EXECUTOR_TICK: Duration = Duration::from_secs(1);
+/// How long the quorum-acknowledgement watch (`node/duties.rs`) waits for openraft's
+/// metrics before it looks again whether the peer still runs (they normally arrive
+/// every 100 ms heartbeat or faster).
+pub const QUORUM_ACK_WATCH_RETRY: Duration = Duration::from_secs(1);
+/// How often the fencing watchdog checks the executor's lease, whatever a pass is
+/// doing (`executor/reconcile.rs`).
+pub const FENCE_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+/// Longest the executor waits for one of its reports to commit; the next pass reports
+/// again (a leader cut off from its quorum would otherwise hold the loop for good).
+pub const EXECUTOR_REPORT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The shortest pause between two executor passes: it wakes as soon as new entries
 /// are applied (a replica placed on this peer starts without waiting for a tick), but
 /// a stream of commits runs at most a pass per this.

@@ -272,6 +272,33 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     }
 }
 
+/// Why an AppendEntries request must not be sent, if it must not: its entries do not
+/// follow `prev_log_id`, or one belongs to a term after the sender's vote. openraft
+/// builds both from what the log store returns when the replication task reads it;
+/// a task left over from a leadership this peer lost may read after the log changed
+/// under it (purged: `LogStore::limited_get_log_entries` answers nothing then;
+/// truncated and refilled by the next leader: the entries carry that newer term), and
+/// a follower still in the old term would accept them at the wrong place.
+pub fn malformed_append(rpc: &AppendEntriesRequest<TypeConfig>) -> Option<String> {
+    let term = rpc.vote.leader_id().term;
+    let first = rpc.prev_log_id.map_or(0, |p| p.index + 1);
+    for (expected, entry) in (first..).zip(&rpc.entries) {
+        if entry.log_id.index != expected {
+            return Some(format!(
+                "not sending entry {} as the one after {:?}",
+                entry.log_id, rpc.prev_log_id
+            ));
+        }
+        if entry.log_id.leader_id.term > term {
+            return Some(format!(
+                "not sending entry {} under the vote of term {term}",
+                entry.log_id
+            ));
+        }
+    }
+    None
+}
+
 type RpcResult<T, E = openraft::error::Infallible> =
     Result<T, RPCError<u64, PeerNode, RaftError<u64, E>>>;
 
@@ -390,6 +417,11 @@ impl RaftNetwork<TypeConfig> for Connection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<u64>> {
+        if let Some(why) = malformed_append(&rpc) {
+            return Err(RPCError::Unreachable(Unreachable::new(
+                &std::io::Error::other(why),
+            )));
+        }
         match self {
             Connection::Grpc { .. } => {
                 let entries = rpc.entries.len() as u64;
@@ -448,5 +480,49 @@ impl RaftNetwork<TypeConfig> for Connection {
                     .map_err(|e| self.remote(e))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, Vote};
+
+    fn entry(term: u64, index: u64) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(term, 1), index),
+            payload: EntryPayload::Blank,
+        }
+    }
+
+    fn request(
+        term: u64,
+        prev: Option<(u64, u64)>,
+        entries: &[(u64, u64)],
+    ) -> AppendEntriesRequest<TypeConfig> {
+        AppendEntriesRequest {
+            vote: Vote::new_committed(term, 1),
+            prev_log_id: prev.map(|(t, i)| LogId::new(CommittedLeaderId::new(t, 1), i)),
+            entries: entries.iter().map(|(t, i)| entry(*t, *i)).collect(),
+            leader_commit: None,
+        }
+    }
+
+    #[test]
+    fn only_entries_that_follow_prev_in_the_senders_terms_are_sent() {
+        assert_eq!(
+            malformed_append(&request(2, Some((1, 6)), &[(1, 7), (2, 8)])),
+            None
+        );
+        assert_eq!(malformed_append(&request(2, None, &[(1, 0), (1, 1)])), None);
+        assert_eq!(malformed_append(&request(2, Some((1, 6)), &[])), None);
+        // A purged range read as what follows: 111 is not the entry after 106.
+        let gap = malformed_append(&request(2, Some((1, 106)), &[(1, 111)]));
+        assert!(gap.is_some_and(|why| why.contains("after")));
+        // A hole inside the batch.
+        assert!(malformed_append(&request(2, Some((1, 6)), &[(1, 7), (1, 9)])).is_some());
+        // The next leader's entries under a stale vote.
+        let newer = malformed_append(&request(2, Some((1, 6)), &[(3, 7)]));
+        assert!(newer.is_some_and(|why| why.contains("term 2")));
     }
 }

@@ -90,14 +90,18 @@ pub fn canonical_host(input: &str) -> Result<String, String> {
     }
 }
 
-/// The registry `image` is pulled from, by Docker's rule: the part before the first
-/// `/` is a host when it has a `.` or a `:` or is `localhost`; otherwise (and with no
-/// `/` at all) the image is on Docker Hub.
+/// The registry `image` is pulled from, by Docker's rule (`splitDockerDomain`): the
+/// part before the first `/` is a host when it has a `.` or a `:`, is `localhost`, or
+/// has an uppercase letter (repository names cannot); otherwise (and with no `/` at
+/// all) the image is on Docker Hub. Differing from Docker here would hand Docker
+/// Hub's credential to whatever host the engine resolves.
 pub fn image_registry(image: &str) -> String {
     let Some((first, _)) = image.split_once('/') else {
         return DOCKER_HUB.into();
     };
-    let is_host = first.contains(['.', ':']) || first == "localhost";
+    let is_host = first.contains(['.', ':'])
+        || first == "localhost"
+        || first.chars().any(|c| c.is_ascii_uppercase());
     match is_host {
         true => canonical_host(first).unwrap_or_else(|_| first.to_ascii_lowercase()),
         false => DOCKER_HUB.into(),
@@ -255,6 +259,8 @@ mod tests {
         assert_eq!(image_registry("ghcr.io/acme/app:1"), "ghcr.io");
         assert_eq!(image_registry("127.0.0.1:5000/app:1"), "127.0.0.1:5000");
         assert_eq!(image_registry("localhost/app"), "localhost");
+        // An uppercase first part is a host for Docker: not Docker Hub's credential.
+        assert_ne!(image_registry("Evil/app"), DOCKER_HUB);
         assert_eq!(
             image_registry("123.dkr.ecr.eu-west-1.amazonaws.com/app@sha256:ab"),
             "123.dkr.ecr.eu-west-1.amazonaws.com"

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use monk_statemachine::PeerId;
 
-use super::runtime::{PullAuth, RuntimeError, RuntimeResult};
+use super::runtime::{PullAuth, PullLogin, RuntimeError, RuntimeResult};
 use super::{key_of, label, ContainerRuntime, Observed, RunState, Wanted};
 
 /// What the engine says about an id it does not hold.
@@ -130,14 +130,19 @@ impl ContainerRuntime for FakeRuntime {
         }))
     }
 
-    async fn ensure_image(&self, image: &str, auth: Option<&PullAuth>) -> RuntimeResult<()> {
-        self.with(|i| i.pulls.push((image.to_string(), auth.cloned())));
-        match self.with(|i| i.missing_images.contains(image)) {
-            true => Err(RuntimeError::engine(
+    async fn ensure_image(&self, image: &str, login: &PullLogin) -> RuntimeResult<()> {
+        let auth = login.as_ref().ok().cloned().flatten();
+        self.with(|i| i.pulls.push((image.to_string(), auth)));
+        match (self.with(|i| i.missing_images.contains(image)), login) {
+            (false, _) => Ok(()),
+            (true, Err(why)) => Err(RuntimeError::engine(
+                "not present locally, and no pull without its login",
+                why.clone(),
+            )),
+            (true, Ok(_)) => Err(RuntimeError::engine(
                 format!("{image} is not present locally and pulling it failed"),
                 "no such image in the fake runtime",
             )),
-            false => Ok(()),
         }
     }
 

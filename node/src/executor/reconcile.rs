@@ -15,7 +15,10 @@ use super::readiness::{self, Memo};
 use super::runtime::PullAuth;
 use super::spec::{spec_of, World};
 use super::ContainerRuntime;
-use crate::limits::{EXECUTOR_ACTION_TIMEOUT, EXECUTOR_PASS_GAP, EXECUTOR_TICK};
+use crate::limits::{
+    EXECUTOR_ACTION_TIMEOUT, EXECUTOR_PASS_GAP, EXECUTOR_REPORT_TIMEOUT, EXECUTOR_TICK,
+    FENCE_CHECK_INTERVAL,
+};
 use crate::node::lease::{LeaseState, LEASE};
 use crate::node::Node;
 use crate::secrets::WorkloadSecrets;
@@ -191,13 +194,11 @@ pub async fn reconcile<R: ContainerRuntime + ?Sized>(
             }
             Action::Create(w) => {
                 let replica = (w.key.path.clone(), w.key.replica);
-                let pulled = match pull_auth(&w.spec.image, world) {
-                    Ok(auth) => runtime
-                        .ensure_image(&w.spec.image, auth.as_ref())
-                        .await
-                        .map_err(|e| e.to_string()),
-                    Err(why) => Err(why),
-                };
+                let login = pull_auth(&w.spec.image, world);
+                let pulled = runtime
+                    .ensure_image(&w.spec.image, &login)
+                    .await
+                    .map_err(|e| e.to_string());
                 let created = match pulled {
                     Err(e) => Err(format!("image {}: {e}", w.spec.image)),
                     Ok(()) => {
@@ -390,6 +391,7 @@ async fn next_pass(node: &Node, applied_seen: u64) {
 
 /// Runs the executor for `node` until the node shuts down.
 pub async fn run(node: Arc<Node>, runtime: Arc<dyn ContainerRuntime>) {
+    tokio::spawn(fence_watchdog(node.clone(), runtime.clone()));
     let mut applied_seen = u64::MAX;
     let mut last_errors: Vec<String> = Vec::new();
     let mut ticks_since_pass = 0u32;
@@ -432,21 +434,18 @@ pub async fn run(node: Arc<Node>, runtime: Arc<dyn ContainerRuntime>) {
         // The lease (`node/src/node/lease.rs`): cut off from a quorum, kill this
         // peer's replicas before the majority starts them elsewhere; not caught up
         // after a restart, touch nothing yet.
+        // The kills themselves are the watchdog's ([`fence_watchdog`]); a fenced or
+        // not yet caught-up peer only runs no pass.
         match node.lease_state().await {
             LeaseState::Current => {
                 if fenced {
-                    info!("executor: a quorum is heard again; reconciling");
                     fenced = false;
                     applied_seen = u64::MAX;
                 }
             }
             LeaseState::CatchingUp => continue,
             LeaseState::Fenced => {
-                if !fenced {
-                    warn!("executor: no quorum heard for {LEASE:?}; killing this peer's replicas, which the others may start elsewhere");
-                    fenced = true;
-                }
-                fence(runtime.as_ref(), &cluster, peer, &assigned).await;
+                fenced = true;
                 continue;
             }
         }
@@ -509,9 +508,52 @@ pub async fn run(node: Arc<Node>, runtime: Arc<dyn ContainerRuntime>) {
         }
         for report in pass.reports {
             let proposal = node.stamp(format!("peer:{peer}/executor"), report);
-            if let Err(e) = node.propose(proposal).await {
-                warn!("executor cannot report: {e}");
+            // Bounded: a leader cut off from its quorum never commits it, and the next
+            // pass reports the same again.
+            match tokio::time::timeout(EXECUTOR_REPORT_TIMEOUT, node.propose(proposal)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => warn!("executor cannot report: {e}"),
+                Err(_) => {
+                    warn!("executor: a report was not committed within {EXECUTOR_REPORT_TIMEOUT:?}")
+                }
             }
         }
+    }
+}
+
+/// Kills this peer's replicas whenever its lease says fenced, checked every
+/// [`FENCE_CHECK_INTERVAL`] whatever the executor's pass is doing: a pass may wait
+/// on the engine for up to a minute (a pull across the partition) and its reports on
+/// a quorum that is gone, and the fence must land within its margin regardless.
+async fn fence_watchdog(node: Arc<Node>, runtime: Arc<dyn ContainerRuntime>) {
+    let mut fenced = false;
+    loop {
+        tokio::time::sleep(FENCE_CHECK_INTERVAL).await;
+        if node.is_shut_down() {
+            return;
+        }
+        if node.lease_state().await != LeaseState::Fenced {
+            if fenced {
+                info!("executor: a quorum is heard again; reconciling");
+                fenced = false;
+            }
+            continue;
+        }
+        let Some(peer) = node.peer_id().await else {
+            continue;
+        };
+        let (cluster, assigned) = {
+            let shared = node.shared_state();
+            let guard = shared.read().unwrap_or_else(|p| p.into_inner());
+            let Some(cluster) = guard.state.cluster_name().map(str::to_owned) else {
+                continue;
+            };
+            (cluster, assignments(&guard.state, peer))
+        };
+        if !fenced {
+            warn!("executor: no quorum heard for {LEASE:?}; killing this peer's replicas, which the others may start elsewhere");
+            fenced = true;
+        }
+        fence(runtime.as_ref(), &cluster, peer, &assigned).await;
     }
 }

@@ -67,6 +67,10 @@ impl RuntimeError {
 
 pub type RuntimeResult<T> = Result<T, RuntimeError>;
 
+/// The credential a pull would log in with (`None`: anonymous), or why it cannot be
+/// opened.
+pub type PullLogin = Result<Option<PullAuth>, String>;
+
 /// What a pull logs in with (`monk registry add`): the registry's canonical host, the
 /// user and the opened password. `Debug` leaves the password out.
 #[derive(Clone, PartialEq, Eq)]
@@ -93,8 +97,10 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// Every container labelled with this cluster and peer, running or not.
     async fn list(&self, cluster: &str, peer: PeerId) -> RuntimeResult<Vec<Observed>>;
     /// Makes sure the image is present (pulling it if the runtime can, logged in with
-    /// `auth` when the image's registry has a credential).
-    async fn ensure_image(&self, image: &str, auth: Option<&PullAuth>) -> RuntimeResult<()>;
+    /// `login`'s credential when the image's registry has one). An image already
+    /// present needs no login: `login`'s error (a credential whose secret cannot be
+    /// opened) fails only a pull.
+    async fn ensure_image(&self, image: &str, login: &PullLogin) -> RuntimeResult<()>;
     /// Creates and starts a container; returns its id.
     async fn create(&self, wanted: &Wanted) -> RuntimeResult<String>;
     async fn start(&self, id: &str) -> RuntimeResult<()>;

@@ -565,7 +565,8 @@ async fn the_volume_root_is_the_peers_and_paths_outside_it_are_refused() {
 /// A pull from a registry with a credential logs in with its user and the opened
 /// global secret (Docker Hub images, named without a host, with `docker.io`'s); a
 /// registry without one pulls anonymously; a credential whose secret is missing fails
-/// the replica naming the registry and the secret, without pulling.
+/// the replica naming the registry and the secret when a pull is needed, and only
+/// then.
 #[tokio::test]
 async fn pulls_log_in_with_the_registry_credential_of_the_image_host() {
     use crate::keys::ClusterKey;
@@ -617,12 +618,29 @@ async fn pulls_log_in_with_the_registry_credential_of_the_image_host() {
     assert_eq!(logins["nginx:1"], login("docker.io", "hub"));
     assert_eq!(logins["127.0.0.1:5000/app:1"], None);
 
+    // The secret is not set: an image already present still runs (no pull, no
+    // login), a missing one fails naming the registry and the secret.
     let rt = FakeRuntime::default();
     let secrets = no_secrets();
     let mut w = world(&secrets);
     w.registries = &registries;
     let pass = reconcile(&rt, "c1", 1, &assigned[..1], &w, &mut Memo::default()).await;
-    assert!(rt.pulls().is_empty(), "{:?}", rt.pulls());
+    assert!(!rt.containers().is_empty(), "{:?}", pass.reports);
+    assert!(
+        pass.reports.iter().all(|r| !matches!(
+            r,
+            Command::WorkloadReport {
+                status: InstanceStatus::Failed,
+                ..
+            }
+        )),
+        "{:?}",
+        pass.reports
+    );
+    let rt = FakeRuntime::default();
+    rt.remove_image(images[0]);
+    let pass = reconcile(&rt, "c1", 1, &assigned[..1], &w, &mut Memo::default()).await;
+    assert!(rt.containers().is_empty());
     let Some(Command::WorkloadReport {
         status, message, ..
     }) = pass.reports.first()

@@ -18,7 +18,9 @@ use super::decisions::{
     autopilot_change, liveness_decisions, MemberStatus, VoterChange, VoterView,
 };
 use super::Node;
-use crate::limits::{AUTOPILOT_INTERVAL, HEARTBEAT_TIMEOUT, PEER_HEARTBEAT_INTERVAL};
+use crate::limits::{
+    AUTOPILOT_INTERVAL, HEARTBEAT_TIMEOUT, PEER_HEARTBEAT_INTERVAL, QUORUM_ACK_WATCH_RETRY,
+};
 use crate::network::Network;
 
 /// When each peer's last heartbeat arrived (the leader's liveness input). Shared with
@@ -27,6 +29,7 @@ pub type LastSeen = Arc<Mutex<BTreeMap<PeerId, Instant>>>;
 
 impl Node {
     pub(super) fn spawn_duties(self: &Arc<Self>) {
+        self.spawn_quorum_ack_watch();
         let node = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(PEER_HEARTBEAT_INTERVAL.min(AUTOPILOT_INTERVAL));
@@ -49,6 +52,46 @@ impl Node {
                 } else {
                     *node.leader_since.lock().unwrap_or_else(|p| p.into_inner()) = None;
                     node.send_heartbeat(id, &metrics).await;
+                }
+            }
+        });
+    }
+
+    /// Follows openraft's metrics as they are published (every turn of the Raft core)
+    /// and records this peer's quorum acknowledgement with the time it arrived
+    /// ([`Node::note_quorum_ack`]): the lease then ages when the core stalls (a disk
+    /// that does not answer an fsync) instead of trusting the last figure forever.
+    fn spawn_quorum_ack_watch(self: &Arc<Self>) {
+        let node = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let raft = {
+                    let Some(node) = node.upgrade() else { return };
+                    if node.is_shut_down() {
+                        return;
+                    }
+                    node.raft().await
+                };
+                let Some(raft) = raft else {
+                    tokio::time::sleep(QUORUM_ACK_WATCH_RETRY).await;
+                    continue;
+                };
+                let mut metrics = raft.metrics();
+                // Bounded, so a shut-down node is noticed even while Raft is silent.
+                while let Ok(Ok(())) =
+                    tokio::time::timeout(QUORUM_ACK_WATCH_RETRY, metrics.changed()).await
+                {
+                    let Some(node) = node.upgrade() else { return };
+                    let m = metrics.borrow_and_update().clone();
+                    node.note_quorum_ack(
+                        m.current_term,
+                        m.state == ServerState::Leader,
+                        m.millis_since_quorum_ack,
+                    );
+                }
+                let Some(node) = node.upgrade() else { return };
+                if node.is_shut_down() {
+                    return;
                 }
             }
         });

@@ -4,15 +4,15 @@
 //! database run at once; and a peer that restarts on an old state must not remove
 //! containers the cluster still wants before it has caught up.
 //!
-//! The timing argument. A follower heartbeats the leader every second; the leader
+//! The timing argument. A follower heartbeats the leader every 0.5 s; the leader
 //! answers only while a quorum acknowledged it within [`QUORUM_ACK_FRESH`] (a deposed
 //! leader on the minority side cannot renew anyone's lease), and with its commit
 //! index. The follower renews its lease at the time it *sent* that heartbeat, which is
 //! before the leader recorded it; the leader declares the follower down only
 //! [`PEER_DOWN_AFTER`] after the last heartbeat it recorded. So the follower's lease
 //! (renewal + [`LEASE`]) ends at least `PEER_DOWN_AFTER - LEASE` before the majority
-//! may start its replicas elsewhere, and the executor needs at most one tick plus one
-//! kill to stop them in that window ([`FENCE_MARGIN`], checked by a test). A leader
+//! may start its replicas elsewhere, and the executor's fencing watchdog needs at most
+//! one check interval plus the kills to stop them in that window ([`FENCE_MARGIN`], checked by a test). A leader
 //! renews the same lease with each quorum acknowledgement (at the time it happened);
 //! a newly elected one, not acknowledged yet, acts on the lease it held as a
 //! follower. That renewal is no later than the followers last heard the old
@@ -25,7 +25,7 @@
 use std::time::Duration;
 use tokio::time::Instant;
 
-use crate::limits::{EXECUTOR_TICK, PEER_DOWN_AFTER};
+use crate::limits::{FENCE_CHECK_INTERVAL, PEER_DOWN_AFTER};
 
 /// How long a renewal lets the executor act (`monkd --lease` is not offered: the
 /// bound below is what makes it safe, and it follows from the down timeout). Longer
@@ -43,14 +43,23 @@ pub const LEASE: Duration = Duration::from_secs(6);
 /// How fresh the leader's quorum acknowledgement must be for it to renew a lease.
 pub const QUORUM_ACK_FRESH: Duration = Duration::from_millis(1500);
 /// What the executor needs after the lease ends to have killed every container of
-/// the peer: a tick to notice, and the kills (no stop grace: a fenced replica is
+/// the peer after the watchdog noticed (`FENCE_CHECK_INTERVAL` later at most): the kills (no stop grace: a fenced replica is
 /// killed, as a cut-off peer's would be by a real fence).
 pub const FENCE_MARGIN: Duration = Duration::from_secs(2);
 
 const _: () = assert!(
-    LEASE.as_millis() + EXECUTOR_TICK.as_millis() + FENCE_MARGIN.as_millis()
+    LEASE.as_millis() + FENCE_CHECK_INTERVAL.as_millis() + FENCE_MARGIN.as_millis()
         <= PEER_DOWN_AFTER.as_millis()
 );
+
+/// A leader's quorum acknowledgement as openraft last published it: the term it
+/// leads, and when a quorum acknowledged it (the metrics' age subtracted from the time
+/// they arrived).
+#[derive(Clone, Copy, Debug)]
+pub struct QuorumAck {
+    pub term: u64,
+    pub at: Option<Instant>,
+}
 
 /// What the executor may do now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,7 +115,7 @@ impl Lease {
 }
 
 impl Lease {
-    /// A leader's state at `now`: a quorum acknowledged it `quorum_ack` ago (`None`:
+    /// A leader's state at `now`: a quorum acknowledged it at `acked_at` (`None`:
     /// not yet in this term), it leads `voters` voters and applied `applied`. The
     /// acknowledgement renews the lease as a heartbeat answered then would; until the
     /// first one, the lease this peer held as a follower still counts. Before, a new
@@ -118,14 +127,14 @@ impl Lease {
     pub fn leader_state(
         &mut self,
         now: Instant,
-        quorum_ack: Option<Duration>,
+        acked_at: Option<Instant>,
         voters: usize,
         applied: u64,
     ) -> LeaseState {
         if voters <= 1 {
             return LeaseState::Current;
         }
-        if let Some(acked_at) = quorum_ack.and_then(|age| now.checked_sub(age)) {
+        if let Some(acked_at) = acked_at {
             self.renew(acked_at, applied);
         }
         self.state(now, applied)
@@ -177,13 +186,13 @@ mod tests {
 
         let mut lease = Lease::starting(start);
         assert_eq!(
-            lease.leader_state(at(1_000), Some(ms(300)), 3, 5),
+            lease.leader_state(at(1_000), Some(at(700)), 3, 5),
             LeaseState::Current
         );
         // The acknowledgement renewed the lease at the time it happened.
         assert_eq!(lease.renewed_at, at(700));
         // No acknowledgement for longer than the lease: fenced.
-        let stale = Some(LEASE + ms(1));
+        let stale = Some(at(late) - LEASE - ms(1));
         assert_eq!(
             lease.leader_state(at(late), stale, 3, 5),
             LeaseState::Fenced

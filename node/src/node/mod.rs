@@ -222,6 +222,11 @@ pub struct Node {
     snapshot_mark: Mutex<(Option<u64>, u64)>,
     /// The executor's lease (`lease.rs`), renewed by answered heartbeats.
     lease: Mutex<lease::Lease>,
+    /// When a quorum last acknowledged this peer as leader, as of the last metrics
+    /// openraft published, and when those arrived (`duties.rs` watches them): a Raft
+    /// core that stalls publishes none, so the acknowledgement ages instead of
+    /// staying as fresh as the last published figure.
+    quorum_ack: Mutex<Option<lease::QuorumAck>>,
     /// Serializes membership changes made by this peer.
     membership_lock: tokio::sync::Mutex<()>,
     /// Set by `shutdown`; background loops (executor) end when they see it.
@@ -309,6 +314,7 @@ impl Node {
             last_seen: LastSeen::default(),
             leader_since: Mutex::new(None),
             lease: Mutex::new(lease::Lease::starting(Instant::now())),
+            quorum_ack: Mutex::new(None),
             snapshot_mark: Mutex::new((None, 0)),
             membership_lock: tokio::sync::Mutex::new(()),
             stopping: std::sync::atomic::AtomicBool::new(false),
@@ -401,15 +407,35 @@ impl Node {
         let (_, raft) = self.require_raft().await?;
         let m = raft.metrics().borrow().clone();
         let voters = m.membership_config.membership().voter_ids().count();
-        let fresh = m
-            .millis_since_quorum_ack
-            .is_some_and(|ms| ms <= lease::QUORUM_ACK_FRESH.as_millis() as u64);
+        let fresh = self.quorum_acked_at(m.current_term).is_some_and(|at| {
+            Instant::now().saturating_duration_since(at) <= lease::QUORUM_ACK_FRESH
+        });
         if m.state != openraft::ServerState::Leader || (voters > 1 && !fresh) {
             return Err(NodeError::Unavailable(
                 "not a leader a quorum acknowledges now".into(),
             ));
         }
         Ok(m.last_applied.map_or(0, |l| l.index))
+    }
+
+    /// Records what openraft's metrics, just received, say about this peer's quorum
+    /// acknowledgement (`duties.rs`).
+    pub(crate) fn note_quorum_ack(&self, term: u64, leader: bool, age_ms: Option<u64>) {
+        let now = Instant::now();
+        let ack = leader.then(|| lease::QuorumAck {
+            term,
+            at: age_ms.and_then(|ms| now.checked_sub(std::time::Duration::from_millis(ms))),
+        });
+        *self.quorum_ack.lock().unwrap_or_else(|p| p.into_inner()) = ack;
+    }
+
+    /// When a quorum last acknowledged this peer as the leader of `term`, if it did.
+    fn quorum_acked_at(&self, term: u64) -> Option<Instant> {
+        self.quorum_ack
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .filter(|a| a.term == term)
+            .and_then(|a| a.at)
     }
 
     /// Whether this peer's executor may act now (`lease.rs`). Peers on the in-memory
@@ -426,10 +452,8 @@ impl Node {
         let mut lease = self.lease.lock().unwrap_or_else(|p| p.into_inner());
         if m.state == openraft::ServerState::Leader {
             let voters = m.membership_config.membership().voter_ids().count();
-            let ack = m
-                .millis_since_quorum_ack
-                .map(std::time::Duration::from_millis);
-            return lease.leader_state(Instant::now(), ack, voters, applied);
+            let acked_at = self.quorum_acked_at(m.current_term);
+            return lease.leader_state(Instant::now(), acked_at, voters, applied);
         }
         lease.state(Instant::now(), applied)
     }

@@ -28,6 +28,13 @@ pub const BUILD_CONTEXT_BYTES_MAX: u64 = 512 << 20;
 pub const BUILD_CHUNK_BYTES: usize = 1 << 20;
 /// Build output lines buffered towards a slow client before the build waits for it.
 pub const BUILD_EVENTS_CHANNEL: usize = 256;
+/// Builds one peer runs at once: each holds its context (up to
+/// [`BUILD_CONTEXT_BYTES_MAX`]) in memory and keeps the engine busy, on a machine
+/// that is also a Raft voter. Further ones are refused until one ends.
+pub const BUILDS_AT_ONCE_MAX: usize = 2;
+
+/// The build slots of this process (one peer per process outside simulations).
+static BUILD_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(BUILDS_AT_ONCE_MAX);
 
 /// The answer stream of one build.
 pub type BuildEvents = mpsc::Receiver<Result<BuildEvent, Status>>;
@@ -61,6 +68,12 @@ pub async fn serve(
                 node.config.name
             )))
         }
+    };
+    let Ok(slot) = BUILD_SLOTS.try_acquire() else {
+        return Err(Status::resource_exhausted(format!(
+            "peer {} already runs {BUILDS_AT_ONCE_MAX} builds (BUILDS_AT_ONCE_MAX): try again when one ended",
+            node.config.name
+        )));
     };
     let first = incoming
         .message()
@@ -101,6 +114,7 @@ pub async fn serve(
     );
     let (tx, rx) = mpsc::channel(BUILD_EVENTS_CHANNEL);
     tokio::spawn(async move {
+        let _slot = slot;
         let (lines, mut lines_rx) = mpsc::channel::<String>(BUILD_EVENTS_CHANNEL);
         let out = tx.clone();
         let forward = tokio::spawn(async move {
