@@ -77,21 +77,30 @@ impl Node {
                     continue;
                 };
                 let mut metrics = raft.metrics();
-                // Bounded, so a shut-down node is noticed even while Raft is silent.
-                while let Ok(Ok(())) =
-                    tokio::time::timeout(QUORUM_ACK_WATCH_RETRY, metrics.changed()).await
-                {
+                loop {
+                    // Bounded, so a shut-down node is noticed even while Raft is silent.
+                    match tokio::time::timeout(QUORUM_ACK_WATCH_RETRY, metrics.changed()).await {
+                        Ok(Ok(())) => {
+                            let Some(node) = node.upgrade() else { return };
+                            let m = metrics.borrow_and_update().clone();
+                            node.note_quorum_ack(
+                                m.current_term,
+                                m.state == ServerState::Leader,
+                                m.millis_since_quorum_ack,
+                            );
+                        }
+                        // This Raft stopped: pause (it answers at once from now on),
+                        // then look for the peer's Raft again.
+                        Ok(Err(_)) => {
+                            tokio::time::sleep(QUORUM_ACK_WATCH_RETRY).await;
+                            break;
+                        }
+                        Err(_) => {}
+                    }
                     let Some(node) = node.upgrade() else { return };
-                    let m = metrics.borrow_and_update().clone();
-                    node.note_quorum_ack(
-                        m.current_term,
-                        m.state == ServerState::Leader,
-                        m.millis_since_quorum_ack,
-                    );
-                }
-                let Some(node) = node.upgrade() else { return };
-                if node.is_shut_down() {
-                    return;
+                    if node.is_shut_down() {
+                        return;
+                    }
                 }
             }
         });
